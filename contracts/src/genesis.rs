@@ -1,0 +1,166 @@
+//! Genesis: the consortium's founding declaration of organisations, their
+//! admin and data keys, and the nodes allowed to order blocks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{Hash, PublicKey};
+use crate::encoding;
+use crate::model::{Label, NodeId, OrgId, Timestamp};
+
+/// What kind of organisation a consortium member is. The kind decides which
+/// staff roles it may register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    /// Issues prescriptions.
+    Hospital,
+    /// Claims, dispenses and delivers prescriptions.
+    Pharmacy,
+    /// Watches dispensing and may revoke any staff key.
+    Regulator,
+    /// Carries home deliveries.
+    Logistics,
+}
+
+/// A node that may propose blocks and take part in Raft.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeDecl {
+    /// The Raft node id, unique in the consortium.
+    pub id: NodeId,
+    /// The key that signs this node's blocks and Raft messages.
+    pub key: PublicKey,
+}
+
+/// One member organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgDecl {
+    /// Stable id used on the chain.
+    pub id: OrgId,
+    /// What the organisation does.
+    pub kind: OrgKind,
+    /// Display name.
+    pub name: Label,
+    /// Postal address, shown to patients choosing a pharmacy. Organisations'
+    /// addresses are public, unlike patients'.
+    pub address: Label,
+    /// Signs staff registrations and revocations for this organisation.
+    pub admin_key: PublicKey,
+    /// Receives content keys by ECDH: hospitals and regulators read sealed
+    /// prescriptions with it, pharmacies receive patients' hand-overs with it.
+    pub data_key: PublicKey,
+    /// The organisation's nodes.
+    pub nodes: Vec<NodeDecl>,
+}
+
+/// Tunable rules, fixed at genesis so that every node applies the same ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Default and maximum validity of a prescription with a controlled drug.
+    pub controlled_validity_days: u32,
+    /// Default validity of other prescriptions.
+    pub default_validity_days: u32,
+    /// Longest validity a prescriber may choose for other prescriptions.
+    pub max_validity_days: u32,
+    /// How far a transaction's `created_at` may lie after the block time, to
+    /// tolerate clock skew between clients and the proposer.
+    pub max_clock_skew_ms: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            controlled_validity_days: 28,
+            default_validity_days: 90,
+            max_validity_days: 365,
+            max_clock_skew_ms: 300_000,
+        }
+    }
+}
+
+/// The genesis document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// The consortium's chain id; every signature is bound to it.
+    pub chain_id: Label,
+    /// When the consortium was founded.
+    pub created_at: Timestamp,
+    /// Member organisations.
+    pub orgs: Vec<OrgDecl>,
+    /// Rule parameters.
+    #[serde(default)]
+    pub params: Params,
+}
+
+/// Why a genesis document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// Two organisations share an id.
+    #[error("organisation id {0} appears twice")]
+    DuplicateOrg(OrgId),
+    /// Two nodes share an id or a key.
+    #[error("node id or key {0} appears twice")]
+    DuplicateNode(String),
+    /// There is no regulator, so sealed content could not be wrapped for one.
+    #[error("genesis needs at least one regulator organisation")]
+    NoRegulator,
+    /// There are no nodes at all.
+    #[error("genesis needs at least one node")]
+    NoNodes,
+}
+
+impl Genesis {
+    /// Checks the document's own consistency.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let mut orgs = std::collections::BTreeSet::new();
+        let mut ids = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        for o in &self.orgs {
+            if !orgs.insert(o.id.clone()) {
+                return Err(GenesisError::DuplicateOrg(o.id.clone()));
+            }
+            for n in &o.nodes {
+                if !ids.insert(n.id) {
+                    return Err(GenesisError::DuplicateNode(n.id.to_string()));
+                }
+                if !keys.insert(n.key) {
+                    return Err(GenesisError::DuplicateNode(n.key.to_hex()));
+                }
+            }
+        }
+        if !self.orgs.iter().any(|o| o.kind == OrgKind::Regulator) {
+            return Err(GenesisError::NoRegulator);
+        }
+        if ids.is_empty() {
+            return Err(GenesisError::NoNodes);
+        }
+        Ok(())
+    }
+
+    /// The hash every chain starts from: block 1's `prev_hash`.
+    pub fn hash(&self) -> Hash {
+        Hash::of(&[b"rxchain-genesis-v1\0", &encoding::to_bytes(self)])
+    }
+
+    /// Looks an organisation up by id.
+    pub fn org(&self, id: &OrgId) -> Option<&OrgDecl> {
+        self.orgs.iter().find(|o| &o.id == id)
+    }
+
+    /// The organisation whose admin key this is.
+    pub fn org_by_admin(&self, key: &PublicKey) -> Option<&OrgDecl> {
+        self.orgs.iter().find(|o| &o.admin_key == key)
+    }
+
+    /// A node declaration by id, with its organisation.
+    pub fn node(&self, id: NodeId) -> Option<(&OrgDecl, &NodeDecl)> {
+        self.orgs
+            .iter()
+            .flat_map(|o| o.nodes.iter().map(move |n| (o, n)))
+            .find(|(_, n)| n.id == id)
+    }
+
+    /// Every regulator organisation.
+    pub fn regulators(&self) -> impl Iterator<Item = &OrgDecl> {
+        self.orgs.iter().filter(|o| o.kind == OrgKind::Regulator)
+    }
+}

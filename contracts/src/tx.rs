@@ -1,0 +1,480 @@
+//! Transactions: what can be asked of the chain, who signs it, and the one
+//! door ([`SignedTx::verify`]) through which a transaction becomes a
+//! [`VerifiedTx`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{CryptoError, Hash, PublicKey, SecretKey, Signature};
+use crate::encoding;
+use crate::model::{AtcCode, Label, OrgId, PrescriptionId, Quantity, Timestamp};
+use crate::privacy::{Sealed, WrappedKey};
+
+/// A transaction id: the SHA3-256 of the transaction's signing bytes
+/// (domain tag, chain id, kind and canonical encoding).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TxId(pub Hash);
+
+impl core::fmt::Display for TxId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A staff member's role. The role decides which transactions a key may sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A prescriber at a hospital.
+    Practitioner,
+    /// A pharmacist at a pharmacy.
+    Pharmacist,
+    /// A courier at a logistics organisation or a pharmacy.
+    Courier,
+    /// A regulator's officer.
+    RegulatorOfficer,
+}
+
+/// One prescribed drug. Everything here may be plaintext: the rules need it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// ATC code of the drug.
+    pub atc: AtcCode,
+    /// Drug name.
+    pub name: Label,
+    /// Strength, e.g. "500 mg".
+    pub strength: Label,
+    /// Dose form, e.g. "tablet".
+    pub form: Label,
+    /// Prescribed quantity for one fill.
+    pub quantity: Quantity,
+    /// Unit of the quantity, e.g. "tablets".
+    pub unit: Label,
+    /// A controlled drug: shorter validity, reported separately.
+    pub controlled: bool,
+}
+
+/// How the patient wants the prescription filled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Fulfilment {
+    /// Collect in person at a pharmacy.
+    Pickup {
+        /// The chosen pharmacy.
+        pharmacy: OrgId,
+    },
+    /// Home delivery by a pharmacy.
+    Delivery {
+        /// The pharmacy that fills and ships.
+        pharmacy: OrgId,
+        /// The delivery address, sealed under the prescription's content key.
+        address: Sealed,
+    },
+}
+
+impl Fulfilment {
+    /// The pharmacy named by either mode.
+    pub fn pharmacy(&self) -> &OrgId {
+        match self {
+            Fulfilment::Pickup { pharmacy } | Fulfilment::Delivery { pharmacy, .. } => pharmacy,
+        }
+    }
+}
+
+/// Why a prescription is cancelled: a code, never clinical free text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The prescriber made a mistake.
+    PrescriberError,
+    /// The patient asked for it.
+    PatientRequest,
+    /// The treatment changed.
+    TreatmentChanged,
+    /// Another prescription replaces it.
+    Duplicate,
+    /// Anything else.
+    Other,
+}
+
+/// Why a staff key is revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    /// The person left the organisation.
+    LeftOrganisation,
+    /// The key may be known to someone else.
+    KeyCompromised,
+    /// The licence was suspended or withdrawn.
+    LicenceSuspended,
+    /// Anything else.
+    Other,
+}
+
+/// Delivery and pickup progress events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Pickup mode: the medicine waits at the counter.
+    ReadyForPickup,
+    /// Delivery: packed at the pharmacy.
+    Packed,
+    /// Delivery: handed to the courier.
+    Dispatched,
+    /// Delivery: on the last leg.
+    OutForDelivery,
+    /// Delivery: handed to the patient.
+    Delivered,
+    /// Delivery: could not be delivered.
+    Failed,
+    /// Delivery: back at the pharmacy after a failure.
+    Returned,
+}
+
+/// One dispensed line: which item, how much, from which batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispenseLine {
+    /// Index into the prescription's items.
+    pub item: u16,
+    /// Units handed out in this fill.
+    pub quantity: Quantity,
+    /// The manufacturer's batch number, for recalls.
+    pub batch: Label,
+}
+
+/// Issue a new prescription (practitioner).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueRx {
+    /// Chosen randomly by the prescriber's client.
+    pub id: PrescriptionId,
+    /// The drugs.
+    pub items: Vec<Item>,
+    /// How many repeat fills are allowed after the first.
+    pub repeats: u8,
+    /// When the prescription becomes valid.
+    pub valid_from: Timestamp,
+    /// When it stops being valid; `None` takes the default for its kind.
+    pub valid_until: Option<Timestamp>,
+    /// The public key derived from the QR access secret.
+    pub access_key: PublicKey,
+    /// Patient identity and clinical text, encrypted.
+    pub sealed: Sealed,
+    /// The content key wrapped for the access-secret holder.
+    pub key_for_patient: WrappedKey,
+    /// The content key wrapped for the issuing hospital's data key.
+    pub key_for_hospital: WrappedKey,
+    /// The content key wrapped for each regulator's data key.
+    pub key_for_regulators: Vec<(OrgId, WrappedKey)>,
+}
+
+/// The patient chooses pickup or delivery (signed by the access key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignRx {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// Pickup or delivery.
+    pub fulfilment: Fulfilment,
+    /// The access secret wrapped for the chosen pharmacy's data key, so it can
+    /// claim without seeing the QR code. Required for delivery.
+    pub handover: Option<WrappedKey>,
+}
+
+/// A pharmacy locks a prescription for itself (pharmacist).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRx {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// The claiming pharmacy (the pharmacist's own).
+    pub pharmacy: OrgId,
+    /// Fresh per claim, so a proof cannot be reused.
+    pub nonce: [u8; 16],
+    /// Signature by the access key over [`claim_proof_message`].
+    pub proof: Signature,
+}
+
+/// Cancel a prescription (prescriber or patient).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRx {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// Why.
+    pub reason: CancelReason,
+}
+
+/// Return a claimed prescription (pharmacist of the claiming pharmacy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRx {
+    /// Which prescription.
+    pub id: PrescriptionId,
+}
+
+/// Hand out medicine (pharmacist of the claiming pharmacy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispenseRx {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// What was handed out; may be empty only when `complete` is set.
+    pub lines: Vec<DispenseLine>,
+    /// Close the prescription after this fill even if allowance remains.
+    pub complete: bool,
+}
+
+/// Record delivery or pickup progress (pharmacist or courier).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryEvent {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// The new status.
+    pub status: DeliveryStatus,
+}
+
+/// Register a staff key (org admin).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterStaff {
+    /// The staff member's organisation (the admin's own).
+    pub org: OrgId,
+    /// The staff member's public key.
+    pub key: PublicKey,
+    /// What the key may sign.
+    pub role: Role,
+    /// Professional licence number.
+    pub licence: Label,
+    /// Display name, shown on prescriptions and reports.
+    pub name: Label,
+}
+
+/// Revoke a staff key (its org's admin, or a regulator).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeStaff {
+    /// The key to revoke.
+    pub key: PublicKey,
+    /// Why.
+    pub reason: RevokeReason,
+}
+
+/// Every kind of transaction. The variant order is part of the canonical
+/// encoding: append new kinds at the end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TxBody {
+    /// See [`RegisterStaff`].
+    RegisterStaff(RegisterStaff),
+    /// See [`RevokeStaff`].
+    RevokeStaff(RevokeStaff),
+    /// See [`IssueRx`].
+    Issue(IssueRx),
+    /// See [`AssignRx`].
+    Assign(AssignRx),
+    /// See [`ClaimRx`].
+    Claim(ClaimRx),
+    /// See [`ReleaseRx`].
+    Release(ReleaseRx),
+    /// See [`DispenseRx`].
+    Dispense(DispenseRx),
+    /// See [`CancelRx`].
+    Cancel(CancelRx),
+    /// See [`DeliveryEvent`].
+    Delivery(DeliveryEvent),
+}
+
+impl TxBody {
+    /// The kind's name, part of the signature's domain tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxBody::RegisterStaff(_) => "register_staff",
+            TxBody::RevokeStaff(_) => "revoke_staff",
+            TxBody::Issue(_) => "issue",
+            TxBody::Assign(_) => "assign",
+            TxBody::Claim(_) => "claim",
+            TxBody::Release(_) => "release",
+            TxBody::Dispense(_) => "dispense",
+            TxBody::Cancel(_) => "cancel",
+            TxBody::Delivery(_) => "delivery",
+        }
+    }
+
+    /// The prescription this transaction is about, if any.
+    pub fn prescription(&self) -> Option<PrescriptionId> {
+        match self {
+            TxBody::Issue(b) => Some(b.id),
+            TxBody::Assign(b) => Some(b.id),
+            TxBody::Claim(b) => Some(b.id),
+            TxBody::Release(b) => Some(b.id),
+            TxBody::Dispense(b) => Some(b.id),
+            TxBody::Cancel(b) => Some(b.id),
+            TxBody::Delivery(b) => Some(b.id),
+            TxBody::RegisterStaff(_) | TxBody::RevokeStaff(_) => None,
+        }
+    }
+}
+
+/// An unsigned transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Who signs: a staff key, an org admin key, or a prescription's access key.
+    pub signer: PublicKey,
+    /// Chosen by the client so that two otherwise equal requests differ.
+    pub nonce: u64,
+    /// The client's clock when it signed; refused if far in the future.
+    pub created_at: Timestamp,
+    /// What is asked.
+    pub body: TxBody,
+}
+
+impl Transaction {
+    /// The domain tag: binds the signature to the consortium and the kind.
+    pub fn tag(&self, chain_id: &str) -> String {
+        format!("tx/{chain_id}/{}", self.body.kind())
+    }
+
+    /// The canonical encoding that is signed.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        encoding::to_bytes(self)
+    }
+
+    /// The transaction id: the digest that is signed.
+    pub fn id(&self, chain_id: &str) -> TxId {
+        TxId(crate::crypto::signing_digest(&self.tag(chain_id), &self.signing_bytes()))
+    }
+
+    /// Signs with `key`, which must be the declared signer's.
+    pub fn sign(self, chain_id: &str, key: &SecretKey) -> SignedTx {
+        let id = self.id(chain_id);
+        let signature = key.sign_digest(&id.0);
+        SignedTx { tx: self, signature }
+    }
+}
+
+/// A transaction with its signature, as submitted and as stored in blocks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTx {
+    /// The transaction.
+    pub tx: Transaction,
+    /// The signer's signature over [`Transaction::id`].
+    pub signature: Signature,
+}
+
+/// Why a transaction is not even admitted: it is malformed or its signature
+/// is wrong. Rule violations are not errors here; they are [`crate::Rejection`]s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// The signature does not verify under the declared signer.
+    #[error("the signature does not verify for the declared signer")]
+    BadSignature,
+    /// A field breaks a structural rule.
+    #[error("invalid transaction: {0}")]
+    Invalid(String),
+}
+
+impl From<CryptoError> for TxError {
+    fn from(_: CryptoError) -> Self {
+        TxError::BadSignature
+    }
+}
+
+/// Limits that keep transactions small.
+pub mod limits {
+    /// Items per prescription.
+    pub const MAX_ITEMS: usize = 10;
+    /// Repeats per prescription.
+    pub const MAX_REPEATS: u8 = 12;
+    /// Lines per dispense.
+    pub const MAX_LINES: usize = 10;
+    /// Bytes of any sealed payload.
+    pub const MAX_SEALED: usize = 16 * 1024;
+    /// Regulator wraps per issue.
+    pub const MAX_REGULATOR_WRAPS: usize = 8;
+}
+
+impl SignedTx {
+    /// Checks structure and signature, once; the only way to a [`VerifiedTx`].
+    pub fn verify(self, chain_id: &str) -> Result<VerifiedTx, TxError> {
+        check_structure(&self.tx.body)?;
+        let id = self.tx.id(chain_id);
+        self.tx.signer.verify_digest(&id.0, &self.signature)?;
+        Ok(VerifiedTx { signed: self, id })
+    }
+
+    /// The canonical encoding of the signed transaction.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encoding::to_bytes(self)
+    }
+}
+
+fn check_structure(body: &TxBody) -> Result<(), TxError> {
+    let bad = |s: &str| Err(TxError::Invalid(s.to_string()));
+    match body {
+        TxBody::Issue(b) => {
+            if b.items.is_empty() || b.items.len() > limits::MAX_ITEMS {
+                return bad("a prescription has 1 to 10 items");
+            }
+            if b.repeats > limits::MAX_REPEATS {
+                return bad("at most 12 repeats");
+            }
+            if b.sealed.ciphertext.len() > limits::MAX_SEALED {
+                return bad("sealed content is larger than 16 KiB");
+            }
+            if b.key_for_regulators.len() > limits::MAX_REGULATOR_WRAPS {
+                return bad("too many regulator key wraps");
+            }
+        }
+        TxBody::Assign(b) => {
+            if let Fulfilment::Delivery { address, .. } = &b.fulfilment {
+                if address.ciphertext.len() > limits::MAX_SEALED {
+                    return bad("sealed address is larger than 16 KiB");
+                }
+                if b.handover.is_none() {
+                    return bad("home delivery needs the access secret handed over to the pharmacy");
+                }
+            }
+        }
+        TxBody::Dispense(b) => {
+            if b.lines.len() > limits::MAX_LINES {
+                return bad("at most 10 lines per dispense");
+            }
+            if b.lines.is_empty() && !b.complete {
+                return bad("a dispense needs at least one line unless it completes the prescription");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A transaction whose structure and signature have been checked.
+///
+/// Its fields are private and it is not deserialisable: the only way to get
+/// one is [`SignedTx::verify`], so holding one is proof of verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedTx {
+    signed: SignedTx,
+    id: TxId,
+}
+
+impl VerifiedTx {
+    /// The transaction id.
+    pub fn id(&self) -> TxId {
+        self.id
+    }
+    /// The transaction.
+    pub fn tx(&self) -> &Transaction {
+        &self.signed.tx
+    }
+    /// The signed form.
+    pub fn signed(&self) -> &SignedTx {
+        &self.signed
+    }
+    /// Gives the signed form back.
+    pub fn into_signed(self) -> SignedTx {
+        self.signed
+    }
+}
+
+/// The message an access key signs to prove a pharmacy holds the QR code:
+/// the canonical encoding of `(chain_id, prescription id, pharmacy, nonce)`.
+pub fn claim_proof_message(chain_id: &str, id: &PrescriptionId, pharmacy: &OrgId, nonce: &[u8; 16]) -> Vec<u8> {
+    encoding::to_bytes(&(chain_id, id, pharmacy, nonce))
+}
+
+/// The domain tag of claim proofs.
+pub const CLAIM_PROOF_TAG: &str = "claim-proof";

@@ -1,0 +1,1 @@
+//! QR payloads: encoding, rendering and decoding of prescription QR codes.

@@ -1,0 +1,1 @@
+//! Raft wiring: type declarations, network and RPC authentication.

@@ -1,0 +1,1 @@
+//! Durable storage in sled: the Raft log, the state machine and the chain.
