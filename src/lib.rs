@@ -10,3 +10,15 @@
 pub mod qr;
 pub mod raft;
 pub mod store;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod keys;
+pub mod mempool;
+pub mod metrics;
+pub mod node;
+pub mod producer;
+pub mod txbuild;

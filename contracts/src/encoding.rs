@@ -43,3 +43,50 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot decode: {0}")]
 pub struct DecodeError(pub String);
+
+/// Gives an enum two serde forms: internally tagged (`{"<tag>": "<variant>",
+/// ...}`) for human-readable formats such as the JSON API, and the plain
+/// variant index for the canonical binary encoding.
+///
+/// Internally tagged enums cannot be decoded from postcard at all (serde
+/// buffers them through `deserialize_any`, which a non-self-describing format
+/// cannot offer), and they would put the tag string into signed bytes. So the
+/// enum itself derives neither trait; this macro defines both through two
+/// private `remote` mirrors of its variants, which must be listed exactly as
+/// in the enum (the compiler checks every field against it).
+macro_rules! tagged_in_json {
+    ($ty:ident, $ty_name:literal, $tag:literal, { $($variants:tt)* }) => {
+        const _: () = {
+            #[derive(serde::Serialize, serde::Deserialize)]
+            #[serde(remote = $ty_name)]
+            #[allow(dead_code)]
+            enum Binary { $($variants)* }
+
+            #[derive(serde::Serialize, serde::Deserialize)]
+            #[serde(remote = $ty_name, rename_all = "snake_case", tag = $tag)]
+            #[allow(dead_code)]
+            enum Tagged { $($variants)* }
+
+            impl serde::Serialize for $ty {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    if s.is_human_readable() {
+                        Tagged::serialize(self, s)
+                    } else {
+                        Binary::serialize(self, s)
+                    }
+                }
+            }
+
+            impl<'de> serde::Deserialize<'de> for $ty {
+                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    if d.is_human_readable() {
+                        Tagged::deserialize(d)
+                    } else {
+                        Binary::deserialize(d)
+                    }
+                }
+            }
+        };
+    };
+}
+pub(crate) use tagged_in_json;

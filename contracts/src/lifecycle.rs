@@ -6,8 +6,6 @@
 //! (so a replay gets the same outcome), and refusals about a prescription are
 //! counted on it, wrong access proofs separately, so regulators see attempts.
 
-use serde::{Deserialize, Serialize};
-
 use crate::crypto::PublicKey;
 use crate::genesis::{Genesis, OrgDecl, OrgKind};
 use crate::model::{OrgId, PrescriptionId, Timestamp};
@@ -21,9 +19,8 @@ use crate::tx::{
 
 /// Why a transaction was refused. Every variant is a rule of PRODUCT.md; the
 /// code ([`Rejection::code`]) is stable and machine-readable, the `Display`
-/// text is for people.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(rename_all = "snake_case", tag = "code")]
+/// text is for people. JSON: `{"code": "wrong_secret", "attempts": 1}`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// This exact transaction was already processed.
     #[error("this transaction was already submitted")]
@@ -203,6 +200,45 @@ pub enum Rejection {
     },
 }
 
+crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
+    Duplicate,
+    FromTheFuture,
+    UnknownSigner,
+    SignerRevoked { at: Timestamp },
+    WrongRole { role: String, action: String },
+    NotOrgAdmin { org: OrgId },
+    UnknownOrg { org: OrgId },
+    WrongOrgKind { org: OrgId, need: String },
+    StaffExists,
+    UnknownStaff,
+    AlreadyRevoked,
+    CannotRevokeAdmin,
+    PrescriptionExists,
+    UnknownPrescription,
+    BadValidity,
+    ValidityTooLong { max_days: u32 },
+    MissingKeyWrap { party: String },
+    BadAccessKey,
+    NotYetValid { from: Timestamp },
+    Expired { at: Timestamp },
+    Cancelled { at: Timestamp },
+    AlreadyDispensed { pharmacy: OrgId, at: Timestamp },
+    ClaimedByOther { pharmacy: OrgId, at: Timestamp },
+    AlreadyClaimed,
+    NotClaimed,
+    AssignedElsewhere { pharmacy: OrgId },
+    WrongSecret { attempts: u32 },
+    ProofReused,
+    NotPrescriberOrPatient,
+    NotPatient,
+    ClaimedCannotChange,
+    DispensedCannotCancel,
+    BadItem { item: u16 },
+    ExceedsAllowance { item: u16, remaining: u64 },
+    DeliveryOutOfOrder { last: Option<DeliveryStatus>, attempted: DeliveryStatus },
+    WrongFulfilmentMode { attempted: DeliveryStatus, mode: String },
+});
+
 impl Rejection {
     /// The stable machine-readable code, e.g. `already_dispensed`.
     pub fn code(&self) -> &'static str {
@@ -248,8 +284,9 @@ impl Rejection {
 }
 
 /// The result of one transaction, recorded in the block beside it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "result")]
+///
+/// JSON: `{"result": "applied"}` or `{"result": "refused", "reason": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The transaction took effect.
     Applied,
@@ -259,6 +296,11 @@ pub enum Outcome {
         reason: Rejection,
     },
 }
+
+crate::encoding::tagged_in_json!(Outcome, "Outcome", "result", {
+    Applied,
+    Refused { reason: Rejection },
+});
 
 impl Outcome {
     /// Whether it took effect.
@@ -567,9 +609,11 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                 }
                 let after = u64::from(dispensed[i]) + u64::from(line.quantity.get());
                 if after > rx.allowance(i) {
+                    // What remains on the prescription, not after the earlier
+                    // lines of this refused fill: none of them took effect.
                     return refuse(Rejection::ExceedsAllowance {
                         item: line.item,
-                        remaining: rx.allowance(i) - u64::from(dispensed[i]),
+                        remaining: rx.allowance(i) - u64::from(rx.dispensed[i]),
                     });
                 }
                 // Fits in u32: the allowance is at most 1e6 * 13.
@@ -619,7 +663,12 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                 Signer::Staff(s) => {
                     return refuse(Rejection::WrongRole { role: role_name(s.role).into(), action: "record delivery events".into() })
                 }
-                _ => return refuse(Rejection::UnknownSigner),
+                // An admin key is known to the consortium; saying otherwise
+                // would send the operator looking for a missing registration.
+                Signer::Admin(_) => {
+                    return refuse(Rejection::WrongRole { role: "organisation admin".into(), action: "record delivery events".into() })
+                }
+                Signer::Other => return refuse(Rejection::UnknownSigner),
             };
             let Some(mut rx) = load(st, &b.id)? else { return refuse(Rejection::UnknownPrescription) };
             let Some(claim) = rx.claim.clone() else { return refuse(Rejection::NotClaimed) };

@@ -55,8 +55,10 @@ pub struct Item {
 }
 
 /// How the patient wants the prescription filled.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "mode")]
+///
+/// JSON: `{"mode": "pickup", ...}`; canonical encoding: the variant index
+/// (see [`crate::encoding`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fulfilment {
     /// Collect in person at a pharmacy.
     Pickup {
@@ -71,6 +73,11 @@ pub enum Fulfilment {
         address: Sealed,
     },
 }
+
+crate::encoding::tagged_in_json!(Fulfilment, "Fulfilment", "mode", {
+    Pickup { pharmacy: OrgId },
+    Delivery { pharmacy: OrgId, address: Sealed },
+});
 
 impl Fulfilment {
     /// The pharmacy named by either mode.
@@ -253,9 +260,8 @@ pub struct RevokeStaff {
 }
 
 /// Every kind of transaction. The variant order is part of the canonical
-/// encoding: append new kinds at the end.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+/// encoding: append new kinds at the end. JSON: `{"kind": "issue", ...}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxBody {
     /// See [`RegisterStaff`].
     RegisterStaff(RegisterStaff),
@@ -276,6 +282,18 @@ pub enum TxBody {
     /// See [`DeliveryEvent`].
     Delivery(DeliveryEvent),
 }
+
+crate::encoding::tagged_in_json!(TxBody, "TxBody", "kind", {
+    RegisterStaff(RegisterStaff),
+    RevokeStaff(RevokeStaff),
+    Issue(IssueRx),
+    Assign(AssignRx),
+    Claim(ClaimRx),
+    Release(ReleaseRx),
+    Dispense(DispenseRx),
+    Cancel(CancelRx),
+    Delivery(DeliveryEvent),
+});
 
 impl TxBody {
     /// The kind's name, part of the signature's domain tag.

@@ -1,1 +1,154 @@
 //! Durable storage in sled: the Raft log, the state machine and the chain.
+//!
+//! One sled database per node holds four trees:
+//!
+//! * `raft_log`: the Raft log, keyed by log index as a big-endian `u64`
+//!   (so sled's byte order is log order), each value a JSON-encoded entry.
+//! * `raft_meta`: the vote, the committed log id and the last purged log id.
+//! * `raft_snapshot`: the current snapshot's metadata and data.
+//! * `chain`: everything the state machine owns: blocks, the world state,
+//!   the query indexes and the last applied log id (see [`chain`] for the
+//!   key layout).
+//!
+//! Everything one block changes, and the log id that carried it, is written
+//! in one sled batch on the `chain` tree, so a crash never leaves half a
+//! block applied. Log appends and votes are flushed before Raft is told they
+//! are stored: a transaction is acknowledged only once it is on disk on a
+//! quorum.
+//!
+//! Blocks and log entries are stored as JSON rather than in the contracts'
+//! postcard encoding because several contract types are internally tagged
+//! serde enums (`TxBody`, `Outcome`, `Fulfilment`), which postcard can
+//! encode but never decode. World-state values are the contracts' own bytes
+//! and are stored untouched.
+
+pub mod chain;
+pub mod log;
+pub mod sm;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rxchain_contracts::{Block, Genesis, TxId, VerifiedTx};
+
+pub use chain::{ChainStore, StateView};
+pub use log::LogStore;
+pub use sm::StateMachine;
+
+/// What the state machine tells the rest of the node while it applies
+/// blocks. The mempool implements it.
+pub trait ApplyObserver: Send + Sync + 'static {
+    /// A tx this node already verified (its mempool), so apply does not verify it twice.
+    fn known(&self, id: &TxId) -> Option<VerifiedTx>;
+    /// Called after a block's batch is written (in apply order), so waiters can get receipts.
+    fn applied(&self, block: &Block);
+}
+
+/// An observer that knows nothing and waits for nothing: for tools and
+/// tests that apply blocks without a mempool.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoObserver;
+
+impl ApplyObserver for NoObserver {
+    fn known(&self, _id: &TxId) -> Option<VerifiedTx> {
+        None
+    }
+    fn applied(&self, _block: &Block) {}
+}
+
+/// The opened storage of one node.
+pub struct Storage {
+    /// The sled database holding every tree.
+    pub db: sled::Db,
+    /// Read access to the committed chain, shared with the HTTP layer.
+    pub chain: Arc<ChainStore>,
+    /// The openraft log store (cheap to clone).
+    pub log: LogStore,
+    /// The openraft state machine (cheap to clone).
+    pub sm: StateMachine,
+}
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error (I/O, corruption, or a bug of its own).
+    #[error("database error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A file-system operation around the database failed.
+    #[error("file system error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A stored record does not decode: the data is corrupt or was written
+    /// by an incompatible version.
+    #[error("stored {what} is corrupt: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// The decode failure.
+        detail: String,
+    },
+    /// A value could not be encoded for storage.
+    #[error("cannot encode {what}: {detail}")]
+    Encode {
+        /// Which value.
+        what: &'static str,
+        /// The encoder's complaint.
+        detail: String,
+    },
+    /// The database was created for another consortium.
+    #[error("the database belongs to genesis {stored}, not {expected}")]
+    GenesisMismatch {
+        /// Genesis hash recorded in the database, hex.
+        stored: String,
+        /// Genesis hash this node was started with, hex.
+        expected: String,
+    },
+    /// A block handed to [`ChainStore::apply_block`] does not extend the tip.
+    #[error("block {height} does not extend the tip at height {tip}")]
+    NotNext {
+        /// The block's height.
+        height: u64,
+        /// The tip's height.
+        tip: u64,
+    },
+    /// The execution result does not belong to the block.
+    #[error("the execution has {outcomes} outcomes for a block of {txs} transactions")]
+    ExecutionMismatch {
+        /// Outcomes in the execution.
+        outcomes: usize,
+        /// Transactions in the block.
+        txs: usize,
+    },
+    /// A snapshot's data is not a chain dump this node can install.
+    #[error("invalid snapshot: {0}")]
+    BadSnapshot(String),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt { what: what.into(), detail: detail.to_string() }
+    }
+}
+
+/// JSON encoding of stored records; see the module docs for why JSON.
+pub(crate) fn to_json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Encode { what, detail: e.to_string() })
+}
+
+/// Decodes a JSON record, naming it in the error.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(what(), e))
+}
+
+/// Opens (or creates) the node's database in `dir`.
+///
+/// Refuses a database created for a different genesis, so a node can never
+/// mix two consortiums' chains.
+#[tracing::instrument(skip(genesis, observer), fields(dir = %dir.display()))]
+pub fn open(dir: &Path, genesis: Arc<Genesis>, observer: Arc<dyn ApplyObserver>) -> Result<Storage, StoreError> {
+    let db = sled::open(dir)?;
+    let chain = Arc::new(ChainStore::open(db.open_tree("chain")?, genesis)?);
+    let log = LogStore::open(&db)?;
+    let sm = StateMachine::new(db.clone(), chain.clone(), observer)?;
+    tracing::info!(height = chain.tip().height, "storage opened");
+    Ok(Storage { db, chain, log, sm })
+}

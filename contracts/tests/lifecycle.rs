@@ -1,0 +1,1550 @@
+//! Every rule of PRODUCT.md that the contracts enforce, one test per rule or
+//! refusal, driven through real signed transactions, real blocks and a real
+//! `MemStore`.
+//!
+//! Each `Rejection` code is asserted by at least one test in this file; the
+//! ledger at the end fails when a variant exists that no test asserts, so a
+//! new refusal cannot be added without a test.
+
+mod common;
+
+use common::*;
+use rxchain_contracts::crypto::signing_digest;
+use rxchain_contracts::encoding;
+use rxchain_contracts::lifecycle::{self, Outcome, Rejection};
+use rxchain_contracts::model::{OrgId, Timestamp};
+use rxchain_contracts::privacy::{self, AccessSecret, ContentKey, PrivacyError, WrappedKey};
+use rxchain_contracts::state::{PublicStatus, RxStatus};
+use rxchain_contracts::tx::{
+    AssignRx, DeliveryStatus, DispenseLine, DispenseRx, Fulfilment, Role, SignedTx, TxBody, TxError, TxId,
+    CLAIM_PROOF_TAG,
+};
+use rxchain_contracts::verify;
+
+fn tx_id(tx: &SignedTx) -> TxId {
+    tx.tx.id(CHAIN_ID)
+}
+
+/// A world with `dr-north`'s prescription for 10 tablets already issued.
+fn with_rx(seed: &str, spec: RxSpec) -> (World, Rx) {
+    let mut w = World::staffed_with_seed(seed);
+    let rx = w.issued(spec);
+    (w, rx)
+}
+
+/// A world with a prescription claimed by `ph-a` for pharm-a.
+fn claimed_by_a(seed: &str, spec: RxSpec) -> (World, Rx) {
+    let (mut w, rx) = with_rx(seed, spec);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    (w, rx)
+}
+
+// ---- issue -------------------------------------------------------------
+
+#[test]
+fn practitioner_issues_with_the_90_day_default_and_the_record_names_no_patient() {
+    let mut w = World::staffed();
+    let (tx, rx) = w.issue(&staff("dr-south"), HOSP_SOUTH, RxSpec::simple(20).repeats(2));
+    let id = tx_id(&tx);
+    w.applied(tx);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.status, RxStatus::Issued);
+    assert_eq!(rec.hospital, org(HOSP_SOUTH), "the hospital is the prescriber's own organisation");
+    assert_eq!(rec.prescriber, staff("dr-south").public());
+    assert_eq!(rec.issue_tx, id);
+    assert_eq!(rec.valid_from, w.now);
+    assert_eq!(rec.valid_until, rec.valid_from.plus_days(90));
+    assert!(!rec.controlled);
+    assert_eq!(rec.allowance(0), 60, "quantity 20 times (1 + 2 repeats)");
+    assert_eq!(rec.dispensed, vec![0]);
+    assert_eq!(rec.access_key, rx.patient.public());
+    assert_eq!(rec.public_status(w.now), PublicStatus::Issued);
+}
+
+#[test]
+fn controlled_drugs_default_to_28_days_which_is_also_their_maximum() {
+    let mut w = World::staffed();
+    // 1. Without an explicit end, a controlled prescription runs 28 days.
+    let rx = w.issued(RxSpec::controlled(10));
+    let rec = w.rx(&rx.id);
+    assert!(rec.controlled);
+    assert_eq!(rec.valid_until, rec.valid_from.plus_days(28));
+
+    // 2. One controlled item among others makes the whole prescription controlled.
+    let mut spec = RxSpec::simple(10);
+    spec.items.push(morphine(5));
+    let rx = w.issued(spec);
+    let rec = w.rx(&rx.id);
+    assert!(rec.controlled);
+    assert_eq!(rec.valid_until, rec.valid_from.plus_days(28));
+
+    // 3. Exactly 28 days is allowed.
+    let mut spec = RxSpec::controlled(10);
+    spec.valid_until = Some(w.now.plus_days(28));
+    w.issued(spec);
+
+    // 4. One millisecond more is refused, naming the limit.
+    let mut spec = RxSpec::controlled(10);
+    spec.valid_until = Some(Timestamp(w.now.plus_days(28).0 + 1));
+    let (tx, _) = w.issue(&staff("dr-north"), HOSP_NORTH, spec);
+    assert_eq!(w.refused(tx, "validity_too_long"), Rejection::ValidityTooLong { max_days: 28 });
+}
+
+#[test]
+fn other_drugs_may_run_up_to_365_days_and_no_longer() {
+    let mut w = World::staffed();
+    let mut spec = RxSpec::simple(10);
+    spec.valid_until = Some(w.now.plus_days(365));
+    let rx = w.issued(spec);
+    assert_eq!(w.rx(&rx.id).valid_until, w.rx(&rx.id).valid_from.plus_days(365));
+
+    let mut spec = RxSpec::simple(10);
+    spec.valid_until = Some(Timestamp(w.now.plus_days(365).0 + 1));
+    let (tx, _) = w.issue(&staff("dr-north"), HOSP_NORTH, spec);
+    assert_eq!(w.refused(tx, "validity_too_long"), Rejection::ValidityTooLong { max_days: 365 });
+}
+
+#[test]
+fn empty_inverted_or_already_past_validity_windows_are_refused() {
+    let mut w = World::staffed();
+    // 1. An end equal to the start leaves no time to fill it.
+    let mut spec = RxSpec::simple(10);
+    spec.valid_until = Some(w.now);
+    let (tx, _) = w.issue(&staff("dr-north"), HOSP_NORTH, spec);
+    w.refused(tx, "bad_validity");
+
+    // 2. An end before the start.
+    let mut spec = RxSpec::simple(10);
+    spec.valid_from = Some(w.now.plus_days(5));
+    spec.valid_until = Some(w.now.plus_days(4));
+    let (tx, _) = w.issue(&staff("dr-north"), HOSP_NORTH, spec);
+    w.refused(tx, "bad_validity");
+
+    // 3. A back-dated start whose default window already ended by block time.
+    w.advance_days(200);
+    let mut spec = RxSpec::simple(10);
+    spec.valid_from = Some(Timestamp(w.now.0 - 100 * Timestamp::DAY_MS));
+    let (tx, _) = w.issue(&staff("dr-north"), HOSP_NORTH, spec);
+    w.refused(tx, "bad_validity");
+}
+
+#[test]
+fn only_registered_unrevoked_practitioners_issue() {
+    let mut w = World::staffed();
+    // 1. A pharmacist, an officer and an org admin have the wrong role.
+    let (tx, _) = w.issue(&staff("ph-a"), HOSP_NORTH, RxSpec::simple(1));
+    let r = w.refused(tx, "wrong_role");
+    assert_eq!(r, Rejection::WrongRole { role: "pharmacist".into(), action: "issue prescriptions".into() });
+    let (tx, _) = w.issue(&staff("officer"), HOSP_NORTH, RxSpec::simple(1));
+    w.refused(tx, "wrong_role");
+    let (tx, _) = w.issue(&admin_key(HOSP_NORTH), HOSP_NORTH, RxSpec::simple(1));
+    let r = w.refused(tx, "wrong_role");
+    assert!(r.to_string().contains("organisation admin"), "{r}");
+
+    // 2. A key nobody registered.
+    let (tx, _) = w.issue(&test_key("impostor"), HOSP_NORTH, RxSpec::simple(1));
+    w.refused(tx, "unknown_signer");
+
+    // 3. A revoked practitioner.
+    let revoke = w.revoke(&admin_key(HOSP_NORTH), &staff("dr-north-2").public());
+    w.applied(revoke);
+    let revoked_at = w.tip.timestamp;
+    let (tx, rx) = w.issue(&staff("dr-north-2"), HOSP_NORTH, RxSpec::simple(1));
+    assert_eq!(w.refused(tx, "signer_revoked"), Rejection::SignerRevoked { at: revoked_at });
+    assert!(w.try_rx(&rx.id).is_none(), "a refused issue leaves no record");
+}
+
+#[test]
+fn a_prescription_id_is_issued_only_once() {
+    let (mut w, rx) = with_rx("dup-id", RxSpec::simple(10));
+    // Another prescriber reusing the id must not overwrite the first prescription.
+    let tx = w.tx(&staff("dr-south"), TxBody::Issue(rx.body.clone()));
+    w.refused(tx, "prescription_exists");
+    assert_eq!(w.rx(&rx.id).prescriber, staff("dr-north").public());
+}
+
+#[test]
+fn the_content_key_must_be_wrapped_for_the_patient_the_hospital_and_every_regulator() {
+    let mut w = World::staffed();
+    // 1. No regulator wrap.
+    let mut rx = w.issue_body(HOSP_NORTH, RxSpec::simple(10));
+    rx.body.key_for_regulators.clear();
+    let tx = w.tx(&staff("dr-north"), TxBody::Issue(rx.body.clone()));
+    let r = w.refused(tx, "missing_key_wrap");
+    assert_eq!(r, Rejection::MissingKeyWrap { party: format!("regulator {REGULATOR}") });
+
+    // 2. A wrap under some other organisation's name does not count.
+    let mut rx = w.issue_body(HOSP_NORTH, RxSpec::simple(10));
+    rx.body.key_for_regulators[0].0 = org(PHARM_A);
+    let tx = w.tx(&staff("dr-north"), TxBody::Issue(rx.body.clone()));
+    w.refused(tx, "missing_key_wrap");
+
+    // 3. A patient wrap in the form of an ECDH wrap, or a hospital wrap in
+    //    the form of a secret wrap, cannot be what the parties need.
+    let mut rx = w.issue_body(HOSP_NORTH, RxSpec::simple(10));
+    rx.body.key_for_patient = rx.body.key_for_hospital.clone();
+    let tx = w.tx(&staff("dr-north"), TxBody::Issue(rx.body.clone()));
+    w.refused(tx, "missing_key_wrap");
+    let mut rx = w.issue_body(HOSP_NORTH, RxSpec::simple(10));
+    rx.body.key_for_hospital = rx.body.key_for_patient.clone();
+    let tx = w.tx(&staff("dr-north"), TxBody::Issue(rx.body.clone()));
+    w.refused(tx, "missing_key_wrap");
+}
+
+#[test]
+fn the_access_key_may_not_be_the_prescribers_own_key() {
+    let mut w = World::staffed();
+    let mut rx = w.issue_body(HOSP_NORTH, RxSpec::simple(10));
+    rx.body.access_key = staff("dr-north").public();
+    let tx = w.tx(&staff("dr-north"), TxBody::Issue(rx.body.clone()));
+    w.refused(tx, "bad_access_key");
+}
+
+#[test]
+fn any_change_to_a_signed_prescription_breaks_its_signature() {
+    let mut w = World::staffed();
+    let (tx, _) = w.issue(&staff("dr-north"), HOSP_NORTH, RxSpec::simple(10));
+    assert!(tx.clone().verify(CHAIN_ID).is_ok());
+    let changes: Vec<(&str, Box<dyn Fn(&mut rxchain_contracts::tx::IssueRx)>)> = vec![
+        ("sealed content", Box::new(|b| b.sealed.ciphertext[3] ^= 0x20)),
+        ("quantity", Box::new(|b| b.items[0].quantity = rxchain_contracts::Quantity::new(99).unwrap())),
+        ("repeats", Box::new(|b| b.repeats = 5)),
+        ("validity", Box::new(|b| b.valid_until = Some(b.valid_from.plus_days(10)))),
+        ("access key", Box::new(|b| b.access_key = test_key("thief").public())),
+        ("controlled flag", Box::new(|b| b.items[0].controlled = true)),
+        ("regulator wrap", Box::new(|b| b.key_for_regulators[0].1.sealed.nonce[0] ^= 1)),
+    ];
+    for (what, change) in changes {
+        let mut t = tx.clone();
+        let TxBody::Issue(b) = &mut t.tx.body else { unreachable!() };
+        change(b);
+        assert_eq!(t.verify(CHAIN_ID), Err(TxError::BadSignature), "a change of the {what} went unnoticed");
+    }
+}
+
+// ---- assign --------------------------------------------------------------
+
+#[test]
+fn only_the_patient_assigns_pickup_or_delivery() {
+    let (mut w, rx) = with_rx("assign-who", RxSpec::simple(10));
+    // 1. The prescriber, a pharmacist and a stranger are not the patient.
+    for signer in [staff("dr-north"), staff("ph-a"), test_key("stranger")] {
+        let body = AssignRx { id: rx.id, fulfilment: Fulfilment::Pickup { pharmacy: org(PHARM_A) }, handover: None };
+        let tx = w.tx(&signer, TxBody::Assign(body));
+        w.refused(tx, "not_patient");
+    }
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Issued);
+
+    // 2. The patient's access key may, and may change its mind while unclaimed.
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.applied(a);
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Assigned);
+    assert_eq!(w.rx(&rx.id).public_status(w.now), PublicStatus::Assigned);
+    let a = w.assign_delivery(&rx, PHARM_B, "1 Synthetic Lane");
+    w.applied(a);
+    let rec = w.rx(&rx.id);
+    assert!(matches!(&rec.fulfilment, Some(Fulfilment::Delivery { pharmacy, .. }) if pharmacy == &org(PHARM_B)));
+}
+
+#[test]
+fn assignment_must_name_a_pharmacy_of_the_consortium() {
+    let (mut w, rx) = with_rx("assign-org", RxSpec::simple(10));
+    let assign_to = |w: &mut World, pharmacy: &str| {
+        let body = AssignRx { id: rx.id, fulfilment: Fulfilment::Pickup { pharmacy: org(pharmacy) }, handover: None };
+        w.tx(&rx.patient, TxBody::Assign(body))
+    };
+    let t = assign_to(&mut w, "pharm-nowhere");
+    assert_eq!(w.refused(t, "unknown_org"), Rejection::UnknownOrg { org: org("pharm-nowhere") });
+    for not_a_pharmacy in [HOSP_NORTH, REGULATOR, LOGISTICS] {
+        let t = assign_to(&mut w, not_a_pharmacy);
+        let r = w.refused(t, "wrong_org_kind");
+        assert_eq!(r, Rejection::WrongOrgKind { org: org(not_a_pharmacy), need: "pharmacy".into() });
+    }
+    assert_eq!(w.rx(&rx.id).fulfilment, None);
+}
+
+#[test]
+fn assignment_only_while_issued_or_assigned_and_valid() {
+    // 1. Not before the validity window starts.
+    let mut w = World::staffed_with_seed("assign-window");
+    let mut spec = RxSpec::simple(10);
+    spec.valid_from = Some(w.now.plus_days(2));
+    let rx = w.issued(spec);
+    let a = w.assign_pickup(&rx, PHARM_A);
+    assert_eq!(w.refused(a, "not_yet_valid"), Rejection::NotYetValid { from: w.rx(&rx.id).valid_from });
+    w.advance_days(2);
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.applied(a);
+
+    // 2. Not while claimed.
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let a = w.assign_pickup(&rx, PHARM_B);
+    w.refused(a, "claimed_cannot_change");
+
+    // 3. Not after completion.
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+    let a = w.assign_pickup(&rx, PHARM_B);
+    w.refused(a, "already_dispensed");
+
+    // 4. Not after cancellation.
+    let rx = w.issued(RxSpec::simple(10));
+    let c = w.cancel(&rx.patient, rx.id);
+    w.applied(c);
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.refused(a, "cancelled");
+
+    // 5. Not after expiry.
+    let rx = w.issued(RxSpec::simple(10));
+    w.now = w.rx(&rx.id).valid_until;
+    let a = w.assign_pickup(&rx, PHARM_A);
+    assert_eq!(w.refused(a, "expired"), Rejection::Expired { at: w.rx(&rx.id).valid_until });
+}
+
+#[test]
+fn home_delivery_without_a_handover_is_malformed() {
+    let (mut w, rx) = with_rx("no-handover", RxSpec::simple(10));
+    let TxBody::Assign(mut body) = w.assign_delivery(&rx, PHARM_A, "1 Synthetic Lane").tx.body else { unreachable!() };
+    body.handover = None;
+    let tx = w.tx(&rx.patient, TxBody::Assign(body));
+    assert!(matches!(tx.verify(CHAIN_ID), Err(TxError::Invalid(m)) if m.contains("handed over")));
+}
+
+// ---- claim ---------------------------------------------------------------
+
+#[test]
+fn a_claim_with_the_qr_proof_locks_the_prescription_for_one_pharmacy() {
+    let (mut w, rx) = with_rx("claim-ok", RxSpec::simple(10));
+    let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    w.applied(c);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.status, RxStatus::Claimed);
+    assert_eq!(rec.public_status(w.now), PublicStatus::Claimed);
+    let claim = rec.claim.expect("the lock is recorded");
+    assert_eq!(claim.pharmacy, org(PHARM_B));
+    assert_eq!(claim.by, staff("ph-b").public());
+    assert_eq!(claim.at, w.tip.timestamp);
+}
+
+#[test]
+fn a_wrong_qr_secret_is_refused_recorded_and_counted() {
+    let (mut w, rx) = with_rx("wrong-secret", RxSpec::simple(10));
+    let wrong = AccessSecret::from_bytes([0x42; 32]);
+    // 1. A first wrong attempt is refused and counted.
+    let c = w.claim_with_secret(&staff("ph-a"), PHARM_A, rx.id, &wrong);
+    assert_eq!(w.refused(c, "wrong_secret"), Rejection::WrongSecret { attempts: 1 });
+    // 2. The refusal is in the block, beside the transaction, for regulators.
+    let block = w.blocks.last().unwrap();
+    assert!(matches!(&block.outcomes[0], Outcome::Refused { reason: Rejection::WrongSecret { .. } }));
+    // 3. A second one, by another pharmacy, counts on.
+    let c = w.claim_with_secret(&staff("ph-b"), PHARM_B, rx.id, &wrong);
+    assert_eq!(w.refused(c, "wrong_secret"), Rejection::WrongSecret { attempts: 2 });
+    let rec = w.rx(&rx.id);
+    assert_eq!((rec.wrong_proofs, rec.refused_attempts), (2, 2));
+    assert_eq!(rec.status, RxStatus::Issued);
+    assert_eq!(rec.claim, None, "a wrong secret takes no lock");
+    // 4. The right secret still works, and later wrong attempts keep counting.
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let c = w.claim_with_secret(&staff("ph-c"), PHARM_C, rx.id, &wrong);
+    assert_eq!(w.refused(c, "wrong_secret"), Rejection::WrongSecret { attempts: 3 });
+    assert_eq!(w.rx(&rx.id).wrong_proofs, 3);
+}
+
+#[test]
+fn a_claim_proof_is_bound_to_its_prescription_pharmacy_and_chain() {
+    let (mut w, rx) = with_rx("proof-binding", RxSpec::simple(10));
+    let other = w.issued(RxSpec::simple(10));
+    let nonce = [9u8; 16];
+    // 1. A proof made for another prescription.
+    let proof = claim_proof(CHAIN_ID, &other.id, PHARM_A, &nonce, &other.secret);
+    let c = w.claim_with_proof(&staff("ph-a"), PHARM_A, rx.id, nonce, proof);
+    w.refused(c, "wrong_secret");
+    // 2. A proof made for pharm-a, presented by pharm-b.
+    let proof = claim_proof(CHAIN_ID, &rx.id, PHARM_A, &nonce, &rx.secret);
+    let c = w.claim_with_proof(&staff("ph-b"), PHARM_B, rx.id, nonce, proof);
+    w.refused(c, "wrong_secret");
+    // 3. A proof made for another consortium.
+    let proof = claim_proof("rxchain-other", &rx.id, PHARM_A, &nonce, &rx.secret);
+    let c = w.claim_with_proof(&staff("ph-a"), PHARM_A, rx.id, nonce, proof);
+    w.refused(c, "wrong_secret");
+    // 4. The right message signed under another domain tag.
+    let msg = rxchain_contracts::tx::claim_proof_message(CHAIN_ID, &rx.id, &org(PHARM_A), &nonce);
+    let proof = rx.patient.sign("tx/rxchain-test/claim", &msg);
+    let c = w.claim_with_proof(&staff("ph-a"), PHARM_A, rx.id, nonce, proof);
+    w.refused(c, "wrong_secret");
+    assert_eq!(w.rx(&rx.id).wrong_proofs, 4);
+    // 5. The real thing.
+    let proof = rx.patient.sign(CLAIM_PROOF_TAG, &msg);
+    let c = w.claim_with_proof(&staff("ph-a"), PHARM_A, rx.id, nonce, proof);
+    w.applied(c);
+}
+
+#[test]
+fn a_claim_proof_cannot_be_used_twice() {
+    let (mut w, rx) = with_rx("proof-reuse", RxSpec::simple(10));
+    let nonce = [3u8; 16];
+    let proof = claim_proof(CHAIN_ID, &rx.id, PHARM_A, &nonce, &rx.secret);
+    // 1. Claim and release with one proof.
+    let c = w.claim_with_proof(&staff("ph-a"), PHARM_A, rx.id, nonce, proof);
+    w.applied(c);
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.applied(r);
+    // 2. The same proof, even in a new transaction by a colleague, is spent.
+    let c = w.claim_with_proof(&staff("ph-a-2"), PHARM_A, rx.id, nonce, proof);
+    w.refused(c, "proof_reused");
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Issued);
+    // 3. A fresh proof from the QR code works.
+    let c = w.claim(&staff("ph-a-2"), PHARM_A, &rx);
+    w.applied(c);
+}
+
+#[test]
+fn a_second_claim_names_the_pharmacy_holding_the_lock() {
+    let (mut w, rx) = claimed_by_a("claimed-by-other", RxSpec::simple(10));
+    let claimed_at = w.tip.timestamp;
+    w.advance_ms(HOUR_MS);
+    // 1. Another pharmacy is told who holds the lock and since when.
+    let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    let r = w.refused(c, "claimed_by_other");
+    assert_eq!(r, Rejection::ClaimedByOther { pharmacy: org(PHARM_A), at: claimed_at });
+    assert!(r.to_string().contains(PHARM_A), "the reason names the pharmacy: {r}");
+    // 2. The same pharmacy is told it already holds it.
+    let c = w.claim(&staff("ph-a-2"), PHARM_A, &rx);
+    w.refused(c, "already_claimed");
+    // 3. The other pharmacy can neither dispense nor release it.
+    let d = w.dispense(&staff("ph-b"), rx.id, &[(0, 1)], false);
+    w.refused(d, "claimed_by_other");
+    let rel = w.release(&staff("ph-b"), rx.id);
+    w.refused(rel, "claimed_by_other");
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.claim.unwrap().pharmacy, org(PHARM_A));
+    assert_eq!(rec.dispensed, vec![0]);
+    assert_eq!(rec.refused_attempts, 4, "every refusal about the prescription is counted");
+}
+
+#[test]
+fn a_claim_after_completion_names_where_and_when_it_was_dispensed() {
+    let (mut w, rx) = claimed_by_a("claim-after-complete", RxSpec::simple(10));
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+    let dispensed_at = w.tip.timestamp;
+    w.advance_days(1);
+    for (pharmacist, pharmacy) in [("ph-b", PHARM_B), ("ph-a", PHARM_A)] {
+        let c = w.claim(&staff(pharmacist), pharmacy, &rx);
+        let r = w.refused(c, "already_dispensed");
+        assert_eq!(r, Rejection::AlreadyDispensed { pharmacy: org(PHARM_A), at: dispensed_at });
+        assert!(r.to_string().contains(PHARM_A), "the reason names where: {r}");
+    }
+}
+
+#[test]
+fn a_claim_for_another_pharmacy_than_the_assigned_one_is_refused() {
+    let (mut w, rx) = with_rx("assigned-elsewhere", RxSpec::simple(10));
+    let a = w.assign_pickup(&rx, PHARM_B);
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    assert_eq!(w.refused(c, "assigned_elsewhere"), Rejection::AssignedElsewhere { pharmacy: org(PHARM_B) });
+    let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    w.applied(c);
+}
+
+#[test]
+fn a_pharmacist_claims_only_for_their_own_pharmacy() {
+    let (mut w, rx) = with_rx("own-pharmacy", RxSpec::simple(10));
+    let c = w.claim(&staff("ph-b"), PHARM_A, &rx);
+    let r = w.refused(c, "wrong_org_kind");
+    assert!(matches!(&r, Rejection::WrongOrgKind { org, .. } if org == &common::org(PHARM_A)), "{r:?}");
+    assert_eq!(w.rx(&rx.id).claim, None);
+}
+
+#[test]
+fn only_pharmacists_claim_release_and_dispense() {
+    let (mut w, rx) = with_rx("only-pharmacists", RxSpec::simple(10));
+    for name in ["courier-a", "dr-north", "officer"] {
+        let c = w.claim(&staff(name), PHARM_A, &rx);
+        w.refused(c, "wrong_role");
+    }
+    let c = w.claim(&admin_key(PHARM_A), PHARM_A, &rx);
+    w.refused(c, "wrong_role");
+    let c = w.claim(&rx.patient.clone(), PHARM_A, &rx);
+    w.refused(c, "unknown_signer");
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let d = w.dispense(&staff("courier-a"), rx.id, &[(0, 1)], false);
+    w.refused(d, "wrong_role");
+    let r = w.release(&staff("courier-a"), rx.id);
+    w.refused(r, "wrong_role");
+}
+
+#[test]
+fn nothing_is_claimed_before_or_after_the_validity_window() {
+    let mut w = World::staffed_with_seed("claim-window");
+    let mut spec = RxSpec::simple(10);
+    spec.valid_from = Some(w.now.plus_days(1));
+    let rx = w.issued(spec);
+    let rec = w.rx(&rx.id);
+    // 1. Before it starts.
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    assert_eq!(w.refused(c, "not_yet_valid"), Rejection::NotYetValid { from: rec.valid_from });
+    // 2. At the very end (the end is exclusive).
+    w.now = rec.valid_until;
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    assert_eq!(w.refused(c, "expired"), Rejection::Expired { at: rec.valid_until });
+    assert_eq!(w.rx(&rx.id).public_status(w.now), PublicStatus::Expired);
+    // 3. One millisecond before the end is still inside (on a fresh prescription).
+    let mut w = World::staffed_with_seed("claim-window-2");
+    let rx = w.issued(RxSpec::simple(10));
+    w.now = Timestamp(w.rx(&rx.id).valid_until.0 - 1);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+}
+
+#[test]
+fn a_cancelled_or_unknown_prescription_cannot_be_claimed() {
+    let (mut w, rx) = with_rx("claim-cancelled", RxSpec::simple(10));
+    let c = w.cancel(&staff("dr-north"), rx.id);
+    w.applied(c);
+    let cancelled_at = w.tip.timestamp;
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    assert_eq!(w.refused(c, "cancelled"), Rejection::Cancelled { at: cancelled_at });
+
+    let mut ghost = w.issue_body(HOSP_NORTH, RxSpec::simple(1));
+    ghost.id = rxchain_contracts::PrescriptionId::from_bytes([0xee; 16]);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &ghost);
+    w.refused(c, "unknown_prescription");
+}
+
+#[test]
+fn every_kind_of_transaction_about_an_unknown_prescription_is_refused() {
+    let mut w = World::staffed_with_seed("unknown-rx");
+    let ghost = w.issue_body(HOSP_NORTH, RxSpec::simple(1));
+    let txs = vec![
+        w.assign_pickup(&ghost, PHARM_A),
+        w.claim(&staff("ph-a"), PHARM_A, &ghost),
+        w.release(&staff("ph-a"), ghost.id),
+        w.dispense(&staff("ph-a"), ghost.id, &[(0, 1)], false),
+        w.cancel(&ghost.patient, ghost.id),
+        w.delivery(&staff("ph-a"), ghost.id, DeliveryStatus::Packed),
+    ];
+    for (o, kind) in w.run(txs).iter().zip(["assign", "claim", "release", "dispense", "cancel", "delivery"]) {
+        expect_refused(o, "unknown_prescription", kind);
+    }
+    assert!(w.try_rx(&ghost.id).is_none(), "refusals about nothing create nothing");
+}
+
+#[test]
+fn the_scan_verdict_agrees_with_the_claim_rule() {
+    // `claimable_by` is what a pharmacist's scan shows; it must predict the
+    // outcome of a claim with a valid proof in every state.
+    let mut w = World::staffed_with_seed("verdict");
+    let open = w.issued(RxSpec::simple(10));
+    let assigned = w.issued(RxSpec::simple(10));
+    let a = w.assign_pickup(&assigned, PHARM_B);
+    w.applied(a);
+    let taken = w.issued(RxSpec::simple(10));
+    let c = w.claim(&staff("ph-b"), PHARM_B, &taken);
+    w.applied(c);
+    let done = w.issued(RxSpec::simple(10));
+    let c = w.claim(&staff("ph-b"), PHARM_B, &done);
+    w.applied(c);
+    let d = w.dispense(&staff("ph-b"), done.id, &[], true);
+    w.applied(d);
+    let gone = w.issued(RxSpec::simple(10));
+    let c = w.cancel(&gone.patient, gone.id);
+    w.applied(c);
+    let mut spec = RxSpec::simple(10);
+    spec.valid_from = Some(w.now.plus_days(3));
+    let later = w.issued(spec);
+    for rx in [&open, &assigned, &taken, &done, &gone, &later] {
+        let verdict = lifecycle::claimable_by(&w.rx(&rx.id), &org(PHARM_A), w.now);
+        let c = w.claim(&staff("ph-a"), PHARM_A, rx);
+        let outcome = w.run1(c);
+        match (verdict, outcome) {
+            (Ok(()), Outcome::Applied) => {}
+            (Err(v), Outcome::Refused { reason }) => assert_eq!(v, reason),
+            (v, o) => panic!("the scan said {v:?} but the claim gave {o:?}"),
+        }
+    }
+}
+
+// ---- release -------------------------------------------------------------
+
+#[test]
+fn a_released_prescription_is_available_again() {
+    let (mut w, rx) = with_rx("release", RxSpec::simple(10));
+    // 1. The patient picked pharm-a, which claims and then returns it.
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let r = w.release(&staff("ph-a-2"), rx.id);
+    w.applied(r);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.status, RxStatus::Issued);
+    assert_eq!(rec.claim, None);
+    assert_eq!(rec.fulfilment, None, "the returned assignment no longer binds the patient");
+    assert_eq!(rec.public_status(w.now), PublicStatus::Issued);
+    // 2. Another pharmacy may now claim it.
+    let c = w.claim(&staff("ph-c"), PHARM_C, &rx);
+    w.applied(c);
+    assert_eq!(w.rx(&rx.id).claim.unwrap().pharmacy, org(PHARM_C));
+}
+
+#[test]
+fn only_the_lock_holder_releases() {
+    let (mut w, rx) = with_rx("release-who", RxSpec::simple(10));
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.refused(r, "not_claimed");
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.refused(r, "already_dispensed");
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Completed);
+}
+
+#[test]
+fn a_partial_fill_survives_release_and_the_allowance_spans_pharmacies() {
+    let (mut w, rx) = claimed_by_a("release-partial", RxSpec::simple(10).repeats(1));
+    // 1. pharm-a hands out 15 of 20 and returns the prescription.
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 15)], false);
+    w.applied(d);
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.applied(r);
+    assert_eq!(w.rx(&rx.id).public_status(w.now), PublicStatus::PartiallyDispensed);
+    // 2. pharm-b takes over and may hand out only the 5 that remain.
+    let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    w.applied(c);
+    let d = w.dispense(&staff("ph-b"), rx.id, &[(0, 6)], false);
+    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 0, remaining: 5 });
+    let d = w.dispense(&staff("ph-b"), rx.id, &[(0, 5)], false);
+    w.applied(d);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.status, RxStatus::Completed);
+    assert_eq!(rec.dispensed, vec![20]);
+    let places: Vec<&OrgId> = rec.fills.iter().map(|f| &f.pharmacy).collect();
+    assert_eq!(places, vec![&org(PHARM_A), &org(PHARM_B)]);
+}
+
+// ---- dispense ------------------------------------------------------------
+
+#[test]
+fn partial_fills_add_up_to_the_allowance_and_never_past_it() {
+    let (mut w, rx) = claimed_by_a("partial", RxSpec::simple(10).repeats(1));
+    assert_eq!(w.rx(&rx.id).allowance(0), 20);
+    // 1. Two partial fills.
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 4)], false);
+    w.applied(d);
+    assert_eq!(w.rx(&rx.id).public_status(w.now), PublicStatus::PartiallyDispensed);
+    let d = w.dispense(&staff("ph-a-2"), rx.id, &[(0, 6)], false);
+    w.applied(d);
+    assert_eq!(w.rx(&rx.id).dispensed, vec![10]);
+    // 2. Over the remaining 10, in one line or across two lines of one fill.
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 11)], false);
+    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 0, remaining: 10 });
+    // The reason states what remains on the prescription, not what would
+    // remain after the first line of the refused fill.
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 5), (0, 6)], false);
+    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 0, remaining: 10 });
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.dispensed, vec![10], "a refused fill changes nothing");
+    assert_eq!(rec.fills.len(), 2);
+    assert_eq!(rec.status, RxStatus::Claimed);
+    // 3. Exactly the rest completes it.
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.status, RxStatus::Completed);
+    assert_eq!(rec.completed_at, Some(w.tip.timestamp));
+    assert_eq!(rec.fills.iter().map(|f| f.lines[0].1).sum::<u32>(), 20);
+    assert_eq!(rec.public_status(w.now.plus_days(1000)), PublicStatus::Completed, "completion outlives expiry");
+    // 4. Nothing more, ever.
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1)], false);
+    w.refused(d, "already_dispensed");
+}
+
+#[test]
+fn each_item_has_its_own_allowance_and_completion_needs_all_of_them() {
+    let mut spec = RxSpec::simple(10);
+    spec.items.push(amoxicillin(5));
+    let (mut w, rx) = claimed_by_a("multi-item", spec);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Claimed, "item 1 is still open");
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(1, 6)], false);
+    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 1, remaining: 5 });
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(2, 1)], false);
+    assert_eq!(w.refused(d, "bad_item"), Rejection::BadItem { item: 2 });
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(1, 5)], false);
+    w.applied(d);
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Completed);
+    assert_eq!(w.rx(&rx.id).dispensed, vec![10, 5]);
+}
+
+#[test]
+fn the_allowance_holds_at_the_largest_quantity_and_repeat_count() {
+    // 1,000,000 units times 13 fills is the largest allowance; it must neither
+    // overflow nor be exceeded.
+    let mut spec = RxSpec::simple(1_000_000);
+    spec.repeats = rxchain_contracts::tx::limits::MAX_REPEATS;
+    let (mut w, rx) = claimed_by_a("max-allowance", spec);
+    assert_eq!(w.rx(&rx.id).allowance(0), 13_000_000);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1_000_000); 10], false);
+    w.applied(d);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1_000_000); 4], false);
+    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 0, remaining: 3_000_000 });
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1_000_000); 3], false);
+    w.applied(d);
+    assert_eq!(w.rx(&rx.id).dispensed, vec![13_000_000]);
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Completed);
+}
+
+#[test]
+fn the_complete_flag_closes_a_prescription_before_its_allowance_is_used() {
+    let (mut w, rx) = claimed_by_a("complete-flag", RxSpec::simple(10).repeats(3));
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], true);
+    w.applied(d);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.status, RxStatus::Completed);
+    assert_eq!(rec.dispensed, vec![10]);
+    let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    w.refused(c, "already_dispensed");
+}
+
+#[test]
+fn a_completion_without_any_fill_still_names_where_it_was_closed() {
+    let (mut w, rx) = claimed_by_a("complete-empty", RxSpec::simple(10));
+    let d = w.dispense(&staff("ph-a"), rx.id, &[], true);
+    w.applied(d);
+    let closed_at = w.tip.timestamp;
+    assert!(w.rx(&rx.id).fills.is_empty());
+    w.advance_ms(HOUR_MS);
+    let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    assert_eq!(w.refused(c, "already_dispensed"), Rejection::AlreadyDispensed { pharmacy: org(PHARM_A), at: closed_at });
+}
+
+#[test]
+fn dispensing_needs_the_lock_and_the_validity_window() {
+    let (mut w, rx) = with_rx("dispense-lock", RxSpec::simple(10));
+    // 1. Without a claim.
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1)], false);
+    w.refused(d, "not_claimed");
+    // 2. Claimed, but the window closed before the pharmacist dispensed.
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    w.now = w.rx(&rx.id).valid_until;
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1)], false);
+    assert_eq!(w.refused(d, "expired"), Rejection::Expired { at: w.rx(&rx.id).valid_until });
+    assert_eq!(w.rx(&rx.id).dispensed, vec![0]);
+    // 3. The pharmacy can still return it.
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.applied(r);
+}
+
+// ---- cancel --------------------------------------------------------------
+
+#[test]
+fn the_prescriber_or_the_patient_cancels_an_unclaimed_prescription() {
+    let mut w = World::staffed_with_seed("cancel-ok");
+    // 1. The prescriber.
+    let rx = w.issued(RxSpec::simple(10));
+    let c = w.cancel(&staff("dr-north"), rx.id);
+    w.applied(c);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.status, RxStatus::Cancelled);
+    assert_eq!(rec.public_status(w.now), PublicStatus::Cancelled);
+    assert_eq!(rec.cancelled.as_ref().map(|c| c.2), Some(staff("dr-north").public()));
+    // 2. The patient, after assigning it.
+    let rx = w.issued(RxSpec::simple(10));
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.applied(a);
+    let c = w.cancel(&rx.patient, rx.id);
+    w.applied(c);
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Cancelled);
+    // 3. Not twice.
+    let c = w.cancel(&rx.patient, rx.id);
+    w.refused(c, "cancelled");
+}
+
+#[test]
+fn nobody_else_cancels() {
+    let (mut w, rx) = with_rx("cancel-who", RxSpec::simple(10));
+    for signer in [staff("dr-north-2"), staff("dr-south"), staff("ph-a"), staff("officer"), admin_key(HOSP_NORTH), test_key("stranger")] {
+        let c = w.cancel(&signer, rx.id);
+        w.refused(c, "not_prescriber_or_patient");
+    }
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Issued);
+}
+
+#[test]
+fn a_claimed_prescription_cannot_be_cancelled_by_anyone() {
+    let (mut w, rx) = claimed_by_a("cancel-claimed", RxSpec::simple(10));
+    let c = w.cancel(&staff("dr-north"), rx.id);
+    w.refused(c, "claimed_cannot_change");
+    let c = w.cancel(&rx.patient, rx.id);
+    w.refused(c, "claimed_cannot_change");
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Claimed);
+}
+
+#[test]
+fn nothing_is_cancelled_after_dispensing() {
+    // 1. Completed: the refusal names where and when.
+    let (mut w, rx) = claimed_by_a("cancel-dispensed", RxSpec::simple(10).repeats(1));
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 20)], false);
+    w.applied(d);
+    let c = w.cancel(&staff("dr-north"), rx.id);
+    w.refused(c, "already_dispensed");
+    // 2. Partly dispensed and released: unclaimed again, but still not cancellable.
+    let (mut w, rx) = claimed_by_a("cancel-partial", RxSpec::simple(10).repeats(1));
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 3)], false);
+    w.applied(d);
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.applied(r);
+    let c = w.cancel(&rx.patient, rx.id);
+    w.refused(c, "dispensed_cannot_cancel");
+    let c = w.cancel(&staff("dr-north"), rx.id);
+    w.refused(c, "dispensed_cannot_cancel");
+    assert_eq!(w.rx(&rx.id).status, RxStatus::Issued);
+}
+
+// ---- delivery ------------------------------------------------------------
+
+/// A delivery prescription for pharm-a, claimed and fully dispensed.
+fn dispensed_for_delivery(seed: &str) -> (World, Rx) {
+    let (mut w, rx) = with_rx(seed, RxSpec::simple(10));
+    let a = w.assign_delivery(&rx, PHARM_A, "7 Synthetic Road, Testtown");
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+    (w, rx)
+}
+
+#[test]
+fn delivery_goes_packed_dispatched_out_for_delivery_delivered() {
+    use DeliveryStatus::*;
+    let (mut w, rx) = dispensed_for_delivery("delivery-happy");
+    // 1. Only the claiming pharmacy packs; a logistics courier may not.
+    let e = w.delivery(&staff("courier-log"), rx.id, Packed);
+    w.refused(e, "claimed_by_other");
+    let e = w.delivery(&staff("ph-a"), rx.id, Packed);
+    w.applied(e);
+    // 2. The logistics courier and the pharmacy's own courier carry it on.
+    let e = w.delivery(&staff("courier-log"), rx.id, Dispatched);
+    w.applied(e);
+    let e = w.delivery(&staff("courier-a"), rx.id, OutForDelivery);
+    w.applied(e);
+    // 3. Another pharmacy's staff cannot record its progress.
+    for name in ["ph-b", "courier-b"] {
+        let e = w.delivery(&staff(name), rx.id, Delivered);
+        w.refused(e, "claimed_by_other");
+    }
+    let e = w.delivery(&staff("courier-log"), rx.id, Delivered);
+    w.applied(e);
+    let rec = w.rx(&rx.id);
+    let trail: Vec<DeliveryStatus> = rec.delivery.iter().map(|d| d.status).collect();
+    assert_eq!(trail, vec![Packed, Dispatched, OutForDelivery, Delivered]);
+    assert_eq!(rec.delivery[1].by, staff("courier-log").public());
+    // 4. Delivered is final.
+    for s in [Packed, Dispatched, OutForDelivery, Delivered, Failed, Returned] {
+        let e = w.delivery(&staff("ph-a"), rx.id, s);
+        let r = w.refused(e, "delivery_out_of_order");
+        assert_eq!(r, Rejection::DeliveryOutOfOrder { last: Some(Delivered), attempted: s });
+    }
+}
+
+#[test]
+fn a_failed_delivery_may_only_be_returned() {
+    use DeliveryStatus::*;
+    // Failure is possible after dispatch and on the last leg.
+    for before_failure in [vec![Packed, Dispatched], vec![Packed, Dispatched, OutForDelivery]] {
+        let (mut w, rx) = dispensed_for_delivery("delivery-failed");
+        for s in before_failure.iter().copied().chain([Failed]) {
+            let e = w.delivery(&staff("ph-a"), rx.id, s);
+            w.applied(e);
+        }
+        for s in [Delivered, OutForDelivery, Dispatched, Failed] {
+            let e = w.delivery(&staff("courier-log"), rx.id, s);
+            w.refused(e, "delivery_out_of_order");
+        }
+        let e = w.delivery(&staff("courier-log"), rx.id, Returned);
+        w.applied(e);
+        let e = w.delivery(&staff("ph-a"), rx.id, Returned);
+        w.refused(e, "delivery_out_of_order");
+    }
+}
+
+#[test]
+fn out_of_order_and_duplicate_delivery_events_are_refused() {
+    use DeliveryStatus::*;
+    let (mut w, rx) = with_rx("delivery-order", RxSpec::simple(10));
+    let a = w.assign_delivery(&rx, PHARM_A, "7 Synthetic Road, Testtown");
+    w.applied(a);
+    // 1. Before any claim there is nothing to deliver.
+    let e = w.delivery(&staff("ph-a"), rx.id, Packed);
+    w.refused(e, "not_claimed");
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    // 2. Nothing is packed before something is dispensed.
+    let e = w.delivery(&staff("ph-a"), rx.id, Packed);
+    assert_eq!(w.refused(e, "delivery_out_of_order"), Rejection::DeliveryOutOfOrder { last: None, attempted: Packed });
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 4)], false);
+    w.applied(d);
+    // 3. Skipping steps, failing before dispatch, returning without failure.
+    for s in [Dispatched, OutForDelivery, Delivered, Failed, Returned] {
+        let e = w.delivery(&staff("ph-a"), rx.id, s);
+        w.refused(e, "delivery_out_of_order");
+    }
+    let e = w.delivery(&staff("ph-a"), rx.id, Packed);
+    w.applied(e);
+    // 4. A duplicate event (a new transaction, not a replay).
+    let e = w.delivery(&staff("ph-a-2"), rx.id, Packed);
+    assert_eq!(
+        w.refused(e, "delivery_out_of_order"),
+        Rejection::DeliveryOutOfOrder { last: Some(Packed), attempted: Packed }
+    );
+    for s in [Delivered, OutForDelivery, Returned] {
+        let e = w.delivery(&staff("ph-a"), rx.id, s);
+        w.refused(e, "delivery_out_of_order");
+    }
+    assert_eq!(w.rx(&rx.id).delivery.len(), 1);
+}
+
+#[test]
+fn ready_for_pickup_only_in_pickup_mode_once_by_a_pharmacist() {
+    use DeliveryStatus::*;
+    // 1. A delivery prescription is never ready for pickup.
+    let (mut w, rx) = dispensed_for_delivery("pickup-mode");
+    let e = w.delivery(&staff("ph-a"), rx.id, ReadyForPickup);
+    let r = w.refused(e, "wrong_fulfilment_mode");
+    assert_eq!(r, Rejection::WrongFulfilmentMode { attempted: ReadyForPickup, mode: "delivery".into() });
+
+    // 2. A pickup prescription gets no delivery steps.
+    let (mut w, rx) = with_rx("pickup-mode-2", RxSpec::simple(10));
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let e = w.delivery(&staff("ph-a"), rx.id, Packed);
+    let r = w.refused(e, "wrong_fulfilment_mode");
+    assert_eq!(r, Rejection::WrongFulfilmentMode { attempted: Packed, mode: "pickup".into() });
+
+    // 3. Couriers do not stand at the counter.
+    let e = w.delivery(&staff("courier-a"), rx.id, ReadyForPickup);
+    w.refused(e, "wrong_role");
+
+    // 4. The pharmacist marks it ready once.
+    let e = w.delivery(&staff("ph-a"), rx.id, ReadyForPickup);
+    w.applied(e);
+    let e = w.delivery(&staff("ph-a-2"), rx.id, ReadyForPickup);
+    w.refused(e, "delivery_out_of_order");
+
+    // 5. A walk-in claim without assignment is a pickup too.
+    let (mut w, rx) = claimed_by_a("pickup-walk-in", RxSpec::simple(10));
+    let e = w.delivery(&staff("ph-a"), rx.id, ReadyForPickup);
+    w.applied(e);
+}
+
+#[test]
+fn only_pharmacists_and_couriers_record_delivery_events() {
+    use DeliveryStatus::*;
+    let (mut w, rx) = dispensed_for_delivery("delivery-roles");
+    for signer in [staff("dr-north"), staff("officer")] {
+        let e = w.delivery(&signer, rx.id, Packed);
+        w.refused(e, "wrong_role");
+    }
+    // An admin key is known to the consortium: the refusal must say that its
+    // role is wrong, not that nobody knows the key.
+    let e = w.delivery(&admin_key(PHARM_A), rx.id, Packed);
+    let r = w.refused(e, "wrong_role");
+    assert!(r.to_string().contains("organisation admin"), "{r}");
+    let e = w.delivery(&rx.patient.clone(), rx.id, Packed);
+    w.refused(e, "unknown_signer");
+    assert!(w.rx(&rx.id).delivery.is_empty());
+}
+
+// ---- staff ---------------------------------------------------------------
+
+#[test]
+fn staff_roles_fit_their_organisation_kind() {
+    use rxchain_contracts::OrgKind::*;
+    let mut w = World::new();
+    let roles = [Role::Practitioner, Role::Pharmacist, Role::Courier, Role::RegulatorOfficer];
+    let mut cases = Vec::new();
+    let mut txs = Vec::new();
+    for (org_id, kind) in ORGS {
+        for role in roles {
+            let fits = matches!(
+                (kind, role),
+                (Hospital, Role::Practitioner)
+                    | (Pharmacy, Role::Pharmacist)
+                    | (Pharmacy, Role::Courier)
+                    | (Logistics, Role::Courier)
+                    | (Regulator, Role::RegulatorOfficer)
+            );
+            let key = test_key(&format!("matrix/{org_id}/{role:?}")).public();
+            txs.push(w.register(org_id, &key, role));
+            cases.push((org_id, role, fits, key));
+        }
+    }
+    let outcomes = w.run(txs);
+    for ((org_id, role, fits, key), outcome) in cases.into_iter().zip(outcomes) {
+        if fits {
+            assert!(outcome.is_applied(), "{role:?} at {org_id} was refused: {outcome:?}");
+            let rec = w.staff_record(&key).expect("registered");
+            assert_eq!((rec.org, rec.role, rec.revoked), (org(org_id), role, None));
+        } else {
+            let r = expect_refused(&outcome, "wrong_org_kind", "a misfit registration");
+            assert!(matches!(r, Rejection::WrongOrgKind { org: o, .. } if o == org(org_id)));
+            assert!(w.staff_record(&key).is_none());
+        }
+    }
+}
+
+#[test]
+fn only_the_organisations_own_admin_registers_its_staff() {
+    let mut w = World::staffed();
+    let newcomer = test_key("newcomer").public();
+    for signer in [admin_key(PHARM_B), admin_key(REGULATOR), staff("ph-a"), staff("officer"), test_key("stranger")] {
+        let t = w.register_by(&signer, PHARM_A, &newcomer, Role::Pharmacist);
+        assert_eq!(w.refused(t, "not_org_admin"), Rejection::NotOrgAdmin { org: org(PHARM_A) });
+    }
+    assert!(w.staff_record(&newcomer).is_none());
+    let t = w.register(PHARM_A, &newcomer, Role::Pharmacist);
+    w.applied(t);
+}
+
+#[test]
+fn a_key_is_registered_once_and_admin_keys_never() {
+    let mut w = World::staffed();
+    // 1. The same key again, even for another organisation or role.
+    let t = w.register(PHARM_B, &staff("ph-a").public(), Role::Pharmacist);
+    w.refused(t, "staff_exists");
+    let t = w.register(PHARM_A, &staff("ph-a").public(), Role::Courier);
+    w.refused(t, "staff_exists");
+    assert_eq!(w.staff_record(&staff("ph-a").public()).unwrap().org, org(PHARM_A));
+    // 2. An admin key cannot also become a staff key.
+    let t = w.register(PHARM_A, &admin_key(PHARM_A).public(), Role::Pharmacist);
+    w.refused(t, "staff_exists");
+    let t = w.register(HOSP_NORTH, &admin_key(REGULATOR).public(), Role::Practitioner);
+    w.refused(t, "staff_exists");
+}
+
+#[test]
+fn revocation_by_the_own_admin_a_regulator_admin_or_a_regulator_officer() {
+    let mut w = World::staffed();
+    // 1. The key's own organisation.
+    let t = w.revoke(&admin_key(PHARM_A), &staff("ph-a-2").public());
+    w.applied(t);
+    let rec = w.staff_record(&staff("ph-a-2").public()).unwrap();
+    let rev = rec.revoked.expect("revoked");
+    assert_eq!((rev.at, rev.by), (w.tip.timestamp, admin_key(PHARM_A).public()));
+    // 2. The regulator's admin, for another organisation's staff.
+    let t = w.revoke(&admin_key(REGULATOR), &staff("dr-south").public());
+    w.applied(t);
+    // 3. A regulator officer.
+    let t = w.revoke(&staff("officer"), &staff("courier-b").public());
+    w.applied(t);
+    assert_eq!(w.staff_record(&staff("courier-b").public()).unwrap().revoked.unwrap().by, staff("officer").public());
+}
+
+#[test]
+fn nobody_else_revokes_and_nothing_is_revoked_twice() {
+    let mut w = World::staffed();
+    let target = staff("ph-b").public();
+    // 1. Another member's admin, a pharmacist, a practitioner.
+    for signer in [admin_key(PHARM_A), admin_key(HOSP_NORTH), admin_key(LOGISTICS), staff("ph-a"), staff("dr-north")] {
+        let t = w.revoke(&signer, &target);
+        assert_eq!(w.refused(t, "not_org_admin"), Rejection::NotOrgAdmin { org: org(PHARM_B) });
+    }
+    // 2. A key the consortium does not know.
+    let t = w.revoke(&test_key("stranger"), &target);
+    w.refused(t, "unknown_signer");
+    assert_eq!(w.staff_record(&target).unwrap().revoked, None);
+    // 3. A key that was never registered, and admin keys, which only genesis changes.
+    let t = w.revoke(&admin_key(REGULATOR), &test_key("never-registered").public());
+    w.refused(t, "unknown_staff");
+    let t = w.revoke(&admin_key(REGULATOR), &admin_key(PHARM_B).public());
+    w.refused(t, "cannot_revoke_admin");
+    let t = w.revoke(&admin_key(PHARM_B), &admin_key(PHARM_B).public());
+    w.refused(t, "cannot_revoke_admin");
+    // 4. Twice.
+    let t = w.revoke(&admin_key(PHARM_B), &target);
+    w.applied(t);
+    let first = w.staff_record(&target).unwrap().revoked;
+    let t = w.revoke(&staff("officer"), &target);
+    w.refused(t, "already_revoked");
+    assert_eq!(w.staff_record(&target).unwrap().revoked, first, "the first revocation stands");
+}
+
+#[test]
+fn a_revoked_key_signs_nothing_from_then_on() {
+    use DeliveryStatus::*;
+    let mut w = World::staffed_with_seed("revoked");
+    // 1. Within one block: what came before the revocation stands, what comes after is refused.
+    let rx = w.issue_body(HOSP_NORTH, RxSpec::simple(10));
+    let issue = w.tx(&staff("dr-north-2"), TxBody::Issue(rx.body.clone()));
+    let claim = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    let revoke_ph_b = w.revoke(&admin_key(PHARM_B), &staff("ph-b").public());
+    let dispense = w.dispense(&staff("ph-b"), rx.id, &[(0, 1)], false);
+    let outcomes = w.run(vec![issue, claim, revoke_ph_b, dispense]);
+    assert!(outcomes[..3].iter().all(Outcome::is_applied), "{outcomes:?}");
+    let at = w.tip.timestamp;
+    assert_eq!(outcomes[3], Outcome::Refused { reason: Rejection::SignerRevoked { at } });
+
+    // 2. In later blocks, every kind of transaction the key could sign is refused.
+    let txs = vec![
+        w.release(&staff("ph-b"), rx.id),
+        w.dispense(&staff("ph-b"), rx.id, &[(0, 1)], true),
+        w.delivery(&staff("ph-b"), rx.id, ReadyForPickup),
+        w.claim(&staff("ph-b"), PHARM_B, &rx),
+    ];
+    for o in w.run(txs) {
+        assert_eq!(o, Outcome::Refused { reason: Rejection::SignerRevoked { at } });
+    }
+    assert_eq!(w.rx(&rx.id).dispensed, vec![0]);
+
+    // 3. A revoked prescriber can neither issue nor cancel their own prescription.
+    let t = w.revoke(&staff("officer"), &staff("dr-north-2").public());
+    w.applied(t);
+    let (t, _) = w.issue(&staff("dr-north-2"), HOSP_NORTH, RxSpec::simple(1));
+    w.refused(t, "signer_revoked");
+    assert_eq!(w.rx(&rx.id).prescriber, staff("dr-north-2").public());
+    let t = w.cancel(&staff("dr-north-2"), rx.id);
+    w.refused(t, "signer_revoked");
+
+    // 4. A revoked officer revokes nobody.
+    let t = w.revoke(&admin_key(REGULATOR), &staff("officer").public());
+    w.applied(t);
+    let t = w.revoke(&staff("officer"), &staff("ph-c").public());
+    w.refused(t, "signer_revoked");
+    assert_eq!(w.staff_record(&staff("ph-c").public()).unwrap().revoked, None);
+
+    // 5. A revoked key cannot come back by registering again.
+    let t = w.register(PHARM_B, &staff("ph-b").public(), Role::Pharmacist);
+    w.refused(t, "staff_exists");
+    assert!(w.staff_record(&staff("ph-b").public()).unwrap().revoked.is_some());
+
+    // 6. The pharmacy's lock does not die with one pharmacist's key.
+    let d = w.dispense(&staff("courier-b"), rx.id, &[(0, 1)], false);
+    w.refused(d, "wrong_role");
+    let t = w.register(PHARM_B, &test_key("ph-b-new").public(), Role::Pharmacist);
+    w.applied(t);
+    let d = w.dispense(&test_key("ph-b-new"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+}
+
+// ---- replay and time -----------------------------------------------------
+
+#[test]
+fn a_replayed_transaction_has_no_second_effect() {
+    let (mut w, rx) = claimed_by_a("replay", RxSpec::simple(10).repeats(2));
+    // 1. A dispense takes effect once.
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 4)], false);
+    w.applied(d.clone());
+    let digest = w.digest();
+    // 2. Resubmitted in a later block, it is refused and writes nothing at all.
+    let o = w.run1(d.clone());
+    expect_refused(&o, "duplicate", "a replayed dispense");
+    assert_eq!(w.digest(), digest, "a replay must not even bump counters");
+    assert_eq!(w.rx(&rx.id).dispensed, vec![4]);
+    // 3. Twice in one block: the first copy applies, the second does not.
+    let d2 = w.dispense(&staff("ph-a"), rx.id, &[(0, 4)], false);
+    let outcomes = w.run(vec![d2.clone(), d2]);
+    assert_eq!(outcomes[0], Outcome::Applied);
+    expect_refused(&outcomes[1], "duplicate", "a same-block replay");
+    assert_eq!(w.rx(&rx.id).dispensed, vec![8]);
+    // 4. A refused transaction, replayed, is not counted twice.
+    let wrong = w.claim_with_secret(&staff("ph-b"), PHARM_B, rx.id, &AccessSecret::from_bytes([1; 32]));
+    w.refused(wrong.clone(), "wrong_secret");
+    let digest = w.digest();
+    let before = w.rx(&rx.id);
+    let o = w.run1(wrong);
+    expect_refused(&o, "duplicate", "a replayed wrong claim");
+    assert_eq!(w.digest(), digest);
+    assert_eq!((w.rx(&rx.id).wrong_proofs, w.rx(&rx.id).refused_attempts), (before.wrong_proofs, before.refused_attempts));
+    // 5. The chain with the replays in it still verifies offline.
+    let report = verify::verify_chain(&w.genesis, &w.blocks).expect("the chain verifies");
+    assert_eq!(report.state_digest, w.digest());
+}
+
+#[test]
+fn transactions_dated_beyond_the_allowed_clock_skew_are_refused() {
+    let (mut w, rx) = with_rx("future", RxSpec::simple(10));
+    let skew = w.genesis.params.max_clock_skew_ms;
+    let at_skew = |w: &mut World, ms: u64| {
+        let mut t = w.unsigned(&staff("ph-a"), TxBody::Release(rxchain_contracts::tx::ReleaseRx { id: rx.id }));
+        t.created_at = Timestamp(w.now.0 + ms);
+        t.sign(CHAIN_ID, &staff("ph-a"))
+    };
+    // 1. Just beyond the tolerance: refused before any other rule is looked at.
+    let t = at_skew(&mut w, skew + 1);
+    w.refused(t, "from_the_future");
+    // 2. At the tolerance: admitted to the rules (which then refuse it for their own reason).
+    let t = at_skew(&mut w, skew);
+    w.refused(t, "not_claimed");
+}
+
+// ---- structure and signatures --------------------------------------------
+
+#[test]
+fn structurally_invalid_transactions_never_verify() {
+    let mut w = World::staffed_with_seed("structure");
+    let doctor = staff("dr-north");
+    let base = w.issue_body(HOSP_NORTH, RxSpec::simple(10)).body;
+    let invalid = |w: &mut World, body: TxBody, needle: &str| {
+        let t = w.tx(&doctor, body);
+        match t.verify(CHAIN_ID) {
+            Err(TxError::Invalid(m)) => assert!(m.contains(needle), "{m:?} should mention {needle:?}"),
+            other => panic!("expected an invalid transaction mentioning {needle:?}, got {other:?}"),
+        }
+    };
+    let valid = |w: &mut World, body: TxBody| {
+        let t = w.tx(&doctor, body);
+        t.verify(CHAIN_ID).expect("the boundary case is valid");
+    };
+    // 1. Items: 1 to 10.
+    let mut b = base.clone();
+    b.items.clear();
+    invalid(&mut w, TxBody::Issue(b), "items");
+    let mut b = base.clone();
+    b.items = vec![paracetamol(1); 11];
+    invalid(&mut w, TxBody::Issue(b), "items");
+    let mut b = base.clone();
+    b.items = vec![paracetamol(1); 10];
+    valid(&mut w, TxBody::Issue(b));
+    // 2. Repeats: at most 12.
+    let mut b = base.clone();
+    b.repeats = 13;
+    invalid(&mut w, TxBody::Issue(b), "repeats");
+    let mut b = base.clone();
+    b.repeats = 12;
+    valid(&mut w, TxBody::Issue(b));
+    // 3. Sealed content: at most 16 KiB.
+    let mut b = base.clone();
+    b.sealed.ciphertext = vec![0; 16 * 1024 + 1];
+    invalid(&mut w, TxBody::Issue(b), "16 KiB");
+    let mut b = base.clone();
+    b.sealed.ciphertext = vec![0; 16 * 1024];
+    valid(&mut w, TxBody::Issue(b));
+    // 4. Regulator wraps: at most 8.
+    let mut b = base.clone();
+    b.key_for_regulators = vec![b.key_for_regulators[0].clone(); 9];
+    invalid(&mut w, TxBody::Issue(b), "regulator");
+    // 5. Delivery address: at most 16 KiB, and a handover is required.
+    let rx = w.issue_body(HOSP_NORTH, RxSpec::simple(1));
+    let TxBody::Assign(mut a) = w.assign_delivery(&rx, PHARM_A, "1 Synthetic Lane").tx.body else { unreachable!() };
+    if let Fulfilment::Delivery { address, .. } = &mut a.fulfilment {
+        address.ciphertext = vec![0; 16 * 1024 + 1];
+    }
+    invalid(&mut w, TxBody::Assign(a.clone()), "address");
+    a.handover = None;
+    if let Fulfilment::Delivery { address, .. } = &mut a.fulfilment {
+        address.ciphertext = vec![0; 32];
+    }
+    invalid(&mut w, TxBody::Assign(a), "handed over");
+    // 6. Dispense lines: 1 to 10, or none when completing.
+    let line = DispenseLine { item: 0, quantity: rxchain_contracts::Quantity::new(1).unwrap(), batch: label("B1") };
+    invalid(&mut w, TxBody::Dispense(DispenseRx { id: rx.id, lines: vec![line.clone(); 11], complete: false }), "10 lines");
+    valid(&mut w, TxBody::Dispense(DispenseRx { id: rx.id, lines: vec![line; 10], complete: false }));
+    invalid(&mut w, TxBody::Dispense(DispenseRx { id: rx.id, lines: vec![], complete: false }), "at least one line");
+    valid(&mut w, TxBody::Dispense(DispenseRx { id: rx.id, lines: vec![], complete: true }));
+}
+
+#[test]
+fn a_signature_by_anyone_but_the_declared_signer_does_not_verify() {
+    let mut w = World::staffed();
+    let t = w.unsigned(&staff("ph-a"), TxBody::Release(rxchain_contracts::tx::ReleaseRx {
+        id: rxchain_contracts::PrescriptionId::from_bytes([1; 16]),
+    }));
+    // Signed by ph-b but declaring ph-a: an attempt to act in someone else's name.
+    let forged = t.clone().sign(CHAIN_ID, &staff("ph-b"));
+    assert_eq!(forged.verify(CHAIN_ID), Err(TxError::BadSignature));
+    let genuine = t.sign(CHAIN_ID, &staff("ph-a"));
+    assert!(genuine.verify(CHAIN_ID).is_ok());
+}
+
+#[test]
+fn a_signature_made_for_another_chain_does_not_verify() {
+    let mut w = World::staffed();
+    let t = w.unsigned(&staff("ph-a"), TxBody::Release(rxchain_contracts::tx::ReleaseRx {
+        id: rxchain_contracts::PrescriptionId::from_bytes([1; 16]),
+    }));
+    assert_ne!(t.id("rxchain-other"), t.id(CHAIN_ID), "the id is bound to the chain");
+    let other_chain = t.clone().sign("rxchain-other", &staff("ph-a"));
+    assert!(other_chain.clone().verify("rxchain-other").is_ok());
+    assert_eq!(other_chain.verify(CHAIN_ID), Err(TxError::BadSignature));
+}
+
+#[test]
+fn a_signature_made_for_another_kind_or_purpose_does_not_verify() {
+    let mut w = World::staffed();
+    let key = staff("ph-a");
+    let t = w.unsigned(&key, TxBody::Release(rxchain_contracts::tx::ReleaseRx {
+        id: rxchain_contracts::PrescriptionId::from_bytes([1; 16]),
+    }));
+    let bytes = t.signing_bytes();
+    // The same bytes signed under every other tag: other kinds, blocks, claim proofs, no tag.
+    let other_tags = [
+        "tx/rxchain-test/cancel".to_string(),
+        "tx/rxchain-test/dispense".to_string(),
+        "tx/rxchain-test/claim".to_string(),
+        "block/rxchain-test".to_string(),
+        CLAIM_PROOF_TAG.to_string(),
+        String::new(),
+    ];
+    for tag in other_tags {
+        let signature = key.sign_digest(&signing_digest(&tag, &bytes));
+        let s = SignedTx { tx: t.clone(), signature };
+        assert_eq!(s.verify(CHAIN_ID), Err(TxError::BadSignature), "a signature under {tag:?} was accepted");
+    }
+    let signature = key.sign_digest(&signing_digest("tx/rxchain-test/release", &bytes));
+    assert!(SignedTx { tx: t, signature }.verify(CHAIN_ID).is_ok());
+}
+
+// ---- privacy -------------------------------------------------------------
+
+/// The plaintext pieces that must never reach the chain.
+fn secrets_of(rx: &Rx) -> Vec<Vec<u8>> {
+    let p = &rx.content.patient;
+    let mut v = vec![
+        p.name.as_bytes().to_vec(),
+        p.identifier.as_bytes().to_vec(),
+        p.birth_date.as_bytes().to_vec(),
+        p.email.clone().unwrap().into_bytes(),
+        rx.content.notes.as_bytes().to_vec(),
+        rx.secret.expose().to_vec(),
+        rx.content_key.expose().to_vec(),
+    ];
+    v.extend(rx.content.dosage.iter().map(|d| d.as_bytes().to_vec()));
+    // Distinctive fragments too, so a partial leak is caught.
+    v.push(b"Quixby".to_vec());
+    v.push(b"penicillin".to_vec());
+    v
+}
+
+#[test]
+fn patient_identity_and_clinical_text_never_appear_in_plaintext_on_the_chain() {
+    let (mut w, rx) = with_rx("privacy-plain", RxSpec::simple(10));
+    let address = "99 Confidential Avenue, Hometown";
+    let a = w.assign_delivery(&rx, PHARM_A, address);
+    let assign_bytes = a.to_bytes();
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let issue_bytes = w.blocks[1].txs[0].to_bytes();
+    let chain_bytes: Vec<u8> = w.blocks.iter().flat_map(encoding::to_bytes).collect();
+    let state_bytes: Vec<u8> = w.store.0.iter().flat_map(|(k, v)| k.iter().chain(v).copied().collect::<Vec<_>>()).collect();
+    let json = serde_json::to_string(&w.blocks).unwrap();
+    let mut needles = secrets_of(&rx);
+    needles.push(address.as_bytes().to_vec());
+    needles.push(b"Confidential".to_vec());
+    for needle in &needles {
+        let shown = String::from_utf8_lossy(needle);
+        assert!(!contains(&issue_bytes, needle), "the issue transaction leaks {shown:?}");
+        assert!(!contains(&assign_bytes, needle), "the assignment leaks {shown:?}");
+        assert!(!contains(&chain_bytes, needle), "the chain leaks {shown:?}");
+        assert!(!contains(&state_bytes, needle), "the state leaks {shown:?}");
+        assert!(!contains(json.as_bytes(), needle), "the JSON form leaks {shown:?}");
+        assert!(!contains(json.as_bytes(), hex::encode(needle).as_bytes()), "the JSON form leaks hex of {shown:?}");
+    }
+    // What the rules need stays readable.
+    assert!(contains(&issue_bytes, b"N02BE01"));
+    assert!(contains(&issue_bytes, b"Paracetamol"));
+}
+
+#[test]
+fn the_hospital_the_regulator_and_the_qr_holder_open_the_content_and_nobody_else() {
+    let (w, rx) = with_rx("privacy-open", RxSpec::simple(10));
+    let TxBody::Issue(body) = &w.blocks[1].txs[0].tx.body else { panic!("block 2 holds the issue") };
+    let ctx = privacy::content_context(&rx.id);
+    let open_with = |ck: [u8; 32]| privacy::open_content(&rx.id, &body.sealed, &ContentKey::from_bytes(ck));
+    // 1. The QR secret.
+    let ck = privacy::unwrap_with_secret(&rx.secret, &ctx, &body.key_for_patient).expect("the QR opens it");
+    assert_eq!(open_with(ck).unwrap(), rx.content);
+    // 2. The issuing hospital's data key.
+    let ck = privacy::unwrap_with_key(&data_key(HOSP_NORTH), &ctx, &body.key_for_hospital).expect("the hospital opens it");
+    assert_eq!(open_with(ck).unwrap(), rx.content);
+    // 3. The regulator's data key.
+    let (reg, wrap) = &body.key_for_regulators[0];
+    assert_eq!(reg, &org(REGULATOR));
+    let ck = privacy::unwrap_with_key(&data_key(REGULATOR), &ctx, wrap).expect("the regulator opens it");
+    assert_eq!(open_with(ck).unwrap(), rx.content);
+    // 4. Nobody else: other members' data and admin keys, staff keys, a wrong secret.
+    let wraps: [&WrappedKey; 2] = [&body.key_for_hospital, wrap];
+    for org_id in [HOSP_SOUTH, PHARM_A, PHARM_B, PHARM_C, LOGISTICS] {
+        for wrap in wraps {
+            assert_eq!(privacy::unwrap_with_key(&data_key(org_id), &ctx, wrap), Err(PrivacyError::OpenFailed));
+            assert_eq!(privacy::unwrap_with_key(&admin_key(org_id), &ctx, wrap), Err(PrivacyError::OpenFailed));
+        }
+    }
+    assert_eq!(privacy::unwrap_with_key(&staff("dr-north"), &ctx, &body.key_for_hospital), Err(PrivacyError::OpenFailed));
+    assert_eq!(
+        privacy::unwrap_with_secret(&AccessSecret::from_bytes([0; 32]), &ctx, &body.key_for_patient),
+        Err(PrivacyError::OpenFailed)
+    );
+    // 5. The QR secret does not open a wrap made for a data key.
+    assert_eq!(privacy::unwrap_with_secret(&rx.secret, &ctx, &body.key_for_hospital), Err(PrivacyError::WrongWrapKind));
+    // 6. A wrong content key does not open the content.
+    assert_eq!(open_with([7; 32]), Err(PrivacyError::OpenFailed));
+}
+
+#[test]
+fn the_delivery_address_reaches_only_the_chosen_pharmacy() {
+    let (mut w, rx) = with_rx("privacy-address", RxSpec::simple(10));
+    let address = "12 Synthetic Close, Testtown";
+    let a = w.assign_delivery(&rx, PHARM_B, address);
+    w.applied(a);
+    let rec = w.rx(&rx.id);
+    let Some(Fulfilment::Delivery { address: sealed_address, .. }) = &rec.fulfilment else { panic!("delivery") };
+    let TxBody::Assign(assign) = &w.blocks.last().unwrap().txs[0].tx.body else { panic!("assign") };
+    let handover = assign.handover.as_ref().unwrap();
+    let TxBody::Issue(issue) = &w.blocks[1].txs[0].tx.body else { panic!("issue") };
+    // 1. pharm-b recovers the QR secret, then the content key, then the address.
+    let secret = privacy::unwrap_with_key(&data_key(PHARM_B), &privacy::handover_context(&rx.id), handover).unwrap();
+    let secret = AccessSecret::from_bytes(secret);
+    assert_eq!(secret.signing_key().public(), rec.access_key, "the handed-over secret matches the access key");
+    let ck = privacy::unwrap_with_secret(&secret, &privacy::content_context(&rx.id), &issue.key_for_patient).unwrap();
+    let opened = privacy::open(&ck, &privacy::address_context(&rx.id), sealed_address).unwrap();
+    assert_eq!(opened, address.as_bytes());
+    // 2. Other pharmacies get nothing from the handover.
+    for other in [PHARM_A, PHARM_C] {
+        assert_eq!(
+            privacy::unwrap_with_key(&data_key(other), &privacy::handover_context(&rx.id), handover),
+            Err(PrivacyError::OpenFailed)
+        );
+    }
+    // 3. A sealed address moved to another prescription does not open.
+    assert_eq!(
+        privacy::open(&ck, &privacy::address_context(&rxchain_contracts::PrescriptionId::from_bytes([0; 16])), sealed_address),
+        Err(PrivacyError::OpenFailed)
+    );
+}
+
+// ---- coverage ledger ----------------------------------------------------
+//
+// Everything below this marker is bookkeeping, not a test of a rule: the
+// ledger test reads the source above it to find which codes are asserted.
+
+/// One value of every `Rejection` variant. The exhaustive `match` in
+/// [`ledger_entry`] refuses to compile when a variant is added, which points
+/// here; the serde check in the ledger test catches a variant that is missing
+/// from this list at run time.
+fn every_rejection() -> Vec<Rejection> {
+    let o = org(PHARM_A);
+    let t = Timestamp(0);
+    let s = DeliveryStatus::Packed;
+    vec![
+        Rejection::Duplicate,
+        Rejection::FromTheFuture,
+        Rejection::UnknownSigner,
+        Rejection::SignerRevoked { at: t },
+        Rejection::WrongRole { role: String::new(), action: String::new() },
+        Rejection::NotOrgAdmin { org: o.clone() },
+        Rejection::UnknownOrg { org: o.clone() },
+        Rejection::WrongOrgKind { org: o.clone(), need: String::new() },
+        Rejection::StaffExists,
+        Rejection::UnknownStaff,
+        Rejection::AlreadyRevoked,
+        Rejection::CannotRevokeAdmin,
+        Rejection::PrescriptionExists,
+        Rejection::UnknownPrescription,
+        Rejection::BadValidity,
+        Rejection::ValidityTooLong { max_days: 0 },
+        Rejection::MissingKeyWrap { party: String::new() },
+        Rejection::BadAccessKey,
+        Rejection::NotYetValid { from: t },
+        Rejection::Expired { at: t },
+        Rejection::Cancelled { at: t },
+        Rejection::AlreadyDispensed { pharmacy: o.clone(), at: t },
+        Rejection::ClaimedByOther { pharmacy: o.clone(), at: t },
+        Rejection::AlreadyClaimed,
+        Rejection::NotClaimed,
+        Rejection::AssignedElsewhere { pharmacy: o },
+        Rejection::WrongSecret { attempts: 0 },
+        Rejection::ProofReused,
+        Rejection::NotPrescriberOrPatient,
+        Rejection::NotPatient,
+        Rejection::ClaimedCannotChange,
+        Rejection::DispensedCannotCancel,
+        Rejection::BadItem { item: 0 },
+        Rejection::ExceedsAllowance { item: 0, remaining: 0 },
+        Rejection::DeliveryOutOfOrder { last: None, attempted: s },
+        Rejection::WrongFulfilmentMode { attempted: s, mode: String::new() },
+    ]
+}
+
+/// Compile-time guard: a new variant makes this match non-exhaustive.
+fn ledger_entry(r: &Rejection) -> &'static str {
+    match r {
+        Rejection::Duplicate
+        | Rejection::FromTheFuture
+        | Rejection::UnknownSigner
+        | Rejection::SignerRevoked { .. }
+        | Rejection::WrongRole { .. }
+        | Rejection::NotOrgAdmin { .. }
+        | Rejection::UnknownOrg { .. }
+        | Rejection::WrongOrgKind { .. }
+        | Rejection::StaffExists
+        | Rejection::UnknownStaff
+        | Rejection::AlreadyRevoked
+        | Rejection::CannotRevokeAdmin
+        | Rejection::PrescriptionExists
+        | Rejection::UnknownPrescription
+        | Rejection::BadValidity
+        | Rejection::ValidityTooLong { .. }
+        | Rejection::MissingKeyWrap { .. }
+        | Rejection::BadAccessKey
+        | Rejection::NotYetValid { .. }
+        | Rejection::Expired { .. }
+        | Rejection::Cancelled { .. }
+        | Rejection::AlreadyDispensed { .. }
+        | Rejection::ClaimedByOther { .. }
+        | Rejection::AlreadyClaimed
+        | Rejection::NotClaimed
+        | Rejection::AssignedElsewhere { .. }
+        | Rejection::WrongSecret { .. }
+        | Rejection::ProofReused
+        | Rejection::NotPrescriberOrPatient
+        | Rejection::NotPatient
+        | Rejection::ClaimedCannotChange
+        | Rejection::DispensedCannotCancel
+        | Rejection::BadItem { .. }
+        | Rejection::ExceedsAllowance { .. }
+        | Rejection::DeliveryOutOfOrder { .. }
+        | Rejection::WrongFulfilmentMode { .. } => r.code(),
+    }
+}
+
+/// The variant names serde knows, read from its "unknown variant" message,
+/// so that a variant missing from [`every_rejection`] is noticed at run time.
+fn serde_variant_names() -> Vec<String> {
+    let err = serde_json::from_str::<Rejection>(r#"{"code":"no-such-code"}"#).unwrap_err().to_string();
+    let list = err.split("expected one of").nth(1).unwrap_or_else(|| panic!("unexpected serde message: {err}"));
+    list.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+#[test]
+fn every_rejection_code_is_asserted_by_a_test() {
+    let source = include_str!("lifecycle.rs");
+    let tests = source.split("// ---- coverage ledger").next().unwrap();
+    let all = every_rejection();
+    let codes: std::collections::BTreeSet<&str> = all.iter().map(ledger_entry).collect();
+    assert_eq!(codes.len(), all.len(), "every_rejection lists a variant twice");
+
+    // The list is complete: serde knows no variant it lacks.
+    let names = serde_variant_names();
+    assert_eq!(names.len(), all.len(), "every_rejection misses a variant; serde knows {names:?}");
+    for n in &names {
+        assert!(codes.contains(n.as_str()), "variant {n} is missing from every_rejection");
+    }
+
+    // Every code is asserted somewhere above the ledger.
+    let uncovered: Vec<&str> = codes.iter().copied().filter(|c| !tests.contains(&format!("\"{c}\""))).collect();
+    assert!(uncovered.is_empty(), "no test asserts these rejection codes: {uncovered:?}");
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the whole rxchain test suite. Installs what the tests need on a fresh
+# machine first (idempotent), so CI and developers run the same thing:
+#   ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The signature interop test checks k256 against an independent secp256k1
+# implementation from PyPI.
+./scripts/install-test-deps.sh
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+
+# Tests start real nodes; keep their logs quiet unless asked.
+export RXCHAIN_LOG="${RXCHAIN_LOG:-warn}"
+cargo nextest run --workspace --no-fail-fast "$@"
+# Doc examples are not run by nextest.
+cargo test --workspace --doc --quiet

@@ -1,0 +1,243 @@
+//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// rxchain: e-prescriptions on a Raft-ordered consortium chain.
+#[derive(Parser, Debug)]
+#[command(name = "rxchain", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a local demo consortium from fixtures/ and serve the API and web pages.
+    Demo(DemoArgs),
+    /// Create a node's data directory from a genesis file.
+    Init(InitArgs),
+    /// Generate a secp256k1 key file and print its public key.
+    Keygen(KeygenArgs),
+    /// Run a node from a settings file.
+    Node(NodeArgs),
+    /// Build, sign and submit lifecycle transactions.
+    Tx(TxArgs),
+    /// Re-verify a stopped node's whole chain offline.
+    Verify(VerifyArgs),
+    /// Drive full prescription lifecycles against a node and report throughput and latency.
+    Bench(BenchArgs),
+}
+
+/// `rxchain demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo keeps its data (created if missing; reused if present).
+    #[arg(long, default_value = "data/demo")]
+    pub dir: PathBuf,
+    /// Address of the first node.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Directory of the web pages.
+    #[arg(long, default_value = "web")]
+    pub web_dir: PathBuf,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u64,
+}
+
+/// `rxchain init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The genesis file (JSON).
+    #[arg(long)]
+    pub genesis: PathBuf,
+    /// The data directory to create.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+}
+
+/// `rxchain keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Where to write the secret key (refuses to overwrite; mode 0600).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `rxchain node`.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The settings file (TOML); `RXCHAIN_` variables override it.
+    #[arg(long, env = "RXCHAIN_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// `rxchain verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The stopped node's data directory.
+    pub data_dir: PathBuf,
+    /// The genesis file; defaults to `<data dir>/genesis.json`.
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// No progress bar (for scripts).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `rxchain bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A running node to drive; by default a fresh one-node demo consortium is started in a temp dir.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Full lifecycles (issue, assign, claim, partial dispense, final dispense: 5 tx each).
+    #[arg(long, default_value_t = 2000)]
+    pub lifecycles: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Fixed offered load in tx/s for the latency run (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rxchain tx`.
+#[derive(Args, Debug)]
+pub struct TxArgs {
+    /// The node to submit to.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// The signer's key file.
+    #[arg(long, global = true)]
+    pub key: Option<PathBuf>,
+    /// Sign as a demo identity instead: a staff username, `admin:<org>`, or `regulator-admin` (demo consortium only).
+    #[arg(long, global = true)]
+    pub demo_user: Option<String>,
+    /// The transaction.
+    #[command(subcommand)]
+    pub kind: TxKind,
+}
+
+/// Transactions the CLI builds.
+#[derive(Subcommand, Debug)]
+pub enum TxKind {
+    /// Issue a prescription (practitioner); prints the id and the patient's QR payload.
+    Issue {
+        /// The prescriber's hospital.
+        #[arg(long)]
+        hospital: String,
+        /// An item: `ATC:name:strength:form:quantity:unit[:controlled]`.
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        /// Dosage instructions, one per item (sealed).
+        #[arg(long = "dosage")]
+        dosage: Vec<String>,
+        /// Repeat fills allowed.
+        #[arg(long, default_value_t = 0)]
+        repeats: u8,
+        /// Validity in days (default by kind).
+        #[arg(long)]
+        valid_days: Option<u32>,
+        /// Patient name (sealed).
+        #[arg(long)]
+        patient_name: String,
+        /// Patient date of birth (sealed).
+        #[arg(long, default_value = "1970-01-01")]
+        birth_date: String,
+        /// Patient identifier (sealed).
+        #[arg(long, default_value = "SYNTH-0000")]
+        patient_id: String,
+        /// Write the QR code PNG here.
+        #[arg(long)]
+        qr_png: Option<PathBuf>,
+    },
+    /// Choose pickup at a pharmacy (signed with the QR payload's access key).
+    Assign {
+        /// The QR payload.
+        #[arg(long)]
+        payload: String,
+        /// The pharmacy.
+        #[arg(long)]
+        pharmacy: String,
+    },
+    /// Claim a prescription for a pharmacy with the QR payload.
+    Claim {
+        /// The QR payload.
+        #[arg(long)]
+        payload: String,
+        /// The pharmacist's pharmacy.
+        #[arg(long)]
+        pharmacy: String,
+    },
+    /// Dispense lines: `item:quantity:batch`.
+    Dispense {
+        /// The prescription id.
+        #[arg(long)]
+        id: String,
+        /// A line `item:quantity:batch`.
+        #[arg(long = "line")]
+        lines: Vec<String>,
+        /// Close the prescription after this fill.
+        #[arg(long)]
+        complete: bool,
+    },
+    /// Release a claimed prescription.
+    Release {
+        /// The prescription id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Cancel (prescriber key, or `--payload` for the patient).
+    Cancel {
+        /// The prescription id (prescriber).
+        #[arg(long)]
+        id: Option<String>,
+        /// The QR payload (patient).
+        #[arg(long)]
+        payload: Option<String>,
+    },
+    /// Record a delivery event: ready_for_pickup, packed, dispatched, out_for_delivery, delivered, failed, returned.
+    Delivery {
+        /// The prescription id.
+        #[arg(long)]
+        id: String,
+        /// The status.
+        #[arg(long)]
+        status: String,
+    },
+    /// Register a staff key (org admin).
+    RegisterStaff {
+        /// The organisation.
+        #[arg(long)]
+        org: String,
+        /// The staff public key (hex).
+        #[arg(long)]
+        public_key: String,
+        /// practitioner, pharmacist, courier or regulator_officer.
+        #[arg(long)]
+        role: String,
+        /// Licence number.
+        #[arg(long)]
+        licence: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a staff key (org admin or regulator).
+    RevokeStaff {
+        /// The staff public key (hex).
+        #[arg(long)]
+        public_key: String,
+        /// left_organisation, key_compromised, licence_suspended or other.
+        #[arg(long, default_value = "other")]
+        reason: String,
+    },
+}

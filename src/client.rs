@@ -1,0 +1,120 @@
+//! A small HTTP client for the node API, used by the CLI, the demo, the
+//! benchmark and the tests.
+
+use std::time::Duration;
+
+use rxchain_contracts::{Genesis, SignedTx};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::mempool::Receipt;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node could not be reached.
+    #[error("cannot reach the node: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The node answered with an error.
+    #[error("{status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Machine-readable code.
+        code: String,
+        /// Sentence for people.
+        message: String,
+        /// The whole body.
+        body: Value,
+    },
+}
+
+/// What a submission came back with.
+#[derive(Debug)]
+pub enum Submitted {
+    /// Committed and applied.
+    Applied(Receipt),
+    /// Admitted, not yet committed: poll this URL.
+    Pending(String),
+}
+
+/// A client bound to one node.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for `base`, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap_or_default();
+        Client { base: base.into().trim_end_matches('/').to_string(), http }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<(u16, T), ClientError> {
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await?;
+        if status >= 400 {
+            return Err(ClientError::Api {
+                status,
+                code: body["code"].as_str().unwrap_or("").to_string(),
+                message: body["message"].as_str().unwrap_or("").to_string(),
+                body,
+            });
+        }
+        let v = serde_json::from_value(body.clone()).map_err(|e| ClientError::Api {
+            status,
+            code: "unexpected_body".into(),
+            message: e.to_string(),
+            body,
+        })?;
+        Ok((status, v))
+    }
+
+    /// GET a JSON resource.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let resp = self.http.get(format!("{}{}", self.base, path)).send().await?;
+        Ok(Self::decode(resp).await?.1)
+    }
+
+    /// POST JSON and decode the answer.
+    pub async fn post<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        let resp = self.http.post(format!("{}{}", self.base, path)).json(body).send().await?;
+        Ok(Self::decode(resp).await?.1)
+    }
+
+    /// Submits a signed transaction and waits for its commit.
+    pub async fn submit(&self, tx: &SignedTx) -> Result<Submitted, ClientError> {
+        let resp = self.http.post(format!("{}/v1/tx", self.base)).json(tx).send().await?;
+        let (status, v): (u16, Value) = Self::decode(resp).await?;
+        if status == 202 {
+            return Ok(Submitted::Pending(v["poll"].as_str().unwrap_or_default().to_string()));
+        }
+        serde_json::from_value(v.clone())
+            .map(Submitted::Applied)
+            .map_err(|e| ClientError::Api { status, code: "unexpected_body".into(), message: e.to_string(), body: v })
+    }
+
+    /// The consortium's genesis organisations, rebuilt as a genesis value
+    /// sufficient for building transactions (chain id and org keys).
+    pub async fn genesis(&self) -> Result<Genesis, ClientError> {
+        let c: Value = self.get("/v1/consortium").await?;
+        let g = serde_json::json!({
+            "chain_id": c["chain_id"],
+            "created_at": 0,
+            "orgs": c["orgs"],
+        });
+        serde_json::from_value(g).map_err(|e| ClientError::Api {
+            status: 200,
+            code: "unexpected_body".into(),
+            message: e.to_string(),
+            body: c,
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! `rxchain demo`: a local demo consortium from `fixtures/`, serving the API
+//! and the web pages, with the demo identities printed.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rxchain_contracts::Label;
+
+use crate::cli::DemoArgs;
+use crate::client::{Client, ClientError, Submitted};
+use crate::config::{ApiSettings, BlockSettings, RaftSettings, Settings};
+use crate::demo::{admin_key, staff_key, Demo, DEMO_PASSWORD};
+use crate::node::RunningNode;
+
+/// Settings for demo node `id` under `dir`.
+pub fn demo_settings(dir: &std::path::Path, id: u64, listen: std::net::SocketAddr, web: Option<std::path::PathBuf>) -> Settings {
+    Settings {
+        node_id: id,
+        data_dir: dir.join(format!("node{id}")),
+        genesis: dir.join("genesis.json"),
+        node_key_file: dir.join(format!("node{id}.key")),
+        listen,
+        advertise: None,
+        peers: Default::default(),
+        bootstrap: id == 1,
+        web_dir: web,
+        block: BlockSettings::default(),
+        api: ApiSettings::default(),
+        raft: RaftSettings::default(),
+    }
+}
+
+/// Waits until the node knows a leader.
+pub async fn wait_for_leader(node: &RunningNode) -> anyhow::Result<()> {
+    let mut m = node.raft.metrics();
+    tokio::time::timeout(Duration::from_secs(20), m.wait_for(|m| m.current_leader.is_some()))
+        .await
+        .context("no Raft leader was elected within 20 s")?
+        .context("raft stopped")?;
+    Ok(())
+}
+
+/// Registers every demo staff member that is not registered yet.
+pub async fn register_demo_staff(demo: &Demo, client: &Client) -> anyhow::Result<()> {
+    for s in &demo.staff {
+        let org = rxchain_contracts::OrgId::parse(s.org.clone())?;
+        let tx = crate::txbuild::register_staff(
+            &demo.genesis,
+            &admin_key(&s.org),
+            org,
+            staff_key(&s.username).public(),
+            s.role,
+            Label::parse(s.licence.clone())?,
+            Label::parse(s.name.clone())?,
+        );
+        match client.submit(&tx).await {
+            Ok(Submitted::Applied(_)) => {}
+            Err(ClientError::Api { code, .. }) if code == "staff_exists" => {}
+            Ok(Submitted::Pending(p)) => anyhow::bail!("staff registration still pending at {p}"),
+            Err(e) => return Err(e).context(format!("registering {}", s.username)),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if args.nodes != 1 {
+        anyhow::bail!("this build runs one-node demos; multi-node demos arrive with the consortium work (use --nodes 1)");
+    }
+    let demo = Demo::load()?;
+    demo.write_files(&args.dir, &[1]).with_context(|| format!("writing demo files to {}", args.dir.display()))?;
+    let web = args.web_dir.is_dir().then(|| args.web_dir.clone());
+    if web.is_none() {
+        eprintln!("warning: {} is not a directory; web pages will not be served (run from the repository root)", args.web_dir.display());
+    }
+    let node = crate::node::start(demo_settings(&args.dir, 1, args.listen, web)).await?;
+    wait_for_leader(&node).await?;
+    let base = format!("http://{}", node.addr);
+    register_demo_staff(&demo, &Client::new(base.clone())).await?;
+
+    println!("rxchain demo consortium '{}' is running (one node, data in {})", demo.genesis.chain_id, args.dir.display());
+    println!();
+    println!("  Doctor:     {base}/doctor/");
+    println!("  Pharmacist: {base}/pharmacist/");
+    println!("  Regulator:  {base}/regulator/");
+    println!("  Patient:    opened from the link or QR code a doctor hands out");
+    println!("  API:        {base}/v1/chain/head   OpenAPI: {base}/openapi.json   Metrics: {base}/metrics");
+    println!();
+    println!("Demo identities (synthetic; password for every account: {DEMO_PASSWORD}; keys are DEMO-ONLY):");
+    for s in &demo.staff {
+        println!("  {:<14} {:<18} {:<14} {}", s.username, format!("{:?}", s.role).to_lowercase(), s.org, s.name);
+    }
+    println!();
+    println!("Press Ctrl-C to stop.");
+    super::shutdown_signal().await;
+    node.stop().await;
+    Ok(())
+}

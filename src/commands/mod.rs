@@ -1,0 +1,71 @@
+//! What each subcommand does. `main` parses and dispatches here.
+
+pub mod bench;
+pub mod demo;
+pub mod tx;
+pub mod verify;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command};
+use crate::config::Settings;
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(a) => demo::run(a).await,
+        Command::Init(a) => {
+            let g = crate::node::read_genesis(&a.genesis)?;
+            std::fs::create_dir_all(&a.data_dir).with_context(|| format!("creating {}", a.data_dir.display()))?;
+            let dest = a.data_dir.join("genesis.json");
+            if dest.exists() {
+                anyhow::bail!("{} already exists; refusing to overwrite a node's genesis", dest.display());
+            }
+            std::fs::write(&dest, serde_json::to_string_pretty(&g)?)?;
+            println!("initialised {} for chain {} (genesis {})", a.data_dir.display(), g.chain_id, g.hash());
+            Ok(())
+        }
+        Command::Keygen(a) => {
+            let k = crate::keys::generate();
+            crate::keys::write_new(&a.out, &k)?;
+            println!("{}", k.public().to_hex());
+            Ok(())
+        }
+        Command::Node(a) => {
+            let settings = Settings::load(&a.config, std::env::vars())?;
+            crate::node::run(settings, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Tx(a) => tx::run(a).await,
+        Command::Verify(a) => verify::run(a),
+        Command::Bench(a) => bench::run(a).await,
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,143 @@
+//! The demo consortium from `fixtures/demo/consortium.json`: synthetic
+//! organisations and staff whose keys are derived publicly (demo-only), the
+//! genesis built from them, and the data directory layout `rxchain demo` uses.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rxchain_contracts::genesis::{NodeDecl, Params};
+use rxchain_contracts::tx::Role;
+use rxchain_contracts::{Genesis, Label, OrgDecl, OrgId, OrgKind, SecretKey, Timestamp};
+use serde::Deserialize;
+
+/// The consortium description, embedded so the binary works from any directory.
+pub const CONSORTIUM_JSON: &str = include_str!("../fixtures/demo/consortium.json");
+
+/// The derivation tag of every demo key. Demo keys are public knowledge.
+pub const DEMO_TAG: &str = "rxchain-demo-only";
+
+/// The synthetic staff password printed by the demo.
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+#[derive(Deserialize)]
+struct Description {
+    chain_id: String,
+    created_at: u64,
+    orgs: Vec<OrgDesc>,
+    staff: Vec<StaffDesc>,
+}
+
+#[derive(Deserialize)]
+struct OrgDesc {
+    id: String,
+    kind: OrgKind,
+    name: String,
+    address: String,
+    nodes: Vec<u64>,
+}
+
+/// A demo staff member.
+#[derive(Deserialize, Clone, Debug)]
+pub struct StaffDesc {
+    /// Sign-in name.
+    pub username: String,
+    /// Organisation id.
+    pub org: String,
+    /// Role.
+    pub role: Role,
+    /// Display name.
+    pub name: String,
+    /// Licence number.
+    pub licence: String,
+}
+
+/// The demo consortium with its derived keys.
+pub struct Demo {
+    /// The genesis document.
+    pub genesis: Genesis,
+    /// Staff, in fixture order.
+    pub staff: Vec<StaffDesc>,
+}
+
+/// Derives a demo key from its label.
+pub fn key(label: &str) -> SecretKey {
+    SecretKey::derive(DEMO_TAG, label.as_bytes())
+}
+
+/// An organisation's admin key.
+pub fn admin_key(org: &str) -> SecretKey {
+    key(&format!("org/{org}/admin"))
+}
+
+/// An organisation's data (decryption) key.
+pub fn data_key(org: &str) -> SecretKey {
+    key(&format!("org/{org}/data"))
+}
+
+/// A node's key.
+pub fn node_key(id: u64) -> SecretKey {
+    key(&format!("node/{id}"))
+}
+
+/// A staff member's signing key.
+pub fn staff_key(username: &str) -> SecretKey {
+    key(&format!("staff/{username}"))
+}
+
+/// Why the fixture could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("demo consortium fixture is invalid: {0}")]
+pub struct DemoError(String);
+
+impl Demo {
+    /// Builds the demo consortium from the embedded fixture.
+    pub fn load() -> Result<Demo, DemoError> {
+        let d: Description = serde_json::from_str(CONSORTIUM_JSON).map_err(|e| DemoError(e.to_string()))?;
+        let label = |s: &str| Label::parse(s).map_err(|e| DemoError(e.to_string()));
+        let mut orgs = Vec::new();
+        for o in d.orgs {
+            orgs.push(OrgDecl {
+                id: OrgId::parse(o.id.clone()).map_err(|e| DemoError(e.to_string()))?,
+                kind: o.kind,
+                name: label(&o.name)?,
+                address: label(&o.address)?,
+                admin_key: admin_key(&o.id).public(),
+                data_key: data_key(&o.id).public(),
+                nodes: o.nodes.iter().map(|&id| NodeDecl { id, key: node_key(id).public() }).collect(),
+            });
+        }
+        let genesis = Genesis {
+            chain_id: label(&d.chain_id)?,
+            created_at: Timestamp(d.created_at),
+            orgs,
+            params: Params::default(),
+        };
+        genesis.validate().map_err(|e| DemoError(e.to_string()))?;
+        Ok(Demo { genesis, staff: d.staff })
+    }
+
+    /// Staff by username.
+    pub fn staff_member(&self, username: &str) -> Option<&StaffDesc> {
+        self.staff.iter().find(|s| s.username == username)
+    }
+
+    /// Writes genesis and the node keys of `nodes` into `dir` (if absent),
+    /// returning the genesis path.
+    pub fn write_files(&self, dir: &Path, nodes: &[u64]) -> std::io::Result<BTreeMap<u64, std::path::PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let gpath = dir.join("genesis.json");
+        if !gpath.exists() {
+            let text = serde_json::to_string_pretty(&self.genesis).map_err(std::io::Error::other)?;
+            std::fs::write(&gpath, text)?;
+        }
+        let mut keys = BTreeMap::new();
+        for &id in nodes {
+            let p = dir.join(format!("node{id}.key"));
+            if !p.exists() {
+                crate::keys::write_new(&p, &node_key(id)).map_err(std::io::Error::other)?;
+            }
+            keys.insert(id, p);
+        }
+        Ok(keys)
+    }
+}

@@ -1,0 +1,92 @@
+//! The chain itself: head, blocks, and the consortium's members and staff.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use rxchain_contracts::state::StaffRecord;
+use rxchain_contracts::{Block, Hash, OrgDecl};
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+
+/// `GET /v1/chain/head`, `GET /v1/blocks/{height or hash}`, `GET /v1/consortium`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chain/head", get(head))
+        .route("/v1/blocks/{id}", get(block))
+        .route("/v1/consortium", get(consortium))
+}
+
+/// The chain head.
+#[derive(Serialize)]
+pub struct Head {
+    /// The consortium's chain id.
+    pub chain_id: String,
+    /// Hash of genesis.
+    pub genesis_hash: Hash,
+    /// Height of the last block.
+    pub height: u64,
+    /// Its header hash.
+    pub hash: Hash,
+    /// Its timestamp (ms).
+    pub timestamp: u64,
+    /// One hash over the whole world state.
+    pub state_digest: Hash,
+}
+
+#[tracing::instrument(skip_all)]
+async fn head(State(s): State<AppState>) -> Result<Json<Head>, ApiError> {
+    let tip = s.chain.tip();
+    let chain = s.chain.clone();
+    let digest = tokio::task::spawn_blocking(move || chain.state_digest()).await.map_err(ApiError::internal)?;
+    Ok(Json(Head {
+        chain_id: s.genesis.chain_id.to_string(),
+        genesis_hash: s.genesis.hash(),
+        height: tip.height,
+        hash: tip.hash,
+        timestamp: tip.timestamp.0,
+        state_digest: digest,
+    }))
+}
+
+/// A block with its hash.
+#[derive(Serialize)]
+pub struct BlockView {
+    /// The header hash.
+    pub hash: Hash,
+    /// The block.
+    #[serde(flatten)]
+    pub block: Block,
+}
+
+#[tracing::instrument(skip(s))]
+async fn block(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<BlockView>, ApiError> {
+    let found = if let Ok(h) = id.parse::<u64>() {
+        s.chain.block(h)?
+    } else if let Ok(hash) = Hash::parse_hex(&id) {
+        s.chain.block_by_hash(&hash)?
+    } else {
+        return Err(ApiError::bad("bad_block_id", "give a block height (a number) or a block hash (64 hex characters)"));
+    };
+    let block = found.ok_or_else(|| ApiError::not_found("unknown_block", format!("no block {id} on this chain")))?;
+    Ok(Json(BlockView { hash: block.hash(s.genesis.chain_id.as_str()), block }))
+}
+
+/// Members and registered staff: public directory data.
+#[derive(Serialize)]
+pub struct Consortium {
+    /// The chain id.
+    pub chain_id: String,
+    /// Member organisations from genesis.
+    pub orgs: Vec<OrgDecl>,
+    /// Registered staff, revoked ones included (with their revocation).
+    pub staff: Vec<StaffRecord>,
+}
+
+async fn consortium(State(s): State<AppState>) -> Result<Json<Consortium>, ApiError> {
+    Ok(Json(Consortium {
+        chain_id: s.genesis.chain_id.to_string(),
+        orgs: s.genesis.orgs.clone(),
+        staff: s.chain.all_staff()?,
+    }))
+}

@@ -1,0 +1,218 @@
+//! The one HTTP error type. Every refusal is a status code plus a JSON body
+//! `{"code": "...", "message": "..."}`: a stable machine-readable code and a
+//! sentence for people. Internal detail is logged, never sent.
+
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rxchain_contracts::{Rejection, TxError};
+use serde::Serialize;
+
+use crate::mempool::Receipt;
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request body or a parameter is malformed.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Sentence for people.
+        message: String,
+    },
+    /// 400: the transaction's signature does not verify.
+    #[error("the transaction signature does not verify for its declared signer")]
+    BadSignature,
+    /// 4xx by rule: the chain refused the transaction (and recorded the refusal).
+    #[error("{0}")]
+    Refused(Rejection, Option<Receipt>),
+    /// 404: the thing asked for does not exist.
+    #[error("{message}")]
+    NotFound {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Sentence for people.
+        message: String,
+    },
+    /// 401 or 403: authentication or permission failure outside the chain rules.
+    #[error("{message}")]
+    Forbidden {
+        /// 401 or 403.
+        status: StatusCode,
+        /// Machine-readable code.
+        code: &'static str,
+        /// Sentence for people.
+        message: String,
+    },
+    /// 413: the body is larger than allowed.
+    #[error("the request body is larger than the {limit} bytes allowed")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// 415: the content type is wrong.
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// 422: the input is well-formed but cannot be used (e.g. an unreadable QR photo).
+    #[error("{message}")]
+    Unprocessable {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Sentence for people.
+        message: String,
+    },
+    /// 429: too many attempts.
+    #[error("{0}")]
+    TooMany(String),
+    /// 408: the request took too long.
+    #[error("the request took too long and was abandoned")]
+    Timeout,
+    /// 503: nothing was committed; the client should retry.
+    #[error("{0}")]
+    NotCommitted(String),
+    /// 500: a bug or a storage failure. Logged with detail; the client gets a generic sentence.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<&'a Receipt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a Rejection>,
+}
+
+/// The HTTP status of a chain refusal.
+pub fn rejection_status(r: &Rejection) -> StatusCode {
+    use Rejection::*;
+    match r {
+        UnknownPrescription | UnknownStaff | UnknownOrg { .. } => StatusCode::NOT_FOUND,
+        UnknownSigner | SignerRevoked { .. } | WrongRole { .. } | NotOrgAdmin { .. } | NotPrescriberOrPatient
+        | NotPatient | WrongSecret { .. } | CannotRevokeAdmin => StatusCode::FORBIDDEN,
+        Expired { .. } => StatusCode::GONE,
+        Duplicate | AlreadyClaimed | ClaimedByOther { .. } | AlreadyDispensed { .. } | PrescriptionExists
+        | StaffExists | AlreadyRevoked | ProofReused | ClaimedCannotChange | DispensedCannotCancel
+        | DeliveryOutOfOrder { .. } | ExceedsAllowance { .. } | AssignedElsewhere { .. } | NotClaimed
+        | WrongFulfilmentMode { .. } | Cancelled { .. } => StatusCode::CONFLICT,
+        BadValidity | ValidityTooLong { .. } | MissingKeyWrap { .. } | BadAccessKey | BadItem { .. }
+        | WrongOrgKind { .. } | FromTheFuture | NotYetValid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl ApiError {
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } | ApiError::BadSignature => StatusCode::BAD_REQUEST,
+            ApiError::Refused(r, _) => rejection_status(r),
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Forbidden { status, .. } => *status,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NotCommitted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::Unprocessable { code, .. } => code,
+            ApiError::BadSignature => "bad_signature",
+            ApiError::Refused(r, _) => r.code(),
+            ApiError::TooLarge { .. } => "body_too_large",
+            ApiError::UnsupportedMedia(_) => "unsupported_media_type",
+            ApiError::TooMany(_) => "too_many_requests",
+            ApiError::Timeout => "timeout",
+            ApiError::NotCommitted(_) => "not_committed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// A 400 with a code and sentence.
+    pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+
+    /// A 404 with a code and sentence.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::NotFound { code, message: message.into() }
+    }
+
+    /// A storage or other internal failure, logged here.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "The node hit an internal error; the request was not applied. Operators have the details in the log.".to_string()
+            }
+            other => other.to_string(),
+        };
+        let (receipt, detail) = match &self {
+            ApiError::Refused(r, receipt) => (receipt.as_ref(), Some(r)),
+            _ => (None, None),
+        };
+        let body = Body { code: self.code(), message, receipt, detail };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<TxError> for ApiError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::BadSignature => ApiError::BadSignature,
+            TxError::Invalid(m) => ApiError::bad("invalid_transaction", m),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+fn bytes_rejection(e: &BytesRejection, limit: usize) -> ApiError {
+    let text = e.body_text();
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE || text.contains("length limit") {
+        ApiError::TooLarge { limit }
+    } else {
+        ApiError::bad("unreadable_body", format!("the request body could not be read: {text}"))
+    }
+}
+
+/// Maps axum's JSON extractor failures to precise errors.
+pub fn json_rejection(e: JsonRejection, limit: usize) -> ApiError {
+    match e {
+        JsonRejection::JsonDataError(e) => ApiError::bad("invalid_json", format!("the JSON does not fit: {}", e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad("malformed_json", format!("the body is not valid JSON: {}", e.body_text())),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMedia("send the body as JSON with Content-Type: application/json".into())
+        }
+        JsonRejection::BytesRejection(e) => bytes_rejection(&e, limit),
+        other => ApiError::bad("bad_request", other.body_text()),
+    }
+}
+
+/// Maps a raw-body read failure.
+pub fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
+    bytes_rejection(&e, limit)
+}

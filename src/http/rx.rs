@@ -1,0 +1,156 @@
+//! Prescriptions: public state, history, and the sealed content for holders
+//! of a key.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use rxchain_contracts::state::{PrescriptionRecord, PublicStatus};
+use rxchain_contracts::tx::{IssueRx, TxBody};
+use rxchain_contracts::{Outcome, PrescriptionId, PublicKey, Timestamp, TxId};
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::producer::now;
+
+/// `GET /v1/prescriptions/{id}`, `GET /v1/prescriptions/{id}/sealed`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/prescriptions/{id}", get(prescription))
+        .route("/v1/prescriptions/{id}/sealed", get(sealed))
+}
+
+/// Who signed a transaction, as far as the chain knows them.
+#[derive(Serialize, Clone)]
+pub struct SignerView {
+    /// The key.
+    pub key: PublicKey,
+    /// Display name, when the key is staff.
+    pub name: Option<String>,
+    /// Organisation, when the key is staff or an org admin.
+    pub org: Option<String>,
+    /// "practitioner", "pharmacist", …, "org_admin", or "patient" for the access key.
+    pub role: String,
+}
+
+/// One step of a prescription's history.
+#[derive(Serialize)]
+pub struct HistoryEntry {
+    /// Transaction id.
+    pub tx_id: TxId,
+    /// Block height.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// Block time.
+    pub at: Timestamp,
+    /// Transaction kind.
+    pub kind: &'static str,
+    /// Who signed.
+    pub signer: SignerView,
+    /// Applied or refused with its reason.
+    pub outcome: Outcome,
+    /// The refusal's sentence, for people.
+    pub message: Option<String>,
+}
+
+/// A prescription's public state. Nothing here names the patient.
+#[derive(Serialize)]
+pub struct PrescriptionView {
+    /// Short id printed on slips.
+    pub short_id: String,
+    /// Status at this moment (expiry included).
+    pub public_status: PublicStatus,
+    /// The record.
+    pub record: PrescriptionRecord,
+    /// The prescriber.
+    pub prescriber: SignerView,
+    /// The issuing hospital's display name.
+    pub hospital_name: String,
+    /// Every transaction about it, refused ones included.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Describes a key for people.
+pub fn describe(s: &AppState, key: &PublicKey, rx: Option<&PrescriptionRecord>) -> Result<SignerView, ApiError> {
+    if let Some(org) = s.genesis.org_by_admin(key) {
+        return Ok(SignerView { key: *key, name: Some(org.name.to_string()), org: Some(org.id.to_string()), role: "org_admin".into() });
+    }
+    if let Some(st) = s.chain.staff(key)? {
+        let role = serde_json::to_value(st.role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        return Ok(SignerView { key: *key, name: Some(st.name.to_string()), org: Some(st.org.to_string()), role });
+    }
+    let role = if rx.is_some_and(|r| &r.access_key == key) { "patient" } else { "unknown" };
+    Ok(SignerView { key: *key, name: None, org: None, role: role.into() })
+}
+
+fn parse_id(id: &str) -> Result<PrescriptionId, ApiError> {
+    PrescriptionId::parse(id).map_err(|_| ApiError::bad("bad_prescription_id", "a prescription id is 32 hex characters"))
+}
+
+/// Loads a prescription or answers 404.
+pub fn load(s: &AppState, id: &PrescriptionId) -> Result<PrescriptionRecord, ApiError> {
+    s.chain
+        .prescription(id)?
+        .ok_or_else(|| ApiError::not_found("unknown_prescription", "no prescription has this id on the chain"))
+}
+
+/// The public view of a prescription with its history.
+pub fn view(s: &AppState, rec: PrescriptionRecord) -> Result<PrescriptionView, ApiError> {
+    let chain_id = s.genesis.chain_id.as_str();
+    let mut history = Vec::new();
+    for (height, index) in s.chain.history(&rec.id)? {
+        let block = s.chain.block(height)?.ok_or_else(|| ApiError::internal("history points at a missing block"))?;
+        let (Some(t), Some(outcome)) = (block.txs.get(index as usize), block.outcomes.get(index as usize)) else {
+            return Err(ApiError::internal("history points past a block"));
+        };
+        let message = match outcome {
+            Outcome::Refused { reason } => Some(reason.to_string()),
+            Outcome::Applied => None,
+        };
+        history.push(HistoryEntry {
+            tx_id: t.tx.id(chain_id),
+            height,
+            index,
+            at: block.header.timestamp,
+            kind: t.tx.body.kind(),
+            signer: describe(s, &t.tx.signer, Some(&rec))?,
+            outcome: outcome.clone(),
+            message,
+        });
+    }
+    let hospital_name = s.genesis.org(&rec.hospital).map(|o| o.name.to_string()).unwrap_or_default();
+    Ok(PrescriptionView {
+        short_id: rec.id.short(),
+        public_status: rec.public_status(now()),
+        prescriber: describe(s, &rec.prescriber, Some(&rec))?,
+        hospital_name,
+        history,
+        record: rec,
+    })
+}
+
+#[tracing::instrument(skip(s))]
+async fn prescription(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<PrescriptionView>, ApiError> {
+    let id = parse_id(&id)?;
+    let rec = load(&s, &id)?;
+    Ok(Json(view(&s, rec)?))
+}
+
+/// The issue transaction's sealed parts: ciphertext and key wraps. Only key
+/// holders can open them; they are on the chain for everyone anyway.
+#[tracing::instrument(skip(s))]
+async fn sealed(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<IssueRx>, ApiError> {
+    let id = parse_id(&id)?;
+    let rec = load(&s, &id)?;
+    Ok(Json(issue_body(&s, &rec)?))
+}
+
+/// The issue transaction's body.
+pub fn issue_body(s: &AppState, rec: &PrescriptionRecord) -> Result<IssueRx, ApiError> {
+    let (height, index) = s.chain.tx_location(&rec.issue_tx)?.ok_or_else(|| ApiError::internal("issue tx not indexed"))?;
+    let block = s.chain.block(height)?.ok_or_else(|| ApiError::internal("issue block missing"))?;
+    match block.txs.get(index as usize).map(|t| &t.tx.body) {
+        Some(TxBody::Issue(b)) => Ok(b.clone()),
+        _ => Err(ApiError::internal("issue tx index points at another kind")),
+    }
+}

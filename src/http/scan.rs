@@ -1,0 +1,121 @@
+//! The scan verdict: given a QR payload (typed, scanned or photographed),
+//! is the prescription genuine and unmodified, and can this pharmacy claim
+//! it now? The verdict reads committed state through a linearizable read,
+//! and uses the contracts' own rule ([`claimable_by`]) so the verdict and
+//! the chain can never disagree.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use rxchain_contracts::lifecycle::claimable_by;
+use rxchain_contracts::state::PublicStatus;
+use rxchain_contracts::{OrgId, OrgKind, Rejection};
+use serde::{Deserialize, Serialize};
+
+use super::rx::{load, view, PrescriptionView};
+use super::{ApiError, ApiJson, AppState};
+use crate::producer::now;
+use crate::qr::{DecodeLimits, QrPayload};
+
+/// `POST /v1/scan`, `POST /v1/scan/image`.
+pub fn router(image_limit: usize) -> Router<AppState> {
+    Router::new().route("/v1/scan", post(scan_text)).route(
+        "/v1/scan/image",
+        post(scan_image).layer(DefaultBodyLimit::max(image_limit)),
+    )
+}
+
+/// A scan of typed or scanned text.
+#[derive(Deserialize)]
+pub struct ScanRequest {
+    /// The QR payload text, e.g. `RX1:…`.
+    pub payload: String,
+    /// The pharmacy asking.
+    pub pharmacy: OrgId,
+}
+
+/// Query of an image scan.
+#[derive(Deserialize)]
+pub struct ScanImageQuery {
+    /// The pharmacy asking.
+    pub pharmacy: OrgId,
+}
+
+/// The verdict card.
+#[derive(Serialize)]
+pub struct Verdict {
+    /// "green" (claimable here, now) or "red".
+    pub verdict: &'static str,
+    /// `claimable`, `already_claimed_here`, or the refusal code.
+    pub code: String,
+    /// A sentence for the pharmacist.
+    pub message: String,
+    /// The decoded payload, echoed so the client can claim with it.
+    pub payload: String,
+    /// Whether the QR secret matches the access key on the chain.
+    pub secret_ok: bool,
+    /// The prescription as the chain has it (who signed it and when).
+    pub prescription: PrescriptionView,
+}
+
+/// Computes the verdict for a payload text.
+pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Verdict, ApiError> {
+    match s.genesis.org(pharmacy) {
+        Some(o) if o.kind == OrgKind::Pharmacy => {}
+        Some(_) => return Err(ApiError::bad("not_a_pharmacy", format!("{pharmacy} is not a pharmacy"))),
+        None => return Err(ApiError::not_found("unknown_org", format!("{pharmacy} is not a consortium member"))),
+    }
+    let qr = QrPayload::parse(payload).map_err(|e| ApiError::bad("bad_qr_payload", e.to_string()))?;
+    // A verdict that decides a dispense must not be stale: confirm this
+    // node's state is current with the leader before reading it.
+    s.raft.ensure_linearizable().await.map_err(|e| {
+        tracing::warn!(error = %e, "linearizable read failed");
+        ApiError::NotCommitted("the node cannot confirm it has the latest chain state; retry".into())
+    })?;
+    let rec = load(s, &qr.id)?;
+    let secret_ok = qr.secret.signing_key().public() == rec.access_key;
+    let now = now();
+    let (verdict, code, message) = if !secret_ok {
+        let r = Rejection::WrongSecret { attempts: rec.wrong_proofs + 1 };
+        ("red", r.code().to_string(), "The QR code's secret does not match this prescription: the code is forged or damaged. Do not dispense.".to_string())
+    } else {
+        match claimable_by(&rec, pharmacy, now) {
+            Ok(()) => ("green", "claimable".to_string(), "Genuine and unmodified; this pharmacy may claim it now.".to_string()),
+            Err(Rejection::AlreadyClaimed) => {
+                let partly = rec.public_status(now) == PublicStatus::PartiallyDispensed;
+                let msg = if partly {
+                    "This pharmacy holds the claim; part has been dispensed and the rest may be dispensed here."
+                } else {
+                    "This pharmacy already holds the claim; it may dispense now."
+                };
+                ("green", "already_claimed_here".to_string(), msg.to_string())
+            }
+            Err(r) => ("red", r.code().to_string(), r.to_string()),
+        }
+    };
+    Ok(Verdict { verdict, code, message, payload: qr.encode(), secret_ok, prescription: view(s, rec)? })
+}
+
+#[tracing::instrument(skip_all, fields(pharmacy = %req.pharmacy))]
+async fn scan_text(State(s): State<AppState>, ApiJson(req): ApiJson<ScanRequest>) -> Result<Json<Verdict>, ApiError> {
+    Ok(Json(verdict(&s, &req.payload, &req.pharmacy).await?))
+}
+
+#[tracing::instrument(skip_all, fields(pharmacy = %q.pharmacy))]
+async fn scan_image(
+    State(s): State<AppState>,
+    Query(q): Query<ScanImageQuery>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Verdict>, ApiError> {
+    let body = body.map_err(|e| super::error::body_rejection(e, s.api.image_limit_bytes))?;
+    if body.is_empty() {
+        return Err(ApiError::bad("empty_body", "send the photo's bytes (PNG or JPEG) as the request body"));
+    }
+    // Image decoding is heavy CPU work: keep it off the runtime's workers.
+    let text = tokio::task::spawn_blocking(move || crate::qr::decode_image(&body, &DecodeLimits::default()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::Unprocessable { code: e.code(), message: e.to_string() })?;
+    Ok(Json(verdict(&s, &text, &q.pharmacy).await?))
+}

@@ -1,0 +1,238 @@
+//! The mempool: verified transactions waiting for a block, and the clients
+//! waiting for their receipts.
+//!
+//! Signatures are verified once, on admission; the state machine asks
+//! [`Mempool::known`] for transactions this node already verified, so no
+//! transaction is verified twice on one node. The lock is a `std` mutex: it
+//! is held only for map operations, never across an `.await`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use rxchain_contracts::{Block, Hash, Outcome, SignedTx, TxId, VerifiedTx};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, Notify};
+
+use crate::store::ApplyObserver;
+
+/// Where and how a transaction was committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The transaction id.
+    pub tx_id: TxId,
+    /// The block that holds it.
+    pub height: u64,
+    /// Its position in the block.
+    pub index: u32,
+    /// The block's header hash.
+    pub block_hash: Hash,
+    /// Applied or refused, with the reason.
+    pub outcome: Outcome,
+}
+
+/// What admission decided.
+pub enum Admission {
+    /// Newly admitted or already waiting; the receiver yields the receipt.
+    Waiting(oneshot::Receiver<Receipt>),
+}
+
+struct Entry {
+    vtx: VerifiedTx,
+    bytes: usize,
+    waiters: Vec<oneshot::Sender<Receipt>>,
+    /// Taken into a proposed block and not yet applied.
+    in_flight: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<TxId, Entry>,
+    queue: VecDeque<TxId>,
+    queued_bytes: usize,
+}
+
+/// The mempool. Shared as `Arc<Mempool>`.
+pub struct Mempool {
+    chain_id: String,
+    inner: Mutex<Inner>,
+    /// Wakes the block producer when transactions arrive.
+    pub arrived: Notify,
+    /// Caps how many transactions may wait, so a flood cannot exhaust memory.
+    capacity: usize,
+}
+
+/// Why a transaction was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// The mempool is full; retry later.
+    #[error("the node is at capacity; retry shortly")]
+    Full,
+}
+
+impl Mempool {
+    /// An empty mempool for `chain_id`.
+    pub fn new(chain_id: String, capacity: usize) -> Arc<Self> {
+        Arc::new(Mempool { chain_id, inner: Mutex::new(Inner::default()), arrived: Notify::new(), capacity })
+    }
+
+    /// The chain id transactions are verified against.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// Whether the transaction is waiting here.
+    pub fn contains(&self, id: &TxId) -> bool {
+        self.lock().entries.contains_key(id)
+    }
+
+    /// Whether the transaction is already waiting; if so, subscribes to it.
+    pub fn subscribe(&self, id: &TxId) -> Option<oneshot::Receiver<Receipt>> {
+        let mut inner = self.lock();
+        let e = inner.entries.get_mut(id)?;
+        let (tx, rx) = oneshot::channel();
+        e.waiters.push(tx);
+        Some(rx)
+    }
+
+    /// Admits a verified transaction and subscribes to its receipt. A
+    /// transaction already waiting is not added twice.
+    pub fn admit(&self, vtx: VerifiedTx) -> Result<Admission, AdmitError> {
+        let id = vtx.id();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = self.lock();
+            if let Some(e) = inner.entries.get_mut(&id) {
+                e.waiters.push(tx);
+                return Ok(Admission::Waiting(rx));
+            }
+            if inner.entries.len() >= self.capacity {
+                return Err(AdmitError::Full);
+            }
+            let bytes = vtx.signed().to_bytes().len();
+            inner.entries.insert(id, Entry { vtx, bytes, waiters: vec![tx], in_flight: false });
+            inner.queue.push_back(id);
+            inner.queued_bytes += bytes;
+        }
+        self.arrived.notify_one();
+        Ok(Admission::Waiting(rx))
+    }
+
+    /// Transactions waiting to be proposed (not in flight).
+    pub fn queued(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.queue.len(), inner.queued_bytes)
+    }
+
+    /// All transactions held, queued or in flight.
+    pub fn depth(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Takes up to `max_txs` / `max_bytes` of queued transactions, in arrival
+    /// order, marking them in flight.
+    pub fn take_batch(&self, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
+        let mut inner = self.lock();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while out.len() < max_txs {
+            let Some(id) = inner.queue.front().copied() else { break };
+            let Some(e) = inner.entries.get_mut(&id) else {
+                inner.queue.pop_front();
+                continue;
+            };
+            if !out.is_empty() && bytes + e.bytes > max_bytes {
+                break;
+            }
+            bytes += e.bytes;
+            e.in_flight = true;
+            out.push(e.vtx.clone());
+            inner.queue.pop_front();
+        }
+        inner.queued_bytes = inner.queued_bytes.saturating_sub(bytes);
+        out
+    }
+
+    /// Puts in-flight transactions that did not make it into a block back at
+    /// the front of the queue, in their original order.
+    pub fn requeue(&self, ids: &[TxId]) {
+        let mut inner = self.lock();
+        for id in ids.iter().rev() {
+            let Some(e) = inner.entries.get_mut(id) else { continue };
+            if e.in_flight {
+                e.in_flight = false;
+                let b = e.bytes;
+                inner.queue.push_front(*id);
+                inner.queued_bytes += b;
+            }
+        }
+        drop(inner);
+        self.arrived.notify_one();
+    }
+
+    /// Forgets one transaction (it turned out to be committed already).
+    pub fn remove(&self, id: &TxId) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.entries.remove(id) {
+            if !e.in_flight {
+                inner.queued_bytes = inner.queued_bytes.saturating_sub(e.bytes);
+                if let Some(pos) = inner.queue.iter().position(|q| q == id) {
+                    inner.queue.remove(pos);
+                }
+            }
+        }
+    }
+
+    /// Drops every waiting transaction (this node lost leadership): waiters
+    /// see their channel closed and answer "not committed, retry".
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.entries.clear();
+        inner.queue.clear();
+        inner.queued_bytes = 0;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the maps inconsistent
+        // in a way that matters more than losing the node, so recover the guard.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Verifies a submitted transaction (once) for admission.
+    pub fn verify(&self, signed: SignedTx) -> Result<VerifiedTx, rxchain_contracts::TxError> {
+        signed.verify(&self.chain_id)
+    }
+}
+
+impl ApplyObserver for Mempool {
+    fn known(&self, id: &TxId) -> Option<VerifiedTx> {
+        self.lock().entries.get(id).map(|e| e.vtx.clone())
+    }
+
+    fn applied(&self, block: &Block) {
+        let hash = block.hash(&self.chain_id);
+        let mut inner = self.lock();
+        for (index, (t, outcome)) in block.txs.iter().zip(&block.outcomes).enumerate() {
+            let id = t.tx.id(&self.chain_id);
+            if let Some(e) = inner.entries.remove(&id) {
+                if !e.in_flight {
+                    // Committed through another leader while queued here.
+                    inner.queued_bytes = inner.queued_bytes.saturating_sub(e.bytes);
+                    if let Some(pos) = inner.queue.iter().position(|q| q == &id) {
+                        inner.queue.remove(pos);
+                    }
+                }
+                let receipt = Receipt {
+                    tx_id: id,
+                    height: block.header.height,
+                    index: index as u32,
+                    block_hash: hash,
+                    outcome: outcome.clone(),
+                };
+                for w in e.waiters {
+                    // The client may have given up waiting; that is fine.
+                    let _ = w.send(receipt.clone());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Assembling and running one node: storage, Raft, mempool, block
+//! producer and the HTTP server, with explicit shutdown.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use openraft::BasicNode;
+use rxchain_contracts::{Genesis, SecretKey};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::http::{AppInner, AppState};
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::producer::Producer;
+use crate::raft::{network::Network, Raft};
+use crate::store::{self, ChainStore};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The genesis file could not be read or is invalid.
+    #[error("genesis {path}: {message}")]
+    Genesis {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The node key file is unusable.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyFileError),
+    /// The key or id does not match genesis.
+    #[error("node {0} is not declared in genesis with this node key")]
+    NotInGenesis(u64),
+    /// Storage failed to open.
+    #[error("storage: {0}")]
+    Store(#[from] store::StoreError),
+    /// Raft failed to start.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Reads and validates a genesis file.
+pub fn read_genesis(path: &std::path::Path) -> Result<Genesis, NodeError> {
+    let err = |message: String| NodeError::Genesis { path: path.display().to_string(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let g: Genesis = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    g.validate().map_err(|e| err(e.to_string()))?;
+    Ok(g)
+}
+
+/// A running node.
+pub struct RunningNode {
+    /// The bound HTTP address (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    /// Raft handle.
+    pub raft: Raft,
+    /// Committed chain.
+    pub chain: Arc<ChainStore>,
+    /// Flip to true to stop the node.
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Stops the HTTP server, the producer and Raft, and waits for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            if let Err(e) = t.await {
+                tracing::warn!(error = %e, "a node task ended abnormally");
+            }
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+/// The openraft configuration from settings.
+pub fn raft_config(s: &crate::config::RaftSettings) -> openraft::Config {
+    openraft::Config {
+        cluster_name: "rxchain".into(),
+        heartbeat_interval: s.heartbeat_ms,
+        election_timeout_min: s.election_min_ms,
+        election_timeout_max: s.election_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(s.snapshot_after_logs),
+        max_in_snapshot_log_to_keep: s.keep_logs,
+        ..Default::default()
+    }
+}
+
+/// Starts a node and returns once it is serving.
+pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
+    let genesis = Arc::new(read_genesis(&settings.genesis)?);
+    let node_key: SecretKey = crate::keys::read(&settings.node_key_file)?;
+    match genesis.node(settings.node_id) {
+        Some((_, decl)) if decl.key == node_key.public() => {}
+        _ => return Err(NodeError::NotInGenesis(settings.node_id)),
+    }
+    let node_key = Arc::new(node_key);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| NodeError::Bind { addr: settings.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| NodeError::Bind { addr: settings.listen, source })?;
+    let advertised = settings.advertised(addr);
+
+    let chain_id = genesis.chain_id.to_string();
+    let mempool = Mempool::new(chain_id.clone(), 200_000);
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| store::StoreError::from(e))?;
+    let storage = store::open(&settings.data_dir, genesis.clone(), mempool.clone())?;
+    let network = Network::new(chain_id, settings.node_id, node_key.clone());
+    let raft = crate::raft::start(settings.node_id, raft_config(&settings.raft), &storage, network)
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    if settings.bootstrap {
+        let mut members = BTreeMap::new();
+        members.insert(settings.node_id, BasicNode { addr: advertised.clone() });
+        match raft.initialize(members).await {
+            Ok(()) => tracing::info!("initialised a new cluster"),
+            // Already initialised on an earlier run: recovery is openraft's job.
+            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+            Err(e) => return Err(NodeError::Raft(e.to_string())),
+        }
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let chain = storage.chain.clone();
+    let state = AppState(Arc::new(AppInner {
+        node_id: settings.node_id,
+        genesis: genesis.clone(),
+        chain: chain.clone(),
+        raft: raft.clone(),
+        mempool: mempool.clone(),
+        metrics: metrics.clone(),
+        api: settings.api.clone(),
+        client: reqwest::Client::new(),
+    }));
+    let app = crate::http::router(state, settings.web_dir.as_deref())
+        .merge(crate::raft::rpc::router(raft.clone(), genesis.clone()));
+
+    let producer = Producer {
+        node_id: settings.node_id,
+        node_key,
+        raft: raft.clone(),
+        chain: chain.clone(),
+        mempool,
+        settings: settings.block.clone(),
+        metrics,
+    };
+    let mut tasks = vec![tokio::spawn(producer.run(shutdown_rx.clone()))];
+    let mut srv_shutdown = shutdown_rx;
+    tasks.push(tokio::spawn(async move {
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = srv_shutdown.wait_for(|v| *v).await;
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "http server failed");
+        }
+    }));
+    tracing::info!(%addr, node_id = settings.node_id, "node serving");
+    // Keep the storage handles alive as long as Raft uses them.
+    drop(storage);
+    Ok(RunningNode { addr, raft, chain, shutdown, tasks })
+}
+
+/// Runs a node until `shutdown` completes.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let node = start(settings).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    node.stop().await;
+    Ok(())
+}

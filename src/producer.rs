@@ -1,0 +1,138 @@
+//! The block producer: on the leader, cuts blocks from the mempool by count,
+//! bytes or timeout, executes and signs them, and proposes each as one Raft
+//! entry.
+//!
+//! One block is in flight at a time. The next block is built on the state
+//! the previous one left, so the leader's outcomes are exactly what every
+//! node recomputes; while a block commits, the next batch accumulates, which
+//! is what makes per-block fsync affordable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rxchain_contracts::{block, SecretKey, Timestamp, TxId};
+use tokio::sync::watch;
+
+use crate::config::BlockSettings;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::raft::{Raft, RaftRequest};
+use crate::store::ChainStore;
+
+/// What the producer needs.
+pub struct Producer {
+    /// This node's id.
+    pub node_id: u64,
+    /// Signs the blocks this node proposes.
+    pub node_key: Arc<SecretKey>,
+    /// Raft.
+    pub raft: Raft,
+    /// Committed chain.
+    pub chain: Arc<ChainStore>,
+    /// Waiting transactions.
+    pub mempool: Arc<Mempool>,
+    /// Cutting rules.
+    pub settings: BlockSettings,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The current wall clock in milliseconds. The only clock read on the
+/// ordering path: it becomes the proposed block's timestamp.
+pub fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Timestamp(ms)
+}
+
+impl Producer {
+    /// Runs until `shutdown` flips to true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut checked_term = None;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            // Wait for work.
+            if self.mempool.queued().0 == 0 {
+                tokio::select! {
+                    _ = self.mempool.arrived.notified() => {}
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                }
+            }
+            let metrics = self.raft.metrics().borrow().clone();
+            if metrics.current_leader != Some(self.node_id) {
+                // Followers forward submissions, so anything queued here was
+                // admitted while leader; it cannot be proposed from here.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            // A new leader first makes sure it has applied everything
+            // committed by earlier terms, so its block builds on the true tip.
+            if checked_term != Some(metrics.current_term) {
+                if let Err(e) = self.raft.ensure_linearizable().await {
+                    tracing::warn!(error = %e, "cannot confirm leadership yet");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                checked_term = Some(metrics.current_term);
+            }
+            // Let a batch build up for a moment unless it is already full.
+            let (n, bytes) = self.mempool.queued();
+            if n < self.settings.max_txs && bytes < self.settings.max_bytes && self.settings.max_wait_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(self.settings.max_wait_ms)).await;
+            }
+            let batch = self.mempool.take_batch(self.settings.max_txs, self.settings.max_bytes);
+            if batch.is_empty() {
+                continue;
+            }
+            let ids: Vec<TxId> = batch.iter().map(|t| t.id()).collect();
+            let tip = self.chain.tip();
+            let proposed = {
+                let chain = self.chain.clone();
+                let key = self.node_key.clone();
+                let node_id = self.node_id;
+                // Executing a block is CPU work; keep it off the runtime's workers.
+                tokio::task::spawn_blocking(move || {
+                    block::propose(chain.genesis(), &chain.state(), &tip, batch, now(), node_id, &key)
+                })
+                .await
+            };
+            let block = match proposed {
+                Ok(Ok((block, _))) => block,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "state is corrupt; cannot build blocks");
+                    self.mempool.requeue(&ids);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "block building task failed");
+                    self.mempool.requeue(&ids);
+                    continue;
+                }
+            };
+            let height = block.header.height;
+            match self.raft.client_write(RaftRequest::Block(block)).await {
+                Ok(resp) => {
+                    self.metrics.proposed_blocks.inc();
+                    if let Some(why) = resp.data.rejected {
+                        tracing::warn!(height, %why, "proposed block was not applied; requeueing");
+                        self.mempool.requeue(&ids);
+                        checked_term = None;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(height, error = %e, "proposal failed; lost leadership?");
+                    // Whatever was not applied goes back; applied ones are gone from the pool.
+                    self.mempool.requeue(&ids);
+                    checked_term = None;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+}

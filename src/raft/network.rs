@@ -1,0 +1,201 @@
+//! The Raft RPC client: openraft's [`RaftNetworkFactory`] over HTTP.
+//!
+//! Each RPC is one signed JSON POST to the peer's address from the Raft
+//! membership (see [`super::rpc`] for the wire format). Failures are
+//! mapped to what openraft should do next: a refused connection or refused
+//! credentials is [`Unreachable`] (back off, the peer is down or
+//! misconfigured), a timeout is [`Timeout`], an oversized batch is
+//! [`PayloadTooLarge`] (openraft retries with fewer entries), a Raft error
+//! from the peer is a [`RemoteError`], anything else a [`NetworkError`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::{BasicNode, RPCTypes};
+use reqwest::StatusCode;
+use rxchain_contracts::SecretKey;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::rpc::{self, ErrorBody};
+use super::TypeConfig;
+
+/// What went wrong on the wire, wrapped into openraft's error kinds.
+#[derive(Debug, thiserror::Error)]
+enum TransportError {
+    #[error("cannot encode the request: {0}")]
+    Encode(serde_json::Error),
+    #[error("the response does not decode: {0}")]
+    Decode(serde_json::Error),
+    #[error("peer refused our credentials ({status}): {body}")]
+    Refused { status: StatusCode, body: String },
+    #[error("peer answered {status}: {body}")]
+    Status { status: StatusCode, body: String },
+    #[error("peer could not take even one entry per request: {0}")]
+    TooLarge(String),
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
+/// Creates connections to peers. One per node; cloned state is shared.
+pub struct Network {
+    /// Everything a connection needs, shared by all of them.
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    chain_id: String,
+    self_id: u64,
+    node_key: Arc<SecretKey>,
+    http: reqwest::Client,
+}
+
+impl Network {
+    /// A network that signs as `self_id` with `node_key` for `chain_id`.
+    pub fn new(chain_id: String, self_id: u64, node_key: Arc<SecretKey>) -> Self {
+        // Peers are addressed directly: a system proxy must not sit between
+        // consortium nodes. Timeouts are set per request from openraft.
+        let http = match reqwest::Client::builder().no_proxy().build() {
+            Ok(c) => c,
+            Err(e) => {
+                // Without TLS, a system proxy or a custom resolver, building
+                // cannot fail today; if a reqwest update changes that, fall
+                // back to the stock client rather than refuse to start.
+                tracing::error!(error = %e, "cannot build the peer HTTP client; using reqwest's default");
+                reqwest::Client::new()
+            }
+        };
+        Network { shared: Arc::new(Shared { chain_id, self_id, node_key, http }) }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Connection {
+        Connection { shared: self.shared.clone(), target, node: node.clone() }
+    }
+}
+
+/// A connection to one peer. HTTP connections are pooled by the shared
+/// client, so this holds no socket of its own.
+pub struct Connection {
+    shared: Arc<Shared>,
+    target: u64,
+    node: BasicNode,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
+
+impl Connection {
+    /// Sends one signed request and decodes the answer.
+    ///
+    /// `entries` is the number of log entries carried, for the
+    /// payload-too-large hint.
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &'static str,
+        action: RPCTypes,
+        req: &Req,
+        option: &RPCOption,
+        entries: Option<usize>,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let s = &self.shared;
+        let body = serde_json::to_vec(req).map_err(|e| NetworkError::new(&TransportError::Encode(e)))?;
+        let ts = rpc::now_ms();
+        let sig = rpc::sign(&s.chain_id, &s.node_key, path, ts, &body);
+        let url = format!("http://{}{}", self.node.addr, path);
+        let ttl = option.hard_ttl();
+        let sent = s
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(rpc::HEADER_NODE, s.self_id.to_string())
+            .header(rpc::HEADER_TS, ts.to_string())
+            .header(rpc::HEADER_SIG, sig.to_hex())
+            .body(body)
+            .timeout(ttl)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => return Err(self.transport_error(e, action, ttl)),
+        };
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e, action, ttl))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| NetworkError::new(&TransportError::Decode(e)).into());
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                tracing::error!(target = self.target, %status, body = %text, "peer refused this node's credentials");
+                Err(Unreachable::new(&TransportError::Refused { status, body: text }).into())
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => match entries {
+                Some(n) if n > 1 => Err(PayloadTooLarge::new_entries_hint((n / 2) as u64).into()),
+                _ => Err(NetworkError::new(&TransportError::TooLarge(text)).into()),
+            },
+            _ => match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(ErrorBody { raft: Some(raft), .. }) => match serde_json::from_value::<RaftError<u64, E>>(raft) {
+                    Ok(source) => Err(RemoteError::new_with_node(self.target, self.node.clone(), source).into()),
+                    Err(e) => Err(NetworkError::new(&TransportError::Decode(e)).into()),
+                },
+                _ => Err(NetworkError::new(&TransportError::Status { status, body: text }).into()),
+            },
+        }
+    }
+
+    fn transport_error<E: std::error::Error>(&self, e: reqwest::Error, action: RPCTypes, ttl: Duration) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+        if e.is_timeout() {
+            RPCError::Timeout(Timeout { action, id: self.shared.self_id, target: self.target, timeout: ttl })
+        } else if e.is_connect() {
+            RPCError::Unreachable(Unreachable::new(&TransportError::Http(e)))
+        } else {
+            RPCError::Network(NetworkError::new(&TransportError::Http(e)))
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    #[tracing::instrument(level = "debug", skip_all, fields(target = self.target, entries = req.entries.len()))]
+    async fn append_entries(
+        &mut self,
+        req: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>, openraft::error::Infallible> {
+        let n = req.entries.len();
+        self.call(rpc::PATH_APPEND, RPCTypes::AppendEntries, &req, &option, Some(n)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(target = self.target, offset = req.offset, done = req.done))]
+    async fn install_snapshot(
+        &mut self,
+        req: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
+        self.call(rpc::PATH_SNAPSHOT, RPCTypes::InstallSnapshot, &req, &option, None).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(target = self.target))]
+    async fn vote(
+        &mut self,
+        req: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<u64>, openraft::error::Infallible> {
+        self.call(rpc::PATH_VOTE, RPCTypes::Vote, &req, &option, None).await
+    }
+}

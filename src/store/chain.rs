@@ -1,0 +1,625 @@
+//! The committed chain: blocks, the world state and the query indexes, all
+//! in the `chain` sled tree, written one block at a time in one atomic batch.
+//!
+//! Key layout (every key starts with a short ASCII prefix so that one kind of
+//! record sorts together; numbers are big-endian so that byte order is
+//! numeric order):
+//!
+//! | prefix  | rest of key                              | value                      |
+//! |---------|------------------------------------------|----------------------------|
+//! | `b/`    | height `u64`                             | block, JSON                |
+//! | `h/`    | block hash (32)                          | height `u64`               |
+//! | `t/`    | tx id (32)                               | height `u64`, index `u32`  |
+//! | `s/`    | a contracts state key (`rx/…`, `staff/…`) | the contracts' bytes       |
+//! | `i/rx/` | prescription id (16), height, index      | empty                      |
+//! | `i/pr/` | prescriber key (33), prescription id     | empty                      |
+//! | `i/ph/` | pharmacy org id, `0x00`, prescription id | empty                      |
+//! | `i/st/` | status byte, prescription id             | empty                      |
+//! | `i/dy/` | UTC day `u64`, height, index             | empty                      |
+//! | `i/rf/` | height, index                            | empty                      |
+//! | `m/…`   | `applied`, `membership`, `tip`, `genesis` | JSON (genesis: raw hash)   |
+//!
+//! Indexes are key-only sets, so re-inserting an entry is harmless and a
+//! range scan returns them in order. Organisation ids never contain `0x00`,
+//! so the separator keeps one org's entries from running into another's.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+
+use openraft::{BasicNode, LogId, StoredMembership};
+use rxchain_contracts::block::{Block, Execution, Tip};
+use rxchain_contracts::crypto::{Hash, PublicKey};
+use rxchain_contracts::encoding;
+use rxchain_contracts::genesis::Genesis;
+use rxchain_contracts::model::{OrgId, PrescriptionId};
+use rxchain_contracts::state::{self, PrescriptionRecord, RxStatus, StaffRecord, StateRead, StateScan};
+use rxchain_contracts::tx::TxId;
+use sled::Batch;
+
+use super::{from_json, to_json, StoreError};
+
+/// The membership type Raft stores with the state machine.
+pub type Membership = StoredMembership<u64, BasicNode>;
+
+/// Key construction and parsing for the `chain` tree.
+pub(crate) mod keys {
+    use super::*;
+
+    pub const BLOCK: &[u8] = b"b/";
+    pub const HASH: &[u8] = b"h/";
+    pub const TX: &[u8] = b"t/";
+    pub const STATE: &[u8] = b"s/";
+    pub const HISTORY: &[u8] = b"i/rx/";
+    pub const PRESCRIBER: &[u8] = b"i/pr/";
+    pub const PHARMACY: &[u8] = b"i/ph/";
+    pub const STATUS: &[u8] = b"i/st/";
+    pub const DAY: &[u8] = b"i/dy/";
+    pub const REFUSED: &[u8] = b"i/rf/";
+    pub const APPLIED: &[u8] = b"m/applied";
+    pub const MEMBERSHIP: &[u8] = b"m/membership";
+    pub const TIP: &[u8] = b"m/tip";
+    pub const GENESIS: &[u8] = b"m/genesis";
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// `(height, index)` as 12 bytes.
+    pub fn loc(height: u64, index: u32) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[..8].copy_from_slice(&height.to_be_bytes());
+        b[8..].copy_from_slice(&index.to_be_bytes());
+        b
+    }
+
+    /// Reads a location from the last 12 bytes of `b`.
+    pub fn parse_loc(b: &[u8]) -> Option<(u64, u32)> {
+        let tail = b.get(b.len().checked_sub(12)?..)?;
+        let mut h = [0u8; 8];
+        let mut i = [0u8; 4];
+        h.copy_from_slice(&tail[..8]);
+        i.copy_from_slice(&tail[8..]);
+        Some((u64::from_be_bytes(h), u32::from_be_bytes(i)))
+    }
+
+    /// Reads a prescription id from the last 16 bytes of `b`.
+    pub fn parse_rx_suffix(b: &[u8]) -> Option<PrescriptionId> {
+        let tail = b.get(b.len().checked_sub(16)?..)?;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(tail);
+        Some(PrescriptionId::from_bytes(id))
+    }
+
+    pub fn block(height: u64) -> Vec<u8> {
+        cat(&[BLOCK, &height.to_be_bytes()])
+    }
+    pub fn hash(h: &Hash) -> Vec<u8> {
+        cat(&[HASH, h.as_bytes()])
+    }
+    pub fn tx(id: &TxId) -> Vec<u8> {
+        cat(&[TX, id.0.as_bytes()])
+    }
+    pub fn state(key: &[u8]) -> Vec<u8> {
+        cat(&[STATE, key])
+    }
+    pub fn history_prefix(id: &PrescriptionId) -> Vec<u8> {
+        cat(&[HISTORY, id.as_bytes()])
+    }
+    pub fn history(id: &PrescriptionId, height: u64, index: u32) -> Vec<u8> {
+        cat(&[HISTORY, id.as_bytes(), &loc(height, index)])
+    }
+    pub fn prescriber_prefix(k: &PublicKey) -> Vec<u8> {
+        cat(&[PRESCRIBER, k.as_bytes()])
+    }
+    pub fn prescriber(k: &PublicKey, id: &PrescriptionId) -> Vec<u8> {
+        cat(&[PRESCRIBER, k.as_bytes(), id.as_bytes()])
+    }
+    pub fn pharmacy_prefix(org: &OrgId) -> Vec<u8> {
+        cat(&[PHARMACY, org.as_str().as_bytes(), &[0]])
+    }
+    pub fn pharmacy(org: &OrgId, id: &PrescriptionId) -> Vec<u8> {
+        cat(&[PHARMACY, org.as_str().as_bytes(), &[0], id.as_bytes()])
+    }
+    /// A stable byte per status, independent of the enum's declaration order.
+    pub fn status_byte(s: RxStatus) -> u8 {
+        match s {
+            RxStatus::Issued => 0,
+            RxStatus::Assigned => 1,
+            RxStatus::Claimed => 2,
+            RxStatus::Completed => 3,
+            RxStatus::Cancelled => 4,
+        }
+    }
+    pub fn status_prefix(s: RxStatus) -> Vec<u8> {
+        cat(&[STATUS, &[status_byte(s)]])
+    }
+    pub fn status(s: RxStatus, id: &PrescriptionId) -> Vec<u8> {
+        cat(&[STATUS, &[status_byte(s)], id.as_bytes()])
+    }
+    pub fn day(day: u64, height: u64, index: u32) -> Vec<u8> {
+        cat(&[DAY, &day.to_be_bytes(), &loc(height, index)])
+    }
+    pub fn refused(height: u64, index: u32) -> Vec<u8> {
+        cat(&[REFUSED, &loc(height, index)])
+    }
+}
+
+/// The committed chain of one node. All reads see committed state only:
+/// the state machine is the only writer.
+pub struct ChainStore {
+    genesis: Arc<Genesis>,
+    tree: sled::Tree,
+    /// The tip, cached because every transaction submission and every block
+    /// proposal reads it. A std lock because it is held only for a copy,
+    /// never across an `.await`, and is read from synchronous code
+    /// (`spawn_blocking` closures) as well as from async handlers.
+    tip: RwLock<Tip>,
+    /// Serialises writers against snapshot dumps, so a snapshot is always
+    /// one block boundary of the tree. sled has no snapshot reads, and
+    /// openraft builds snapshots in a task of its own, concurrently with
+    /// apply. A std mutex because it is only taken on blocking threads.
+    write_gate: Mutex<()>,
+}
+
+/// A point-in-time copy of the whole `chain` tree, with the Raft position
+/// it reflects.
+pub(crate) struct Dump {
+    /// Every `(key, value)` pair, ascending.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The last log id applied into it.
+    pub applied: Option<LogId<u64>>,
+    /// The membership applied into it.
+    pub membership: Membership,
+}
+
+impl ChainStore {
+    /// Opens the chain tree, recording the genesis hash in a fresh database
+    /// and refusing a database of another genesis.
+    pub(crate) fn open(tree: sled::Tree, genesis: Arc<Genesis>) -> Result<Self, StoreError> {
+        let expected = genesis.hash();
+        match tree.get(keys::GENESIS)? {
+            Some(stored) if stored.as_ref() == expected.as_bytes() => {}
+            Some(stored) => {
+                return Err(StoreError::GenesisMismatch { stored: hex::encode(&stored), expected: expected.to_hex() })
+            }
+            None => {
+                tree.insert(keys::GENESIS, expected.as_bytes().as_slice())?;
+                tree.flush()?;
+            }
+        }
+        let tip = load_tip(&tree, &genesis)?;
+        Ok(ChainStore { genesis, tree, tip: RwLock::new(tip), write_gate: Mutex::new(()) })
+    }
+
+    /// The genesis this chain grows from.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The genesis, shared.
+    pub fn genesis_arc(&self) -> &Arc<Genesis> {
+        &self.genesis
+    }
+
+    /// The last committed block's height, hash and time.
+    pub fn tip(&self) -> Tip {
+        // The tip is `Copy` and replaced whole after a successful batch, so a
+        // lock poisoned by a panicking writer still holds a valid tip.
+        *self.tip.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The committed world state, for the contracts to read.
+    pub fn state(&self) -> StateView<'_> {
+        StateView { tree: &self.tree, failure: OnceLock::new() }
+    }
+
+    /// The contracts' digest of the whole world state. A storage read
+    /// failure is logged and leaves the digest wrong; use
+    /// [`ChainStore::try_state_digest`] where that matters.
+    pub fn state_digest(&self) -> Hash {
+        let view = self.state();
+        let digest = state::state_digest(&view);
+        if let Err(e) = view.check() {
+            tracing::error!(error = %e, "state digest computed over an incomplete read");
+        }
+        digest
+    }
+
+    /// The contracts' digest of the whole world state, or the read error.
+    pub fn try_state_digest(&self) -> Result<Hash, StoreError> {
+        let view = self.state();
+        let digest = state::state_digest(&view);
+        view.check()?;
+        Ok(digest)
+    }
+
+    /// The block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        self.tree
+            .get(keys::block(height))?
+            .map(|v| from_json(|| format!("block {height}"), &v))
+            .transpose()
+    }
+
+    /// The block whose header hash is `hash`.
+    pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
+        let Some(v) = self.tree.get(keys::hash(hash))? else { return Ok(None) };
+        let height = u64::from_be_bytes(
+            v.as_ref().try_into().map_err(|_| StoreError::corrupt(format!("hash index of {hash}"), "not 8 bytes"))?,
+        );
+        self.block(height)
+    }
+
+    /// Blocks from `from` upwards, ascending.
+    pub fn blocks(&self, from: u64) -> impl Iterator<Item = Result<Block, StoreError>> + '_ {
+        self.tree.range(keys::block(from)..=keys::block(u64::MAX)).map(|r| {
+            let (k, v) = r?;
+            from_json(|| format!("block at key {}", hex::encode(&k)), &v)
+        })
+    }
+
+    /// Where a transaction was first included: `(height, index)`. A later
+    /// copy refused as a duplicate does not move it.
+    pub fn tx_location(&self, id: &TxId) -> Result<Option<(u64, u32)>, StoreError> {
+        self.tree
+            .get(keys::tx(id))?
+            .map(|v| keys::parse_loc(&v).ok_or_else(|| StoreError::corrupt(format!("tx index of {id}"), "not 12 bytes")))
+            .transpose()
+    }
+
+    /// A prescription's committed record.
+    pub fn prescription(&self, id: &PrescriptionId) -> Result<Option<PrescriptionRecord>, StoreError> {
+        self.get_state(&state::rx_key(id))
+    }
+
+    /// A staff member's committed record.
+    pub fn staff(&self, key: &PublicKey) -> Result<Option<StaffRecord>, StoreError> {
+        self.get_state(&state::staff_key(key))
+    }
+
+    /// Every registered staff member, revoked ones included, by key.
+    pub fn all_staff(&self) -> Result<Vec<StaffRecord>, StoreError> {
+        self.tree
+            .scan_prefix(keys::state(b"staff/"))
+            .map(|r| {
+                let (k, v) = r?;
+                encoding::from_bytes(&v).map_err(|e| StoreError::corrupt(format!("state {}", hex::encode(&k)), e))
+            })
+            .collect()
+    }
+
+    /// Every transaction about a prescription, applied or refused, in chain order.
+    pub fn history(&self, id: &PrescriptionId) -> Result<Vec<(u64, u32)>, StoreError> {
+        self.scan_locs(keys::history_prefix(id))
+    }
+
+    /// Prescriptions issued by a prescriber's key, by id.
+    pub fn by_prescriber(&self, key: &PublicKey) -> Result<Vec<PrescriptionId>, StoreError> {
+        self.scan_ids(keys::prescriber_prefix(key))
+    }
+
+    /// Prescriptions ever assigned to, claimed by or dispensed at a pharmacy, by id.
+    pub fn by_pharmacy(&self, org: &OrgId) -> Result<Vec<PrescriptionId>, StoreError> {
+        self.scan_ids(keys::pharmacy_prefix(org))
+    }
+
+    /// Prescriptions whose stored status is `status` now, by id. Expiry is
+    /// not a stored status: filter with `public_status` for it.
+    pub fn by_status(&self, status: RxStatus) -> Result<Vec<PrescriptionId>, StoreError> {
+        self.scan_ids(keys::status_prefix(status))
+    }
+
+    /// Transactions in blocks whose UTC day lies in the range, in chain order.
+    pub fn txs_in_days(&self, from_day: u64, to_day_inclusive: u64) -> Result<Vec<(u64, u32)>, StoreError> {
+        if from_day > to_day_inclusive {
+            return Ok(Vec::new());
+        }
+        self.tree
+            .range(keys::day(from_day, 0, 0)..=keys::day(to_day_inclusive, u64::MAX, u32::MAX))
+            .map(|r| {
+                let (k, _) = r?;
+                keys::parse_loc(&k).ok_or_else(|| StoreError::corrupt("day index key", hex::encode(&k)))
+            })
+            .collect()
+    }
+
+    /// The most recent refused transactions, newest first.
+    pub fn refused(&self, limit: usize) -> Result<Vec<(u64, u32)>, StoreError> {
+        self.tree
+            .scan_prefix(keys::REFUSED)
+            .rev()
+            .take(limit)
+            .map(|r| {
+                let (k, _) = r?;
+                keys::parse_loc(&k).ok_or_else(|| StoreError::corrupt("refused index key", hex::encode(&k)))
+            })
+            .collect()
+    }
+
+    /// Writes one executed block: the block, its hash and transaction
+    /// indexes, the state writes, every query index it touches, the new
+    /// tip and (under Raft) the log id that carried it, all in one sled
+    /// batch, so a crash leaves either all of it or none.
+    ///
+    /// The caller has checked and executed the block
+    /// (`check_and_execute` or `propose`); this only refuses a block that
+    /// does not extend the tip or an execution of another size.
+    pub fn apply_block(&self, block: &Block, exec: &Execution, applied: Option<LogId<u64>>) -> Result<(), StoreError> {
+        let _gate = self.gate();
+        let tip = self.tip();
+        let h = block.header.height;
+        if h != tip.height + 1 || block.header.prev_hash != tip.hash {
+            return Err(StoreError::NotNext { height: h, tip: tip.height });
+        }
+        if exec.outcomes.len() != block.txs.len() {
+            return Err(StoreError::ExecutionMismatch { outcomes: exec.outcomes.len(), txs: block.txs.len() });
+        }
+        let chain_id = self.genesis.chain_id.as_str();
+        let hash = block.hash(chain_id);
+        let mut batch = Batch::default();
+        batch.insert(keys::block(h), to_json("block", block)?);
+        batch.insert(keys::hash(&hash), h.to_be_bytes().as_slice());
+
+        let day = block.header.timestamp.day();
+        let mut first_seen = HashSet::new();
+        for ((index, stx), outcome) in (0u32..).zip(&block.txs).zip(&exec.outcomes) {
+            let id = stx.tx.id(chain_id);
+            let loc = keys::loc(h, index);
+            // The first inclusion is the one receipts point at; a replay
+            // later in this block or in a later block is refused as a
+            // duplicate and must not move it.
+            if first_seen.insert(id) && !self.tree.contains_key(keys::tx(&id))? {
+                batch.insert(keys::tx(&id), loc.as_slice());
+            }
+            if let Some(rx) = stx.tx.body.prescription() {
+                batch.insert(keys::history(&rx, h, index), &[][..]);
+            }
+            batch.insert(keys::day(day, h, index), &[][..]);
+            if !outcome.is_applied() {
+                batch.insert(keys::refused(h, index), &[][..]);
+            }
+        }
+
+        for (key, value) in &exec.writes {
+            let skey = keys::state(key);
+            if let Some(id) = rx_id_of(key) {
+                self.index_prescription(&mut batch, &id, &skey, value.as_deref())?;
+            }
+            match value {
+                Some(v) => batch.insert(skey, v.as_slice()),
+                None => batch.remove(skey),
+            }
+        }
+
+        let new_tip = Tip { height: h, hash, timestamp: block.header.timestamp };
+        batch.insert(keys::TIP, to_json("tip", &new_tip)?);
+        if let Some(applied) = applied {
+            batch.insert(keys::APPLIED, to_json("applied log id", &Some(applied))?);
+        }
+        self.tree.apply_batch(batch)?;
+        *self.tip.write().unwrap_or_else(PoisonError::into_inner) = new_tip;
+        tracing::debug!(height = h, txs = block.txs.len(), "block written");
+        Ok(())
+    }
+
+    /// Adds the index changes of one prescription record write to `batch`:
+    /// the prescriber and pharmacy sets grow, the status set moves.
+    fn index_prescription(
+        &self,
+        batch: &mut Batch,
+        id: &PrescriptionId,
+        skey: &[u8],
+        new: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let decode = |b: &[u8]| -> Result<PrescriptionRecord, StoreError> {
+            encoding::from_bytes(b).map_err(|e| StoreError::corrupt(format!("prescription {id}"), e))
+        };
+        let old = self.tree.get(skey)?.map(|b| decode(&b)).transpose()?;
+        let new = new.map(decode).transpose()?;
+        let old_status = old.as_ref().map(|r| r.status);
+        let new_status = new.as_ref().map(|r| r.status);
+        if old_status != new_status {
+            if let Some(s) = old_status {
+                batch.remove(keys::status(s, id));
+            }
+        }
+        if let Some(rec) = &new {
+            batch.insert(keys::status(rec.status, id), &[][..]);
+            batch.insert(keys::prescriber(&rec.prescriber, id), &[][..]);
+            let pharmacies = rec
+                .fulfilment
+                .iter()
+                .map(|f| f.pharmacy())
+                .chain(rec.claim.iter().map(|c| &c.pharmacy))
+                .chain(rec.fills.iter().map(|f| &f.pharmacy));
+            for org in pharmacies {
+                batch.insert(keys::pharmacy(org, id), &[][..]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The last applied log id and membership, as Raft left them.
+    pub fn last_applied(&self) -> Result<(Option<LogId<u64>>, Membership), StoreError> {
+        let applied = match self.tree.get(keys::APPLIED)? {
+            Some(v) => from_json(|| "last applied log id".into(), &v)?,
+            None => None,
+        };
+        let membership = match self.tree.get(keys::MEMBERSHIP)? {
+            Some(v) => from_json(|| "last membership".into(), &v)?,
+            None => Membership::default(),
+        };
+        Ok((applied, membership))
+    }
+
+    /// Records a log entry that changes no block: a blank entry, a
+    /// membership change or a refused block. Atomic like a block.
+    pub(crate) fn record_applied(&self, applied: LogId<u64>, membership: Option<&Membership>) -> Result<(), StoreError> {
+        let _gate = self.gate();
+        let mut batch = Batch::default();
+        batch.insert(keys::APPLIED, to_json("applied log id", &Some(applied))?);
+        if let Some(m) = membership {
+            batch.insert(keys::MEMBERSHIP, to_json("membership", m)?);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Copies the whole tree at a block boundary.
+    pub(crate) fn dump(&self) -> Result<Dump, StoreError> {
+        let _gate = self.gate();
+        let entries = self
+            .tree
+            .iter()
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (applied, membership) = self.last_applied()?;
+        Ok(Dump { entries, applied, membership })
+    }
+
+    /// Replaces the whole tree with a dump from another node in one batch
+    /// (so a crash leaves the old chain or the new one, never a mix), sets
+    /// the Raft position from the snapshot's metadata and reloads the tip.
+    pub(crate) fn replace_all(
+        &self,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        applied: Option<LogId<u64>>,
+        membership: &Membership,
+    ) -> Result<(), StoreError> {
+        let expected = self.genesis.hash();
+        match entries.iter().find(|(k, _)| k.as_slice() == keys::GENESIS) {
+            Some((_, v)) if v.as_slice() == expected.as_bytes() => {}
+            Some((_, v)) => {
+                return Err(StoreError::GenesisMismatch { stored: hex::encode(v), expected: expected.to_hex() })
+            }
+            None => return Err(StoreError::BadSnapshot("the chain dump names no genesis".into())),
+        }
+        let tip = match entries.iter().find(|(k, _)| k.as_slice() == keys::TIP) {
+            Some((_, v)) => from_json(|| "snapshot tip".into(), v)?,
+            None => Tip::genesis(&self.genesis),
+        };
+        let _gate = self.gate();
+        let mut batch = Batch::default();
+        for k in self.tree.iter().keys() {
+            batch.remove(k?);
+        }
+        // Later operations on the same key win inside a sled batch, so the
+        // inserts below override the removals above.
+        for (k, v) in entries {
+            batch.insert(k, v);
+        }
+        batch.insert(keys::APPLIED, to_json("applied log id", &applied)?);
+        batch.insert(keys::MEMBERSHIP, to_json("membership", membership)?);
+        self.tree.apply_batch(batch)?;
+        *self.tip.write().unwrap_or_else(PoisonError::into_inner) = tip;
+        tracing::info!(height = tip.height, "chain replaced from a snapshot");
+        Ok(())
+    }
+
+    /// Forces everything written so far to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    fn gate(&self) -> MutexGuard<'_, ()> {
+        // The gate guards no data of its own (sled batches are atomic), so
+        // a poisoned gate is as good as a healthy one.
+        self.write_gate.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get_state<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.tree
+            .get(keys::state(key))?
+            .map(|v| encoding::from_bytes(&v).map_err(|e| StoreError::corrupt(format!("state {}", hex::encode(key)), e)))
+            .transpose()
+    }
+
+    fn scan_locs(&self, prefix: Vec<u8>) -> Result<Vec<(u64, u32)>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|r| {
+                let (k, _) = r?;
+                keys::parse_loc(&k).ok_or_else(|| StoreError::corrupt("index key", hex::encode(&k)))
+            })
+            .collect()
+    }
+
+    fn scan_ids(&self, prefix: Vec<u8>) -> Result<Vec<PrescriptionId>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|r| {
+                let (k, _) = r?;
+                keys::parse_rx_suffix(&k).ok_or_else(|| StoreError::corrupt("index key", hex::encode(&k)))
+            })
+            .collect()
+    }
+}
+
+fn load_tip(tree: &sled::Tree, genesis: &Genesis) -> Result<Tip, StoreError> {
+    match tree.get(keys::TIP)? {
+        Some(v) => from_json(|| "tip".into(), &v),
+        None => Ok(Tip::genesis(genesis)),
+    }
+}
+
+/// The prescription id of a contracts state key, if it is a prescription's.
+fn rx_id_of(key: &[u8]) -> Option<PrescriptionId> {
+    let id = keys::parse_rx_suffix(key)?;
+    (state::rx_key(&id) == key).then_some(id)
+}
+
+/// The committed world state as the contracts see it.
+///
+/// [`StateRead`] cannot return an error, so a failed sled read answers
+/// "absent" and is remembered: callers that act on what they read (block
+/// execution, digests) must call [`StateView::check`] afterwards and discard
+/// their result if it fails.
+pub struct StateView<'a> {
+    tree: &'a sled::Tree,
+    /// The first read error, if any.
+    failure: OnceLock<sled::Error>,
+}
+
+impl StateView<'_> {
+    /// Fails with the first storage error any read through this view hit.
+    pub fn check(&self) -> Result<(), StoreError> {
+        match self.failure.get() {
+            Some(e) => Err(StoreError::Sled(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, e: sled::Error) {
+        tracing::error!(error = %e, "state read failed");
+        // Only the first failure is kept; later ones are logged above.
+        if self.failure.set(e).is_err() {
+            tracing::debug!("an earlier state read failure is already recorded");
+        }
+    }
+}
+
+impl StateRead for StateView<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.tree.get(keys::state(key)) {
+            Ok(v) => v.map(|v| v.to_vec()),
+            Err(e) => {
+                self.fail(e);
+                None
+            }
+        }
+    }
+}
+
+impl StateScan for StateView<'_> {
+    fn scan(&self) -> Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + '_> {
+        let strip = keys::STATE.len();
+        Box::new(self.tree.scan_prefix(keys::STATE).map_while(move |r| match r {
+            Ok((k, v)) => Some((k[strip..].to_vec(), v.to_vec())),
+            Err(e) => {
+                self.fail(e);
+                None
+            }
+        }))
+    }
+}

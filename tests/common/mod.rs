@@ -1,0 +1,31 @@
+//! Shared test harness: real nodes on port 0, each in its own temp dir.
+#![allow(dead_code)]
+
+use rxchain::client::Client;
+use rxchain::commands::demo::{demo_settings, register_demo_staff, wait_for_leader};
+use rxchain::demo::Demo;
+use rxchain::node::RunningNode;
+
+/// A running one-node demo consortium.
+pub struct TestNode {
+    pub node: RunningNode,
+    pub client: Client,
+    pub demo: Demo,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a one-node demo consortium on 127.0.0.1:0 with its staff registered.
+pub async fn start_demo_node() -> TestNode {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = Demo::load().expect("demo fixture");
+    demo.write_files(dir.path(), &[1]).expect("demo files");
+    let node = rxchain::node::start(demo_settings(dir.path(), 1, "127.0.0.1:0".parse().unwrap(), None))
+        .await
+        .expect("node starts");
+    wait_for_leader(&node).await.expect("leader");
+    let base = format!("http://{}", node.addr);
+    let client = Client::new(base.clone());
+    register_demo_staff(&demo, &client).await.expect("staff registered");
+    TestNode { node, client, demo, base, dir }
+}
