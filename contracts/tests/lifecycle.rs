@@ -1548,3 +1548,14 @@ fn every_rejection_code_is_asserted_by_a_test() {
     let uncovered: Vec<&str> = codes.iter().copied().filter(|c| !tests.contains(&format!("\"{c}\""))).collect();
     assert!(uncovered.is_empty(), "no test asserts these rejection codes: {uncovered:?}");
 }
+
+#[test]
+fn every_rejection_reads_back_from_both_encodings_and_its_json_code_is_its_code() {
+    for r in every_rejection() {
+        let o = Outcome::Refused { reason: r.clone() };
+        assert_eq!(encoding::from_bytes::<Outcome>(&encoding::to_bytes(&o)), Ok(o));
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["code"], r.code(), "clients read the JSON code as the stable code");
+        assert_eq!(serde_json::from_value::<Rejection>(j).unwrap(), r);
+    }
+}

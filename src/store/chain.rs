@@ -7,7 +7,7 @@
 //!
 //! | prefix  | rest of key                              | value                      |
 //! |---------|------------------------------------------|----------------------------|
-//! | `b/`    | height `u64`                             | block, JSON                |
+//! | `b/`    | height `u64`                             | block, canonical encoding  |
 //! | `h/`    | block hash (32)                          | height `u64`               |
 //! | `t/`    | tx id (32)                               | height `u64`, index `u32`  |
 //! | `s/`    | a contracts state key (`rx/…`, `staff/…`) | the contracts' bytes       |
@@ -237,7 +237,7 @@ impl ChainStore {
     pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
         self.tree
             .get(keys::block(height))?
-            .map(|v| from_json(|| format!("block {height}"), &v))
+            .map(|v| decode_block(|| format!("block {height}"), &v))
             .transpose()
     }
 
@@ -254,7 +254,7 @@ impl ChainStore {
     pub fn blocks(&self, from: u64) -> impl Iterator<Item = Result<Block, StoreError>> + '_ {
         self.tree.range(keys::block(from)..=keys::block(u64::MAX)).map(|r| {
             let (k, v) = r?;
-            from_json(|| format!("block at key {}", hex::encode(&k)), &v)
+            decode_block(|| format!("block at key {}", hex::encode(&k)), &v)
         })
     }
 
@@ -357,7 +357,7 @@ impl ChainStore {
         let chain_id = self.genesis.chain_id.as_str();
         let hash = block.hash(chain_id);
         let mut batch = Batch::default();
-        batch.insert(keys::block(h), to_json("block", block)?);
+        batch.insert(keys::block(h), encoding::to_bytes(block));
         batch.insert(keys::hash(&hash), h.to_be_bytes().as_slice());
 
         let day = block.header.timestamp.day();
@@ -554,6 +554,10 @@ impl ChainStore {
             })
             .collect()
     }
+}
+
+fn decode_block(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<Block, StoreError> {
+    encoding::from_bytes(bytes).map_err(|e| StoreError::corrupt(what(), e))
 }
 
 fn load_tip(tree: &sled::Tree, genesis: &Genesis) -> Result<Tip, StoreError> {

@@ -1,7 +1,7 @@
 //! The Raft log and vote in sled, as openraft's [`RaftLogStorage`].
 //!
 //! Entries live in the `raft_log` tree under their index as a big-endian
-//! `u64`; the vote, the committed log id and the last purged log id live in
+//! `u64`, postcard-encoded; the vote, the committed log id and the last purged log id live in
 //! `raft_meta`. Appends and votes are flushed to disk before openraft is told
 //! they are stored, because Raft's safety rests on a node never forgetting
 //! what it acknowledged.
@@ -59,7 +59,7 @@ impl LogStore {
     }
 
     fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
-        super::from_json(|| format!("raft log entry at key {}", hex::encode(key)), value)
+        super::from_postcard(|| format!("raft log entry at key {}", hex::encode(key)), value)
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -159,7 +159,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = sled::Batch::default();
         for entry in entries {
             let id = *entry.get_log_id();
-            let value = super::to_json("raft log entry", &entry)
+            let value = super::to_postcard("raft log entry", &entry)
                 .map_err(|e| store_io(ErrorSubject::Log(id), ErrorVerb::Write, e))?;
             batch.insert(id.index.to_be_bytes().as_slice(), value);
         }

@@ -16,11 +16,11 @@
 //! are stored: a transaction is acknowledged only once it is on disk on a
 //! quorum.
 //!
-//! Blocks and log entries are stored as JSON rather than in the contracts'
-//! postcard encoding because several contract types are internally tagged
-//! serde enums (`TxBody`, `Outcome`, `Fulfilment`), which postcard can
-//! encode but never decode. World-state values are the contracts' own bytes
-//! and are stored untouched.
+//! Encodings: blocks are stored in the contracts' canonical encoding (the
+//! bytes their hashes and signatures are about) and log entries in postcard,
+//! both compact; world-state values are the contracts' own bytes, stored
+//! untouched; the small metadata records (vote, log ids, membership, tip)
+//! are JSON so that an operator can read them with any sled tool.
 
 pub mod chain;
 pub mod log;
@@ -129,14 +129,24 @@ impl StoreError {
     }
 }
 
-/// JSON encoding of stored records; see the module docs for why JSON.
+/// JSON encoding of the small metadata records.
 pub(crate) fn to_json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Encode { what, detail: e.to_string() })
 }
 
-/// Decodes a JSON record, naming it in the error.
+/// Decodes a JSON metadata record, naming it in the error.
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(what(), e))
+}
+
+/// Postcard encoding of Raft log entries and snapshot data.
+pub(crate) fn to_postcard<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(value).map_err(|e| StoreError::Encode { what, detail: e.to_string() })
+}
+
+/// Decodes a postcard record, naming it in the error.
+pub(crate) fn from_postcard<T: serde::de::DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::corrupt(what(), e))
 }
 
 /// Opens (or creates) the node's database in `dir`.

@@ -143,7 +143,7 @@ impl StateMachine {
 
     fn build_blocking(&self) -> StorageResult<Snapshot<TypeConfig>> {
         let dump = self.chain.dump().map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        let data = postcard::to_allocvec(&ChainDump { format: DUMP_FORMAT, entries: dump.entries })
+        let data = super::to_postcard("chain dump", &ChainDump { format: DUMP_FORMAT, entries: dump.entries })
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         // Two snapshots at the same log id may differ in bytes, so the id
         // carries a database-unique counter too.
