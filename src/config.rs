@@ -145,6 +145,12 @@ pub struct Settings {
     /// Directory of the web pages; `None` serves none.
     #[serde(default)]
     pub web_dir: Option<PathBuf>,
+    /// The node's organisation's data key file (hex), for opening sealed
+    /// content addressed to the organisation: patient names on a
+    /// prescriber's list, patients' hand-overs to a pharmacy. Without it the
+    /// web apps show short ids instead of names.
+    #[serde(default)]
+    pub data_key_file: Option<PathBuf>,
     /// Block cutting.
     #[serde(default)]
     pub block: BlockSettings,
@@ -172,9 +178,9 @@ impl Settings {
                 *p = base.join(&*p);
             }
         }
-        if let Some(w) = s.web_dir.as_mut() {
-            if w.is_relative() {
-                *w = base.join(&*w);
+        for p in [s.web_dir.as_mut(), s.data_key_file.as_mut()].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
         }
         Ok(s)

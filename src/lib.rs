@@ -7,6 +7,7 @@
 //! The rules themselves live in the `rxchain-contracts` crate; this crate
 //! only moves bytes, keeps them durable and answers questions about them.
 
+pub mod accounts;
 pub mod qr;
 pub mod raft;
 pub mod store;

@@ -11,6 +11,7 @@ use rxchain_contracts::{Genesis, SecretKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::accounts::Accounts;
 use crate::config::Settings;
 use crate::http::{AppInner, AppState};
 use crate::mempool::Mempool;
@@ -39,6 +40,9 @@ pub enum NodeError {
     /// Storage failed to open.
     #[error("storage: {0}")]
     Store(#[from] store::StoreError),
+    /// The data key file holds a key that is not the organisation's data key in genesis.
+    #[error("the data key file does not hold the data key genesis declares for {0}")]
+    DataKeyMismatch(String),
     /// Raft failed to start.
     #[error("raft: {0}")]
     Raft(String),
@@ -69,6 +73,8 @@ pub struct RunningNode {
     pub raft: Raft,
     /// Committed chain.
     pub chain: Arc<ChainStore>,
+    /// Staff accounts, sessions and the data keys this node holds.
+    pub accounts: Arc<Accounts>,
     /// Flip to true to stop the node.
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -121,6 +127,16 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let mempool = Mempool::new(chain_id.clone(), 200_000);
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| store::StoreError::from(e))?;
     let storage = store::open(&settings.data_dir, genesis.clone(), mempool.clone())?;
+    // The account store shares the node's database; its keys derive from the node key.
+    let accounts = Arc::new(Accounts::open(&storage.db, &node_key)?);
+    if let Some(path) = &settings.data_key_file {
+        let key = crate::keys::read(path)?;
+        let (org, _) = genesis.node(settings.node_id).ok_or(NodeError::NotInGenesis(settings.node_id))?;
+        if org.data_key != key.public() {
+            return Err(NodeError::DataKeyMismatch(org.id.to_string()));
+        }
+        accounts.add_data_key(org.id.clone(), key);
+    }
     let network = Network::new(chain_id, settings.node_id, node_key.clone());
     let raft = crate::raft::start(settings.node_id, raft_config(&settings.raft), &storage, network)
         .await
@@ -148,6 +164,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         metrics: metrics.clone(),
         api: settings.api.clone(),
         client: reqwest::Client::new(),
+        accounts: accounts.clone(),
     }));
     let app = crate::http::router(state, settings.web_dir.as_deref())
         .merge(crate::raft::rpc::router(raft.clone(), genesis.clone()));
@@ -176,7 +193,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     tracing::info!(%addr, node_id = settings.node_id, "node serving");
     // Keep the storage handles alive as long as Raft uses them.
     drop(storage);
-    Ok(RunningNode { addr, raft, chain, shutdown, tasks })
+    Ok(RunningNode { addr, raft, chain, accounts, shutdown, tasks })
 }
 
 /// Runs a node until `shutdown` completes.

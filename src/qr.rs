@@ -445,13 +445,23 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<String, QrErr
     let gray = load_gray(bytes, limits)?;
     let mut images = Images::new(gray);
     let mut found_grid = false;
+    if std::env::var_os("QRDBG_ALL").is_some() {
+        let mut ok = Vec::new();
+        let mut res = None;
+        for (i, &stage) in ALL_STAGES.iter().enumerate() {
+            let Some(attempt) = images.attempt(stage) else { continue };
+            if let Scan::Decoded(t) = scan(&attempt) { ok.push(i); res = Some(t); }
+        }
+        eprintln!("ALLSTAGES {ok:?}");
+        return res.ok_or(QrError::NoQrCode);
+    }
     for &stage in STAGES {
         let Some(attempt) = images.attempt(stage) else { continue };
         if std::env::var_os("QRDBG").is_some() { eprintln!("DEBUG try {stage:?}"); }
         match scan(&attempt) {
             Scan::Decoded(text) => {
                 tracing::debug!(?stage, "QR code decoded");
-                if std::env::var_os("QRDBG").is_some() { eprintln!("DEBUG stage {stage:?}"); }
+                if std::env::var_os("QRDBG_STAGE").is_some() { eprintln!("DEBUG stage {stage:?}"); }
                 return Ok(text);
             }
             Scan::Unreadable => found_grid = true,
@@ -514,8 +524,9 @@ fn image_error(e: image::ImageError, limits: &DecodeLimits) -> QrError {
 enum Attempt {
     /// Luminance, 0 black to 255 white.
     Gray(GrayImage),
-    /// `true` is a dark module pixel.
-    Binary { width: usize, height: usize, dark: Vec<bool> },
+    /// `true` is a dark module pixel; `gray` is the image it was
+    /// thresholded from, kept for resampling located grids.
+    Binary { gray: GrayImage, dark: Vec<bool> },
 }
 
 /// What one search of one image found.
@@ -542,8 +553,9 @@ fn scan(attempt: &Attempt) -> Scan {
                 let (w, raw) = (img.width() as usize, img.as_raw());
                 rqrr::PreparedImage::prepare_from_greyscale(w, img.height() as usize, |x, y| raw[y * w + x])
             }
-            Attempt::Binary { width, height, dark } => {
-                rqrr::PreparedImage::prepare_from_bitmap(*width, *height, |x, y| dark[y * width + x])
+            Attempt::Binary { gray, dark } => {
+                let (w, h) = (gray.width() as usize, gray.height() as usize);
+                rqrr::PreparedImage::prepare_from_bitmap(w, h, |x, y| dark[y * w + x])
             }
         };
         if std::env::var_os("QRDBG").is_some() {
@@ -564,6 +576,16 @@ fn scan(attempt: &Attempt) -> Scan {
                 return Scan::Decoded(text);
             }
         }
+        let gray = match attempt {
+            Attempt::Gray(img) => img,
+            Attempt::Binary { gray, .. } => gray,
+        };
+        for grid in &grids {
+            if let Some(text) = resample(gray, rqrr::BitGrid::size(&grid.grid), &grid.bounds) {
+                if std::env::var_os("QRDBG_STAGE").is_some() { eprintln!("DEBUG resampled"); }
+                return Scan::Decoded(text);
+            }
+        }
         Scan::Unreadable
     }));
     result.unwrap_or(Scan::Nothing)
@@ -571,7 +593,7 @@ fn scan(attempt: &Attempt) -> Scan {
 
 /// One way of preparing the image for a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
+pub enum Stage {
     /// The decoded image in grayscale, if not huge.
     AsIs,
     /// Scaled down to this long side, if larger.
@@ -580,26 +602,81 @@ enum Stage {
     Upscaled,
     /// The working image smoothed, then rqrr's own binarisation.
     Smoothed,
-    /// The working image smoothed with this many times the base radius,
-    /// then our local threshold; `invert` reads light-on-dark codes.
-    LocalThreshold { blur: usize, invert: bool },
-    /// The small image smoothed, then our local threshold.
-    SmallLocalThreshold,
+    /// Our own binarisation.
+    Threshold(Bin),
+}
+
+/// Which image to binarise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source { Work, Small }
+
+/// How a pixel is judged dark against its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Darker than the mean by a noise margin.
+    Margin,
+    /// Darker than the mean; by a noise margin only where the window is flat.
+    Busy,
+    /// Below this percentage of the mean (and 3 levels).
+    Ratio(u64),
+}
+
+/// Parameters of our binarisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bin {
+    pub source: Source,
+    pub blur: usize,
+    pub window_div: usize,
+    pub mode: Mode,
+    pub sharpen: bool,
+    pub invert: bool,
+}
+
+const fn bin(source: Source, blur: usize, window_div: usize, mode: Mode, sharpen: bool) -> Stage {
+    Stage::Threshold(Bin { source, blur, window_div, mode, sharpen, invert: false })
 }
 
 /// The stages in the order they are tried: first what costs nothing and
 /// reads clean images, then what fixes noise and size, then what fixes
 /// lighting and contrast, then the rarer cases.
-const STAGES: &[Stage] = &[
+pub const STAGES: &[Stage] = &[
     Stage::AsIs,
     Stage::Downscaled(WORK_SIDE),
     Stage::Downscaled(SMALL_SIDE),
     Stage::Upscaled,
     Stage::Smoothed,
-    Stage::LocalThreshold { blur: 1, invert: false },
-    Stage::LocalThreshold { blur: 2, invert: false },
-    Stage::SmallLocalThreshold,
-    Stage::LocalThreshold { blur: 1, invert: true },
+    bin(Source::Work, 1, 32, Mode::Margin, false),
+    bin(Source::Work, 2, 32, Mode::Margin, false),
+    bin(Source::Small, 1, 32, Mode::Margin, false),
+    bin(Source::Work, 1, 32, Mode::Margin, true),
+    bin(Source::Work, 1, 128, Mode::Margin, false),
+];
+
+pub const ALL_STAGES: &[Stage] = &[
+    Stage::AsIs,
+    Stage::Downscaled(WORK_SIDE),
+    Stage::Downscaled(SMALL_SIDE),
+    Stage::Upscaled,
+    Stage::Smoothed,
+    bin(Source::Work, 1, 32, Mode::Margin, false),
+    bin(Source::Work, 2, 32, Mode::Margin, false),
+    bin(Source::Small, 1, 32, Mode::Margin, false),
+    bin(Source::Work, 1, 32, Mode::Margin, true),
+    bin(Source::Work, 1, 128, Mode::Margin, false),
+    bin(Source::Work, 1, 64, Mode::Margin, false),
+    bin(Source::Work, 1, 32, Mode::Busy, false),
+    bin(Source::Work, 2, 32, Mode::Busy, false),
+    bin(Source::Work, 1, 64, Mode::Busy, false),
+    bin(Source::Work, 1, 128, Mode::Busy, false),
+    bin(Source::Work, 1, 32, Mode::Ratio(90), false),
+    bin(Source::Work, 1, 32, Mode::Ratio(95), false),
+    bin(Source::Work, 2, 32, Mode::Ratio(90), false),
+    bin(Source::Work, 1, 64, Mode::Ratio(90), false),
+    bin(Source::Small, 1, 32, Mode::Ratio(90), false),
+    bin(Source::Small, 1, 64, Mode::Margin, false),
+    bin(Source::Small, 1, 64, Mode::Busy, false),
+    bin(Source::Work, 2, 32, Mode::Margin, true),
+    bin(Source::Work, 1, 64, Mode::Margin, true),
 ];
 
 /// The source image and the derived images that several stages share,
@@ -641,13 +718,15 @@ impl Images {
                 let work = self.work();
                 Some(Attempt::Gray(box_blur(work, base_radius(work))))
             }
-            Stage::LocalThreshold { blur, invert } => {
-                let work = self.work();
-                Some(local_threshold(&box_blur(work, blur * base_radius(work)), invert))
-            }
-            Stage::SmallLocalThreshold => {
-                let small = self.small();
-                Some(local_threshold(&box_blur(small, base_radius(small)), false))
+            Stage::Threshold(b) => {
+                let img = match b.source { Source::Work => self.work(), Source::Small => self.small() };
+                let r = base_radius(img);
+                let window = window_radius(img, b.window_div);
+                if b.sharpen {
+                    Some(binarise(&sharpen(img, 3 * r), b.blur * r, window, b.mode, b.invert))
+                } else {
+                    Some(binarise(img, b.blur * r, window, b.mode, b.invert))
+                }
             }
         }
     }
@@ -737,6 +816,20 @@ impl Integral {
         Integral { width: w, sums }
     }
 
+    fn of_squares(img: &GrayImage) -> Self {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let mut sums = vec![0u64; (w + 1) * (h + 1)];
+        let raw = img.as_raw();
+        for y in 0..h {
+            let mut row = 0u64;
+            for x in 0..w {
+                row += u64::from(raw[y * w + x]).pow(2);
+                sums[(y + 1) * (w + 1) + x + 1] = sums[y * (w + 1) + x + 1] + row;
+            }
+        }
+        Integral { width: w, sums }
+    }
+
     /// The sum over columns `x0..x1` and rows `y0..y1`.
     fn sum(&self, x0: usize, y0: usize, x1: usize, y1: usize) -> u64 {
         let s = |x: usize, y: usize| self.sums[y * (self.width + 1) + x];
@@ -784,32 +877,196 @@ fn noise_level(img: &GrayImage) -> u32 {
     0
 }
 
+/// Reads a grid that rqrr located but could not decode, from the grayscale
+/// image instead of rqrr's binarised one.
+///
+/// rqrr reads each module from one binarised pixel at its centre, so noise,
+/// blur or an unlucky threshold flips modules. Here each module is the mean
+/// of nine samples spread over its central half, and it is compared with a
+/// threshold chosen from the module values themselves: first one for the
+/// whole code (Otsu's), then one local to each module's neighbourhood, which
+/// follows a lighting gradient across the code.
+fn resample(gray: &GrayImage, size: usize, bounds: &[rqrr::Point; 4]) -> Option<String> {
+    if !(21..=177).contains(&size) {
+        return None;
+    }
+    // rqrr reports the bounds at grid coordinates 0 and size + 1.
+    let far = size as f64 + 1.0;
+    let grid_corners = [(0.0, 0.0), (far, 0.0), (far, far), (0.0, far)];
+    let image_corners = bounds.map(|p| (f64::from(p.x), f64::from(p.y)));
+    let to_image = Homography::between(grid_corners, image_corners)?;
+
+    let (w, h) = (gray.width() as f64, gray.height() as f64);
+    let mut modules = vec![0f64; size * size];
+    for (i, m) in modules.iter_mut().enumerate() {
+        let (gx, gy) = ((i % size) as f64 + 0.5, (i / size) as f64 + 0.5);
+        let mut sum = 0.0;
+        for dy in [-0.25, 0.0, 0.25] {
+            for dx in [-0.25, 0.0, 0.25] {
+                let (x, y) = to_image.map(gx + dx, gy + dy);
+                if !(0.0..w - 1.0).contains(&x) || !(0.0..h - 1.0).contains(&y) {
+                    return None;
+                }
+                sum += bilinear(gray, x, y);
+            }
+        }
+        *m = sum / 9.0;
+    }
+
+    let global = otsu(&modules);
+    let local = |i: usize| {
+        let (x, y) = (i % size, i / size);
+        let (x0, x1) = (x.saturating_sub(4), (x + 5).min(size));
+        let (y0, y1) = (y.saturating_sub(4), (y + 5).min(size));
+        let mut sum = 0.0;
+        for yy in y0..y1 {
+            for xx in x0..x1 {
+                sum += modules[yy * size + xx];
+            }
+        }
+        sum / ((x1 - x0) * (y1 - y0)) as f64
+    };
+    let local_thresholds: Vec<f64> = (0..modules.len()).map(local).collect();
+    for threshold in [&vec![global; modules.len()], &local_thresholds] {
+        let grid = rqrr::SimpleGrid::from_func(size, |x, y| modules[y * size + x] < threshold[y * size + x]);
+        if let Ok((_, text)) = rqrr::Grid::new(grid).decode() {
+            return Some(text);
+        }
+    }
+    None
+}
+
+/// The threshold that best splits `values` into two classes (Otsu's
+/// method), searched over the values' own range.
+fn otsu(values: &[f64]) -> f64 {
+    let mut histogram = [0u32; 256];
+    for &v in values {
+        histogram[v.clamp(0.0, 255.0) as usize] += 1;
+    }
+    let total = values.len() as f64;
+    let sum_all: f64 = histogram.iter().enumerate().map(|(v, &c)| v as f64 * f64::from(c)).sum();
+    let (mut weight_low, mut sum_low) = (0.0, 0.0);
+    let (mut best, mut best_score) = (128.0, -1.0);
+    for (v, &c) in histogram.iter().enumerate() {
+        weight_low += f64::from(c);
+        sum_low += v as f64 * f64::from(c);
+        let weight_high = total - weight_low;
+        if weight_low == 0.0 || weight_high == 0.0 {
+            continue;
+        }
+        let (mean_low, mean_high) = (sum_low / weight_low, (sum_all - sum_low) / weight_high);
+        let score = weight_low * weight_high * (mean_low - mean_high).powi(2);
+        if score > best_score {
+            best_score = score;
+            best = v as f64 + 0.5;
+        }
+    }
+    best
+}
+
+/// The luminance at a fractional position, interpolated from the four
+/// nearest pixels. The caller keeps the position inside the image.
+fn bilinear(img: &GrayImage, x: f64, y: f64) -> f64 {
+    let (x0, y0) = (x.floor() as u32, y.floor() as u32);
+    let (fx, fy) = (x - x.floor(), y - y.floor());
+    let p = |x: u32, y: u32| f64::from(img.get_pixel(x, y).0[0]);
+    let top = p(x0, y0) * (1.0 - fx) + p(x0 + 1, y0) * fx;
+    let bottom = p(x0, y0 + 1) * (1.0 - fx) + p(x0 + 1, y0 + 1) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
+/// A plane projective transform, the map from a QR code's module grid to
+/// its image under any camera angle.
+struct Homography([f64; 8]);
+
+impl Homography {
+    /// The transform taking each `from` corner to the matching `to` corner,
+    /// or `None` when the corners are degenerate (three on a line).
+    fn between(from: [(f64, f64); 4], to: [(f64, f64); 4]) -> Option<Self> {
+        let mut a = [[0f64; 9]; 8];
+        for i in 0..4 {
+            let ((x, y), (u, v)) = (from[i], to[i]);
+            a[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+            a[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+        }
+        // Gauss-Jordan elimination with partial pivoting on the augmented matrix.
+        for col in 0..8 {
+            let pivot = (col..8).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+            if a[pivot][col].abs() < 1e-9 {
+                return None;
+            }
+            a.swap(col, pivot);
+            for row in 0..8 {
+                if row != col {
+                    let f = a[row][col] / a[col][col];
+                    for k in col..9 {
+                        a[row][k] -= f * a[col][k];
+                    }
+                }
+            }
+        }
+        let mut h = [0f64; 8];
+        for (i, v) in h.iter_mut().enumerate() {
+            *v = a[i][8] / a[i][i];
+        }
+        h.iter().all(|v| v.is_finite()).then_some(Homography(h))
+    }
+
+    fn map(&self, x: f64, y: f64) -> (f64, f64) {
+        let h = &self.0;
+        let w = h[6] * x + h[7] * y + 1.0;
+        ((h[0] * x + h[1] * y + h[2]) / w, (h[3] * x + h[4] * y + h[5]) / w)
+    }
+}
+
+fn window_radius(img: &GrayImage, div: usize) -> usize {
+    (img.width().max(img.height()) as usize / div).max(4)
+}
+
+fn sharpen(img: &GrayImage, radius: usize) -> GrayImage {
+    let blurred = box_blur(img, radius);
+    let mut out = img.clone();
+    for (p, b) in out.as_mut().iter_mut().zip(blurred.as_raw()) {
+        let v = i32::from(*p) * 5 / 2 - i32::from(*b) * 3 / 2;
+        *p = v.clamp(0, 255) as u8;
+    }
+    out
+}
+
 /// Binarises with a local mean threshold: a pixel is dark when it is darker
-/// than the mean of a window around it by more than the noise. The window,
-/// a sixteenth of the long side, spans several modules of any code large
-/// enough to read, so the threshold follows a lighting gradient and sits
-/// midway between ink and paper however little contrast there is. The
-/// margin of twice the noise level keeps flat paper from speckling, which
-/// would break the finder patterns.
-fn local_threshold(img: &GrayImage, invert: bool) -> Attempt {
+/// than the mean of a window around it by more than the noise.
+fn binarise(img: &GrayImage, blur: usize, window: usize, mode: Mode, invert: bool) -> Attempt {
+    let noise = u64::from(noise_level(img));
+    let img = box_blur(img, blur);
+    let side = 2 * blur as u64 + 1;
+    // Smoothing over side² pixels divides independent noise by `side`.
+    let margin = (5 * noise / (2 * side)).max(2);
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let integral = Integral::new(img);
-    let radius = (w.max(h) / 32).max(8);
-    let margin = u64::from((2 * noise_level(img)).max(2));
+    let integral = Integral::new(&img);
+    let squares = Integral::of_squares(&img);
     let raw = img.as_raw();
     let mut dark = vec![false; w * h];
     for (i, d) in dark.iter_mut().enumerate() {
         let (x, y) = (i % w, i / w);
-        let (x0, x1) = (x.saturating_sub(radius), (x + radius + 1).min(w));
-        let (y0, y1) = (y.saturating_sub(radius), (y + radius + 1).min(h));
+        let (x0, x1) = (x.saturating_sub(window), (x + window + 1).min(w));
+        let (y0, y1) = (y.saturating_sub(window), (y + window + 1).min(h));
         let n = ((x1 - x0) * (y1 - y0)) as u64;
         let sum = integral.sum(x0, y0, x1, y1);
-        // Compared in sums over the window, to stay in integers: v < mean - margin.
+        let sum_sq = squares.sum(x0, y0, x1, y1);
+        // n² times the window's variance; compared with n² · margin² below.
+        let var_n2 = (sum_sq * n).saturating_sub(sum * sum);
         let v = u64::from(raw[i]) * n;
-        let is_dark = if invert { v > sum + margin * n } else { v + margin * n < sum };
-        *d = is_dark;
+        *d = match mode {
+            Mode::Margin => if invert { v > sum + margin * n } else { v + margin * n < sum },
+            Mode::Busy => {
+                let busy = var_n2 > 4 * margin * margin * n * n;
+                let m = if busy { 0 } else { margin };
+                if invert { v > sum + m * n } else { v + m * n < sum }
+            }
+            Mode::Ratio(pct) => v * 100 < sum * pct && v + 3 * n < sum,
+        };
     }
-    Attempt::Binary { width: w, height: h, dark }
+    Attempt::Binary { gray: img, dark }
 }
 
 #[cfg(test)]
@@ -838,6 +1095,30 @@ mod tests {
         assert_eq!(text.len(), 89);
         let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).unwrap();
         assert_eq!(code.version(), qrcode::Version::Normal(4));
+    }
+
+    #[test]
+    fn resampling_reads_a_located_grid() {
+        let text = payload().encode();
+        let png = render_png(&text, 5).unwrap();
+        let gray = image::load_from_memory(&png).unwrap().into_luma8();
+        // A perspective view, so that the homography is exercised.
+        let (w, h) = gray.dimensions();
+        let view = Homography::between(
+            [(0.0, 0.0), (600.0, 0.0), (600.0, 500.0), (0.0, 500.0)],
+            [(0.0, 0.0), (f64::from(w), 0.0), (f64::from(w), f64::from(h)), (0.0, f64::from(h))],
+        )
+        .unwrap();
+        let skewed = GrayImage::from_fn(600, 500, |x, y| {
+            let (u, v) = view.map(f64::from(x), f64::from(y));
+            Luma([bilinear(&gray, u.min(f64::from(w) - 1.01), v.min(f64::from(h) - 1.01)) as u8])
+        });
+        let (sw, raw) = (skewed.width() as usize, skewed.as_raw());
+        let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(sw, 500, |x, y| raw[y * sw + x]);
+        let grids = prepared.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let size = rqrr::BitGrid::size(&grids[0].grid);
+        assert_eq!(resample(&skewed, size, &grids[0].bounds).as_deref(), Some(text.as_str()));
     }
 
     #[test]

@@ -269,10 +269,12 @@ async fn a_new_node_catches_up_from_a_snapshot_over_signed_http() {
     let n1 = Node::start(1, &g, config.clone()).await;
     n1.raft.initialize(BTreeMap::from([(1, n1.basic())])).await.expect("initialises");
     n1.raft.wait(WAIT).current_leader(1, "node 1 leads").await.expect("a leader");
+    let mut last = None;
     for n in 1..=5 {
         let b = next_block(&n1.chain, n);
         let resp = n1.raft.client_write(RaftRequest::Block(b)).await.expect("written");
         assert_eq!(resp.data.height, Some(n));
+        last = Some(resp.log_id);
     }
     n1.raft
         .wait(WAIT)
@@ -283,7 +285,6 @@ async fn a_new_node_catches_up_from_a_snapshot_over_signed_http() {
     // 2. Node 2 joins as a learner and receives the chain as a snapshot.
     let n2 = Node::start(2, &g, config).await;
     n1.raft.add_learner(2, n2.basic(), true).await.expect("learner added");
-    let last = n1.raft.metrics().borrow().last_applied;
     n2.raft.wait(WAIT).metrics(|m| m.last_applied >= last, "node 2 caught up").await.expect("caught up");
     assert!(n2.raft.metrics().borrow().snapshot.is_some(), "node 2 installed a snapshot");
     assert_eq!(n2.chain.tip(), n1.chain.tip());
@@ -299,7 +300,7 @@ async fn a_new_node_catches_up_from_a_snapshot_over_signed_http() {
     let b6 = next_block(&n1.chain, 6);
     let resp = n1.raft.client_write(RaftRequest::Block(b6)).await.expect("written");
     assert_eq!(resp.data.height, Some(6));
-    let last = n1.raft.metrics().borrow().last_applied;
+    let last = Some(resp.log_id);
     n2.raft.wait(WAIT).metrics(|m| m.last_applied >= last, "node 2 applied block 6").await.expect("applied");
     assert_eq!(n2.chain.tip(), n1.chain.tip());
     assert_eq!(n2.chain.try_state_digest().expect("reads"), n1.chain.try_state_digest().expect("reads"));

@@ -145,11 +145,38 @@ pub struct InclusionProof {
 }
 
 impl InclusionProof {
-    /// Checks the proof against a header alone.
+    /// Checks the proof against a header alone, including that the paths
+    /// lead from position `index` of `tx_count` leaves.
     pub fn check(&self, header: &BlockHeader) -> bool {
-        fold_path(leaf(self.tx_id.0.as_bytes()), &self.tx_path) == header.tx_root
+        path_fits(self.index, header.tx_count, &self.tx_path)
+            && path_fits(self.index, header.tx_count, &self.outcome_path)
+            && fold_path(leaf(self.tx_id.0.as_bytes()), &self.tx_path) == header.tx_root
             && fold_path(outcome_leaf(&self.tx_id, &self.outcome), &self.outcome_path) == header.outcomes_root
     }
+}
+
+/// Whether `path` has exactly the shape of the path from leaf `index` of
+/// `count`: a step wherever that leaf's node has a sibling, on the sibling's
+/// side. Without this a proof could keep its hashes and claim another
+/// position, and the position orders a transaction against its neighbours.
+fn path_fits(index: u32, count: u32, path: &[ProofStep]) -> bool {
+    if index >= count {
+        return false;
+    }
+    let (mut i, mut n) = (u64::from(index), u64::from(count));
+    let mut steps = path.iter();
+    while n > 1 {
+        let sib = i ^ 1;
+        if sib < n {
+            match steps.next() {
+                Some(s) if s.left == (sib < i) => {}
+                _ => return false,
+            }
+        }
+        i /= 2;
+        n = n.div_ceil(2);
+    }
+    steps.next().is_none()
 }
 
 impl Block {

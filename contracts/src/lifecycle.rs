@@ -716,7 +716,7 @@ pub fn delivery_follows(last: Option<DeliveryStatus>, next: DeliveryStatus) -> b
     matches!(
         (last, next),
         (None, Packed)
-            | (Some(Packed), Dispatched)
+            | (Some(Packed), Dispatched) | (Some(Packed), Packed)
             | (Some(Dispatched), OutForDelivery)
             | (Some(OutForDelivery), Delivered)
             | (Some(Dispatched), Failed)

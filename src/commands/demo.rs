@@ -6,10 +6,11 @@ use std::time::Duration;
 use anyhow::Context;
 use rxchain_contracts::Label;
 
+use crate::accounts::{hash_password, AccountError, Accounts, NewAccount};
 use crate::cli::DemoArgs;
 use crate::client::{Client, ClientError, Submitted};
 use crate::config::{ApiSettings, BlockSettings, RaftSettings, Settings};
-use crate::demo::{admin_key, staff_key, Demo, DEMO_PASSWORD};
+use crate::demo::{admin_key, data_key, staff_key, Demo, DEMO_PASSWORD};
 use crate::node::RunningNode;
 
 /// Settings for demo node `id` under `dir`.
@@ -24,6 +25,7 @@ pub fn demo_settings(dir: &std::path::Path, id: u64, listen: std::net::SocketAdd
         peers: Default::default(),
         bootstrap: id == 1,
         web_dir: web,
+        data_key_file: None,
         block: BlockSettings::default(),
         api: ApiSettings::default(),
         raft: RaftSettings::default(),
@@ -63,6 +65,42 @@ pub async fn register_demo_staff(demo: &Demo, client: &Client) -> anyhow::Result
     Ok(())
 }
 
+/// Gives every demo staff member a sign-in account (password
+/// [`DEMO_PASSWORD`], signing key from [`staff_key`]) unless they have one,
+/// and hands the node every organisation's demo data key, since the one
+/// demo node stands in for every member's node.
+pub async fn create_demo_accounts(demo: &Demo, accounts: &Accounts) -> anyhow::Result<()> {
+    for org in &demo.genesis.orgs {
+        accounts.add_data_key(org.id.clone(), data_key(org.id.as_str()));
+    }
+    let mut missing = Vec::new();
+    for s in &demo.staff {
+        if accounts.account(&s.username)?.is_none() {
+            missing.push(s);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // One argon2id hash (and so one salt) serves every demo account: they
+    // share one published password anyway, and each hash costs a noticeable
+    // fraction of a second.
+    let phc = tokio::task::spawn_blocking(|| hash_password(DEMO_PASSWORD)).await??;
+    for s in missing {
+        let new = NewAccount {
+            username: s.username.clone(),
+            name: s.name.clone(),
+            org: rxchain_contracts::OrgId::parse(s.org.clone())?,
+            role: s.role,
+        };
+        match accounts.create(new, &phc, &staff_key(&s.username)) {
+            Ok(_) | Err(AccountError::Exists(_)) => {}
+            Err(e) => return Err(e).context(format!("creating the account of {}", s.username)),
+        }
+    }
+    Ok(())
+}
+
 /// Runs the demo until Ctrl-C.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.nodes != 1 {
@@ -78,6 +116,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     wait_for_leader(&node).await?;
     let base = format!("http://{}", node.addr);
     register_demo_staff(&demo, &Client::new(base.clone())).await?;
+    create_demo_accounts(&demo, &node.accounts).await?;
 
     println!("rxchain demo consortium '{}' is running (one node, data in {})", demo.genesis.chain_id, args.dir.display());
     println!();

@@ -66,6 +66,13 @@ pub enum ApiError {
     /// 429: too many attempts.
     #[error("{0}")]
     TooMany(String),
+    /// 429 `too_many_attempts`: too many failed sign-ins for one username;
+    /// answered with `Retry-After`.
+    #[error("too many failed sign-ins for this account; try again in {retry_after_secs} seconds")]
+    TooManyAttempts {
+        /// Seconds until another attempt is allowed.
+        retry_after_secs: u64,
+    },
     /// 408: the request took too long.
     #[error("the request took too long and was abandoned")]
     Timeout,
@@ -115,7 +122,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooMany(_) | ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotCommitted(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +141,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::UnsupportedMedia(_) => "unsupported_media_type",
             ApiError::TooMany(_) => "too_many_requests",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::Timeout => "timeout",
             ApiError::NotCommitted(_) => "not_committed",
             ApiError::Internal(_) => "internal",
@@ -171,7 +179,11 @@ impl IntoResponse for ApiError {
             _ => (None, None),
         };
         let body = Body { code: self.code(), message, receipt, detail };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let ApiError::TooManyAttempts { retry_after_secs } = &self {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
+        }
+        resp
     }
 }
 

@@ -4,8 +4,12 @@
 pub mod chain;
 pub mod error;
 pub mod ops;
+pub mod patient;
+pub mod reports;
 pub mod rx;
 pub mod scan;
+pub mod session;
+pub mod staff;
 pub mod tx;
 
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::accounts::Accounts;
 use crate::config::ApiSettings;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
@@ -46,6 +51,8 @@ pub struct AppInner {
     pub api: ApiSettings,
     /// For forwarding submissions to the leader.
     pub client: reqwest::Client,
+    /// Staff accounts and sessions, for the web apps' server-side signing.
+    pub accounts: Arc<Accounts>,
 }
 
 /// Shared handler state.
@@ -83,6 +90,10 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(chain::router())
         .merge(scan::router(api.image_limit_bytes))
         .merge(ops::router())
+        .merge(session::router())
+        .merge(staff::router())
+        .merge(patient::router())
+        .merge(reports::router())
         .route("/v1/{*rest}", axum::routing::any(|| async { ApiError::not_found("no_such_route", "there is no such API route") }))
         .layer(DefaultBodyLimit::max(api.body_limit_bytes))
         .with_state(state);

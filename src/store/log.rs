@@ -167,9 +167,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Entries are readable now; tell openraft they are stored only once
         // they are on disk, since that is what a follower's acknowledgement
         // and a leader's commit promise.
-        let flushed = self.db.flush_async().await.map(|_| ()).map_err(std::io::Error::other);
-        callback.log_io_completed(flushed);
-        Ok(())
+        match self.db.flush_async().await {
+            Ok(_) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.clone())));
+                Err(io(ErrorSubject::Logs, ErrorVerb::Write, e))
+            }
+        }
     }
 
     #[tracing::instrument(level = "debug", skip(self))]

@@ -1,0 +1,197 @@
+//! The patient's endpoints. A patient has no account: the QR payload is the
+//! credential. It arrives in the JSON body (the page reads it from the URL
+//! fragment, which browsers never send), and it is never logged: every
+//! handler here skips its arguments in tracing.
+//!
+//! A payload whose secret does not match the prescription's access key is
+//! refused with 403 `wrong_secret` before anything is signed, so an
+//! anonymous caller cannot fill the chain with refused transactions.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use axum::http::StatusCode;
+use rxchain_contracts::privacy::{self, ContentKey, PatientDetails};
+use rxchain_contracts::state::PrescriptionRecord;
+use rxchain_contracts::tx::CancelReason;
+use rxchain_contracts::{OrgId, OrgKind};
+use serde::{Deserialize, Serialize};
+
+use super::rx::{issue_body, load, view, PrescriptionView};
+use super::staff::{blocking, no_store, parse_payload, submit};
+use super::{ApiError, ApiJson, AppState};
+use crate::qr::QrPayload;
+use crate::txbuild;
+
+/// `POST /v1/patient/open`, `/assign`, `/cancel`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/patient/open", post(open))
+        .route("/v1/patient/assign", post(assign))
+        .route("/v1/patient/cancel", post(cancel))
+}
+
+/// A request carrying only the payload.
+#[derive(Deserialize)]
+pub struct PayloadRequest {
+    /// The QR payload, or the patient link holding it.
+    pub payload: String,
+}
+
+/// The prescription's private part, as the patient sees it.
+#[derive(Serialize)]
+pub struct ContentView {
+    /// Who it is for.
+    pub patient: PatientDetails,
+    /// Dosage instructions per item.
+    pub dosage: Vec<String>,
+    /// Notes.
+    pub notes: String,
+}
+
+/// A pharmacy the patient may choose.
+#[derive(Serialize)]
+pub struct PharmacyChoice {
+    /// Organisation id.
+    pub id: OrgId,
+    /// Display name.
+    pub name: String,
+    /// Address.
+    pub address: String,
+}
+
+/// What the patient page shows.
+#[derive(Serialize)]
+pub struct Opened {
+    /// The public view with its history.
+    pub prescription: PrescriptionView,
+    /// The decrypted content.
+    pub content: ContentView,
+    /// Every pharmacy of the consortium.
+    pub pharmacies: Vec<PharmacyChoice>,
+}
+
+fn wrong_secret() -> ApiError {
+    ApiError::Forbidden {
+        status: StatusCode::FORBIDDEN,
+        code: "wrong_secret",
+        message: "the code's secret does not match this prescription: the code is damaged or not the patient's".into(),
+    }
+}
+
+/// Parses the payload, loads the prescription and checks the secret.
+/// Deriving the access key from the secret is one scalar multiplication:
+/// done on a blocking thread with the storage read.
+async fn authorise(s: &AppState, text: &str) -> Result<(QrPayload, PrescriptionRecord), ApiError> {
+    let payload = parse_payload(text)?;
+    let st = s.clone();
+    blocking(move || {
+        let rec = load(&st, &payload.id)?;
+        if payload.secret.signing_key().public() != rec.access_key {
+            return Err(wrong_secret());
+        }
+        Ok((payload, rec))
+    })
+    .await
+}
+
+/// The prescription's content key, opened with the QR secret.
+fn content_key(s: &AppState, payload: &QrPayload, rec: &PrescriptionRecord) -> Result<ContentKey, ApiError> {
+    let body = issue_body(s, rec)?;
+    privacy::unwrap_with_secret(&payload.secret, &privacy::content_context(&payload.id), &body.key_for_patient)
+        .map(ContentKey::from_bytes)
+        // The secret matched the access key, so a wrap that does not open
+        // was built wrongly by the prescriber's client.
+        .map_err(|_| ApiError::Unprocessable { code: "sealed_content_unreadable", message: "the prescription's sealed content cannot be opened with its code".into() })
+}
+
+#[tracing::instrument(skip_all)]
+async fn open(State(s): State<AppState>, ApiJson(req): ApiJson<PayloadRequest>) -> Result<Response, ApiError> {
+    let (payload, rec) = authorise(&s, &req.payload).await?;
+    let st = s.clone();
+    let (content, prescription) = blocking(move || {
+        let ck = content_key(&st, &payload, &rec)?;
+        let body = issue_body(&st, &rec)?;
+        let c = privacy::open_content(&payload.id, &body.sealed, &ck).map_err(|_| ApiError::Unprocessable {
+            code: "sealed_content_unreadable",
+            message: "the prescription's sealed content cannot be opened with its code".into(),
+        })?;
+        Ok((ContentView { patient: c.patient, dosage: c.dosage, notes: c.notes }, view(&st, rec)?))
+    })
+    .await?;
+    let pharmacies = s
+        .genesis
+        .orgs
+        .iter()
+        .filter(|o| o.kind == OrgKind::Pharmacy)
+        .map(|o| PharmacyChoice { id: o.id.clone(), name: o.name.to_string(), address: o.address.to_string() })
+        .collect();
+    Ok(no_store(Json(Opened { prescription, content, pharmacies }).into_response()))
+}
+
+/// Pickup or delivery.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Collect at the pharmacy.
+    Pickup,
+    /// Delivered by the pharmacy.
+    Delivery,
+}
+
+/// The patient's choice.
+#[derive(Deserialize)]
+pub struct AssignRequest {
+    /// The QR payload.
+    pub payload: String,
+    /// Pickup or delivery.
+    pub mode: Mode,
+    /// The pharmacy.
+    pub pharmacy: OrgId,
+    /// The delivery address (delivery only); sealed before it reaches the chain.
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+#[tracing::instrument(skip_all)]
+async fn assign(State(s): State<AppState>, ApiJson(req): ApiJson<AssignRequest>) -> Result<Response, ApiError> {
+    match s.genesis.org(&req.pharmacy) {
+        Some(o) if o.kind == OrgKind::Pharmacy => {}
+        Some(_) => return Err(ApiError::bad("not_a_pharmacy", format!("{} is not a pharmacy", req.pharmacy))),
+        None => return Err(ApiError::not_found("unknown_org", format!("{} is not a consortium member", req.pharmacy))),
+    }
+    let address = match (req.mode, req.address.as_deref().map(str::trim)) {
+        (Mode::Delivery, None | Some("")) => {
+            return Err(ApiError::bad("missing_address", "home delivery needs the delivery address"))
+        }
+        (Mode::Delivery, Some(a)) if a.chars().count() > 500 || a.chars().any(|c| c.is_control() && c != '\n') => {
+            return Err(ApiError::bad("bad_address", "the address has at most 500 printable characters"))
+        }
+        (Mode::Delivery, Some(a)) => Some(a.to_string()),
+        (Mode::Pickup, _) => None,
+    };
+    let (payload, rec) = authorise(&s, &req.payload).await?;
+    let st = s.clone();
+    let pharmacy = req.pharmacy;
+    // Hand-over wraps use ECDH: off the runtime.
+    let tx = blocking(move || {
+        let built = match address {
+            None => txbuild::assign_pickup(&st.genesis, &payload, &pharmacy),
+            Some(a) => {
+                let ck = content_key(&st, &payload, &rec)?;
+                txbuild::assign_delivery(&st.genesis, &payload, &ck, &pharmacy, &a)
+            }
+        };
+        built.map_err(|e| ApiError::not_found("unknown_org", e.to_string()))
+    })
+    .await?;
+    submit(&s, &tx).await
+}
+
+#[tracing::instrument(skip_all)]
+async fn cancel(State(s): State<AppState>, ApiJson(req): ApiJson<PayloadRequest>) -> Result<Response, ApiError> {
+    let (payload, _) = authorise(&s, &req.payload).await?;
+    let tx = txbuild::cancel(&s.genesis, &payload.secret.signing_key(), payload.id, CancelReason::PatientRequest);
+    submit(&s, &tx).await
+}

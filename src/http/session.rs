@@ -1,0 +1,279 @@
+//! Staff sessions: sign-in and sign-out, the `rxsession` cookie, CSRF, and
+//! the extractors every staff endpoint authenticates with.
+//!
+//! * [`Staff`] finds the session from the `rxsession` cookie (401
+//!   `no_session` without a live one).
+//! * [`StaffCsrf`] also requires the session's CSRF token in the
+//!   `x-csrf-token` header (403 `csrf_missing` / `csrf_mismatch`); every
+//!   state-changing staff call uses it. The cookie is `SameSite=Strict`
+//!   already; the token is the second, independent defence, and the one
+//!   that still holds for browsers that ignore SameSite.
+//! * Role and organisation checks ([`Staff::require`], [`Staff::act_for`])
+//!   answer 403 `wrong_role` and `wrong_org` before anything is signed.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use rxchain_contracts::tx::Role;
+use rxchain_contracts::{OrgId, SecretKey};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiJson, AppState};
+use crate::accounts::{constant_time_eq, Account, AccountError, Session, SESSION_TTL};
+use crate::config::Secret;
+
+/// The session cookie's name.
+pub const COOKIE_NAME: &str = "rxsession";
+
+/// The header that carries the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// `POST`, `GET` and `DELETE /v1/session`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/session", post(sign_in).get(current).delete(sign_out))
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::BadCredentials => ApiError::Forbidden {
+                status: StatusCode::UNAUTHORIZED,
+                code: "bad_credentials",
+                message: "the username or password is wrong".into(),
+            },
+            AccountError::TooManyAttempts { retry_after_secs } => ApiError::TooManyAttempts { retry_after_secs },
+            // The account behind a session was removed: the session is over.
+            AccountError::UnknownAccount(_) => no_session(),
+            AccountError::Invalid(m) => ApiError::bad("invalid_account", m),
+            AccountError::Exists(u) => ApiError::bad("account_exists", format!("an account named {u} exists already")),
+            e @ (AccountError::Store(_) | AccountError::KeyUnavailable(_) | AccountError::Hashing(_)) => ApiError::internal(e),
+        }
+    }
+}
+
+/// 401 `no_session`.
+pub fn no_session() -> ApiError {
+    ApiError::Forbidden {
+        status: StatusCode::UNAUTHORIZED,
+        code: "no_session",
+        message: "sign in first: there is no live session on this node".into(),
+    }
+}
+
+fn forbidden(code: &'static str, message: String) -> ApiError {
+    ApiError::Forbidden { status: StatusCode::FORBIDDEN, code, message }
+}
+
+/// The session cookie's token from the request's `Cookie` headers.
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, value)| value.trim().to_string())
+}
+
+/// A signed-in staff member.
+pub struct Staff {
+    /// The session.
+    pub session: Session,
+    /// The cookie token, kept to end the session on sign-out.
+    token: String,
+}
+
+impl std::fmt::Debug for Staff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token and the CSRF value are credentials: never printed.
+        f.debug_struct("Staff").field("username", &self.session.account.username).finish_non_exhaustive()
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Practitioner => "practitioner",
+        Role::Pharmacist => "pharmacist",
+        Role::Courier => "courier",
+        Role::RegulatorOfficer => "regulator officer",
+    }
+}
+
+impl Staff {
+    /// The account.
+    pub fn account(&self) -> &Account {
+        &self.session.account
+    }
+
+    /// The organisation the session acts for.
+    pub fn org(&self) -> &OrgId {
+        &self.session.account.org
+    }
+
+    /// 403 `wrong_role` unless the account has one of `roles`.
+    pub fn require(&self, roles: &[Role], action: &str) -> Result<(), ApiError> {
+        let role = self.session.account.role;
+        if roles.contains(&role) {
+            Ok(())
+        } else {
+            Err(forbidden("wrong_role", format!("a {} may not {action}", role_name(role))))
+        }
+    }
+
+    /// 403 `wrong_org` unless `org` is the session's own organisation.
+    pub fn act_for(&self, org: &OrgId) -> Result<(), ApiError> {
+        if org == self.org() {
+            Ok(())
+        } else {
+            Err(forbidden("wrong_org", format!("this session acts for {}, not for {org}", self.org())))
+        }
+    }
+
+    /// The staff member's signing key, opened from the node's key store.
+    pub fn signing_key(&self, s: &AppState) -> Result<SecretKey, ApiError> {
+        Ok(s.accounts.signing_key(&self.session.account.username)?)
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let token = cookie_token(&parts.headers).ok_or_else(no_session)?;
+        let session = s.accounts.session(&token)?.ok_or_else(no_session)?;
+        Ok(Staff { session, token })
+    }
+}
+
+/// A signed-in staff member whose request carries the session's CSRF token.
+#[derive(Debug)]
+pub struct StaffCsrf(pub Staff);
+
+impl FromRequestParts<AppState> for StaffCsrf {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let staff = Staff::from_request_parts(parts, s).await?;
+        let sent = match parts.headers.get(CSRF_HEADER).map(|v| v.to_str()) {
+            None => None,
+            Some(Ok(v)) if v.trim().is_empty() => None,
+            Some(Ok(v)) => Some(v.trim().to_string()),
+            // Not even text: certainly not our token.
+            Some(Err(_)) => Some(String::new()),
+        };
+        let Some(sent) = sent else {
+            return Err(forbidden("csrf_missing", format!("send the session's CSRF token in the {CSRF_HEADER} header")));
+        };
+        if !constant_time_eq(&sent, &staff.session.csrf) {
+            return Err(forbidden("csrf_mismatch", "the CSRF token does not belong to this session; reload the page".into()));
+        }
+        Ok(StaffCsrf(staff))
+    }
+}
+
+/// A session as the pages see it.
+#[derive(Serialize)]
+pub struct SessionView {
+    /// Sign-in name.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// Organisation id.
+    pub org: OrgId,
+    /// Organisation display name.
+    pub org_name: String,
+    /// Role.
+    pub role: Role,
+    /// The CSRF token for `x-csrf-token`.
+    pub csrf: String,
+}
+
+fn view(s: &AppState, session: &Session) -> SessionView {
+    let a = &session.account;
+    SessionView {
+        username: a.username.clone(),
+        name: a.name.clone(),
+        org: a.org.clone(),
+        org_name: s.genesis.org(&a.org).map(|o| o.name.to_string()).unwrap_or_default(),
+        role: a.role,
+        csrf: session.csrf.clone(),
+    }
+}
+
+/// The answer to a session call: no caching anywhere, since it holds the
+/// CSRF token.
+fn session_response(status: StatusCode, cookie: Option<String>, body: Option<SessionView>) -> Result<Response, ApiError> {
+    let mut resp = match body {
+        Some(b) => (status, Json(b)).into_response(),
+        None => status.into_response(),
+    };
+    let h = resp.headers_mut();
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(c) = cookie {
+        h.insert(SET_COOKIE, HeaderValue::from_str(&c).map_err(ApiError::internal)?);
+    }
+    Ok(resp)
+}
+
+/// A sign-in request. Deliberately not `Debug`: it holds the password.
+#[derive(Deserialize)]
+pub struct SignIn {
+    /// Sign-in name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+#[tracing::instrument(skip_all, fields(username = tracing::field::Empty))]
+async fn sign_in(State(s): State<AppState>, ApiJson(req): ApiJson<SignIn>) -> Result<Response, ApiError> {
+    if req.username.len() <= 64 {
+        tracing::Span::current().record("username", req.username.as_str());
+    }
+    let (token, session) = match s.accounts.sign_in(&req.username, Secret::new(req.password)).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            if matches!(e, AccountError::BadCredentials | AccountError::TooManyAttempts { .. }) {
+                tracing::info!(reason = %e, "sign-in refused");
+            }
+            return Err(e.into());
+        }
+    };
+    tracing::info!(org = %session.account.org, "signed in");
+    let cookie = format!(
+        "{COOKIE_NAME}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
+        SESSION_TTL.as_secs()
+    );
+    session_response(StatusCode::OK, Some(cookie), Some(view(&s, &session)))
+}
+
+#[tracing::instrument(skip_all, fields(username = %staff.account().username))]
+async fn current(State(s): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
+    session_response(StatusCode::OK, None, Some(view(&s, &staff.session)))
+}
+
+#[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
+async fn sign_out(State(s): State<AppState>, staff: StaffCsrf) -> Result<Response, ApiError> {
+    s.accounts.end_session(&staff.0.token)?;
+    let cookie = format!("{COOKIE_NAME}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0");
+    session_response(StatusCode::NO_CONTENT, Some(cookie), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1; rxsession=abc ; b=2"));
+        assert_eq!(cookie_token(&h).as_deref(), Some("abc"));
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("xrxsession=1"));
+        assert_eq!(cookie_token(&h), None);
+    }
+}

@@ -1,0 +1,459 @@
+// rxchain web pages: the one place that talks to the node's HTTP API.
+//
+// Every call goes through `api()`, which sends and reads JSON, adds the
+// session's CSRF token to state-changing calls, and turns any failure into an
+// `ApiError` whose `message` is a sentence for people (the body's `message`,
+// never raw JSON). The DOM helpers below build elements with textContent
+// only, so nothing the server or a user typed is ever parsed as HTML.
+
+/** A failed call: `status` 0 means the node could not be reached. */
+export class ApiError extends Error {
+  constructor(status, code, message, body) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.body = body;
+  }
+}
+
+// The CSRF token of the current staff session. It lives in memory only: a
+// fresh one comes with every GET /v1/session, so a reload simply asks again.
+let csrfToken = null;
+
+/** Remembers the CSRF token sent with state-changing calls. */
+export function setCsrf(token) {
+  csrfToken = token || null;
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD"]);
+
+/**
+ * Calls the API. `json` is sent as a JSON body; `body` (a Blob, File or
+ * ArrayBuffer) is sent as is with `contentType`. Answers the parsed JSON,
+ * the text of a non-JSON answer, or null for 204.
+ */
+export async function api(method, path, { json, body, contentType, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  let payload = body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(json);
+  } else if (body !== undefined && contentType) {
+    headers["Content-Type"] = contentType;
+  }
+  if (!SAFE_METHODS.has(method) && csrfToken) headers["x-csrf-token"] = csrfToken;
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: payload, credentials: "same-origin", signal });
+  } catch (e) {
+    if (e && e.name === "AbortError") throw e;
+    throw new ApiError(0, "network", "The service cannot be reached. Check the connection and try again.", null);
+  }
+  if (resp.status === 204) return null;
+  const type = resp.headers.get("content-type") || "";
+  const text = await resp.text();
+  let data = text;
+  if (type.includes("json") && text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!resp.ok) {
+    const message = data && typeof data === "object" && typeof data.message === "string" && data.message
+      ? humanize(data.message)
+      : fallbackMessage(resp.status);
+    const code = data && typeof data === "object" && data.code ? data.code : `http_${resp.status}`;
+    throw new ApiError(resp.status, code, message, data && typeof data === "object" ? data : null);
+  }
+  return data;
+}
+
+function fallbackMessage(status) {
+  if (status === 401) return "Please sign in again.";
+  if (status === 403) return "You are not allowed to do this.";
+  if (status === 404) return "This was not found on the service.";
+  if (status === 413) return "The file is too large.";
+  if (status === 429) return "Too many attempts; wait a few minutes and try again.";
+  if (status >= 500) return `The service had a problem (status ${status}); try again shortly.`;
+  return `The request was refused (status ${status}).`;
+}
+
+export const get = (path, opts) => api("GET", path, opts);
+export const post = (path, json, opts = {}) => api("POST", path, { ...opts, json });
+export const del = (path, opts) => api("DELETE", path, opts);
+
+/** Builds a query string from an object, skipping empty values. */
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+// ---------------------------------------------------------------------------
+// Consortium directory and wording
+
+let orgs = new Map();
+let orgsLoading = null;
+
+/** Loads the consortium's organisations once (public API). */
+export function loadOrgs() {
+  if (!orgsLoading) {
+    orgsLoading = get("/v1/consortium")
+      .then((c) => {
+        orgs = new Map((c.orgs || []).map((o) => [o.id, o]));
+        return orgs;
+      })
+      .catch((e) => {
+        orgsLoading = null;
+        throw e;
+      });
+  }
+  return orgsLoading;
+}
+
+/** An organisation's display name, or its id while the directory is unknown. */
+export function orgName(id) {
+  if (!id) return "";
+  const o = orgs.get(id);
+  return o ? o.name : id;
+}
+
+/** An organisation's address, if known. */
+export function orgAddress(id) {
+  const o = orgs.get(id);
+  return o ? o.address : "";
+}
+
+/**
+ * Makes a server sentence readable: block times written as
+ * `Timestamp(1767225600000)` become local dates, organisation ids become
+ * names, and the sentence starts with a capital and ends with a full stop.
+ */
+export function humanize(message) {
+  if (!message) return "";
+  let m = String(message).replace(/Timestamp\((\d+)\)/g, (_, ms) => fmtDateTime(Number(ms)));
+  for (const [id, o] of orgs) {
+    m = m.replace(new RegExp(`\\b${id.replace(/[-.]/g, "\\$&")}\\b`, "g"), o.name);
+  }
+  m = m.charAt(0).toUpperCase() + m.slice(1);
+  if (!/[.!?]$/.test(m)) m += ".";
+  return m;
+}
+
+const dateFmt = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" });
+const dateTimeFmt = new Intl.DateTimeFormat(undefined, {
+  day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+});
+
+/** A block time (ms since the epoch) as a local date. */
+export function fmtDate(ms) {
+  return ms || ms === 0 ? dateFmt.format(new Date(Number(ms))) : "";
+}
+
+/** A block time (ms since the epoch) as a local date and time. */
+export function fmtDateTime(ms) {
+  return ms || ms === 0 ? dateTimeFmt.format(new Date(Number(ms))) : "";
+}
+
+/** Today as YYYY-MM-DD in local time, optionally shifted by whole days. */
+export function isoDay(offsetDays = 0) {
+  const d = new Date();
+  d.setDate(d.getDate() + offsetDays);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+const STATUS_LABELS = {
+  issued: "Issued",
+  assigned: "Pharmacy chosen",
+  claimed: "Claimed by pharmacy",
+  partially_dispensed: "Partly dispensed",
+  completed: "Completed",
+  cancelled: "Cancelled",
+  expired: "Expired",
+};
+
+/** A public status for people. */
+export function statusLabel(s) {
+  return STATUS_LABELS[s] || String(s || "").replace(/_/g, " ");
+}
+
+/** A status badge element. */
+export function statusBadge(s) {
+  return el("span", { class: `badge status-${s}` }, statusLabel(s));
+}
+
+const DELIVERY_LABELS = {
+  ready_for_pickup: "Ready for pickup",
+  packed: "Packed",
+  dispatched: "Handed to the courier",
+  out_for_delivery: "Out for delivery",
+  delivered: "Delivered",
+  failed: "Delivery failed",
+  returned: "Returned to the pharmacy",
+};
+
+/** A delivery status for people. */
+export function deliveryLabel(s) {
+  return DELIVERY_LABELS[s] || String(s || "").replace(/_/g, " ");
+}
+
+/** Total allowed for item `i`: quantity × (1 + repeats). */
+export function allowance(record, i) {
+  return Number(record.items[i].quantity) * (1 + Number(record.repeats || 0));
+}
+
+/** "Amoxicillin 500 mg capsule" */
+export function drugText(item) {
+  return [item.name, item.strength, item.form].filter(Boolean).join(" ");
+}
+
+// ---------------------------------------------------------------------------
+// DOM helpers
+
+/**
+ * Creates an element. `attrs` keys starting with "on" add listeners, `class`
+ * sets className, `dataset` sets data-*, booleans toggle attributes; children
+ * are nodes or text (null and false are skipped).
+ */
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") e.addEventListener(k.slice(2), v);
+    else if (k === "class") e.className = v;
+    else if (k === "dataset") Object.assign(e.dataset, v);
+    else if (k === "value") e.value = v;
+    else if (v === true) e.setAttribute(k, "");
+    else e.setAttribute(k, String(v));
+  }
+  append(e, children);
+  return e;
+}
+
+function append(parent, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    parent.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+/** Replaces an element's children. */
+export function setChildren(parent, ...children) {
+  parent.replaceChildren();
+  append(parent, children);
+}
+
+/**
+ * Shows a message in a status region (an element with role="status" or
+ * aria-live). kind: "info", "busy", "ok" or "error"; empty text clears it.
+ */
+export function say(region, text, kind = "info") {
+  if (!region) return;
+  region.textContent = text || "";
+  region.dataset.kind = text ? kind : "";
+  region.hidden = !text;
+}
+
+/** The sentence to show for any thrown value. */
+export function errorText(e) {
+  if (e instanceof ApiError) return e.message;
+  if (e && e.message) return `Something went wrong in this page: ${e.message}`;
+  return "Something went wrong; try again.";
+}
+
+/**
+ * Runs `fn` with `button` disabled and a busy message in `region`; shows
+ * the error sentence if it fails. Answers fn's result, or undefined on error.
+ */
+export async function withBusy(button, region, busyText, fn) {
+  if (button) {
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+  }
+  say(region, busyText, "busy");
+  try {
+    const r = await fn();
+    if (region && region.dataset.kind === "busy") say(region, "");
+    return r;
+  } catch (e) {
+    say(region, errorText(e), "error");
+    return undefined;
+  } finally {
+    if (button) {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Staff sessions
+
+/** The current session, or null when signed out. */
+export async function currentSession() {
+  try {
+    const s = await get("/v1/session");
+    setCsrf(s.csrf);
+    return s;
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 404)) return null;
+    throw e;
+  }
+}
+
+/** Signs in; answers the session. */
+export async function signIn(username, password) {
+  const s = await post("/v1/session", { username, password });
+  setCsrf(s.csrf);
+  return s;
+}
+
+/** Signs out. */
+export async function signOut() {
+  try {
+    await del("/v1/session");
+  } finally {
+    setCsrf(null);
+  }
+}
+
+const ROLE_LABELS = {
+  practitioner: "doctor",
+  pharmacist: "pharmacist",
+  regulator_officer: "regulator's officer",
+  courier: "courier",
+  org_admin: "organisation admin",
+};
+
+/** A role for people. */
+export function roleLabel(r) {
+  return ROLE_LABELS[r] || String(r || "").replace(/_/g, " ");
+}
+
+/**
+ * Runs a staff page: shows the sign-in form in `root` until someone with one
+ * of `roles` is signed in, fills the header's user area, then calls
+ * `start(session)`. Signing out returns to the form.
+ */
+export async function staffPage({ root, roles, userArea, start }) {
+  const status = el("p", { class: "status", role: "status", "aria-live": "polite", hidden: true });
+  root.before(status);
+  let session = null;
+  say(status, "Checking your session…", "busy");
+  try {
+    session = await currentSession();
+    say(status, "");
+  } catch (e) {
+    say(status, errorText(e), "error");
+  }
+
+  const showUser = (s) => {
+    if (!userArea) return;
+    if (!s) {
+      userArea.replaceChildren();
+      return;
+    }
+    const out = el("button", { type: "button", class: "btn btn-quiet", id: "sign-out" }, "Sign out");
+    out.addEventListener("click", async () => {
+      await withBusy(out, status, "Signing out…", signOut);
+      location.reload();
+    });
+    setChildren(userArea, el("span", { class: "who" }, el("strong", {}, s.name), " · ", s.org_name || s.org), out);
+  };
+
+  const showForm = () => {
+    showUser(null);
+    const wanted = roles.map(roleLabel).join(" or ");
+    const user = el("input", { id: "username", name: "username", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false" });
+    const pass = el("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+    const err = el("p", { class: "status", role: "alert", hidden: true });
+    const btn = el("button", { type: "submit", class: "btn btn-primary", id: "sign-in" }, "Sign in");
+    const form = el("form", { class: "card signin", id: "signin-form", novalidate: true },
+      el("h2", {}, "Sign in"),
+      el("p", { class: "hint" }, `For a ${wanted} of a consortium member.`),
+      el("div", { class: "field" }, el("label", { for: "username" }, "Username"), user),
+      el("div", { class: "field" }, el("label", { for: "password" }, "Password"), pass),
+      err,
+      el("div", { class: "actions" }, btn),
+    );
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!user.value.trim() || !pass.value) {
+        say(err, "Enter your username and password.", "error");
+        (user.value.trim() ? pass : user).focus();
+        return;
+      }
+      const s = await withBusy(btn, err, "Signing in…", () => signIn(user.value.trim(), pass.value));
+      if (s) enter(s);
+      else pass.select();
+    });
+    setChildren(root, form);
+    user.focus();
+  };
+
+  const enter = (s) => {
+    session = s;
+    if (!roles.includes(s.role)) {
+      showUser(s);
+      setChildren(root, el("div", { class: "card", role: "alert" },
+        el("h2", {}, "This page is not for your role"),
+        el("p", {}, `You are signed in as a ${roleLabel(s.role)}; this page is for a ${roles.map(roleLabel).join(" or ")}.`),
+        el("p", {}, el("a", { href: "/" }, "Go to the start page"), " or sign out and sign in with another account.")));
+      return;
+    }
+    showUser(s);
+    root.replaceChildren();
+    start(s);
+  };
+
+  if (session) enter(session);
+  else showForm();
+}
+
+/** Wraps a table so that it scrolls on its own on narrow screens. */
+export function tableWrap(table, label) {
+  return el("div", { class: "table-wrap", role: "region", "aria-label": label, tabindex: "0" }, table);
+}
+
+/** A table from column headers and rows of cells (nodes or text). */
+export function table(headers, rows, { caption, className } = {}) {
+  return el("table", { class: className },
+    caption ? el("caption", {}, caption) : null,
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))));
+}
+
+/** Repeats `fn` every `ms` while the page is visible; answers a stop function. */
+export function poll(fn, ms) {
+  let timer = null;
+  let stopped = false;
+  const tick = async () => {
+    if (stopped) return;
+    if (!document.hidden) {
+      try {
+        await fn();
+      } catch {
+        // fn shows its own errors; polling goes on.
+      }
+    }
+    if (!stopped) timer = setTimeout(tick, ms);
+  };
+  timer = setTimeout(tick, ms);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+/** Shows an SVG text (from our own API) as an image, never as markup. */
+export function svgImage(svgText, alt, className = "qr") {
+  const url = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svgText)}`;
+  return el("img", { src: url, alt, class: className });
+}

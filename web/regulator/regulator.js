@@ -1,0 +1,317 @@
+// Regulator page: dispensing report with a hand-drawn SVG bar chart and CSV
+// export, refused attempts (alerts), controlled-drug volumes, and the chain's
+// status with an on-demand full verification.
+
+import {
+  get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, humanize,
+  fmtDate, fmtDateTime, isoDay, tableWrap, query, orgName,
+} from "/assets/api.js";
+
+const GROUPS = [
+  ["day", "Day"],
+  ["pharmacy", "Pharmacy"],
+  ["drug", "Drug"],
+  ["prescriber", "Prescriber"],
+  ["hospital", "Hospital"],
+];
+
+staffPage({
+  root: document.getElementById("app"),
+  roles: ["regulator_officer"],
+  userArea: document.getElementById("user-area"),
+  start,
+});
+
+function start() {
+  const app = document.getElementById("app");
+  loadOrgs().catch(() => {});
+  const reportCard = el("section", { class: "card", "aria-labelledby": "report-title" });
+  const alertsCard = el("section", { class: "card", "aria-labelledby": "alerts-title" });
+  const controlledCard = el("section", { class: "card", "aria-labelledby": "controlled-title" });
+  const chainCard = el("section", { class: "card", "aria-labelledby": "chain-title" });
+  setChildren(app, reportCard, el("div", { class: "grid grid-2-even" }, controlledCard, chainCard), alertsCard);
+
+  const controlled = controlledSection(controlledCard);
+  reportSection(reportCard, (from, to) => controlled.load(from, to));
+  alertsSection(alertsCard);
+  chainSection(chainCard);
+}
+
+// ---------------------------------------------------------------------------
+// Dispensing report
+
+function reportSection(card, onPeriod) {
+  const from = el("input", { id: "from", name: "from", type: "date", value: isoDay(-30), required: true });
+  const to = el("input", { id: "to", name: "to", type: "date", value: isoDay(0), required: true });
+  const group = el("select", { id: "group-by", name: "group_by" }, GROUPS.map(([v, l]) => el("option", { value: v }, l)));
+  const metric = el("select", { id: "metric", name: "metric" },
+    el("option", { value: "quantity" }, "Units dispensed"),
+    el("option", { value: "fills" }, "Number of fills"));
+  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "report-submit" }, "Show report");
+  const csv = el("a", { class: "btn btn-quiet", id: "csv-link", href: "#", download: "" }, "Export CSV (one line per fill)");
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "report-status" });
+  const out = el("div", { id: "report" });
+  let last = null;
+
+  const form = el("form", { id: "report-form", novalidate: true },
+    el("div", { class: "row" },
+      el("div", { class: "field" }, el("label", { for: "from" }, "From"), from),
+      el("div", { class: "field" }, el("label", { for: "to" }, "To (inclusive)"), to),
+      el("div", { class: "field" }, el("label", { for: "group-by" }, "Group by"), group),
+      el("div", { class: "field" }, el("label", { for: "metric" }, "Chart shows"), metric)),
+    el("div", { class: "actions" }, submit, csv));
+  setChildren(card, el("h2", { id: "report-title" }, "Dispensing report"), form, status, out);
+
+  const params = () => ({ from: from.value, to: to.value, group_by: group.value });
+  const syncCsv = () => {
+    csv.href = `/v1/reports/dispensing.csv${query(params())}`;
+    csv.setAttribute("download", `dispensing-${from.value}-to-${to.value}.csv`);
+  };
+  [from, to, group].forEach((i) => i.addEventListener("change", syncCsv));
+  syncCsv();
+  metric.addEventListener("change", () => last && draw(last));
+
+  const draw = (r) => {
+    const rows = r.rows || [];
+    const m = metric.value;
+    const t = r.totals || {};
+    const by = r.group_by || group.value;
+    const byLabel = GROUPS.find(([v]) => v === by)?.[1] || "Group";
+    const sum = (k) => rows.reduce((n, x) => n + (Number(x[k]) || 0), 0);
+    const totals = el("p", { id: "report-totals" },
+      `${fmtDate(Date.parse(r.from || from.value))} to ${fmtDate(Date.parse(r.to || to.value))}: `,
+      el("strong", {}, `${t.fills ?? sum("fills")} fills`), ", ",
+      el("strong", {}, `${t.quantity ?? sum("quantity")} units`),
+      ` (controlled: ${t.controlled_quantity ?? sum("controlled_quantity")} units).`);
+    if (!rows.length) {
+      setChildren(out, totals, el("p", { class: "empty" }, "Nothing was dispensed in this period."));
+      return;
+    }
+    const body = rows.map((x) => el("tr", {},
+      el("th", { scope: "row" }, rowLabel(x, by)),
+      el("td", { class: "num" }, String(x.fills ?? "")),
+      el("td", { class: "num" }, String(x.quantity ?? "")),
+      el("td", { class: "num" }, String(x.controlled_quantity ?? ""))));
+    const tbl = el("table", { id: "report-table" },
+      el("caption", {}, `Dispensing by ${byLabel.toLowerCase()}`),
+      el("thead", {}, el("tr", {},
+        el("th", { scope: "col" }, byLabel),
+        el("th", { scope: "col", class: "num" }, "Fills"),
+        el("th", { scope: "col", class: "num" }, "Units"),
+        el("th", { scope: "col", class: "num" }, "Controlled units"))),
+      el("tbody", {}, body));
+    setChildren(out, totals, barChart(rows, m, byLabel, by), tableWrap(tbl, "Dispensing report table"));
+  };
+
+  const load = async () => {
+    if (!from.value || !to.value) {
+      say(status, "Choose both dates.", "error");
+      return;
+    }
+    if (from.value > to.value) {
+      say(status, "The start date is after the end date.", "error");
+      from.focus();
+      return;
+    }
+    const r = await withBusy(submit, status, "Loading the report…", () => get(`/v1/reports/dispensing${query(params())}`));
+    if (!r) return;
+    last = r;
+    draw(r);
+    onPeriod(from.value, to.value);
+  };
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    load();
+  });
+  load();
+}
+
+function rowLabel(row, groupBy) {
+  if (row.label) return row.label;
+  if (groupBy === "day" && row.key) return fmtDate(Date.parse(row.key));
+  if (groupBy === "pharmacy" || groupBy === "hospital") return orgName(row.key);
+  return String(row.key ?? "");
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+/** A horizontal bar chart of `metric` per row, drawn as SVG. */
+function barChart(rows, metric, groupLabel, groupBy) {
+  const W = 640;
+  const labelW = 200;
+  const valueW = 56;
+  const barH = 20;
+  const gap = 10;
+  const top = 8;
+  const H = top + rows.length * (barH + gap);
+  const max = Math.max(1, ...rows.map((r) => Number(r[metric] || 0)));
+  const plotW = W - labelW - valueW;
+  const metricLabel = metric === "fills" ? "fills" : "units";
+  const title = svg("title", { id: "chart-title" }, `Bar chart: ${metricLabel} by ${groupLabel.toLowerCase()}`);
+  const chart = svg("svg", { class: "chart", id: "report-chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": "chart-title", preserveAspectRatio: "xMinYMin meet" }, title);
+  rows.forEach((r, i) => {
+    const y = top + i * (barH + gap);
+    const v = Number(r[metric] || 0);
+    const w = Math.max(v > 0 ? 2 : 0, (v / max) * plotW);
+    let label = rowLabel(r, groupBy);
+    if (label.length > 28) label = `${label.slice(0, 27)}…`;
+    chart.append(
+      svg("text", { x: labelW - 8, y: y + barH * 0.72, "text-anchor": "end" }, label),
+      svg("rect", { class: "bar", x: labelW, y, width: w.toFixed(1), height: barH, rx: 3 }),
+      metric === "quantity" && r.controlled_quantity
+        ? svg("rect", { class: "bar-controlled", x: labelW, y: y + barH - 5, width: ((Number(r.controlled_quantity) / max) * plotW).toFixed(1), height: 5 })
+        : svg("g"),
+      svg("text", { x: labelW + w + 6, y: y + barH * 0.72 }, String(v)));
+  });
+  chart.append(svg("line", { class: "axis", x1: labelW, y1: 0, x2: labelW, y2: H }));
+  const legend = el("div", { class: "legend", "aria-hidden": "true" },
+    el("span", {}, el("span", { class: "swatch", style: "background:#0b5cad" }), metric === "fills" ? "Fills" : "Units dispensed"),
+    metric === "quantity" ? el("span", {}, el("span", { class: "swatch", style: "background:#a23b84" }), "of which controlled") : null);
+  return el("figure", { style: "margin:0 0 1rem" }, legend, chart);
+}
+
+// ---------------------------------------------------------------------------
+// Controlled drugs
+
+function controlledSection(card) {
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true });
+  const out = el("div", { id: "controlled" }, el("p", { class: "empty" }, "Loading…"));
+  setChildren(card, el("h2", { id: "controlled-title" }, "Controlled-drug volumes"),
+    el("p", { class: "hint", id: "controlled-period" }), status, out);
+  return {
+    load: async (from, to) => {
+      card.querySelector("#controlled-period").textContent = `${fmtDate(Date.parse(from))} to ${fmtDate(Date.parse(to))}, by drug and pharmacy.`;
+      try {
+        const data = await get(`/v1/reports/controlled${query({ from, to })}`);
+        say(status, "");
+        const rows = Array.isArray(data) ? data : data.rows || data.volumes || [];
+        setChildren(out, rows.length ? genericTable(rows, "Controlled-drug volumes") : el("p", { class: "empty" }, "No controlled drugs were dispensed in this period."));
+      } catch (e) {
+        say(status, errorText(e), "error");
+        out.replaceChildren();
+      }
+    },
+  };
+}
+
+const COLUMN_LABELS = {
+  atc: "ATC", drug: "Drug", name: "Drug", pharmacy: "Pharmacy", pharmacy_name: "Pharmacy", quantity: "Units", unit: "Unit",
+  fills: "Fills", controlled_quantity: "Controlled units", label: "Group", key: "Key", strength: "Strength",
+};
+
+/** A table of objects whose exact shape is the server's: one column per key. */
+function genericTable(rows, label) {
+  const keys = [];
+  for (const r of rows) for (const k of Object.keys(r)) if (!keys.includes(k)) keys.push(k);
+  const cell = (k, v) => {
+    if (v === null || v === undefined) return "";
+    if (typeof v === "object") return v.name || v.label || v.id || JSON.stringify(v);
+    if (k === "pharmacy" || k === "hospital") return orgName(v);
+    return String(v);
+  };
+  const numeric = (k) => rows.every((r) => typeof r[k] === "number");
+  return tableWrap(el("table", {},
+    el("thead", {}, el("tr", {}, keys.map((k) => el("th", { scope: "col", class: numeric(k) ? "num" : "" }, COLUMN_LABELS[k] || k.replace(/_/g, " "))))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, keys.map((k) => el("td", { class: numeric(k) ? "num" : "" }, cell(k, r[k]))))))), label);
+}
+
+// ---------------------------------------------------------------------------
+// Alerts: refused attempts
+
+function alertsSection(card) {
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "alerts-status" });
+  const out = el("div", { id: "alerts" }, el("p", { class: "empty" }, "Loading…"));
+  const refresh = el("button", { type: "button", class: "btn btn-quiet btn-small", id: "alerts-refresh" }, "Refresh");
+  setChildren(card, el("div", { class: "item-head" }, el("h2", { id: "alerts-title" }, "Alerts: refused attempts"), refresh),
+    el("p", { class: "hint" }, "Second dispenses, wrong QR secrets, expired or cancelled prescriptions, and other refusals recorded on the chain."),
+    status, out);
+  const load = async () => {
+    await loadOrgs().catch(() => {});
+    const data = await withBusy(refresh, status, "Loading alerts…", () => get(`/v1/reports/alerts${query({ limit: 100 })}`));
+    if (!data) return;
+    const rows = Array.isArray(data) ? data : data.alerts || [];
+    if (!rows.length) {
+      setChildren(out, el("p", { class: "empty" }, "No refused attempts are recorded."));
+      return;
+    }
+    rows.sort((a, b) => Number(b.at) - Number(a.at));
+    setChildren(out, tableWrap(el("table", { id: "alerts-table" },
+      el("thead", {}, el("tr", {}, ["When", "What", "Reason", "Prescription", "Signed by", "Block"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows.map((a) => el("tr", { dataset: { code: a.code || "" } },
+        el("td", {}, fmtDateTime(a.at)),
+        el("td", {}, String(a.kind || "").replace(/_/g, " ")),
+        el("td", {}, humanize(a.message || a.code || "")),
+        el("td", { class: "mono" }, prescriptionText(a.prescription)),
+        el("td", {}, signerText(a.signer)),
+        el("td", { class: "num" }, String(a.height ?? "")))))), "Alerts"));
+  };
+  refresh.addEventListener("click", load);
+  load();
+}
+
+function prescriptionText(p) {
+  if (!p) return "";
+  if (typeof p === "object") return p.short_id || p.id || "";
+  return String(p);
+}
+
+function signerText(s) {
+  if (!s) return "";
+  if (typeof s === "object") {
+    const who = s.name || (s.key ? `${String(s.key).slice(0, 10)}…` : "unknown key");
+    return s.org ? `${who}, ${orgName(s.org)}` : s.role === "patient" ? `${who} (patient)` : who;
+  }
+  const t = String(s);
+  return t.length > 24 ? `${t.slice(0, 10)}…` : t;
+}
+
+// ---------------------------------------------------------------------------
+// Chain status and verification
+
+function chainSection(card) {
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "chain-status" });
+  const facts = el("dl", { class: "facts", id: "chain-facts" });
+  const verify = el("button", { type: "button", class: "btn btn-primary", id: "verify" }, "Verify now");
+  setChildren(card, el("h2", { id: "chain-title" }, "Chain status"), facts, el("div", { class: "actions" }, verify), status);
+
+  const show = (c) => {
+    const v = c.last_verification;
+    setChildren(facts,
+      el("dt", {}, "Height"), el("dd", { id: "chain-height" }, String(c.height)),
+      el("dt", {}, "Head hash"), el("dd", { class: "hash" }, String(c.hash || "")),
+      c.state_digest ? [el("dt", {}, "State digest"), el("dd", { class: "hash" }, String(c.state_digest))] : null,
+      el("dt", {}, "Last full check"),
+      el("dd", { id: "last-verification" }, v
+        ? [el("span", { class: `badge ${v.ok ? "status-completed" : "status-cancelled"}` }, v.ok ? "Passed" : "FAILED"),
+          ` ${fmtDateTime(v.at)}, up to block ${v.height}`, v.message ? `: ${humanize(v.message)}` : ""]
+        : "Not run yet on this node."));
+  };
+  const load = async () => {
+    const c = await get("/v1/reports/chain");
+    show(c);
+    return c;
+  };
+  load().catch((e) => say(status, errorText(e), "error"));
+
+  verify.addEventListener("click", () => withBusy(verify, status, "Verifying every block, signature and the derived state…", async () => {
+    const before = (await load()).last_verification?.at;
+    await post("/v1/reports/verify", {});
+    const deadline = Date.now() + 120000;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const c = await load();
+      const v = c.last_verification;
+      if (v && v.at !== before) {
+        say(status, v.ok ? `The chain verified: blocks 0 to ${v.height} are intact.` : `Verification FAILED: ${humanize(v.message || "see the node's log")}`, v.ok ? "ok" : "error");
+        return;
+      }
+    }
+    say(status, "The verification is still running; check back shortly.", "info");
+  }));
+}
