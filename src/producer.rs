@@ -97,7 +97,11 @@ impl Producer {
                 let node_id = self.node_id;
                 // Executing a block is CPU work; keep it off the runtime's workers.
                 tokio::task::spawn_blocking(move || {
-                    block::propose(chain.genesis(), &chain.state(), &tip, batch, now(), node_id, &key)
+                    let view = chain.state();
+                    let proposed = block::propose(chain.genesis(), &view, &tip, batch, now(), node_id, &key);
+                    // A failed sled read makes the outcomes meaningless; do not propose them.
+                    view.check().map_err(|e| e.to_string())?;
+                    proposed.map_err(|e| e.to_string())
                 })
                 .await
             };

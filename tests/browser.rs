@@ -142,6 +142,8 @@ impl Drop for ChromeDriver {
 struct Browser {
     driver: WebDriver,
     base: String,
+    /// The emulated viewport, if any: `(width, height, mobile)`.
+    phone: std::cell::Cell<Option<(u32, u32, bool)>>,
     _profile: tempfile::TempDir,
 }
 
@@ -167,7 +169,7 @@ impl Browser {
         caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))?;
         caps.set_browser_log_level(LoggingPrefsLogLevel::All)?;
         let driver = WebDriver::new(driver.url.clone(), caps).await.context("starting a Chromium session")?;
-        Ok(Browser { driver, base: base.to_string(), _profile: profile })
+        Ok(Browser { driver, base: base.to_string(), phone: std::cell::Cell::new(None), _profile: profile })
     }
 
     async fn goto(&self, path: &str) -> anyhow::Result<()> {
@@ -247,24 +249,65 @@ impl Browser {
         Ok(())
     }
 
-    /// Checks that `path` has no horizontal overflow at phone width (375 px),
+    /// Emulates a viewport of `width` × `height` CSS pixels (a phone's when
+    /// `mobile`), or the window's own when `None`.
+    async fn viewport(&self, size: Option<(u32, u32, bool)>) -> anyhow::Result<()> {
+        let cdp = self.driver.cdp();
+        match size {
+            Some((width, height, mobile)) => {
+                cdp.send_raw(
+                    "Emulation.setDeviceMetricsOverride",
+                    json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+                )
+                .await?;
+            }
+            None => {
+                cdp.send_raw("Emulation.clearDeviceMetricsOverride", json!({})).await?;
+            }
+        }
+        self.phone.set(size);
+        Ok(())
+    }
+
+    /// Checks that `path` has no horizontal overflow at phone width (375 px)
     /// once `ready_css` is visible, and saves a screenshot.
     async fn phone_check(&self, story: &mut Story<'_>, path: &str, ready_css: &str, name: &str) -> anyhow::Result<()> {
-        self.driver.set_window_rect(0, 0, 375, 800).await?;
+        self.viewport(Some((375, 800, true))).await?;
         self.goto(path).await?;
         self.find(ready_css).await?;
-        // Let layout settle after the last render (fonts, late data).
-        self.wait_js("layout to settle", "return new Promise(r => requestAnimationFrame(() => r(true)));", vec![]).await?;
-        let m = self
-            .js("return [document.documentElement.scrollWidth, window.innerWidth];", vec![])
-            .await?;
+        // Let layout settle after the last render.
+        self.js_async("requestAnimationFrame(() => requestAnimationFrame(() => done(true)));").await?;
+        let m = self.js("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await?;
         story.shot(self, name).await?;
-        self.driver.set_window_rect(0, 0, 1280, 900).await?;
+        self.viewport(None).await?;
         let (scroll, inner) = (m[0].as_i64().unwrap_or(-1), m[1].as_i64().unwrap_or(-1));
+        if inner != 375 {
+            bail!("the phone emulation did not take: innerWidth is {inner}");
+        }
         if scroll > 375 {
-            bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > 375 (innerWidth {inner})");
+            bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > 375");
         }
         Ok(())
+    }
+
+    /// Runs an asynchronous script whose last argument `done` must be called.
+    async fn js_async(&self, body: &str) -> anyhow::Result<Value> {
+        let script = format!("const done = arguments[arguments.length - 1]; {body}");
+        Ok(self.driver.execute_async(script, Vec::<Value>::new()).await?.json().clone())
+    }
+
+    /// Saves a screenshot of the whole page, not just the viewport: the
+    /// viewport is stretched to the page's height for the shot.
+    async fn full_screenshot(&self, path: &Path) -> anyhow::Result<()> {
+        let m = self.js("return [window.innerWidth, document.documentElement.scrollHeight];", vec![]).await?;
+        let (width, height) = (m[0].as_u64().unwrap_or(1280) as u32, m[1].as_u64().unwrap_or(900) as u32);
+        let before = self.phone.get();
+        let mobile = before.is_some_and(|(_, _, m)| m);
+        self.viewport(Some((width, height.clamp(400, 6000), mobile))).await?;
+        self.js_async("requestAnimationFrame(() => requestAnimationFrame(() => done(true)));").await?;
+        let shot = self.driver.screenshot(path).await;
+        self.viewport(before).await?;
+        shot.with_context(|| format!("saving {}", path.display()))
     }
 
     /// The browser console's errors (uncaught exceptions and the like).
@@ -293,8 +336,7 @@ impl Story<'_> {
     async fn shot(&mut self, b: &Browser, name: &str) -> anyhow::Result<()> {
         self.shots += 1;
         let path = self.artifacts.join(format!("{:02}-{name}.png", self.shots));
-        b.driver.screenshot(&path).await.with_context(|| format!("saving {}", path.display()))?;
-        Ok(())
+        b.full_screenshot(&path).await
     }
 
     /// Runs one role's steps in its own browser; on failure saves a
@@ -456,7 +498,7 @@ impl Story<'_> {
                     bail!("dispensing the whole remaining quantity should tick 'complete' by default");
                 }
                 b.click("#dispense").await?;
-                b.wait_text("#action-status", "Dispensed 30 units").await?;
+                b.wait_text("#action-status", "Dispensed 20 capsules of Amoxicillin, 10 tablets of Morphine").await?;
                 b.wait_text("#verdict-title", "Dispensed and complete").await?;
                 s.shot(b, "pharmacist-dispensed").await?;
                 s.timed("4. pharmacist claims and dispenses", t);

@@ -322,12 +322,10 @@ fn a_database_refuses_another_genesis() {
     }
 }
 
-/// Guards the pharmacy index for assigned prescriptions. It fails today:
-/// `Fulfilment` is an internally tagged serde enum, which postcard (the
-/// contracts' state encoding) writes but cannot read back, so a record with
-/// a fulfilment does not decode anywhere.
+/// Guards the pharmacy and status indexes for assigned prescriptions, and
+/// with them that a record holding a `Fulfilment` decodes from the
+/// canonical encoding (it did not while the enum was internally tagged).
 #[test]
-#[ignore = "contracts bug: a PrescriptionRecord with a Fulfilment does not decode (postcard vs #[serde(tag)])"]
 fn assigned_prescription_is_indexed_under_its_pharmacy() {
     use rxchain_contracts::tx::{AssignRx, Fulfilment};
     let dir = TempDir::new().expect("temp dir");

@@ -52,6 +52,21 @@ fn genesis() -> Genesis {
     }
 }
 
+/// Logs to the test output only when asked with `RUST_LOG`.
+fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        // Fails only when another test in this binary already installed it.
+        if tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init()
+            .is_err()
+        {
+            tracing::debug!("test logging already initialised");
+        }
+    }
+}
+
 /// Records the heights it is told about, like a mempool waiting for receipts.
 #[derive(Default)]
 struct Recorder(Mutex<Vec<u64>>);
@@ -82,6 +97,7 @@ struct Node {
 
 impl Node {
     async fn start(id: u64, g: &Arc<Genesis>, config: Config) -> Node {
+        init_logs();
         let dir = TempDir::new().expect("temp dir");
         let observer = Arc::new(Recorder::default());
         let storage = store::open(dir.path(), g.clone(), observer.clone()).expect("storage opens");

@@ -59,12 +59,12 @@ macro_rules! tagged_in_json {
         const _: () = {
             #[derive(serde::Serialize, serde::Deserialize)]
             #[serde(remote = $ty_name)]
-            #[allow(dead_code)]
+            #[allow(dead_code, clippy::large_enum_variant)]
             enum Binary { $($variants)* }
 
             #[derive(serde::Serialize, serde::Deserialize)]
             #[serde(remote = $ty_name, rename_all = "snake_case", tag = $tag)]
-            #[allow(dead_code)]
+            #[allow(dead_code, clippy::large_enum_variant)]
             enum Tagged { $($variants)* }
 
             impl serde::Serialize for $ty {

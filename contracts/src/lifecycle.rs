@@ -582,6 +582,10 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
             // A pharmacy that returns a prescription also returns the
             // patient's assignment to it; the patient may choose again.
             rx.fulfilment = None;
+            // The pickup or delivery trail belonged to that fulfilment: the
+            // next pharmacy starts its own (and cannot dispatch a parcel it
+            // never packed). The blocks keep the old events for the audit.
+            rx.delivery.clear();
             rx.status = RxStatus::Issued;
             st.put(rx_key(&b.id), &rx);
             Ok(Ok(()))
@@ -716,7 +720,7 @@ pub fn delivery_follows(last: Option<DeliveryStatus>, next: DeliveryStatus) -> b
     matches!(
         (last, next),
         (None, Packed)
-            | (Some(Packed), Dispatched) | (Some(Packed), Packed)
+            | (Some(Packed), Dispatched)
             | (Some(Dispatched), OutForDelivery)
             | (Some(OutForDelivery), Delivered)
             | (Some(Dispatched), Failed)

@@ -206,7 +206,8 @@ fn any_change_to_a_signed_prescription_breaks_its_signature() {
     let mut w = World::staffed();
     let (tx, _) = w.issue(&staff("dr-north"), HOSP_NORTH, RxSpec::simple(10));
     assert!(tx.clone().verify(CHAIN_ID).is_ok());
-    let changes: Vec<(&str, Box<dyn Fn(&mut rxchain_contracts::tx::IssueRx)>)> = vec![
+    type Change = Box<dyn Fn(&mut rxchain_contracts::tx::IssueRx)>;
+    let changes: Vec<(&str, Change)> = vec![
         ("sealed content", Box::new(|b| b.sealed.ciphertext[3] ^= 0x20)),
         ("quantity", Box::new(|b| b.items[0].quantity = rxchain_contracts::Quantity::new(99).unwrap())),
         ("repeats", Box::new(|b| b.repeats = 5)),
@@ -628,6 +629,58 @@ fn a_partial_fill_survives_release_and_the_allowance_spans_pharmacies() {
     assert_eq!(rec.dispensed, vec![20]);
     let places: Vec<&OrgId> = rec.fills.iter().map(|f| &f.pharmacy).collect();
     assert_eq!(places, vec![&org(PHARM_A), &org(PHARM_B)]);
+}
+
+#[test]
+fn a_released_prescription_starts_a_fresh_pickup_or_delivery_trail() {
+    use DeliveryStatus::*;
+    // 1. Pickup: pharm-a marks it ready, the patient never comes, pharm-a
+    //    returns it; pharm-b, chosen next, must be able to mark it ready.
+    let (mut w, rx) = with_rx("release-trail", RxSpec::simple(10).repeats(1));
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let e = w.delivery(&staff("ph-a"), rx.id, ReadyForPickup);
+    w.applied(e);
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.applied(r);
+    assert!(w.rx(&rx.id).delivery.is_empty(), "the trail belonged to the returned fulfilment");
+    let a = w.assign_pickup(&rx, PHARM_B);
+    w.applied(a);
+    let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    w.applied(c);
+    let e = w.delivery(&staff("ph-b"), rx.id, ReadyForPickup);
+    w.applied(e);
+
+    // 2. Delivery: pharm-a packs part of it and returns it; pharm-b may not
+    //    dispatch a parcel it never packed, and packs its own.
+    let (mut w, rx) = with_rx("release-trail-2", RxSpec::simple(10).repeats(1));
+    let a = w.assign_delivery(&rx, PHARM_A, "8 Synthetic Mews");
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 5)], false);
+    w.applied(d);
+    let e = w.delivery(&staff("ph-a"), rx.id, Packed);
+    w.applied(e);
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.applied(r);
+    let a = w.assign_delivery(&rx, PHARM_B, "8 Synthetic Mews");
+    w.applied(a);
+    let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    w.applied(c);
+    let e = w.delivery(&staff("ph-b"), rx.id, Dispatched);
+    assert_eq!(w.refused(e, "delivery_out_of_order"), Rejection::DeliveryOutOfOrder { last: None, attempted: Dispatched });
+    let d = w.dispense(&staff("ph-b"), rx.id, &[(0, 5)], false);
+    w.applied(d);
+    let e = w.delivery(&staff("ph-b"), rx.id, Packed);
+    w.applied(e);
+    // 3. The blocks still hold pharm-a's events for the audit.
+    let packed_by_a = w.blocks.iter().flat_map(|b| b.txs.iter().zip(&b.outcomes)).filter(|(t, o)| {
+        o.is_applied() && t.tx.signer == staff("ph-a").public() && matches!(t.tx.body, TxBody::Delivery(_))
+    });
+    assert_eq!(packed_by_a.count(), 1);
 }
 
 // ---- dispense ------------------------------------------------------------

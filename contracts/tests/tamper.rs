@@ -226,8 +226,8 @@ fn the_offline_verifier_names_the_first_wrong_block_and_why() {
         let original = encoding::to_bytes(block);
         let map = regions(block);
         let mut firsts = BTreeSet::new();
-        for i in 0..original.len() {
-            let first_of_region = firsts.insert(format!("{:?}", map[i]));
+        for (i, region) in map.iter().enumerate() {
+            let first_of_region = firsts.insert(format!("{region:?}"));
             if (i + k) % 23 != 0 && !first_of_region {
                 continue;
             }
@@ -236,7 +236,7 @@ fn the_offline_verifier_names_the_first_wrong_block_and_why() {
             let Ok(tampered) = encoding::from_bytes::<Block>(&bytes) else { continue };
             let failure = v.push(&tampered).expect_err("a tampered block must not verify");
             assert_eq!(failure.height, k as u64 + 1, "byte {i} of block {}", k + 1);
-            assert!(fits(map[i], &failure.reason), "block {} byte {i} ({:?}): {failure}", k + 1, map[i]);
+            assert!(fits(*region, &failure.reason), "block {} byte {i} ({region:?}): {failure}", k + 1);
         }
     }
     // 2. The whole-chain entry point, from genesis, for one flip in the body

@@ -9,6 +9,7 @@
 //!
 //! Days are UTC days, the chain's own `i/dy/` index (block time).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -222,11 +223,12 @@ fn fills(s: &AppState, r: Range) -> Result<Vec<FillLine>, ApiError> {
         if !matches!(outcome, Outcome::Applied) {
             continue;
         }
-        if !records.contains_key(&d.id) {
-            let rec = s.chain.prescription(&d.id)?.ok_or_else(|| ApiError::internal("an applied dispense names no prescription"))?;
-            records.insert(d.id, rec);
-        }
-        let rec = &records[&d.id];
+        let rec = match records.entry(d.id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(
+                s.chain.prescription(&d.id)?.ok_or_else(|| ApiError::internal("an applied dispense names no prescription"))?,
+            ),
+        };
         let tx = t.tx.id(chain_id);
         // The fill records the pharmacy at the time; the signer's org is the fallback.
         let pharmacy = match rec.fills.iter().find(|f| f.tx == tx) {

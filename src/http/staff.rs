@@ -200,8 +200,10 @@ pub struct FormularyQuery {
     pub q: String,
 }
 
-/// Matches name prefixes, word prefixes and ATC prefixes first, then
-/// anywhere in the name; at most [`FORMULARY_MATCHES`].
+/// Matches the start of the name or of the ATC code first, then the start
+/// of any later word of the name; at most [`FORMULARY_MATCHES`]. Matches
+/// inside a word are left out on purpose: "amox" must not offer tamoxifen,
+/// a look-alike name being a classic prescribing error.
 pub fn search_formulary(entries: &[FormularyEntry], q: &str) -> Vec<FormularyEntry> {
     let q = q.trim().to_lowercase();
     let mut hits: Vec<(u8, &FormularyEntry)> = entries
@@ -212,8 +214,6 @@ pub fn search_formulary(entries: &[FormularyEntry], q: &str) -> Vec<FormularyEnt
                 0
             } else if name.split(|c: char| !c.is_alphanumeric()).any(|w| w.starts_with(&q)) {
                 1
-            } else if name.contains(&q) {
-                2
             } else {
                 return None;
             };
@@ -772,6 +772,7 @@ mod tests {
         let by_atc = search_formulary(f, &first.atc[..3]);
         assert!(by_atc.iter().any(|h| h.atc == first.atc));
         assert!(search_formulary(f, "zzzzzz-no-such-drug").is_empty());
+        assert!(search_formulary(f, "amox").iter().all(|h| !h.name.to_lowercase().starts_with("tam")), "no matches inside a word");
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub enum RaftRequest {
     Block(rxchain_contracts::Block),
 }
 
-/// What applying an entry produced.
+/// What applying an entry produced. Both fields are `None` for Raft's own
+/// blank and membership entries.
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
 pub struct RaftResponse {
     /// Height of the block applied.

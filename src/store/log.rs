@@ -96,10 +96,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
             None => self.log.range(start.to_be_bytes()..),
         };
         iter.map(|r| {
-            let (k, v) = r.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-            Self::decode_entry(&k, &v).map_err(|e| store_io(ErrorSubject::Logs, ErrorVerb::Read, e))
+            let (k, v) = r?;
+            Self::decode_entry(&k, &v)
         })
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()
+        .map_err(|e| store_io(ErrorSubject::Logs, ErrorVerb::Read, e))
     }
 }
 

@@ -49,6 +49,22 @@ fn snap_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageErro
     StorageIOError::new(ErrorSubject::Snapshot(None), verb, AnyError::new(&e)).into()
 }
 
+/// A failed apply: the entry it failed at (none when the final flush
+/// failed) and why. Kept small; openraft's error is built at the boundary.
+struct ApplyFailure {
+    at: Option<LogId<u64>>,
+    error: StoreError,
+}
+
+impl ApplyFailure {
+    fn into_storage_error(self) -> StorageError<u64> {
+        match self.at {
+            Some(log_id) => StorageIOError::apply(log_id, AnyError::new(&self.error)).into(),
+            None => sm_err(ErrorVerb::Write, self.error),
+        }
+    }
+}
+
 /// The state machine handed to openraft. Cloning is cheap and shares the
 /// chain.
 #[derive(Clone)]
@@ -73,12 +89,12 @@ impl StateMachine {
     /// Applies a run of committed entries on a blocking thread: block
     /// execution verifies signatures and sled writes block, and neither
     /// belongs on the async runtime.
-    fn apply_blocking(&self, entries: Vec<Entry<TypeConfig>>) -> StorageResult<Vec<RaftResponse>> {
+    fn apply_blocking(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<RaftResponse>, ApplyFailure> {
         let mut responses = Vec::with_capacity(entries.len());
         let mut written = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
-            let fail = |e: StoreError| StorageError::from(StorageIOError::apply(log_id, AnyError::new(&e)));
+            let fail = |error: StoreError| ApplyFailure { at: Some(log_id), error };
             let response = match entry.payload {
                 EntryPayload::Blank => {
                     self.chain.record_applied(log_id, None).map_err(fail)?;
@@ -96,7 +112,7 @@ impl StateMachine {
         // Make the state durable before anyone is told, so a receipt never
         // names state a crash could take back, and so openraft may purge the
         // log behind it.
-        self.chain.flush().map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        self.chain.flush().map_err(|error| ApplyFailure { at: None, error })?;
         for b in &written {
             self.observer.applied(b);
         }
@@ -141,19 +157,18 @@ impl StateMachine {
         Ok(())
     }
 
-    fn build_blocking(&self) -> StorageResult<Snapshot<TypeConfig>> {
-        let dump = self.chain.dump().map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        let data = super::to_postcard("chain dump", &ChainDump { format: DUMP_FORMAT, entries: dump.entries })
-            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+    fn build_blocking(&self) -> Result<Snapshot<TypeConfig>, StoreError> {
+        let dump = self.chain.dump()?;
+        let data = super::to_postcard("chain dump", &ChainDump { format: DUMP_FORMAT, entries: dump.entries })?;
         // Two snapshots at the same log id may differ in bytes, so the id
         // carries a database-unique counter too.
-        let unique = self.db.generate_id().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let unique = self.db.generate_id()?;
         let snapshot_id = match &dump.applied {
             Some(l) => format!("{}-{}-{unique}", l.leader_id, l.index),
             None => format!("none-{unique}"),
         };
         let meta = SnapshotMeta { last_log_id: dump.applied, last_membership: dump.membership, snapshot_id };
-        self.save_current(&meta, &data).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.save_current(&meta, &data)?;
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
@@ -182,6 +197,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         tokio::task::spawn_blocking(move || this.build_blocking())
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))?
+            .map_err(|e| snap_err(ErrorVerb::Write, e))
     }
 }
 
@@ -203,6 +219,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tokio::task::spawn_blocking(move || this.apply_blocking(entries))
             .await
             .map_err(|e| sm_err(ErrorVerb::Write, e))?
+            .map_err(ApplyFailure::into_storage_error)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -229,8 +246,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        let read = |key: &[u8]| self.snapshots.get(key).map_err(|e| snap_err(ErrorVerb::Read, e));
-        let (Some(meta), Some(data)) = (read(SNAPSHOT_META)?, read(SNAPSHOT_DATA)?) else {
+        let meta = self.snapshots.get(SNAPSHOT_META).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let data = self.snapshots.get(SNAPSHOT_DATA).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let (Some(meta), Some(data)) = (meta, data) else {
             return Ok(None);
         };
         let meta: SnapshotMeta<u64, openraft::BasicNode> =

@@ -132,6 +132,7 @@ function issueForm(card, session, onIssued) {
       form.reset();
       validTouched = false;
       rows.splice(0).forEach((r) => r.node.remove());
+      nextItem = 0;
       addRow();
       updateValidity();
       form.hidden = false;

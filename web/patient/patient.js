@@ -90,7 +90,7 @@ function render() {
   const details = el("section", { class: "card", "aria-labelledby": "rx-title" },
     el("h2", { id: "rx-title" }, "Prescription ", el("span", { class: "short-id" }, rx.short_id), " ", statusBadge(rx.public_status)),
     el("dl", { class: "facts" },
-      el("dt", {}, "For"), el("dd", { id: "patient-name" }, patient.name || "", patient.birth_date ? ` (born ${patient.birth_date})` : ""),
+      el("dt", {}, "For"), el("dd", { id: "patient-name" }, patient.name || "", patient.birth_date ? el("span", { class: "hint" }, ` · born ${fmtDate(Date.parse(patient.birth_date)) || patient.birth_date}`) : ""),
       el("dt", {}, "Prescribed by"), el("dd", { id: "prescriber" }, rx.prescriber?.name || "Unknown prescriber", ", ", rx.hospital_name || orgName(rec.hospital)),
       el("dt", {}, "Issued"), el("dd", {}, fmtDateTime(rec.issued_at)),
       el("dt", {}, "Valid"), el("dd", { id: "validity" }, `${fmtDate(rec.valid_from)} to ${fmtDate(rec.valid_until)}`),
@@ -113,7 +113,7 @@ function fillWhere(box) {
   const rx = opened.prescription;
   const rec = rx.record;
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "where-status" });
-  const parts = [el("h2", { id: "where-title" }, "Where to fill it")];
+  const parts = [el("h2", { id: "where-title", tabindex: "-1" }, "Where to fill it")];
 
   if (rec.fulfilment) {
     const f = rec.fulfilment;

@@ -76,8 +76,9 @@ function start(session) {
       const id = current.prescription.record.id;
       const r = await withBusy(button, status, "Recording the dispense on the chain…", () => post("/v1/staff/dispense", { id, lines, complete }));
       if (r) {
-        const total = lines.reduce((n, l) => n + l.quantity, 0);
-        await rescan(`Dispensed ${total} unit${total === 1 ? "" : "s"}${complete ? "; the prescription is complete" : ""}.`);
+        const items = current.prescription.record.items;
+        const what = lines.map((l) => `${l.quantity} ${items[l.item].unit} of ${items[l.item].name}`).join(", ");
+        await rescan(`Dispensed ${what || "nothing more"}${complete ? "; the prescription is complete" : ""}.`);
       }
     },
     delivery: async (button, status, value) => {
@@ -415,6 +416,8 @@ function deliveryControl(rec, status, actions) {
 // ---------------------------------------------------------------------------
 // My pharmacy's prescriptions
 
+const HEADERS = ["Short id", "Status", "Mode", "Medicines", "Last event", "Valid until", ""];
+
 function pharmacyList(card, pharmacy, openPayload) {
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "list-status" });
   const body = el("div", { id: "pharmacy-list" }, el("p", { class: "empty" }, "Loading…"));
@@ -441,17 +444,19 @@ function pharmacyList(card, pharmacy, openPayload) {
       const mode = f
         ? (f.mode === "delivery" ? ["Delivery", p.delivery_address ? el("div", { class: "hint" }, p.delivery_address) : null] : "Pickup")
         : (p.claimed_here ? "Walk-in" : "");
-      return el("tr", { dataset: { id: p.id } },
-        el("td", {}, el("span", { class: "short-id" }, p.short_id), el("div", { class: "hint" }, p.hospital_name || "")),
-        el("td", {}, statusBadge(p.public_status)),
-        el("td", {}, mode),
-        el("td", {}, (rec.items || []).map((it) => el("div", {}, `${it.name} ${it.strength || ""} × ${it.quantity}`))),
-        el("td", {}, last ? [deliveryLabel(last.status), el("div", { class: "hint" }, fmtDateTime(last.at))] : ""),
-        el("td", {}, fmtDate(rec.valid_until)),
-        el("td", {}, open));
+      const cells = [
+        [el("span", { class: "short-id" }, p.short_id), el("div", { class: "hint" }, p.hospital_name || "")],
+        statusBadge(p.public_status),
+        mode,
+        (rec.items || []).map((it) => el("div", {}, `${it.name} ${it.strength || ""} × ${it.quantity}`)),
+        last ? [deliveryLabel(last.status), el("div", { class: "hint" }, fmtDateTime(last.at))] : "",
+        fmtDate(rec.valid_until),
+        open,
+      ];
+      return el("tr", { dataset: { id: p.id } }, cells.map((c, i) => el("td", { "data-label": HEADERS[i] }, el("div", {}, c))));
     });
-    const t = el("table", { id: "pharmacy-table" },
-      el("thead", {}, el("tr", {}, ["Short id", "Status", "Mode", "Medicines", "Last event", "Valid until", ""].map((h) => el("th", { scope: "col" }, h)))),
+    const t = el("table", { id: "pharmacy-table", class: "stack" },
+      el("thead", {}, el("tr", {}, HEADERS.map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows));
     setChildren(body, tableWrap(t, "My pharmacy's prescriptions"));
   };

@@ -79,9 +79,9 @@ function reportSection(card, onPeriod) {
     const byLabel = GROUPS.find(([v]) => v === by)?.[1] || "Group";
     const sum = (k) => rows.reduce((n, x) => n + (Number(x[k]) || 0), 0);
     const totals = el("p", { id: "report-totals" },
-      `${fmtDate(Date.parse(r.from || from.value))} to ${fmtDate(Date.parse(r.to || to.value))}: `,
-      el("strong", {}, `${t.fills ?? sum("fills")} fills`), ", ",
-      el("strong", {}, `${t.quantity ?? sum("quantity")} units`),
+      `${dayText(r.from || from.value)} to ${dayText(r.to || to.value)}: `,
+      el("strong", {}, plural(t.fills ?? sum("fills"), "fill")), ", ",
+      el("strong", {}, plural(t.quantity ?? sum("quantity"), "unit")),
       ` (controlled: ${t.controlled_quantity ?? sum("controlled_quantity")} units).`);
     if (!rows.length) {
       setChildren(out, totals, el("p", { class: "empty" }, "Nothing was dispensed in this period."));
@@ -98,10 +98,21 @@ function reportSection(card, onPeriod) {
         el("th", { scope: "col" }, byLabel),
         el("th", { scope: "col", class: "num" }, "Fills"),
         el("th", { scope: "col", class: "num" }, "Units"),
-        el("th", { scope: "col", class: "num" }, "Controlled units"))),
+        el("th", { scope: "col", class: "num" }, "Controlled"))),
       el("tbody", {}, body));
-    setChildren(out, totals, barChart(rows, m, byLabel, by), tableWrap(tbl, "Dispensing report table"));
+    setChildren(out, totals, barChart(rows, m, byLabel, by, out.clientWidth), tableWrap(tbl, "Dispensing report table"));
   };
+  let resizeTimer = null;
+  let lastWidth = out.clientWidth;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      if (last && out.clientWidth !== lastWidth) {
+        lastWidth = out.clientWidth;
+        draw(last);
+      }
+    }, 150);
+  });
 
   const load = async () => {
     if (!from.value || !to.value) {
@@ -126,9 +137,19 @@ function reportSection(card, onPeriod) {
   load();
 }
 
+function plural(n, word) {
+  return `${n} ${word}${Number(n) === 1 ? "" : "s"}`;
+}
+
+/** A local date for a `YYYY-MM-DD` day, without a time-zone shift. */
+function dayText(day) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(day || ""));
+  return m ? fmtDate(new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3])).getTime()) : String(day || "");
+}
+
 function rowLabel(row, groupBy) {
+  if (groupBy === "day") return dayText(row.label || row.key);
   if (row.label) return row.label;
-  if (groupBy === "day" && row.key) return fmtDate(Date.parse(row.key));
   if (groupBy === "pharmacy" || groupBy === "hospital") return orgName(row.key);
   return String(row.key ?? "");
 }
@@ -142,10 +163,12 @@ function svg(tag, attrs = {}, ...children) {
 }
 
 /** A horizontal bar chart of `metric` per row, drawn as SVG. */
-function barChart(rows, metric, groupLabel, groupBy) {
-  const W = 640;
-  const labelW = 200;
-  const valueW = 56;
+function barChart(rows, metric, groupLabel, groupBy, width) {
+  // Drawn at the container's own width, so that the text stays 12 px on a
+  // phone as on a desktop.
+  const W = Math.max(280, Math.min(760, Math.round(width || 640)));
+  const labelW = Math.round(Math.min(200, W * 0.36));
+  const valueW = 48;
   const barH = 20;
   const gap = 10;
   const top = 8;
@@ -160,7 +183,8 @@ function barChart(rows, metric, groupLabel, groupBy) {
     const v = Number(r[metric] || 0);
     const w = Math.max(v > 0 ? 2 : 0, (v / max) * plotW);
     let label = rowLabel(r, groupBy);
-    if (label.length > 28) label = `${label.slice(0, 27)}…`;
+    const maxChars = Math.floor(labelW / 7);
+    if (label.length > maxChars) label = `${label.slice(0, maxChars - 1)}…`;
     chart.append(
       svg("text", { x: labelW - 8, y: y + barH * 0.72, "text-anchor": "end" }, label),
       svg("rect", { class: "bar", x: labelW, y, width: w.toFixed(1), height: barH, rx: 3 }),
@@ -186,12 +210,30 @@ function controlledSection(card) {
     el("p", { class: "hint", id: "controlled-period" }), status, out);
   return {
     load: async (from, to) => {
-      card.querySelector("#controlled-period").textContent = `${fmtDate(Date.parse(from))} to ${fmtDate(Date.parse(to))}, by drug and pharmacy.`;
+      card.querySelector("#controlled-period").textContent = `${dayText(from)} to ${dayText(to)}, by drug and pharmacy.`;
       try {
         const data = await get(`/v1/reports/controlled${query({ from, to })}`);
         say(status, "");
-        const rows = Array.isArray(data) ? data : data.rows || data.volumes || [];
-        setChildren(out, rows.length ? genericTable(rows, "Controlled-drug volumes") : el("p", { class: "empty" }, "No controlled drugs were dispensed in this period."));
+        const rows = Array.isArray(data) ? data : data.rows || [];
+        if (!rows.length) {
+          setChildren(out, el("p", { class: "empty" }, "No controlled drugs were dispensed in this period."));
+          return;
+        }
+        const known = rows.every((r) => "drug" in r && "pharmacy" in r && "quantity" in r);
+        setChildren(out, known
+          ? tableWrap(el("table", { id: "controlled-table" },
+              el("thead", {}, el("tr", {},
+                el("th", { scope: "col" }, "Drug"), el("th", { scope: "col" }, "Pharmacy"),
+                el("th", { scope: "col", class: "num" }, "Fills"), el("th", { scope: "col", class: "num" }, "Units"))),
+              el("tbody", {}, rows.map((r) => el("tr", {},
+                el("td", {}, r.drug, r.atc ? el("div", { class: "hint" }, `ATC ${r.atc}`) : null),
+                el("td", {}, r.pharmacy_name || orgName(r.pharmacy)),
+                el("td", { class: "num" }, String(r.fills ?? "")),
+                el("td", { class: "num" }, `${r.quantity} ${r.unit || ""}`.trim())))),
+              data.total_quantity !== undefined
+                ? el("tfoot", {}, el("tr", {}, el("th", { scope: "row", colspan: "3" }, "Total units"), el("td", { class: "num" }, String(data.total_quantity))))
+                : null), "Controlled-drug volumes")
+          : genericTable(rows, "Controlled-drug volumes"));
       } catch (e) {
         say(status, errorText(e), "error");
         out.replaceChildren();
@@ -241,18 +283,30 @@ function alertsSection(card) {
       return;
     }
     rows.sort((a, b) => Number(b.at) - Number(a.at));
-    setChildren(out, tableWrap(el("table", { id: "alerts-table" },
-      el("thead", {}, el("tr", {}, ["When", "What", "Reason", "Prescription", "Signed by", "Block"].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, rows.map((a) => el("tr", { dataset: { code: a.code || "" } },
-        el("td", {}, fmtDateTime(a.at)),
-        el("td", {}, String(a.kind || "").replace(/_/g, " ")),
-        el("td", {}, humanize(a.message || a.code || "")),
-        el("td", { class: "mono" }, prescriptionText(a.prescription)),
-        el("td", {}, signerText(a.signer)),
-        el("td", { class: "num" }, String(a.height ?? "")))))), "Alerts"));
+    setChildren(out, tableWrap(stackTable("alerts-table",
+      ["When", "What", "Reason", "Prescription", "Signed by", "Block"],
+      rows.map((a) => ({
+        dataset: { code: a.code || "" },
+        cells: [
+          fmtDateTime(a.at),
+          String(a.kind || "").replace(/_/g, " "),
+          humanize(a.message || a.code || ""),
+          el("span", { class: a.short_id ? "short-id" : "mono" }, a.short_id || prescriptionText(a.prescription)),
+          signerText(a.signer),
+          String(a.height ?? ""),
+        ],
+      }))), "Alerts"));
   };
   refresh.addEventListener("click", load);
   load();
+}
+
+/** A table that becomes labelled blocks on narrow screens (see app.css). */
+function stackTable(id, headers, rows) {
+  return el("table", { id, class: "stack" },
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map((r) => el("tr", { dataset: r.dataset },
+      r.cells.map((c, i) => el("td", { "data-label": headers[i] }, el("div", {}, c)))))));
 }
 
 function prescriptionText(p) {
