@@ -449,7 +449,7 @@ function pharmacyList(card, pharmacy, openPayload) {
         statusBadge(p.public_status),
         mode,
         (rec.items || []).map((it) => el("div", {}, `${it.name} ${it.strength || ""} × ${it.quantity}`)),
-        last ? [deliveryLabel(last.status), el("div", { class: "hint" }, fmtDateTime(last.at))] : "",
+        last ? [deliveryLabel(last.status), el("div", { class: "hint" }, fmtDateTime(last.at))] : "—",
         fmtDate(rec.valid_until),
         open,
       ];
