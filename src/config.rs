@@ -160,6 +160,11 @@ pub struct Settings {
     /// Raft timing.
     #[serde(default)]
     pub raft: RaftSettings,
+    /// TEST ONLY: enables `POST /v1/test/partition`, which lets anyone who
+    /// can reach the node cut it off from chosen peers (fault injection for
+    /// the cluster tests). Never set this on a real node. Default false.
+    #[serde(default)]
+    pub testing_faults: bool,
 }
 
 fn default_listen() -> SocketAddr {

@@ -29,6 +29,7 @@ pub fn demo_settings(dir: &std::path::Path, id: u64, listen: std::net::SocketAdd
         block: BlockSettings::default(),
         api: ApiSettings::default(),
         raft: RaftSettings::default(),
+        testing_faults: false,
     }
 }
 

@@ -9,8 +9,9 @@
 pub mod network;
 pub mod rpc;
 
+use std::collections::BTreeSet;
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,54 @@ pub struct RaftResponse {
     /// Why the state machine skipped the block (say, it was built on a
     /// stale tip by a deposed leader).
     pub rejected: Option<String>,
+}
+
+/// Test-only fault injection: a simulated network partition.
+///
+/// When the node runs with `testing_faults = true`, `POST /v1/test/partition`
+/// sets the node ids this node cannot talk to. Raft RPCs to them fail as
+/// unreachable before any socket is opened, Raft RPCs from them are refused,
+/// and submissions or admin calls are not forwarded to them, so a cut-off
+/// node behaves as if the wire were cut. With faults disabled the set is
+/// always empty and the checks cost one uncontended read lock.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Whether the test endpoint may change the set at all.
+    enabled: bool,
+    /// Peers this node pretends it cannot reach. A `std` lock: held only
+    /// for a set lookup or replacement, never across an `.await`.
+    blocked: RwLock<BTreeSet<u64>>,
+}
+
+impl Faults {
+    /// Faults that the test endpoint may set when `enabled`.
+    pub fn new(enabled: bool) -> Arc<Self> {
+        Arc::new(Faults { enabled, blocked: RwLock::new(BTreeSet::new()) })
+    }
+
+    /// Whether fault injection is allowed on this node.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Whether traffic to or from `node` is cut.
+    pub fn is_blocked(&self, node: u64) -> bool {
+        self.blocked.read().unwrap_or_else(|p| p.into_inner()).contains(&node)
+    }
+
+    /// Replaces the set of cut-off peers; refused (false) unless enabled.
+    pub fn set_blocked(&self, nodes: BTreeSet<u64>) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        *self.blocked.write().unwrap_or_else(|p| p.into_inner()) = nodes;
+        true
+    }
+
+    /// The cut-off peers.
+    pub fn blocked(&self) -> BTreeSet<u64> {
+        self.blocked.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Why Raft could not start.

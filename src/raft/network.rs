@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::rpc::{self, ErrorBody};
-use super::TypeConfig;
+use super::{Faults, TypeConfig};
 
 /// What went wrong on the wire, wrapped into openraft's error kinds.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,8 @@ enum TransportError {
     Refused { status: StatusCode, body: String },
     #[error("peer answered {status}: {body}")]
     Status { status: StatusCode, body: String },
+    #[error("node {0} is cut off by an injected test partition")]
+    Partitioned(u64),
     #[error("peer could not take even one entry per request: {0}")]
     TooLarge(String),
     #[error(transparent)]
@@ -56,6 +58,8 @@ struct Shared {
     self_id: u64,
     node_key: Arc<SecretKey>,
     http: reqwest::Client,
+    /// Test-only partitions; empty in production.
+    faults: Arc<Faults>,
 }
 
 impl Network {
@@ -73,7 +77,20 @@ impl Network {
                 reqwest::Client::new()
             }
         };
-        Network { shared: Arc::new(Shared { chain_id, self_id, node_key, http }) }
+        Network { shared: Arc::new(Shared { chain_id, self_id, node_key, http, faults: Faults::new(false) }) }
+    }
+
+    /// The same network, honouring the test-only partitions in `faults`.
+    pub fn with_faults(self, faults: Arc<Faults>) -> Self {
+        let s = &self.shared;
+        let shared = Shared {
+            chain_id: s.chain_id.clone(),
+            self_id: s.self_id,
+            node_key: s.node_key.clone(),
+            http: s.http.clone(),
+            faults,
+        };
+        Network { shared: Arc::new(shared) }
     }
 }
 
@@ -114,6 +131,9 @@ impl Connection {
         E: std::error::Error + DeserializeOwned,
     {
         let s = &self.shared;
+        if s.faults.is_blocked(self.target) {
+            return Err(Unreachable::new(&TransportError::Partitioned(self.target)).into());
+        }
         let body = serde_json::to_vec(req).map_err(|e| NetworkError::new(&TransportError::Encode(e)))?;
         let ts = rpc::now_ms();
         let sig = rpc::sign(&s.chain_id, &s.node_key, path, ts, &body);

@@ -32,7 +32,7 @@ use rxchain_contracts::crypto::{Hash, SecretKey, Signature};
 use rxchain_contracts::Genesis;
 use serde::{Deserialize, Serialize};
 
-use super::{Raft, TypeConfig};
+use super::{Faults, Raft, TypeConfig};
 
 /// Header naming the sending node.
 pub const HEADER_NODE: &str = "x-rxchain-node";
@@ -122,6 +122,9 @@ pub enum RpcError {
     /// 400: the body is not the expected JSON.
     #[error("the body does not decode: {0}")]
     BadBody(String),
+    /// 503: a test-only partition cuts this node off from the sender.
+    #[error("node {0} is cut off by an injected test partition")]
+    Partitioned(u64),
 }
 
 impl RpcError {
@@ -132,6 +135,7 @@ impl RpcError {
             }
             RpcError::UnknownNode(_) | RpcError::SenderMismatch { .. } => StatusCode::FORBIDDEN,
             RpcError::BadBody(_) => StatusCode::BAD_REQUEST,
+            RpcError::Partitioned(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -144,6 +148,7 @@ impl RpcError {
             RpcError::BadSignature(_) => "bad_signature",
             RpcError::SenderMismatch { .. } => "sender_mismatch",
             RpcError::BadBody(_) => "bad_body",
+            RpcError::Partitioned(_) => "partitioned",
         }
     }
 }
@@ -178,16 +183,23 @@ fn raft_failure<E: Serialize + Display + std::fmt::Debug>(e: RaftError<u64, E>) 
 struct RpcState {
     raft: Raft,
     genesis: Arc<Genesis>,
+    faults: Arc<Faults>,
 }
 
 /// The peer-facing Raft router, state applied.
 pub fn router(raft: Raft, genesis: Arc<Genesis>) -> Router {
+    router_with_faults(raft, genesis, Faults::new(false))
+}
+
+/// The peer-facing Raft router, refusing senders cut off by a test-only
+/// partition in `faults`.
+pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>) -> Router {
     Router::new()
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
         .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
-        .with_state(RpcState { raft, genesis })
+        .with_state(RpcState { raft, genesis, faults })
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, RpcError> {
@@ -228,6 +240,9 @@ fn admit<T: serde::de::DeserializeOwned>(
 ) -> Result<T, RpcError> {
     let sender = authenticate(&s.genesis, path, headers, body, now_ms())?;
     tracing::Span::current().record("from", sender);
+    if s.faults.is_blocked(sender) {
+        return Err(RpcError::Partitioned(sender));
+    }
     let req: T = serde_json::from_slice(body).map_err(|e| RpcError::BadBody(e.to_string()))?;
     let claimed = vote_of(&req).leader_id.voted_for();
     if claimed != Some(sender) {
