@@ -183,7 +183,8 @@ impl Mempool {
     }
 
     /// Drops every waiting transaction (this node lost leadership): waiters
-    /// see their channel closed and answer "not committed, retry".
+    /// see their channel closed and answer 503 "not committed, retry".
+    /// Called by [`crate::producer::fail_waiters_on_lost_leadership`].
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.entries.clear();

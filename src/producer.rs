@@ -47,6 +47,33 @@ pub fn now() -> Timestamp {
     Timestamp(ms)
 }
 
+/// Fails the mempool's waiters whenever this node stops being the leader,
+/// until `shutdown` flips to true.
+///
+/// Only the leader proposes, so a deposed leader's waiting transactions
+/// would otherwise wait out their whole commit wait and answer 202 for
+/// something this node can no longer propose. Clearing the mempool closes
+/// their channels and the clients get 503 `not_committed` at once; a retry
+/// (sent anywhere) is idempotent, and finds the receipt if the new leader
+/// committed the block after all.
+pub async fn fail_waiters_on_lost_leadership(raft: Raft, node_id: u64, mempool: Arc<Mempool>, mut shutdown: watch::Receiver<bool>) {
+    let mut metrics = raft.metrics();
+    let mut was_leader = false;
+    loop {
+        let is_leader = metrics.borrow_and_update().current_leader == Some(node_id);
+        if was_leader && !is_leader {
+            let n = mempool.depth();
+            tracing::warn!(waiting = n, "lost leadership; failing the waiting submissions so clients retry");
+            mempool.clear();
+        }
+        was_leader = is_leader;
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 impl Producer {
     /// Runs until `shutdown` flips to true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {

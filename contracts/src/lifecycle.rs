@@ -32,7 +32,7 @@ pub enum Rejection {
     #[error("the signing key is not registered with any organisation")]
     UnknownSigner,
     /// The signing key was revoked.
-    #[error("the signing key was revoked on {at:?}")]
+    #[error("the signing key was revoked on {at}")]
     SignerRevoked {
         /// Block time of revocation.
         at: Timestamp,
@@ -102,25 +102,25 @@ pub enum Rejection {
     #[error("the access key must come from a fresh QR secret")]
     BadAccessKey,
     /// The prescription is not valid yet.
-    #[error("the prescription is not valid until {from:?}")]
+    #[error("the prescription is not valid until {from}")]
     NotYetValid {
         /// Start of validity.
         from: Timestamp,
     },
     /// The prescription expired.
-    #[error("the prescription expired at {at:?}")]
+    #[error("the prescription expired at {at}")]
     Expired {
         /// End of validity.
         at: Timestamp,
     },
     /// The prescription was cancelled.
-    #[error("the prescription was cancelled at {at:?}")]
+    #[error("the prescription was cancelled at {at}")]
     Cancelled {
         /// When.
         at: Timestamp,
     },
     /// The prescription was completed.
-    #[error("the prescription was already dispensed at {pharmacy} at {at:?}")]
+    #[error("the prescription was already dispensed at {pharmacy} at {at}")]
     AlreadyDispensed {
         /// Where it was dispensed last.
         pharmacy: OrgId,
@@ -128,7 +128,7 @@ pub enum Rejection {
         at: Timestamp,
     },
     /// Another pharmacy holds the lock.
-    #[error("the prescription is claimed by {pharmacy} since {at:?}")]
+    #[error("the prescription is claimed by {pharmacy} since {at}")]
     ClaimedByOther {
         /// The pharmacy holding the lock.
         pharmacy: OrgId,
@@ -183,7 +183,7 @@ pub enum Rejection {
         remaining: u64,
     },
     /// The delivery event breaks the order.
-    #[error("delivery event {attempted:?} cannot follow {last:?}")]
+    #[error("delivery event '{}' cannot follow '{}'", attempted.label(), last.map_or("nothing yet", |l| l.label()))]
     DeliveryOutOfOrder {
         /// The last recorded status.
         last: Option<DeliveryStatus>,
@@ -191,7 +191,7 @@ pub enum Rejection {
         attempted: DeliveryStatus,
     },
     /// The event does not fit the fulfilment mode.
-    #[error("delivery event {attempted:?} does not fit a {mode} prescription")]
+    #[error("delivery event '{}' does not fit a {mode} prescription", attempted.label())]
     WrongFulfilmentMode {
         /// The refused status.
         attempted: DeliveryStatus,

@@ -41,6 +41,32 @@ impl Timestamp {
     }
 }
 
+/// Shown as an ISO 8601 UTC instant to the minute, e.g. `2026-11-23 15:04 UTC`,
+/// so refusal sentences read as dates, not numbers.
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = (self.0 / Self::DAY_MS) as i64;
+        let ms_of_day = self.0 % Self::DAY_MS;
+        let (y, m, d) = civil_from_days(days);
+        write!(f, "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", ms_of_day / 3_600_000, (ms_of_day / 60_000) % 60)
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`, exact for every day this type can hold).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 /// Defines a string newtype with a private field and a parse rule.
 macro_rules! string_newtype {
     ($(#[$m:meta])* $name:ident, $field:literal, $check:expr) => {
@@ -255,6 +281,13 @@ mod tests {
         assert!(Quantity::new(1_000_001).is_err());
         assert!(serde_json::from_str::<Quantity>("0").is_err());
         assert!(serde_json::from_str::<OrgId>("\"BAD ID\"").is_err());
+    }
+
+    #[test]
+    fn timestamps_display_as_utc_dates() {
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01 00:00 UTC");
+        assert_eq!(Timestamp(1_767_225_600_000).to_string(), "2026-01-01 00:00 UTC");
+        assert_eq!(Timestamp(951_782_400_000 + 13 * 3_600_000 + 7 * 60_000).to_string(), "2000-02-29 13:07 UTC");
     }
 
     #[test]

@@ -138,6 +138,21 @@ pub enum DeliveryStatus {
     Returned,
 }
 
+impl DeliveryStatus {
+    /// The status in words, for sentences.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeliveryStatus::ReadyForPickup => "ready for pickup",
+            DeliveryStatus::Packed => "packed",
+            DeliveryStatus::Dispatched => "dispatched",
+            DeliveryStatus::OutForDelivery => "out for delivery",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Returned => "returned",
+        }
+    }
+}
+
 /// One dispensed line: which item, how much, from which batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DispenseLine {

@@ -46,6 +46,15 @@ pub enum ApiError {
         /// Sentence for people.
         message: String,
     },
+    /// 409: the request conflicts with the current state outside the chain
+    /// rules (e.g. `cluster_unhealthy`: no membership change now).
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Sentence for people.
+        message: String,
+    },
     /// 413: the body is larger than allowed.
     #[error("the request body is larger than the {limit} bytes allowed")]
     TooLarge {
@@ -119,6 +128,7 @@ impl ApiError {
             ApiError::Refused(r, _) => rejection_status(r),
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Forbidden { status, .. } => *status,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -135,6 +145,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Forbidden { code, .. }
+            | ApiError::Conflict { code, .. }
             | ApiError::Unprocessable { code, .. } => code,
             ApiError::BadSignature => "bad_signature",
             ApiError::Refused(r, _) => r.code(),

@@ -88,8 +88,11 @@ async fn submit(State(s): State<AppState>, ApiJson(signed): ApiJson<SignedTx>) -
             s.metrics.committed_txs.inc();
             Ok(receipt_response(receipt))
         }
+        // The new leader may still commit the block this node proposed, so
+        // the answer cannot promise "not committed"; a retry is idempotent
+        // and returns the receipt if it did commit.
         Ok(Err(_closed)) => Err(ApiError::NotCommitted(
-            "the node lost leadership before the transaction committed; it was not committed, retry".into(),
+            "the node lost leadership before the transaction's commit was confirmed; retry (a retry is idempotent and returns the receipt if it did commit)".into(),
         )),
         Err(_elapsed) => Ok(pending(&id)),
     }
