@@ -1,4 +1,4 @@
-//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench`.
+//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster`.
 
 use std::path::PathBuf;
 
@@ -30,6 +30,54 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Drive full prescription lifecycles against a node and report throughput and latency.
     Bench(BenchArgs),
+    /// Inspect and change the Raft cluster's membership.
+    Cluster(ClusterArgs),
+}
+
+/// `rxchain cluster`.
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// Any node of the cluster; followers forward changes to the leader.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// The key that signs changes: an organisation's admin key (an
+    /// operator) or a node's own key (that node only). Not needed for `status`.
+    #[arg(long, global = true)]
+    pub key: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ClusterAction,
+}
+
+/// Cluster operations.
+#[derive(Subcommand, Debug)]
+pub enum ClusterAction {
+    /// Members, learners, leader, term and each node's progress.
+    Status,
+    /// Add a node as a learner (it receives the chain but does not vote).
+    AddLearner {
+        /// The node's genesis id.
+        #[arg(long)]
+        id: u64,
+        /// Where the other nodes reach it, `host:port`.
+        #[arg(long)]
+        addr: String,
+    },
+    /// Promote a caught-up learner to voter.
+    Promote {
+        /// The learner's id.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Remove a voter or learner from the cluster.
+    Remove {
+        /// The node's id.
+        #[arg(long)]
+        id: u64,
+    },
 }
 
 /// `rxchain demo`.

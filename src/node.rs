@@ -140,7 +140,11 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         }
         accounts.add_data_key(org.id.clone(), key);
     }
-    let network = Network::new(chain_id, settings.node_id, node_key.clone());
+    let faults = crate::raft::Faults::new(settings.testing_faults);
+    if settings.testing_faults {
+        tracing::warn!("testing_faults is on: anyone who reaches this node can cut it off from its peers; never use this in production");
+    }
+    let network = Network::new(chain_id, settings.node_id, node_key.clone()).with_faults(faults.clone());
     let raft = crate::raft::start(settings.node_id, raft_config(&settings.raft), &storage, network)
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -166,12 +170,20 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         mempool: mempool.clone(),
         metrics: metrics.clone(),
         api: settings.api.clone(),
-        client: reqwest::Client::new(),
+        // A short connect timeout: a follower whose leader is gone must answer
+        // 503 quickly rather than hang on a dead address.
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .map_err(|e| NodeError::Raft(format!("cannot build the HTTP client: {e}")))?,
         accounts: accounts.clone(),
+        faults: faults.clone(),
     }));
     let app = crate::http::router(state, settings.web_dir.as_deref())
-        .merge(crate::raft::rpc::router(raft.clone(), genesis.clone()));
+        .merge(crate::raft::rpc::router_with_faults(raft.clone(), genesis.clone(), faults));
 
+    let node_key_for_join = node_key.clone();
     let producer = Producer {
         node_id: settings.node_id,
         node_key,
@@ -181,7 +193,26 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         settings: settings.block.clone(),
         metrics,
     };
-    let mut tasks = vec![tokio::spawn(producer.run(shutdown_rx.clone()))];
+    let mut tasks = vec![
+        tokio::spawn(crate::producer::fail_waiters_on_lost_leadership(
+            raft.clone(),
+            settings.node_id,
+            producer.mempool.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(producer.run(shutdown_rx.clone())),
+    ];
+    if !settings.bootstrap && !settings.peers.is_empty() {
+        tasks.push(tokio::spawn(crate::http::cluster::join(
+            raft.clone(),
+            genesis.clone(),
+            settings.node_id,
+            node_key_for_join,
+            advertised.clone(),
+            settings.peers.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     let mut srv_shutdown = shutdown_rx;
     tasks.push(tokio::spawn(async move {
         let res = axum::serve(listener, app)

@@ -408,10 +408,6 @@ impl Default for DecodeLimits {
     }
 }
 
-/// Images with more pixels than this are not searched at full size: at
-/// phone-photo resolutions a code is found as well at the downscaled sizes,
-/// and rqrr's search cost grows with the pixel count.
-const FULL_SIZE_MAX_PIXELS: u64 = 16_000_000;
 
 /// The long side, in pixels, of the working image that most clean-up stages
 /// operate on. A code filling a tenth of a photo's width still has about 4
@@ -447,8 +443,12 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<String, QrErr
     let mut images = Images::new(gray);
     let mut found_grid = false;
     for &stage in STAGES {
+        let t0 = std::time::Instant::now();
         let Some(attempt) = images.attempt(stage) else { continue };
-        match scan(&attempt) {
+        let t1 = t0.elapsed();
+        let r = scan(&attempt);
+        eprintln!("TMPDBG {stage:?} prep {t1:?} scan {:?} ok={}", t0.elapsed() - t1, matches!(r, Scan::Decoded(_)));
+        match r {
             Scan::Decoded(text) => {
                 tracing::debug!(?stage, "QR code decoded");
                 return Ok(text);
@@ -623,9 +623,7 @@ impl Images {
     fn attempt(&mut self, stage: Stage) -> Option<Attempt> {
         let (w, h) = self.original.dimensions();
         match stage {
-            Stage::AsIs => {
-                (u64::from(w) * u64::from(h) <= FULL_SIZE_MAX_PIXELS).then(|| Attempt::Gray(self.original.clone()))
-            }
+            Stage::AsIs => (w.max(h) <= WORK_SIDE + WORK_SIDE / 8).then(|| Attempt::Gray(self.original.clone())),
             Stage::Downscaled(side) => downscale(&self.original, side).map(Attempt::Gray),
             Stage::Upscaled => (w.max(h) < UPSCALE_BELOW_SIDE).then(|| Attempt::Gray(upscale2(&self.original))),
             Stage::Threshold(t) => {

@@ -1,6 +1,7 @@
 //! What each subcommand does. `main` parses and dispatches here.
 
 pub mod bench;
+pub mod cluster;
 pub mod demo;
 pub mod tx;
 pub mod verify;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tx(a) => tx::run(a).await,
         Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a).await,
+        Command::Cluster(a) => cluster::run(a).await,
     }
 }
 

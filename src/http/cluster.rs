@@ -6,6 +6,9 @@
 //!   `/readyz`; a follower forwards it to the leader when it can.
 //! - `GET /v1/cluster/local`: what this node alone knows (used by the
 //!   status call to ask every member, and by tests).
+//! - `GET /v1/cluster/read-index`: the leader confirms its leadership with
+//!   a quorum and names the log index a linearizable read must wait for;
+//!   followers use it to serve reads ([`linearizable_read`]).
 //! - `POST /v1/cluster/learners {id, addr}`: add a node as a learner.
 //! - `POST /v1/cluster/voters {id}`: promote a caught-up learner.
 //! - `DELETE /v1/cluster/members/{id}`: remove a voter or learner.
@@ -56,6 +59,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/cluster/status", get(status))
         .route("/v1/cluster/local", get(local))
+        .route("/v1/cluster/read-index", get(read_index))
         .route("/v1/cluster/learners", post(add_learner))
         .route("/v1/cluster/voters", post(promote))
         .route("/v1/cluster/members/{id}", delete(remove))
@@ -261,6 +265,68 @@ fn local_view(s: &AppState) -> LocalView {
 #[tracing::instrument(skip_all)]
 async fn local(State(s): State<AppState>) -> Json<LocalView> {
     Json(local_view(&s))
+}
+
+/// The answer of `GET /v1/cluster/read-index`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadIndex {
+    /// The leader that confirmed it.
+    pub leader: u64,
+    /// Reads are linearizable once the state machine applied this index.
+    pub index: u64,
+}
+
+/// How long a read waits for the leader's confirmation and for this
+/// node's state machine to catch up before it gives up with 503.
+const READ_WAIT: Duration = Duration::from_secs(5);
+
+fn cannot_confirm() -> ApiError {
+    ApiError::NotCommitted("the node cannot confirm it has the latest chain state; retry".into())
+}
+
+/// Makes the next state read linearizable, on any node: the leader confirms
+/// its leadership with a quorum (Raft's ReadIndex); a follower asks the
+/// leader for that index and waits until it has applied it. Without a
+/// reachable leader (say, this node is cut off in a minority) it answers
+/// 503 rather than risk a stale answer.
+pub async fn linearizable_read(s: &AppState) -> Result<(), ApiError> {
+    let m = s.raft.metrics().borrow().clone();
+    if m.current_leader == Some(s.node_id) {
+        return match tokio::time::timeout(READ_WAIT, s.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "linearizable read failed");
+                Err(cannot_confirm())
+            }
+            Err(_) => Err(cannot_confirm()),
+        };
+    }
+    let (leader, addr) = leader_addr(s, &m).ok_or_else(cannot_confirm)?;
+    let resp = s.client.get(format!("http://{addr}/v1/cluster/read-index")).timeout(READ_WAIT).send().await.map_err(|e| {
+        tracing::warn!(error = %e, leader, "cannot reach the leader for a read index");
+        cannot_confirm()
+    })?;
+    if !resp.status().is_success() {
+        return Err(cannot_confirm());
+    }
+    let ri: ReadIndex = resp.json().await.map_err(|_| cannot_confirm())?;
+    s.raft.wait(Some(READ_WAIT)).applied_index_at_least(Some(ri.index), "linearizable read").await.map_err(|e| {
+        tracing::warn!(error = %e, index = ri.index, "did not apply up to the read index in time");
+        cannot_confirm()
+    })?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+async fn read_index(State(s): State<AppState>) -> Result<Json<ReadIndex>, ApiError> {
+    if s.raft.metrics().borrow().current_leader != Some(s.node_id) {
+        return Err(ApiError::NotCommitted("this node is not the leader; ask the leader for a read index".into()));
+    }
+    let read = match tokio::time::timeout(READ_WAIT, s.raft.ensure_linearizable()).await {
+        Ok(Ok(read)) => read,
+        _ => return Err(cannot_confirm()),
+    };
+    Ok(Json(ReadIndex { leader: s.node_id, index: read.map_or(0, |l| l.index) }))
 }
 
 /// One member in the leader's status.

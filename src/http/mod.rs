@@ -2,6 +2,7 @@
 //! [`AppState`], and JSON errors from [`error::ApiError`].
 
 pub mod chain;
+pub mod cluster;
 pub mod error;
 pub mod ops;
 pub mod patient;
@@ -53,6 +54,8 @@ pub struct AppInner {
     pub client: reqwest::Client,
     /// Staff accounts and sessions, for the web apps' server-side signing.
     pub accounts: Arc<Accounts>,
+    /// Test-only partitions (empty unless `testing_faults` is set).
+    pub faults: Arc<crate::raft::Faults>,
 }
 
 /// Shared handler state.
@@ -94,6 +97,7 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(staff::router())
         .merge(patient::router())
         .merge(reports::router())
+        .merge(cluster::router())
         .route("/v1/{*rest}", axum::routing::any(|| async { ApiError::not_found("no_such_route", "there is no such API route") }))
         .layer(DefaultBodyLimit::max(api.body_limit_bytes))
         .with_state(state);

@@ -69,10 +69,8 @@ pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Ve
     let qr = QrPayload::parse(payload).map_err(|e| ApiError::bad("bad_qr_payload", e.to_string()))?;
     // A verdict that decides a dispense must not be stale: confirm this
     // node's state is current with the leader before reading it.
-    s.raft.ensure_linearizable().await.map_err(|e| {
-        tracing::warn!(error = %e, "linearizable read failed");
-        ApiError::NotCommitted("the node cannot confirm it has the latest chain state; retry".into())
-    })?;
+    // On a follower this asks the leader for a read index and waits for it.
+    super::cluster::linearizable_read(s).await?;
     let rec = load(s, &qr.id)?;
     let secret_ok = qr.secret.signing_key().public() == rec.access_key;
     let now = now();

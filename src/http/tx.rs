@@ -102,6 +102,10 @@ async fn submit(State(s): State<AppState>, ApiJson(signed): ApiJson<SignedTx>) -
 async fn forward(s: &AppState, leader: Option<u64>, signed: &SignedTx) -> Result<Response, ApiError> {
     let no_leader = || ApiError::NotCommitted("no Raft leader is reachable; the transaction was not committed, retry".into());
     let leader = leader.ok_or_else(no_leader)?;
+    if s.faults.is_blocked(leader) {
+        // A test partition cuts this node off from the leader.
+        return Err(no_leader());
+    }
     let addr = {
         let m = s.raft.metrics().borrow().clone();
         m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())
