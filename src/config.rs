@@ -94,7 +94,9 @@ impl Default for ApiSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RaftSettings {
-    /// Leader heartbeat interval.
+    /// Leader heartbeat interval. openraft also uses it as the timeout of
+    /// every AppendEntries RPC, so it must cover sending a full block and
+    /// the follower persisting it, not just a network round trip.
     pub heartbeat_ms: u64,
     /// Lower bound of the randomised election timeout.
     pub election_min_ms: u64,
@@ -109,9 +111,13 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_ms: 100,
-            election_min_ms: 400,
-            election_max_ms: 800,
+            // 100 ms (openraft's own default) made AppendEntries of busy
+            // blocks time out on a loaded follower, and the leader then lost
+            // its quorum and leadership again and again; 250 ms / 1–2 s keeps
+            // failover around two seconds without that churn.
+            heartbeat_ms: 250,
+            election_min_ms: 1000,
+            election_max_ms: 2000,
             snapshot_after_logs: 5000,
             keep_logs: 1000,
         }

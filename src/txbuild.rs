@@ -44,6 +44,9 @@ pub enum BuildError {
     /// The pharmacy is not a member.
     #[error("pharmacy {0} is not in genesis")]
     UnknownPharmacy(OrgId),
+    /// A genesis data key cannot be wrapped for.
+    #[error(transparent)]
+    Privacy(#[from] privacy::PrivacyError),
 }
 
 /// A freshly issued prescription: the transaction and the patient's QR payload.
@@ -90,11 +93,11 @@ pub fn issue(genesis: &Genesis, prescriber: &SecretKey, input: IssueInput) -> Re
         access_key: secret.signing_key().public(),
         sealed: seal_content(&id, &input.content, &ck, &mut e),
         key_for_patient: wrap_for_secret(&secret, &ctx, ck.expose(), &mut e),
-        key_for_hospital: wrap_for_key(&hospital.data_key, &ctx, ck.expose(), &mut e),
+        key_for_hospital: wrap_for_key(&hospital.data_key, &ctx, ck.expose(), &mut e)?,
         key_for_regulators: genesis
             .regulators()
-            .map(|r| (r.id.clone(), wrap_for_key(&r.data_key, &ctx, ck.expose(), &mut e)))
-            .collect(),
+            .map(|r| Ok((r.id.clone(), wrap_for_key(&r.data_key, &ctx, ck.expose(), &mut e)?)))
+            .collect::<Result<_, privacy::PrivacyError>>()?,
     };
     Ok(NewPrescription { tx: sign(genesis, prescriber, TxBody::Issue(body)), payload: QrPayload { id, secret } })
 }
@@ -113,7 +116,7 @@ pub fn claim(genesis: &Genesis, pharmacist: &SecretKey, pharmacy: &OrgId, payloa
 pub fn assign_pickup(genesis: &Genesis, payload: &QrPayload, pharmacy: &OrgId) -> Result<SignedTx, BuildError> {
     let org = genesis.org(pharmacy).ok_or_else(|| BuildError::UnknownPharmacy(pharmacy.clone()))?;
     let mut e = entropy();
-    let handover = wrap_for_key(&org.data_key, &privacy::handover_context(&payload.id), payload.secret.expose(), &mut e);
+    let handover = wrap_for_key(&org.data_key, &privacy::handover_context(&payload.id), payload.secret.expose(), &mut e)?;
     let body = AssignRx { id: payload.id, fulfilment: Fulfilment::Pickup { pharmacy: pharmacy.clone() }, handover: Some(handover) };
     Ok(sign(genesis, &payload.secret.signing_key(), TxBody::Assign(body)))
 }
@@ -130,7 +133,7 @@ pub fn assign_delivery(
     let org = genesis.org(pharmacy).ok_or_else(|| BuildError::UnknownPharmacy(pharmacy.clone()))?;
     let mut e = entropy();
     let sealed = privacy::seal(content_key.expose(), &privacy::address_context(&payload.id), address.as_bytes(), &mut e);
-    let handover = wrap_for_key(&org.data_key, &privacy::handover_context(&payload.id), payload.secret.expose(), &mut e);
+    let handover = wrap_for_key(&org.data_key, &privacy::handover_context(&payload.id), payload.secret.expose(), &mut e)?;
     let body = AssignRx {
         id: payload.id,
         fulfilment: Fulfilment::Delivery { pharmacy: pharmacy.clone(), address: sealed },

@@ -96,11 +96,11 @@ impl<'g> Txs<'g> {
         let sealed = privacy::seal(&content_key, &ctx, b"patient details", &mut entropy);
         let key_for_patient = privacy::wrap_for_secret(secret, &ctx, &content_key, &mut entropy);
         let hospital = self.g.org(&org_id("hosp-a")).expect("hospital").data_key;
-        let key_for_hospital = privacy::wrap_for_key(&hospital, &ctx, &content_key, &mut entropy);
+        let key_for_hospital = privacy::wrap_for_key(&hospital, &ctx, &content_key, &mut entropy).expect("genesis data keys are valid points");
         let key_for_regulators = self
             .g
             .regulators()
-            .map(|r| (r.id.clone(), privacy::wrap_for_key(&r.data_key, &ctx, &content_key, &mut entropy)))
+            .map(|r| (r.id.clone(), privacy::wrap_for_key(&r.data_key, &ctx, &content_key, &mut entropy).expect("genesis data keys are valid points")))
             .collect::<Vec<_>>();
         let body = TxBody::Issue(IssueRx {
             id,

@@ -38,6 +38,9 @@ pub enum CryptoError {
 /// as raw bytes for the canonical binary encoding.
 macro_rules! bytes_serde {
     ($ty:ty, $len:expr, $from:expr) => {
+        bytes_serde!($ty, $len, $from, $from);
+    };
+    ($ty:ty, $len:expr, $from:expr, $from_bin:expr) => {
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 if s.is_human_readable() {
@@ -55,16 +58,19 @@ macro_rules! bytes_serde {
         }
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let bytes: [u8; $len] = if d.is_human_readable() {
+                if d.is_human_readable() {
                     let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
                     let v = hex::decode(s.as_ref()).map_err(de::Error::custom)?;
-                    v.try_into()
-                        .map_err(|_| de::Error::custom(CryptoError::BadHex { expected: $len }))?
+                    let bytes: [u8; $len] = v
+                        .try_into()
+                        .map_err(|_| de::Error::custom(CryptoError::BadHex { expected: $len }))?;
+                    let f: fn([u8; $len]) -> Result<$ty, CryptoError> = $from;
+                    f(bytes).map_err(de::Error::custom)
                 } else {
-                    <[u8; $len] as serde_big_array_shim::BigArray>::deserialize(d)?
-                };
-                let f: fn([u8; $len]) -> Result<$ty, CryptoError> = $from;
-                f(bytes).map_err(de::Error::custom)
+                    let bytes = <[u8; $len] as serde_big_array_shim::BigArray>::deserialize(d)?;
+                    let f: fn([u8; $len]) -> Result<$ty, CryptoError> = $from_bin;
+                    f(bytes).map_err(de::Error::custom)
+                }
             }
         }
     };
@@ -153,15 +159,20 @@ impl fmt::Display for Hash {
 }
 bytes_serde!(Hash, 32, |b| Ok(Hash(b)));
 
-/// A secp256k1 public key, always a valid curve point.
+/// A secp256k1 public key: the 33-byte compressed SEC1 form, plus the
+/// decompressed point once it is known to be valid.
 ///
-/// It keeps both the 33-byte compressed SEC1 form (what is encoded) and the
-/// decompressed key (what verification needs), because decompressing is a
-/// square root and costs a noticeable share of a verification.
+/// Keys parsed from text (JSON, hex: anything a client sends) are checked and
+/// decompressed at once. Keys decoded from the canonical binary form (stored
+/// state and blocks) are decompressed lazily, when a signature or ECDH first
+/// needs the point: decompressing is a square root (about 12 µs), and state
+/// records carry several keys that are read far more often than used. An
+/// invalid binary key therefore fails at use, as `BadPublicKey`, the same way
+/// on every node.
 #[derive(Clone, Copy)]
 pub struct PublicKey {
     bytes: [u8; 33],
-    key: k256::ecdsa::VerifyingKey,
+    key: Option<k256::ecdsa::VerifyingKey>,
 }
 
 impl PublicKey {
@@ -169,7 +180,22 @@ impl PublicKey {
     pub fn parse(bytes: [u8; 33]) -> Result<Self, CryptoError> {
         let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&bytes)
             .map_err(|_| CryptoError::BadPublicKey)?;
-        Ok(PublicKey { bytes, key })
+        Ok(PublicKey { bytes, key: Some(key) })
+    }
+
+    /// Wraps canonical bytes without decompressing them; see the type docs.
+    fn from_canonical(bytes: [u8; 33]) -> Result<Self, CryptoError> {
+        if bytes[0] != 2 && bytes[0] != 3 {
+            return Err(CryptoError::BadPublicKey);
+        }
+        Ok(PublicKey { bytes, key: None })
+    }
+
+    fn point(&self) -> Result<k256::ecdsa::VerifyingKey, CryptoError> {
+        match self.key {
+            Some(k) => Ok(k),
+            None => k256::ecdsa::VerifyingKey::from_sec1_bytes(&self.bytes).map_err(|_| CryptoError::BadPublicKey),
+        }
     }
 
     /// Parses 66 hex characters.
@@ -191,7 +217,7 @@ impl PublicKey {
     /// Verifies `sig` over the SHA3-256 digest `digest`.
     pub fn verify_digest(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
         let s = k256::ecdsa::Signature::from_slice(&sig.0).map_err(|_| CryptoError::BadSignature)?;
-        self.key
+        self.point()?
             .verify_prehash(digest.as_bytes(), &s)
             .map_err(|_| CryptoError::VerifyFailed)
     }
@@ -201,8 +227,8 @@ impl PublicKey {
         self.verify_digest(&signing_digest(tag, message), sig)
     }
 
-    pub(crate) fn affine(&self) -> k256::AffinePoint {
-        *self.key.as_affine()
+    pub(crate) fn affine(&self) -> Result<k256::AffinePoint, CryptoError> {
+        Ok(*self.point()?.as_affine())
     }
 }
 
@@ -237,7 +263,7 @@ impl fmt::Display for PublicKey {
         f.write_str(&self.to_hex())
     }
 }
-bytes_serde!(PublicKey, 33, PublicKey::parse);
+bytes_serde!(PublicKey, 33, PublicKey::parse, PublicKey::from_canonical);
 
 /// A 64-byte `r || s` ECDSA signature with `s` in the lower half of the order.
 ///
@@ -330,9 +356,9 @@ impl SecretKey {
     }
 
     /// Elliptic-curve Diffie-Hellman: the x coordinate of `self * other`.
-    pub fn ecdh(&self, other: &PublicKey) -> [u8; 32] {
-        let shared = k256::ecdh::diffie_hellman(self.key.as_nonzero_scalar(), other.affine());
-        (*shared.raw_secret_bytes()).into()
+    pub fn ecdh(&self, other: &PublicKey) -> Result<[u8; 32], CryptoError> {
+        let shared = k256::ecdh::diffie_hellman(self.key.as_nonzero_scalar(), other.affine()?);
+        Ok((*shared.raw_secret_bytes()).into())
     }
 }
 
@@ -390,6 +416,6 @@ mod tests {
     fn ecdh_agrees() {
         let a = SecretKey::derive("t", b"a");
         let b = SecretKey::derive("t", b"b");
-        assert_eq!(a.ecdh(&b.public()), b.ecdh(&a.public()));
+        assert_eq!(a.ecdh(&b.public()).unwrap(), b.ecdh(&a.public()).unwrap());
     }
 }

@@ -39,6 +39,9 @@ pub enum PrivacyError {
     /// The plaintext is not what was expected.
     #[error("the opened content is malformed")]
     Malformed,
+    /// A key to wrap for, or an ephemeral key, is not a curve point.
+    #[error("the key is not a valid secp256k1 point")]
+    BadKey,
 }
 
 /// AEAD ciphertext with its nonce.
@@ -154,19 +157,19 @@ pub fn unwrap_with_secret(secret: &AccessSecret, context: &[u8], w: &WrappedKey)
 
 /// Wraps 32 bytes for the holder of `recipient`'s secret key: ephemeral
 /// ECDH, then the KDF over the shared x, both public keys and `context`.
-pub fn wrap_for_key(recipient: &PublicKey, context: &[u8], key: &[u8; 32], entropy: Entropy<'_>) -> WrappedKey {
+pub fn wrap_for_key(recipient: &PublicKey, context: &[u8], key: &[u8; 32], entropy: Entropy<'_>) -> Result<WrappedKey, PrivacyError> {
     let mut seed = [0u8; 32];
     entropy(&mut seed);
     let eph = SecretKey::derive("rxchain-ephemeral-v1", &seed);
-    let shared = eph.ecdh(recipient);
+    let shared = eph.ecdh(recipient).map_err(|_| PrivacyError::BadKey)?;
     let kek = kdf("ecdh-wrap", &[&shared, eph.public().as_bytes(), recipient.as_bytes(), context]);
-    WrappedKey { ephemeral: Some(eph.public()), sealed: seal(&kek, context, key, entropy) }
+    Ok(WrappedKey { ephemeral: Some(eph.public()), sealed: seal(&kek, context, key, entropy) })
 }
 
 /// Unwraps what [`wrap_for_key`] wrapped, with the recipient's secret key.
 pub fn unwrap_with_key(recipient: &SecretKey, context: &[u8], w: &WrappedKey) -> Result<[u8; 32], PrivacyError> {
     let eph = w.ephemeral.as_ref().ok_or(PrivacyError::WrongWrapKind)?;
-    let shared = recipient.ecdh(eph);
+    let shared = recipient.ecdh(eph).map_err(|_| PrivacyError::BadKey)?;
     let kek = kdf("ecdh-wrap", &[&shared, eph.as_bytes(), recipient.public().as_bytes(), context]);
     unwrap32(&kek, context, w)
 }
@@ -310,8 +313,8 @@ mod tests {
         let regulator = SecretKey::derive("t", b"regulator");
         let stranger = SecretKey::derive("t", b"stranger");
         let w_pat = wrap_for_secret(&secret, &ctx, ck.expose(), &mut e);
-        let w_hosp = wrap_for_key(&hospital.public(), &ctx, ck.expose(), &mut e);
-        let w_reg = wrap_for_key(&regulator.public(), &ctx, ck.expose(), &mut e);
+        let w_hosp = wrap_for_key(&hospital.public(), &ctx, ck.expose(), &mut e).unwrap();
+        let w_reg = wrap_for_key(&regulator.public(), &ctx, ck.expose(), &mut e).unwrap();
         assert_eq!(&unwrap_with_secret(&secret, &ctx, &w_pat).unwrap(), ck.expose());
         assert_eq!(&unwrap_with_key(&hospital, &ctx, &w_hosp).unwrap(), ck.expose());
         assert_eq!(&unwrap_with_key(&regulator, &ctx, &w_reg).unwrap(), ck.expose());

@@ -104,22 +104,59 @@ pub async fn create_demo_accounts(demo: &Demo, accounts: &Accounts) -> anyhow::R
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    if args.nodes != 1 {
-        anyhow::bail!("this build runs one-node demos; multi-node demos arrive with the consortium work (use --nodes 1)");
+    let n = args.nodes;
+    if !(1..=5).contains(&n) {
+        anyhow::bail!("the demo consortium declares nodes 1 to 5; choose --nodes between 1 and 5 (3 is a real quorum)");
     }
+    let ids: Vec<u64> = (1..=n).collect();
     let demo = Demo::load()?;
-    demo.write_files(&args.dir, &[1]).with_context(|| format!("writing demo files to {}", args.dir.display()))?;
+    demo.write_files(&args.dir, &ids).with_context(|| format!("writing demo files to {}", args.dir.display()))?;
     let web = args.web_dir.is_dir().then(|| args.web_dir.clone());
     if web.is_none() {
         eprintln!("warning: {} is not a directory; web pages will not be served (run from the repository root)", args.web_dir.display());
     }
-    let node = crate::node::start(demo_settings(&args.dir, 1, args.listen, web)).await?;
-    wait_for_leader(&node).await?;
-    let base = format!("http://{}", node.addr);
+    // Node i listens on the first node's port + (i - 1); node 1 bootstraps
+    // the cluster and every other node joins it through node 1.
+    let listen_of = |id: u64| {
+        let mut a = args.listen;
+        a.set_port(args.listen.port() + (id - 1) as u16);
+        a
+    };
+    if n > 1 && args.listen.port() == 0 {
+        anyhow::bail!("a multi-node demo needs a fixed --listen port (nodes use port, port+1, ...)");
+    }
+    let mut nodes = Vec::new();
+    for &id in &ids {
+        let mut settings = demo_settings(&args.dir, id, listen_of(id), web.clone());
+        if id != 1 {
+            settings.peers.insert("1".into(), listen_of(1).to_string());
+        }
+        let node = crate::node::start(settings).await.with_context(|| format!("starting demo node {id}"))?;
+        if id == 1 {
+            wait_for_leader(&node).await?;
+        }
+        nodes.push(node);
+    }
+    let first = &nodes[0];
+    let base = format!("http://{}", first.addr);
+    // Wait until every node joined as a voter.
+    let mut m = first.raft.metrics();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        m.wait_for(|m| m.membership_config.membership().voter_ids().count() == n as usize),
+    )
+    .await
+    .context("the demo nodes did not all join as voters within 60 s")?
+    .context("raft stopped")?;
     register_demo_staff(&demo, &Client::new(base.clone())).await?;
-    create_demo_accounts(&demo, &node.accounts).await?;
+    for node in &nodes {
+        create_demo_accounts(&demo, &node.accounts).await?;
+    }
 
-    println!("rxchain demo consortium '{}' is running (one node, data in {})", demo.genesis.chain_id, args.dir.display());
+    println!("rxchain demo consortium '{}' is running ({n} node(s), data in {})", demo.genesis.chain_id, args.dir.display());
+    for node in &nodes {
+        println!("  node at http://{}", node.addr);
+    }
     println!();
     println!("  Doctor:     {base}/doctor/");
     println!("  Pharmacist: {base}/pharmacist/");
@@ -134,6 +171,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("Press Ctrl-C to stop.");
     super::shutdown_signal().await;
-    node.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
     Ok(())
 }

@@ -480,11 +480,11 @@ impl World {
         let ctx = privacy::content_context(&id);
         let sealed = privacy::seal_content(&id, &content, &content_key, &mut e);
         let key_for_patient = privacy::wrap_for_secret(&secret, &ctx, content_key.expose(), &mut e);
-        let key_for_hospital = privacy::wrap_for_key(&data_key(hospital).public(), &ctx, content_key.expose(), &mut e);
+        let key_for_hospital = privacy::wrap_for_key(&data_key(hospital).public(), &ctx, content_key.expose(), &mut e).expect("genesis data keys are valid points");
         let regulators: Vec<OrgDecl> = self.genesis.regulators().cloned().collect();
         let key_for_regulators = regulators
             .iter()
-            .map(|r| (r.id.clone(), privacy::wrap_for_key(&r.data_key, &ctx, content_key.expose(), &mut e)))
+            .map(|r| (r.id.clone(), privacy::wrap_for_key(&r.data_key, &ctx, content_key.expose(), &mut e).expect("genesis data keys are valid points")))
             .collect();
         let patient = secret.signing_key();
         let body = IssueRx {
@@ -536,7 +536,8 @@ impl World {
             &privacy::handover_context(&rx.id),
             rx.secret.expose(),
             &mut e,
-        );
+        )
+        .expect("genesis data keys are valid points");
         let body = AssignRx {
             id: rx.id,
             fulfilment: Fulfilment::Delivery { pharmacy: org(pharmacy), address: sealed_address },
