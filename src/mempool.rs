@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use rxchain_contracts::{Block, Hash, Outcome, SignedTx, TxId, VerifiedTx};
+use rxchain_contracts::{Block, Execution, Hash, Outcome, SignedTx, TxId, VerifiedTx};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
 
@@ -55,6 +55,9 @@ struct Inner {
 pub struct Mempool {
     chain_id: String,
     inner: Mutex<Inner>,
+    /// The block this node proposed last and its execution, handed to the
+    /// state machine so the proposer does not execute its own block twice.
+    proposed: Mutex<Option<(Hash, Execution)>>,
     /// Wakes the block producer when transactions arrive.
     pub arrived: Notify,
     /// Caps how many transactions may wait, so a flood cannot exhaust memory.
@@ -72,7 +75,7 @@ pub enum AdmitError {
 impl Mempool {
     /// An empty mempool for `chain_id`.
     pub fn new(chain_id: String, capacity: usize) -> Arc<Self> {
-        Arc::new(Mempool { chain_id, inner: Mutex::new(Inner::default()), arrived: Notify::new(), capacity })
+        Arc::new(Mempool { chain_id, inner: Mutex::new(Inner::default()), proposed: Mutex::new(None), arrived: Notify::new(), capacity })
     }
 
     /// The chain id transactions are verified against.
@@ -198,6 +201,11 @@ impl Mempool {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Remembers the execution of the block this node just proposed.
+    pub fn set_proposed(&self, block_hash: Hash, exec: Execution) {
+        *self.proposed.lock().unwrap_or_else(|p| p.into_inner()) = Some((block_hash, exec));
+    }
+
     /// Verifies a submitted transaction (once) for admission.
     pub fn verify(&self, signed: SignedTx) -> Result<VerifiedTx, rxchain_contracts::TxError> {
         signed.verify(&self.chain_id)
@@ -207,6 +215,17 @@ impl Mempool {
 impl ApplyObserver for Mempool {
     fn known(&self, id: &TxId) -> Option<VerifiedTx> {
         self.lock().entries.get(id).map(|e| e.vtx.clone())
+    }
+
+    fn proposed(&self, block_hash: &Hash) -> Option<Execution> {
+        let mut slot = self.proposed.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some((h, exec)) if &h == block_hash => Some(exec),
+            other => {
+                *slot = other;
+                None
+            }
+        }
     }
 
     fn applied(&self, block: &Block) {

@@ -133,7 +133,10 @@ impl Producer {
                 .await
             };
             let block = match proposed {
-                Ok(Ok((block, _))) => block,
+                Ok(Ok((block, exec))) => {
+                    self.mempool.set_proposed(block.hash(self.chain.genesis().chain_id.as_str()), exec);
+                    block
+                }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "state is corrupt; cannot build blocks");
                     self.mempool.requeue(&ids);

@@ -25,6 +25,8 @@ use rxchain_contracts::{AtcCode, Block, Genesis, Label, OrgId, Outcome, Quantity
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rxchain");
+/// Raft timing for debug builds on a loaded machine.
+const RAFT_TIMING: &str = "[raft]\nheartbeat_ms = 1000\nelection_min_ms = 3000\nelection_max_ms = 5000\n";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -94,6 +96,12 @@ impl Cluster {
         );
         if let Some(p) = first.filter(|_| id != 1) {
             toml.push_str(&format!("[peers]\n\"1\" = \"127.0.0.1:{p}\"\n"));
+        }
+        // Debug builds on a shared two-core machine persist and answer an
+        // AppendEntries far slower than a release node; openraft times each
+        // one out after a heartbeat interval, so give it room.
+        if !self.extra.contains("[raft]") {
+            toml.push_str(RAFT_TIMING);
         }
         toml.push_str(&self.extra);
         let cfg = self.dir.path().join(format!("node{id}.toml"));
@@ -193,15 +201,25 @@ impl Cluster {
         panic!("nodes never agreed on a head: {seen:?}");
     }
 
+    /// Sets node `id`'s test partition, waiting for a just-restarted node to listen.
     async fn partition(&self, id: u64, blocked: &[u64]) {
-        let r = self
-            .http
-            .post(format!("{}/v1/test/partition", self.base(id)))
-            .json(&serde_json::json!({ "blocked": blocked }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let sent = self
+                .http
+                .post(format!("{}/v1/test/partition", self.base(id)))
+                .json(&serde_json::json!({ "blocked": blocked }))
+                .send()
+                .await;
+            match sent {
+                Ok(r) => {
+                    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => panic!("node {id} never took a partition: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Cuts `id` off from every other node, both ways.
@@ -644,7 +662,7 @@ async fn a_cut_off_node_commits_nothing_answers_honestly_and_catches_up() {
 async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committing() {
     let started = Instant::now();
     // Small snapshots so the leader purges its log and must ship a snapshot.
-    let mut c = Cluster::start(3, "[raft]\nsnapshot_after_logs = 10\nkeep_logs = 2\n").await;
+    let mut c = Cluster::start(3, &format!("{RAFT_TIMING}snapshot_after_logs = 10\nkeep_logs = 2\n")).await;
     c.register_staff().await;
     let g = c.demo.genesis.clone();
     let txs = cpu({
@@ -736,47 +754,55 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
     let started = Instant::now();
     let soak = std::env::var_os("RXCHAIN_SOAK").is_some();
     let n_rx: usize = if soak { 5000 } else { 1000 };
+    let demo = Demo::load().unwrap();
+    let g = demo.genesis.clone();
+    let pharmacies = [("ph.cara", "pharm-central"), ("ph.dan", "pharm-harbour"), ("ph.eve", "pharm-hill")];
+    const QTY: u32 = 10;
+
+    // 1. Pre-sign, on both cores: the issues (not contested), and for every
+    //    prescription each pharmacy's claim and dispense of 6, plus a second
+    //    dispense of 6 by one of them (two fills of 6 exceed the allowance of 10).
+    let halves = futures::future::join_all((0..2).map(|half| {
+        let g = g.clone();
+        cpu(move || {
+            (0..n_rx)
+                .filter(|i| i % 2 == half)
+                .map(|i| {
+                    let (issue_tx, payload) = issue(&g, i, QTY);
+                    let TxBody::Issue(body) = &issue_tx.tx.body else { unreachable!() };
+                    let line = || vec![DispenseLine { item: 0, quantity: Quantity::new(6).unwrap(), batch: Label::parse("B1").unwrap() }];
+                    let plan: Vec<Vec<(&'static str, SignedTx)>> = pharmacies
+                        .iter()
+                        .enumerate()
+                        .map(|(p, (user, org))| {
+                            let key = staff_key(user);
+                            let org = OrgId::parse(*org).unwrap();
+                            let mut ops = vec![
+                                ("claim", txbuild::claim(&g, &key, &org, &payload)),
+                                ("dispense", txbuild::dispense(&g, &key, body.id, line(), false)),
+                            ];
+                            if p == i % 3 {
+                                ops.push(("dispense", txbuild::dispense(&g, &key, body.id, line(), false)));
+                            }
+                            ops
+                        })
+                        .collect();
+                    (i, (issue_tx, payload), plan)
+                })
+                .collect::<Vec<_>>()
+        })
+    }))
+    .await;
+    let mut all: Vec<_> = halves.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _, _)| *i);
+    let issued: Vec<(SignedTx, QrPayload)> = all.iter().map(|(_, x, _)| x.clone()).collect();
+    let plans: Vec<Vec<Vec<(&'static str, SignedTx)>>> = all.into_iter().map(|(_, _, p)| p).collect();
+    let ops_total: usize = plans.iter().flatten().map(Vec::len).sum();
     // A short commit wait: clients stuck behind a cut-off leader give up
     // (202, outcome unknown) quickly and move on.
     let c = Cluster::start(3, "[api]\ncommit_wait_ms = 3000\n").await;
     c.register_staff().await;
-    let g = c.demo.genesis.clone();
-    let pharmacies = [("ph.cara", "pharm-central"), ("ph.dan", "pharm-harbour"), ("ph.eve", "pharm-hill")];
-    const QTY: u32 = 10;
-
-    // 1. Issue the prescriptions (not contested), pre-sign every pharmacy's
-    //    claim and two dispenses of 6 (only one fits the allowance of 10).
-    let issued = cpu({
-        let g = g.clone();
-        move || (0..n_rx).map(|i| issue(&g, i, QTY)).collect::<Vec<_>>()
-    })
-    .await;
-    let plans: Vec<Vec<Vec<(&'static str, SignedTx)>>> = cpu({
-        let (g, issued) = (g.clone(), issued.clone());
-        move || {
-            issued
-                .iter()
-                .map(|(issue_tx, payload)| {
-                    let TxBody::Issue(body) = &issue_tx.tx.body else { unreachable!() };
-                    pharmacies
-                        .iter()
-                        .map(|(user, org)| {
-                            let key = staff_key(user);
-                            let org = OrgId::parse(*org).unwrap();
-                            let line = || vec![DispenseLine { item: 0, quantity: Quantity::new(6).unwrap(), batch: Label::parse("B1").unwrap() }];
-                            vec![
-                                ("claim", txbuild::claim(&g, &key, &org, payload)),
-                                ("dispense", txbuild::dispense(&g, &key, body.id, line(), false)),
-                                ("dispense", txbuild::dispense(&g, &key, body.id, line(), false)),
-                            ]
-                        })
-                        .collect()
-                })
-                .collect()
-        }
-    })
-    .await;
-    eprintln!("pre-signed {} txs in {:?}", n_rx * 10, started.elapsed());
+    eprintln!("pre-signed {} txs in {:?}", n_rx + ops_total, started.elapsed());
     let c = Arc::new(tokio::sync::Mutex::new(c));
     {
         let c = c.lock().await;
@@ -848,6 +874,7 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
                     tokio::time::sleep(Duration::from_millis(1500)).await;
                     let mut cl = c.lock().await;
                     cl.restart(leader);
+                    cl.wait_ready(leader).await;
                 } else {
                     let victim = 1 + (round / 2) % 3;
                     cl.isolate(victim).await;

@@ -110,7 +110,11 @@ async fn scan_image(
     if body.is_empty() {
         return Err(ApiError::bad("empty_body", "send the photo's bytes (PNG or JPEG) as the request body"));
     }
-    // Image decoding is heavy CPU work: keep it off the runtime's workers.
+    // Image decoding is heavy CPU work and a 40-megapixel photo holds about
+    // 200 MB while it decodes: keep it off the runtime's workers, and let
+    // only two run at once so a burst of uploads cannot exhaust memory.
+    static DECODERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = DECODERS.acquire().await.map_err(ApiError::internal)?;
     let text = tokio::task::spawn_blocking(move || crate::qr::decode_image(&body, &DecodeLimits::default()))
         .await
         .map_err(ApiError::internal)?

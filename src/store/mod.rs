@@ -29,7 +29,7 @@ pub mod sm;
 use std::path::Path;
 use std::sync::Arc;
 
-use rxchain_contracts::{Block, Genesis, TxId, VerifiedTx};
+use rxchain_contracts::{Block, Execution, Genesis, Hash, TxId, VerifiedTx};
 
 pub use chain::{ChainStore, StateView};
 pub use log::LogStore;
@@ -42,6 +42,13 @@ pub trait ApplyObserver: Send + Sync + 'static {
     fn known(&self, id: &TxId) -> Option<VerifiedTx>;
     /// Called after a block's batch is written (in apply order), so waiters can get receipts.
     fn applied(&self, block: &Block);
+    /// The execution this node computed when it proposed the block with this
+    /// header hash, if it did. The proposer built and signed exactly that
+    /// block on that tip, so re-checking and re-executing it would only
+    /// repeat the same work; other nodes never have it and check everything.
+    fn proposed(&self, _block_hash: &Hash) -> Option<Execution> {
+        None
+    }
 }
 
 /// An observer that knows nothing and waits for nothing: for tools and

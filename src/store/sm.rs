@@ -124,7 +124,13 @@ impl StateMachine {
         let tip = self.chain.tip();
         let view = self.chain.state();
         let observer = &self.observer;
-        let result = block::check_and_execute(self.chain.genesis(), &view, &tip, &b, &|id| observer.known(id));
+        let own = observer
+            .proposed(&b.hash(self.chain.genesis().chain_id.as_str()))
+            .filter(|_| b.header.prev_hash == tip.hash && b.header.height == tip.height + 1);
+        let result = match own {
+            Some(exec) => Ok((Vec::new(), exec)),
+            None => block::check_and_execute(self.chain.genesis(), &view, &tip, &b, &|id| observer.known(id)),
+        };
         // A failed read makes the result meaningless: stop here rather than
         // record a verdict other nodes would not reach.
         view.check()?;
