@@ -349,7 +349,7 @@ fn spawn(cfg: &Path, id: u64) -> Child {
     match log {
         // Keep each node's log beside its config when asked.
         Some(_) => {
-            let f = std::fs::File::create(cfg.with_file_name(format!("node{id}.log"))).unwrap();
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(cfg.with_file_name(format!("node{id}.log"))).unwrap();
             cmd.stderr(f);
         }
         None => {
@@ -753,7 +753,11 @@ struct Op {
 async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_allowance() {
     let started = Instant::now();
     let soak = std::env::var_os("RXCHAIN_SOAK").is_some();
-    let n_rx: usize = if soak { 5000 } else { 1000 };
+    let n_rx: usize = match std::env::var("CLUSTER_RACE_RX").ok().and_then(|v| v.parse().ok()) {
+        Some(n) => n,
+        None if soak => 5000,
+        None => 1000,
+    };
     let demo = Demo::load().unwrap();
     let g = demo.genesis.clone();
     let pharmacies = [("ph.cara", "pharm-central"), ("ph.dan", "pharm-harbour"), ("ph.eve", "pharm-hill")];
@@ -825,7 +829,8 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
 
     // 2. The race: for every prescription, three pharmacies (each talking to
     //    a different node) send claim, dispense, dispense at once. Each
-    //    operation is tried once; its invocation and answer go in the history.
+    //    operation (retried until its outcome is known) goes in the history
+    //    with its first invocation and its final answer.
     let bases: BTreeMap<u64, String> = c.lock().await.nodes.iter().map(|(id, n)| (*id, n.base())).collect();
     let http = c.lock().await.http.clone();
     let history: Arc<Mutex<Vec<Op>>> = Arc::default();
@@ -844,11 +849,21 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
                 let mut per_pharmacy = Vec::new();
                 for (p, ops) in plans[rx].iter().cloned().enumerate() {
                     let (http, history, chain_id) = (http.clone(), history.clone(), chain_id.clone());
-                    let base = bases[&(1 + ((p + rx) % 3) as u64)].clone();
+                    let home = 1 + ((p + rx) % 3) as u64;
+                    let bases = bases.clone();
                     per_pharmacy.push(async move {
                         for (kind, tx) in ops {
+                            // A pharmacy retries the same signed transaction (idempotent)
+                            // until it learns the outcome, moving to the next node when
+                            // its own does not answer; it gives up after a while.
                             let invoked = Instant::now();
-                            let answer = submit_once(&http, &base, &tx).await;
+                            let mut node = home;
+                            let mut answer = submit_once(&http, &bases[&node], &tx).await;
+                            while matches!(answer, Answer::Unknown(_)) && invoked.elapsed() < Duration::from_secs(30) {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                node = 1 + node % 3;
+                                answer = submit_once(&http, &bases[&node], &tx).await;
+                            }
                             history.lock().unwrap().push(Op { rx, pharmacy: p, kind, tx: tx.tx.id(&chain_id), invoked, returned: Instant::now(), answer });
                         }
                     });
@@ -964,6 +979,13 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
         assert!(units <= QTY, "prescription {rx} dispensed {units} of {QTY}");
         contested += 1;
     }
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for op in &history {
+        if let Answer::Unknown(why) = &op.answer {
+            *reasons.entry(why.chars().take(60).collect()).or_default() += 1;
+        }
+    }
+    eprintln!("unknown outcomes by answer: {reasons:?}");
     assert!(acked > history.len() / 2, "too few acknowledged: {acked} of {}", history.len());
     c.stop_and_verify();
     eprintln!(

@@ -119,7 +119,8 @@ async fn forward(s: &AppState, leader: Option<u64>, signed: &SignedTx) -> Result
         .send()
         .await
         .map_err(|e| {
-            tracing::warn!(error = %e, leader, "forwarding to the leader failed");
+            // Debug shows the cause (refused, reset, timed out), Display only the URL.
+            tracing::warn!(error = ?e, leader, "forwarding to the leader failed");
             no_leader()
         })?;
     let status = StatusCode::from_u16(resp.status().as_u16()).map_err(ApiError::internal)?;
