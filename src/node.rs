@@ -111,6 +111,32 @@ pub fn raft_config(s: &crate::config::RaftSettings) -> openraft::Config {
     }
 }
 
+/// Makes a node that was leader when it stopped start as a follower.
+///
+/// openraft 0.9 restores a node whose stored vote is committed for itself
+/// straight back to leader in the same term. Entries it had sent to
+/// followers but not flushed itself before a crash are then gone from its
+/// log, and it would hand out the same log ids (same term, same index) for
+/// different blocks: followers treat equal ids as equal entries, so chains
+/// could fork; in the cluster tests it instead stalled replication for good.
+/// Storing the same vote uncommitted keeps the term and whom this node voted
+/// for (all Raft's safety needs) but makes it a follower, so leadership comes
+/// from a fresh election in a higher term.
+async fn demote_restored_leadership(storage: &store::Storage, node_id: u64) -> Result<(), NodeError> {
+    use openraft::storage::RaftLogStorage;
+    let mut log = storage.log.clone();
+    let vote = log.read_vote().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+    if let Some(v) = vote {
+        if v.is_committed() && v.leader_id().voted_for() == Some(node_id) {
+            tracing::info!(term = v.leader_id().term, "was leader when stopped; restarting as a follower");
+            log.save_vote(&openraft::Vote::new(v.leader_id().term, node_id))
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Starts a node and returns once it is serving.
 pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let genesis = Arc::new(read_genesis(&settings.genesis)?);
@@ -145,6 +171,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         tracing::warn!("testing_faults is on: anyone who reaches this node can cut it off from its peers; never use this in production");
     }
     let network = Network::new(chain_id, settings.node_id, node_key.clone()).with_faults(faults.clone());
+    demote_restored_leadership(&storage, settings.node_id).await?;
     let raft = crate::raft::start(settings.node_id, raft_config(&settings.raft), &storage, network)
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;

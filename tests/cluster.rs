@@ -883,18 +883,19 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 let mut cl = c.lock().await;
                 if round % 2 == 0 {
+                    // Kill the leader and keep it down until the others elect a new one.
                     let leader = cl.leader().await;
                     cl.kill(leader);
-                    drop(cl);
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
-                    let mut cl = c.lock().await;
+                    let new = cl.leader().await;
+                    assert_ne!(new, leader);
                     cl.restart(leader);
                     cl.wait_ready(leader).await;
                 } else {
-                    let victim = 1 + (round / 2) % 3;
+                    // Cut a node off (the leader every other time) for longer than an election timeout.
+                    let victim = if round % 4 == 1 { cl.leader().await } else { 1 + (round / 2) % 3 };
                     cl.isolate(victim).await;
                     drop(cl);
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    tokio::time::sleep(Duration::from_millis(6000)).await;
                     c.lock().await.heal().await;
                 }
                 round += 1;

@@ -730,12 +730,7 @@ pub fn delivery_follows(last: Option<DeliveryStatus>, next: DeliveryStatus) -> b
 }
 
 fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Practitioner => "practitioner",
-        Role::Pharmacist => "pharmacist",
-        Role::Courier => "courier",
-        Role::RegulatorOfficer => "regulator officer",
-    }
+    r.label()
 }
 
 fn need_role(signer: &Signer<'_>, role: Role, action: &str) -> Result<Result<StaffRecord, Rejection>, CorruptState> {

@@ -35,6 +35,18 @@ pub enum Role {
     RegulatorOfficer,
 }
 
+impl Role {
+    /// The role in words, for sentences.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Practitioner => "practitioner",
+            Role::Pharmacist => "pharmacist",
+            Role::Courier => "courier",
+            Role::RegulatorOfficer => "regulator officer",
+        }
+    }
+}
+
 /// One prescribed drug. Everything here may be plaintext: the rules need it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {

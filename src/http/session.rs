@@ -96,12 +96,7 @@ impl std::fmt::Debug for Staff {
 }
 
 fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Practitioner => "practitioner",
-        Role::Pharmacist => "pharmacist",
-        Role::Courier => "courier",
-        Role::RegulatorOfficer => "regulator officer",
-    }
+    r.label()
 }
 
 impl Staff {
