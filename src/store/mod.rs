@@ -156,13 +156,31 @@ pub(crate) fn from_postcard<T: serde::de::DeserializeOwned>(what: impl FnOnce() 
     postcard::from_bytes(bytes).map_err(|e| StoreError::corrupt(what(), e))
 }
 
+/// Opens sled, waiting briefly for the file lock: after a `Db` is dropped,
+/// sled's flusher thread still holds the lock until its current cycle ends,
+/// so an in-process reopen (a restarted node, `verify` right after a stop)
+/// can meet a lock that is about to be released. Another live process keeps
+/// it, and then the error comes back after two seconds.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let mut tries = 0;
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 40 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Opens (or creates) the node's database in `dir`.
 ///
 /// Refuses a database created for a different genesis, so a node can never
 /// mix two consortiums' chains.
 #[tracing::instrument(skip(genesis, observer), fields(dir = %dir.display()))]
 pub fn open(dir: &Path, genesis: Arc<Genesis>, observer: Arc<dyn ApplyObserver>) -> Result<Storage, StoreError> {
-    let db = sled::open(dir)?;
+    let db = open_db(dir)?;
     let chain = Arc::new(ChainStore::open(db.open_tree("chain")?, genesis)?);
     let log = LogStore::open(&db)?;
     let sm = StateMachine::new(db.clone(), chain.clone(), observer)?;
