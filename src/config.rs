@@ -106,6 +106,11 @@ pub struct RaftSettings {
     pub snapshot_after_logs: u64,
     /// Log entries kept after a snapshot, for slow followers.
     pub keep_logs: u64,
+    /// The most log entries (blocks) one AppendEntries carries. A follower
+    /// that is far behind is caught up in requests of this many blocks; one
+    /// huge request would outlast the heartbeat-long RPC timeout every time
+    /// and the follower would never catch up.
+    pub max_payload_entries: u64,
 }
 
 impl Default for RaftSettings {
@@ -120,6 +125,7 @@ impl Default for RaftSettings {
             election_max_ms: 2000,
             snapshot_after_logs: 5000,
             keep_logs: 1000,
+            max_payload_entries: 8,
         }
     }
 }

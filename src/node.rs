@@ -104,6 +104,7 @@ pub fn raft_config(s: &crate::config::RaftSettings) -> openraft::Config {
         election_timeout_max: s.election_max_ms,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(s.snapshot_after_logs),
         max_in_snapshot_log_to_keep: s.keep_logs,
+        max_payload_entries: s.max_payload_entries.max(1),
         // Installing a snapshot carries the whole chain (blocks stay complete
         // on every node), so it needs far longer than openraft's 200 ms default.
         install_snapshot_timeout: 10_000,

@@ -28,6 +28,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_rxchain");
 /// Raft timing for debug builds on a loaded machine.
 const RAFT_TIMING: &str = "[raft]\nheartbeat_ms = 1000\nelection_min_ms = 3000\nelection_max_ms = 5000\n";
 
+/// One scenario at a time: each starts three or four debug-build nodes, and
+/// several at once on two cores would starve each other into timeouts.
+/// A std mutex works across the tests' separate runtimes; a failed test
+/// poisons it, which must not fail the others.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -403,10 +413,12 @@ async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 
 // (a) + (e)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the guard only serialises whole tests
 async fn writes_through_every_node_agree_and_survive_a_full_restart() {
+    let _serial = serial();
     let started = Instant::now();
     // 1. Three nodes: node 1 bootstraps, nodes 2 and 3 join as learners and are promoted.
-    let mut c = Cluster::start(3, "").await;
+    let c = Cluster::start(3, "").await;
     c.register_staff().await;
     let g = c.demo.genesis.clone();
 
@@ -457,7 +469,9 @@ async fn writes_through_every_node_agree_and_survive_a_full_restart() {
 
 // (b)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the guard only serialises whole tests
 async fn leader_sigkill_under_load_loses_no_acknowledged_transaction() {
+    let _serial = serial();
     let started = Instant::now();
     let c = Cluster::start(3, "").await;
     c.register_staff().await;
@@ -564,7 +578,9 @@ impl Cluster {
 
 // (c)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the guard only serialises whole tests
 async fn a_cut_off_node_commits_nothing_answers_honestly_and_catches_up() {
+    let _serial = serial();
     let started = Instant::now();
     let c = Cluster::start(3, "").await;
     c.register_staff().await;
@@ -659,7 +675,9 @@ async fn a_cut_off_node_commits_nothing_answers_honestly_and_catches_up() {
 
 // (f)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the guard only serialises whole tests
 async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committing() {
+    let _serial = serial();
     let started = Instant::now();
     // Small snapshots so the leader purges its log and must ship a snapshot.
     let mut c = Cluster::start(3, &format!("{RAFT_TIMING}snapshot_after_logs = 10\nkeep_logs = 2\n")).await;
@@ -750,7 +768,9 @@ struct Op {
 
 // (d)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the guard only serialises whole tests
 async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_allowance() {
+    let _serial = serial();
     let started = Instant::now();
     let soak = std::env::var_os("RXCHAIN_SOAK").is_some();
     let n_rx: usize = match std::env::var("CLUSTER_RACE_RX").ok().and_then(|v| v.parse().ok()) {
@@ -837,7 +857,9 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let plans = Arc::new(plans);
     let mut workers = Vec::new();
-    for _ in 0..8 {
+    // Many prescriptions in flight at once, so blocks batch and the
+    // nemesis's stalls overlap instead of adding up.
+    for _ in 0..32 {
         let (http, bases, history, next, plans) = (http.clone(), bases.clone(), history.clone(), next.clone(), plans.clone());
         let chain_id = g.chain_id.to_string();
         workers.push(tokio::spawn(async move {
@@ -880,9 +902,11 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
         tokio::spawn(async move {
             let mut round = 0u64;
             while next.load(std::sync::atomic::Ordering::Relaxed) < n_rx {
-                tokio::time::sleep(Duration::from_millis(1500)).await;
+                // Healthy stretches between faults, so the cluster makes
+                // progress and the faults hit a cluster under load.
+                tokio::time::sleep(Duration::from_millis(6000)).await;
                 let mut cl = c.lock().await;
-                if round % 2 == 0 {
+                if round.is_multiple_of(2) {
                     // Kill the leader and keep it down until the others elect a new one.
                     let leader = cl.leader().await;
                     cl.kill(leader);

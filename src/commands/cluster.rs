@@ -76,7 +76,7 @@ fn print_status(s: &ClusterStatus) {
         None => println!("healthy: membership changes are accepted"),
         Some(why) => println!("not healthy for membership changes: {why}"),
     }
-    println!("{:<5} {:<8} {:<22} {:>9} {:>6} {:>9} {:>8}  {}", "id", "role", "addr", "matched", "lag", "applied", "height", "state");
+    println!("{:<5} {:<8} {:<22} {:>9} {:>6} {:>9} {:>8}  state", "id", "role", "addr", "matched", "lag", "applied", "height");
     for m in &s.members {
         let (applied, height, state) = match &m.local {
             Some(l) => (opt(l.applied_index), l.height.to_string(), l.state.clone()),
