@@ -166,7 +166,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("Demo identities (synthetic; password for every account: {DEMO_PASSWORD}; keys are DEMO-ONLY):");
     for s in &demo.staff {
-        println!("  {:<14} {:<18} {:<14} {}", s.username, format!("{:?}", s.role).to_lowercase(), s.org, s.name);
+        println!("  {:<14} {:<18} {:<14} {}", s.username, s.role.label(), s.org, s.name);
     }
     println!();
     println!("Press Ctrl-C to stop.");

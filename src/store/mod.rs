@@ -184,6 +184,6 @@ pub fn open(dir: &Path, genesis: Arc<Genesis>, observer: Arc<dyn ApplyObserver>)
     let chain = Arc::new(ChainStore::open(db.open_tree("chain")?, genesis)?);
     let log = LogStore::open(&db)?;
     let sm = StateMachine::new(db.clone(), chain.clone(), observer)?;
-    tracing::info!(height = chain.tip().height, "storage opened");
+    tracing::debug!(height = chain.tip().height, "storage opened");
     Ok(Storage { db, chain, log, sm })
 }
