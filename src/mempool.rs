@@ -30,12 +30,6 @@ pub struct Receipt {
     pub outcome: Outcome,
 }
 
-/// What admission decided.
-pub enum Admission {
-    /// Newly admitted or already waiting; the receiver yields the receipt.
-    Waiting(oneshot::Receiver<Receipt>),
-}
-
 struct Entry {
     vtx: VerifiedTx,
     bytes: usize,
@@ -97,16 +91,16 @@ impl Mempool {
         Some(rx)
     }
 
-    /// Admits a verified transaction and subscribes to its receipt. A
-    /// transaction already waiting is not added twice.
-    pub fn admit(&self, vtx: VerifiedTx) -> Result<Admission, AdmitError> {
+    /// Admits a verified transaction and subscribes to its receipt (the
+    /// receiver yields it). A transaction already waiting is not added twice.
+    pub fn admit(&self, vtx: VerifiedTx) -> Result<oneshot::Receiver<Receipt>, AdmitError> {
         let id = vtx.id();
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.lock();
             if let Some(e) = inner.entries.get_mut(&id) {
                 e.waiters.push(tx);
-                return Ok(Admission::Waiting(rx));
+                return Ok(rx);
             }
             if inner.entries.len() >= self.capacity {
                 return Err(AdmitError::Full);
@@ -117,7 +111,7 @@ impl Mempool {
             inner.queued_bytes += bytes;
         }
         self.arrived.notify_one();
-        Ok(Admission::Waiting(rx))
+        Ok(rx)
     }
 
     /// Transactions waiting to be proposed (not in flight).

@@ -251,25 +251,7 @@ impl Cluster {
 
     /// Submits once to node `id`.
     async fn submit(&self, id: u64, tx: &SignedTx) -> Answer {
-        let r = match self.http.post(format!("{}/v1/tx", self.base(id))).json(tx).send().await {
-            Ok(r) => r,
-            Err(e) => return Answer::Unknown(format!("transport: {e}")),
-        };
-        let status = r.status().as_u16();
-        let v: Value = match r.json().await {
-            Ok(v) => v,
-            Err(e) => return Answer::Unknown(format!("{status}: body {e}")),
-        };
-        let receipt = if status == 200 { &v } else { &v["receipt"] };
-        match (receipt["height"].as_u64(), receipt["index"].as_u64()) {
-            (Some(height), Some(index)) => Answer::Committed {
-                applied: status == 200,
-                code: v["code"].as_str().unwrap_or("applied").to_string(),
-                height,
-                index: index as u32,
-            },
-            _ => Answer::Unknown(format!("{status} {}", v["code"])),
-        }
+        submit_once(&self.http, &self.base(id), tx, None).await
     }
 
     /// Submits until committed, trying the nodes in turn.
@@ -880,11 +862,11 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
                             // its own does not answer; it gives up after a while.
                             let invoked = Instant::now();
                             let mut node = home;
-                            let mut answer = submit_once(&http, &bases[&node], &tx).await;
+                            let mut answer = submit_once(&http, &bases[&node], &tx, Some(Duration::from_secs(20))).await;
                             while matches!(answer, Answer::Unknown(_)) && invoked.elapsed() < Duration::from_secs(30) {
                                 tokio::time::sleep(Duration::from_millis(200)).await;
                                 node = 1 + node % 3;
-                                answer = submit_once(&http, &bases[&node], &tx).await;
+                                answer = submit_once(&http, &bases[&node], &tx, Some(Duration::from_secs(20))).await;
                             }
                             history.lock().unwrap().push(Op { rx, pharmacy: p, kind, tx: tx.tx.id(&chain_id), invoked, returned: Instant::now(), answer });
                         }
@@ -1020,8 +1002,14 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
     );
 }
 
-async fn submit_once(http: &reqwest::Client, base: &str, tx: &SignedTx) -> Answer {
-    let r = match http.post(format!("{base}/v1/tx")).json(tx).timeout(Duration::from_secs(20)).send().await {
+/// Submits once to the node at `base` and classifies the answer; `timeout`
+/// bounds the request beyond the client's own limits.
+async fn submit_once(http: &reqwest::Client, base: &str, tx: &SignedTx, timeout: Option<Duration>) -> Answer {
+    let mut req = http.post(format!("{base}/v1/tx")).json(tx);
+    if let Some(t) = timeout {
+        req = req.timeout(t);
+    }
+    let r = match req.send().await {
         Ok(r) => r,
         Err(e) => return Answer::Unknown(format!("transport: {e}")),
     };

@@ -665,7 +665,7 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
             let staff = match &signer {
                 Signer::Staff(s) if matches!(s.role, Role::Pharmacist | Role::Courier) => s.clone(),
                 Signer::Staff(s) => {
-                    return refuse(Rejection::WrongRole { role: role_name(s.role).into(), action: "record delivery events".into() })
+                    return refuse(Rejection::WrongRole { role: s.role.label().into(), action: "record delivery events".into() })
                 }
                 // An admin key is known to the consortium; saying otherwise
                 // would send the operator looking for a missing registration.
@@ -691,7 +691,7 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                     return refuse(Rejection::WrongFulfilmentMode { attempted: b.status, mode: "delivery".into() });
                 }
                 if staff.role != Role::Pharmacist {
-                    return refuse(Rejection::WrongRole { role: role_name(staff.role).into(), action: "mark a prescription ready for pickup".into() });
+                    return refuse(Rejection::WrongRole { role: staff.role.label().into(), action: "mark a prescription ready for pickup".into() });
                 }
                 last.is_none() && rx.status == RxStatus::Claimed
             } else {
@@ -729,14 +729,10 @@ pub fn delivery_follows(last: Option<DeliveryStatus>, next: DeliveryStatus) -> b
     )
 }
 
-fn role_name(r: Role) -> &'static str {
-    r.label()
-}
-
 fn need_role(signer: &Signer<'_>, role: Role, action: &str) -> Result<Result<StaffRecord, Rejection>, CorruptState> {
     Ok(match signer {
         Signer::Staff(s) if s.role == role => Ok(s.clone()),
-        Signer::Staff(s) => Err(Rejection::WrongRole { role: role_name(s.role).into(), action: action.into() }),
+        Signer::Staff(s) => Err(Rejection::WrongRole { role: s.role.label().into(), action: action.into() }),
         Signer::Admin(_) => Err(Rejection::WrongRole { role: "organisation admin".into(), action: action.into() }),
         Signer::Other => Err(Rejection::UnknownSigner),
     })

@@ -95,9 +95,6 @@ impl std::fmt::Debug for Staff {
     }
 }
 
-fn role_name(r: Role) -> &'static str {
-    r.label()
-}
 
 impl Staff {
     /// The account.
@@ -116,7 +113,7 @@ impl Staff {
         if roles.contains(&role) {
             Ok(())
         } else {
-            Err(forbidden("wrong_role", format!("a {} may not {action}", role_name(role))))
+            Err(forbidden("wrong_role", format!("a {} may not {action}", role.label())))
         }
     }
 

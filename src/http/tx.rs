@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{ApiError, ApiJson, AppState};
-use crate::mempool::{Admission, Receipt};
+use crate::mempool::Receipt;
 
 /// `POST /v1/tx`, `GET /v1/tx/{id}`.
 pub fn router() -> Router<AppState> {
@@ -72,8 +72,7 @@ async fn submit(State(s): State<AppState>, ApiJson(signed): ApiJson<SignedTx>) -
             // Signature checks are ~0.1 ms of CPU; done inline here, once per
             // transaction, since the mempool then remembers the verified form.
             let vtx = s.mempool.verify(signed)?;
-            let Admission::Waiting(w) =
-                s.mempool.admit(vtx).map_err(|e| ApiError::NotCommitted(e.to_string()))?;
+            let w = s.mempool.admit(vtx).map_err(|e| ApiError::NotCommitted(e.to_string()))?;
             // It may have been committed between the first check and admission.
             if let Some(r) = committed_receipt(&s, &id)? {
                 s.mempool.remove(&id);

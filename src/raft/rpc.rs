@@ -17,7 +17,6 @@
 
 use std::fmt::Display;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -73,9 +72,7 @@ pub fn sign(chain_id: &str, key: &SecretKey, path: &str, ts_ms: u64, body: &[u8]
 /// This machine's clock in Unix milliseconds. A clock set before 1970
 /// reads as 0, which peers then refuse as stale: the right outcome.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    crate::producer::now().0
 }
 
 /// The JSON body of every failure.
