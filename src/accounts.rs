@@ -263,7 +263,9 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
 
 fn verify_password(password: &str, phc: &str) -> Result<bool, AccountError> {
     let parsed = PasswordHash::new(phc).map_err(|e| AccountError::Hashing(e.to_string()))?;
-    Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
 }
 
 /// A hash that no password of interest matches, verified against when the
@@ -291,26 +293,55 @@ impl Accounts {
     // ---- accounts -------------------------------------------------------
 
     fn key_aad(username: &str, public: &PublicKey) -> Vec<u8> {
-        [b"rxchain-staff-key-v1\0".as_slice(), username.as_bytes(), &[0], public.as_bytes()].concat()
+        [
+            b"rxchain-staff-key-v1\0".as_slice(),
+            username.as_bytes(),
+            &[0],
+            public.as_bytes(),
+        ]
+        .concat()
     }
 
     /// Creates an account from a password hash (see [`hash_password`]) and
     /// the staff member's signing key, sealing the key. Refuses an existing
     /// username.
-    pub fn create(&self, new: NewAccount, password_hash: &str, key: &SecretKey) -> Result<Account, AccountError> {
+    pub fn create(
+        &self,
+        new: NewAccount,
+        password_hash: &str,
+        key: &SecretKey,
+    ) -> Result<Account, AccountError> {
         let username = normalise(&new.username);
-        if username.is_empty() || username.len() > MAX_USERNAME || username.chars().any(char::is_whitespace) {
-            return Err(AccountError::Invalid(format!("a username has 1 to {MAX_USERNAME} characters and no spaces")));
+        if username.is_empty()
+            || username.len() > MAX_USERNAME
+            || username.chars().any(char::is_whitespace)
+        {
+            return Err(AccountError::Invalid(format!(
+                "a username has 1 to {MAX_USERNAME} characters and no spaces"
+            )));
         }
-        PasswordHash::new(password_hash).map_err(|e| AccountError::Invalid(format!("not a password hash: {e}")))?;
-        let account = Account { username: username.clone(), name: new.name, org: new.org, role: new.role, public_key: key.public() };
+        PasswordHash::new(password_hash)
+            .map_err(|e| AccountError::Invalid(format!("not a password hash: {e}")))?;
+        let account = Account {
+            username: username.clone(),
+            name: new.name,
+            org: new.org,
+            role: new.role,
+            public_key: key.public(),
+        };
         let mut nonce = [0u8; 12];
         fill_random(&mut nonce);
         let cipher = ChaCha20Poly1305::new(self.keystore_key.expose().into());
         let secret = key.to_bytes();
         let aad = Self::key_aad(&username, &account.public_key);
         let sealed_key = cipher
-            .encrypt(&nonce.into(), Payload { msg: &secret, aad: &aad })
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: &secret,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| AccountError::Hashing("sealing the signing key failed".into()))?;
         let stored = StoredAccount {
             account: account.clone(),
@@ -321,7 +352,10 @@ impl Accounts {
         };
         let bytes = to_json(&stored)?;
         let key = [ACCOUNT, username.as_bytes()].concat();
-        match self.tree.compare_and_swap(key, None as Option<&[u8]>, Some(bytes))? {
+        match self
+            .tree
+            .compare_and_swap(key, None as Option<&[u8]>, Some(bytes))?
+        {
             Ok(()) => {
                 self.tree.flush()?;
                 Ok(account)
@@ -332,7 +366,10 @@ impl Accounts {
 
     fn stored(&self, username: &str) -> Result<Option<StoredAccount>, AccountError> {
         let key = [ACCOUNT, normalise(username).as_bytes()].concat();
-        self.tree.get(key)?.map(|v| from_json("account", &v)).transpose()
+        self.tree
+            .get(key)?
+            .map(|v| from_json("account", &v))
+            .transpose()
     }
 
     /// The account named `username`, if any.
@@ -355,13 +392,26 @@ impl Accounts {
     /// their behalf. Microseconds of work; the key lives only as long as
     /// the returned value.
     pub fn signing_key(&self, username: &str) -> Result<SecretKey, AccountError> {
-        let stored = self.stored(username)?.ok_or_else(|| AccountError::UnknownAccount(username.to_string()))?;
+        let stored = self
+            .stored(username)?
+            .ok_or_else(|| AccountError::UnknownAccount(username.to_string()))?;
         let unavailable = || AccountError::KeyUnavailable(stored.account.username.clone());
         let cipher = ChaCha20Poly1305::new(self.keystore_key.expose().into());
         let aad = Self::key_aad(&stored.account.username, &stored.account.public_key);
-        let nonce: [u8; 12] = hex::decode(&stored.key_nonce).ok().and_then(|n| n.try_into().ok()).ok_or_else(unavailable)?;
+        let nonce: [u8; 12] = hex::decode(&stored.key_nonce)
+            .ok()
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(unavailable)?;
         let sealed = hex::decode(&stored.sealed_key).map_err(|_| unavailable())?;
-        let bytes = cipher.decrypt(&nonce.into(), Payload { msg: &sealed, aad: &aad }).map_err(|_| unavailable())?;
+        let bytes = cipher
+            .decrypt(
+                &nonce.into(),
+                Payload {
+                    msg: &sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| unavailable())?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| unavailable())?;
         let key = SecretKey::from_bytes(&bytes).map_err(|_| unavailable())?;
         if key.public() != stored.account.public_key {
@@ -383,14 +433,21 @@ impl Accounts {
     pub fn check_rate(&self, username: &str) -> Result<(), AccountError> {
         let now = Instant::now();
         let mut map = self.failures();
-        let Some(q) = map.get_mut(&normalise(username)) else { return Ok(()) };
-        while q.front().is_some_and(|t| now.duration_since(*t) >= FAILURE_WINDOW) {
+        let Some(q) = map.get_mut(&normalise(username)) else {
+            return Ok(());
+        };
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= FAILURE_WINDOW)
+        {
             q.pop_front();
         }
         if q.len() >= MAX_FAILURES {
             let oldest = q.front().copied().unwrap_or(now);
             let left = FAILURE_WINDOW.saturating_sub(now.duration_since(oldest));
-            return Err(AccountError::TooManyAttempts { retry_after_secs: left.as_secs().max(1) });
+            return Err(AccountError::TooManyAttempts {
+                retry_after_secs: left.as_secs().max(1),
+            });
         }
         Ok(())
     }
@@ -399,7 +456,10 @@ impl Accounts {
         let now = Instant::now();
         let mut map = self.failures();
         if map.len() >= LIMITER_PRUNE_AT {
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW));
+            map.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW)
+            });
         }
         let q = map.entry(normalise(username)).or_default();
         q.push_back(now);
@@ -421,15 +481,27 @@ impl Accounts {
     /// [`CONCURRENT_HASHES`] at a time. Unknown usernames are verified
     /// against a dummy hash so that they cannot be told apart by timing,
     /// and they count towards the limit like known ones.
-    pub async fn sign_in(&self, username: &str, password: Secret<String>) -> Result<(String, Session), AccountError> {
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: Secret<String>,
+    ) -> Result<(String, Session), AccountError> {
         let username = normalise(username);
-        if username.is_empty() || username.len() > MAX_USERNAME || password.expose().len() > MAX_PASSWORD {
+        if username.is_empty()
+            || username.len() > MAX_USERNAME
+            || password.expose().len() > MAX_PASSWORD
+        {
             return Err(AccountError::BadCredentials);
         }
         self.check_rate(&username)?;
         let stored = self.stored(&username)?;
         let phc = stored.as_ref().map(|s| s.password_hash.clone());
-        let permit = self.hashing.clone().acquire_owned().await.map_err(|e| AccountError::Hashing(e.to_string()))?;
+        let permit = self
+            .hashing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| AccountError::Hashing(e.to_string()))?;
         let matches = tokio::task::spawn_blocking(move || {
             let ok = match &phc {
                 Some(phc) => verify_password(password.expose(), phc),
@@ -468,9 +540,22 @@ impl Accounts {
         let token = random_hex();
         let created_at = now();
         let expires_at = Timestamp(created_at.0 + SESSION_TTL.as_millis() as u64);
-        let stored = StoredSession { username: account.username.clone(), csrf: random_hex(), created_at, expires_at };
-        self.tree.insert(self.session_db_key(&token), to_json(&stored)?)?;
-        Ok((token, Session { account, csrf: stored.csrf, expires_at }))
+        let stored = StoredSession {
+            username: account.username.clone(),
+            csrf: random_hex(),
+            created_at,
+            expires_at,
+        };
+        self.tree
+            .insert(self.session_db_key(&token), to_json(&stored)?)?;
+        Ok((
+            token,
+            Session {
+                account,
+                csrf: stored.csrf,
+                expires_at,
+            },
+        ))
     }
 
     /// The live session of a cookie token, if any. Expired sessions are
@@ -482,14 +567,22 @@ impl Accounts {
             return Ok(None);
         }
         let key = self.session_db_key(token);
-        let Some(v) = self.tree.get(&key)? else { return Ok(None) };
+        let Some(v) = self.tree.get(&key)? else {
+            return Ok(None);
+        };
         let stored: StoredSession = from_json("session", &v)?;
         if now() >= stored.expires_at {
             self.tree.remove(&key)?;
             return Ok(None);
         }
-        let Some(account) = self.account(&stored.username)? else { return Ok(None) };
-        Ok(Some(Session { account, csrf: stored.csrf, expires_at: stored.expires_at }))
+        let Some(account) = self.account(&stored.username)? else {
+            return Ok(None);
+        };
+        Ok(Some(Session {
+            account,
+            csrf: stored.csrf,
+            expires_at: stored.expires_at,
+        }))
     }
 
     /// Ends a session.
@@ -521,19 +614,28 @@ impl Accounts {
     /// Records an organisation's data key, for opening sealed content
     /// addressed to it (the prescriber's patient names, pharmacy hand-overs).
     pub fn add_data_key(&self, org: OrgId, key: SecretKey) {
-        self.data_keys.write().unwrap_or_else(PoisonError::into_inner).insert(org, key);
+        self.data_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(org, key);
     }
 
     /// An organisation's data key, when this node holds it.
     pub fn data_key(&self, org: &OrgId) -> Option<SecretKey> {
-        self.data_keys.read().unwrap_or_else(PoisonError::into_inner).get(org).cloned()
+        self.data_keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(org)
+            .cloned()
     }
 
     // ---- chain verification record --------------------------------------
 
     /// Marks a verification as running; false when one already runs.
     pub fn begin_verification(&self) -> bool {
-        self.verifying.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.verifying
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Records a finished verification and clears the running mark.
@@ -553,16 +655,29 @@ impl Accounts {
 
     /// The last recorded verification.
     pub fn last_verification(&self) -> Result<Option<Verification>, AccountError> {
-        self.tree.get(VERIFICATION)?.map(|v| from_json("verification", &v)).transpose()
+        self.tree
+            .get(VERIFICATION)?
+            .map(|v| from_json("verification", &v))
+            .transpose()
     }
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, AccountError> {
-    serde_json::to_vec(v).map_err(|e| AccountError::Store(StoreError::Encode { what: "account record", detail: e.to_string() }))
+    serde_json::to_vec(v).map_err(|e| {
+        AccountError::Store(StoreError::Encode {
+            what: "account record",
+            detail: e.to_string(),
+        })
+    })
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, AccountError> {
-    serde_json::from_slice(bytes).map_err(|e| AccountError::Store(StoreError::Corrupt { what: what.to_string(), detail: e.to_string() }))
+    serde_json::from_slice(bytes).map_err(|e| {
+        AccountError::Store(StoreError::Corrupt {
+            what: what.to_string(),
+            detail: e.to_string(),
+        })
+    })
 }
 
 #[cfg(test)]
@@ -572,11 +687,19 @@ mod tests {
     fn open(node: &str) -> (tempfile::TempDir, Accounts) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        (dir, Accounts::open(&db, &SecretKey::derive("test", node.as_bytes())).unwrap())
+        (
+            dir,
+            Accounts::open(&db, &SecretKey::derive("test", node.as_bytes())).unwrap(),
+        )
     }
 
     fn new(username: &str) -> NewAccount {
-        NewAccount { username: username.into(), name: "Test Person".into(), org: OrgId::parse("hosp-north").unwrap(), role: Role::Practitioner }
+        NewAccount {
+            username: username.into(),
+            name: "Test Person".into(),
+            org: OrgId::parse("hosp-north").unwrap(),
+            role: Role::Practitioner,
+        }
     }
 
     #[test]
@@ -587,7 +710,10 @@ mod tests {
         let acc = a.create(new("Dr.Test"), &phc, &key).unwrap();
         assert_eq!(acc.username, "dr.test");
         assert_eq!(a.signing_key("dr.test").unwrap().public(), key.public());
-        assert!(matches!(a.create(new("dr.test"), &phc, &key), Err(AccountError::Exists(_))));
+        assert!(matches!(
+            a.create(new("dr.test"), &phc, &key),
+            Err(AccountError::Exists(_))
+        ));
         // The sealed key is not stored in the clear.
         let raw = a.tree.get([ACCOUNT, b"dr.test"].concat()).unwrap().unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains(&hex::encode(key.to_bytes())));
@@ -600,7 +726,10 @@ mod tests {
             a.check_rate("x").unwrap();
             a.record_failure("X ");
         }
-        assert!(matches!(a.check_rate("x"), Err(AccountError::TooManyAttempts { .. })));
+        assert!(matches!(
+            a.check_rate("x"),
+            Err(AccountError::TooManyAttempts { .. })
+        ));
         a.clear_failures("x");
         a.check_rate("x").unwrap();
     }

@@ -48,8 +48,14 @@ pub struct Client {
 impl Client {
     /// A client for `base`, e.g. `http://127.0.0.1:8080`.
     pub fn new(base: impl Into<String>) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap_or_default();
-        Client { base: base.into().trim_end_matches('/').to_string(), http }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        Client {
+            base: base.into().trim_end_matches('/').to_string(),
+            http,
+        }
     }
 
     /// The base URL.
@@ -79,26 +85,51 @@ impl Client {
 
     /// GET a JSON resource.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let resp = self.http.get(format!("{}{}", self.base, path)).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await?;
         Ok(Self::decode(resp).await?.1)
     }
 
     /// POST JSON and decode the answer.
-    pub async fn post<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
-        let resp = self.http.post(format!("{}{}", self.base, path)).json(body).send().await?;
+    pub async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .json(body)
+            .send()
+            .await?;
         Ok(Self::decode(resp).await?.1)
     }
 
     /// Submits a signed transaction and waits for its commit.
     pub async fn submit(&self, tx: &SignedTx) -> Result<Submitted, ClientError> {
-        let resp = self.http.post(format!("{}/v1/tx", self.base)).json(tx).send().await?;
+        let resp = self
+            .http
+            .post(format!("{}/v1/tx", self.base))
+            .json(tx)
+            .send()
+            .await?;
         let (status, v): (u16, Value) = Self::decode(resp).await?;
         if status == 202 {
-            return Ok(Submitted::Pending(v["poll"].as_str().unwrap_or_default().to_string()));
+            return Ok(Submitted::Pending(
+                v["poll"].as_str().unwrap_or_default().to_string(),
+            ));
         }
         serde_json::from_value(v.clone())
             .map(Submitted::Applied)
-            .map_err(|e| ClientError::Api { status, code: "unexpected_body".into(), message: e.to_string(), body: v })
+            .map_err(|e| ClientError::Api {
+                status,
+                code: "unexpected_body".into(),
+                message: e.to_string(),
+                body: v,
+            })
     }
 
     /// The consortium's genesis organisations, rebuilt as a genesis value

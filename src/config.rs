@@ -61,7 +61,11 @@ pub struct BlockSettings {
 
 impl Default for BlockSettings {
     fn default() -> Self {
-        BlockSettings { max_txs: 4000, max_bytes: 8 * 1024 * 1024, max_wait_ms: 2 }
+        BlockSettings {
+            max_txs: 4000,
+            max_bytes: 8 * 1024 * 1024,
+            max_wait_ms: 2,
+        }
     }
 }
 
@@ -186,8 +190,14 @@ fn default_listen() -> SocketAddr {
 impl Settings {
     /// Loads a TOML file, applies `RXCHAIN_` variables from `env`, and
     /// resolves relative paths against the file's directory.
-    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         let mut s = Self::from_toml(&text, env)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut s.data_dir, &mut s.genesis, &mut s.node_key_file] {
@@ -195,7 +205,10 @@ impl Settings {
                 *p = base.join(&*p);
             }
         }
-        for p in [s.web_dir.as_mut(), s.data_key_file.as_mut()].into_iter().flatten() {
+        for p in [s.web_dir.as_mut(), s.data_key_file.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -204,17 +217,25 @@ impl Settings {
     }
 
     /// Parses TOML text with environment overrides.
-    pub fn from_toml(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, ConfigError> {
-        let mut value: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut value: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         for (k, v) in env {
-            let Some(rest) = k.strip_prefix("RXCHAIN_") else { continue };
+            let Some(rest) = k.strip_prefix("RXCHAIN_") else {
+                continue;
+            };
             if rest.is_empty() || rest == "CONFIG" || rest == "LOG" {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
             set_path(&mut value, &path, parse_env_value(&v));
         }
-        toml::Value::Table(value).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
     }
 
     /// The address peers and the cluster record for this node.
@@ -227,7 +248,9 @@ impl Settings {
 fn parse_env_value(v: &str) -> toml::Value {
     let probe = format!("x = {v}");
     match toml::from_str::<toml::Table>(&probe) {
-        Ok(mut t) => t.remove("x").unwrap_or_else(|| toml::Value::String(v.into())),
+        Ok(mut t) => t
+            .remove("x")
+            .unwrap_or_else(|| toml::Value::String(v.into())),
         Err(_) => toml::Value::String(v.into()),
     }
 }
@@ -239,7 +262,9 @@ fn set_path(t: &mut toml::Table, path: &[String], v: toml::Value) {
             t.insert(last.clone(), v);
         }
         [first, rest @ ..] => {
-            let entry = t.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = t
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if let toml::Value::Table(inner) = entry {
                 set_path(inner, rest, v);
             }

@@ -92,7 +92,8 @@ pub struct DemoError(String);
 impl Demo {
     /// Builds the demo consortium from the embedded fixture.
     pub fn load() -> Result<Demo, DemoError> {
-        let d: Description = serde_json::from_str(CONSORTIUM_JSON).map_err(|e| DemoError(e.to_string()))?;
+        let d: Description =
+            serde_json::from_str(CONSORTIUM_JSON).map_err(|e| DemoError(e.to_string()))?;
         let label = |s: &str| Label::parse(s).map_err(|e| DemoError(e.to_string()));
         let mut orgs = Vec::new();
         for o in d.orgs {
@@ -103,7 +104,14 @@ impl Demo {
                 address: label(&o.address)?,
                 admin_key: admin_key(&o.id).public(),
                 data_key: data_key(&o.id).public(),
-                nodes: o.nodes.iter().map(|&id| NodeDecl { id, key: node_key(id).public() }).collect(),
+                nodes: o
+                    .nodes
+                    .iter()
+                    .map(|&id| NodeDecl {
+                        id,
+                        key: node_key(id).public(),
+                    })
+                    .collect(),
             });
         }
         let genesis = Genesis {
@@ -113,7 +121,10 @@ impl Demo {
             params: Params::default(),
         };
         genesis.validate().map_err(|e| DemoError(e.to_string()))?;
-        Ok(Demo { genesis, staff: d.staff })
+        Ok(Demo {
+            genesis,
+            staff: d.staff,
+        })
     }
 
     /// Staff by username.
@@ -123,11 +134,16 @@ impl Demo {
 
     /// Writes genesis and the node keys of `nodes` into `dir` (if absent),
     /// returning the genesis path.
-    pub fn write_files(&self, dir: &Path, nodes: &[u64]) -> std::io::Result<BTreeMap<u64, std::path::PathBuf>> {
+    pub fn write_files(
+        &self,
+        dir: &Path,
+        nodes: &[u64],
+    ) -> std::io::Result<BTreeMap<u64, std::path::PathBuf>> {
         std::fs::create_dir_all(dir)?;
         let gpath = dir.join("genesis.json");
         if !gpath.exists() {
-            let text = serde_json::to_string_pretty(&self.genesis).map_err(std::io::Error::other)?;
+            let text =
+                serde_json::to_string_pretty(&self.genesis).map_err(std::io::Error::other)?;
             std::fs::write(&gpath, text)?;
         }
         let mut keys = BTreeMap::new();

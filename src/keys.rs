@@ -28,7 +28,10 @@ pub enum KeyFileError {
 
 /// Reads a key file.
 pub fn read(path: &Path) -> Result<SecretKey, KeyFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+        path: path.into(),
+        source,
+    })?;
     parse_hex(text.trim()).ok_or_else(|| KeyFileError::Invalid { path: path.into() })
 }
 
@@ -59,7 +62,10 @@ pub fn fill_random(buf: &mut [u8]) {
 /// Writes a key file readable only by its owner; refuses to overwrite.
 pub fn write_new(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
     use std::io::Write;
-    let io = |source| KeyFileError::Io { path: path.into(), source };
+    let io = |source| KeyFileError::Io {
+        path: path.into(),
+        source,
+    };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

@@ -8,9 +8,6 @@
 //! only moves bytes, keeps them durable and answers questions about them.
 
 pub mod accounts;
-pub mod qr;
-pub mod raft;
-pub mod store;
 pub mod cli;
 pub mod client;
 pub mod commands;
@@ -22,4 +19,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod producer;
+pub mod qr;
+pub mod raft;
+pub mod store;
 pub mod txbuild;

@@ -69,7 +69,13 @@ pub enum AdmitError {
 impl Mempool {
     /// An empty mempool for `chain_id`.
     pub fn new(chain_id: String, capacity: usize) -> Arc<Self> {
-        Arc::new(Mempool { chain_id, inner: Mutex::new(Inner::default()), proposed: Mutex::new(None), arrived: Notify::new(), capacity })
+        Arc::new(Mempool {
+            chain_id,
+            inner: Mutex::new(Inner::default()),
+            proposed: Mutex::new(None),
+            arrived: Notify::new(),
+            capacity,
+        })
     }
 
     /// The chain id transactions are verified against.
@@ -106,7 +112,15 @@ impl Mempool {
                 return Err(AdmitError::Full);
             }
             let bytes = vtx.signed().to_bytes().len();
-            inner.entries.insert(id, Entry { vtx, bytes, waiters: vec![tx], in_flight: false });
+            inner.entries.insert(
+                id,
+                Entry {
+                    vtx,
+                    bytes,
+                    waiters: vec![tx],
+                    in_flight: false,
+                },
+            );
             inner.queue.push_back(id);
             inner.queued_bytes += bytes;
         }
@@ -132,7 +146,9 @@ impl Mempool {
         let mut out = Vec::new();
         let mut bytes = 0;
         while out.len() < max_txs {
-            let Some(id) = inner.queue.front().copied() else { break };
+            let Some(id) = inner.queue.front().copied() else {
+                break;
+            };
             let Some(e) = inner.entries.get_mut(&id) else {
                 inner.queue.pop_front();
                 continue;
@@ -154,7 +170,9 @@ impl Mempool {
     pub fn requeue(&self, ids: &[TxId]) {
         let mut inner = self.lock();
         for id in ids.iter().rev() {
-            let Some(e) = inner.entries.get_mut(id) else { continue };
+            let Some(e) = inner.entries.get_mut(id) else {
+                continue;
+            };
             if e.in_flight {
                 e.in_flight = false;
                 let b = e.bytes;

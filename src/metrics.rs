@@ -40,17 +40,47 @@ impl Metrics {
             raft_leader: Gauge::default(),
             committed_txs: Counter::default(),
             proposed_blocks: Counter::default(),
-            commit_latency: Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            commit_latency: Histogram::new([
+                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             registry: Registry::default(),
         };
-        registry.register("chain_height", "Height of the last applied block", m.chain_height.clone());
-        registry.register("mempool_depth", "Transactions waiting in the mempool", m.mempool_depth.clone());
-        registry.register("raft_is_leader", "1 when this node is the Raft leader", m.raft_is_leader.clone());
+        registry.register(
+            "chain_height",
+            "Height of the last applied block",
+            m.chain_height.clone(),
+        );
+        registry.register(
+            "mempool_depth",
+            "Transactions waiting in the mempool",
+            m.mempool_depth.clone(),
+        );
+        registry.register(
+            "raft_is_leader",
+            "1 when this node is the Raft leader",
+            m.raft_is_leader.clone(),
+        );
         registry.register("raft_term", "Current Raft term", m.raft_term.clone());
-        registry.register("raft_leader", "Node id of the current leader (0 = none)", m.raft_leader.clone());
-        registry.register("committed_txs", "Transactions committed through this node's API", m.committed_txs.clone());
-        registry.register("proposed_blocks", "Blocks proposed by this node", m.proposed_blocks.clone());
-        registry.register("commit_latency_seconds", "Submit to commit latency", m.commit_latency.clone());
+        registry.register(
+            "raft_leader",
+            "Node id of the current leader (0 = none)",
+            m.raft_leader.clone(),
+        );
+        registry.register(
+            "committed_txs",
+            "Transactions committed through this node's API",
+            m.committed_txs.clone(),
+        );
+        registry.register(
+            "proposed_blocks",
+            "Blocks proposed by this node",
+            m.proposed_blocks.clone(),
+        );
+        registry.register(
+            "commit_latency_seconds",
+            "Submit to commit latency",
+            m.commit_latency.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -58,7 +58,10 @@ pub enum NodeError {
 
 /// Reads and validates a genesis file.
 pub fn read_genesis(path: &std::path::Path) -> Result<Genesis, NodeError> {
-    let err = |message: String| NodeError::Genesis { path: path.display().to_string(), message };
+    let err = |message: String| NodeError::Genesis {
+        path: path.display().to_string(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let g: Genesis = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
     g.validate().map_err(|e| err(e.to_string()))?;
@@ -123,13 +126,22 @@ pub fn raft_config(s: &crate::config::RaftSettings) -> openraft::Config {
 /// Storing the same vote uncommitted keeps the term and whom this node voted
 /// for (all Raft's safety needs) but makes it a follower, so leadership comes
 /// from a fresh election in a higher term.
-async fn demote_restored_leadership(storage: &store::Storage, node_id: u64) -> Result<(), NodeError> {
+async fn demote_restored_leadership(
+    storage: &store::Storage,
+    node_id: u64,
+) -> Result<(), NodeError> {
     use openraft::storage::RaftLogStorage;
     let mut log = storage.log.clone();
-    let vote = log.read_vote().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+    let vote = log
+        .read_vote()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
     if let Some(v) = vote {
         if v.is_committed() && v.leader_id().voted_for() == Some(node_id) {
-            tracing::info!(term = v.leader_id().term, "was leader when stopped; restarting as a follower");
+            tracing::info!(
+                term = v.leader_id().term,
+                "was leader when stopped; restarting as a follower"
+            );
             log.save_vote(&openraft::Vote::new(v.leader_id().term, node_id))
                 .await
                 .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -149,8 +161,14 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let node_key = Arc::new(node_key);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .map_err(|source| NodeError::Bind { addr: settings.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| NodeError::Bind { addr: settings.listen, source })?;
+        .map_err(|source| NodeError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| NodeError::Bind {
+        addr: settings.listen,
+        source,
+    })?;
     let advertised = settings.advertised(addr);
 
     let chain_id = genesis.chain_id.to_string();
@@ -161,7 +179,9 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let accounts = Arc::new(Accounts::open(&storage.db, &node_key)?);
     if let Some(path) = &settings.data_key_file {
         let key = crate::keys::read(path)?;
-        let (org, _) = genesis.node(settings.node_id).ok_or(NodeError::NotInGenesis(settings.node_id))?;
+        let (org, _) = genesis
+            .node(settings.node_id)
+            .ok_or(NodeError::NotInGenesis(settings.node_id))?;
         if org.data_key != key.public() {
             return Err(NodeError::DataKeyMismatch(org.id.to_string()));
         }
@@ -171,18 +191,31 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     if settings.testing_faults {
         tracing::warn!("testing_faults is on: anyone who reaches this node can cut it off from its peers; never use this in production");
     }
-    let network = Network::new(chain_id, settings.node_id, node_key.clone()).with_faults(faults.clone());
+    let network =
+        Network::new(chain_id, settings.node_id, node_key.clone()).with_faults(faults.clone());
     demote_restored_leadership(&storage, settings.node_id).await?;
-    let raft = crate::raft::start(settings.node_id, raft_config(&settings.raft), &storage, network)
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let raft = crate::raft::start(
+        settings.node_id,
+        raft_config(&settings.raft),
+        &storage,
+        network,
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
     if settings.bootstrap {
         let mut members = BTreeMap::new();
-        members.insert(settings.node_id, BasicNode { addr: advertised.clone() });
+        members.insert(
+            settings.node_id,
+            BasicNode {
+                addr: advertised.clone(),
+            },
+        );
         match raft.initialize(members).await {
             Ok(()) => tracing::info!("initialised a new cluster"),
             // Already initialised on an earlier run: recovery is openraft's job.
-            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => {}
             Err(e) => return Err(NodeError::Raft(e.to_string())),
         }
     }
@@ -208,8 +241,9 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         accounts: accounts.clone(),
         faults: faults.clone(),
     }));
-    let app = crate::http::router(state, settings.web_dir.as_deref())
-        .merge(crate::raft::rpc::router_with_faults(raft.clone(), genesis.clone(), faults));
+    let app = crate::http::router(state, settings.web_dir.as_deref()).merge(
+        crate::raft::rpc::router_with_faults(raft.clone(), genesis.clone(), faults),
+    );
 
     let node_key_for_join = node_key.clone();
     let producer = Producer {
@@ -255,7 +289,14 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     tracing::info!(%addr, node_id = settings.node_id, "node serving");
     // Keep the storage handles alive as long as Raft uses them.
     drop(storage);
-    Ok(RunningNode { addr, raft, chain, accounts, shutdown, tasks })
+    Ok(RunningNode {
+        addr,
+        raft,
+        chain,
+        accounts,
+        shutdown,
+        tasks,
+    })
 }
 
 /// Runs a node until `shutdown` completes.

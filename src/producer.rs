@@ -55,14 +55,22 @@ pub fn now() -> Timestamp {
 /// their channels and the clients get 503 `not_committed` at once; a retry
 /// (sent anywhere) is idempotent, and finds the receipt if the new leader
 /// committed the block after all.
-pub async fn fail_waiters_on_lost_leadership(raft: Raft, node_id: u64, mempool: Arc<Mempool>, mut shutdown: watch::Receiver<bool>) {
+pub async fn fail_waiters_on_lost_leadership(
+    raft: Raft,
+    node_id: u64,
+    mempool: Arc<Mempool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut metrics = raft.metrics();
     let mut was_leader = false;
     loop {
         let is_leader = metrics.borrow_and_update().current_leader == Some(node_id);
         if was_leader && !is_leader {
             let n = mempool.depth();
-            tracing::warn!(waiting = n, "lost leadership; failing the waiting submissions so clients retry");
+            tracing::warn!(
+                waiting = n,
+                "lost leadership; failing the waiting submissions so clients retry"
+            );
             mempool.clear();
         }
         was_leader = is_leader;
@@ -108,10 +116,15 @@ impl Producer {
             }
             // Let a batch build up for a moment unless it is already full.
             let (n, bytes) = self.mempool.queued();
-            if n < self.settings.max_txs && bytes < self.settings.max_bytes && self.settings.max_wait_ms > 0 {
+            if n < self.settings.max_txs
+                && bytes < self.settings.max_bytes
+                && self.settings.max_wait_ms > 0
+            {
                 tokio::time::sleep(Duration::from_millis(self.settings.max_wait_ms)).await;
             }
-            let batch = self.mempool.take_batch(self.settings.max_txs, self.settings.max_bytes);
+            let batch = self
+                .mempool
+                .take_batch(self.settings.max_txs, self.settings.max_bytes);
             if batch.is_empty() {
                 continue;
             }
@@ -124,7 +137,8 @@ impl Producer {
                 // Executing a block is CPU work; keep it off the runtime's workers.
                 tokio::task::spawn_blocking(move || {
                     let view = chain.state();
-                    let proposed = block::propose(chain.genesis(), &view, &tip, batch, now(), node_id, &key);
+                    let proposed =
+                        block::propose(chain.genesis(), &view, &tip, batch, now(), node_id, &key);
                     // A failed sled read makes the outcomes meaningless; do not propose them.
                     view.check().map_err(|e| e.to_string())?;
                     proposed.map_err(|e| e.to_string())
@@ -133,7 +147,8 @@ impl Producer {
             };
             let block = match proposed {
                 Ok(Ok((block, exec))) => {
-                    self.mempool.set_proposed(block.hash(self.chain.genesis().chain_id.as_str()), exec);
+                    self.mempool
+                        .set_proposed(block.hash(self.chain.genesis().chain_id.as_str()), exec);
                     block
                 }
                 Ok(Err(e)) => {

@@ -71,7 +71,10 @@ pub struct QrPayload {
 
 impl fmt::Debug for QrPayload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QrPayload").field("id", &self.id).field("secret", &format_args!("<redacted>")).finish()
+        f.debug_struct("QrPayload")
+            .field("id", &self.id)
+            .field("secret", &format_args!("<redacted>"))
+            .finish()
     }
 }
 
@@ -83,13 +86,17 @@ pub enum PayloadError {
     #[error("this is not an rxchain prescription code")]
     NotRxchain,
     /// An rxchain code of a format this build does not know.
-    #[error("this prescription code uses format version {version}, which this service does not support")]
+    #[error(
+        "this prescription code uses format version {version}, which this service does not support"
+    )]
     UnsupportedVersion {
         /// The version as written in the code.
         version: String,
     },
     /// A character outside the code's alphabet, e.g. `0`, `1`, `8` or a space.
-    #[error("the prescription code contains an invalid character {character:?} at position {position}")]
+    #[error(
+        "the prescription code contains an invalid character {character:?} at position {position}"
+    )]
     BadCharacter {
         /// The offending character.
         character: char,
@@ -97,7 +104,9 @@ pub enum PayloadError {
         position: usize,
     },
     /// Characters are missing, usually a scan or copy that stopped early.
-    #[error("the prescription code is incomplete: {found} of {expected} characters after the prefix")]
+    #[error(
+        "the prescription code is incomplete: {found} of {expected} characters after the prefix"
+    )]
     Truncated {
         /// Characters found after the prefix.
         found: usize,
@@ -175,20 +184,30 @@ impl QrPayload {
             return Err(PayloadError::NotRxchain);
         }
         if version != "1" {
-            return Err(PayloadError::UnsupportedVersion { version: version.to_owned() });
+            return Err(PayloadError::UnsupportedVersion {
+                version: version.to_owned(),
+            });
         }
 
         let mut values = Vec::with_capacity(ENCODED_LEN);
         for (i, c) in body.chars().enumerate() {
-            let value =
-                base32_value(c).ok_or(PayloadError::BadCharacter { character: c, position: head.len() + 1 + i + 1 })?;
+            let value = base32_value(c).ok_or(PayloadError::BadCharacter {
+                character: c,
+                position: head.len() + 1 + i + 1,
+            })?;
             values.push(value);
         }
         if values.len() < ENCODED_LEN {
-            return Err(PayloadError::Truncated { found: values.len(), expected: ENCODED_LEN });
+            return Err(PayloadError::Truncated {
+                found: values.len(),
+                expected: ENCODED_LEN,
+            });
         }
         if values.len() > ENCODED_LEN {
-            return Err(PayloadError::TooLong { found: values.len(), expected: ENCODED_LEN });
+            return Err(PayloadError::TooLong {
+                found: values.len(),
+                expected: ENCODED_LEN,
+            });
         }
 
         // The last character carries one bit beyond the 53 bytes. It must be
@@ -201,13 +220,18 @@ impl QrPayload {
         // The checksum covers the version byte, so a mismatch here is a code
         // built by a different format, not a typo.
         if raw[0] != PAYLOAD_VERSION {
-            return Err(PayloadError::UnsupportedVersion { version: raw[0].to_string() });
+            return Err(PayloadError::UnsupportedVersion {
+                version: raw[0].to_string(),
+            });
         }
         let mut id = [0u8; 16];
         id.copy_from_slice(&raw[1..17]);
         let mut secret = [0u8; 32];
         secret.copy_from_slice(&raw[17..BODY_LEN]);
-        Ok(QrPayload::new(PrescriptionId::from_bytes(id), AccessSecret::from_bytes(secret)))
+        Ok(QrPayload::new(
+            PrescriptionId::from_bytes(id),
+            AccessSecret::from_bytes(secret),
+        ))
     }
 
     /// Parses what a scanner read: either the bare code or a patient link
@@ -231,7 +255,11 @@ impl QrPayload {
     /// access logs, proxies and `Referer` headers, and the page's script
     /// reads it locally.
     pub fn patient_link(&self, base_url: &str) -> String {
-        format!("{}/patient/#{}", base_url.trim_end_matches('/'), self.encode())
+        format!(
+            "{}/patient/#{}",
+            base_url.trim_end_matches('/'),
+            self.encode()
+        )
     }
 }
 
@@ -358,7 +386,8 @@ fn build_code(content: &str, scale: u32) -> Result<QrCode, QrError> {
     if !(1..=MAX_SCALE).contains(&scale) {
         return Err(QrError::InvalidScale { scale });
     }
-    QrCode::with_error_correction_level(content.as_bytes(), EcLevel::M).map_err(|_| QrError::ContentTooLong)
+    QrCode::with_error_correction_level(content.as_bytes(), EcLevel::M)
+        .map_err(|_| QrError::ContentTooLong)
 }
 
 /// Renders `content` (usually [`QrPayload::encode`] or
@@ -368,9 +397,14 @@ fn build_code(content: &str, scale: u32) -> Result<QrCode, QrError> {
 /// CPU work: async callers should run it in `spawn_blocking`.
 pub fn render_png(content: &str, scale: u32) -> Result<Vec<u8>, QrError> {
     let code = build_code(content, scale)?;
-    let img: GrayImage = code.render::<Luma<u8>>().module_dimensions(scale, scale).quiet_zone(true).build();
+    let img: GrayImage = code
+        .render::<Luma<u8>>()
+        .module_dimensions(scale, scale)
+        .quiet_zone(true)
+        .build();
     let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Png).map_err(QrError::Encode)?;
+    img.write_to(&mut out, ImageFormat::Png)
+        .map_err(QrError::Encode)?;
     Ok(out.into_inner())
 }
 
@@ -379,7 +413,11 @@ pub fn render_png(content: &str, scale: u32) -> Result<Vec<u8>, QrError> {
 /// blur, which suits print and e-mail.
 pub fn render_svg(content: &str, scale: u32) -> Result<String, QrError> {
     let code = build_code(content, scale)?;
-    Ok(code.render::<qrcode::render::svg::Color<'_>>().module_dimensions(scale, scale).quiet_zone(true).build())
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .module_dimensions(scale, scale)
+        .quiet_zone(true)
+        .build())
 }
 
 /// Limits on what [`decode_image`] agrees to read. Both are checked before
@@ -399,7 +437,10 @@ impl Default for DecodeLimits {
     /// image plus its grayscale copy), so callers should bound how many
     /// decodes run at once.
     fn default() -> Self {
-        DecodeLimits { max_bytes: 15 * 1024 * 1024, max_pixels: 40_000_000 }
+        DecodeLimits {
+            max_bytes: 15 * 1024 * 1024,
+            max_pixels: 40_000_000,
+        }
     }
 }
 
@@ -440,7 +481,9 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<String, QrErr
     let mut images = Images::new(gray);
     let mut found_grid = false;
     for &stage in STAGES {
-        let Some(attempt) = images.attempt(stage) else { continue };
+        let Some(attempt) = images.attempt(stage) else {
+            continue;
+        };
         match scan(&attempt) {
             Scan::Decoded(text) => {
                 tracing::debug!(?stage, "QR code decoded");
@@ -450,16 +493,24 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<String, QrErr
             Scan::Nothing => {}
         }
     }
-    Err(if found_grid { QrError::Unreadable } else { QrError::NoQrCode })
+    Err(if found_grid {
+        QrError::Unreadable
+    } else {
+        QrError::NoQrCode
+    })
 }
 
 /// Checks the limits, then decodes the image to 8-bit grayscale.
 fn load_gray(bytes: &[u8], limits: &DecodeLimits) -> Result<GrayImage, QrError> {
     if bytes.len() > limits.max_bytes {
-        return Err(QrError::FileTooLarge { max_bytes: limits.max_bytes });
+        return Err(QrError::FileTooLarge {
+            max_bytes: limits.max_bytes,
+        });
     }
     let reader = |bytes| -> Result<ImageReader<Cursor<&[u8]>>, QrError> {
-        let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| QrError::NotAnImage)?;
+        let reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|_| QrError::NotAnImage)?;
         // Only PNG and JPEG are accepted, whatever formats other crates in
         // the build happen to switch on in `image`: they are what cameras
         // and screenshots produce, and every extra decoder is attack surface.
@@ -471,12 +522,16 @@ fn load_gray(bytes: &[u8], limits: &DecodeLimits) -> Result<GrayImage, QrError> 
 
     // Reading the header only costs a few bytes; the pixel buffer is not
     // allocated until the dimensions are known to be acceptable.
-    let (width, height) = reader(bytes)?.into_dimensions().map_err(|e| image_error(e, limits))?;
+    let (width, height) = reader(bytes)?
+        .into_dimensions()
+        .map_err(|e| image_error(e, limits))?;
     if u64::from(width) * u64::from(height) > limits.max_pixels || width == 0 || height == 0 {
         return Err(if width == 0 || height == 0 {
             QrError::NotAnImage
         } else {
-            QrError::ImageTooLarge { max_pixels: limits.max_pixels }
+            QrError::ImageTooLarge {
+                max_pixels: limits.max_pixels,
+            }
         });
     }
 
@@ -486,7 +541,11 @@ fn load_gray(bytes: &[u8], limits: &DecodeLimits) -> Result<GrayImage, QrError> 
     image_limits.max_image_height = Some(height);
     // Eight bytes per pixel covers 16-bit RGBA, the widest layout PNG
     // decodes to, plus room for the decoder's own working memory.
-    image_limits.max_alloc = Some((u64::from(width) * u64::from(height)).saturating_mul(8).saturating_add(64 << 20));
+    image_limits.max_alloc = Some(
+        (u64::from(width) * u64::from(height))
+            .saturating_mul(8)
+            .saturating_add(64 << 20),
+    );
     reader.limits(image_limits);
     let image = reader.decode().map_err(|e| image_error(e, limits))?;
     Ok(image.into_luma8())
@@ -496,7 +555,9 @@ fn load_gray(bytes: &[u8], limits: &DecodeLimits) -> Result<GrayImage, QrError> 
 /// the bytes are not a usable image.
 fn image_error(e: image::ImageError, limits: &DecodeLimits) -> QrError {
     match e {
-        image::ImageError::Limits(_) => QrError::ImageTooLarge { max_pixels: limits.max_pixels },
+        image::ImageError::Limits(_) => QrError::ImageTooLarge {
+            max_pixels: limits.max_pixels,
+        },
         _ => QrError::NotAnImage,
     }
 }
@@ -561,8 +622,22 @@ enum Rule {
 }
 
 /// Shorthand for the table below.
-const fn threshold(source: Source, blur: usize, window_div: usize, rule: Rule, sharpen: bool, invert: bool) -> Stage {
-    Stage::Threshold(Threshold { source, blur, window_div, rule, sharpen, invert })
+const fn threshold(
+    source: Source,
+    blur: usize,
+    window_div: usize,
+    rule: Rule,
+    sharpen: bool,
+    invert: bool,
+) -> Stage {
+    Stage::Threshold(Threshold {
+        source,
+        blur,
+        window_div,
+        rule,
+        sharpen,
+        invert,
+    })
 }
 
 /// The stages in the order they are tried.
@@ -600,7 +675,11 @@ struct Images {
 
 impl Images {
     fn new(original: GrayImage) -> Self {
-        Images { original, work: None, small: None }
+        Images {
+            original,
+            work: None,
+            small: None,
+        }
     }
 
     /// The copy of the original that `source` names.
@@ -618,14 +697,21 @@ impl Images {
     fn attempt(&mut self, stage: Stage) -> Option<Attempt> {
         let (w, h) = self.original.dimensions();
         match stage {
-            Stage::AsIs => (w.max(h) <= WORK_SIDE + WORK_SIDE / 8).then(|| Attempt::Gray(self.original.clone())),
+            Stage::AsIs => (w.max(h) <= WORK_SIDE + WORK_SIDE / 8)
+                .then(|| Attempt::Gray(self.original.clone())),
             Stage::Downscaled(side) => downscale(&self.original, side).map(Attempt::Gray),
-            Stage::Upscaled => (w.max(h) < UPSCALE_BELOW_SIDE).then(|| Attempt::Gray(upscale2(&self.original))),
+            Stage::Upscaled => {
+                (w.max(h) < UPSCALE_BELOW_SIDE).then(|| Attempt::Gray(upscale2(&self.original)))
+            }
             Stage::Threshold(t) => {
                 let img = self.scaled(t.source);
                 let r = base_radius(img);
                 let window = (img.width().max(img.height()) as usize / t.window_div).max(4);
-                let mut prepared = if t.sharpen { sharpen(img, 3 * r) } else { img.clone() };
+                let mut prepared = if t.sharpen {
+                    sharpen(img, 3 * r)
+                } else {
+                    img.clone()
+                };
                 if t.invert {
                     image::imageops::invert(&mut prepared);
                 }
@@ -665,7 +751,9 @@ fn scan(attempt: &Attempt) -> Scan {
         let mut prepared = match attempt {
             Attempt::Gray(img) => {
                 let (w, raw) = (img.width() as usize, img.as_raw());
-                rqrr::PreparedImage::prepare_from_greyscale(w, img.height() as usize, |x, y| raw[y * w + x])
+                rqrr::PreparedImage::prepare_from_greyscale(w, img.height() as usize, |x, y| {
+                    raw[y * w + x]
+                })
             }
             Attempt::Binary { gray, dark } => {
                 let (w, h) = (gray.width() as usize, gray.height() as usize);
@@ -720,7 +808,12 @@ fn downscale(img: &GrayImage, side: u32) -> Option<GrayImage> {
 /// Doubles the size of a small image, so that modules of one or two pixels
 /// become wide enough for rqrr's finder-pattern search.
 fn upscale2(img: &GrayImage) -> GrayImage {
-    image::imageops::resize(img, img.width() * 2, img.height() * 2, image::imageops::FilterType::Triangle)
+    image::imageops::resize(
+        img,
+        img.width() * 2,
+        img.height() * 2,
+        image::imageops::FilterType::Triangle,
+    )
 }
 
 /// Unsharp masking: adds back 1.5 times the detail finer than `radius`,
@@ -903,7 +996,9 @@ fn resample(gray: &GrayImage, size: usize, bounds: &[rqrr::Point; 4]) -> Option<
     };
     let local_thresholds: Vec<f64> = (0..modules.len()).map(local).collect();
     for threshold in [&vec![global; modules.len()], &local_thresholds] {
-        let grid = rqrr::SimpleGrid::from_func(size, |x, y| modules[y * size + x] < threshold[y * size + x]);
+        let grid = rqrr::SimpleGrid::from_func(size, |x, y| {
+            modules[y * size + x] < threshold[y * size + x]
+        });
         if let Ok((_, text)) = rqrr::Grid::new(grid).decode() {
             return Some(text);
         }
@@ -919,7 +1014,11 @@ fn otsu(values: &[f64]) -> f64 {
         histogram[v.clamp(0.0, 255.0) as usize] += 1;
     }
     let total = values.len() as f64;
-    let sum_all: f64 = histogram.iter().enumerate().map(|(v, &c)| v as f64 * f64::from(c)).sum();
+    let sum_all: f64 = histogram
+        .iter()
+        .enumerate()
+        .map(|(v, &c)| v as f64 * f64::from(c))
+        .sum();
     let (mut weight_low, mut sum_low) = (0.0, 0.0);
     let (mut best, mut best_score) = (128.0, -1.0);
     for (v, &c) in histogram.iter().enumerate() {
@@ -991,7 +1090,10 @@ impl Homography {
     fn map(&self, x: f64, y: f64) -> (f64, f64) {
         let h = &self.0;
         let w = h[6] * x + h[7] * y + 1.0;
-        ((h[0] * x + h[1] * y + h[2]) / w, (h[3] * x + h[4] * y + h[5]) / w)
+        (
+            (h[0] * x + h[1] * y + h[2]) / w,
+            (h[3] * x + h[4] * y + h[5]) / w,
+        )
     }
 }
 
@@ -1000,7 +1102,10 @@ mod tests {
     use super::*;
 
     fn payload() -> QrPayload {
-        QrPayload::new(PrescriptionId::from_bytes([7; 16]), AccessSecret::from_bytes([42; 32]))
+        QrPayload::new(
+            PrescriptionId::from_bytes([7; 16]),
+            AccessSecret::from_bytes([42; 32]),
+        )
     }
 
     #[test]
@@ -1038,19 +1143,32 @@ mod tests {
         let (w, h) = gray.dimensions();
         let view = Homography::between(
             [(0.0, 0.0), (600.0, 0.0), (600.0, 500.0), (0.0, 500.0)],
-            [(0.0, 0.0), (f64::from(w), 0.0), (f64::from(w), f64::from(h)), (0.0, f64::from(h))],
+            [
+                (0.0, 0.0),
+                (f64::from(w), 0.0),
+                (f64::from(w), f64::from(h)),
+                (0.0, f64::from(h)),
+            ],
         )
         .unwrap();
         let skewed = GrayImage::from_fn(600, 500, |x, y| {
             let (u, v) = view.map(f64::from(x), f64::from(y));
-            Luma([bilinear(&gray, u.min(f64::from(w) - 1.01), v.min(f64::from(h) - 1.01)) as u8])
+            Luma([bilinear(
+                &gray,
+                u.min(f64::from(w) - 1.01),
+                v.min(f64::from(h) - 1.01),
+            ) as u8])
         });
         let (sw, raw) = (skewed.width() as usize, skewed.as_raw());
-        let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(sw, 500, |x, y| raw[y * sw + x]);
+        let mut prepared =
+            rqrr::PreparedImage::prepare_from_greyscale(sw, 500, |x, y| raw[y * sw + x]);
         let grids = prepared.detect_grids();
         assert_eq!(grids.len(), 1);
         let size = rqrr::BitGrid::size(&grids[0].grid);
-        assert_eq!(resample(&skewed, size, &grids[0].bounds).as_deref(), Some(text.as_str()));
+        assert_eq!(
+            resample(&skewed, size, &grids[0].bounds).as_deref(),
+            Some(text.as_str())
+        );
     }
 
     #[test]

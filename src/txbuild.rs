@@ -9,11 +9,13 @@ use rxchain_contracts::privacy::{
     self, seal_content, wrap_for_key, wrap_for_secret, AccessSecret, ContentKey, PrivateContent,
 };
 use rxchain_contracts::tx::{
-    claim_proof_message, AssignRx, CancelReason, CancelRx, ClaimRx, DeliveryEvent, DeliveryStatus, DispenseLine,
-    DispenseRx, Fulfilment, IssueRx, Item, RegisterStaff, ReleaseRx, RevokeReason, RevokeStaff, Role, CLAIM_PROOF_TAG,
+    claim_proof_message, AssignRx, CancelReason, CancelRx, ClaimRx, DeliveryEvent, DeliveryStatus,
+    DispenseLine, DispenseRx, Fulfilment, IssueRx, Item, RegisterStaff, ReleaseRx, RevokeReason,
+    RevokeStaff, Role, CLAIM_PROOF_TAG,
 };
 use rxchain_contracts::{
-    Genesis, Label, OrgId, PrescriptionId, PublicKey, SecretKey, SignedTx, Timestamp, Transaction, TxBody,
+    Genesis, Label, OrgId, PrescriptionId, PublicKey, SecretKey, SignedTx, Timestamp, Transaction,
+    TxBody,
 };
 
 use crate::keys::fill_random;
@@ -32,7 +34,13 @@ fn nonce() -> u64 {
 
 /// Signs `body` with `key` as a transaction of `genesis`'s chain.
 pub fn sign(genesis: &Genesis, key: &SecretKey, body: TxBody) -> SignedTx {
-    Transaction { signer: key.public(), nonce: nonce(), created_at: now(), body }.sign(genesis.chain_id.as_str(), key)
+    Transaction {
+        signer: key.public(),
+        nonce: nonce(),
+        created_at: now(),
+        body,
+    }
+    .sign(genesis.chain_id.as_str(), key)
 }
 
 /// Why a transaction could not be built.
@@ -75,9 +83,15 @@ pub struct IssueInput {
 
 /// Builds and signs an issue transaction, sealing the content for the QR
 /// holder, the hospital and every regulator.
-pub fn issue(genesis: &Genesis, prescriber: &SecretKey, input: IssueInput) -> Result<NewPrescription, BuildError> {
+pub fn issue(
+    genesis: &Genesis,
+    prescriber: &SecretKey,
+    input: IssueInput,
+) -> Result<NewPrescription, BuildError> {
     let mut e = entropy();
-    let hospital = genesis.org(&input.hospital).ok_or_else(|| BuildError::UnknownHospital(input.hospital.clone()))?;
+    let hospital = genesis
+        .org(&input.hospital)
+        .ok_or_else(|| BuildError::UnknownHospital(input.hospital.clone()))?;
     let mut idb = [0u8; 16];
     e(&mut idb);
     let id = PrescriptionId::from_bytes(idb);
@@ -96,29 +110,72 @@ pub fn issue(genesis: &Genesis, prescriber: &SecretKey, input: IssueInput) -> Re
         key_for_hospital: wrap_for_key(&hospital.data_key, &ctx, ck.expose(), &mut e)?,
         key_for_regulators: genesis
             .regulators()
-            .map(|r| Ok((r.id.clone(), wrap_for_key(&r.data_key, &ctx, ck.expose(), &mut e)?)))
+            .map(|r| {
+                Ok((
+                    r.id.clone(),
+                    wrap_for_key(&r.data_key, &ctx, ck.expose(), &mut e)?,
+                ))
+            })
             .collect::<Result<_, privacy::PrivacyError>>()?,
     };
-    Ok(NewPrescription { tx: sign(genesis, prescriber, TxBody::Issue(body)), payload: QrPayload { id, secret } })
+    Ok(NewPrescription {
+        tx: sign(genesis, prescriber, TxBody::Issue(body)),
+        payload: QrPayload { id, secret },
+    })
 }
 
 /// A claim by `pharmacist` of `pharmacy`, proving possession of the QR payload.
-pub fn claim(genesis: &Genesis, pharmacist: &SecretKey, pharmacy: &OrgId, payload: &QrPayload) -> SignedTx {
+pub fn claim(
+    genesis: &Genesis,
+    pharmacist: &SecretKey,
+    pharmacy: &OrgId,
+    payload: &QrPayload,
+) -> SignedTx {
     let mut n = [0u8; 16];
     fill_random(&mut n);
     let msg = claim_proof_message(genesis.chain_id.as_str(), &payload.id, pharmacy, &n);
     let proof = payload.secret.signing_key().sign(CLAIM_PROOF_TAG, &msg);
-    sign(genesis, pharmacist, TxBody::Claim(ClaimRx { id: payload.id, pharmacy: pharmacy.clone(), nonce: n, proof }))
+    sign(
+        genesis,
+        pharmacist,
+        TxBody::Claim(ClaimRx {
+            id: payload.id,
+            pharmacy: pharmacy.clone(),
+            nonce: n,
+            proof,
+        }),
+    )
 }
 
 /// The patient's choice of pickup, signed with the access key, handing the
 /// secret over to the pharmacy so it can claim ahead of the visit.
-pub fn assign_pickup(genesis: &Genesis, payload: &QrPayload, pharmacy: &OrgId) -> Result<SignedTx, BuildError> {
-    let org = genesis.org(pharmacy).ok_or_else(|| BuildError::UnknownPharmacy(pharmacy.clone()))?;
+pub fn assign_pickup(
+    genesis: &Genesis,
+    payload: &QrPayload,
+    pharmacy: &OrgId,
+) -> Result<SignedTx, BuildError> {
+    let org = genesis
+        .org(pharmacy)
+        .ok_or_else(|| BuildError::UnknownPharmacy(pharmacy.clone()))?;
     let mut e = entropy();
-    let handover = wrap_for_key(&org.data_key, &privacy::handover_context(&payload.id), payload.secret.expose(), &mut e)?;
-    let body = AssignRx { id: payload.id, fulfilment: Fulfilment::Pickup { pharmacy: pharmacy.clone() }, handover: Some(handover) };
-    Ok(sign(genesis, &payload.secret.signing_key(), TxBody::Assign(body)))
+    let handover = wrap_for_key(
+        &org.data_key,
+        &privacy::handover_context(&payload.id),
+        payload.secret.expose(),
+        &mut e,
+    )?;
+    let body = AssignRx {
+        id: payload.id,
+        fulfilment: Fulfilment::Pickup {
+            pharmacy: pharmacy.clone(),
+        },
+        handover: Some(handover),
+    };
+    Ok(sign(
+        genesis,
+        &payload.secret.signing_key(),
+        TxBody::Assign(body),
+    ))
 }
 
 /// The patient's choice of home delivery: the address is sealed under the
@@ -130,21 +187,54 @@ pub fn assign_delivery(
     pharmacy: &OrgId,
     address: &str,
 ) -> Result<SignedTx, BuildError> {
-    let org = genesis.org(pharmacy).ok_or_else(|| BuildError::UnknownPharmacy(pharmacy.clone()))?;
+    let org = genesis
+        .org(pharmacy)
+        .ok_or_else(|| BuildError::UnknownPharmacy(pharmacy.clone()))?;
     let mut e = entropy();
-    let sealed = privacy::seal(content_key.expose(), &privacy::address_context(&payload.id), address.as_bytes(), &mut e);
-    let handover = wrap_for_key(&org.data_key, &privacy::handover_context(&payload.id), payload.secret.expose(), &mut e)?;
+    let sealed = privacy::seal(
+        content_key.expose(),
+        &privacy::address_context(&payload.id),
+        address.as_bytes(),
+        &mut e,
+    );
+    let handover = wrap_for_key(
+        &org.data_key,
+        &privacy::handover_context(&payload.id),
+        payload.secret.expose(),
+        &mut e,
+    )?;
     let body = AssignRx {
         id: payload.id,
-        fulfilment: Fulfilment::Delivery { pharmacy: pharmacy.clone(), address: sealed },
+        fulfilment: Fulfilment::Delivery {
+            pharmacy: pharmacy.clone(),
+            address: sealed,
+        },
         handover: Some(handover),
     };
-    Ok(sign(genesis, &payload.secret.signing_key(), TxBody::Assign(body)))
+    Ok(sign(
+        genesis,
+        &payload.secret.signing_key(),
+        TxBody::Assign(body),
+    ))
 }
 
 /// A dispense of `lines` (`(item, quantity, batch)`).
-pub fn dispense(genesis: &Genesis, pharmacist: &SecretKey, id: PrescriptionId, lines: Vec<DispenseLine>, complete: bool) -> SignedTx {
-    sign(genesis, pharmacist, TxBody::Dispense(DispenseRx { id, lines, complete }))
+pub fn dispense(
+    genesis: &Genesis,
+    pharmacist: &SecretKey,
+    id: PrescriptionId,
+    lines: Vec<DispenseLine>,
+    complete: bool,
+) -> SignedTx {
+    sign(
+        genesis,
+        pharmacist,
+        TxBody::Dispense(DispenseRx {
+            id,
+            lines,
+            complete,
+        }),
+    )
 }
 
 /// A release by the claiming pharmacy.
@@ -153,21 +243,58 @@ pub fn release(genesis: &Genesis, pharmacist: &SecretKey, id: PrescriptionId) ->
 }
 
 /// A cancellation by the prescriber (their key) or the patient (the access key).
-pub fn cancel(genesis: &Genesis, key: &SecretKey, id: PrescriptionId, reason: CancelReason) -> SignedTx {
+pub fn cancel(
+    genesis: &Genesis,
+    key: &SecretKey,
+    id: PrescriptionId,
+    reason: CancelReason,
+) -> SignedTx {
     sign(genesis, key, TxBody::Cancel(CancelRx { id, reason }))
 }
 
 /// A delivery or pickup event.
-pub fn delivery(genesis: &Genesis, key: &SecretKey, id: PrescriptionId, status: DeliveryStatus) -> SignedTx {
+pub fn delivery(
+    genesis: &Genesis,
+    key: &SecretKey,
+    id: PrescriptionId,
+    status: DeliveryStatus,
+) -> SignedTx {
     sign(genesis, key, TxBody::Delivery(DeliveryEvent { id, status }))
 }
 
 /// A staff registration by an org admin.
-pub fn register_staff(genesis: &Genesis, admin: &SecretKey, org: OrgId, key: PublicKey, role: Role, licence: Label, name: Label) -> SignedTx {
-    sign(genesis, admin, TxBody::RegisterStaff(RegisterStaff { org, key, role, licence, name }))
+pub fn register_staff(
+    genesis: &Genesis,
+    admin: &SecretKey,
+    org: OrgId,
+    key: PublicKey,
+    role: Role,
+    licence: Label,
+    name: Label,
+) -> SignedTx {
+    sign(
+        genesis,
+        admin,
+        TxBody::RegisterStaff(RegisterStaff {
+            org,
+            key,
+            role,
+            licence,
+            name,
+        }),
+    )
 }
 
 /// A revocation by an org admin or regulator.
-pub fn revoke_staff(genesis: &Genesis, by: &SecretKey, key: PublicKey, reason: RevokeReason) -> SignedTx {
-    sign(genesis, by, TxBody::RevokeStaff(RevokeStaff { key, reason }))
+pub fn revoke_staff(
+    genesis: &Genesis,
+    by: &SecretKey,
+    key: PublicKey,
+    reason: RevokeReason,
+) -> SignedTx {
+    sign(
+        genesis,
+        by,
+        TxBody::RevokeStaff(RevokeStaff { key, reason }),
+    )
 }

@@ -56,12 +56,22 @@ async fn doctor_patient_pharmacist_regulator_in_headless_chromium() -> anyhow::R
     let stack = Stack::start().await?;
     let driver = ChromeDriver::spawn(&artifacts)?;
     driver.wait_ready().await?;
-    let mut story = Story { stack: &stack, driver: &driver, artifacts, shots: 0, timings: Vec::new() };
+    let mut story = Story {
+        stack: &stack,
+        driver: &driver,
+        artifacts,
+        shots: 0,
+        timings: Vec::new(),
+    };
     let result = story.run().await;
     for (step, took) in &story.timings {
         eprintln!("  {step:<46} {:>6.1} s", took.as_secs_f64());
     }
-    eprintln!("browser story took {:.1} s; screenshots in {}", started.elapsed().as_secs_f64(), story.artifacts.display());
+    eprintln!(
+        "browser story took {:.1} s; screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        story.artifacts.display()
+    );
     stack.node.stop().await;
     result
 }
@@ -82,13 +92,24 @@ impl Stack {
         let demo = Demo::load()?;
         demo.write_files(dir.path(), &[1])?;
         let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
-        let node = rxchain::node::start(demo_settings(dir.path(), 1, "127.0.0.1:0".parse()?, Some(web))).await?;
+        let node = rxchain::node::start(demo_settings(
+            dir.path(),
+            1,
+            "127.0.0.1:0".parse()?,
+            Some(web),
+        ))
+        .await?;
         wait_for_leader(&node).await?;
         let base = format!("http://{}", node.addr);
         let client = Client::new(base.clone());
         register_demo_staff(&demo, &client).await?;
         rxchain::commands::demo::create_demo_accounts(&demo, &node.accounts).await?;
-        Ok(Stack { node, base, client, _dir: dir })
+        Ok(Stack {
+            node,
+            base,
+            client,
+            _dir: dir,
+        })
     }
 }
 
@@ -100,16 +121,24 @@ struct ChromeDriver {
 
 impl ChromeDriver {
     fn spawn(artifacts: &Path) -> anyhow::Result<ChromeDriver> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", artifacts.join("chromedriver.log").display()))
+            .arg(format!(
+                "--log-path={}",
+                artifacts.join("chromedriver.log").display()
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {CHROMEDRIVER}"))?;
-        Ok(ChromeDriver { child, url: format!("http://127.0.0.1:{port}") })
+        Ok(ChromeDriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
     }
 
     /// Waits until chromedriver answers its status endpoint.
@@ -168,12 +197,23 @@ impl Browser {
         }
         caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))?;
         caps.set_browser_log_level(LoggingPrefsLogLevel::All)?;
-        let driver = WebDriver::new(driver.url.clone(), caps).await.context("starting a Chromium session")?;
-        Ok(Browser { driver, base: base.to_string(), phone: std::cell::Cell::new(None), _profile: profile })
+        let driver = WebDriver::new(driver.url.clone(), caps)
+            .await
+            .context("starting a Chromium session")?;
+        Ok(Browser {
+            driver,
+            base: base.to_string(),
+            phone: std::cell::Cell::new(None),
+            _profile: profile,
+        })
     }
 
     async fn goto(&self, path: &str) -> anyhow::Result<()> {
-        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
         self.driver.goto(url).await?;
         Ok(())
     }
@@ -262,7 +302,8 @@ impl Browser {
                 .await?;
             }
             None => {
-                cdp.send_raw("Emulation.clearDeviceMetricsOverride", json!({})).await?;
+                cdp.send_raw("Emulation.clearDeviceMetricsOverride", json!({}))
+                    .await?;
             }
         }
         self.phone.set(size);
@@ -271,13 +312,25 @@ impl Browser {
 
     /// Checks that `path` has no horizontal overflow at phone width (375 px)
     /// once `ready_css` is visible, and saves a screenshot.
-    async fn phone_check(&self, story: &mut Story<'_>, path: &str, ready_css: &str, name: &str) -> anyhow::Result<()> {
+    async fn phone_check(
+        &self,
+        story: &mut Story<'_>,
+        path: &str,
+        ready_css: &str,
+        name: &str,
+    ) -> anyhow::Result<()> {
         self.viewport(Some((375, 800, true))).await?;
         self.goto(path).await?;
         self.find(ready_css).await?;
         // Let layout settle after the last render.
-        self.js_async("requestAnimationFrame(() => requestAnimationFrame(() => done(true)));").await?;
-        let m = self.js("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await?;
+        self.js_async("requestAnimationFrame(() => requestAnimationFrame(() => done(true)));")
+            .await?;
+        let m = self
+            .js(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await?;
         story.shot(self, name).await?;
         self.viewport(None).await?;
         let (scroll, inner) = (m[0].as_i64().unwrap_or(-1), m[1].as_i64().unwrap_or(-1));
@@ -293,18 +346,33 @@ impl Browser {
     /// Runs an asynchronous script whose last argument `done` must be called.
     async fn js_async(&self, body: &str) -> anyhow::Result<Value> {
         let script = format!("const done = arguments[arguments.length - 1]; {body}");
-        Ok(self.driver.execute_async(script, Vec::<Value>::new()).await?.json().clone())
+        Ok(self
+            .driver
+            .execute_async(script, Vec::<Value>::new())
+            .await?
+            .json()
+            .clone())
     }
 
     /// Saves a screenshot of the whole page, not just the viewport: the
     /// viewport is stretched to the page's height for the shot.
     async fn full_screenshot(&self, path: &Path) -> anyhow::Result<()> {
-        let m = self.js("return [window.innerWidth, document.documentElement.scrollHeight];", vec![]).await?;
-        let (width, height) = (m[0].as_u64().unwrap_or(1280) as u32, m[1].as_u64().unwrap_or(900) as u32);
+        let m = self
+            .js(
+                "return [window.innerWidth, document.documentElement.scrollHeight];",
+                vec![],
+            )
+            .await?;
+        let (width, height) = (
+            m[0].as_u64().unwrap_or(1280) as u32,
+            m[1].as_u64().unwrap_or(900) as u32,
+        );
         let before = self.phone.get();
         let mobile = before.is_some_and(|(_, _, m)| m);
-        self.viewport(Some((width, height.clamp(400, 6000), mobile))).await?;
-        self.js_async("requestAnimationFrame(() => requestAnimationFrame(() => done(true)));").await?;
+        self.viewport(Some((width, height.clamp(400, 6000), mobile)))
+            .await?;
+        self.js_async("requestAnimationFrame(() => requestAnimationFrame(() => done(true)));")
+            .await?;
         let shot = self.driver.screenshot(path).await;
         self.viewport(before).await?;
         shot.with_context(|| format!("saving {}", path.display()))
@@ -313,12 +381,23 @@ impl Browser {
     /// The browser console's errors (uncaught exceptions and the like).
     async fn console_errors(&self, artifacts: &Path, role: &str) -> anyhow::Result<Vec<String>> {
         let log = self.driver.browser_log().await.unwrap_or_default();
-        let lines: Vec<String> = log.iter().map(|e| format!("{} {}", e.level, e.message)).collect();
-        std::fs::write(artifacts.join(format!("console-{role}.log")), lines.join("\n"))?;
+        let lines: Vec<String> = log
+            .iter()
+            .map(|e| format!("{} {}", e.level, e.message))
+            .collect();
+        std::fs::write(
+            artifacts.join(format!("console-{role}.log")),
+            lines.join("\n"),
+        )?;
         Ok(log
             .iter()
             .map(|e| e.message.clone())
-            .filter(|m| m.contains("Uncaught") || m.contains("SyntaxError") || m.contains("TypeError") || m.contains("ReferenceError"))
+            .filter(|m| {
+                m.contains("Uncaught")
+                    || m.contains("SyntaxError")
+                    || m.contains("TypeError")
+                    || m.contains("ReferenceError")
+            })
             .collect())
     }
 }
@@ -349,12 +428,19 @@ impl Story<'_> {
         let b = Browser::open(self.driver, &self.stack.base).await?;
         let out = steps(self, &b).await;
         if out.is_err() {
-            let _ = b.driver.screenshot(&self.artifacts.join(format!("failure-{role}.png"))).await;
-            let _ = std::fs::write(self.artifacts.join(format!("failure-{role}.html")), b.driver.source().await.unwrap_or_default());
+            let _ = b
+                .driver
+                .screenshot(&self.artifacts.join(format!("failure-{role}.png")))
+                .await;
+            let _ = std::fs::write(
+                self.artifacts.join(format!("failure-{role}.html")),
+                b.driver.source().await.unwrap_or_default(),
+            );
         }
         let errors = b.console_errors(&self.artifacts, role).await;
         let _ = b.driver.quit().await;
-        let out = out.with_context(|| format!("the {role} steps failed (see failure-{role}.png)"))?;
+        let out =
+            out.with_context(|| format!("the {role} steps failed (see failure-{role}.png)"))?;
         let errors = errors?;
         if !errors.is_empty() {
             bail!("the {role} pages raised JavaScript errors: {errors:#?}");
@@ -432,21 +518,25 @@ impl Story<'_> {
             .await?;
         self.timed("1. doctor signs in and issues", t);
         let payload_text = percent_decode(link.split_once('#').map(|(_, f)| f).unwrap_or_default());
-        let payload = QrPayload::parse(&payload_text).map_err(|e| anyhow!("the link's payload does not parse: {e}"))?;
+        let payload = QrPayload::parse(&payload_text)
+            .map_err(|e| anyhow!("the link's payload does not parse: {e}"))?;
 
         // 2. The patient opens the link and picks Central Pharmacy for pickup.
         let t = Instant::now();
         self.as_role("patient", async |s: &mut Self, b: &Browser| {
             b.goto(&link).await?;
-            b.wait_text("#patient-name", "Synthetic Patient Browser").await?;
+            b.wait_text("#patient-name", "Synthetic Patient Browser")
+                .await?;
             b.wait_text("#prescriber", "Dr Ada Example").await?;
             b.find("#assign-form").await?;
             b.click("label[for='pharmacy-pharm-central']").await?;
             b.click("#assign").await?;
             b.wait_text("#choice", "Central Pharmacy").await?;
-            b.wait_text("#timeline", "You chose pickup at Central Pharmacy").await?;
+            b.wait_text("#timeline", "You chose pickup at Central Pharmacy")
+                .await?;
             s.shot(b, "patient-chose-pickup").await?;
-            b.phone_check(s, &link, "#timeline li", "patient-phone").await?;
+            b.phone_check(s, &link, "#timeline li", "patient-phone")
+                .await?;
             Ok(())
         })
         .await?;
@@ -531,12 +621,18 @@ impl Story<'_> {
             &g,
             &staff_key("ph.cara"),
             payload.id,
-            vec![DispenseLine { item: 0, quantity: Quantity::new(1)?, batch: Label::parse("LOT-AGAIN")? }],
+            vec![DispenseLine {
+                item: 0,
+                quantity: Quantity::new(1)?,
+                batch: Label::parse("LOT-AGAIN")?,
+            }],
             false,
         );
         match self.stack.client.submit(&again).await {
             Err(ClientError::Api { code, .. }) if code == "already_dispensed" => {}
-            other => bail!("a second dispense should be refused as already_dispensed, got {other:?}"),
+            other => {
+                bail!("a second dispense should be refused as already_dispensed, got {other:?}")
+            }
         }
 
         // 6. The regulator sees the dispense and the refused attempt.
@@ -554,18 +650,28 @@ impl Story<'_> {
             b.click("#report-submit").await?;
             b.wait_text("#report-table", "Central Pharmacy").await?;
             b.find("#report-chart rect.bar").await?;
-            let csv = b.find("#csv-link").await?.attr("href").await?.unwrap_or_default();
+            let csv = b
+                .find("#csv-link")
+                .await?
+                .attr("href")
+                .await?
+                .unwrap_or_default();
             if !csv.contains("/v1/reports/dispensing.csv?") || !csv.contains("group_by=pharmacy") {
                 bail!("the CSV link should carry the report's query: {csv}");
             }
-            b.wait_js("the refused second dispense in the alerts",
-                "return !!document.querySelector('#alerts-table tr[data-code=already_dispensed]');", vec![]).await?;
+            b.wait_js(
+                "the refused second dispense in the alerts",
+                "return !!document.querySelector('#alerts-table tr[data-code=already_dispensed]');",
+                vec![],
+            )
+            .await?;
             b.wait_text("#alerts-table", &year).await?;
             b.find("#chain-height").await?;
             b.click("#verify").await?;
             b.wait_text("#chain-status", "verified").await?;
             s.shot(b, "regulator-report-alerts").await?;
-            b.phone_check(s, "/regulator/", "#report-table", "regulator-phone").await?;
+            b.phone_check(s, "/regulator/", "#report-table", "regulator-phone")
+                .await?;
             Ok(())
         })
         .await?;
@@ -583,7 +689,9 @@ fn artifacts_dir() -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     for e in std::fs::read_dir(&dir)? {
         let p = e?.path();
-        if p.extension().is_some_and(|x| x == "png" || x == "log" || x == "html") {
+        if p.extension()
+            .is_some_and(|x| x == "png" || x == "log" || x == "html")
+        {
             std::fs::remove_file(p)?;
         }
     }
@@ -599,7 +707,9 @@ fn write_qr_photo(payload: &str, path: &Path) -> anyhow::Result<()> {
     let mut canvas = image::RgbImage::from_fn(w, h, |x, y| {
         // A deterministic speckle so the background is not flat.
         let noise = ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) % 23) as u8;
-        let shade = 170u8.saturating_add(((x + y) * 50 / (w + h)) as u8).saturating_add(noise);
+        let shade = 170u8
+            .saturating_add(((x + y) * 50 / (w + h)) as u8)
+            .saturating_add(noise);
         image::Rgb([shade, shade.saturating_sub(6), shade.saturating_sub(14)])
     });
     let (ox, oy) = (170, 110);

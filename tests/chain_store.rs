@@ -12,12 +12,13 @@ use rxchain_contracts::lifecycle::Rejection;
 use rxchain_contracts::privacy::{self, AccessSecret};
 use rxchain_contracts::state::RxStatus;
 use rxchain_contracts::tx::{
-    claim_proof_message, CancelReason, CancelRx, ClaimRx, DispenseLine, DispenseRx, IssueRx, Item, RegisterStaff,
-    Role, Transaction, TxBody, CLAIM_PROOF_TAG,
+    claim_proof_message, CancelReason, CancelRx, ClaimRx, DispenseLine, DispenseRx, IssueRx, Item,
+    RegisterStaff, Role, Transaction, TxBody, CLAIM_PROOF_TAG,
 };
 use rxchain_contracts::verify::verify_chain;
 use rxchain_contracts::{
-    AtcCode, Genesis, Label, OrgId, Outcome, PrescriptionId, Quantity, SecretKey, SignedTx, Timestamp, VerifiedTx,
+    AtcCode, Genesis, Label, OrgId, Outcome, PrescriptionId, Quantity, SecretKey, SignedTx,
+    Timestamp, VerifiedTx,
 };
 use tempfile::TempDir;
 
@@ -50,7 +51,14 @@ fn genesis(chain: &str) -> Genesis {
         chain_id: label(chain),
         created_at: Timestamp(T0 - DAY),
         orgs: vec![
-            org("hosp-a", OrgKind::Hospital, vec![NodeDecl { id: 1, key: sk("node-1").public() }]),
+            org(
+                "hosp-a",
+                OrgKind::Hospital,
+                vec![NodeDecl {
+                    id: 1,
+                    key: sk("node-1").public(),
+                }],
+            ),
             org("pharm-b", OrgKind::Pharmacy, vec![]),
             org("pharm-c", OrgKind::Pharmacy, vec![]),
             org("regulator", OrgKind::Regulator, vec![]),
@@ -68,8 +76,13 @@ struct Txs<'g> {
 impl<'g> Txs<'g> {
     fn sign(&mut self, key: &SecretKey, at: u64, body: TxBody) -> SignedTx {
         self.nonce += 1;
-        Transaction { signer: key.public(), nonce: self.nonce, created_at: Timestamp(at), body }
-            .sign(self.g.chain_id.as_str(), key)
+        Transaction {
+            signer: key.public(),
+            nonce: self.nonce,
+            created_at: Timestamp(at),
+            body,
+        }
+        .sign(self.g.chain_id.as_str(), key)
     }
 
     fn register(&mut self, org: &str, who: &SecretKey, role: Role, at: u64) -> SignedTx {
@@ -83,7 +96,13 @@ impl<'g> Txs<'g> {
         self.sign(&sk(&format!("{org}-admin")), at, body)
     }
 
-    fn issue(&mut self, doctor: &SecretKey, id: PrescriptionId, secret: &AccessSecret, at: u64) -> SignedTx {
+    fn issue(
+        &mut self,
+        doctor: &SecretKey,
+        id: PrescriptionId,
+        secret: &AccessSecret,
+        at: u64,
+    ) -> SignedTx {
         let mut counter = 0u8;
         let mut entropy = |buf: &mut [u8]| {
             for b in buf.iter_mut() {
@@ -96,11 +115,18 @@ impl<'g> Txs<'g> {
         let sealed = privacy::seal(&content_key, &ctx, b"patient details", &mut entropy);
         let key_for_patient = privacy::wrap_for_secret(secret, &ctx, &content_key, &mut entropy);
         let hospital = self.g.org(&org_id("hosp-a")).expect("hospital").data_key;
-        let key_for_hospital = privacy::wrap_for_key(&hospital, &ctx, &content_key, &mut entropy).expect("genesis data keys are valid points");
+        let key_for_hospital = privacy::wrap_for_key(&hospital, &ctx, &content_key, &mut entropy)
+            .expect("genesis data keys are valid points");
         let key_for_regulators = self
             .g
             .regulators()
-            .map(|r| (r.id.clone(), privacy::wrap_for_key(&r.data_key, &ctx, &content_key, &mut entropy).expect("genesis data keys are valid points")))
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    privacy::wrap_for_key(&r.data_key, &ctx, &content_key, &mut entropy)
+                        .expect("genesis data keys are valid points"),
+                )
+            })
             .collect::<Vec<_>>();
         let body = TxBody::Issue(IssueRx {
             id,
@@ -125,26 +151,66 @@ impl<'g> Txs<'g> {
         self.sign(doctor, at, body)
     }
 
-    fn claim(&mut self, pharmacist: &SecretKey, pharmacy: &str, id: PrescriptionId, secret: &AccessSecret, at: u64) -> SignedTx {
+    fn claim(
+        &mut self,
+        pharmacist: &SecretKey,
+        pharmacy: &str,
+        id: PrescriptionId,
+        secret: &AccessSecret,
+        at: u64,
+    ) -> SignedTx {
         let pharmacy = org_id(pharmacy);
         let nonce = [self.nonce as u8; 16];
         let msg = claim_proof_message(self.g.chain_id.as_str(), &id, &pharmacy, &nonce);
         let proof = secret.signing_key().sign(CLAIM_PROOF_TAG, &msg);
-        self.sign(pharmacist, at, TxBody::Claim(ClaimRx { id, pharmacy, nonce, proof }))
+        self.sign(
+            pharmacist,
+            at,
+            TxBody::Claim(ClaimRx {
+                id,
+                pharmacy,
+                nonce,
+                proof,
+            }),
+        )
     }
 
     fn dispense_all(&mut self, pharmacist: &SecretKey, id: PrescriptionId, at: u64) -> SignedTx {
-        let line = DispenseLine { item: 0, quantity: Quantity::new(20).expect("valid quantity"), batch: label("B-42") };
-        self.sign(pharmacist, at, TxBody::Dispense(DispenseRx { id, lines: vec![line], complete: false }))
+        let line = DispenseLine {
+            item: 0,
+            quantity: Quantity::new(20).expect("valid quantity"),
+            batch: label("B-42"),
+        };
+        self.sign(
+            pharmacist,
+            at,
+            TxBody::Dispense(DispenseRx {
+                id,
+                lines: vec![line],
+                complete: false,
+            }),
+        )
     }
 
     fn cancel(&mut self, doctor: &SecretKey, id: PrescriptionId, at: u64) -> SignedTx {
-        self.sign(doctor, at, TxBody::Cancel(CancelRx { id, reason: CancelReason::PrescriberError }))
+        self.sign(
+            doctor,
+            at,
+            TxBody::Cancel(CancelRx {
+                id,
+                reason: CancelReason::PrescriberError,
+            }),
+        )
     }
 }
 
 fn verified(g: &Genesis, txs: Vec<SignedTx>) -> Vec<VerifiedTx> {
-    txs.into_iter().map(|t| t.verify(g.chain_id.as_str()).expect("test transactions verify")).collect()
+    txs.into_iter()
+        .map(|t| {
+            t.verify(g.chain_id.as_str())
+                .expect("test transactions verify")
+        })
+        .collect()
 }
 
 fn open(dir: &TempDir, g: &Genesis) -> Result<Storage, StoreError> {
@@ -155,9 +221,19 @@ fn open(dir: &TempDir, g: &Genesis) -> Result<Storage, StoreError> {
 fn append(storage: &Storage, txs: Vec<SignedTx>, at: u64) -> Block {
     let chain = &storage.chain;
     let g = chain.genesis();
-    let (block, exec) = propose(g, &chain.state(), &chain.tip(), verified(g, txs), Timestamp(at), 1, &sk("node-1"))
-        .expect("state decodes");
-    chain.apply_block(&block, &exec, None).expect("block applies");
+    let (block, exec) = propose(
+        g,
+        &chain.state(),
+        &chain.tip(),
+        verified(g, txs),
+        Timestamp(at),
+        1,
+        &sk("node-1"),
+    )
+    .expect("state decodes");
+    chain
+        .apply_block(&block, &exec, None)
+        .expect("block applies");
     block
 }
 
@@ -194,18 +270,40 @@ fn build_history(storage: &Storage, g: &Genesis) -> History {
     );
     // 2. Day 1: the doctor issues two prescriptions.
     let d1 = T0 + DAY;
-    let b2 = append(storage, vec![t.issue(&doctor, rx1, &secret1, d1), t.issue(&doctor, rx2, &secret2, d1)], d1);
+    let b2 = append(
+        storage,
+        vec![
+            t.issue(&doctor, rx1, &secret1, d1),
+            t.issue(&doctor, rx2, &secret2, d1),
+        ],
+        d1,
+    );
     // 3. Day 1: pharmacy b claims rx1, pharmacy c is refused, rx2 is cancelled.
     let first_claim = t.claim(&pharmacist_b, "pharm-b", rx1, &secret1, d1 + 1);
     let b3 = append(
         storage,
-        vec![first_claim.clone(), t.claim(&pharmacist_c, "pharm-c", rx1, &secret1, d1 + 1), t.cancel(&doctor, rx2, d1 + 1)],
+        vec![
+            first_claim.clone(),
+            t.claim(&pharmacist_c, "pharm-c", rx1, &secret1, d1 + 1),
+            t.cancel(&doctor, rx2, d1 + 1),
+        ],
         d1 + 1,
     );
     // 4. Day 2: pharmacy b dispenses everything; the first claim is replayed.
     let d2 = T0 + 2 * DAY;
-    let b4 = append(storage, vec![t.dispense_all(&pharmacist_b, rx1, d2), first_claim.clone()], d2);
-    History { blocks: vec![b1, b2, b3, b4], rx1, rx2, doctor, pharmacist_b, first_claim }
+    let b4 = append(
+        storage,
+        vec![t.dispense_all(&pharmacist_b, rx1, d2), first_claim.clone()],
+        d2,
+    );
+    History {
+        blocks: vec![b1, b2, b3, b4],
+        rx1,
+        rx2,
+        doctor,
+        pharmacist_b,
+        first_claim,
+    }
 }
 
 #[test]
@@ -218,10 +316,21 @@ fn reopened_chain_answers_every_read_and_index() {
     let h = {
         let storage = open(&dir, &g).expect("storage opens");
         let h = build_history(&storage, &g);
-        assert_eq!(h.blocks[2].outcomes[1], Outcome::Refused {
-            reason: Rejection::ClaimedByOther { pharmacy: org_id("pharm-b"), at: h.blocks[2].header.timestamp }
-        });
-        assert_eq!(h.blocks[3].outcomes[1], Outcome::Refused { reason: Rejection::Duplicate });
+        assert_eq!(
+            h.blocks[2].outcomes[1],
+            Outcome::Refused {
+                reason: Rejection::ClaimedByOther {
+                    pharmacy: org_id("pharm-b"),
+                    at: h.blocks[2].header.timestamp
+                }
+            }
+        );
+        assert_eq!(
+            h.blocks[3].outcomes[1],
+            Outcome::Refused {
+                reason: Rejection::Duplicate
+            }
+        );
         h
     };
 
@@ -231,56 +340,131 @@ fn reopened_chain_answers_every_read_and_index() {
     let last = &h.blocks[3];
     assert_eq!(
         chain.tip(),
-        Tip { height: 4, hash: last.hash(&chain_id), timestamp: last.header.timestamp }
+        Tip {
+            height: 4,
+            hash: last.hash(&chain_id),
+            timestamp: last.header.timestamp
+        }
     );
 
     // 3. Blocks by height, by hash and in order.
     for b in &h.blocks {
-        assert_eq!(chain.block(b.header.height).expect("read").as_ref(), Some(b));
-        assert_eq!(chain.block_by_hash(&b.hash(&chain_id)).expect("read").as_ref(), Some(b));
+        assert_eq!(
+            chain.block(b.header.height).expect("read").as_ref(),
+            Some(b)
+        );
+        assert_eq!(
+            chain
+                .block_by_hash(&b.hash(&chain_id))
+                .expect("read")
+                .as_ref(),
+            Some(b)
+        );
     }
     assert_eq!(chain.block(5).expect("read"), None);
-    let all: Vec<Block> = chain.blocks(1).collect::<Result<_, _>>().expect("blocks read");
+    let all: Vec<Block> = chain
+        .blocks(1)
+        .collect::<Result<_, _>>()
+        .expect("blocks read");
     assert_eq!(all, h.blocks);
-    let tail: Vec<Block> = chain.blocks(3).collect::<Result<_, _>>().expect("blocks read");
+    let tail: Vec<Block> = chain
+        .blocks(3)
+        .collect::<Result<_, _>>()
+        .expect("blocks read");
     assert_eq!(tail, h.blocks[2..].to_vec());
 
     // 4. Every transaction is located; the replay keeps its first location.
     for b in &h.blocks[..3] {
         for (i, t) in b.txs.iter().enumerate() {
-            assert_eq!(chain.tx_location(&t.tx.id(&chain_id)).expect("read"), Some((b.header.height, i as u32)));
+            assert_eq!(
+                chain.tx_location(&t.tx.id(&chain_id)).expect("read"),
+                Some((b.header.height, i as u32))
+            );
         }
     }
-    assert_eq!(chain.tx_location(&h.blocks[3].txs[0].tx.id(&chain_id)).expect("read"), Some((4, 0)));
-    assert_eq!(chain.tx_location(&h.first_claim.tx.id(&chain_id)).expect("read"), Some((3, 0)));
+    assert_eq!(
+        chain
+            .tx_location(&h.blocks[3].txs[0].tx.id(&chain_id))
+            .expect("read"),
+        Some((4, 0))
+    );
+    assert_eq!(
+        chain
+            .tx_location(&h.first_claim.tx.id(&chain_id))
+            .expect("read"),
+        Some((3, 0))
+    );
 
     // 5. Records.
-    let rx1 = chain.prescription(&h.rx1).expect("read").expect("rx1 exists");
+    let rx1 = chain
+        .prescription(&h.rx1)
+        .expect("read")
+        .expect("rx1 exists");
     assert_eq!(rx1.status, RxStatus::Completed);
     assert_eq!(rx1.dispensed, vec![20]);
     assert_eq!(rx1.refused_attempts, 1, "the replay changes no counter");
-    let rx2 = chain.prescription(&h.rx2).expect("read").expect("rx2 exists");
+    let rx2 = chain
+        .prescription(&h.rx2)
+        .expect("read")
+        .expect("rx2 exists");
     assert_eq!(rx2.status, RxStatus::Cancelled);
-    assert_eq!(chain.prescription(&PrescriptionId::from_bytes([9; 16])).expect("read"), None);
-    let staff = chain.staff(&h.pharmacist_b.public()).expect("read").expect("registered");
+    assert_eq!(
+        chain
+            .prescription(&PrescriptionId::from_bytes([9; 16]))
+            .expect("read"),
+        None
+    );
+    let staff = chain
+        .staff(&h.pharmacist_b.public())
+        .expect("read")
+        .expect("registered");
     assert_eq!(staff.org, org_id("pharm-b"));
     assert_eq!(staff.role, Role::Pharmacist);
     assert_eq!(chain.all_staff().expect("read").len(), 3);
     assert_eq!(chain.staff(&sk("nobody").public()).expect("read"), None);
 
     // 6. Indexes.
-    assert_eq!(chain.history(&h.rx1).expect("read"), vec![(2, 0), (3, 0), (3, 1), (4, 0), (4, 1)]);
+    assert_eq!(
+        chain.history(&h.rx1).expect("read"),
+        vec![(2, 0), (3, 0), (3, 1), (4, 0), (4, 1)]
+    );
     assert_eq!(chain.history(&h.rx2).expect("read"), vec![(2, 1), (3, 2)]);
-    assert_eq!(chain.by_prescriber(&h.doctor.public()).expect("read"), vec![h.rx1, h.rx2]);
-    assert_eq!(chain.by_prescriber(&h.pharmacist_b.public()).expect("read"), vec![]);
-    assert_eq!(chain.by_pharmacy(&org_id("pharm-b")).expect("read"), vec![h.rx1]);
-    assert_eq!(chain.by_pharmacy(&org_id("pharm-c")).expect("read"), vec![], "a refused claim indexes nothing");
-    assert_eq!(chain.by_status(RxStatus::Completed).expect("read"), vec![h.rx1]);
-    assert_eq!(chain.by_status(RxStatus::Cancelled).expect("read"), vec![h.rx2]);
-    assert_eq!(chain.by_status(RxStatus::Issued).expect("read"), vec![], "status entries move, not pile up");
+    assert_eq!(
+        chain.by_prescriber(&h.doctor.public()).expect("read"),
+        vec![h.rx1, h.rx2]
+    );
+    assert_eq!(
+        chain.by_prescriber(&h.pharmacist_b.public()).expect("read"),
+        vec![]
+    );
+    assert_eq!(
+        chain.by_pharmacy(&org_id("pharm-b")).expect("read"),
+        vec![h.rx1]
+    );
+    assert_eq!(
+        chain.by_pharmacy(&org_id("pharm-c")).expect("read"),
+        vec![],
+        "a refused claim indexes nothing"
+    );
+    assert_eq!(
+        chain.by_status(RxStatus::Completed).expect("read"),
+        vec![h.rx1]
+    );
+    assert_eq!(
+        chain.by_status(RxStatus::Cancelled).expect("read"),
+        vec![h.rx2]
+    );
+    assert_eq!(
+        chain.by_status(RxStatus::Issued).expect("read"),
+        vec![],
+        "status entries move, not pile up"
+    );
     assert_eq!(chain.by_status(RxStatus::Claimed).expect("read"), vec![]);
     let day0 = Timestamp(T0).day();
-    assert_eq!(chain.txs_in_days(day0, day0).expect("read"), vec![(1, 0), (1, 1), (1, 2)]);
+    assert_eq!(
+        chain.txs_in_days(day0, day0).expect("read"),
+        vec![(1, 0), (1, 1), (1, 2)]
+    );
     assert_eq!(
         chain.txs_in_days(day0 + 1, day0 + 2).expect("read"),
         vec![(2, 0), (2, 1), (3, 0), (3, 1), (3, 2), (4, 0), (4, 1)]
@@ -294,7 +478,10 @@ fn reopened_chain_answers_every_read_and_index() {
     let report = verify_chain(&g, &h.blocks).expect("the chain verifies offline");
     assert_eq!(report.tip, chain.tip());
     assert_eq!(chain.state_digest(), report.state_digest);
-    assert_eq!(chain.try_state_digest().expect("state reads"), report.state_digest);
+    assert_eq!(
+        chain.try_state_digest().expect("state reads"),
+        report.state_digest
+    );
 }
 
 #[test]
@@ -304,9 +491,18 @@ fn apply_block_refuses_a_block_that_does_not_extend_the_tip() {
     let storage = open(&dir, &g).expect("storage opens");
     let h = build_history(&storage, &g);
     let digest = storage.chain.state_digest();
-    let exec = rxchain_contracts::block::Execution { outcomes: h.blocks[3].outcomes.clone(), writes: Default::default() };
-    let err = storage.chain.apply_block(&h.blocks[3], &exec, None).expect_err("a replayed block is refused");
-    assert!(matches!(err, StoreError::NotNext { height: 4, tip: 4 }), "{err:?}");
+    let exec = rxchain_contracts::block::Execution {
+        outcomes: h.blocks[3].outcomes.clone(),
+        writes: Default::default(),
+    };
+    let err = storage
+        .chain
+        .apply_block(&h.blocks[3], &exec, None)
+        .expect_err("a replayed block is refused");
+    assert!(
+        matches!(err, StoreError::NotNext { height: 4, tip: 4 }),
+        "{err:?}"
+    );
     assert_eq!(storage.chain.tip().height, 4);
     assert_eq!(storage.chain.state_digest(), digest, "nothing was written");
 }
@@ -335,17 +531,40 @@ fn assigned_prescription_is_indexed_under_its_pharmacy() {
     let doctor = sk("doctor");
     let rx = PrescriptionId::from_bytes([3; 16]);
     let secret = AccessSecret::from_bytes([33; 32]);
-    append(&storage, vec![t.register("hosp-a", &doctor, Role::Practitioner, T0)], T0);
+    append(
+        &storage,
+        vec![t.register("hosp-a", &doctor, Role::Practitioner, T0)],
+        T0,
+    );
     append(&storage, vec![t.issue(&doctor, rx, &secret, T0)], T0);
     let assign = t.sign(
         &secret.signing_key(),
         T0,
-        TxBody::Assign(AssignRx { id: rx, fulfilment: Fulfilment::Pickup { pharmacy: org_id("pharm-b") }, handover: None }),
+        TxBody::Assign(AssignRx {
+            id: rx,
+            fulfilment: Fulfilment::Pickup {
+                pharmacy: org_id("pharm-b"),
+            },
+            handover: None,
+        }),
     );
     let chain = &storage.chain;
-    let (block, exec) = propose(&g, &chain.state(), &chain.tip(), verified(&g, vec![assign]), Timestamp(T0), 1, &sk("node-1"))
-        .expect("state decodes");
-    chain.apply_block(&block, &exec, None).expect("block applies");
-    assert_eq!(chain.by_pharmacy(&org_id("pharm-b")).expect("read"), vec![rx]);
+    let (block, exec) = propose(
+        &g,
+        &chain.state(),
+        &chain.tip(),
+        verified(&g, vec![assign]),
+        Timestamp(T0),
+        1,
+        &sk("node-1"),
+    )
+    .expect("state decodes");
+    chain
+        .apply_block(&block, &exec, None)
+        .expect("block applies");
+    assert_eq!(
+        chain.by_pharmacy(&org_id("pharm-b")).expect("read"),
+        vec![rx]
+    );
     assert_eq!(chain.by_status(RxStatus::Assigned).expect("read"), vec![rx]);
 }

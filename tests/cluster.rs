@@ -21,12 +21,15 @@ use rxchain::qr::QrPayload;
 use rxchain::txbuild::{self, IssueInput};
 use rxchain_contracts::privacy::{PatientDetails, PrivateContent};
 use rxchain_contracts::tx::{DispenseLine, Item};
-use rxchain_contracts::{AtcCode, Block, Genesis, Label, OrgId, Outcome, Quantity, SignedTx, TxBody, TxId};
+use rxchain_contracts::{
+    AtcCode, Block, Genesis, Label, OrgId, Outcome, Quantity, SignedTx, TxBody, TxId,
+};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rxchain");
 /// Raft timing for debug builds on a loaded machine.
-const RAFT_TIMING: &str = "[raft]\nheartbeat_ms = 1000\nelection_min_ms = 3000\nelection_max_ms = 5000\n";
+const RAFT_TIMING: &str =
+    "[raft]\nheartbeat_ms = 1000\nelection_min_ms = 3000\nelection_max_ms = 5000\n";
 
 /// One scenario at a time: each starts three or four debug-build nodes, and
 /// several at once on two cores would starve each other into timeouts.
@@ -39,11 +42,19 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// One node process and its files.
@@ -73,7 +84,12 @@ struct Cluster {
 #[derive(Clone, Debug, PartialEq)]
 enum Answer {
     /// Committed: applied or refused by a rule, with where it landed.
-    Committed { applied: bool, code: String, height: u64, index: u32 },
+    Committed {
+        applied: bool,
+        code: String,
+        height: u64,
+        index: u32,
+    },
     /// 503 / 202 / transport failure: outcome unknown, nothing promised.
     Unknown(String),
 }
@@ -85,7 +101,13 @@ impl Cluster {
         let demo = Demo::load().unwrap();
         let ids: Vec<u64> = (1..=5).collect();
         demo.write_files(dir.path(), &ids).unwrap();
-        let mut c = Cluster { dir, demo, nodes: BTreeMap::new(), http: http(), extra: extra.to_string() };
+        let mut c = Cluster {
+            dir,
+            demo,
+            nodes: BTreeMap::new(),
+            http: http(),
+            extra: extra.to_string(),
+        };
         for id in 1..=n {
             c.add_node(id);
             if id == 1 {
@@ -116,7 +138,12 @@ impl Cluster {
         toml.push_str(&self.extra);
         let cfg = self.dir.path().join(format!("node{id}.toml"));
         std::fs::write(&cfg, toml).unwrap();
-        let mut node = Node { id, port, cfg, child: None };
+        let mut node = Node {
+            id,
+            port,
+            cfg,
+            child: None,
+        };
         node.child = Some(spawn(&node.cfg, id));
         self.nodes.insert(id, node);
     }
@@ -139,18 +166,33 @@ impl Cluster {
     }
 
     fn running(&self) -> Vec<u64> {
-        self.nodes.values().filter(|n| n.child.is_some()).map(|n| n.id).collect()
+        self.nodes
+            .values()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect()
     }
 
     async fn local(&self, id: u64) -> Option<LocalView> {
-        let r = self.http.get(format!("{}/v1/cluster/local", self.base(id))).timeout(Duration::from_secs(5)).send().await.ok()?;
+        let r = self
+            .http
+            .get(format!("{}/v1/cluster/local", self.base(id)))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
         r.json().await.ok()
     }
 
     async fn wait_ready(&self, id: u64) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base(id))).send().await {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/readyz", self.base(id)))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return;
                 }
@@ -184,7 +226,8 @@ impl Cluster {
         while Instant::now() < deadline {
             for id in self.running() {
                 if let Some(l) = self.local(id).await {
-                    if l.state == "leader" && !l.blocked.iter().any(|b| self.running().contains(b)) {
+                    if l.state == "leader" && !l.blocked.iter().any(|b| self.running().contains(b))
+                    {
                         return id;
                     }
                 }
@@ -226,7 +269,9 @@ impl Cluster {
                     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
                     return;
                 }
-                Err(e) if Instant::now() > deadline => panic!("node {id} never took a partition: {e}"),
+                Err(e) if Instant::now() > deadline => {
+                    panic!("node {id} never took a partition: {e}")
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
@@ -271,16 +316,34 @@ impl Cluster {
 
     async fn register_staff(&self) {
         let client = rxchain::client::Client::new(self.base(1));
-        rxchain::commands::demo::register_demo_staff(&self.demo, &client).await.unwrap();
+        rxchain::commands::demo::register_demo_staff(&self.demo, &client)
+            .await
+            .unwrap();
     }
 
     /// Every block of node `id`'s chain.
     async fn blocks(&self, id: u64) -> Vec<Block> {
-        let head: Value = self.http.get(format!("{}/v1/chain/head", self.base(id))).send().await.unwrap().json().await.unwrap();
+        let head: Value = self
+            .http
+            .get(format!("{}/v1/chain/head", self.base(id)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let h = head["height"].as_u64().unwrap();
         let mut out = Vec::new();
         for height in 1..=h {
-            let b: Block = self.http.get(format!("{}/v1/blocks/{height}", self.base(id))).send().await.unwrap().json().await.unwrap();
+            let b: Block = self
+                .http
+                .get(format!("{}/v1/blocks/{height}", self.base(id)))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             out.push(b);
         }
         out
@@ -311,7 +374,13 @@ impl Cluster {
 
     fn admin_headers(&self, path: &str, body: &[u8]) -> Vec<(&'static str, String)> {
         let org = OrgId::parse("hosp-north").unwrap();
-        admin_headers(self.demo.genesis.chain_id.as_str(), &admin_key("hosp-north"), &Signer::Operator(org), path, body)
+        admin_headers(
+            self.demo.genesis.chain_id.as_str(),
+            &admin_key("hosp-north"),
+            &Signer::Operator(org),
+            path,
+            body,
+        )
     }
 }
 
@@ -328,7 +397,10 @@ impl Drop for Cluster {
             let dest = PathBuf::from(keep);
             let _ = std::fs::create_dir_all(&dest);
             for id in self.nodes.keys() {
-                let _ = std::fs::copy(self.dir.path().join(format!("node{id}.log")), dest.join(format!("node{id}.log")));
+                let _ = std::fs::copy(
+                    self.dir.path().join(format!("node{id}.log")),
+                    dest.join(format!("node{id}.log")),
+                );
             }
         }
     }
@@ -337,11 +409,18 @@ impl Drop for Cluster {
 fn spawn(cfg: &Path, id: u64) -> Child {
     let log = std::env::var("CLUSTER_TEST_LOG").ok();
     let mut cmd = Command::new(BIN);
-    cmd.args(["node", "--config"]).arg(cfg).env("RXCHAIN_LOG", log.clone().unwrap_or_else(|| "error".into())).stdout(Stdio::null());
+    cmd.args(["node", "--config"])
+        .arg(cfg)
+        .env("RXCHAIN_LOG", log.clone().unwrap_or_else(|| "error".into()))
+        .stdout(Stdio::null());
     match log {
         // Keep each node's log beside its config when asked.
         Some(_) => {
-            let f = std::fs::OpenOptions::new().create(true).append(true).open(cfg.with_file_name(format!("node{id}.log"))).unwrap();
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(cfg.with_file_name(format!("node{id}.log")))
+                .unwrap();
             cmd.stderr(f);
         }
         None => {
@@ -374,7 +453,12 @@ fn issue(g: &Genesis, i: usize, quantity: u32) -> (SignedTx, QrPayload) {
             valid_from: None,
             valid_until: None,
             content: PrivateContent {
-                patient: PatientDetails { name: format!("Cluster Synthetic {i}"), birth_date: "1970-01-01".into(), identifier: format!("SYN-K-{i}"), email: None },
+                patient: PatientDetails {
+                    name: format!("Cluster Synthetic {i}"),
+                    birth_date: "1970-01-01".into(),
+                    identifier: format!("SYN-K-{i}"),
+                    email: None,
+                },
                 dosage: vec!["one tablet daily".into()],
                 notes: String::new(),
             },
@@ -414,11 +498,17 @@ async fn writes_through_every_node_agree_and_survive_a_full_restart() {
     let mut tasks = Vec::new();
     for (i, tx) in txs.iter().cloned().enumerate() {
         let c = c.clone();
-        tasks.push(tokio::spawn(async move { c.submit(1 + (i as u64 % 3), &tx).await }));
+        tasks.push(tokio::spawn(async move {
+            c.submit(1 + (i as u64 % 3), &tx).await
+        }));
     }
     for (i, t) in tasks.into_iter().enumerate() {
         let a = t.await.unwrap();
-        assert!(matches!(a, Answer::Committed { applied: true, .. }), "tx {i} through node {}: {a:?}", 1 + i % 3);
+        assert!(
+            matches!(a, Answer::Committed { applied: true, .. }),
+            "tx {i} through node {}: {a:?}",
+            1 + i % 3
+        );
     }
 
     // 3. All three nodes reach the same head.
@@ -441,7 +531,10 @@ async fn writes_through_every_node_agree_and_survive_a_full_restart() {
         move || issue(&g, 1000, 30).0
     })
     .await;
-    assert!(matches!(c.submit_until_committed(3, &extra).await, Answer::Committed { applied: true, .. }));
+    assert!(matches!(
+        c.submit_until_committed(3, &extra).await,
+        Answer::Committed { applied: true, .. }
+    ));
     c.wait_same_head().await;
 
     // 5. Each node's chain verifies offline.
@@ -468,23 +561,47 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transaction() {
     let c = Arc::new(Mutex::new(c));
     let snapshot = |c: &Arc<Mutex<Cluster>>| {
         let g = c.lock().unwrap();
-        (g.http.clone(), g.nodes.iter().map(|(id, n)| (*id, n.base())).collect::<BTreeMap<_, _>>())
+        (
+            g.http.clone(),
+            g.nodes
+                .iter()
+                .map(|(id, n)| (*id, n.base()))
+                .collect::<BTreeMap<_, _>>(),
+        )
     };
     let (client, bases) = snapshot(&c);
     let acked: Arc<Mutex<Vec<(TxId, (u64, u32))>>> = Arc::default();
     let queue = Arc::new(Mutex::new(txs.clone()));
     let mut workers = Vec::new();
     for w in 0..6u64 {
-        let (queue, acked, client, bases, g) = (queue.clone(), acked.clone(), client.clone(), bases.clone(), g.clone());
+        let (queue, acked, client, bases, g) = (
+            queue.clone(),
+            acked.clone(),
+            client.clone(),
+            bases.clone(),
+            g.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut node = 1 + w % 3;
             loop {
-                let Some(tx) = queue.lock().unwrap().pop() else { break };
-                let r = client.post(format!("{}/v1/tx", bases[&node])).json(&tx).send().await;
+                let Some(tx) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let r = client
+                    .post(format!("{}/v1/tx", bases[&node]))
+                    .json(&tx)
+                    .send()
+                    .await;
                 if let Ok(r) = r {
                     if r.status() == 200 {
                         let v: Value = r.json().await.unwrap();
-                        acked.lock().unwrap().push((tx_id(&g, &tx), (v["height"].as_u64().unwrap(), v["index"].as_u64().unwrap() as u32)));
+                        acked.lock().unwrap().push((
+                            tx_id(&g, &tx),
+                            (
+                                v["height"].as_u64().unwrap(),
+                                v["index"].as_u64().unwrap() as u32,
+                            ),
+                        ));
                         continue;
                     }
                 }
@@ -514,9 +631,15 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transaction() {
     let by_id: HashMap<TxId, (u64, u32)> = acked.iter().cloned().collect();
     for tx in &txs {
         let a = c.submit_until_committed(new, tx).await;
-        let Answer::Committed { height, index, .. } = a else { panic!("retry of {} never committed: {a:?}", tx_id(&g, tx)) };
+        let Answer::Committed { height, index, .. } = a else {
+            panic!("retry of {} never committed: {a:?}", tx_id(&g, tx))
+        };
         if let Some(&(h, i)) = by_id.get(&tx_id(&g, tx)) {
-            assert_eq!((height, index), (h, i), "an acknowledged tx moved or was lost");
+            assert_eq!(
+                (height, index),
+                (h, i),
+                "an acknowledged tx moved or was lost"
+            );
         }
     }
     // Retrying again gives the very same receipt.
@@ -532,19 +655,34 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transaction() {
     c.wait_ready(old).await;
     c.wait_same_head().await;
     c.stop_and_verify();
-    eprintln!("leader kill: {} acknowledged before/after the kill; {:?}", acked.len(), started.elapsed());
+    eprintln!(
+        "leader kill: {} acknowledged before/after the kill; {:?}",
+        acked.len(),
+        started.elapsed()
+    );
 }
 
 impl Cluster {
     async fn leader_of(c: &Arc<Mutex<Cluster>>) -> u64 {
         let (client, running) = {
             let g = c.lock().unwrap();
-            (g.http.clone(), g.running().into_iter().map(|id| (id, g.base(id))).collect::<Vec<_>>())
+            (
+                g.http.clone(),
+                g.running()
+                    .into_iter()
+                    .map(|id| (id, g.base(id)))
+                    .collect::<Vec<_>>(),
+            )
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             for (id, base) in &running {
-                if let Ok(r) = client.get(format!("{base}/v1/cluster/local")).timeout(Duration::from_secs(3)).send().await {
+                if let Ok(r) = client
+                    .get(format!("{base}/v1/cluster/local"))
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await
+                {
                     if let Ok(l) = r.json::<LocalView>().await {
                         if l.state == "leader" {
                             return *id;
@@ -572,7 +710,10 @@ async fn a_cut_off_node_commits_nothing_answers_honestly_and_catches_up() {
         move || issue(&g, 0, 30)
     })
     .await;
-    assert!(matches!(c.submit(1, &rx_tx).await, Answer::Committed { applied: true, .. }));
+    assert!(matches!(
+        c.submit(1, &rx_tx).await,
+        Answer::Committed { applied: true, .. }
+    ));
     let scan = |node: u64| {
         let (http, base, payload) = (c.http.clone(), c.base(node), payload.encode());
         async move {
@@ -589,7 +730,10 @@ async fn a_cut_off_node_commits_nothing_answers_honestly_and_catches_up() {
     // 1. Before the cut, a follower's scan verdict is green (a linearizable follower read).
     let leader = c.leader().await;
     let minority = [1, 2, 3].into_iter().find(|&i| i != leader).unwrap();
-    let majority_follower = [1, 2, 3].into_iter().find(|&i| i != leader && i != minority).unwrap();
+    let majority_follower = [1, 2, 3]
+        .into_iter()
+        .find(|&i| i != leader && i != minority)
+        .unwrap();
     let (st, v) = scan(minority).await;
     assert_eq!((st, v["verdict"].as_str()), (200, Some("green")), "{v}");
 
@@ -604,9 +748,16 @@ async fn a_cut_off_node_commits_nothing_answers_honestly_and_catches_up() {
     })
     .await;
     for (i, tx) in more.iter().enumerate() {
-        let via = if i % 2 == 0 { leader } else { majority_follower };
+        let via = if i % 2 == 0 {
+            leader
+        } else {
+            majority_follower
+        };
         let a = c.submit_until_committed(via, tx).await;
-        assert!(matches!(a, Answer::Committed { applied: true, .. }), "{a:?}");
+        assert!(
+            matches!(a, Answer::Committed { applied: true, .. }),
+            "{a:?}"
+        );
     }
     let (st, v) = scan(majority_follower).await;
     assert_eq!((st, v["verdict"].as_str()), (200, Some("green")), "{v}");
@@ -621,20 +772,42 @@ async fn a_cut_off_node_commits_nothing_answers_honestly_and_catches_up() {
     let t = Instant::now();
     let a = c.submit(minority, &lonely).await;
     assert_eq!(a, Answer::Unknown("503 \"not_committed\"".into()));
-    assert!(t.elapsed() < Duration::from_secs(8), "the refusal took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "the refusal took {:?}",
+        t.elapsed()
+    );
     // Claim it on the majority side; the minority must not show it as claimable.
     let claim = cpu({
         let (g, payload) = (g.clone(), payload.clone());
-        move || txbuild::claim(&g, &staff_key("ph.dan"), &OrgId::parse("pharm-harbour").unwrap(), &payload)
+        move || {
+            txbuild::claim(
+                &g,
+                &staff_key("ph.dan"),
+                &OrgId::parse("pharm-harbour").unwrap(),
+                &payload,
+            )
+        }
     })
     .await;
-    assert!(matches!(c.submit_until_committed(leader, &claim).await, Answer::Committed { applied: true, .. }));
+    assert!(matches!(
+        c.submit_until_committed(leader, &claim).await,
+        Answer::Committed { applied: true, .. }
+    ));
     let t = Instant::now();
     let (st, v) = scan(minority).await;
-    assert_eq!((st, v["code"].as_str()), (503, Some("not_committed")), "a cut-off node gave a verdict: {v}");
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (503, Some("not_committed")),
+        "a cut-off node gave a verdict: {v}"
+    );
     assert!(t.elapsed() < Duration::from_secs(8));
     let during = c.local(minority).await.unwrap();
-    assert_eq!((during.height, &during.head), (before.height, &before.head), "the cut-off node applied something");
+    assert_eq!(
+        (during.height, &during.head),
+        (before.height, &before.head),
+        "the cut-off node applied something"
+    );
 
     // 5. Heal: the node catches up to the same head, and its verdict is current (red: claimed elsewhere).
     c.heal().await;
@@ -662,7 +835,11 @@ async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committi
     let _serial = serial();
     let started = Instant::now();
     // Small snapshots so the leader purges its log and must ship a snapshot.
-    let mut c = Cluster::start(3, &format!("{RAFT_TIMING}snapshot_after_logs = 10\nkeep_logs = 2\n")).await;
+    let mut c = Cluster::start(
+        3,
+        &format!("{RAFT_TIMING}snapshot_after_logs = 10\nkeep_logs = 2\n"),
+    )
+    .await;
     c.register_staff().await;
     let g = c.demo.genesis.clone();
     let txs = cpu({
@@ -671,19 +848,41 @@ async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committi
     })
     .await;
     for tx in &txs[..40] {
-        assert!(matches!(c.submit_until_committed(1, tx).await, Answer::Committed { applied: true, .. }));
+        assert!(matches!(
+            c.submit_until_committed(1, tx).await,
+            Answer::Committed { applied: true, .. }
+        ));
     }
     let leader = c.leader().await;
     let purged = c.local(leader).await.unwrap().purged_index;
-    assert!(purged.unwrap_or(0) > 0, "the leader has not purged its log: {purged:?}");
+    assert!(
+        purged.unwrap_or(0) > 0,
+        "the leader has not purged its log: {purged:?}"
+    );
 
     // 1. Unauthenticated and wrongly signed changes are refused.
-    let r = c.http.post(format!("{}/v1/cluster/voters", c.base(2))).json(&serde_json::json!({"id": 3})).send().await.unwrap();
+    let r = c
+        .http
+        .post(format!("{}/v1/cluster/voters", c.base(2)))
+        .json(&serde_json::json!({"id": 3}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let stranger = rxchain::demo::key("stranger");
     let body = br#"{"id":4,"addr":"127.0.0.1:1"}"#;
-    let mut req = c.http.post(format!("{}/v1/cluster/learners", c.base(1))).header("content-type", "application/json").body(body.to_vec());
-    for (k, v) in admin_headers(g.chain_id.as_str(), &stranger, &Signer::Operator(OrgId::parse("hosp-north").unwrap()), "/v1/cluster/learners", body) {
+    let mut req = c
+        .http
+        .post(format!("{}/v1/cluster/learners", c.base(1)))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (k, v) in admin_headers(
+        g.chain_id.as_str(),
+        &stranger,
+        &Signer::Operator(OrgId::parse("hosp-north").unwrap()),
+        "/v1/cluster/learners",
+        body,
+    ) {
         req = req.header(k, v);
     }
     let r = req.send().await.unwrap();
@@ -696,7 +895,12 @@ async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committi
         let (http, base, txs) = (c.http.clone(), c.base(1), txs[40..60].to_vec());
         tokio::spawn(async move {
             for tx in txs {
-                let r = http.post(format!("{base}/v1/tx")).json(&tx).send().await.unwrap();
+                let r = http
+                    .post(format!("{base}/v1/tx"))
+                    .json(&tx)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
             }
         })
@@ -704,7 +908,10 @@ async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committi
     c.wait_voters(&BTreeSet::from([1, 2, 3, 4])).await;
     writer.await.unwrap();
     let four = c.local(4).await.unwrap();
-    assert!(four.snapshot_index.is_some(), "node 4 did not install a snapshot: {four:?}");
+    assert!(
+        four.snapshot_index.is_some(),
+        "node 4 did not install a snapshot: {four:?}"
+    );
     c.wait_same_head().await;
 
     // 3. The operator removes node 3 (signed by an org admin key) via a follower.
@@ -722,11 +929,22 @@ async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committi
     c.kill(3);
 
     // 4. Status names the new membership; writes still commit.
-    let s: ClusterStatus = c.http.get(format!("{}/v1/cluster/status", c.base(4))).send().await.unwrap().json().await.unwrap();
+    let s: ClusterStatus = c
+        .http
+        .get(format!("{}/v1/cluster/status", c.base(4)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(s.voters, BTreeSet::from([1, 2, 4]));
     assert!(s.healthy, "{s:?}");
     for tx in &txs[60..] {
-        assert!(matches!(c.submit_until_committed(4, tx).await, Answer::Committed { applied: true, .. }));
+        assert!(matches!(
+            c.submit_until_committed(4, tx).await,
+            Answer::Committed { applied: true, .. }
+        ));
     }
     c.wait_same_head().await;
     c.nodes.remove(&3);
@@ -755,14 +973,21 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
     let _serial = serial();
     let started = Instant::now();
     let soak = std::env::var_os("RXCHAIN_SOAK").is_some();
-    let n_rx: usize = match std::env::var("CLUSTER_RACE_RX").ok().and_then(|v| v.parse().ok()) {
+    let n_rx: usize = match std::env::var("CLUSTER_RACE_RX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         Some(n) => n,
         None if soak => 5000,
         None => 1000,
     };
     let demo = Demo::load().unwrap();
     let g = demo.genesis.clone();
-    let pharmacies = [("ph.cara", "pharm-central"), ("ph.dan", "pharm-harbour"), ("ph.eve", "pharm-hill")];
+    let pharmacies = [
+        ("ph.cara", "pharm-central"),
+        ("ph.dan", "pharm-harbour"),
+        ("ph.eve", "pharm-hill"),
+    ];
     const QTY: u32 = 10;
 
     // 1. Pre-sign, on both cores: the issues (not contested), and for every
@@ -775,8 +1000,16 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
                 .filter(|i| i % 2 == half)
                 .map(|i| {
                     let (issue_tx, payload) = issue(&g, i, QTY);
-                    let TxBody::Issue(body) = &issue_tx.tx.body else { unreachable!() };
-                    let line = || vec![DispenseLine { item: 0, quantity: Quantity::new(6).unwrap(), batch: Label::parse("B1").unwrap() }];
+                    let TxBody::Issue(body) = &issue_tx.tx.body else {
+                        unreachable!()
+                    };
+                    let line = || {
+                        vec![DispenseLine {
+                            item: 0,
+                            quantity: Quantity::new(6).unwrap(),
+                            batch: Label::parse("B1").unwrap(),
+                        }]
+                    };
                     let plan: Vec<Vec<(&'static str, SignedTx)>> = pharmacies
                         .iter()
                         .enumerate()
@@ -785,10 +1018,16 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
                             let org = OrgId::parse(*org).unwrap();
                             let mut ops = vec![
                                 ("claim", txbuild::claim(&g, &key, &org, &payload)),
-                                ("dispense", txbuild::dispense(&g, &key, body.id, line(), false)),
+                                (
+                                    "dispense",
+                                    txbuild::dispense(&g, &key, body.id, line(), false),
+                                ),
                             ];
                             if p == i % 3 {
-                                ops.push(("dispense", txbuild::dispense(&g, &key, body.id, line(), false)));
+                                ops.push((
+                                    "dispense",
+                                    txbuild::dispense(&g, &key, body.id, line(), false),
+                                ));
                             }
                             ops
                         })
@@ -802,23 +1041,36 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
     let mut all: Vec<_> = halves.into_iter().flatten().collect();
     all.sort_by_key(|(i, _, _)| *i);
     let issued: Vec<(SignedTx, QrPayload)> = all.iter().map(|(_, x, _)| x.clone()).collect();
-    let plans: Vec<Vec<Vec<(&'static str, SignedTx)>>> = all.into_iter().map(|(_, _, p)| p).collect();
+    let plans: Vec<Vec<Vec<(&'static str, SignedTx)>>> =
+        all.into_iter().map(|(_, _, p)| p).collect();
     let ops_total: usize = plans.iter().flatten().map(Vec::len).sum();
     // A short commit wait: clients stuck behind a cut-off leader give up
     // (202, outcome unknown) quickly and move on.
     let c = Cluster::start(3, "[api]\ncommit_wait_ms = 3000\n").await;
     c.register_staff().await;
-    eprintln!("pre-signed {} txs in {:?}", n_rx + ops_total, started.elapsed());
+    eprintln!(
+        "pre-signed {} txs in {:?}",
+        n_rx + ops_total,
+        started.elapsed()
+    );
     let c = Arc::new(tokio::sync::Mutex::new(c));
     {
         let c = c.lock().await;
-        let chunks: Vec<_> = issued.chunks(issued.len().div_ceil(8)).map(|ch| ch.to_vec()).collect();
+        let chunks: Vec<_> = issued
+            .chunks(issued.len().div_ceil(8))
+            .map(|ch| ch.to_vec())
+            .collect();
         let mut ts = Vec::new();
         for ch in chunks {
             let (http, base) = (c.http.clone(), c.base(1));
             ts.push(tokio::spawn(async move {
                 for (tx, _) in ch {
-                    let r = http.post(format!("{base}/v1/tx")).json(&tx).send().await.unwrap();
+                    let r = http
+                        .post(format!("{base}/v1/tx"))
+                        .json(&tx)
+                        .send()
+                        .await
+                        .unwrap();
                     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
                 }
             }));
@@ -833,7 +1085,13 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
     //    a different node) send claim, dispense, dispense at once. Each
     //    operation (retried until its outcome is known) goes in the history
     //    with its first invocation and its final answer.
-    let bases: BTreeMap<u64, String> = c.lock().await.nodes.iter().map(|(id, n)| (*id, n.base())).collect();
+    let bases: BTreeMap<u64, String> = c
+        .lock()
+        .await
+        .nodes
+        .iter()
+        .map(|(id, n)| (*id, n.base()))
+        .collect();
     let http = c.lock().await.http.clone();
     let history: Arc<Mutex<Vec<Op>>> = Arc::default();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -842,7 +1100,13 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
     // Many prescriptions in flight at once, so blocks batch and the
     // nemesis's stalls overlap instead of adding up.
     for _ in 0..32 {
-        let (http, bases, history, next, plans) = (http.clone(), bases.clone(), history.clone(), next.clone(), plans.clone());
+        let (http, bases, history, next, plans) = (
+            http.clone(),
+            bases.clone(),
+            history.clone(),
+            next.clone(),
+            plans.clone(),
+        );
         let chain_id = g.chain_id.to_string();
         workers.push(tokio::spawn(async move {
             loop {
@@ -852,7 +1116,8 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
                 }
                 let mut per_pharmacy = Vec::new();
                 for (p, ops) in plans[rx].iter().cloned().enumerate() {
-                    let (http, history, chain_id) = (http.clone(), history.clone(), chain_id.clone());
+                    let (http, history, chain_id) =
+                        (http.clone(), history.clone(), chain_id.clone());
                     let home = 1 + ((p + rx) % 3) as u64;
                     let bases = bases.clone();
                     per_pharmacy.push(async move {
@@ -862,13 +1127,35 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
                             // its own does not answer; it gives up after a while.
                             let invoked = Instant::now();
                             let mut node = home;
-                            let mut answer = submit_once(&http, &bases[&node], &tx, Some(Duration::from_secs(20))).await;
-                            while matches!(answer, Answer::Unknown(_)) && invoked.elapsed() < Duration::from_secs(30) {
+                            let mut answer = submit_once(
+                                &http,
+                                &bases[&node],
+                                &tx,
+                                Some(Duration::from_secs(20)),
+                            )
+                            .await;
+                            while matches!(answer, Answer::Unknown(_))
+                                && invoked.elapsed() < Duration::from_secs(30)
+                            {
                                 tokio::time::sleep(Duration::from_millis(200)).await;
                                 node = 1 + node % 3;
-                                answer = submit_once(&http, &bases[&node], &tx, Some(Duration::from_secs(20))).await;
+                                answer = submit_once(
+                                    &http,
+                                    &bases[&node],
+                                    &tx,
+                                    Some(Duration::from_secs(20)),
+                                )
+                                .await;
                             }
-                            history.lock().unwrap().push(Op { rx, pharmacy: p, kind, tx: tx.tx.id(&chain_id), invoked, returned: Instant::now(), answer });
+                            history.lock().unwrap().push(Op {
+                                rx,
+                                pharmacy: p,
+                                kind,
+                                tx: tx.tx.id(&chain_id),
+                                invoked,
+                                returned: Instant::now(),
+                                answer,
+                            });
                         }
                     });
                 }
@@ -898,7 +1185,11 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
                     cl.wait_ready(leader).await;
                 } else {
                     // Cut a node off (the leader every other time) for longer than an election timeout.
-                    let victim = if round % 4 == 1 { cl.leader().await } else { 1 + (round / 2) % 3 };
+                    let victim = if round % 4 == 1 {
+                        cl.leader().await
+                    } else {
+                        1 + (round / 2) % 3
+                    };
                     cl.isolate(victim).await;
                     drop(cl);
                     tokio::time::sleep(Duration::from_millis(6000)).await;
@@ -922,7 +1213,10 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
     c.heal().await;
     c.wait_voters(&BTreeSet::from([1, 2, 3])).await;
     let head = c.wait_same_head().await;
-    eprintln!("race done at {:?}: {rounds} nemesis rounds, head {head:?}", started.elapsed());
+    eprintln!(
+        "race done at {:?}: {rounds} nemesis rounds, head {head:?}",
+        started.elapsed()
+    );
 
     // 4. Check the history against the chain.
     let blocks = c.blocks(1).await;
@@ -938,18 +1232,32 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
     let mut unknown = 0;
     for op in &history {
         match &op.answer {
-            Answer::Committed { applied, code, height, index } => {
+            Answer::Committed {
+                applied,
+                code,
+                height,
+                index,
+            } => {
                 acked += 1;
-                let (h, i, o) = on_chain.get(&op.tx).unwrap_or_else(|| panic!("acknowledged {op:?} is not on the chain"));
+                let (h, i, o) = on_chain
+                    .get(&op.tx)
+                    .unwrap_or_else(|| panic!("acknowledged {op:?} is not on the chain"));
                 assert_eq!((h, i), (height, index), "{op:?}");
-                assert_eq!(matches!(o, Outcome::Applied), *applied, "{op:?} vs {o:?} ({code})");
+                assert_eq!(
+                    matches!(o, Outcome::Applied),
+                    *applied,
+                    "{op:?} vs {o:?} ({code})"
+                );
             }
             Answer::Unknown(_) => unknown += 1,
         }
     }
     // Real-time order: an answer received before another operation was
     // invoked is never ordered after it on the chain.
-    let mut committed: Vec<&Op> = history.iter().filter(|o| matches!(o.answer, Answer::Committed { .. })).collect();
+    let mut committed: Vec<&Op> = history
+        .iter()
+        .filter(|o| matches!(o.answer, Answer::Committed { .. }))
+        .collect();
     committed.sort_by_key(|o| o.returned);
     let pos = |o: &Op| match o.answer {
         Answer::Committed { height, index, .. } => (height, index),
@@ -964,7 +1272,10 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
             max_before = max_before.max(pos(committed[j]));
             j += 1;
         }
-        assert!(pos(b) > max_before || max_before == (0, 0), "{b:?} is ordered before an operation that finished before it began");
+        assert!(
+            pos(b) > max_before || max_before == (0, 0),
+            "{b:?} is ordered before an operation that finished before it began"
+        );
     }
     // The allowance: per prescription, at most one applied claim and at most
     // QTY units dispensed, whatever the nodes answered.
@@ -993,7 +1304,11 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
         }
     }
     eprintln!("unknown outcomes by answer: {reasons:?}");
-    assert!(acked > history.len() / 2, "too few acknowledged: {acked} of {}", history.len());
+    assert!(
+        acked > history.len() / 2,
+        "too few acknowledged: {acked} of {}",
+        history.len()
+    );
     c.stop_and_verify();
     eprintln!(
         "dispense race: {contested} contested prescriptions, {} operations ({acked} acknowledged, {unknown} unknown), {rounds} nemesis rounds, {:?}",
@@ -1004,7 +1319,12 @@ async fn contested_dispenses_under_leader_kills_and_partitions_never_exceed_the_
 
 /// Submits once to the node at `base` and classifies the answer; `timeout`
 /// bounds the request beyond the client's own limits.
-async fn submit_once(http: &reqwest::Client, base: &str, tx: &SignedTx, timeout: Option<Duration>) -> Answer {
+async fn submit_once(
+    http: &reqwest::Client,
+    base: &str,
+    tx: &SignedTx,
+    timeout: Option<Duration>,
+) -> Answer {
     let mut req = http.post(format!("{base}/v1/tx")).json(tx);
     if let Some(t) = timeout {
         req = req.timeout(t);

@@ -18,7 +18,11 @@ use rxchain_contracts::{AtcCode, Label, OrgId, Quantity, TxId};
 const BIN: &str = env!("CARGO_BIN_EXE_rxchain");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
@@ -63,7 +67,12 @@ fn issue_tx(g: &rxchain_contracts::Genesis, i: usize) -> rxchain_contracts::Sign
         g,
         &staff_key(if i % 2 == 0 { "dr.ada" } else { "dr.ben" }),
         IssueInput {
-            hospital: OrgId::parse(if i % 2 == 0 { "hosp-north" } else { "hosp-river" }).unwrap(),
+            hospital: OrgId::parse(if i % 2 == 0 {
+                "hosp-north"
+            } else {
+                "hosp-river"
+            })
+            .unwrap(),
             items: vec![Item {
                 atc: AtcCode::parse("C10AA05").unwrap(),
                 name: Label::parse("Atorvastatin").unwrap(),
@@ -77,7 +86,12 @@ fn issue_tx(g: &rxchain_contracts::Genesis, i: usize) -> rxchain_contracts::Sign
             valid_from: None,
             valid_until: None,
             content: PrivateContent {
-                patient: PatientDetails { name: format!("Crash Synthetic {i}"), birth_date: "1960-06-06".into(), identifier: format!("SYN-C-{i}"), email: None },
+                patient: PatientDetails {
+                    name: format!("Crash Synthetic {i}"),
+                    birth_date: "1960-06-06".into(),
+                    identifier: format!("SYN-C-{i}"),
+                    email: None,
+                },
                 dosage: vec!["one tablet at night".into()],
                 notes: String::new(),
             },
@@ -100,7 +114,9 @@ async fn sigkill_under_load_loses_no_acknowledged_transaction() {
     // 1. Start the node and register the demo staff.
     let mut child = spawn(&cfg);
     wait_ready(&base).await;
-    rxchain::commands::demo::register_demo_staff(&demo, &client).await.unwrap();
+    rxchain::commands::demo::register_demo_staff(&demo, &client)
+        .await
+        .unwrap();
     let g = demo.genesis.clone();
     let acked: Arc<Mutex<Vec<TxId>>> = Arc::new(Mutex::new(Vec::new()));
     let mut next = 0usize;
@@ -116,7 +132,9 @@ async fn sigkill_under_load_loses_no_acknowledged_transaction() {
             let chain_id = g.chain_id.to_string();
             workers.push(tokio::spawn(async move {
                 loop {
-                    let Some(tx) = txs.lock().unwrap().pop() else { break };
+                    let Some(tx) = txs.lock().unwrap().pop() else {
+                        break;
+                    };
                     match client.submit(&tx).await {
                         Ok(Submitted::Applied(r)) => acked.lock().unwrap().push(r.tx_id),
                         Err(ClientError::Api { body, .. }) if body["receipt"].is_object() => {
@@ -141,9 +159,15 @@ async fn sigkill_under_load_loses_no_acknowledged_transaction() {
 
         // 4. Every acknowledged transaction is on the chain, with a proof.
         let ids = acked.lock().unwrap().clone();
-        assert!(!ids.is_empty(), "cycle {cycle}: some transactions were acknowledged before the kill");
+        assert!(
+            !ids.is_empty(),
+            "cycle {cycle}: some transactions were acknowledged before the kill"
+        );
         for id in &ids {
-            let v: serde_json::Value = client.get(&format!("/v1/tx/{id}")).await.unwrap_or_else(|e| panic!("cycle {cycle}: acknowledged {id} lost: {e}"));
+            let v: serde_json::Value = client
+                .get(&format!("/v1/tx/{id}"))
+                .await
+                .unwrap_or_else(|e| panic!("cycle {cycle}: acknowledged {id} lost: {e}"));
             assert!(v["receipt"]["height"].as_u64().is_some());
         }
     }
@@ -158,7 +182,12 @@ async fn sigkill_under_load_loses_no_acknowledged_transaction() {
         .arg(dir.path().join("genesis.json"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "rxchain verify failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "rxchain verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("ok:"), "{stdout}");
     let n = acked.lock().unwrap().len();

@@ -8,7 +8,9 @@ use rxchain::demo::{admin_key, data_key, node_key, staff_key, Demo};
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/demo")
+        .join(name)
 }
 
 fn keys_document(demo: &Demo) -> Value {
@@ -25,12 +27,22 @@ fn keys_document(demo: &Demo) -> Value {
         .orgs
         .iter()
         .flat_map(|o| o.nodes.iter())
-        .map(|n| (n.id.to_string(), json!(hex::encode(node_key(n.id).to_bytes()))))
+        .map(|n| {
+            (
+                n.id.to_string(),
+                json!(hex::encode(node_key(n.id).to_bytes())),
+            )
+        })
         .collect();
     let staff: serde_json::Map<String, Value> = demo
         .staff
         .iter()
-        .map(|s| (s.username.clone(), json!({"org": s.org, "secret": hex::encode(staff_key(&s.username).to_bytes())})))
+        .map(|s| {
+            (
+                s.username.clone(),
+                json!({"org": s.org, "secret": hex::encode(staff_key(&s.username).to_bytes())}),
+            )
+        })
         .collect();
     json!({
         "note": "DEMO-ONLY KEYS. These secrets are derived publicly from fixtures/demo/consortium.json and are known to everyone. Never use them for real data.",
@@ -44,16 +56,26 @@ fn check_or_write(name: &str, expected: &Value) {
     if std::env::var_os("RXCHAIN_REGENERATE").is_some() {
         std::fs::write(&path, &text).unwrap();
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(committed, text, "{} is stale; regenerate it (see the module docs)", path.display());
+    let committed =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        committed,
+        text,
+        "{} is stale; regenerate it (see the module docs)",
+        path.display()
+    );
 }
 
 #[test]
 fn committed_demo_genesis_matches_the_derived_one() {
     let demo = Demo::load().unwrap();
-    check_or_write("genesis.json", &serde_json::to_value(&demo.genesis).unwrap());
+    check_or_write(
+        "genesis.json",
+        &serde_json::to_value(&demo.genesis).unwrap(),
+    );
     // It also parses back into the same genesis, with the same hash.
-    let g: rxchain_contracts::Genesis = serde_json::from_str(&std::fs::read_to_string(fixture("genesis.json")).unwrap()).unwrap();
+    let g: rxchain_contracts::Genesis =
+        serde_json::from_str(&std::fs::read_to_string(fixture("genesis.json")).unwrap()).unwrap();
     assert_eq!(g.hash(), demo.genesis.hash());
 }
 

@@ -29,8 +29,11 @@ struct Entry {
 }
 
 fn load() -> File {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/formulary.json"))
-        .expect("fixtures/formulary.json is readable");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/formulary.json"
+    ))
+    .expect("fixtures/formulary.json is readable");
     serde_json::from_str(&text).expect("fixtures/formulary.json parses")
 }
 
@@ -48,8 +51,16 @@ fn is_atc(code: &str) -> bool {
 #[test]
 fn formulary_is_marked_synthetic() {
     let file = load();
-    assert!(file.note.to_lowercase().contains("synthetic"), "note: {}", file.note);
-    assert!(file.note.to_lowercase().contains("demo"), "note: {}", file.note);
+    assert!(
+        file.note.to_lowercase().contains("synthetic"),
+        "note: {}",
+        file.note
+    );
+    assert!(
+        file.note.to_lowercase().contains("demo"),
+        "note: {}",
+        file.note
+    );
 }
 
 #[test]
@@ -57,7 +68,12 @@ fn every_entry_passes_the_chain_value_rules() {
     for e in load().drugs {
         assert!(is_atc(&e.atc), "{}: bad ATC code {:?}", e.name, e.atc);
         AtcCode::parse(e.atc.as_str()).unwrap_or_else(|err| panic!("{}: {err}", e.name));
-        for (field, value) in [("name", &e.name), ("strength", &e.strength), ("form", &e.form), ("unit", &e.unit)] {
+        for (field, value) in [
+            ("name", &e.name),
+            ("strength", &e.strength),
+            ("form", &e.form),
+            ("unit", &e.unit),
+        ] {
             Label::parse(value.as_str()).unwrap_or_else(|err| panic!("{}: {field}: {err}", e.name));
         }
         Quantity::new(e.pack).unwrap_or_else(|err| panic!("{}: pack: {err}", e.name));
@@ -70,7 +86,11 @@ fn names_and_codes_are_unique() {
     let mut names = HashSet::new();
     let mut codes = HashSet::new();
     for e in &drugs {
-        assert!(names.insert(e.name.to_lowercase()), "duplicate name {}", e.name);
+        assert!(
+            names.insert(e.name.to_lowercase()),
+            "duplicate name {}",
+            e.name
+        );
         assert!(codes.insert(e.atc.as_str()), "duplicate ATC code {}", e.atc);
     }
 }
@@ -99,7 +119,10 @@ fn known_drugs_carry_their_real_codes() {
         ("Diazepam", "N05BA01", true),
     ];
     for (name, atc, controlled) in expect {
-        let e = drugs.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} is missing"));
+        let e = drugs
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} is missing"));
         assert_eq!((e.atc.as_str(), e.controlled), (atc, controlled), "{name}");
     }
 }

@@ -12,7 +12,9 @@ fn routes_in_code() -> BTreeSet<String> {
         if path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
             for part in text.split(".route(").skip(1) {
-                let Some(rest) = part.trim_start().strip_prefix('"') else { continue };
+                let Some(rest) = part.trim_start().strip_prefix('"') else {
+                    continue;
+                };
                 let route = rest.split('"').next().unwrap().to_string();
                 // The catch-all that answers unknown API routes with a JSON 404.
                 if route != "/v1/{*rest}" {
@@ -32,6 +34,12 @@ fn openapi_documents_exactly_the_served_routes() {
     assert!(served.len() > 30, "route scan found too little: {served:?}");
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let stale: Vec<_> = documented.difference(&served).collect();
-    assert!(undocumented.is_empty(), "served but not in openapi.json: {undocumented:?}");
-    assert!(stale.is_empty(), "in openapi.json but not served: {stale:?}");
+    assert!(
+        undocumented.is_empty(),
+        "served but not in openapi.json: {undocumented:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "in openapi.json but not served: {stale:?}"
+    );
 }

@@ -15,7 +15,8 @@ use std::io::Cursor;
 
 use image::{GrayImage, ImageFormat, Rgb, RgbImage};
 use rxchain::qr::{
-    decode_image, render_png, render_svg, DecodeLimits, PayloadError, QrError, QrPayload, MAX_SCALE, PAYLOAD_PREFIX,
+    decode_image, render_png, render_svg, DecodeLimits, PayloadError, QrError, QrPayload,
+    MAX_SCALE, PAYLOAD_PREFIX,
 };
 use rxchain_contracts::model::PrescriptionId;
 use rxchain_contracts::privacy::AccessSecret;
@@ -60,7 +61,10 @@ fn random_payload(rng: &mut Rng) -> QrPayload {
     let mut secret = [0u8; 32];
     rng.fill(&mut id);
     rng.fill(&mut secret);
-    QrPayload::new(PrescriptionId::from_bytes(id), AccessSecret::from_bytes(secret))
+    QrPayload::new(
+        PrescriptionId::from_bytes(id),
+        AccessSecret::from_bytes(secret),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -119,7 +123,9 @@ impl Default for Shot {
 /// Solves `a x = b` for 8 unknowns by Gaussian elimination with pivoting.
 fn solve8(mut a: [[f64; 8]; 8], mut b: [f64; 8]) -> [f64; 8] {
     for col in 0..8 {
-        let pivot = (col..8).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).unwrap();
+        let pivot = (col..8)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap();
         a.swap(col, pivot);
         b.swap(col, pivot);
         for row in 0..8 {
@@ -157,15 +163,19 @@ fn homography(from: [(f64, f64); 4], to: [(f64, f64); 4]) -> [f64; 8] {
 
 fn apply(h: &[f64; 8], x: f64, y: f64) -> (f64, f64) {
     let w = h[6] * x + h[7] * y + 1.0;
-    ((h[0] * x + h[1] * y + h[2]) / w, (h[3] * x + h[4] * y + h[5]) / w)
+    (
+        (h[0] * x + h[1] * y + h[2]) / w,
+        (h[3] * x + h[4] * y + h[5]) / w,
+    )
 }
 
 /// Smooth value noise in [0, 1): random values on a lattice of `cell`
 /// pixels, interpolated bilinearly.
 fn value_noise(seed: u64, x: f64, y: f64, cell: f64) -> f64 {
     let lattice = |i: i64, j: i64| {
-        let mut r =
-            Rng(seed ^ (i as u64).wrapping_mul(0x1000_0000_01B3) ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+        let mut r = Rng(seed
+            ^ (i as u64).wrapping_mul(0x1000_0000_01B3)
+            ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
         r.unit()
     };
     let (gx, gy) = (x / cell, y / cell);
@@ -180,7 +190,8 @@ fn value_noise(seed: u64, x: f64, y: f64, cell: f64) -> f64 {
 fn background(width: u32, height: u32, seed: u64) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
         let (xf, yf) = (f64::from(x), f64::from(y));
-        let grain = (xf * 0.035 + (yf * 0.004).sin() * 4.0 + value_noise(seed, xf, yf, 90.0) * 3.0).sin();
+        let grain =
+            (xf * 0.035 + (yf * 0.004).sin() * 4.0 + value_noise(seed, xf, yf, 90.0) * 3.0).sin();
         let blotch = value_noise(seed ^ 0x55, xf, yf, 37.0) - 0.5;
         let gradient = yf / f64::from(height) * 30.0 - xf / f64::from(width) * 15.0;
         let base = 120.0 + grain * 18.0 + blotch * 30.0 + gradient;
@@ -195,7 +206,9 @@ fn background(width: u32, height: u32, seed: u64) -> RgbImage {
 /// Renders `text` as a grayscale code image, `scale` pixels per module.
 fn code_image(text: &str, scale: u32) -> GrayImage {
     let png = render_png(text, scale).expect("render");
-    image::load_from_memory(&png).expect("load rendered code").into_luma8()
+    image::load_from_memory(&png)
+        .expect("load rendered code")
+        .into_luma8()
 }
 
 /// Places `code` in a photo as described by `shot`, returning the photo.
@@ -212,18 +225,31 @@ fn place_code(img: &mut RgbImage, code: &GrayImage, shot: &Shot) {
     // keystone, rotated, then moved to the centre point.
     let half = shot.code_side / 2.0;
     let k = shot.keystone / 2.0;
-    let corners = [(-half * (1.0 - k), -half), (half * (1.0 - k), -half), (half, half), (-half, half)];
+    let corners = [
+        (-half * (1.0 - k), -half),
+        (half * (1.0 - k), -half),
+        (half, half),
+        (-half, half),
+    ];
     let (s, c) = shot.angle.to_radians().sin_cos();
-    let (cx, cy) = (shot.centre.0 * f64::from(shot.width), shot.centre.1 * f64::from(shot.height));
+    let (cx, cy) = (
+        shot.centre.0 * f64::from(shot.width),
+        shot.centre.1 * f64::from(shot.height),
+    );
     let dst = corners.map(|(x, y)| (cx + x * c - y * s, cy + x * s + y * c));
     let side = f64::from(code.width());
     let src = [(0.0, 0.0), (side, 0.0), (side, side), (0.0, side)];
     let to_code = homography(dst, src);
 
-    let (min_x, max_x) = dst.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (min_y, max_y) = dst.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (min_x, max_x) = dst
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (min_y, max_y) = dst
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let x_range = (min_x.floor().max(0.0) as u32)..(max_x.ceil().min(f64::from(shot.width)) as u32);
-    let y_range = (min_y.floor().max(0.0) as u32)..(max_y.ceil().min(f64::from(shot.height)) as u32);
+    let y_range =
+        (min_y.floor().max(0.0) as u32)..(max_y.ceil().min(f64::from(shot.height)) as u32);
     let (ink, paper) = (f64::from(shot.ink), f64::from(shot.paper));
     for y in y_range {
         for x in x_range.clone() {
@@ -234,7 +260,11 @@ fn place_code(img: &mut RgbImage, code: &GrayImage, shot: &Shot) {
             let lum = bilinear(code, u - 0.5, v - 0.5) / 255.0;
             let value = ink + (paper - ink) * lum;
             // Paper is slightly warm, like real paper under room light.
-            img.put_pixel(x, y, Rgb([value, value * 0.98, value * 0.93].map(|v| v.clamp(0.0, 255.0) as u8)));
+            img.put_pixel(
+                x,
+                y,
+                Rgb([value, value * 0.98, value * 0.93].map(|v| v.clamp(0.0, 255.0) as u8)),
+            );
         }
     }
 }
@@ -249,9 +279,17 @@ fn develop(img: &mut RgbImage, shot: &Shot, seed: u64) {
     for (x, y, p) in img.enumerate_pixels_mut() {
         let t = (f64::from(x) / w + f64::from(y) / h) / 2.0;
         let light = shot.shade + (1.0 - shot.shade) * t;
-        let n = if shot.noise > 0.0 { rng.gauss() * shot.noise } else { 0.0 };
+        let n = if shot.noise > 0.0 {
+            rng.gauss() * shot.noise
+        } else {
+            0.0
+        };
         for ch in &mut p.0 {
-            let jitter = if shot.noise > 0.0 { rng.gauss() * shot.noise * 0.3 } else { 0.0 };
+            let jitter = if shot.noise > 0.0 {
+                rng.gauss() * shot.noise * 0.3
+            } else {
+                0.0
+            };
             *ch = (f64::from(*ch) * light + n + jitter).clamp(0.0, 255.0) as u8;
         }
     }
@@ -261,7 +299,12 @@ fn bilinear(img: &GrayImage, u: f64, v: f64) -> f64 {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let (x0, y0) = (u.floor() as i64, v.floor() as i64);
     let (fx, fy) = (u - u.floor(), v - v.floor());
-    let px = |x: i64, y: i64| f64::from(img.get_pixel(x.clamp(0, w - 1) as u32, y.clamp(0, h - 1) as u32).0[0]);
+    let px = |x: i64, y: i64| {
+        f64::from(
+            img.get_pixel(x.clamp(0, w - 1) as u32, y.clamp(0, h - 1) as u32)
+                .0[0],
+        )
+    };
     let top = px(x0, y0) * (1.0 - fx) + px(x0 + 1, y0) * fx;
     let bottom = px(x0, y0 + 1) * (1.0 - fx) + px(x0 + 1, y0 + 1) * fx;
     top * (1.0 - fy) + bottom * fy
@@ -314,7 +357,9 @@ fn encode(img: &RgbImage, jpeg: Option<u8>) -> Vec<u8> {
             let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, q);
             img.write_with_encoder(enc).expect("jpeg encode");
         }
-        None => img.write_to(&mut out, ImageFormat::Png).expect("png encode"),
+        None => img
+            .write_to(&mut out, ImageFormat::Png)
+            .expect("png encode"),
     }
     out.into_inner()
 }
@@ -329,13 +374,24 @@ fn assert_photo_decodes(seed: u64, shot: Shot) {
     let photo = photograph(&code, &shot, seed);
     let bytes = encode(&photo, shot.jpeg);
     if std::env::var_os("RXCHAIN_QR_DUMP").is_some() {
-        std::fs::write(format!("/tmp/qr-photo-{seed}.{}", if shot.jpeg.is_some() { "jpg" } else { "png" }), &bytes)
-            .unwrap();
+        std::fs::write(
+            format!(
+                "/tmp/qr-photo-{seed}.{}",
+                if shot.jpeg.is_some() { "jpg" } else { "png" }
+            ),
+            &bytes,
+        )
+        .unwrap();
     }
     let started = std::time::Instant::now();
     let decoded = decode_image(&bytes, &DecodeLimits::default())
         .unwrap_or_else(|e| panic!("photo {seed} did not decode: {e} ({})", e.code()));
-    eprintln!("photo {seed}: {}x{} decoded in {:?}", shot.width, shot.height, started.elapsed());
+    eprintln!(
+        "photo {seed}: {}x{} decoded in {:?}",
+        shot.width,
+        shot.height,
+        started.elapsed()
+    );
     assert_eq!(decoded, text);
     assert_eq!(QrPayload::parse(&decoded).unwrap(), payload);
 }
@@ -349,39 +405,79 @@ fn clean_png_screenshot_decodes() {
     let mut rng = Rng(1);
     let payload = random_payload(&mut rng);
     let png = render_png(&payload.encode(), 6).unwrap();
-    assert_eq!(decode_image(&png, &DecodeLimits::default()).unwrap(), payload.encode());
+    assert_eq!(
+        decode_image(&png, &DecodeLimits::default()).unwrap(),
+        payload.encode()
+    );
 }
 
 #[test]
 fn straight_photo_on_textured_table_decodes() {
-    assert_photo_decodes(10, Shot { jpeg: None, ..Shot::default() });
+    assert_photo_decodes(
+        10,
+        Shot {
+            jpeg: None,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn rotated_7_degrees_decodes() {
-    assert_photo_decodes(11, Shot { angle: 7.0, ..Shot::default() });
+    assert_photo_decodes(
+        11,
+        Shot {
+            angle: 7.0,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn rotated_33_degrees_decodes() {
-    assert_photo_decodes(12, Shot { angle: 33.0, ..Shot::default() });
+    assert_photo_decodes(
+        12,
+        Shot {
+            angle: 33.0,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn rotated_90_degrees_decodes() {
-    assert_photo_decodes(13, Shot { angle: 90.0, ..Shot::default() });
+    assert_photo_decodes(
+        13,
+        Shot {
+            angle: 90.0,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn rotated_180_degrees_decodes() {
-    assert_photo_decodes(14, Shot { angle: 180.0, ..Shot::default() });
+    assert_photo_decodes(
+        14,
+        Shot {
+            angle: 180.0,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn strong_perspective_keystone_decodes() {
     // The far edge is 45% shorter than the near one: a phone held at a
     // steep angle over the slip.
-    assert_photo_decodes(15, Shot { keystone: 0.45, angle: 20.0, ..Shot::default() });
+    assert_photo_decodes(
+        15,
+        Shot {
+            keystone: 0.45,
+            angle: 20.0,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
@@ -389,58 +485,116 @@ fn out_of_focus_photo_decodes() {
     // A blur of 4 px on modules of about 10 px merges neighbouring
     // modules; rqrr alone loses the timing pattern, the narrow local
     // threshold stage recovers it.
-    assert_photo_decodes(16, Shot { blur: 4.0, ..Shot::default() });
+    assert_photo_decodes(
+        16,
+        Shot {
+            blur: 4.0,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn noisy_photo_decodes() {
     // Sensor noise of 35 levels: the downscaled copy averages it away.
-    assert_photo_decodes(17, Shot { noise: 35.0, ..Shot::default() });
+    assert_photo_decodes(
+        17,
+        Shot {
+            noise: 35.0,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn very_noisy_low_light_photo_decodes() {
     // Noise of 50 levels, as from a phone in a dark room: needs smoothing
     // and a noise-aware threshold.
-    assert_photo_decodes(23, Shot { noise: 50.0, ..Shot::default() });
+    assert_photo_decodes(
+        23,
+        Shot {
+            noise: 50.0,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn low_contrast_dark_grey_on_mid_grey_decodes() {
     // Modules 20 grey levels darker than the paper: a worn-out printer.
-    assert_photo_decodes(18, Shot { ink: 110, paper: 130, ..Shot::default() });
+    assert_photo_decodes(
+        18,
+        Shot {
+            ink: 110,
+            paper: 130,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn dim_code_on_bright_table_decodes() {
     // A dark slip (or a dimmed screen) on a light table: the background is
     // brighter than the code's light modules.
-    assert_photo_decodes(24, Shot { ink: 40, paper: 70, ..Shot::default() });
+    assert_photo_decodes(
+        24,
+        Shot {
+            ink: 40,
+            paper: 70,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn uneven_lighting_decodes() {
     // One corner of the photo gets 15% of the light the opposite one gets.
-    assert_photo_decodes(19, Shot { shade: 0.15, ..Shot::default() });
+    assert_photo_decodes(
+        19,
+        Shot {
+            shade: 0.15,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn heavy_jpeg_compression_decodes() {
-    assert_photo_decodes(20, Shot { jpeg: Some(10), ..Shot::default() });
+    assert_photo_decodes(
+        20,
+        Shot {
+            jpeg: Some(10),
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
 fn small_code_in_three_megapixel_photo_decodes() {
     assert_photo_decodes(
         21,
-        Shot { width: 2048, height: 1536, code_side: 330.0, centre: (0.3, 0.6), ..Shot::default() },
+        Shot {
+            width: 2048,
+            height: 1536,
+            code_side: 330.0,
+            centre: (0.3, 0.6),
+            ..Shot::default()
+        },
     );
 }
 
 #[test]
 fn light_on_dark_screen_code_decodes() {
     // A dark-mode phone screen: light modules on a dark background.
-    assert_photo_decodes(25, Shot { ink: 225, paper: 30, angle: 10.0, ..Shot::default() });
+    assert_photo_decodes(
+        25,
+        Shot {
+            ink: 225,
+            paper: 30,
+            angle: 10.0,
+            ..Shot::default()
+        },
+    );
 }
 
 #[test]
@@ -472,7 +626,10 @@ fn all_distortions_together_decode() {
 #[test]
 #[ignore = "slow: a tuning sweep, run with --release --ignored"]
 fn decode_rate_over_random_photos() {
-    let n: u64 = std::env::var("RXCHAIN_QR_SWEEP").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let n: u64 = std::env::var("RXCHAIN_QR_SWEEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
     let mut decoded = 0;
     for seed in 1000..1000 + n {
         let mut r = Rng(seed * 7919);
@@ -492,7 +649,11 @@ fn decode_rate_over_random_photos() {
             shade: 0.25 + r.unit() * 0.75,
             blur: r.unit() * 3.5,
             noise: r.unit() * 30.0,
-            jpeg: if r.unit() < 0.8 { Some(20 + (r.unit() * 75.0) as u8) } else { None },
+            jpeg: if r.unit() < 0.8 {
+                Some(20 + (r.unit() * 75.0) as u8)
+            } else {
+                None
+            },
         };
         let text = random_payload(&mut Rng(seed)).encode();
         let bytes = encode(&photograph(&code_image(&text, 8), &shot, seed), shot.jpeg);
@@ -564,7 +725,11 @@ fn unsupported_format_is_not_an_image() {
 
 #[test]
 fn photo_without_code_has_no_qr_code() {
-    let shot = Shot { shade: 0.6, noise: 6.0, ..Shot::default() };
+    let shot = Shot {
+        shade: 0.6,
+        noise: 6.0,
+        ..Shot::default()
+    };
     let mut photo = background(shot.width, shot.height, 32);
     develop(&mut photo, &shot, 32);
     let err = decode_err(&encode(&photo, Some(85)));
@@ -578,7 +743,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -603,28 +772,56 @@ fn huge_dimensions_are_refused_from_the_header() {
     ihdr.extend_from_slice(&50_000u32.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     png_chunk(&mut png, b"IHDR", &ihdr);
-    png_chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    png_chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     png_chunk(&mut png, b"IEND", &[]);
     let err = decode_err(&png);
-    assert!(matches!(err, QrError::ImageTooLarge { max_pixels: 40_000_000 }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            QrError::ImageTooLarge {
+                max_pixels: 40_000_000
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.code(), "image_too_large");
 }
 
 #[test]
 fn oversized_upload_is_refused_before_reading() {
     let png = render_png(&random_payload(&mut Rng(33)).encode(), 8).unwrap();
-    let limits = DecodeLimits { max_bytes: png.len() - 1, ..DecodeLimits::default() };
+    let limits = DecodeLimits {
+        max_bytes: png.len() - 1,
+        ..DecodeLimits::default()
+    };
     let err = decode_image(&png, &limits).unwrap_err();
     assert!(matches!(err, QrError::FileTooLarge { .. }), "{err:?}");
     assert_eq!(err.code(), "file_too_large");
-    assert!(decode_image(&png, &DecodeLimits { max_bytes: png.len(), ..limits }).is_ok());
+    assert!(decode_image(
+        &png,
+        &DecodeLimits {
+            max_bytes: png.len(),
+            ..limits
+        }
+    )
+    .is_ok());
 }
 
 #[test]
 fn pixel_limit_applies_to_real_images() {
     let png = render_png(&random_payload(&mut Rng(34)).encode(), 8).unwrap();
-    let limits = DecodeLimits { max_pixels: 100 * 100, ..DecodeLimits::default() };
-    assert!(matches!(decode_image(&png, &limits), Err(QrError::ImageTooLarge { .. })));
+    let limits = DecodeLimits {
+        max_pixels: 100 * 100,
+        ..DecodeLimits::default()
+    };
+    assert!(matches!(
+        decode_image(&png, &limits),
+        Err(QrError::ImageTooLarge { .. })
+    ));
 }
 
 #[test]
@@ -661,7 +858,14 @@ fn damaged_code_is_found_but_unreadable() {
 fn foreign_qr_code_decodes_but_is_not_a_prescription() {
     let text = "https://example.org/menu?table=12";
     let code = code_image(text, 8);
-    let photo = photograph(&code, &Shot { angle: 20.0, ..Shot::default() }, 37);
+    let photo = photograph(
+        &code,
+        &Shot {
+            angle: 20.0,
+            ..Shot::default()
+        },
+        37,
+    );
     let decoded = decode_image(&encode(&photo, Some(85)), &DecodeLimits::default()).unwrap();
     assert_eq!(decoded, text);
     let err = QrPayload::parse(&decoded).unwrap_err();
@@ -684,27 +888,54 @@ fn svg_rendering_is_a_standalone_document() {
 
 #[test]
 fn rendering_refuses_bad_input_without_panicking() {
-    assert!(matches!(render_png("x", 0), Err(QrError::InvalidScale { scale: 0 })));
-    assert!(matches!(render_svg("x", MAX_SCALE + 1), Err(QrError::InvalidScale { .. })));
+    assert!(matches!(
+        render_png("x", 0),
+        Err(QrError::InvalidScale { scale: 0 })
+    ));
+    assert!(matches!(
+        render_svg("x", MAX_SCALE + 1),
+        Err(QrError::InvalidScale { .. })
+    ));
     let long = "x".repeat(5000);
     assert!(matches!(render_png(&long, 4), Err(QrError::ContentTooLong)));
-    assert_eq!(render_svg(&long, 4).unwrap_err().code(), "qr_content_too_long");
+    assert_eq!(
+        render_svg(&long, 4).unwrap_err().code(),
+        "qr_content_too_long"
+    );
 }
 
 #[test]
 fn patient_link_code_renders_and_scans() {
     let payload = random_payload(&mut Rng(41));
     let link = payload.patient_link("https://rx.example.org/");
-    assert_eq!(link, format!("https://rx.example.org/patient/#{}", payload.encode()));
+    assert_eq!(
+        link,
+        format!("https://rx.example.org/patient/#{}", payload.encode())
+    );
     let png = render_png(&link, 4).unwrap();
     let scanned = decode_image(&png, &DecodeLimits::default()).unwrap();
     assert_eq!(QrPayload::parse_scanned(&scanned).unwrap(), payload);
-    assert_eq!(QrPayload::parse_scanned(&payload.encode()).unwrap(), payload);
-    assert_eq!(QrPayload::parse_scanned(&payload.patient_link("")).unwrap(), payload);
-    assert_eq!(payload.patient_link(""), format!("/patient/#{}", payload.encode()));
-    assert_eq!(QrPayload::parse_scanned("https://example.org/#menu").unwrap_err(), PayloadError::NotRxchain);
+    assert_eq!(
+        QrPayload::parse_scanned(&payload.encode()).unwrap(),
+        payload
+    );
+    assert_eq!(
+        QrPayload::parse_scanned(&payload.patient_link("")).unwrap(),
+        payload
+    );
+    assert_eq!(
+        payload.patient_link(""),
+        format!("/patient/#{}", payload.encode())
+    );
+    assert_eq!(
+        QrPayload::parse_scanned("https://example.org/#menu").unwrap_err(),
+        PayloadError::NotRxchain
+    );
     // The strict parser takes only the bare code.
-    assert_eq!(QrPayload::parse(&link).unwrap_err(), PayloadError::NotRxchain);
+    assert_eq!(
+        QrPayload::parse(&link).unwrap_err(),
+        PayloadError::NotRxchain
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -721,7 +952,9 @@ fn payload_roundtrips() {
         let text = payload.encode();
         assert!(text.starts_with(PAYLOAD_PREFIX));
         assert_eq!(text.len(), 89);
-        assert!(text[PAYLOAD_PREFIX.len()..].chars().all(|c| ALPHABET.contains(c)));
+        assert!(text[PAYLOAD_PREFIX.len()..]
+            .chars()
+            .all(|c| ALPHABET.contains(c)));
         assert_eq!(QrPayload::parse(&text).unwrap(), payload);
     }
 }
@@ -742,12 +975,16 @@ fn every_single_character_typo_is_detected() {
                 let bad: String = bad.into_iter().collect();
                 match QrPayload::parse(&bad) {
                     Err(PayloadError::ChecksumMismatch) => {}
-                    Err(PayloadError::BadCharacter { character, position }) => {
+                    Err(PayloadError::BadCharacter {
+                        character,
+                        position,
+                    }) => {
                         assert_eq!((character, position), (typo, pos + 1));
                     }
                     // A space typed over the last character is surrounding
                     // whitespace, which is trimmed: the code is then short.
-                    Err(PayloadError::Truncated { .. }) if typo == ' ' && pos == chars.len() - 1 => {}
+                    Err(PayloadError::Truncated { .. })
+                        if typo == ' ' && pos == chars.len() - 1 => {}
                     other => panic!("typo {typo:?} at {pos} gave {other:?}"),
                 }
             }
@@ -766,7 +1003,11 @@ fn swapped_neighbours_are_detected() {
         let mut bad = chars.clone();
         bad.swap(pos, pos + 1);
         let bad: String = bad.into_iter().collect();
-        assert_eq!(QrPayload::parse(&bad).unwrap_err(), PayloadError::ChecksumMismatch, "swap at {pos}");
+        assert_eq!(
+            QrPayload::parse(&bad).unwrap_err(),
+            PayloadError::ChecksumMismatch,
+            "swap at {pos}"
+        );
     }
 }
 
@@ -780,17 +1021,32 @@ fn truncation_and_extra_characters_are_detected() {
         } else {
             assert_eq!(
                 err,
-                PayloadError::Truncated { found: cut - PAYLOAD_PREFIX.len(), expected: 85 },
+                PayloadError::Truncated {
+                    found: cut - PAYLOAD_PREFIX.len(),
+                    expected: 85
+                },
                 "cut at {cut}"
             );
             assert_eq!(err.code(), "truncated");
         }
     }
     let err = QrPayload::parse(&format!("{text}A")).unwrap_err();
-    assert_eq!(err, PayloadError::TooLong { found: 86, expected: 85 });
+    assert_eq!(
+        err,
+        PayloadError::TooLong {
+            found: 86,
+            expected: 85
+        }
+    );
     let twice = format!("{text}{text}");
     // The second prefix's `1` is the first character outside the alphabet.
-    assert!(matches!(QrPayload::parse(&twice), Err(PayloadError::BadCharacter { character: '1', position: 92 })));
+    assert!(matches!(
+        QrPayload::parse(&twice),
+        Err(PayloadError::BadCharacter {
+            character: '1',
+            position: 92
+        })
+    ));
 }
 
 #[test]
@@ -811,22 +1067,51 @@ fn scanner_input_with_whitespace_and_lower_case_is_accepted() {
 fn nothing_else_is_forgiven() {
     let text = random_payload(&mut Rng(55)).encode();
     let inner_space = format!("{} {}", &text[..40], &text[40..]);
-    assert!(matches!(QrPayload::parse(&inner_space), Err(PayloadError::BadCharacter { character: ' ', position: 41 })));
+    assert!(matches!(
+        QrPayload::parse(&inner_space),
+        Err(PayloadError::BadCharacter {
+            character: ' ',
+            position: 41
+        })
+    ));
     let with_padding = format!("{text}===");
-    assert!(matches!(QrPayload::parse(&with_padding), Err(PayloadError::BadCharacter { character: '=', .. })));
+    assert!(matches!(
+        QrPayload::parse(&with_padding),
+        Err(PayloadError::BadCharacter { character: '=', .. })
+    ));
     let dashed = format!("{}-{}", &text[..20], &text[20..]);
-    assert_eq!(QrPayload::parse(&dashed).unwrap_err().code(), "bad_character");
+    assert_eq!(
+        QrPayload::parse(&dashed).unwrap_err().code(),
+        "bad_character"
+    );
 }
 
 #[test]
 fn other_codes_and_versions_are_told_apart() {
     let text = random_payload(&mut Rng(56)).encode();
     let body = &text[PAYLOAD_PREFIX.len()..];
-    for foreign in ["", "hello", "https://example.org/", "RX-1234-5678-9ABC", "4006381333931", "RXA:ABC", ":RX1"] {
-        assert_eq!(QrPayload::parse(foreign).unwrap_err(), PayloadError::NotRxchain, "{foreign:?}");
+    for foreign in [
+        "",
+        "hello",
+        "https://example.org/",
+        "RX-1234-5678-9ABC",
+        "4006381333931",
+        "RXA:ABC",
+        ":RX1",
+    ] {
+        assert_eq!(
+            QrPayload::parse(foreign).unwrap_err(),
+            PayloadError::NotRxchain,
+            "{foreign:?}"
+        );
     }
     let err = QrPayload::parse(&format!("RX2:{body}")).unwrap_err();
-    assert_eq!(err, PayloadError::UnsupportedVersion { version: "2".into() });
+    assert_eq!(
+        err,
+        PayloadError::UnsupportedVersion {
+            version: "2".into()
+        }
+    );
     assert_eq!(err.code(), "unsupported_version");
     assert!(err.to_string().contains("version 2"));
 }

@@ -44,8 +44,22 @@ fn genesis() -> Genesis {
         chain_id: label("rx-raft"),
         created_at: Timestamp(1_700_000_000_000),
         orgs: vec![
-            org("hosp-a", OrgKind::Hospital, vec![NodeDecl { id: 1, key: sk("node-1").public() }]),
-            org("pharm-b", OrgKind::Pharmacy, vec![NodeDecl { id: 2, key: sk("node-2").public() }]),
+            org(
+                "hosp-a",
+                OrgKind::Hospital,
+                vec![NodeDecl {
+                    id: 1,
+                    key: sk("node-1").public(),
+                }],
+            ),
+            org(
+                "pharm-b",
+                OrgKind::Pharmacy,
+                vec![NodeDecl {
+                    id: 2,
+                    key: sk("node-2").public(),
+                }],
+            ),
             org("regulator", OrgKind::Regulator, vec![]),
         ],
         params: Params::default(),
@@ -82,7 +96,10 @@ impl ApplyObserver for Recorder {
         None
     }
     fn applied(&self, block: &Block) {
-        self.0.lock().expect("recorder lock").push(block.header.height);
+        self.0
+            .lock()
+            .expect("recorder lock")
+            .push(block.header.height);
     }
 }
 
@@ -101,21 +118,38 @@ impl Node {
         let dir = TempDir::new().expect("temp dir");
         let observer = Arc::new(Recorder::default());
         let storage = store::open(dir.path(), g.clone(), observer.clone()).expect("storage opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let network = Network::new(g.chain_id.to_string(), id, Arc::new(sk(&format!("node-{id}"))));
-        let raft = rxchain::raft::start(id, config, &storage, network).await.expect("raft starts");
+        let network = Network::new(
+            g.chain_id.to_string(),
+            id,
+            Arc::new(sk(&format!("node-{id}"))),
+        );
+        let raft = rxchain::raft::start(id, config, &storage, network)
+            .await
+            .expect("raft starts");
         let app = rpc::router(raft.clone(), g.clone());
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 eprintln!("server failed: {e}");
             }
         });
-        Node { raft, chain: storage.chain.clone(), addr, observer, server, _dir: dir }
+        Node {
+            raft,
+            chain: storage.chain.clone(),
+            addr,
+            observer,
+            server,
+            _dir: dir,
+        }
     }
 
     fn basic(&self) -> BasicNode {
-        BasicNode { addr: self.addr.to_string() }
+        BasicNode {
+            addr: self.addr.to_string(),
+        }
     }
 
     async fn stop(self) {
@@ -154,11 +188,18 @@ fn next_block(chain: &ChainStore, n: u64) -> Block {
     .expect("verifies");
     let tip = chain.tip();
     let now = Timestamp(tip.timestamp.0 + 1_000);
-    propose(g, &chain.state(), &tip, vec![tx], now, 1, &sk("node-1")).expect("state decodes").0
+    propose(g, &chain.state(), &tip, vec![tx], now, 1, &sk("node-1"))
+        .expect("state decodes")
+        .0
 }
 
 /// Posts raw bytes with optional auth headers and returns status and JSON body.
-async fn post(addr: SocketAddr, path: &str, body: &[u8], auth: Option<(u64, u64, &SecretKey)>) -> (u16, Value) {
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+    auth: Option<(u64, u64, &SecretKey)>,
+) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("http://{addr}{path}"))
         .header("content-type", "application/json")
@@ -182,22 +223,48 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
 
     // 1. Start node 1 and make it a one-node cluster.
     let node = Node::start(1, &g, config()).await;
-    node.raft.initialize(BTreeMap::from([(1, node.basic())])).await.expect("initialises");
-    node.raft.wait(WAIT).current_leader(1, "node 1 leads").await.expect("a leader");
+    node.raft
+        .initialize(BTreeMap::from([(1, node.basic())]))
+        .await
+        .expect("initialises");
+    node.raft
+        .wait(WAIT)
+        .current_leader(1, "node 1 leads")
+        .await
+        .expect("a leader");
 
     // 2. A block submitted through Raft is applied and reported.
     let b1 = next_block(&node.chain, 1);
-    let resp = node.raft.client_write(RaftRequest::Block(b1.clone())).await.expect("written");
+    let resp = node
+        .raft
+        .client_write(RaftRequest::Block(b1.clone()))
+        .await
+        .expect("written");
     assert_eq!(resp.data.height, Some(1));
     assert_eq!(resp.data.rejected, None);
     assert_eq!(node.chain.tip().height, 1);
-    assert!(node.chain.staff(&sk("doctor-1").public()).expect("read").is_some());
+    assert!(node
+        .chain
+        .staff(&sk("doctor-1").public())
+        .expect("read")
+        .is_some());
     assert_eq!(node.observer.heights(), vec![1]);
 
     // 3. The same block again is stale: skipped, explained, nothing written.
-    let resp = node.raft.client_write(RaftRequest::Block(b1)).await.expect("written");
+    let resp = node
+        .raft
+        .client_write(RaftRequest::Block(b1))
+        .await
+        .expect("written");
     assert_eq!(resp.data.height, None);
-    assert!(resp.data.rejected.as_deref().is_some_and(|r| r.contains("height")), "{:?}", resp.data.rejected);
+    assert!(
+        resp.data
+            .rejected
+            .as_deref()
+            .is_some_and(|r| r.contains("height")),
+        "{:?}",
+        resp.data.rejected
+    );
     assert_eq!(node.chain.tip().height, 1);
     assert_eq!(node.observer.heights(), vec![1]);
 
@@ -209,11 +276,26 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
     let (status, body) = post(node.addr, rpc::PATH_VOTE, &vote, None).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("missing_auth")));
     // 5. A stranger node id: 403.
-    let (status, body) = post(node.addr, rpc::PATH_VOTE, &vote, Some((99, now, &sk("stranger")))).await;
+    let (status, body) = post(
+        node.addr,
+        rpc::PATH_VOTE,
+        &vote,
+        Some((99, now, &sk("stranger"))),
+    )
+    .await;
     assert_eq!((status, body["code"].as_str()), (403, Some("unknown_node")));
     // 6. A genesis node id signed with a stranger's key: 401.
-    let (status, body) = post(node.addr, rpc::PATH_VOTE, &vote, Some((2, now, &sk("stranger")))).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("bad_signature")));
+    let (status, body) = post(
+        node.addr,
+        rpc::PATH_VOTE,
+        &vote,
+        Some((2, now, &sk("stranger"))),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("bad_signature"))
+    );
     // 7. The right key, but a signature over another path: 401.
     let sig = rpc::sign("rx-raft", &sk("node-2"), rpc::PATH_APPEND, now, &vote);
     let resp = reqwest::Client::new()
@@ -227,19 +309,53 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
         .expect("sent");
     assert_eq!(resp.status().as_u16(), 401);
     // 8. The right key, two minutes late: 401.
-    let (status, body) = post(node.addr, rpc::PATH_VOTE, &vote, Some((2, now - 120_000, &sk("node-2")))).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("stale_request")));
+    let (status, body) = post(
+        node.addr,
+        rpc::PATH_VOTE,
+        &vote,
+        Some((2, now - 120_000, &sk("node-2"))),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("stale_request"))
+    );
     // 9. Node 2 speaking for node 1: 403.
     let for_node_1 = serde_json::to_vec(&VoteRequest::new(Vote::new(0, 1), None)).expect("encodes");
-    let (status, body) = post(node.addr, rpc::PATH_VOTE, &for_node_1, Some((2, now, &sk("node-2")))).await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("sender_mismatch")));
+    let (status, body) = post(
+        node.addr,
+        rpc::PATH_VOTE,
+        &for_node_1,
+        Some((2, now, &sk("node-2"))),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("sender_mismatch"))
+    );
     // 10. Signed garbage: 400, after authentication.
-    let (status, body) = post(node.addr, rpc::PATH_APPEND, b"{}", Some((2, now, &sk("node-2")))).await;
+    let (status, body) = post(
+        node.addr,
+        rpc::PATH_APPEND,
+        b"{}",
+        Some((2, now, &sk("node-2"))),
+    )
+    .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_body")));
-    assert_eq!(node.raft.metrics().borrow().current_term, term_before, "nothing refused reached raft");
+    assert_eq!(
+        node.raft.metrics().borrow().current_term,
+        term_before,
+        "nothing refused reached raft"
+    );
 
     // 11. A correctly signed vote from node 2 reaches Raft and is answered.
-    let (status, body) = post(node.addr, rpc::PATH_VOTE, &vote, Some((2, rpc::now_ms(), &sk("node-2")))).await;
+    let (status, body) = post(
+        node.addr,
+        rpc::PATH_VOTE,
+        &vote,
+        Some((2, rpc::now_ms(), &sk("node-2"))),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let answer: VoteResponse<u64> = serde_json::from_value(body).expect("a vote response");
     assert!(!answer.vote_granted, "a stale vote is not granted");
@@ -249,20 +365,43 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
     let option = RPCOption::new(Duration::from_secs(5));
     let mut net = Network::new("rx-raft".into(), 2, Arc::new(sk("node-2")));
     let mut client = net.new_client(1, &node.basic()).await;
-    let answer = client.vote(VoteRequest::new(Vote::new(0, 2), None), option.clone()).await.expect("answered");
+    let answer = client
+        .vote(VoteRequest::new(Vote::new(0, 2), None), option.clone())
+        .await
+        .expect("answered");
     assert!(!answer.vote_granted);
     let mut impostor = Network::new("rx-raft".into(), 2, Arc::new(sk("stranger")));
     let mut client = impostor.new_client(1, &node.basic()).await;
-    let err = client.vote(VoteRequest::new(Vote::new(0, 2), None), option.clone()).await.expect_err("refused");
+    let err = client
+        .vote(VoteRequest::new(Vote::new(0, 2), None), option.clone())
+        .await
+        .expect_err("refused");
     assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
-    let mut client = net.new_client(3, &BasicNode { addr: closed.to_string() }).await;
-    let err = client.vote(VoteRequest::new(Vote::new(0, 2), None), option).await.expect_err("no one listens");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let mut client = net
+        .new_client(
+            3,
+            &BasicNode {
+                addr: closed.to_string(),
+            },
+        )
+        .await;
+    let err = client
+        .vote(VoteRequest::new(Vote::new(0, 2), None), option)
+        .await
+        .expect_err("no one listens");
     assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
 
     // 13. The leader was not disturbed: it still orders blocks.
     let b2 = next_block(&node.chain, 2);
-    let resp = node.raft.client_write(RaftRequest::Block(b2)).await.expect("written");
+    let resp = node
+        .raft
+        .client_write(RaftRequest::Block(b2))
+        .await
+        .expect("written");
     assert_eq!(resp.data.height, Some(2));
     assert_eq!(node.observer.heights(), vec![1, 2]);
     node.stop().await;
@@ -283,43 +422,96 @@ async fn a_new_node_catches_up_from_a_snapshot_over_signed_http() {
 
     // 1. Node 1 alone writes five blocks, snapshots and purges its log.
     let n1 = Node::start(1, &g, config.clone()).await;
-    n1.raft.initialize(BTreeMap::from([(1, n1.basic())])).await.expect("initialises");
-    n1.raft.wait(WAIT).current_leader(1, "node 1 leads").await.expect("a leader");
+    n1.raft
+        .initialize(BTreeMap::from([(1, n1.basic())]))
+        .await
+        .expect("initialises");
+    n1.raft
+        .wait(WAIT)
+        .current_leader(1, "node 1 leads")
+        .await
+        .expect("a leader");
     let mut last = None;
     for n in 1..=5 {
         let b = next_block(&n1.chain, n);
-        let resp = n1.raft.client_write(RaftRequest::Block(b)).await.expect("written");
+        let resp = n1
+            .raft
+            .client_write(RaftRequest::Block(b))
+            .await
+            .expect("written");
         assert_eq!(resp.data.height, Some(n));
         last = Some(resp.log_id);
     }
     n1.raft
         .wait(WAIT)
-        .metrics(|m| m.snapshot.is_some() && m.purged.is_some(), "snapshot built and log purged")
+        .metrics(
+            |m| m.snapshot.is_some() && m.purged.is_some(),
+            "snapshot built and log purged",
+        )
         .await
         .expect("snapshot and purge");
 
     // 2. Node 2 joins as a learner and receives the chain as a snapshot.
     let n2 = Node::start(2, &g, config).await;
-    n1.raft.add_learner(2, n2.basic(), true).await.expect("learner added");
-    n2.raft.wait(WAIT).metrics(|m| m.last_applied >= last, "node 2 caught up").await.expect("caught up");
-    assert!(n2.raft.metrics().borrow().snapshot.is_some(), "node 2 installed a snapshot");
+    n1.raft
+        .add_learner(2, n2.basic(), true)
+        .await
+        .expect("learner added");
+    n2.raft
+        .wait(WAIT)
+        .metrics(|m| m.last_applied >= last, "node 2 caught up")
+        .await
+        .expect("caught up");
+    assert!(
+        n2.raft.metrics().borrow().snapshot.is_some(),
+        "node 2 installed a snapshot"
+    );
     assert_eq!(n2.chain.tip(), n1.chain.tip());
-    let blocks = |c: &ChainStore| c.blocks(1).collect::<Result<Vec<_>, _>>().expect("blocks read");
-    assert_eq!(blocks(&n2.chain), blocks(&n1.chain), "node 2 holds the complete chain");
-    assert_eq!(n2.chain.try_state_digest().expect("reads"), n1.chain.try_state_digest().expect("reads"));
+    let blocks = |c: &ChainStore| {
+        c.blocks(1)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("blocks read")
+    };
+    assert_eq!(
+        blocks(&n2.chain),
+        blocks(&n1.chain),
+        "node 2 holds the complete chain"
+    );
+    assert_eq!(
+        n2.chain.try_state_digest().expect("reads"),
+        n1.chain.try_state_digest().expect("reads")
+    );
     let mut seen = n2.observer.heights();
     seen.sort_unstable();
-    assert_eq!(seen, vec![1, 2, 3, 4, 5], "the mempool hears about snapshot blocks");
+    assert_eq!(
+        seen,
+        vec![1, 2, 3, 4, 5],
+        "the mempool hears about snapshot blocks"
+    );
 
     // 3. Node 2 becomes a voter; the next block reaches both nodes.
-    n1.raft.change_membership(BTreeSet::from([1, 2]), false).await.expect("membership changed");
+    n1.raft
+        .change_membership(BTreeSet::from([1, 2]), false)
+        .await
+        .expect("membership changed");
     let b6 = next_block(&n1.chain, 6);
-    let resp = n1.raft.client_write(RaftRequest::Block(b6)).await.expect("written");
+    let resp = n1
+        .raft
+        .client_write(RaftRequest::Block(b6))
+        .await
+        .expect("written");
     assert_eq!(resp.data.height, Some(6));
     let last = Some(resp.log_id);
-    n2.raft.wait(WAIT).metrics(|m| m.last_applied >= last, "node 2 applied block 6").await.expect("applied");
+    n2.raft
+        .wait(WAIT)
+        .metrics(|m| m.last_applied >= last, "node 2 applied block 6")
+        .await
+        .expect("applied");
     assert_eq!(n2.chain.tip(), n1.chain.tip());
-    assert_eq!(n2.chain.try_state_digest().expect("reads"), n1.chain.try_state_digest().expect("reads"));
+    assert_eq!(
+        n2.chain.try_state_digest().expect("reads"),
+        n1.chain.try_state_digest().expect("reads")
+    );
 
     n2.stop().await;
     n1.stop().await;

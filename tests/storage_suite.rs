@@ -26,7 +26,14 @@ fn genesis() -> Genesis {
         chain_id: Label::parse("rx-suite").expect("valid label"),
         created_at: Timestamp(1_700_000_000_000),
         orgs: vec![
-            org("hosp-a", OrgKind::Hospital, vec![NodeDecl { id: 1, key: key("node-1") }]),
+            org(
+                "hosp-a",
+                OrgKind::Hospital,
+                vec![NodeDecl {
+                    id: 1,
+                    key: key("node-1"),
+                }],
+            ),
             org("regulator", OrgKind::Regulator, vec![]),
         ],
         params: Params::default(),
@@ -40,7 +47,8 @@ struct SledBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for SledBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<u64>> {
         let dir = TempDir::new().expect("a temporary directory");
-        let storage = store::open(dir.path(), Arc::new(genesis()), Arc::new(NoObserver)).expect("storage opens");
+        let storage = store::open(dir.path(), Arc::new(genesis()), Arc::new(NoObserver))
+            .expect("storage opens");
         Ok((dir, storage.log, storage.sm))
     }
 }

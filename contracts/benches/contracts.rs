@@ -37,7 +37,11 @@ fn world_and_block() -> (World, Block) {
     for i in 0..PRESCRIPTIONS {
         let (doctor, hospital) = doctors[i % 2];
         let (pharmacist, pharmacy) = pharmacies[i % 3];
-        let mut spec = if i % 5 == 0 { RxSpec::controlled(10) } else { RxSpec::simple(20) };
+        let mut spec = if i % 5 == 0 {
+            RxSpec::controlled(10)
+        } else {
+            RxSpec::simple(20)
+        };
         spec.repeats = (i % 3) as u8;
         let (issue, rx) = w.issue(&staff(doctor), hospital, spec);
         txs.push(issue);
@@ -49,19 +53,29 @@ fn world_and_block() -> (World, Block) {
     }
     let base = w.clone();
     let outcomes = w.run(txs);
-    assert!(outcomes.iter().all(|o| o.is_applied()), "every benchmark transaction applies");
+    assert!(
+        outcomes.iter().all(|o| o.is_applied()),
+        "every benchmark transaction applies"
+    );
     let block = w.blocks.last().unwrap().clone();
     (base, block)
 }
 
 fn signatures(c: &mut Criterion) {
     let key = test_key("bench-signer");
-    let digest = signing_digest("tx/rxchain-test/claim", b"a typical transaction's signing bytes");
+    let digest = signing_digest(
+        "tx/rxchain-test/claim",
+        b"a typical transaction's signing bytes",
+    );
     let sig = key.sign_digest(&digest);
     let public = key.public();
     let mut g = c.benchmark_group("ecdsa");
-    g.bench_function("sign", |b| b.iter(|| black_box(&key).sign_digest(black_box(&digest))));
-    g.bench_function("verify", |b| b.iter(|| black_box(&public).verify_digest(black_box(&digest), black_box(&sig))));
+    g.bench_function("sign", |b| {
+        b.iter(|| black_box(&key).sign_digest(black_box(&digest)))
+    });
+    g.bench_function("verify", |b| {
+        b.iter(|| black_box(&public).verify_digest(black_box(&digest), black_box(&sig)))
+    });
     g.finish();
 }
 
@@ -95,7 +109,11 @@ fn block_apply(c: &mut Criterion) {
     group.bench_function("verify_every_tx_only", |b| {
         b.iter_batched(
             || block.txs.clone(),
-            |txs| txs.into_iter().map(|t| t.verify(CHAIN_ID).unwrap()).collect::<Vec<_>>(),
+            |txs| {
+                txs.into_iter()
+                    .map(|t| t.verify(CHAIN_ID).unwrap())
+                    .collect::<Vec<_>>()
+            },
             BatchSize::LargeInput,
         )
     });

@@ -37,7 +37,12 @@ pub struct BlockHeader {
 impl BlockHeader {
     /// `SHA3-256("rxchain-block-v1\0" || chain_id || 0x00 || canonical(header))`.
     pub fn hash(&self, chain_id: &str) -> Hash {
-        Hash::of(&[b"rxchain-block-v1\0", chain_id.as_bytes(), &[0], &encoding::to_bytes(self)])
+        Hash::of(&[
+            b"rxchain-block-v1\0",
+            chain_id.as_bytes(),
+            &[0],
+            &encoding::to_bytes(self),
+        ])
     }
 
     /// The domain tag of block signatures.
@@ -90,7 +95,13 @@ pub fn merkle_root(leaves: &[Hash]) -> Hash {
     while level.len() > 1 {
         level = level
             .chunks(2)
-            .map(|c| if c.len() == 2 { node(&c[0], &c[1]) } else { c[0] })
+            .map(|c| {
+                if c.len() == 2 {
+                    node(&c[0], &c[1])
+                } else {
+                    c[0]
+                }
+            })
             .collect();
     }
     level[0]
@@ -111,11 +122,20 @@ fn merkle_path(leaves: &[Hash], mut index: usize) -> Vec<ProofStep> {
     while level.len() > 1 {
         let sib = index ^ 1;
         if sib < level.len() {
-            path.push(ProofStep { sibling: level[sib], left: sib < index });
+            path.push(ProofStep {
+                sibling: level[sib],
+                left: sib < index,
+            });
         }
         level = level
             .chunks(2)
-            .map(|c| if c.len() == 2 { node(&c[0], &c[1]) } else { c[0] })
+            .map(|c| {
+                if c.len() == 2 {
+                    node(&c[0], &c[1])
+                } else {
+                    c[0]
+                }
+            })
             .collect();
         index /= 2;
     }
@@ -124,7 +144,11 @@ fn merkle_path(leaves: &[Hash], mut index: usize) -> Vec<ProofStep> {
 
 fn fold_path(mut h: Hash, path: &[ProofStep]) -> Hash {
     for s in path {
-        h = if s.left { node(&s.sibling, &h) } else { node(&h, &s.sibling) };
+        h = if s.left {
+            node(&s.sibling, &h)
+        } else {
+            node(&h, &s.sibling)
+        };
     }
     h
 }
@@ -151,7 +175,8 @@ impl InclusionProof {
         path_fits(self.index, header.tx_count, &self.tx_path)
             && path_fits(self.index, header.tx_count, &self.outcome_path)
             && fold_path(leaf(self.tx_id.0.as_bytes()), &self.tx_path) == header.tx_root
-            && fold_path(outcome_leaf(&self.tx_id, &self.outcome), &self.outcome_path) == header.outcomes_root
+            && fold_path(outcome_leaf(&self.tx_id, &self.outcome), &self.outcome_path)
+                == header.outcomes_root
     }
 }
 
@@ -190,7 +215,11 @@ impl Block {
         let ids: Vec<TxId> = self.txs.iter().map(|t| t.tx.id(chain_id)).collect();
         let outcome = self.outcomes.get(index)?.clone();
         let tx_leaves: Vec<Hash> = ids.iter().map(|i| leaf(i.0.as_bytes())).collect();
-        let out_leaves: Vec<Hash> = ids.iter().zip(&self.outcomes).map(|(i, o)| outcome_leaf(i, o)).collect();
+        let out_leaves: Vec<Hash> = ids
+            .iter()
+            .zip(&self.outcomes)
+            .map(|(i, o)| outcome_leaf(i, o))
+            .collect();
         Some(InclusionProof {
             tx_id: *ids.get(index)?,
             outcome,
@@ -202,14 +231,21 @@ impl Block {
 
     /// The header with its signature.
     pub fn signed_header(&self) -> SignedHeader {
-        SignedHeader { header: self.header.clone(), signature: self.signature }
+        SignedHeader {
+            header: self.header.clone(),
+            signature: self.signature,
+        }
     }
 }
 
 /// The roots committing to `ids` and `outcomes`.
 pub fn roots(ids: &[TxId], outcomes: &[Outcome]) -> (Hash, Hash) {
     let tx_leaves: Vec<Hash> = ids.iter().map(|i| leaf(i.0.as_bytes())).collect();
-    let out_leaves: Vec<Hash> = ids.iter().zip(outcomes).map(|(i, o)| outcome_leaf(i, o)).collect();
+    let out_leaves: Vec<Hash> = ids
+        .iter()
+        .zip(outcomes)
+        .map(|(i, o)| outcome_leaf(i, o))
+        .collect();
     (merkle_root(&tx_leaves), merkle_root(&out_leaves))
 }
 
@@ -223,13 +259,21 @@ pub struct Execution {
 }
 
 /// Runs verified transactions in order at block time `now`.
-pub fn execute(g: &Genesis, state: &dyn StateRead, txs: &[VerifiedTx], now: Timestamp) -> Result<Execution, CorruptState> {
+pub fn execute(
+    g: &Genesis,
+    state: &dyn StateRead,
+    txs: &[VerifiedTx],
+    now: Timestamp,
+) -> Result<Execution, CorruptState> {
     let mut overlay = Overlay::new(state);
     let mut outcomes = Vec::with_capacity(txs.len());
     for t in txs {
         outcomes.push(apply(g, &mut overlay, t, now)?);
     }
-    Ok(Execution { outcomes, writes: overlay.writes })
+    Ok(Execution {
+        outcomes,
+        writes: overlay.writes,
+    })
 }
 
 /// The tip a new block builds on.
@@ -246,7 +290,11 @@ pub struct Tip {
 impl Tip {
     /// The tip of an empty chain.
     pub fn genesis(g: &Genesis) -> Tip {
-        Tip { height: 0, hash: g.hash(), timestamp: g.created_at }
+        Tip {
+            height: 0,
+            hash: g.hash(),
+            timestamp: g.created_at,
+        }
     }
 }
 
@@ -354,7 +402,10 @@ pub fn check_and_execute(
     let chain_id = g.chain_id.as_str();
     let h = &block.header;
     if h.height != tip.height + 1 {
-        return Err(BlockError::WrongHeight { got: h.height, tip: tip.height });
+        return Err(BlockError::WrongHeight {
+            got: h.height,
+            tip: tip.height,
+        });
     }
     if h.prev_hash != tip.hash {
         return Err(BlockError::BrokenLink);
@@ -362,9 +413,16 @@ pub fn check_and_execute(
     if h.timestamp < tip.timestamp {
         return Err(BlockError::TimeBackwards);
     }
-    let (_, node) = g.node(h.proposer).ok_or(BlockError::UnknownProposer(h.proposer))?;
-    let digest = crate::crypto::signing_digest(&BlockHeader::signing_tag(chain_id), h.hash(chain_id).as_bytes());
-    node.key.verify_digest(&digest, &block.signature).map_err(|_| BlockError::BadBlockSignature)?;
+    let (_, node) = g
+        .node(h.proposer)
+        .ok_or(BlockError::UnknownProposer(h.proposer))?;
+    let digest = crate::crypto::signing_digest(
+        &BlockHeader::signing_tag(chain_id),
+        h.hash(chain_id).as_bytes(),
+    );
+    node.key
+        .verify_digest(&digest, &block.signature)
+        .map_err(|_| BlockError::BadBlockSignature)?;
     if block.txs.len() != h.tx_count as usize || block.outcomes.len() != block.txs.len() {
         return Err(BlockError::CountMismatch);
     }
@@ -373,7 +431,10 @@ pub fn check_and_execute(
         let id = t.tx.id(chain_id);
         let v = match known(&id) {
             Some(v) if v.signed() == t => v,
-            _ => t.clone().verify(chain_id).map_err(|error| BlockError::BadTx { index, error })?,
+            _ => t
+                .clone()
+                .verify(chain_id)
+                .map_err(|error| BlockError::BadTx { index, error })?,
         };
         verified.push(v);
     }
@@ -386,7 +447,12 @@ pub fn check_and_execute(
         return Err(BlockError::OutcomesRootMismatch);
     }
     let exec = execute(g, state, &verified, h.timestamp)?;
-    if let Some(index) = exec.outcomes.iter().zip(&block.outcomes).position(|(a, b)| a != b) {
+    if let Some(index) = exec
+        .outcomes
+        .iter()
+        .zip(&block.outcomes)
+        .position(|(a, b)| a != b)
+    {
         return Err(BlockError::OutcomeMismatch { index });
     }
     Ok((verified, exec))

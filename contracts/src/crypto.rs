@@ -143,7 +143,10 @@ impl Hash {
     /// Parses 64 hex characters.
     pub fn parse_hex(s: &str) -> Result<Hash, CryptoError> {
         let v = hex::decode(s).map_err(|_| CryptoError::BadHex { expected: 32 })?;
-        Ok(Hash(v.try_into().map_err(|_| CryptoError::BadHex { expected: 32 })?))
+        Ok(Hash(
+            v.try_into()
+                .map_err(|_| CryptoError::BadHex { expected: 32 })?,
+        ))
     }
 }
 
@@ -180,7 +183,10 @@ impl PublicKey {
     pub fn parse(bytes: [u8; 33]) -> Result<Self, CryptoError> {
         let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&bytes)
             .map_err(|_| CryptoError::BadPublicKey)?;
-        Ok(PublicKey { bytes, key: Some(key) })
+        Ok(PublicKey {
+            bytes,
+            key: Some(key),
+        })
     }
 
     /// Wraps canonical bytes without decompressing them; see the type docs.
@@ -194,14 +200,18 @@ impl PublicKey {
     fn point(&self) -> Result<k256::ecdsa::VerifyingKey, CryptoError> {
         match self.key {
             Some(k) => Ok(k),
-            None => k256::ecdsa::VerifyingKey::from_sec1_bytes(&self.bytes).map_err(|_| CryptoError::BadPublicKey),
+            None => k256::ecdsa::VerifyingKey::from_sec1_bytes(&self.bytes)
+                .map_err(|_| CryptoError::BadPublicKey),
         }
     }
 
     /// Parses 66 hex characters.
     pub fn parse_hex(s: &str) -> Result<Self, CryptoError> {
         let v = hex::decode(s).map_err(|_| CryptoError::BadHex { expected: 33 })?;
-        Self::parse(v.try_into().map_err(|_| CryptoError::BadHex { expected: 33 })?)
+        Self::parse(
+            v.try_into()
+                .map_err(|_| CryptoError::BadHex { expected: 33 })?,
+        )
     }
 
     /// The compressed SEC1 bytes.
@@ -216,7 +226,8 @@ impl PublicKey {
 
     /// Verifies `sig` over the SHA3-256 digest `digest`.
     pub fn verify_digest(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
-        let s = k256::ecdsa::Signature::from_slice(&sig.0).map_err(|_| CryptoError::BadSignature)?;
+        let s =
+            k256::ecdsa::Signature::from_slice(&sig.0).map_err(|_| CryptoError::BadSignature)?;
         self.point()?
             .verify_prehash(digest.as_bytes(), &s)
             .map_err(|_| CryptoError::VerifyFailed)
@@ -275,7 +286,8 @@ pub struct Signature([u8; 64]);
 impl Signature {
     /// Parses and checks the shape (range of r and s, low-S).
     pub fn parse(bytes: [u8; 64]) -> Result<Self, CryptoError> {
-        let s = k256::ecdsa::Signature::from_slice(&bytes).map_err(|_| CryptoError::BadSignature)?;
+        let s =
+            k256::ecdsa::Signature::from_slice(&bytes).map_err(|_| CryptoError::BadSignature)?;
         if s.normalize_s() != s {
             return Err(CryptoError::BadSignature);
         }
@@ -309,10 +321,13 @@ pub struct SecretKey {
 impl SecretKey {
     /// Parses 32 big-endian bytes; fails for zero or values not below the group order.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
-        let key = k256::ecdsa::SigningKey::from_slice(bytes).map_err(|_| CryptoError::BadSecretKey)?;
+        let key =
+            k256::ecdsa::SigningKey::from_slice(bytes).map_err(|_| CryptoError::BadSecretKey)?;
         let enc = key.verifying_key().to_sec1_bytes();
         let public = PublicKey::parse(
-            enc.as_ref().try_into().map_err(|_| CryptoError::BadSecretKey)?,
+            enc.as_ref()
+                .try_into()
+                .map_err(|_| CryptoError::BadSecretKey)?,
         )?;
         Ok(SecretKey { key, public })
     }
@@ -364,7 +379,11 @@ impl SecretKey {
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretKey(public={}, secret=<redacted>)", self.public.to_hex())
+        write!(
+            f,
+            "SecretKey(public={}, secret=<redacted>)",
+            self.public.to_hex()
+        )
     }
 }
 
@@ -383,8 +402,14 @@ mod tests {
         let k = SecretKey::derive("test", b"seed");
         let sig = k.sign("a", b"msg");
         k.public().verify("a", b"msg", &sig).unwrap();
-        assert_eq!(k.public().verify("b", b"msg", &sig), Err(CryptoError::VerifyFailed));
-        assert_eq!(k.public().verify("a", b"msh", &sig), Err(CryptoError::VerifyFailed));
+        assert_eq!(
+            k.public().verify("b", b"msg", &sig),
+            Err(CryptoError::VerifyFailed)
+        );
+        assert_eq!(
+            k.public().verify("a", b"msh", &sig),
+            Err(CryptoError::VerifyFailed)
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::crypto::PublicKey;
 use crate::genesis::{Genesis, OrgDecl, OrgKind};
 use crate::model::{OrgId, PrescriptionId, Timestamp};
 use crate::state::{
-    claim_nonce_key, rx_key, seen_key, staff_key, ClaimInfo, CorruptState, DeliveryRecord, Fill, Overlay,
-    PrescriptionRecord, Revocation, RxStatus, StaffRecord,
+    claim_nonce_key, rx_key, seen_key, staff_key, ClaimInfo, CorruptState, DeliveryRecord, Fill,
+    Overlay, PrescriptionRecord, Revocation, RxStatus, StaffRecord,
 };
 use crate::tx::{
     claim_proof_message, DeliveryStatus, Fulfilment, Role, TxBody, VerifiedTx, CLAIM_PROOF_TAG,
@@ -317,7 +317,11 @@ enum Signer<'g> {
     Other,
 }
 
-fn resolve_signer<'g>(g: &'g Genesis, st: &Overlay<'_>, key: &PublicKey) -> Result<Signer<'g>, CorruptState> {
+fn resolve_signer<'g>(
+    g: &'g Genesis,
+    st: &Overlay<'_>,
+    key: &PublicKey,
+) -> Result<Signer<'g>, CorruptState> {
     if let Some(org) = g.org_by_admin(key) {
         return Ok(Signer::Admin(org));
     }
@@ -332,11 +336,18 @@ fn resolve_signer<'g>(g: &'g Genesis, st: &Overlay<'_>, key: &PublicKey) -> Resu
 /// Returns the outcome; the overlay holds the effects. A refusal writes only
 /// the seen marker and the prescription's refusal counters. `Err` means the
 /// stored state itself is unreadable, which no transaction can cause.
-pub fn apply(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timestamp) -> Result<Outcome, CorruptState> {
+pub fn apply(
+    g: &Genesis,
+    st: &mut Overlay<'_>,
+    vtx: &VerifiedTx,
+    now: Timestamp,
+) -> Result<Outcome, CorruptState> {
     let seen = seen_key(&vtx.id());
     if st.get_raw(&seen).is_some() {
         // A replay changes nothing at all, not even counters.
-        return Ok(Outcome::Refused { reason: Rejection::Duplicate });
+        return Ok(Outcome::Refused {
+            reason: Rejection::Duplicate,
+        });
     }
     st.writes.insert(seen, Some(Vec::new()));
     // Effects are staged in a scratch overlay and merged only on success, so
@@ -406,7 +417,10 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                     | (OrgKind::Regulator, Role::RegulatorOfficer)
             );
             if !fits {
-                return refuse(Rejection::WrongOrgKind { org: org.id.clone(), need: format!("fit for a {:?}", b.role).to_lowercase() });
+                return refuse(Rejection::WrongOrgKind {
+                    org: org.id.clone(),
+                    need: format!("fit for a {:?}", b.role).to_lowercase(),
+                });
             }
             if st.get_raw(&staff_key(&b.key)).is_some() || g.org_by_admin(&b.key).is_some() {
                 return refuse(Rejection::StaffExists);
@@ -438,12 +452,18 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                 Signer::Other => return refuse(Rejection::UnknownSigner),
             };
             if !allowed {
-                return refuse(Rejection::NotOrgAdmin { org: target.org.clone() });
+                return refuse(Rejection::NotOrgAdmin {
+                    org: target.org.clone(),
+                });
             }
             if target.revoked.is_some() {
                 return refuse(Rejection::AlreadyRevoked);
             }
-            target.revoked = Some(Revocation { at: now, reason: b.reason, by: tx.signer });
+            target.revoked = Some(Revocation {
+                at: now,
+                reason: b.reason,
+                by: tx.signer,
+            });
             st.put(staff_key(&b.key), &target);
             Ok(Ok(()))
         }
@@ -462,22 +482,34 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
             }
             let controlled = b.items.iter().any(|i| i.controlled);
             let (default_days, max_days) = if controlled {
-                (g.params.controlled_validity_days, g.params.controlled_validity_days)
+                (
+                    g.params.controlled_validity_days,
+                    g.params.controlled_validity_days,
+                )
             } else {
                 (g.params.default_validity_days, g.params.max_validity_days)
             };
-            let valid_until = b.valid_until.unwrap_or(b.valid_from.plus_days(default_days));
+            let valid_until = b
+                .valid_until
+                .unwrap_or(b.valid_from.plus_days(default_days));
             if valid_until <= b.valid_from || valid_until <= now {
                 return refuse(Rejection::BadValidity);
             }
             if valid_until > b.valid_from.plus_days(max_days) {
                 return refuse(Rejection::ValidityTooLong { max_days });
             }
-            if let Some(reg) = g.regulators().find(|r| !b.key_for_regulators.iter().any(|(o, _)| o == &r.id)) {
-                return refuse(Rejection::MissingKeyWrap { party: format!("regulator {}", reg.id) });
+            if let Some(reg) = g
+                .regulators()
+                .find(|r| !b.key_for_regulators.iter().any(|(o, _)| o == &r.id))
+            {
+                return refuse(Rejection::MissingKeyWrap {
+                    party: format!("regulator {}", reg.id),
+                });
             }
             if b.key_for_patient.ephemeral.is_some() || b.key_for_hospital.ephemeral.is_none() {
-                return refuse(Rejection::MissingKeyWrap { party: "patient and hospital".into() });
+                return refuse(Rejection::MissingKeyWrap {
+                    party: "patient and hospital".into(),
+                });
             }
             st.put(
                 key,
@@ -508,7 +540,9 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
             Ok(Ok(()))
         }
         TxBody::Assign(b) => {
-            let Some(mut rx) = load(st, &b.id)? else { return refuse(Rejection::UnknownPrescription) };
+            let Some(mut rx) = load(st, &b.id)? else {
+                return refuse(Rejection::UnknownPrescription);
+            };
             if tx.signer != rx.access_key {
                 return refuse(Rejection::NotPatient);
             }
@@ -532,15 +566,26 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                 Ok(s) => s,
                 Err(r) => return refuse(r),
             };
-            let Some(mut rx) = load(st, &b.id)? else { return refuse(Rejection::UnknownPrescription) };
+            let Some(mut rx) = load(st, &b.id)? else {
+                return refuse(Rejection::UnknownPrescription);
+            };
             if staff.org != b.pharmacy {
-                return refuse(Rejection::WrongOrgKind { org: b.pharmacy.clone(), need: format!("the pharmacist's own pharmacy ({})", staff.org) });
+                return refuse(Rejection::WrongOrgKind {
+                    org: b.pharmacy.clone(),
+                    need: format!("the pharmacist's own pharmacy ({})", staff.org),
+                });
             }
             // The proof comes first: without the QR code, nothing else about
             // the prescription is the claimant's business.
             let msg = claim_proof_message(&g.chain_id.to_string(), &b.id, &b.pharmacy, &b.nonce);
-            if rx.access_key.verify(CLAIM_PROOF_TAG, &msg, &b.proof).is_err() {
-                return refuse(Rejection::WrongSecret { attempts: rx.wrong_proofs + 1 });
+            if rx
+                .access_key
+                .verify(CLAIM_PROOF_TAG, &msg, &b.proof)
+                .is_err()
+            {
+                return refuse(Rejection::WrongSecret {
+                    attempts: rx.wrong_proofs + 1,
+                });
             }
             let nonce_key = claim_nonce_key(&b.id, &b.nonce);
             if st.get_raw(&nonce_key).is_some() {
@@ -554,17 +599,26 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                     return refuse(if c.pharmacy == b.pharmacy {
                         Rejection::AlreadyClaimed
                     } else {
-                        Rejection::ClaimedByOther { pharmacy: c.pharmacy.clone(), at: c.at }
+                        Rejection::ClaimedByOther {
+                            pharmacy: c.pharmacy.clone(),
+                            at: c.at,
+                        }
                     });
                 }
             }
             if let Some(f) = &rx.fulfilment {
                 if f.pharmacy() != &b.pharmacy {
-                    return refuse(Rejection::AssignedElsewhere { pharmacy: f.pharmacy().clone() });
+                    return refuse(Rejection::AssignedElsewhere {
+                        pharmacy: f.pharmacy().clone(),
+                    });
                 }
             }
             st.writes.insert(nonce_key, Some(Vec::new()));
-            rx.claim = Some(ClaimInfo { pharmacy: b.pharmacy.clone(), by: tx.signer, at: now });
+            rx.claim = Some(ClaimInfo {
+                pharmacy: b.pharmacy.clone(),
+                by: tx.signer,
+                at: now,
+            });
             rx.status = RxStatus::Claimed;
             st.put(rx_key(&b.id), &rx);
             Ok(Ok(()))
@@ -574,7 +628,9 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                 Ok(s) => s,
                 Err(r) => return refuse(r),
             };
-            let Some(mut rx) = load(st, &b.id)? else { return refuse(Rejection::UnknownPrescription) };
+            let Some(mut rx) = load(st, &b.id)? else {
+                return refuse(Rejection::UnknownPrescription);
+            };
             if let Err(r) = holds_lock(&rx, &staff.org) {
                 return refuse(r);
             }
@@ -595,7 +651,9 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                 Ok(s) => s,
                 Err(r) => return refuse(r),
             };
-            let Some(mut rx) = load(st, &b.id)? else { return refuse(Rejection::UnknownPrescription) };
+            let Some(mut rx) = load(st, &b.id)? else {
+                return refuse(Rejection::UnknownPrescription);
+            };
             if let Err(r) = holds_lock(&rx, &staff.org) {
                 return refuse(r);
             }
@@ -603,7 +661,9 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                 return refuse(Rejection::Expired { at: rx.valid_until });
             }
             if now < rx.valid_from {
-                return refuse(Rejection::NotYetValid { from: rx.valid_from });
+                return refuse(Rejection::NotYetValid {
+                    from: rx.valid_from,
+                });
             }
             let mut dispensed = rx.dispensed.clone();
             for line in &b.lines {
@@ -629,7 +689,11 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
                     pharmacy: staff.org.clone(),
                     by: tx.signer,
                     at: now,
-                    lines: b.lines.iter().map(|l| (l.item, l.quantity.get(), l.batch.clone())).collect(),
+                    lines: b
+                        .lines
+                        .iter()
+                        .map(|l| (l.item, l.quantity.get(), l.batch.clone()))
+                        .collect(),
                     tx: vtx.id(),
                 });
             }
@@ -641,14 +705,20 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
             Ok(Ok(()))
         }
         TxBody::Cancel(b) => {
-            let Some(mut rx) = load(st, &b.id)? else { return refuse(Rejection::UnknownPrescription) };
+            let Some(mut rx) = load(st, &b.id)? else {
+                return refuse(Rejection::UnknownPrescription);
+            };
             let is_patient = tx.signer == rx.access_key;
             let is_prescriber = tx.signer == rx.prescriber;
             if !is_patient && !is_prescriber {
                 return refuse(Rejection::NotPrescriberOrPatient);
             }
             match rx.status {
-                RxStatus::Cancelled => return refuse(Rejection::Cancelled { at: rx.cancelled.as_ref().map_or(now, |c| c.0) }),
+                RxStatus::Cancelled => {
+                    return refuse(Rejection::Cancelled {
+                        at: rx.cancelled.as_ref().map_or(now, |c| c.0),
+                    })
+                }
                 RxStatus::Completed => return refuse(completed(&rx, now)),
                 RxStatus::Claimed => return refuse(Rejection::ClaimedCannotChange),
                 RxStatus::Issued | RxStatus::Assigned => {}
@@ -665,48 +735,84 @@ fn apply_inner(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timesta
             let staff = match &signer {
                 Signer::Staff(s) if matches!(s.role, Role::Pharmacist | Role::Courier) => s.clone(),
                 Signer::Staff(s) => {
-                    return refuse(Rejection::WrongRole { role: s.role.label().into(), action: "record delivery events".into() })
+                    return refuse(Rejection::WrongRole {
+                        role: s.role.label().into(),
+                        action: "record delivery events".into(),
+                    })
                 }
                 // An admin key is known to the consortium; saying otherwise
                 // would send the operator looking for a missing registration.
                 Signer::Admin(_) => {
-                    return refuse(Rejection::WrongRole { role: "organisation admin".into(), action: "record delivery events".into() })
+                    return refuse(Rejection::WrongRole {
+                        role: "organisation admin".into(),
+                        action: "record delivery events".into(),
+                    })
                 }
                 Signer::Other => return refuse(Rejection::UnknownSigner),
             };
-            let Some(mut rx) = load(st, &b.id)? else { return refuse(Rejection::UnknownPrescription) };
-            let Some(claim) = rx.claim.clone() else { return refuse(Rejection::NotClaimed) };
+            let Some(mut rx) = load(st, &b.id)? else {
+                return refuse(Rejection::UnknownPrescription);
+            };
+            let Some(claim) = rx.claim.clone() else {
+                return refuse(Rejection::NotClaimed);
+            };
             let org_kind = g.org(&staff.org).map(|o| o.kind);
-            let may = staff.org == claim.pharmacy || (staff.role == Role::Courier && org_kind == Some(OrgKind::Logistics));
+            let may = staff.org == claim.pharmacy
+                || (staff.role == Role::Courier && org_kind == Some(OrgKind::Logistics));
             if !may {
-                return refuse(Rejection::ClaimedByOther { pharmacy: claim.pharmacy, at: claim.at });
+                return refuse(Rejection::ClaimedByOther {
+                    pharmacy: claim.pharmacy,
+                    at: claim.at,
+                });
             }
             if rx.status == RxStatus::Cancelled {
-                return refuse(Rejection::Cancelled { at: rx.cancelled.as_ref().map_or(now, |c| c.0) });
+                return refuse(Rejection::Cancelled {
+                    at: rx.cancelled.as_ref().map_or(now, |c| c.0),
+                });
             }
             let delivery_mode = matches!(rx.fulfilment, Some(Fulfilment::Delivery { .. }));
             let last = rx.delivery.last().map(|d| d.status);
             let ok = if b.status == DeliveryStatus::ReadyForPickup {
                 if delivery_mode {
-                    return refuse(Rejection::WrongFulfilmentMode { attempted: b.status, mode: "delivery".into() });
+                    return refuse(Rejection::WrongFulfilmentMode {
+                        attempted: b.status,
+                        mode: "delivery".into(),
+                    });
                 }
                 if staff.role != Role::Pharmacist {
-                    return refuse(Rejection::WrongRole { role: staff.role.label().into(), action: "mark a prescription ready for pickup".into() });
+                    return refuse(Rejection::WrongRole {
+                        role: staff.role.label().into(),
+                        action: "mark a prescription ready for pickup".into(),
+                    });
                 }
                 last.is_none() && rx.status == RxStatus::Claimed
             } else {
                 if !delivery_mode {
-                    return refuse(Rejection::WrongFulfilmentMode { attempted: b.status, mode: "pickup".into() });
+                    return refuse(Rejection::WrongFulfilmentMode {
+                        attempted: b.status,
+                        mode: "pickup".into(),
+                    });
                 }
                 if b.status == DeliveryStatus::Packed && staff.org != claim.pharmacy {
-                    return refuse(Rejection::ClaimedByOther { pharmacy: claim.pharmacy, at: claim.at });
+                    return refuse(Rejection::ClaimedByOther {
+                        pharmacy: claim.pharmacy,
+                        at: claim.at,
+                    });
                 }
-                delivery_follows(last, b.status) && (b.status != DeliveryStatus::Packed || rx.any_dispensed())
+                delivery_follows(last, b.status)
+                    && (b.status != DeliveryStatus::Packed || rx.any_dispensed())
             };
             if !ok {
-                return refuse(Rejection::DeliveryOutOfOrder { last, attempted: b.status });
+                return refuse(Rejection::DeliveryOutOfOrder {
+                    last,
+                    attempted: b.status,
+                });
             }
-            rx.delivery.push(DeliveryRecord { status: b.status, by: tx.signer, at: now });
+            rx.delivery.push(DeliveryRecord {
+                status: b.status,
+                by: tx.signer,
+                at: now,
+            });
             st.put(rx_key(&b.id), &rx);
             Ok(Ok(()))
         }
@@ -729,11 +835,21 @@ pub fn delivery_follows(last: Option<DeliveryStatus>, next: DeliveryStatus) -> b
     )
 }
 
-fn need_role(signer: &Signer<'_>, role: Role, action: &str) -> Result<Result<StaffRecord, Rejection>, CorruptState> {
+fn need_role(
+    signer: &Signer<'_>,
+    role: Role,
+    action: &str,
+) -> Result<Result<StaffRecord, Rejection>, CorruptState> {
     Ok(match signer {
         Signer::Staff(s) if s.role == role => Ok(s.clone()),
-        Signer::Staff(s) => Err(Rejection::WrongRole { role: s.role.label().into(), action: action.into() }),
-        Signer::Admin(_) => Err(Rejection::WrongRole { role: "organisation admin".into(), action: action.into() }),
+        Signer::Staff(s) => Err(Rejection::WrongRole {
+            role: s.role.label().into(),
+            action: action.into(),
+        }),
+        Signer::Admin(_) => Err(Rejection::WrongRole {
+            role: "organisation admin".into(),
+            action: action.into(),
+        }),
         Signer::Other => Err(Rejection::UnknownSigner),
     })
 }
@@ -741,7 +857,10 @@ fn need_role(signer: &Signer<'_>, role: Role, action: &str) -> Result<Result<Sta
 fn need_org(g: &Genesis, id: &OrgId, kind: OrgKind) -> Result<(), Rejection> {
     match g.org(id) {
         None => Err(Rejection::UnknownOrg { org: id.clone() }),
-        Some(o) if o.kind != kind => Err(Rejection::WrongOrgKind { org: id.clone(), need: format!("{kind:?}").to_lowercase() }),
+        Some(o) if o.kind != kind => Err(Rejection::WrongOrgKind {
+            org: id.clone(),
+            need: format!("{kind:?}").to_lowercase(),
+        }),
         Some(_) => Ok(()),
     }
 }
@@ -752,9 +871,15 @@ fn load(st: &Overlay<'_>, id: &PrescriptionId) -> Result<Option<PrescriptionReco
 
 fn completed(rx: &PrescriptionRecord, now: Timestamp) -> Rejection {
     match rx.last_fill() {
-        Some(f) => Rejection::AlreadyDispensed { pharmacy: f.pharmacy.clone(), at: f.at },
+        Some(f) => Rejection::AlreadyDispensed {
+            pharmacy: f.pharmacy.clone(),
+            at: f.at,
+        },
         None => Rejection::AlreadyDispensed {
-            pharmacy: rx.claim.as_ref().map_or_else(|| rx.hospital.clone(), |c| c.pharmacy.clone()),
+            pharmacy: rx
+                .claim
+                .as_ref()
+                .map_or_else(|| rx.hospital.clone(), |c| c.pharmacy.clone()),
             at: rx.completed_at.unwrap_or(now),
         },
     }
@@ -764,7 +889,11 @@ fn completed(rx: &PrescriptionRecord, now: Timestamp) -> Rejection {
 /// outside its validity window.
 fn check_open(rx: &PrescriptionRecord, now: Timestamp) -> Result<(), Rejection> {
     match rx.status {
-        RxStatus::Cancelled => return Err(Rejection::Cancelled { at: rx.cancelled.as_ref().map_or(now, |c| c.0) }),
+        RxStatus::Cancelled => {
+            return Err(Rejection::Cancelled {
+                at: rx.cancelled.as_ref().map_or(now, |c| c.0),
+            })
+        }
         RxStatus::Completed => return Err(completed(rx, now)),
         _ => {}
     }
@@ -772,7 +901,9 @@ fn check_open(rx: &PrescriptionRecord, now: Timestamp) -> Result<(), Rejection> 
         return Err(Rejection::Expired { at: rx.valid_until });
     }
     if now < rx.valid_from {
-        return Err(Rejection::NotYetValid { from: rx.valid_from });
+        return Err(Rejection::NotYetValid {
+            from: rx.valid_from,
+        });
     }
     Ok(())
 }
@@ -780,9 +911,14 @@ fn check_open(rx: &PrescriptionRecord, now: Timestamp) -> Result<(), Rejection> 
 fn holds_lock(rx: &PrescriptionRecord, org: &OrgId) -> Result<(), Rejection> {
     match (rx.status, &rx.claim) {
         (RxStatus::Completed, _) => Err(completed(rx, Timestamp(0))),
-        (RxStatus::Cancelled, _) => Err(Rejection::Cancelled { at: rx.cancelled.as_ref().map_or(Timestamp(0), |c| c.0) }),
+        (RxStatus::Cancelled, _) => Err(Rejection::Cancelled {
+            at: rx.cancelled.as_ref().map_or(Timestamp(0), |c| c.0),
+        }),
         (RxStatus::Claimed, Some(c)) if &c.pharmacy == org => Ok(()),
-        (RxStatus::Claimed, Some(c)) => Err(Rejection::ClaimedByOther { pharmacy: c.pharmacy.clone(), at: c.at }),
+        (RxStatus::Claimed, Some(c)) => Err(Rejection::ClaimedByOther {
+            pharmacy: c.pharmacy.clone(),
+            at: c.at,
+        }),
         _ => Err(Rejection::NotClaimed),
     }
 }
@@ -790,18 +926,27 @@ fn holds_lock(rx: &PrescriptionRecord, org: &OrgId) -> Result<(), Rejection> {
 /// What a scan would answer: whether `pharmacy` could claim `rx` at `now`
 /// given a valid proof. Used by the node's scan verdict, so the verdict and
 /// the rules can never disagree.
-pub fn claimable_by(rx: &PrescriptionRecord, pharmacy: &OrgId, now: Timestamp) -> Result<(), Rejection> {
+pub fn claimable_by(
+    rx: &PrescriptionRecord,
+    pharmacy: &OrgId,
+    now: Timestamp,
+) -> Result<(), Rejection> {
     check_open(rx, now)?;
     if let (RxStatus::Claimed, Some(c)) = (rx.status, &rx.claim) {
         return Err(if &c.pharmacy == pharmacy {
             Rejection::AlreadyClaimed
         } else {
-            Rejection::ClaimedByOther { pharmacy: c.pharmacy.clone(), at: c.at }
+            Rejection::ClaimedByOther {
+                pharmacy: c.pharmacy.clone(),
+                at: c.at,
+            }
         });
     }
     if let Some(f) = &rx.fulfilment {
         if f.pharmacy() != pharmacy {
-            return Err(Rejection::AssignedElsewhere { pharmacy: f.pharmacy().clone() });
+            return Err(Rejection::AssignedElsewhere {
+                pharmacy: f.pharmacy().clone(),
+            });
         }
     }
     Ok(())

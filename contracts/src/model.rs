@@ -16,13 +16,18 @@ pub struct InvalidValue {
 
 impl InvalidValue {
     pub(crate) fn new(field: &'static str, problem: impl Into<String>) -> Self {
-        InvalidValue { field, problem: problem.into() }
+        InvalidValue {
+            field,
+            problem: problem.into(),
+        }
     }
 }
 
 /// Milliseconds since the Unix epoch, UTC. Time always enters the contracts
 /// as a value: the block timestamp the proposer chose.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
@@ -48,7 +53,12 @@ impl fmt::Display for Timestamp {
         let days = (self.0 / Self::DAY_MS) as i64;
         let ms_of_day = self.0 % Self::DAY_MS;
         let (y, m, d) = civil_from_days(days);
-        write!(f, "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", ms_of_day / 3_600_000, (ms_of_day / 60_000) % 60)
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+            ms_of_day / 3_600_000,
+            (ms_of_day / 60_000) % 60
+        )
     }
 }
 
@@ -175,7 +185,10 @@ impl Quantity {
     /// Parses a quantity, refusing zero and absurd values.
     pub fn new(n: u32) -> Result<Self, InvalidValue> {
         if n == 0 || n > Self::MAX {
-            Err(InvalidValue::new("quantity", format!("must be 1..={}", Self::MAX)))
+            Err(InvalidValue::new(
+                "quantity",
+                format!("must be 1..={}", Self::MAX),
+            ))
         } else {
             Ok(Quantity(n))
         }
@@ -286,8 +299,14 @@ mod tests {
     #[test]
     fn timestamps_display_as_utc_dates() {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01 00:00 UTC");
-        assert_eq!(Timestamp(1_767_225_600_000).to_string(), "2026-01-01 00:00 UTC");
-        assert_eq!(Timestamp(951_782_400_000 + 13 * 3_600_000 + 7 * 60_000).to_string(), "2000-02-29 13:07 UTC");
+        assert_eq!(
+            Timestamp(1_767_225_600_000).to_string(),
+            "2026-01-01 00:00 UTC"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_000 + 13 * 3_600_000 + 7 * 60_000).to_string(),
+            "2000-02-29 13:07 UTC"
+        );
     }
 
     #[test]

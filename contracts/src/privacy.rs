@@ -124,7 +124,13 @@ pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8], entropy: Entropy<'_>) 
     entropy(&mut nonce);
     let cipher = ChaCha20Poly1305::new(key.into());
     let ciphertext = cipher
-        .encrypt(&nonce.into(), Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce.into(),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("ChaCha20-Poly1305 encrypts any message below 256 GiB");
     Sealed { nonce, ciphertext }
 }
@@ -133,22 +139,42 @@ pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8], entropy: Entropy<'_>) 
 pub fn open(key: &[u8; 32], aad: &[u8], sealed: &Sealed) -> Result<Vec<u8>, PrivacyError> {
     let cipher = ChaCha20Poly1305::new(key.into());
     cipher
-        .decrypt(&sealed.nonce.into(), Payload { msg: &sealed.ciphertext, aad })
+        .decrypt(
+            &sealed.nonce.into(),
+            Payload {
+                msg: &sealed.ciphertext,
+                aad,
+            },
+        )
         .map_err(|_| PrivacyError::OpenFailed)
 }
 
 fn unwrap32(kek: &[u8; 32], aad: &[u8], w: &WrappedKey) -> Result<[u8; 32], PrivacyError> {
-    open(kek, aad, &w.sealed)?.try_into().map_err(|_| PrivacyError::Malformed)
+    open(kek, aad, &w.sealed)?
+        .try_into()
+        .map_err(|_| PrivacyError::Malformed)
 }
 
 /// Wraps 32 bytes for whoever holds `secret`, bound to `context`.
-pub fn wrap_for_secret(secret: &AccessSecret, context: &[u8], key: &[u8; 32], entropy: Entropy<'_>) -> WrappedKey {
+pub fn wrap_for_secret(
+    secret: &AccessSecret,
+    context: &[u8],
+    key: &[u8; 32],
+    entropy: Entropy<'_>,
+) -> WrappedKey {
     let kek = kdf("access-wrap", &[&secret.0, context]);
-    WrappedKey { ephemeral: None, sealed: seal(&kek, context, key, entropy) }
+    WrappedKey {
+        ephemeral: None,
+        sealed: seal(&kek, context, key, entropy),
+    }
 }
 
 /// Unwraps what [`wrap_for_secret`] wrapped.
-pub fn unwrap_with_secret(secret: &AccessSecret, context: &[u8], w: &WrappedKey) -> Result<[u8; 32], PrivacyError> {
+pub fn unwrap_with_secret(
+    secret: &AccessSecret,
+    context: &[u8],
+    w: &WrappedKey,
+) -> Result<[u8; 32], PrivacyError> {
     if w.ephemeral.is_some() {
         return Err(PrivacyError::WrongWrapKind);
     }
@@ -157,20 +183,48 @@ pub fn unwrap_with_secret(secret: &AccessSecret, context: &[u8], w: &WrappedKey)
 
 /// Wraps 32 bytes for the holder of `recipient`'s secret key: ephemeral
 /// ECDH, then the KDF over the shared x, both public keys and `context`.
-pub fn wrap_for_key(recipient: &PublicKey, context: &[u8], key: &[u8; 32], entropy: Entropy<'_>) -> Result<WrappedKey, PrivacyError> {
+pub fn wrap_for_key(
+    recipient: &PublicKey,
+    context: &[u8],
+    key: &[u8; 32],
+    entropy: Entropy<'_>,
+) -> Result<WrappedKey, PrivacyError> {
     let mut seed = [0u8; 32];
     entropy(&mut seed);
     let eph = SecretKey::derive("rxchain-ephemeral-v1", &seed);
     let shared = eph.ecdh(recipient).map_err(|_| PrivacyError::BadKey)?;
-    let kek = kdf("ecdh-wrap", &[&shared, eph.public().as_bytes(), recipient.as_bytes(), context]);
-    Ok(WrappedKey { ephemeral: Some(eph.public()), sealed: seal(&kek, context, key, entropy) })
+    let kek = kdf(
+        "ecdh-wrap",
+        &[
+            &shared,
+            eph.public().as_bytes(),
+            recipient.as_bytes(),
+            context,
+        ],
+    );
+    Ok(WrappedKey {
+        ephemeral: Some(eph.public()),
+        sealed: seal(&kek, context, key, entropy),
+    })
 }
 
 /// Unwraps what [`wrap_for_key`] wrapped, with the recipient's secret key.
-pub fn unwrap_with_key(recipient: &SecretKey, context: &[u8], w: &WrappedKey) -> Result<[u8; 32], PrivacyError> {
+pub fn unwrap_with_key(
+    recipient: &SecretKey,
+    context: &[u8],
+    w: &WrappedKey,
+) -> Result<[u8; 32], PrivacyError> {
     let eph = w.ephemeral.as_ref().ok_or(PrivacyError::WrongWrapKind)?;
     let shared = recipient.ecdh(eph).map_err(|_| PrivacyError::BadKey)?;
-    let kek = kdf("ecdh-wrap", &[&shared, eph.as_bytes(), recipient.public().as_bytes(), context]);
+    let kek = kdf(
+        "ecdh-wrap",
+        &[
+            &shared,
+            eph.as_bytes(),
+            recipient.public().as_bytes(),
+            context,
+        ],
+    );
     unwrap32(&kek, context, w)
 }
 
@@ -222,12 +276,26 @@ pub fn handover_context(id: &PrescriptionId) -> Vec<u8> {
 }
 
 /// Seals private content: returns the ciphertext under a fresh content key.
-pub fn seal_content(id: &PrescriptionId, content: &PrivateContent, key: &ContentKey, entropy: Entropy<'_>) -> Sealed {
-    seal(&key.0, &content_context(id), &crate::encoding::to_bytes(content), entropy)
+pub fn seal_content(
+    id: &PrescriptionId,
+    content: &PrivateContent,
+    key: &ContentKey,
+    entropy: Entropy<'_>,
+) -> Sealed {
+    seal(
+        &key.0,
+        &content_context(id),
+        &crate::encoding::to_bytes(content),
+        entropy,
+    )
 }
 
 /// Opens private content with the content key.
-pub fn open_content(id: &PrescriptionId, sealed: &Sealed, key: &ContentKey) -> Result<PrivateContent, PrivacyError> {
+pub fn open_content(
+    id: &PrescriptionId,
+    sealed: &Sealed,
+    key: &ContentKey,
+) -> Result<PrivateContent, PrivacyError> {
     let bytes = open(&key.0, &content_context(id), sealed)?;
     crate::encoding::from_bytes(&bytes).map_err(|_| PrivacyError::Malformed)
 }
@@ -315,15 +383,33 @@ mod tests {
         let w_pat = wrap_for_secret(&secret, &ctx, ck.expose(), &mut e);
         let w_hosp = wrap_for_key(&hospital.public(), &ctx, ck.expose(), &mut e).unwrap();
         let w_reg = wrap_for_key(&regulator.public(), &ctx, ck.expose(), &mut e).unwrap();
-        assert_eq!(&unwrap_with_secret(&secret, &ctx, &w_pat).unwrap(), ck.expose());
-        assert_eq!(&unwrap_with_key(&hospital, &ctx, &w_hosp).unwrap(), ck.expose());
-        assert_eq!(&unwrap_with_key(&regulator, &ctx, &w_reg).unwrap(), ck.expose());
-        assert_eq!(unwrap_with_key(&stranger, &ctx, &w_hosp), Err(PrivacyError::OpenFailed));
+        assert_eq!(
+            &unwrap_with_secret(&secret, &ctx, &w_pat).unwrap(),
+            ck.expose()
+        );
+        assert_eq!(
+            &unwrap_with_key(&hospital, &ctx, &w_hosp).unwrap(),
+            ck.expose()
+        );
+        assert_eq!(
+            &unwrap_with_key(&regulator, &ctx, &w_reg).unwrap(),
+            ck.expose()
+        );
+        assert_eq!(
+            unwrap_with_key(&stranger, &ctx, &w_hosp),
+            Err(PrivacyError::OpenFailed)
+        );
         let other = AccessSecret::random(&mut e);
-        assert_eq!(unwrap_with_secret(&other, &ctx, &w_pat), Err(PrivacyError::OpenFailed));
+        assert_eq!(
+            unwrap_with_secret(&other, &ctx, &w_pat),
+            Err(PrivacyError::OpenFailed)
+        );
         // A wrap moved to another prescription does not open.
         let ctx2 = content_context(&PrescriptionId::from_bytes([8; 16]));
-        assert_eq!(unwrap_with_secret(&secret, &ctx2, &w_pat), Err(PrivacyError::OpenFailed));
+        assert_eq!(
+            unwrap_with_secret(&secret, &ctx2, &w_pat),
+            Err(PrivacyError::OpenFailed)
+        );
     }
 
     #[test]
@@ -344,7 +430,10 @@ mod tests {
         let mut sealed = seal_content(&id, &content, &ck, &mut e);
         assert_eq!(open_content(&id, &sealed, &ck).unwrap(), content);
         sealed.ciphertext[0] ^= 1;
-        assert_eq!(open_content(&id, &sealed, &ck), Err(PrivacyError::OpenFailed));
+        assert_eq!(
+            open_content(&id, &sealed, &ck),
+            Err(PrivacyError::OpenFailed)
+        );
     }
 
     #[test]

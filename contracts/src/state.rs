@@ -12,7 +12,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::crypto::{Hash, PublicKey};
 use crate::encoding::{self, DecodeError};
 use crate::model::{Label, OrgId, PrescriptionId, Timestamp};
-use crate::tx::{CancelReason, DeliveryStatus, Fulfilment, Item, Role, RevokeReason, TxId};
+use crate::tx::{CancelReason, DeliveryStatus, Fulfilment, Item, RevokeReason, Role, TxId};
 
 /// Read access to committed state.
 pub trait StateRead {
@@ -94,7 +94,10 @@ pub struct Overlay<'a> {
 impl<'a> Overlay<'a> {
     /// An overlay with no writes yet.
     pub fn new(base: &'a dyn StateRead) -> Self {
-        Overlay { base, writes: WriteSet::new() }
+        Overlay {
+            base,
+            writes: WriteSet::new(),
+        }
     }
 
     /// Raw read.
@@ -109,7 +112,10 @@ impl<'a> Overlay<'a> {
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, CorruptState> {
         self.get_raw(key)
             .map(|b| {
-                encoding::from_bytes(&b).map_err(|source| CorruptState { key: hex::encode(key), source })
+                encoding::from_bytes(&b).map_err(|source| CorruptState {
+                    key: hex::encode(key),
+                    source,
+                })
             })
             .transpose()
     }

@@ -379,14 +379,20 @@ impl Transaction {
 
     /// The transaction id: the digest that is signed.
     pub fn id(&self, chain_id: &str) -> TxId {
-        TxId(crate::crypto::signing_digest(&self.tag(chain_id), &self.signing_bytes()))
+        TxId(crate::crypto::signing_digest(
+            &self.tag(chain_id),
+            &self.signing_bytes(),
+        ))
     }
 
     /// Signs with `key`, which must be the declared signer's.
     pub fn sign(self, chain_id: &str, key: &SecretKey) -> SignedTx {
         let id = self.id(chain_id);
         let signature = key.sign_digest(&id.0);
-        SignedTx { tx: self, signature }
+        SignedTx {
+            tx: self,
+            signature,
+        }
     }
 }
 
@@ -469,7 +475,9 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
                     return bad("sealed address is larger than 16 KiB");
                 }
                 if b.handover.is_none() {
-                    return bad("home delivery needs the access secret handed over to the pharmacy");
+                    return bad(
+                        "home delivery needs the access secret handed over to the pharmacy",
+                    );
                 }
             }
         }
@@ -478,7 +486,9 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
                 return bad("at most 10 lines per dispense");
             }
             if b.lines.is_empty() && !b.complete {
-                return bad("a dispense needs at least one line unless it completes the prescription");
+                return bad(
+                    "a dispense needs at least one line unless it completes the prescription",
+                );
             }
         }
         _ => {}
@@ -517,7 +527,12 @@ impl VerifiedTx {
 
 /// The message an access key signs to prove a pharmacy holds the QR code:
 /// the canonical encoding of `(chain_id, prescription id, pharmacy, nonce)`.
-pub fn claim_proof_message(chain_id: &str, id: &PrescriptionId, pharmacy: &OrgId, nonce: &[u8; 16]) -> Vec<u8> {
+pub fn claim_proof_message(
+    chain_id: &str,
+    id: &PrescriptionId,
+    pharmacy: &OrgId,
+    nonce: &[u8; 16],
+) -> Vec<u8> {
     encoding::to_bytes(&(chain_id, id, pharmacy, nonce))
 }
 

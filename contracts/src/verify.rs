@@ -44,14 +44,23 @@ pub struct Verifier<'g> {
 impl<'g> Verifier<'g> {
     /// Starts from genesis.
     pub fn new(genesis: &'g Genesis) -> Self {
-        Verifier { genesis, state: MemStore::default(), tip: Tip::genesis(genesis), txs: 0, refused: 0 }
+        Verifier {
+            genesis,
+            state: MemStore::default(),
+            tip: Tip::genesis(genesis),
+            txs: 0,
+            refused: 0,
+        }
     }
 
     /// Checks and applies the next block.
     pub fn push(&mut self, block: &Block) -> Result<(), VerifyFailure> {
         let none = |_: &crate::tx::TxId| None;
         let (_, exec) = check_and_execute(self.genesis, &self.state, &self.tip, block, &none)
-            .map_err(|reason| VerifyFailure { height: self.tip.height + 1, reason })?;
+            .map_err(|reason| VerifyFailure {
+                height: self.tip.height + 1,
+                reason,
+            })?;
         self.state.commit(&exec.writes);
         self.txs += block.txs.len() as u64;
         self.refused += exec.outcomes.iter().filter(|o| !o.is_applied()).count() as u64;
@@ -70,12 +79,20 @@ impl<'g> Verifier<'g> {
 
     /// Finishes with a report.
     pub fn finish(self) -> VerifyReport {
-        VerifyReport { tip: self.tip, txs: self.txs, refused: self.refused, state_digest: state_digest(&self.state) }
+        VerifyReport {
+            tip: self.tip,
+            txs: self.txs,
+            refused: self.refused,
+            state_digest: state_digest(&self.state),
+        }
     }
 }
 
 /// Verifies a whole chain from genesis.
-pub fn verify_chain<'a>(genesis: &Genesis, blocks: impl IntoIterator<Item = &'a Block>) -> Result<VerifyReport, VerifyFailure> {
+pub fn verify_chain<'a>(
+    genesis: &Genesis,
+    blocks: impl IntoIterator<Item = &'a Block>,
+) -> Result<VerifyReport, VerifyFailure> {
     let mut v = Verifier::new(genesis);
     for b in blocks {
         v.push(b)?;

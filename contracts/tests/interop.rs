@@ -18,7 +18,9 @@ use std::process::{Command, Output};
 
 use common::{org, CHAIN_ID, T0};
 use rxchain_contracts::block::BlockHeader;
-use rxchain_contracts::crypto::{signing_digest, CryptoError, Hash, PublicKey, SecretKey, Signature};
+use rxchain_contracts::crypto::{
+    signing_digest, CryptoError, Hash, PublicKey, SecretKey, Signature,
+};
 use rxchain_contracts::tx::{claim_proof_message, ReleaseRx, Transaction, TxBody, CLAIM_PROOF_TAG};
 use rxchain_contracts::PrescriptionId;
 use serde::{Deserialize, Serialize};
@@ -50,7 +52,10 @@ struct VectorFile {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("contracts/ sits in the workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("contracts/ sits in the workspace root")
+        .to_path_buf()
 }
 
 fn fixture_path() -> PathBuf {
@@ -68,8 +73,8 @@ fn read_fixture() -> VectorFile {
 
 /// The secp256k1 group order minus one, the largest valid secret key.
 const N_MINUS_1: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xba, 0xae,
-    0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x40,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x40,
 ];
 
 fn one() -> [u8; 32] {
@@ -84,7 +89,9 @@ fn release_tx(signer: &SecretKey) -> Transaction {
         signer: signer.public(),
         nonce: 7,
         created_at: T0,
-        body: TxBody::Release(ReleaseRx { id: PrescriptionId::from_bytes([0x5a; 16]) }),
+        body: TxBody::Release(ReleaseRx {
+            id: PrescriptionId::from_bytes([0x5a; 16]),
+        }),
     }
 }
 
@@ -94,20 +101,60 @@ fn rust_vectors() -> Vec<Vector> {
     let key = |i: u32| SecretKey::derive("rxchain-interop-v1", format!("rust-{i}").as_bytes());
     let tx = release_tx(&key(7));
     let cases: Vec<(&str, SecretKey, String, Vec<u8>)> = vec![
-        ("rust-empty-message", key(0), "tx/rxchain-test/release".into(), vec![]),
-        ("rust-short-message", key(1), "tx/rxchain-test/claim".into(), b"abc".to_vec()),
-        ("rust-all-byte-values", key(2), "tx/rxchain-test/dispense".into(), (0..=255u8).collect()),
-        ("rust-long-message", key(3), "tx/rxchain-test/issue".into(), (0..4096u32).map(|i| ((i * 7 + 3) % 256) as u8).collect()),
-        ("rust-block-header", key(4), BlockHeader::signing_tag(CHAIN_ID), Hash::of(&[b"header"]).as_bytes().to_vec()),
+        (
+            "rust-empty-message",
+            key(0),
+            "tx/rxchain-test/release".into(),
+            vec![],
+        ),
+        (
+            "rust-short-message",
+            key(1),
+            "tx/rxchain-test/claim".into(),
+            b"abc".to_vec(),
+        ),
+        (
+            "rust-all-byte-values",
+            key(2),
+            "tx/rxchain-test/dispense".into(),
+            (0..=255u8).collect(),
+        ),
+        (
+            "rust-long-message",
+            key(3),
+            "tx/rxchain-test/issue".into(),
+            (0..4096u32).map(|i| ((i * 7 + 3) % 256) as u8).collect(),
+        ),
+        (
+            "rust-block-header",
+            key(4),
+            BlockHeader::signing_tag(CHAIN_ID),
+            Hash::of(&[b"header"]).as_bytes().to_vec(),
+        ),
         (
             "rust-claim-proof",
             key(5),
             CLAIM_PROOF_TAG.into(),
-            claim_proof_message(CHAIN_ID, &PrescriptionId::from_bytes([0; 16]), &org("pharm-b"), &[9; 16]),
+            claim_proof_message(
+                CHAIN_ID,
+                &PrescriptionId::from_bytes([0; 16]),
+                &org("pharm-b"),
+                &[9; 16],
+            ),
         ),
         ("rust-empty-tag", key(6), String::new(), b"x".to_vec()),
-        ("rust-release-transaction", key(7), tx.tag(CHAIN_ID), tx.signing_bytes()),
-        ("rust-edge-secret-one", SecretKey::from_bytes(&one()).unwrap(), "tx/rxchain-test/release".into(), b"edge".to_vec()),
+        (
+            "rust-release-transaction",
+            key(7),
+            tx.tag(CHAIN_ID),
+            tx.signing_bytes(),
+        ),
+        (
+            "rust-edge-secret-one",
+            SecretKey::from_bytes(&one()).unwrap(),
+            "tx/rxchain-test/release".into(),
+            b"edge".to_vec(),
+        ),
         (
             "rust-edge-secret-n-minus-1",
             SecretKey::from_bytes(&N_MINUS_1).unwrap(),
@@ -134,13 +181,17 @@ fn rust_vectors() -> Vec<Vector> {
 }
 
 fn unhex<const N: usize>(s: &str) -> [u8; N] {
-    hex::decode(s).expect("hex").try_into().unwrap_or_else(|_| panic!("expected {N} bytes in {s}"))
+    hex::decode(s)
+        .expect("hex")
+        .try_into()
+        .unwrap_or_else(|_| panic!("expected {N} bytes in {s}"))
 }
 
 /// Checks one vector with the contracts crate; returns what is wrong.
 fn check_in_rust(v: &Vector) -> Result<(), String> {
     let name = &v.name;
-    let sk = SecretKey::from_bytes(&unhex::<32>(&v.secret_key)).map_err(|e| format!("{name}: secret key: {e}"))?;
+    let sk = SecretKey::from_bytes(&unhex::<32>(&v.secret_key))
+        .map_err(|e| format!("{name}: secret key: {e}"))?;
     let pk = PublicKey::parse_hex(&v.public_key).map_err(|e| format!("{name}: public key: {e}"))?;
     if sk.public() != pk {
         return Err(format!("{name}: the public key is not the secret key's"));
@@ -148,11 +199,16 @@ fn check_in_rust(v: &Vector) -> Result<(), String> {
     let message = hex::decode(&v.message).map_err(|e| format!("{name}: message: {e}"))?;
     let digest = signing_digest(&v.tag, &message);
     if digest.to_hex() != v.digest {
-        return Err(format!("{name}: the digest is not crypto::signing_digest of the tagged message"));
+        return Err(format!(
+            "{name}: the digest is not crypto::signing_digest of the tagged message"
+        ));
     }
-    let sig = Signature::parse(unhex::<64>(&v.signature)).map_err(|e| format!("{name}: signature: {e}"))?;
-    pk.verify(&v.tag, &message, &sig).map_err(|e| format!("{name}: {e}"))?;
-    pk.verify_digest(&digest, &sig).map_err(|e| format!("{name}: {e}"))?;
+    let sig = Signature::parse(unhex::<64>(&v.signature))
+        .map_err(|e| format!("{name}: signature: {e}"))?;
+    pk.verify(&v.tag, &message, &sig)
+        .map_err(|e| format!("{name}: {e}"))?;
+    pk.verify_digest(&digest, &sig)
+        .map_err(|e| format!("{name}: {e}"))?;
     // Domain separation holds for the other implementation's signatures too.
     if pk.verify(&format!("{}x", v.tag), &message, &sig) != Err(CryptoError::VerifyFailed) {
         return Err(format!("{name}: verifies under another tag"));
@@ -166,13 +222,16 @@ fn check_in_rust(v: &Vector) -> Result<(), String> {
     // refuses it so that one signed message has one signature.
     let s = k256::ecdsa::Signature::from_slice(sig.as_bytes()).expect("well-formed");
     let (r, s) = s.split_scalars();
-    let high = k256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).expect("in range");
+    let high =
+        k256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).expect("in range");
     if Signature::parse(high.to_bytes().into()) != Err(CryptoError::BadSignature) {
         return Err(format!("{name}: the high-S twin was accepted"));
     }
     // Both implementations use RFC 6979, so re-signing reproduces the bytes.
     if sk.sign_digest(&digest) != sig {
-        return Err(format!("{name}: re-signing with k256 gives a different signature"));
+        return Err(format!(
+            "{name}: re-signing with k256 gives a different signature"
+        ));
     }
     Ok(())
 }
@@ -180,8 +239,15 @@ fn check_in_rust(v: &Vector) -> Result<(), String> {
 #[test]
 fn every_committed_vector_verifies_with_the_contracts_crate() {
     let file = read_fixture();
-    let failures: Vec<String> = file.vectors.iter().filter_map(|v| check_in_rust(v).err()).collect();
-    assert!(failures.is_empty(), "committed vectors failed: {failures:#?}");
+    let failures: Vec<String> = file
+        .vectors
+        .iter()
+        .filter_map(|v| check_in_rust(v).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "committed vectors failed: {failures:#?}"
+    );
 }
 
 #[test]
@@ -190,28 +256,53 @@ fn the_committed_vectors_come_from_both_implementations() {
     let count = |p: &str| file.vectors.iter().filter(|v| v.producer == p).count();
     assert!(count(RUST_PRODUCER) >= 8, "too few Rust vectors");
     assert!(count(PYTHON_PRODUCER) >= 8, "too few Python vectors");
-    assert_eq!(count(RUST_PRODUCER) + count(PYTHON_PRODUCER), file.vectors.len(), "an unknown producer");
-    let names: std::collections::BTreeSet<&str> = file.vectors.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        count(RUST_PRODUCER) + count(PYTHON_PRODUCER),
+        file.vectors.len(),
+        "an unknown producer"
+    );
+    let names: std::collections::BTreeSet<&str> =
+        file.vectors.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names.len(), file.vectors.len(), "vector names are unique");
     // Python built its claim-proof message by hand from the encoding rules;
     // it must equal what the contracts build.
-    let py = file.vectors.iter().find(|v| v.name == "py-claim-proof").expect("py-claim-proof");
-    let ours = claim_proof_message(CHAIN_ID, &PrescriptionId::from_bytes([0; 16]), &org("pharm-b"), &[9; 16]);
+    let py = file
+        .vectors
+        .iter()
+        .find(|v| v.name == "py-claim-proof")
+        .expect("py-claim-proof");
+    let ours = claim_proof_message(
+        CHAIN_ID,
+        &PrescriptionId::from_bytes([0; 16]),
+        &org("pharm-b"),
+        &[9; 16],
+    );
     assert_eq!(py.message, hex::encode(ours));
     assert_eq!(py.tag, CLAIM_PROOF_TAG);
 }
 
 #[test]
 fn the_rust_vectors_regenerate_byte_for_byte() {
-    let committed: Vec<Vector> = read_fixture().vectors.into_iter().filter(|v| v.producer == RUST_PRODUCER).collect();
-    assert_eq!(committed, rust_vectors(), "the Rust vectors changed: if intended, regenerate the fixture");
+    let committed: Vec<Vector> = read_fixture()
+        .vectors
+        .into_iter()
+        .filter(|v| v.producer == RUST_PRODUCER)
+        .collect();
+    assert_eq!(
+        committed,
+        rust_vectors(),
+        "the Rust vectors changed: if intended, regenerate the fixture"
+    );
 }
 
 #[test]
 fn the_transaction_vector_digest_is_the_transaction_id() {
     // The Python side checks the digest of every vector, so this pins that an
     // independent implementation computes rxchain transaction ids.
-    let v = rust_vectors().into_iter().find(|v| v.name == "rust-release-transaction").unwrap();
+    let v = rust_vectors()
+        .into_iter()
+        .find(|v| v.name == "rust-release-transaction")
+        .unwrap();
     let sk = SecretKey::from_bytes(&unhex::<32>(&v.secret_key)).unwrap();
     let tx = release_tx(&sk);
     assert_eq!(v.digest, tx.id(CHAIN_ID).0.to_hex());
@@ -228,23 +319,36 @@ fn python(args: &[&str]) -> Result<Output, String> {
         .output()
         .map_err(|e| format!("python3 cannot be started: {e}"))?;
     if out.status.code() == Some(3) {
-        return Err(format!("python-ecdsa is unavailable: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "python-ecdsa is unavailable: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(out)
 }
 
 /// Skips outside CI, fails in CI: CI must prove interop on every run.
 fn unavailable(why: &str) {
-    let ci = std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false);
-    assert!(!ci, "CI is set but the Python interop check cannot run: {why}");
+    let ci = std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false);
+    assert!(
+        !ci,
+        "CI is set but the Python interop check cannot run: {why}"
+    );
     eprintln!("skipping the Python interop check (set CI=true to make this fail): {why}");
 }
 
 #[test]
 fn python_ecdsa_verifies_fresh_rust_vectors_and_rust_verifies_fresh_python_vectors() {
     // 1. Fresh Rust vectors go to a file the script reads.
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rust-vectors-{}.json", std::process::id()));
-    let file = VectorFile { description: "fresh".into(), scheme: String::new(), vectors: rust_vectors() };
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("rust-vectors-{}.json", std::process::id()));
+    let file = VectorFile {
+        description: "fresh".into(),
+        scheme: String::new(),
+        vectors: rust_vectors(),
+    };
     std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
     let out = match python(&["verify", path.to_str().unwrap()]) {
         Ok(out) => out,
@@ -252,24 +356,43 @@ fn python_ecdsa_verifies_fresh_rust_vectors_and_rust_verifies_fresh_python_vecto
     };
     let _ = std::fs::remove_file(&path);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python-ecdsa refused Rust vectors:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("{n} of {n} vectors good", n = file.vectors.len())), "{stdout}");
+    assert!(
+        out.status.success(),
+        "python-ecdsa refused Rust vectors:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{n} of {n} vectors good", n = file.vectors.len())),
+        "{stdout}"
+    );
 
     // 2. Fresh Python vectors come back on stdout and are checked here.
     let out = match python(&["generate"]) {
         Ok(out) => out,
         Err(why) => return unavailable(&why),
     };
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let fresh: VectorFile = serde_json::from_slice(&out.stdout).expect("the script prints vectors as JSON");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh: VectorFile =
+        serde_json::from_slice(&out.stdout).expect("the script prints vectors as JSON");
     assert!(fresh.vectors.len() >= 8);
     for v in &fresh.vectors {
         assert_eq!(v.producer, PYTHON_PRODUCER);
         check_in_rust(v).unwrap();
     }
     // 3. They are the ones committed: python-ecdsa is deterministic too.
-    let committed: Vec<Vector> = read_fixture().vectors.into_iter().filter(|v| v.producer == PYTHON_PRODUCER).collect();
-    assert_eq!(committed, fresh.vectors, "the Python vectors changed: if intended, regenerate the fixture");
+    let committed: Vec<Vector> = read_fixture()
+        .vectors
+        .into_iter()
+        .filter(|v| v.producer == PYTHON_PRODUCER)
+        .collect();
+    assert_eq!(
+        committed, fresh.vectors,
+        "the Python vectors changed: if intended, regenerate the fixture"
+    );
 }
 
 #[test]
@@ -280,15 +403,25 @@ fn a_changed_vector_is_refused_by_both_sides() {
     v.message = hex::encode(b"abd");
     v.digest = signing_digest(&v.tag, b"abd").to_hex();
     assert!(check_in_rust(&v).is_err());
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bad-vectors-{}.json", std::process::id()));
-    let file = VectorFile { description: String::new(), scheme: String::new(), vectors: vec![v] };
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bad-vectors-{}.json", std::process::id()));
+    let file = VectorFile {
+        description: String::new(),
+        scheme: String::new(),
+        vectors: vec![v],
+    };
     std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
     let out = match python(&["verify", path.to_str().unwrap()]) {
         Ok(out) => out,
         Err(why) => return unavailable(&why),
     };
     let _ = std::fs::remove_file(&path);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("does not verify"));
 }
 
@@ -310,6 +443,12 @@ fn regenerate_the_committed_vectors() {
     let path = fixture_path();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap() + "\n").unwrap();
-    let out = python(&["refresh", path.to_str().unwrap()]).expect("python3 with python-ecdsa is needed to regenerate");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = python(&["refresh", path.to_str().unwrap()])
+        .expect("python3 with python-ecdsa is needed to regenerate");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

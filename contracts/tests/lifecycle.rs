@@ -16,8 +16,8 @@ use rxchain_contracts::model::{OrgId, Timestamp};
 use rxchain_contracts::privacy::{self, AccessSecret, ContentKey, PrivacyError, WrappedKey};
 use rxchain_contracts::state::{PublicStatus, RxStatus};
 use rxchain_contracts::tx::{
-    AssignRx, DeliveryStatus, DispenseLine, DispenseRx, Fulfilment, Role, SignedTx, TxBody, TxError, TxId,
-    CLAIM_PROOF_TAG,
+    AssignRx, DeliveryStatus, DispenseLine, DispenseRx, Fulfilment, Role, SignedTx, TxBody,
+    TxError, TxId, CLAIM_PROOF_TAG,
 };
 use rxchain_contracts::verify;
 
@@ -45,12 +45,20 @@ fn claimed_by_a(seed: &str, spec: RxSpec) -> (World, Rx) {
 #[test]
 fn practitioner_issues_with_the_90_day_default_and_the_record_names_no_patient() {
     let mut w = World::staffed();
-    let (tx, rx) = w.issue(&staff("dr-south"), HOSP_SOUTH, RxSpec::simple(20).repeats(2));
+    let (tx, rx) = w.issue(
+        &staff("dr-south"),
+        HOSP_SOUTH,
+        RxSpec::simple(20).repeats(2),
+    );
     let id = tx_id(&tx);
     w.applied(tx);
     let rec = w.rx(&rx.id);
     assert_eq!(rec.status, RxStatus::Issued);
-    assert_eq!(rec.hospital, org(HOSP_SOUTH), "the hospital is the prescriber's own organisation");
+    assert_eq!(
+        rec.hospital,
+        org(HOSP_SOUTH),
+        "the hospital is the prescriber's own organisation"
+    );
     assert_eq!(rec.prescriber, staff("dr-south").public());
     assert_eq!(rec.issue_tx, id);
     assert_eq!(rec.valid_from, w.now);
@@ -88,7 +96,10 @@ fn controlled_drugs_default_to_28_days_which_is_also_their_maximum() {
     let mut spec = RxSpec::controlled(10);
     spec.valid_until = Some(Timestamp(w.now.plus_days(28).0 + 1));
     let (tx, _) = w.issue(&staff("dr-north"), HOSP_NORTH, spec);
-    assert_eq!(w.refused(tx, "validity_too_long"), Rejection::ValidityTooLong { max_days: 28 });
+    assert_eq!(
+        w.refused(tx, "validity_too_long"),
+        Rejection::ValidityTooLong { max_days: 28 }
+    );
 }
 
 #[test]
@@ -97,12 +108,18 @@ fn other_drugs_may_run_up_to_365_days_and_no_longer() {
     let mut spec = RxSpec::simple(10);
     spec.valid_until = Some(w.now.plus_days(365));
     let rx = w.issued(spec);
-    assert_eq!(w.rx(&rx.id).valid_until, w.rx(&rx.id).valid_from.plus_days(365));
+    assert_eq!(
+        w.rx(&rx.id).valid_until,
+        w.rx(&rx.id).valid_from.plus_days(365)
+    );
 
     let mut spec = RxSpec::simple(10);
     spec.valid_until = Some(Timestamp(w.now.plus_days(365).0 + 1));
     let (tx, _) = w.issue(&staff("dr-north"), HOSP_NORTH, spec);
-    assert_eq!(w.refused(tx, "validity_too_long"), Rejection::ValidityTooLong { max_days: 365 });
+    assert_eq!(
+        w.refused(tx, "validity_too_long"),
+        Rejection::ValidityTooLong { max_days: 365 }
+    );
 }
 
 #[test]
@@ -135,7 +152,13 @@ fn only_registered_unrevoked_practitioners_issue() {
     // 1. A pharmacist, an officer and an org admin have the wrong role.
     let (tx, _) = w.issue(&staff("ph-a"), HOSP_NORTH, RxSpec::simple(1));
     let r = w.refused(tx, "wrong_role");
-    assert_eq!(r, Rejection::WrongRole { role: "pharmacist".into(), action: "issue prescriptions".into() });
+    assert_eq!(
+        r,
+        Rejection::WrongRole {
+            role: "pharmacist".into(),
+            action: "issue prescriptions".into()
+        }
+    );
     let (tx, _) = w.issue(&staff("officer"), HOSP_NORTH, RxSpec::simple(1));
     w.refused(tx, "wrong_role");
     let (tx, _) = w.issue(&admin_key(HOSP_NORTH), HOSP_NORTH, RxSpec::simple(1));
@@ -151,8 +174,14 @@ fn only_registered_unrevoked_practitioners_issue() {
     w.applied(revoke);
     let revoked_at = w.tip.timestamp;
     let (tx, rx) = w.issue(&staff("dr-north-2"), HOSP_NORTH, RxSpec::simple(1));
-    assert_eq!(w.refused(tx, "signer_revoked"), Rejection::SignerRevoked { at: revoked_at });
-    assert!(w.try_rx(&rx.id).is_none(), "a refused issue leaves no record");
+    assert_eq!(
+        w.refused(tx, "signer_revoked"),
+        Rejection::SignerRevoked { at: revoked_at }
+    );
+    assert!(
+        w.try_rx(&rx.id).is_none(),
+        "a refused issue leaves no record"
+    );
 }
 
 #[test]
@@ -172,7 +201,12 @@ fn the_content_key_must_be_wrapped_for_the_patient_the_hospital_and_every_regula
     rx.body.key_for_regulators.clear();
     let tx = w.tx(&staff("dr-north"), TxBody::Issue(rx.body.clone()));
     let r = w.refused(tx, "missing_key_wrap");
-    assert_eq!(r, Rejection::MissingKeyWrap { party: format!("regulator {REGULATOR}") });
+    assert_eq!(
+        r,
+        Rejection::MissingKeyWrap {
+            party: format!("regulator {REGULATOR}")
+        }
+    );
 
     // 2. A wrap under some other organisation's name does not count.
     let mut rx = w.issue_body(HOSP_NORTH, RxSpec::simple(10));
@@ -208,19 +242,43 @@ fn any_change_to_a_signed_prescription_breaks_its_signature() {
     assert!(tx.clone().verify(CHAIN_ID).is_ok());
     type Change = Box<dyn Fn(&mut rxchain_contracts::tx::IssueRx)>;
     let changes: Vec<(&str, Change)> = vec![
-        ("sealed content", Box::new(|b| b.sealed.ciphertext[3] ^= 0x20)),
-        ("quantity", Box::new(|b| b.items[0].quantity = rxchain_contracts::Quantity::new(99).unwrap())),
+        (
+            "sealed content",
+            Box::new(|b| b.sealed.ciphertext[3] ^= 0x20),
+        ),
+        (
+            "quantity",
+            Box::new(|b| b.items[0].quantity = rxchain_contracts::Quantity::new(99).unwrap()),
+        ),
         ("repeats", Box::new(|b| b.repeats = 5)),
-        ("validity", Box::new(|b| b.valid_until = Some(b.valid_from.plus_days(10)))),
-        ("access key", Box::new(|b| b.access_key = test_key("thief").public())),
-        ("controlled flag", Box::new(|b| b.items[0].controlled = true)),
-        ("regulator wrap", Box::new(|b| b.key_for_regulators[0].1.sealed.nonce[0] ^= 1)),
+        (
+            "validity",
+            Box::new(|b| b.valid_until = Some(b.valid_from.plus_days(10))),
+        ),
+        (
+            "access key",
+            Box::new(|b| b.access_key = test_key("thief").public()),
+        ),
+        (
+            "controlled flag",
+            Box::new(|b| b.items[0].controlled = true),
+        ),
+        (
+            "regulator wrap",
+            Box::new(|b| b.key_for_regulators[0].1.sealed.nonce[0] ^= 1),
+        ),
     ];
     for (what, change) in changes {
         let mut t = tx.clone();
-        let TxBody::Issue(b) = &mut t.tx.body else { unreachable!() };
+        let TxBody::Issue(b) = &mut t.tx.body else {
+            unreachable!()
+        };
         change(b);
-        assert_eq!(t.verify(CHAIN_ID), Err(TxError::BadSignature), "a change of the {what} went unnoticed");
+        assert_eq!(
+            t.verify(CHAIN_ID),
+            Err(TxError::BadSignature),
+            "a change of the {what} went unnoticed"
+        );
     }
 }
 
@@ -231,7 +289,13 @@ fn only_the_patient_assigns_pickup_or_delivery() {
     let (mut w, rx) = with_rx("assign-who", RxSpec::simple(10));
     // 1. The prescriber, a pharmacist and a stranger are not the patient.
     for signer in [staff("dr-north"), staff("ph-a"), test_key("stranger")] {
-        let body = AssignRx { id: rx.id, fulfilment: Fulfilment::Pickup { pharmacy: org(PHARM_A) }, handover: None };
+        let body = AssignRx {
+            id: rx.id,
+            fulfilment: Fulfilment::Pickup {
+                pharmacy: org(PHARM_A),
+            },
+            handover: None,
+        };
         let tx = w.tx(&signer, TxBody::Assign(body));
         w.refused(tx, "not_patient");
     }
@@ -245,22 +309,41 @@ fn only_the_patient_assigns_pickup_or_delivery() {
     let a = w.assign_delivery(&rx, PHARM_B, "1 Synthetic Lane");
     w.applied(a);
     let rec = w.rx(&rx.id);
-    assert!(matches!(&rec.fulfilment, Some(Fulfilment::Delivery { pharmacy, .. }) if pharmacy == &org(PHARM_B)));
+    assert!(
+        matches!(&rec.fulfilment, Some(Fulfilment::Delivery { pharmacy, .. }) if pharmacy == &org(PHARM_B))
+    );
 }
 
 #[test]
 fn assignment_must_name_a_pharmacy_of_the_consortium() {
     let (mut w, rx) = with_rx("assign-org", RxSpec::simple(10));
     let assign_to = |w: &mut World, pharmacy: &str| {
-        let body = AssignRx { id: rx.id, fulfilment: Fulfilment::Pickup { pharmacy: org(pharmacy) }, handover: None };
+        let body = AssignRx {
+            id: rx.id,
+            fulfilment: Fulfilment::Pickup {
+                pharmacy: org(pharmacy),
+            },
+            handover: None,
+        };
         w.tx(&rx.patient, TxBody::Assign(body))
     };
     let t = assign_to(&mut w, "pharm-nowhere");
-    assert_eq!(w.refused(t, "unknown_org"), Rejection::UnknownOrg { org: org("pharm-nowhere") });
+    assert_eq!(
+        w.refused(t, "unknown_org"),
+        Rejection::UnknownOrg {
+            org: org("pharm-nowhere")
+        }
+    );
     for not_a_pharmacy in [HOSP_NORTH, REGULATOR, LOGISTICS] {
         let t = assign_to(&mut w, not_a_pharmacy);
         let r = w.refused(t, "wrong_org_kind");
-        assert_eq!(r, Rejection::WrongOrgKind { org: org(not_a_pharmacy), need: "pharmacy".into() });
+        assert_eq!(
+            r,
+            Rejection::WrongOrgKind {
+                org: org(not_a_pharmacy),
+                need: "pharmacy".into()
+            }
+        );
     }
     assert_eq!(w.rx(&rx.id).fulfilment, None);
 }
@@ -273,7 +356,12 @@ fn assignment_only_while_issued_or_assigned_and_valid() {
     spec.valid_from = Some(w.now.plus_days(2));
     let rx = w.issued(spec);
     let a = w.assign_pickup(&rx, PHARM_A);
-    assert_eq!(w.refused(a, "not_yet_valid"), Rejection::NotYetValid { from: w.rx(&rx.id).valid_from });
+    assert_eq!(
+        w.refused(a, "not_yet_valid"),
+        Rejection::NotYetValid {
+            from: w.rx(&rx.id).valid_from
+        }
+    );
     w.advance_days(2);
     let a = w.assign_pickup(&rx, PHARM_A);
     w.applied(a);
@@ -301,13 +389,21 @@ fn assignment_only_while_issued_or_assigned_and_valid() {
     let rx = w.issued(RxSpec::simple(10));
     w.now = w.rx(&rx.id).valid_until;
     let a = w.assign_pickup(&rx, PHARM_A);
-    assert_eq!(w.refused(a, "expired"), Rejection::Expired { at: w.rx(&rx.id).valid_until });
+    assert_eq!(
+        w.refused(a, "expired"),
+        Rejection::Expired {
+            at: w.rx(&rx.id).valid_until
+        }
+    );
 }
 
 #[test]
 fn home_delivery_without_a_handover_is_malformed() {
     let (mut w, rx) = with_rx("no-handover", RxSpec::simple(10));
-    let TxBody::Assign(mut body) = w.assign_delivery(&rx, PHARM_A, "1 Synthetic Lane").tx.body else { unreachable!() };
+    let TxBody::Assign(mut body) = w.assign_delivery(&rx, PHARM_A, "1 Synthetic Lane").tx.body
+    else {
+        unreachable!()
+    };
     body.handover = None;
     let tx = w.tx(&rx.patient, TxBody::Assign(body));
     assert!(matches!(tx.verify(CHAIN_ID), Err(TxError::Invalid(m)) if m.contains("handed over")));
@@ -335,13 +431,24 @@ fn a_wrong_qr_secret_is_refused_recorded_and_counted() {
     let wrong = AccessSecret::from_bytes([0x42; 32]);
     // 1. A first wrong attempt is refused and counted.
     let c = w.claim_with_secret(&staff("ph-a"), PHARM_A, rx.id, &wrong);
-    assert_eq!(w.refused(c, "wrong_secret"), Rejection::WrongSecret { attempts: 1 });
+    assert_eq!(
+        w.refused(c, "wrong_secret"),
+        Rejection::WrongSecret { attempts: 1 }
+    );
     // 2. The refusal is in the block, beside the transaction, for regulators.
     let block = w.blocks.last().unwrap();
-    assert!(matches!(&block.outcomes[0], Outcome::Refused { reason: Rejection::WrongSecret { .. } }));
+    assert!(matches!(
+        &block.outcomes[0],
+        Outcome::Refused {
+            reason: Rejection::WrongSecret { .. }
+        }
+    ));
     // 3. A second one, by another pharmacy, counts on.
     let c = w.claim_with_secret(&staff("ph-b"), PHARM_B, rx.id, &wrong);
-    assert_eq!(w.refused(c, "wrong_secret"), Rejection::WrongSecret { attempts: 2 });
+    assert_eq!(
+        w.refused(c, "wrong_secret"),
+        Rejection::WrongSecret { attempts: 2 }
+    );
     let rec = w.rx(&rx.id);
     assert_eq!((rec.wrong_proofs, rec.refused_attempts), (2, 2));
     assert_eq!(rec.status, RxStatus::Issued);
@@ -350,7 +457,10 @@ fn a_wrong_qr_secret_is_refused_recorded_and_counted() {
     let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
     w.applied(c);
     let c = w.claim_with_secret(&staff("ph-c"), PHARM_C, rx.id, &wrong);
-    assert_eq!(w.refused(c, "wrong_secret"), Rejection::WrongSecret { attempts: 3 });
+    assert_eq!(
+        w.refused(c, "wrong_secret"),
+        Rejection::WrongSecret { attempts: 3 }
+    );
     assert_eq!(w.rx(&rx.id).wrong_proofs, 3);
 }
 
@@ -410,8 +520,17 @@ fn a_second_claim_names_the_pharmacy_holding_the_lock() {
     // 1. Another pharmacy is told who holds the lock and since when.
     let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
     let r = w.refused(c, "claimed_by_other");
-    assert_eq!(r, Rejection::ClaimedByOther { pharmacy: org(PHARM_A), at: claimed_at });
-    assert!(r.to_string().contains(PHARM_A), "the reason names the pharmacy: {r}");
+    assert_eq!(
+        r,
+        Rejection::ClaimedByOther {
+            pharmacy: org(PHARM_A),
+            at: claimed_at
+        }
+    );
+    assert!(
+        r.to_string().contains(PHARM_A),
+        "the reason names the pharmacy: {r}"
+    );
     // 2. The same pharmacy is told it already holds it.
     let c = w.claim(&staff("ph-a-2"), PHARM_A, &rx);
     w.refused(c, "already_claimed");
@@ -423,7 +542,10 @@ fn a_second_claim_names_the_pharmacy_holding_the_lock() {
     let rec = w.rx(&rx.id);
     assert_eq!(rec.claim.unwrap().pharmacy, org(PHARM_A));
     assert_eq!(rec.dispensed, vec![0]);
-    assert_eq!(rec.refused_attempts, 4, "every refusal about the prescription is counted");
+    assert_eq!(
+        rec.refused_attempts, 4,
+        "every refusal about the prescription is counted"
+    );
 }
 
 #[test]
@@ -436,8 +558,17 @@ fn a_claim_after_completion_names_where_and_when_it_was_dispensed() {
     for (pharmacist, pharmacy) in [("ph-b", PHARM_B), ("ph-a", PHARM_A)] {
         let c = w.claim(&staff(pharmacist), pharmacy, &rx);
         let r = w.refused(c, "already_dispensed");
-        assert_eq!(r, Rejection::AlreadyDispensed { pharmacy: org(PHARM_A), at: dispensed_at });
-        assert!(r.to_string().contains(PHARM_A), "the reason names where: {r}");
+        assert_eq!(
+            r,
+            Rejection::AlreadyDispensed {
+                pharmacy: org(PHARM_A),
+                at: dispensed_at
+            }
+        );
+        assert!(
+            r.to_string().contains(PHARM_A),
+            "the reason names where: {r}"
+        );
     }
 }
 
@@ -447,7 +578,12 @@ fn a_claim_for_another_pharmacy_than_the_assigned_one_is_refused() {
     let a = w.assign_pickup(&rx, PHARM_B);
     w.applied(a);
     let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
-    assert_eq!(w.refused(c, "assigned_elsewhere"), Rejection::AssignedElsewhere { pharmacy: org(PHARM_B) });
+    assert_eq!(
+        w.refused(c, "assigned_elsewhere"),
+        Rejection::AssignedElsewhere {
+            pharmacy: org(PHARM_B)
+        }
+    );
     let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
     w.applied(c);
 }
@@ -457,7 +593,10 @@ fn a_pharmacist_claims_only_for_their_own_pharmacy() {
     let (mut w, rx) = with_rx("own-pharmacy", RxSpec::simple(10));
     let c = w.claim(&staff("ph-b"), PHARM_A, &rx);
     let r = w.refused(c, "wrong_org_kind");
-    assert!(matches!(&r, Rejection::WrongOrgKind { org, .. } if org == &common::org(PHARM_A)), "{r:?}");
+    assert!(
+        matches!(&r, Rejection::WrongOrgKind { org, .. } if org == &common::org(PHARM_A)),
+        "{r:?}"
+    );
     assert_eq!(w.rx(&rx.id).claim, None);
 }
 
@@ -489,11 +628,21 @@ fn nothing_is_claimed_before_or_after_the_validity_window() {
     let rec = w.rx(&rx.id);
     // 1. Before it starts.
     let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
-    assert_eq!(w.refused(c, "not_yet_valid"), Rejection::NotYetValid { from: rec.valid_from });
+    assert_eq!(
+        w.refused(c, "not_yet_valid"),
+        Rejection::NotYetValid {
+            from: rec.valid_from
+        }
+    );
     // 2. At the very end (the end is exclusive).
     w.now = rec.valid_until;
     let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
-    assert_eq!(w.refused(c, "expired"), Rejection::Expired { at: rec.valid_until });
+    assert_eq!(
+        w.refused(c, "expired"),
+        Rejection::Expired {
+            at: rec.valid_until
+        }
+    );
     assert_eq!(w.rx(&rx.id).public_status(w.now), PublicStatus::Expired);
     // 3. One millisecond before the end is still inside (on a fresh prescription).
     let mut w = World::staffed_with_seed("claim-window-2");
@@ -510,7 +659,10 @@ fn a_cancelled_or_unknown_prescription_cannot_be_claimed() {
     w.applied(c);
     let cancelled_at = w.tip.timestamp;
     let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
-    assert_eq!(w.refused(c, "cancelled"), Rejection::Cancelled { at: cancelled_at });
+    assert_eq!(
+        w.refused(c, "cancelled"),
+        Rejection::Cancelled { at: cancelled_at }
+    );
 
     let mut ghost = w.issue_body(HOSP_NORTH, RxSpec::simple(1));
     ghost.id = rxchain_contracts::PrescriptionId::from_bytes([0xee; 16]);
@@ -530,10 +682,15 @@ fn every_kind_of_transaction_about_an_unknown_prescription_is_refused() {
         w.cancel(&ghost.patient, ghost.id),
         w.delivery(&staff("ph-a"), ghost.id, DeliveryStatus::Packed),
     ];
-    for (o, kind) in w.run(txs).iter().zip(["assign", "claim", "release", "dispense", "cancel", "delivery"]) {
+    for (o, kind) in w.run(txs).iter().zip([
+        "assign", "claim", "release", "dispense", "cancel", "delivery",
+    ]) {
         expect_refused(o, "unknown_prescription", kind);
     }
-    assert!(w.try_rx(&ghost.id).is_none(), "refusals about nothing create nothing");
+    assert!(
+        w.try_rx(&ghost.id).is_none(),
+        "refusals about nothing create nothing"
+    );
 }
 
 #[test]
@@ -586,7 +743,10 @@ fn a_released_prescription_is_available_again() {
     let rec = w.rx(&rx.id);
     assert_eq!(rec.status, RxStatus::Issued);
     assert_eq!(rec.claim, None);
-    assert_eq!(rec.fulfilment, None, "the returned assignment no longer binds the patient");
+    assert_eq!(
+        rec.fulfilment, None,
+        "the returned assignment no longer binds the patient"
+    );
     assert_eq!(rec.public_status(w.now), PublicStatus::Issued);
     // 2. Another pharmacy may now claim it.
     let c = w.claim(&staff("ph-c"), PHARM_C, &rx);
@@ -616,12 +776,21 @@ fn a_partial_fill_survives_release_and_the_allowance_spans_pharmacies() {
     w.applied(d);
     let r = w.release(&staff("ph-a"), rx.id);
     w.applied(r);
-    assert_eq!(w.rx(&rx.id).public_status(w.now), PublicStatus::PartiallyDispensed);
+    assert_eq!(
+        w.rx(&rx.id).public_status(w.now),
+        PublicStatus::PartiallyDispensed
+    );
     // 2. pharm-b takes over and may hand out only the 5 that remain.
     let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
     w.applied(c);
     let d = w.dispense(&staff("ph-b"), rx.id, &[(0, 6)], false);
-    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 0, remaining: 5 });
+    assert_eq!(
+        w.refused(d, "exceeds_allowance"),
+        Rejection::ExceedsAllowance {
+            item: 0,
+            remaining: 5
+        }
+    );
     let d = w.dispense(&staff("ph-b"), rx.id, &[(0, 5)], false);
     w.applied(d);
     let rec = w.rx(&rx.id);
@@ -645,7 +814,10 @@ fn a_released_prescription_starts_a_fresh_pickup_or_delivery_trail() {
     w.applied(e);
     let r = w.release(&staff("ph-a"), rx.id);
     w.applied(r);
-    assert!(w.rx(&rx.id).delivery.is_empty(), "the trail belonged to the returned fulfilment");
+    assert!(
+        w.rx(&rx.id).delivery.is_empty(),
+        "the trail belonged to the returned fulfilment"
+    );
     let a = w.assign_pickup(&rx, PHARM_B);
     w.applied(a);
     let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
@@ -671,15 +843,27 @@ fn a_released_prescription_starts_a_fresh_pickup_or_delivery_trail() {
     let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
     w.applied(c);
     let e = w.delivery(&staff("ph-b"), rx.id, Dispatched);
-    assert_eq!(w.refused(e, "delivery_out_of_order"), Rejection::DeliveryOutOfOrder { last: None, attempted: Dispatched });
+    assert_eq!(
+        w.refused(e, "delivery_out_of_order"),
+        Rejection::DeliveryOutOfOrder {
+            last: None,
+            attempted: Dispatched
+        }
+    );
     let d = w.dispense(&staff("ph-b"), rx.id, &[(0, 5)], false);
     w.applied(d);
     let e = w.delivery(&staff("ph-b"), rx.id, Packed);
     w.applied(e);
     // 3. The blocks still hold pharm-a's events for the audit.
-    let packed_by_a = w.blocks.iter().flat_map(|b| b.txs.iter().zip(&b.outcomes)).filter(|(t, o)| {
-        o.is_applied() && t.tx.signer == staff("ph-a").public() && matches!(t.tx.body, TxBody::Delivery(_))
-    });
+    let packed_by_a = w
+        .blocks
+        .iter()
+        .flat_map(|b| b.txs.iter().zip(&b.outcomes))
+        .filter(|(t, o)| {
+            o.is_applied()
+                && t.tx.signer == staff("ph-a").public()
+                && matches!(t.tx.body, TxBody::Delivery(_))
+        });
     assert_eq!(packed_by_a.count(), 1);
 }
 
@@ -692,17 +876,32 @@ fn partial_fills_add_up_to_the_allowance_and_never_past_it() {
     // 1. Two partial fills.
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 4)], false);
     w.applied(d);
-    assert_eq!(w.rx(&rx.id).public_status(w.now), PublicStatus::PartiallyDispensed);
+    assert_eq!(
+        w.rx(&rx.id).public_status(w.now),
+        PublicStatus::PartiallyDispensed
+    );
     let d = w.dispense(&staff("ph-a-2"), rx.id, &[(0, 6)], false);
     w.applied(d);
     assert_eq!(w.rx(&rx.id).dispensed, vec![10]);
     // 2. Over the remaining 10, in one line or across two lines of one fill.
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 11)], false);
-    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 0, remaining: 10 });
+    assert_eq!(
+        w.refused(d, "exceeds_allowance"),
+        Rejection::ExceedsAllowance {
+            item: 0,
+            remaining: 10
+        }
+    );
     // The reason states what remains on the prescription, not what would
     // remain after the first line of the refused fill.
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 5), (0, 6)], false);
-    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 0, remaining: 10 });
+    assert_eq!(
+        w.refused(d, "exceeds_allowance"),
+        Rejection::ExceedsAllowance {
+            item: 0,
+            remaining: 10
+        }
+    );
     let rec = w.rx(&rx.id);
     assert_eq!(rec.dispensed, vec![10], "a refused fill changes nothing");
     assert_eq!(rec.fills.len(), 2);
@@ -714,7 +913,11 @@ fn partial_fills_add_up_to_the_allowance_and_never_past_it() {
     assert_eq!(rec.status, RxStatus::Completed);
     assert_eq!(rec.completed_at, Some(w.tip.timestamp));
     assert_eq!(rec.fills.iter().map(|f| f.lines[0].1).sum::<u32>(), 20);
-    assert_eq!(rec.public_status(w.now.plus_days(1000)), PublicStatus::Completed, "completion outlives expiry");
+    assert_eq!(
+        rec.public_status(w.now.plus_days(1000)),
+        PublicStatus::Completed,
+        "completion outlives expiry"
+    );
     // 4. Nothing more, ever.
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1)], false);
     w.refused(d, "already_dispensed");
@@ -727,9 +930,19 @@ fn each_item_has_its_own_allowance_and_completion_needs_all_of_them() {
     let (mut w, rx) = claimed_by_a("multi-item", spec);
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
     w.applied(d);
-    assert_eq!(w.rx(&rx.id).status, RxStatus::Claimed, "item 1 is still open");
+    assert_eq!(
+        w.rx(&rx.id).status,
+        RxStatus::Claimed,
+        "item 1 is still open"
+    );
     let d = w.dispense(&staff("ph-a"), rx.id, &[(1, 6)], false);
-    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 1, remaining: 5 });
+    assert_eq!(
+        w.refused(d, "exceeds_allowance"),
+        Rejection::ExceedsAllowance {
+            item: 1,
+            remaining: 5
+        }
+    );
     let d = w.dispense(&staff("ph-a"), rx.id, &[(2, 1)], false);
     assert_eq!(w.refused(d, "bad_item"), Rejection::BadItem { item: 2 });
     let d = w.dispense(&staff("ph-a"), rx.id, &[(1, 5)], false);
@@ -749,7 +962,13 @@ fn the_allowance_holds_at_the_largest_quantity_and_repeat_count() {
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1_000_000); 10], false);
     w.applied(d);
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1_000_000); 4], false);
-    assert_eq!(w.refused(d, "exceeds_allowance"), Rejection::ExceedsAllowance { item: 0, remaining: 3_000_000 });
+    assert_eq!(
+        w.refused(d, "exceeds_allowance"),
+        Rejection::ExceedsAllowance {
+            item: 0,
+            remaining: 3_000_000
+        }
+    );
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1_000_000); 3], false);
     w.applied(d);
     assert_eq!(w.rx(&rx.id).dispensed, vec![13_000_000]);
@@ -777,7 +996,13 @@ fn a_completion_without_any_fill_still_names_where_it_was_closed() {
     assert!(w.rx(&rx.id).fills.is_empty());
     w.advance_ms(HOUR_MS);
     let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
-    assert_eq!(w.refused(c, "already_dispensed"), Rejection::AlreadyDispensed { pharmacy: org(PHARM_A), at: closed_at });
+    assert_eq!(
+        w.refused(c, "already_dispensed"),
+        Rejection::AlreadyDispensed {
+            pharmacy: org(PHARM_A),
+            at: closed_at
+        }
+    );
 }
 
 #[test]
@@ -791,7 +1016,12 @@ fn dispensing_needs_the_lock_and_the_validity_window() {
     w.applied(c);
     w.now = w.rx(&rx.id).valid_until;
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 1)], false);
-    assert_eq!(w.refused(d, "expired"), Rejection::Expired { at: w.rx(&rx.id).valid_until });
+    assert_eq!(
+        w.refused(d, "expired"),
+        Rejection::Expired {
+            at: w.rx(&rx.id).valid_until
+        }
+    );
     assert_eq!(w.rx(&rx.id).dispensed, vec![0]);
     // 3. The pharmacy can still return it.
     let r = w.release(&staff("ph-a"), rx.id);
@@ -810,7 +1040,10 @@ fn the_prescriber_or_the_patient_cancels_an_unclaimed_prescription() {
     let rec = w.rx(&rx.id);
     assert_eq!(rec.status, RxStatus::Cancelled);
     assert_eq!(rec.public_status(w.now), PublicStatus::Cancelled);
-    assert_eq!(rec.cancelled.as_ref().map(|c| c.2), Some(staff("dr-north").public()));
+    assert_eq!(
+        rec.cancelled.as_ref().map(|c| c.2),
+        Some(staff("dr-north").public())
+    );
     // 2. The patient, after assigning it.
     let rx = w.issued(RxSpec::simple(10));
     let a = w.assign_pickup(&rx, PHARM_A);
@@ -826,7 +1059,14 @@ fn the_prescriber_or_the_patient_cancels_an_unclaimed_prescription() {
 #[test]
 fn nobody_else_cancels() {
     let (mut w, rx) = with_rx("cancel-who", RxSpec::simple(10));
-    for signer in [staff("dr-north-2"), staff("dr-south"), staff("ph-a"), staff("officer"), admin_key(HOSP_NORTH), test_key("stranger")] {
+    for signer in [
+        staff("dr-north-2"),
+        staff("dr-south"),
+        staff("ph-a"),
+        staff("officer"),
+        admin_key(HOSP_NORTH),
+        test_key("stranger"),
+    ] {
         let c = w.cancel(&signer, rx.id);
         w.refused(c, "not_prescriber_or_patient");
     }
@@ -904,10 +1144,23 @@ fn delivery_goes_packed_dispatched_out_for_delivery_delivered() {
     assert_eq!(trail, vec![Packed, Dispatched, OutForDelivery, Delivered]);
     assert_eq!(rec.delivery[1].by, staff("courier-log").public());
     // 4. Delivered is final.
-    for s in [Packed, Dispatched, OutForDelivery, Delivered, Failed, Returned] {
+    for s in [
+        Packed,
+        Dispatched,
+        OutForDelivery,
+        Delivered,
+        Failed,
+        Returned,
+    ] {
         let e = w.delivery(&staff("ph-a"), rx.id, s);
         let r = w.refused(e, "delivery_out_of_order");
-        assert_eq!(r, Rejection::DeliveryOutOfOrder { last: Some(Delivered), attempted: s });
+        assert_eq!(
+            r,
+            Rejection::DeliveryOutOfOrder {
+                last: Some(Delivered),
+                attempted: s
+            }
+        );
     }
 }
 
@@ -915,7 +1168,10 @@ fn delivery_goes_packed_dispatched_out_for_delivery_delivered() {
 fn a_failed_delivery_may_only_be_returned() {
     use DeliveryStatus::*;
     // Failure is possible after dispatch and on the last leg.
-    for before_failure in [vec![Packed, Dispatched], vec![Packed, Dispatched, OutForDelivery]] {
+    for before_failure in [
+        vec![Packed, Dispatched],
+        vec![Packed, Dispatched, OutForDelivery],
+    ] {
         let (mut w, rx) = dispensed_for_delivery("delivery-failed");
         for s in before_failure.iter().copied().chain([Failed]) {
             let e = w.delivery(&staff("ph-a"), rx.id, s);
@@ -945,7 +1201,13 @@ fn out_of_order_and_duplicate_delivery_events_are_refused() {
     w.applied(c);
     // 2. Nothing is packed before something is dispensed.
     let e = w.delivery(&staff("ph-a"), rx.id, Packed);
-    assert_eq!(w.refused(e, "delivery_out_of_order"), Rejection::DeliveryOutOfOrder { last: None, attempted: Packed });
+    assert_eq!(
+        w.refused(e, "delivery_out_of_order"),
+        Rejection::DeliveryOutOfOrder {
+            last: None,
+            attempted: Packed
+        }
+    );
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 4)], false);
     w.applied(d);
     // 3. Skipping steps, failing before dispatch, returning without failure.
@@ -959,7 +1221,10 @@ fn out_of_order_and_duplicate_delivery_events_are_refused() {
     let e = w.delivery(&staff("ph-a-2"), rx.id, Packed);
     assert_eq!(
         w.refused(e, "delivery_out_of_order"),
-        Rejection::DeliveryOutOfOrder { last: Some(Packed), attempted: Packed }
+        Rejection::DeliveryOutOfOrder {
+            last: Some(Packed),
+            attempted: Packed
+        }
     );
     for s in [Delivered, OutForDelivery, Returned] {
         let e = w.delivery(&staff("ph-a"), rx.id, s);
@@ -975,7 +1240,13 @@ fn ready_for_pickup_only_in_pickup_mode_once_by_a_pharmacist() {
     let (mut w, rx) = dispensed_for_delivery("pickup-mode");
     let e = w.delivery(&staff("ph-a"), rx.id, ReadyForPickup);
     let r = w.refused(e, "wrong_fulfilment_mode");
-    assert_eq!(r, Rejection::WrongFulfilmentMode { attempted: ReadyForPickup, mode: "delivery".into() });
+    assert_eq!(
+        r,
+        Rejection::WrongFulfilmentMode {
+            attempted: ReadyForPickup,
+            mode: "delivery".into()
+        }
+    );
 
     // 2. A pickup prescription gets no delivery steps.
     let (mut w, rx) = with_rx("pickup-mode-2", RxSpec::simple(10));
@@ -985,7 +1256,13 @@ fn ready_for_pickup_only_in_pickup_mode_once_by_a_pharmacist() {
     w.applied(c);
     let e = w.delivery(&staff("ph-a"), rx.id, Packed);
     let r = w.refused(e, "wrong_fulfilment_mode");
-    assert_eq!(r, Rejection::WrongFulfilmentMode { attempted: Packed, mode: "pickup".into() });
+    assert_eq!(
+        r,
+        Rejection::WrongFulfilmentMode {
+            attempted: Packed,
+            mode: "pickup".into()
+        }
+    );
 
     // 3. Couriers do not stand at the counter.
     let e = w.delivery(&staff("courier-a"), rx.id, ReadyForPickup);
@@ -1027,7 +1304,12 @@ fn only_pharmacists_and_couriers_record_delivery_events() {
 fn staff_roles_fit_their_organisation_kind() {
     use rxchain_contracts::OrgKind::*;
     let mut w = World::new();
-    let roles = [Role::Practitioner, Role::Pharmacist, Role::Courier, Role::RegulatorOfficer];
+    let roles = [
+        Role::Practitioner,
+        Role::Pharmacist,
+        Role::Courier,
+        Role::RegulatorOfficer,
+    ];
     let mut cases = Vec::new();
     let mut txs = Vec::new();
     for (org_id, kind) in ORGS {
@@ -1048,7 +1330,10 @@ fn staff_roles_fit_their_organisation_kind() {
     let outcomes = w.run(txs);
     for ((org_id, role, fits, key), outcome) in cases.into_iter().zip(outcomes) {
         if fits {
-            assert!(outcome.is_applied(), "{role:?} at {org_id} was refused: {outcome:?}");
+            assert!(
+                outcome.is_applied(),
+                "{role:?} at {org_id} was refused: {outcome:?}"
+            );
             let rec = w.staff_record(&key).expect("registered");
             assert_eq!((rec.org, rec.role, rec.revoked), (org(org_id), role, None));
         } else {
@@ -1063,9 +1348,18 @@ fn staff_roles_fit_their_organisation_kind() {
 fn only_the_organisations_own_admin_registers_its_staff() {
     let mut w = World::staffed();
     let newcomer = test_key("newcomer").public();
-    for signer in [admin_key(PHARM_B), admin_key(REGULATOR), staff("ph-a"), staff("officer"), test_key("stranger")] {
+    for signer in [
+        admin_key(PHARM_B),
+        admin_key(REGULATOR),
+        staff("ph-a"),
+        staff("officer"),
+        test_key("stranger"),
+    ] {
         let t = w.register_by(&signer, PHARM_A, &newcomer, Role::Pharmacist);
-        assert_eq!(w.refused(t, "not_org_admin"), Rejection::NotOrgAdmin { org: org(PHARM_A) });
+        assert_eq!(
+            w.refused(t, "not_org_admin"),
+            Rejection::NotOrgAdmin { org: org(PHARM_A) }
+        );
     }
     assert!(w.staff_record(&newcomer).is_none());
     let t = w.register(PHARM_A, &newcomer, Role::Pharmacist);
@@ -1080,11 +1374,18 @@ fn a_key_is_registered_once_and_admin_keys_never() {
     w.refused(t, "staff_exists");
     let t = w.register(PHARM_A, &staff("ph-a").public(), Role::Courier);
     w.refused(t, "staff_exists");
-    assert_eq!(w.staff_record(&staff("ph-a").public()).unwrap().org, org(PHARM_A));
+    assert_eq!(
+        w.staff_record(&staff("ph-a").public()).unwrap().org,
+        org(PHARM_A)
+    );
     // 2. An admin key cannot also become a staff key.
     let t = w.register(PHARM_A, &admin_key(PHARM_A).public(), Role::Pharmacist);
     w.refused(t, "staff_exists");
-    let t = w.register(HOSP_NORTH, &admin_key(REGULATOR).public(), Role::Practitioner);
+    let t = w.register(
+        HOSP_NORTH,
+        &admin_key(REGULATOR).public(),
+        Role::Practitioner,
+    );
     w.refused(t, "staff_exists");
 }
 
@@ -1096,14 +1397,24 @@ fn revocation_by_the_own_admin_a_regulator_admin_or_a_regulator_officer() {
     w.applied(t);
     let rec = w.staff_record(&staff("ph-a-2").public()).unwrap();
     let rev = rec.revoked.expect("revoked");
-    assert_eq!((rev.at, rev.by), (w.tip.timestamp, admin_key(PHARM_A).public()));
+    assert_eq!(
+        (rev.at, rev.by),
+        (w.tip.timestamp, admin_key(PHARM_A).public())
+    );
     // 2. The regulator's admin, for another organisation's staff.
     let t = w.revoke(&admin_key(REGULATOR), &staff("dr-south").public());
     w.applied(t);
     // 3. A regulator officer.
     let t = w.revoke(&staff("officer"), &staff("courier-b").public());
     w.applied(t);
-    assert_eq!(w.staff_record(&staff("courier-b").public()).unwrap().revoked.unwrap().by, staff("officer").public());
+    assert_eq!(
+        w.staff_record(&staff("courier-b").public())
+            .unwrap()
+            .revoked
+            .unwrap()
+            .by,
+        staff("officer").public()
+    );
 }
 
 #[test]
@@ -1111,16 +1422,28 @@ fn nobody_else_revokes_and_nothing_is_revoked_twice() {
     let mut w = World::staffed();
     let target = staff("ph-b").public();
     // 1. Another member's admin, a pharmacist, a practitioner.
-    for signer in [admin_key(PHARM_A), admin_key(HOSP_NORTH), admin_key(LOGISTICS), staff("ph-a"), staff("dr-north")] {
+    for signer in [
+        admin_key(PHARM_A),
+        admin_key(HOSP_NORTH),
+        admin_key(LOGISTICS),
+        staff("ph-a"),
+        staff("dr-north"),
+    ] {
         let t = w.revoke(&signer, &target);
-        assert_eq!(w.refused(t, "not_org_admin"), Rejection::NotOrgAdmin { org: org(PHARM_B) });
+        assert_eq!(
+            w.refused(t, "not_org_admin"),
+            Rejection::NotOrgAdmin { org: org(PHARM_B) }
+        );
     }
     // 2. A key the consortium does not know.
     let t = w.revoke(&test_key("stranger"), &target);
     w.refused(t, "unknown_signer");
     assert_eq!(w.staff_record(&target).unwrap().revoked, None);
     // 3. A key that was never registered, and admin keys, which only genesis changes.
-    let t = w.revoke(&admin_key(REGULATOR), &test_key("never-registered").public());
+    let t = w.revoke(
+        &admin_key(REGULATOR),
+        &test_key("never-registered").public(),
+    );
     w.refused(t, "unknown_staff");
     let t = w.revoke(&admin_key(REGULATOR), &admin_key(PHARM_B).public());
     w.refused(t, "cannot_revoke_admin");
@@ -1132,7 +1455,11 @@ fn nobody_else_revokes_and_nothing_is_revoked_twice() {
     let first = w.staff_record(&target).unwrap().revoked;
     let t = w.revoke(&staff("officer"), &target);
     w.refused(t, "already_revoked");
-    assert_eq!(w.staff_record(&target).unwrap().revoked, first, "the first revocation stands");
+    assert_eq!(
+        w.staff_record(&target).unwrap().revoked,
+        first,
+        "the first revocation stands"
+    );
 }
 
 #[test]
@@ -1146,9 +1473,17 @@ fn a_revoked_key_signs_nothing_from_then_on() {
     let revoke_ph_b = w.revoke(&admin_key(PHARM_B), &staff("ph-b").public());
     let dispense = w.dispense(&staff("ph-b"), rx.id, &[(0, 1)], false);
     let outcomes = w.run(vec![issue, claim, revoke_ph_b, dispense]);
-    assert!(outcomes[..3].iter().all(Outcome::is_applied), "{outcomes:?}");
+    assert!(
+        outcomes[..3].iter().all(Outcome::is_applied),
+        "{outcomes:?}"
+    );
     let at = w.tip.timestamp;
-    assert_eq!(outcomes[3], Outcome::Refused { reason: Rejection::SignerRevoked { at } });
+    assert_eq!(
+        outcomes[3],
+        Outcome::Refused {
+            reason: Rejection::SignerRevoked { at }
+        }
+    );
 
     // 2. In later blocks, every kind of transaction the key could sign is refused.
     let txs = vec![
@@ -1158,7 +1493,12 @@ fn a_revoked_key_signs_nothing_from_then_on() {
         w.claim(&staff("ph-b"), PHARM_B, &rx),
     ];
     for o in w.run(txs) {
-        assert_eq!(o, Outcome::Refused { reason: Rejection::SignerRevoked { at } });
+        assert_eq!(
+            o,
+            Outcome::Refused {
+                reason: Rejection::SignerRevoked { at }
+            }
+        );
     }
     assert_eq!(w.rx(&rx.id).dispensed, vec![0]);
 
@@ -1176,12 +1516,19 @@ fn a_revoked_key_signs_nothing_from_then_on() {
     w.applied(t);
     let t = w.revoke(&staff("officer"), &staff("ph-c").public());
     w.refused(t, "signer_revoked");
-    assert_eq!(w.staff_record(&staff("ph-c").public()).unwrap().revoked, None);
+    assert_eq!(
+        w.staff_record(&staff("ph-c").public()).unwrap().revoked,
+        None
+    );
 
     // 5. A revoked key cannot come back by registering again.
     let t = w.register(PHARM_B, &staff("ph-b").public(), Role::Pharmacist);
     w.refused(t, "staff_exists");
-    assert!(w.staff_record(&staff("ph-b").public()).unwrap().revoked.is_some());
+    assert!(w
+        .staff_record(&staff("ph-b").public())
+        .unwrap()
+        .revoked
+        .is_some());
 
     // 6. The pharmacy's lock does not die with one pharmacist's key.
     let d = w.dispense(&staff("courier-b"), rx.id, &[(0, 1)], false);
@@ -1213,14 +1560,22 @@ fn a_replayed_transaction_has_no_second_effect() {
     expect_refused(&outcomes[1], "duplicate", "a same-block replay");
     assert_eq!(w.rx(&rx.id).dispensed, vec![8]);
     // 4. A refused transaction, replayed, is not counted twice.
-    let wrong = w.claim_with_secret(&staff("ph-b"), PHARM_B, rx.id, &AccessSecret::from_bytes([1; 32]));
+    let wrong = w.claim_with_secret(
+        &staff("ph-b"),
+        PHARM_B,
+        rx.id,
+        &AccessSecret::from_bytes([1; 32]),
+    );
     w.refused(wrong.clone(), "wrong_secret");
     let digest = w.digest();
     let before = w.rx(&rx.id);
     let o = w.run1(wrong);
     expect_refused(&o, "duplicate", "a replayed wrong claim");
     assert_eq!(w.digest(), digest);
-    assert_eq!((w.rx(&rx.id).wrong_proofs, w.rx(&rx.id).refused_attempts), (before.wrong_proofs, before.refused_attempts));
+    assert_eq!(
+        (w.rx(&rx.id).wrong_proofs, w.rx(&rx.id).refused_attempts),
+        (before.wrong_proofs, before.refused_attempts)
+    );
     // 5. The chain with the replays in it still verifies offline.
     let report = verify::verify_chain(&w.genesis, &w.blocks).expect("the chain verifies");
     assert_eq!(report.state_digest, w.digest());
@@ -1231,7 +1586,10 @@ fn transactions_dated_beyond_the_allowed_clock_skew_are_refused() {
     let (mut w, rx) = with_rx("future", RxSpec::simple(10));
     let skew = w.genesis.params.max_clock_skew_ms;
     let at_skew = |w: &mut World, ms: u64| {
-        let mut t = w.unsigned(&staff("ph-a"), TxBody::Release(rxchain_contracts::tx::ReleaseRx { id: rx.id }));
+        let mut t = w.unsigned(
+            &staff("ph-a"),
+            TxBody::Release(rxchain_contracts::tx::ReleaseRx { id: rx.id }),
+        );
         t.created_at = Timestamp(w.now.0 + ms);
         t.sign(CHAIN_ID, &staff("ph-a"))
     };
@@ -1253,7 +1611,9 @@ fn structurally_invalid_transactions_never_verify() {
     let invalid = |w: &mut World, body: TxBody, needle: &str| {
         let t = w.tx(&doctor, body);
         match t.verify(CHAIN_ID) {
-            Err(TxError::Invalid(m)) => assert!(m.contains(needle), "{m:?} should mention {needle:?}"),
+            Err(TxError::Invalid(m)) => {
+                assert!(m.contains(needle), "{m:?} should mention {needle:?}")
+            }
             other => panic!("expected an invalid transaction mentioning {needle:?}, got {other:?}"),
         }
     };
@@ -1291,7 +1651,9 @@ fn structurally_invalid_transactions_never_verify() {
     invalid(&mut w, TxBody::Issue(b), "regulator");
     // 5. Delivery address: at most 16 KiB, and a handover is required.
     let rx = w.issue_body(HOSP_NORTH, RxSpec::simple(1));
-    let TxBody::Assign(mut a) = w.assign_delivery(&rx, PHARM_A, "1 Synthetic Lane").tx.body else { unreachable!() };
+    let TxBody::Assign(mut a) = w.assign_delivery(&rx, PHARM_A, "1 Synthetic Lane").tx.body else {
+        unreachable!()
+    };
     if let Fulfilment::Delivery { address, .. } = &mut a.fulfilment {
         address.ciphertext = vec![0; 16 * 1024 + 1];
     }
@@ -1302,19 +1664,56 @@ fn structurally_invalid_transactions_never_verify() {
     }
     invalid(&mut w, TxBody::Assign(a), "handed over");
     // 6. Dispense lines: 1 to 10, or none when completing.
-    let line = DispenseLine { item: 0, quantity: rxchain_contracts::Quantity::new(1).unwrap(), batch: label("B1") };
-    invalid(&mut w, TxBody::Dispense(DispenseRx { id: rx.id, lines: vec![line.clone(); 11], complete: false }), "10 lines");
-    valid(&mut w, TxBody::Dispense(DispenseRx { id: rx.id, lines: vec![line; 10], complete: false }));
-    invalid(&mut w, TxBody::Dispense(DispenseRx { id: rx.id, lines: vec![], complete: false }), "at least one line");
-    valid(&mut w, TxBody::Dispense(DispenseRx { id: rx.id, lines: vec![], complete: true }));
+    let line = DispenseLine {
+        item: 0,
+        quantity: rxchain_contracts::Quantity::new(1).unwrap(),
+        batch: label("B1"),
+    };
+    invalid(
+        &mut w,
+        TxBody::Dispense(DispenseRx {
+            id: rx.id,
+            lines: vec![line.clone(); 11],
+            complete: false,
+        }),
+        "10 lines",
+    );
+    valid(
+        &mut w,
+        TxBody::Dispense(DispenseRx {
+            id: rx.id,
+            lines: vec![line; 10],
+            complete: false,
+        }),
+    );
+    invalid(
+        &mut w,
+        TxBody::Dispense(DispenseRx {
+            id: rx.id,
+            lines: vec![],
+            complete: false,
+        }),
+        "at least one line",
+    );
+    valid(
+        &mut w,
+        TxBody::Dispense(DispenseRx {
+            id: rx.id,
+            lines: vec![],
+            complete: true,
+        }),
+    );
 }
 
 #[test]
 fn a_signature_by_anyone_but_the_declared_signer_does_not_verify() {
     let mut w = World::staffed();
-    let t = w.unsigned(&staff("ph-a"), TxBody::Release(rxchain_contracts::tx::ReleaseRx {
-        id: rxchain_contracts::PrescriptionId::from_bytes([1; 16]),
-    }));
+    let t = w.unsigned(
+        &staff("ph-a"),
+        TxBody::Release(rxchain_contracts::tx::ReleaseRx {
+            id: rxchain_contracts::PrescriptionId::from_bytes([1; 16]),
+        }),
+    );
     // Signed by ph-b but declaring ph-a: an attempt to act in someone else's name.
     let forged = t.clone().sign(CHAIN_ID, &staff("ph-b"));
     assert_eq!(forged.verify(CHAIN_ID), Err(TxError::BadSignature));
@@ -1325,10 +1724,17 @@ fn a_signature_by_anyone_but_the_declared_signer_does_not_verify() {
 #[test]
 fn a_signature_made_for_another_chain_does_not_verify() {
     let mut w = World::staffed();
-    let t = w.unsigned(&staff("ph-a"), TxBody::Release(rxchain_contracts::tx::ReleaseRx {
-        id: rxchain_contracts::PrescriptionId::from_bytes([1; 16]),
-    }));
-    assert_ne!(t.id("rxchain-other"), t.id(CHAIN_ID), "the id is bound to the chain");
+    let t = w.unsigned(
+        &staff("ph-a"),
+        TxBody::Release(rxchain_contracts::tx::ReleaseRx {
+            id: rxchain_contracts::PrescriptionId::from_bytes([1; 16]),
+        }),
+    );
+    assert_ne!(
+        t.id("rxchain-other"),
+        t.id(CHAIN_ID),
+        "the id is bound to the chain"
+    );
     let other_chain = t.clone().sign("rxchain-other", &staff("ph-a"));
     assert!(other_chain.clone().verify("rxchain-other").is_ok());
     assert_eq!(other_chain.verify(CHAIN_ID), Err(TxError::BadSignature));
@@ -1338,9 +1744,12 @@ fn a_signature_made_for_another_chain_does_not_verify() {
 fn a_signature_made_for_another_kind_or_purpose_does_not_verify() {
     let mut w = World::staffed();
     let key = staff("ph-a");
-    let t = w.unsigned(&key, TxBody::Release(rxchain_contracts::tx::ReleaseRx {
-        id: rxchain_contracts::PrescriptionId::from_bytes([1; 16]),
-    }));
+    let t = w.unsigned(
+        &key,
+        TxBody::Release(rxchain_contracts::tx::ReleaseRx {
+            id: rxchain_contracts::PrescriptionId::from_bytes([1; 16]),
+        }),
+    );
     let bytes = t.signing_bytes();
     // The same bytes signed under every other tag: other kinds, blocks, claim proofs, no tag.
     let other_tags = [
@@ -1353,8 +1762,15 @@ fn a_signature_made_for_another_kind_or_purpose_does_not_verify() {
     ];
     for tag in other_tags {
         let signature = key.sign_digest(&signing_digest(&tag, &bytes));
-        let s = SignedTx { tx: t.clone(), signature };
-        assert_eq!(s.verify(CHAIN_ID), Err(TxError::BadSignature), "a signature under {tag:?} was accepted");
+        let s = SignedTx {
+            tx: t.clone(),
+            signature,
+        };
+        assert_eq!(
+            s.verify(CHAIN_ID),
+            Err(TxError::BadSignature),
+            "a signature under {tag:?} was accepted"
+        );
     }
     let signature = key.sign_digest(&signing_digest("tx/rxchain-test/release", &bytes));
     assert!(SignedTx { tx: t, signature }.verify(CHAIN_ID).is_ok());
@@ -1392,19 +1808,36 @@ fn patient_identity_and_clinical_text_never_appear_in_plaintext_on_the_chain() {
     w.applied(c);
     let issue_bytes = w.blocks[1].txs[0].to_bytes();
     let chain_bytes: Vec<u8> = w.blocks.iter().flat_map(encoding::to_bytes).collect();
-    let state_bytes: Vec<u8> = w.store.0.iter().flat_map(|(k, v)| k.iter().chain(v).copied().collect::<Vec<_>>()).collect();
+    let state_bytes: Vec<u8> = w
+        .store
+        .0
+        .iter()
+        .flat_map(|(k, v)| k.iter().chain(v).copied().collect::<Vec<_>>())
+        .collect();
     let json = serde_json::to_string(&w.blocks).unwrap();
     let mut needles = secrets_of(&rx);
     needles.push(address.as_bytes().to_vec());
     needles.push(b"Confidential".to_vec());
     for needle in &needles {
         let shown = String::from_utf8_lossy(needle);
-        assert!(!contains(&issue_bytes, needle), "the issue transaction leaks {shown:?}");
-        assert!(!contains(&assign_bytes, needle), "the assignment leaks {shown:?}");
+        assert!(
+            !contains(&issue_bytes, needle),
+            "the issue transaction leaks {shown:?}"
+        );
+        assert!(
+            !contains(&assign_bytes, needle),
+            "the assignment leaks {shown:?}"
+        );
         assert!(!contains(&chain_bytes, needle), "the chain leaks {shown:?}");
         assert!(!contains(&state_bytes, needle), "the state leaks {shown:?}");
-        assert!(!contains(json.as_bytes(), needle), "the JSON form leaks {shown:?}");
-        assert!(!contains(json.as_bytes(), hex::encode(needle).as_bytes()), "the JSON form leaks hex of {shown:?}");
+        assert!(
+            !contains(json.as_bytes(), needle),
+            "the JSON form leaks {shown:?}"
+        );
+        assert!(
+            !contains(json.as_bytes(), hex::encode(needle).as_bytes()),
+            "the JSON form leaks hex of {shown:?}"
+        );
     }
     // What the rules need stays readable.
     assert!(contains(&issue_bytes, b"N02BE01"));
@@ -1414,35 +1847,57 @@ fn patient_identity_and_clinical_text_never_appear_in_plaintext_on_the_chain() {
 #[test]
 fn the_hospital_the_regulator_and_the_qr_holder_open_the_content_and_nobody_else() {
     let (w, rx) = with_rx("privacy-open", RxSpec::simple(10));
-    let TxBody::Issue(body) = &w.blocks[1].txs[0].tx.body else { panic!("block 2 holds the issue") };
+    let TxBody::Issue(body) = &w.blocks[1].txs[0].tx.body else {
+        panic!("block 2 holds the issue")
+    };
     let ctx = privacy::content_context(&rx.id);
-    let open_with = |ck: [u8; 32]| privacy::open_content(&rx.id, &body.sealed, &ContentKey::from_bytes(ck));
+    let open_with =
+        |ck: [u8; 32]| privacy::open_content(&rx.id, &body.sealed, &ContentKey::from_bytes(ck));
     // 1. The QR secret.
-    let ck = privacy::unwrap_with_secret(&rx.secret, &ctx, &body.key_for_patient).expect("the QR opens it");
+    let ck = privacy::unwrap_with_secret(&rx.secret, &ctx, &body.key_for_patient)
+        .expect("the QR opens it");
     assert_eq!(open_with(ck).unwrap(), rx.content);
     // 2. The issuing hospital's data key.
-    let ck = privacy::unwrap_with_key(&data_key(HOSP_NORTH), &ctx, &body.key_for_hospital).expect("the hospital opens it");
+    let ck = privacy::unwrap_with_key(&data_key(HOSP_NORTH), &ctx, &body.key_for_hospital)
+        .expect("the hospital opens it");
     assert_eq!(open_with(ck).unwrap(), rx.content);
     // 3. The regulator's data key.
     let (reg, wrap) = &body.key_for_regulators[0];
     assert_eq!(reg, &org(REGULATOR));
-    let ck = privacy::unwrap_with_key(&data_key(REGULATOR), &ctx, wrap).expect("the regulator opens it");
+    let ck =
+        privacy::unwrap_with_key(&data_key(REGULATOR), &ctx, wrap).expect("the regulator opens it");
     assert_eq!(open_with(ck).unwrap(), rx.content);
     // 4. Nobody else: other members' data and admin keys, staff keys, a wrong secret.
     let wraps: [&WrappedKey; 2] = [&body.key_for_hospital, wrap];
     for org_id in [HOSP_SOUTH, PHARM_A, PHARM_B, PHARM_C, LOGISTICS] {
         for wrap in wraps {
-            assert_eq!(privacy::unwrap_with_key(&data_key(org_id), &ctx, wrap), Err(PrivacyError::OpenFailed));
-            assert_eq!(privacy::unwrap_with_key(&admin_key(org_id), &ctx, wrap), Err(PrivacyError::OpenFailed));
+            assert_eq!(
+                privacy::unwrap_with_key(&data_key(org_id), &ctx, wrap),
+                Err(PrivacyError::OpenFailed)
+            );
+            assert_eq!(
+                privacy::unwrap_with_key(&admin_key(org_id), &ctx, wrap),
+                Err(PrivacyError::OpenFailed)
+            );
         }
     }
-    assert_eq!(privacy::unwrap_with_key(&staff("dr-north"), &ctx, &body.key_for_hospital), Err(PrivacyError::OpenFailed));
     assert_eq!(
-        privacy::unwrap_with_secret(&AccessSecret::from_bytes([0; 32]), &ctx, &body.key_for_patient),
+        privacy::unwrap_with_key(&staff("dr-north"), &ctx, &body.key_for_hospital),
+        Err(PrivacyError::OpenFailed)
+    );
+    assert_eq!(
+        privacy::unwrap_with_secret(
+            &AccessSecret::from_bytes([0; 32]),
+            &ctx,
+            &body.key_for_patient
+        ),
         Err(PrivacyError::OpenFailed)
     );
     // 5. The QR secret does not open a wrap made for a data key.
-    assert_eq!(privacy::unwrap_with_secret(&rx.secret, &ctx, &body.key_for_hospital), Err(PrivacyError::WrongWrapKind));
+    assert_eq!(
+        privacy::unwrap_with_secret(&rx.secret, &ctx, &body.key_for_hospital),
+        Err(PrivacyError::WrongWrapKind)
+    );
     // 6. A wrong content key does not open the content.
     assert_eq!(open_with([7; 32]), Err(PrivacyError::OpenFailed));
 }
@@ -1454,27 +1909,59 @@ fn the_delivery_address_reaches_only_the_chosen_pharmacy() {
     let a = w.assign_delivery(&rx, PHARM_B, address);
     w.applied(a);
     let rec = w.rx(&rx.id);
-    let Some(Fulfilment::Delivery { address: sealed_address, .. }) = &rec.fulfilment else { panic!("delivery") };
-    let TxBody::Assign(assign) = &w.blocks.last().unwrap().txs[0].tx.body else { panic!("assign") };
+    let Some(Fulfilment::Delivery {
+        address: sealed_address,
+        ..
+    }) = &rec.fulfilment
+    else {
+        panic!("delivery")
+    };
+    let TxBody::Assign(assign) = &w.blocks.last().unwrap().txs[0].tx.body else {
+        panic!("assign")
+    };
     let handover = assign.handover.as_ref().unwrap();
-    let TxBody::Issue(issue) = &w.blocks[1].txs[0].tx.body else { panic!("issue") };
+    let TxBody::Issue(issue) = &w.blocks[1].txs[0].tx.body else {
+        panic!("issue")
+    };
     // 1. pharm-b recovers the QR secret, then the content key, then the address.
-    let secret = privacy::unwrap_with_key(&data_key(PHARM_B), &privacy::handover_context(&rx.id), handover).unwrap();
+    let secret = privacy::unwrap_with_key(
+        &data_key(PHARM_B),
+        &privacy::handover_context(&rx.id),
+        handover,
+    )
+    .unwrap();
     let secret = AccessSecret::from_bytes(secret);
-    assert_eq!(secret.signing_key().public(), rec.access_key, "the handed-over secret matches the access key");
-    let ck = privacy::unwrap_with_secret(&secret, &privacy::content_context(&rx.id), &issue.key_for_patient).unwrap();
+    assert_eq!(
+        secret.signing_key().public(),
+        rec.access_key,
+        "the handed-over secret matches the access key"
+    );
+    let ck = privacy::unwrap_with_secret(
+        &secret,
+        &privacy::content_context(&rx.id),
+        &issue.key_for_patient,
+    )
+    .unwrap();
     let opened = privacy::open(&ck, &privacy::address_context(&rx.id), sealed_address).unwrap();
     assert_eq!(opened, address.as_bytes());
     // 2. Other pharmacies get nothing from the handover.
     for other in [PHARM_A, PHARM_C] {
         assert_eq!(
-            privacy::unwrap_with_key(&data_key(other), &privacy::handover_context(&rx.id), handover),
+            privacy::unwrap_with_key(
+                &data_key(other),
+                &privacy::handover_context(&rx.id),
+                handover
+            ),
             Err(PrivacyError::OpenFailed)
         );
     }
     // 3. A sealed address moved to another prescription does not open.
     assert_eq!(
-        privacy::open(&ck, &privacy::address_context(&rxchain_contracts::PrescriptionId::from_bytes([0; 16])), sealed_address),
+        privacy::open(
+            &ck,
+            &privacy::address_context(&rxchain_contracts::PrescriptionId::from_bytes([0; 16])),
+            sealed_address
+        ),
         Err(PrivacyError::OpenFailed)
     );
 }
@@ -1496,8 +1983,15 @@ fn every_seal_draws_a_fresh_nonce_from_the_callers_entropy() {
     let (a, b) = seal_twice("nonce-stream");
     assert_ne!(a.nonce, b.nonce);
     assert_ne!(a.ciphertext, b.ciphertext);
-    assert_eq!(seal_twice("nonce-stream"), (a.clone(), b), "the same entropy reproduces the same seals");
-    assert_eq!(privacy::open_content(&rx.id, &a, &rx.content_key).unwrap(), rx.content);
+    assert_eq!(
+        seal_twice("nonce-stream"),
+        (a.clone(), b),
+        "the same entropy reproduces the same seals"
+    );
+    assert_eq!(
+        privacy::open_content(&rx.id, &a, &rx.content_key).unwrap(),
+        rx.content
+    );
 }
 
 // ---- coverage ledger ----------------------------------------------------
@@ -1518,10 +2012,16 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::FromTheFuture,
         Rejection::UnknownSigner,
         Rejection::SignerRevoked { at: t },
-        Rejection::WrongRole { role: String::new(), action: String::new() },
+        Rejection::WrongRole {
+            role: String::new(),
+            action: String::new(),
+        },
         Rejection::NotOrgAdmin { org: o.clone() },
         Rejection::UnknownOrg { org: o.clone() },
-        Rejection::WrongOrgKind { org: o.clone(), need: String::new() },
+        Rejection::WrongOrgKind {
+            org: o.clone(),
+            need: String::new(),
+        },
         Rejection::StaffExists,
         Rejection::UnknownStaff,
         Rejection::AlreadyRevoked,
@@ -1530,13 +2030,21 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::UnknownPrescription,
         Rejection::BadValidity,
         Rejection::ValidityTooLong { max_days: 0 },
-        Rejection::MissingKeyWrap { party: String::new() },
+        Rejection::MissingKeyWrap {
+            party: String::new(),
+        },
         Rejection::BadAccessKey,
         Rejection::NotYetValid { from: t },
         Rejection::Expired { at: t },
         Rejection::Cancelled { at: t },
-        Rejection::AlreadyDispensed { pharmacy: o.clone(), at: t },
-        Rejection::ClaimedByOther { pharmacy: o.clone(), at: t },
+        Rejection::AlreadyDispensed {
+            pharmacy: o.clone(),
+            at: t,
+        },
+        Rejection::ClaimedByOther {
+            pharmacy: o.clone(),
+            at: t,
+        },
         Rejection::AlreadyClaimed,
         Rejection::NotClaimed,
         Rejection::AssignedElsewhere { pharmacy: o },
@@ -1547,9 +2055,18 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::ClaimedCannotChange,
         Rejection::DispensedCannotCancel,
         Rejection::BadItem { item: 0 },
-        Rejection::ExceedsAllowance { item: 0, remaining: 0 },
-        Rejection::DeliveryOutOfOrder { last: None, attempted: s },
-        Rejection::WrongFulfilmentMode { attempted: s, mode: String::new() },
+        Rejection::ExceedsAllowance {
+            item: 0,
+            remaining: 0,
+        },
+        Rejection::DeliveryOutOfOrder {
+            last: None,
+            attempted: s,
+        },
+        Rejection::WrongFulfilmentMode {
+            attempted: s,
+            mode: String::new(),
+        },
     ]
 }
 
@@ -1598,9 +2115,18 @@ fn ledger_entry(r: &Rejection) -> &'static str {
 /// The variant names serde knows, read from its "unknown variant" message,
 /// so that a variant missing from [`every_rejection`] is noticed at run time.
 fn serde_variant_names() -> Vec<String> {
-    let err = serde_json::from_str::<Rejection>(r#"{"code":"no-such-code"}"#).unwrap_err().to_string();
-    let list = err.split("expected one of").nth(1).unwrap_or_else(|| panic!("unexpected serde message: {err}"));
-    list.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    let err = serde_json::from_str::<Rejection>(r#"{"code":"no-such-code"}"#)
+        .unwrap_err()
+        .to_string();
+    let list = err
+        .split("expected one of")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected serde message: {err}"));
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -1609,27 +2135,52 @@ fn every_rejection_code_is_asserted_by_a_test() {
     let tests = source.split("// ---- coverage ledger").next().unwrap();
     let all = every_rejection();
     let codes: std::collections::BTreeSet<&str> = all.iter().map(ledger_entry).collect();
-    assert_eq!(codes.len(), all.len(), "every_rejection lists a variant twice");
+    assert_eq!(
+        codes.len(),
+        all.len(),
+        "every_rejection lists a variant twice"
+    );
 
     // The list is complete: serde knows no variant it lacks.
     let names = serde_variant_names();
-    assert_eq!(names.len(), all.len(), "every_rejection misses a variant; serde knows {names:?}");
+    assert_eq!(
+        names.len(),
+        all.len(),
+        "every_rejection misses a variant; serde knows {names:?}"
+    );
     for n in &names {
-        assert!(codes.contains(n.as_str()), "variant {n} is missing from every_rejection");
+        assert!(
+            codes.contains(n.as_str()),
+            "variant {n} is missing from every_rejection"
+        );
     }
 
     // Every code is asserted somewhere above the ledger.
-    let uncovered: Vec<&str> = codes.iter().copied().filter(|c| !tests.contains(&format!("\"{c}\""))).collect();
-    assert!(uncovered.is_empty(), "no test asserts these rejection codes: {uncovered:?}");
+    let uncovered: Vec<&str> = codes
+        .iter()
+        .copied()
+        .filter(|c| !tests.contains(&format!("\"{c}\"")))
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "no test asserts these rejection codes: {uncovered:?}"
+    );
 }
 
 #[test]
 fn every_rejection_reads_back_from_both_encodings_and_its_json_code_is_its_code() {
     for r in every_rejection() {
         let o = Outcome::Refused { reason: r.clone() };
-        assert_eq!(encoding::from_bytes::<Outcome>(&encoding::to_bytes(&o)), Ok(o));
+        assert_eq!(
+            encoding::from_bytes::<Outcome>(&encoding::to_bytes(&o)),
+            Ok(o)
+        );
         let j = serde_json::to_value(&r).unwrap();
-        assert_eq!(j["code"], r.code(), "clients read the JSON code as the stable code");
+        assert_eq!(
+            j["code"],
+            r.code(),
+            "clients read the JSON code as the stable code"
+        );
         assert_eq!(serde_json::from_value::<Rejection>(j).unwrap(), r);
     }
 }

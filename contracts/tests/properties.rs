@@ -36,7 +36,12 @@ use rxchain_contracts::tx::{DeliveryStatus, SignedTx, TxBody};
 use rxchain_contracts::verify;
 
 /// Pharmacists the histories use, with their pharmacies.
-const PHARMACISTS: [(&str, &str); 4] = [("ph-a", PHARM_A), ("ph-a-2", PHARM_A), ("ph-b", PHARM_B), ("ph-c", PHARM_C)];
+const PHARMACISTS: [(&str, &str); 4] = [
+    ("ph-a", PHARM_A),
+    ("ph-a-2", PHARM_A),
+    ("ph-b", PHARM_B),
+    ("ph-c", PHARM_C),
+];
 /// Prescribers the histories use.
 const DOCTORS: [(&str, &str); 2] = [("dr-north", HOSP_NORTH), ("dr-south", HOSP_SOUTH)];
 /// Staff whose keys may be revoked during a history, with their organisation.
@@ -64,17 +69,54 @@ const STATUSES: [DeliveryStatus; 7] = [
 /// pick from, so every generated value means something.
 #[derive(Clone, Debug)]
 enum Op {
-    Issue { doctor: usize, controlled: bool, quantity: u32, repeats: u8, two_items: bool },
-    Assign { rx: usize, pharmacy: usize, delivery: bool },
-    Claim { rx: usize, pharmacist: usize, right_secret: bool },
-    Release { rx: usize, pharmacist: usize },
-    Dispense { rx: usize, pharmacist: usize, item: u16, quantity: u32, complete: bool },
-    Cancel { rx: usize, by_patient: bool },
-    Delivery { rx: usize, who: usize, status: usize },
-    Revoke { target: usize, by: usize },
-    Replay { back: usize },
+    Issue {
+        doctor: usize,
+        controlled: bool,
+        quantity: u32,
+        repeats: u8,
+        two_items: bool,
+    },
+    Assign {
+        rx: usize,
+        pharmacy: usize,
+        delivery: bool,
+    },
+    Claim {
+        rx: usize,
+        pharmacist: usize,
+        right_secret: bool,
+    },
+    Release {
+        rx: usize,
+        pharmacist: usize,
+    },
+    Dispense {
+        rx: usize,
+        pharmacist: usize,
+        item: u16,
+        quantity: u32,
+        complete: bool,
+    },
+    Cancel {
+        rx: usize,
+        by_patient: bool,
+    },
+    Delivery {
+        rx: usize,
+        who: usize,
+        status: usize,
+    },
+    Revoke {
+        target: usize,
+        by: usize,
+    },
+    Replay {
+        back: usize,
+    },
     /// Moves the clock; the block being assembled gets the new time.
-    Advance { hours: u64 },
+    Advance {
+        hours: u64,
+    },
     EndBlock,
 }
 
@@ -138,57 +180,123 @@ fn run_history(ops: &[Op]) -> (World, Vec<Vec<(Sent, Outcome)>>) {
         blocks.push(pending.drain(..).zip(outcomes).collect());
     };
     for op in ops {
-        let pick = |i: usize| if issued.is_empty() { None } else { Some(i % issued.len()) };
-        let plain = |tx: SignedTx| Sent { tx, pharmacy: None, wrong_secret: false, replay: false };
-        let by_pharmacist = |tx: SignedTx, pharmacy: &str| Sent { tx, pharmacy: Some(org(pharmacy)), wrong_secret: false, replay: false };
+        let pick = |i: usize| {
+            if issued.is_empty() {
+                None
+            } else {
+                Some(i % issued.len())
+            }
+        };
+        let plain = |tx: SignedTx| Sent {
+            tx,
+            pharmacy: None,
+            wrong_secret: false,
+            replay: false,
+        };
+        let by_pharmacist = |tx: SignedTx, pharmacy: &str| Sent {
+            tx,
+            pharmacy: Some(org(pharmacy)),
+            wrong_secret: false,
+            replay: false,
+        };
         let s = match *op {
-            Op::Issue { doctor, controlled, quantity, repeats, two_items } => {
+            Op::Issue {
+                doctor,
+                controlled,
+                quantity,
+                repeats,
+                two_items,
+            } => {
                 let (name, hospital) = DOCTORS[doctor];
-                let mut spec = if controlled { RxSpec::controlled(quantity) } else { RxSpec::simple(quantity) };
+                let mut spec = if controlled {
+                    RxSpec::controlled(quantity)
+                } else {
+                    RxSpec::simple(quantity)
+                };
                 spec.repeats = repeats;
                 if two_items {
                     spec.items.push(amoxicillin(quantity + 1));
                 }
                 let (tx, rx) = w.issue(&staff(name), hospital, spec);
-                issued.push(Issued { rx, doctor: staff(name) });
+                issued.push(Issued {
+                    rx,
+                    doctor: staff(name),
+                });
                 Some(plain(tx))
             }
-            Op::Assign { rx, pharmacy, delivery } => pick(rx).map(|i| {
+            Op::Assign {
+                rx,
+                pharmacy,
+                delivery,
+            } => pick(rx).map(|i| {
                 // Index 3 names a hospital, which assignments must refuse.
                 let target = [PHARM_A, PHARM_B, PHARM_C, HOSP_SOUTH][pharmacy];
                 let rx = issued[i].rx.clone();
-                plain(if delivery { w.assign_delivery(&rx, target, "5 Synthetic Row") } else { w.assign_pickup(&rx, target) })
+                plain(if delivery {
+                    w.assign_delivery(&rx, target, "5 Synthetic Row")
+                } else {
+                    w.assign_pickup(&rx, target)
+                })
             }),
-            Op::Claim { rx, pharmacist, right_secret } => pick(rx).map(|i| {
+            Op::Claim {
+                rx,
+                pharmacist,
+                right_secret,
+            } => pick(rx).map(|i| {
                 let (name, pharmacy) = PHARMACISTS[pharmacist];
                 let rx = issued[i].rx.clone();
                 let tx = if right_secret {
                     w.claim(&staff(name), pharmacy, &rx)
                 } else {
-                    w.claim_with_secret(&staff(name), pharmacy, rx.id, &AccessSecret::from_bytes([0xbd; 32]))
+                    w.claim_with_secret(
+                        &staff(name),
+                        pharmacy,
+                        rx.id,
+                        &AccessSecret::from_bytes([0xbd; 32]),
+                    )
                 };
-                Sent { wrong_secret: !right_secret, ..by_pharmacist(tx, pharmacy) }
+                Sent {
+                    wrong_secret: !right_secret,
+                    ..by_pharmacist(tx, pharmacy)
+                }
             }),
             Op::Release { rx, pharmacist } => pick(rx).map(|i| {
                 let (name, pharmacy) = PHARMACISTS[pharmacist];
                 by_pharmacist(w.release(&staff(name), issued[i].rx.id), pharmacy)
             }),
-            Op::Dispense { rx, pharmacist, item, quantity, complete } => pick(rx).map(|i| {
+            Op::Dispense {
+                rx,
+                pharmacist,
+                item,
+                quantity,
+                complete,
+            } => pick(rx).map(|i| {
                 let (name, pharmacy) = PHARMACISTS[pharmacist];
-                by_pharmacist(w.dispense(&staff(name), issued[i].rx.id, &[(item, quantity)], complete), pharmacy)
+                by_pharmacist(
+                    w.dispense(&staff(name), issued[i].rx.id, &[(item, quantity)], complete),
+                    pharmacy,
+                )
             }),
             Op::Cancel { rx, by_patient } => pick(rx).map(|i| {
-                let signer = if by_patient { issued[i].rx.patient.clone() } else { issued[i].doctor.clone() };
+                let signer = if by_patient {
+                    issued[i].rx.patient.clone()
+                } else {
+                    issued[i].doctor.clone()
+                };
                 plain(w.cancel(&signer, issued[i].rx.id))
             }),
             Op::Delivery { rx, who, status } => pick(rx).map(|i| {
                 let name = RECORDERS[who];
                 let pharmacy = w.staff_record(&staff(name).public()).map(|r| r.org);
-                Sent { pharmacy, ..plain(w.delivery(&staff(name), issued[i].rx.id, STATUSES[status])) }
+                Sent {
+                    pharmacy,
+                    ..plain(w.delivery(&staff(name), issued[i].rx.id, STATUSES[status]))
+                }
             }),
             Op::Revoke { target, by } => {
                 let (name, own_org) = REVOCABLE[target];
-                let signer = [admin_key(own_org), admin_key(REGULATOR), staff("officer")][by].clone();
+                let signer =
+                    [admin_key(own_org), admin_key(REGULATOR), staff("officer")][by].clone();
                 Some(plain(w.revoke(&signer, &staff(name).public())))
             }
             Op::Replay { back } => {
@@ -196,7 +304,10 @@ fn run_history(ops: &[Op]) -> (World, Vec<Vec<(Sent, Outcome)>>) {
                     None
                 } else {
                     let tx = sent[sent.len() - 1 - back % sent.len()].clone();
-                    Some(Sent { replay: true, ..plain(tx) })
+                    Some(Sent {
+                        replay: true,
+                        ..plain(tx)
+                    })
                 }
             }
             Op::Advance { hours } => {
@@ -222,8 +333,10 @@ fn run_history(ops: &[Op]) -> (World, Vec<Vec<(Sent, Outcome)>>) {
 /// Checks every property of one history.
 fn check_history(ops: &[Op]) -> Result<(), TestCaseError> {
     let (w, blocks) = run_history(ops);
-    let pharmacy_of_key: HashMap<PublicKey, OrgId> =
-        PHARMACISTS.iter().map(|(n, p)| (staff(n).public(), org(p))).collect();
+    let pharmacy_of_key: HashMap<PublicKey, OrgId> = PHARMACISTS
+        .iter()
+        .map(|(n, p)| (staff(n).public(), org(p)))
+        .collect();
 
     // The ledger the outcomes imply.
     let mut revoked: BTreeSet<PublicKey> = BTreeSet::new();
@@ -237,16 +350,33 @@ fn check_history(ops: &[Op]) -> Result<(), TestCaseError> {
     for (h, block) in blocks.iter().enumerate() {
         for (s, outcome) in block {
             let tx = &s.tx.tx;
-            let what = format!("block {} {} by {}", h + 2, tx.body.kind(), &tx.signer.to_hex()[..8]);
+            let what = format!(
+                "block {} {} by {}",
+                h + 2,
+                tx.body.kind(),
+                &tx.signer.to_hex()[..8]
+            );
             // Replays never take effect, whatever the original's fate.
             if s.replay {
-                prop_assert_eq!(outcome, &Outcome::Refused { reason: Rejection::Duplicate }, "{}", what);
+                prop_assert_eq!(
+                    outcome,
+                    &Outcome::Refused {
+                        reason: Rejection::Duplicate
+                    },
+                    "{}",
+                    what
+                );
                 continue;
             }
             // A revoked key gets nothing applied.
             if revoked.contains(&tx.signer) {
                 prop_assert!(
-                    matches!(outcome, Outcome::Refused { reason: Rejection::SignerRevoked { .. } }),
+                    matches!(
+                        outcome,
+                        Outcome::Refused {
+                            reason: Rejection::SignerRevoked { .. }
+                        }
+                    ),
                     "{} after revocation: {:?}",
                     what,
                     outcome
@@ -254,7 +384,11 @@ fn check_history(ops: &[Op]) -> Result<(), TestCaseError> {
             }
             // A wrong secret never claims.
             if s.wrong_secret {
-                prop_assert!(!outcome.is_applied(), "{} with a wrong secret was applied", what);
+                prop_assert!(
+                    !outcome.is_applied(),
+                    "{} with a wrong secret was applied",
+                    what
+                );
             }
             let rx_id = tx.body.prescription();
             match outcome {
@@ -273,7 +407,8 @@ fn check_history(ops: &[Op]) -> Result<(), TestCaseError> {
                         if let Some(state) = closed.get(&id) {
                             // After cancellation nothing applies; after
                             // completion only delivery progress does.
-                            let ok = *state == RxStatus::Completed && matches!(tx.body, TxBody::Delivery(_));
+                            let ok = *state == RxStatus::Completed
+                                && matches!(tx.body, TxBody::Delivery(_));
                             prop_assert!(ok, "{} applied to a {:?} prescription", what, state);
                         }
                     }
@@ -281,38 +416,69 @@ fn check_history(ops: &[Op]) -> Result<(), TestCaseError> {
                         TxBody::Issue(b) => {
                             holder.insert(b.id, None);
                             let fills = 1 + u64::from(b.repeats);
-                            allowances.insert(b.id, b.items.iter().map(|i| u64::from(i.quantity.get()) * fills).collect());
+                            allowances.insert(
+                                b.id,
+                                b.items
+                                    .iter()
+                                    .map(|i| u64::from(i.quantity.get()) * fills)
+                                    .collect(),
+                            );
                         }
                         TxBody::RevokeStaff(b) => {
                             revoked.insert(b.key);
                         }
                         TxBody::Claim(b) => {
-                            let lock = holder.get_mut(&b.id).expect("claims apply only to issued prescriptions");
-                            prop_assert_eq!(&*lock, &None, "{} granted while {:?} held the lock", what, lock);
+                            let lock = holder
+                                .get_mut(&b.id)
+                                .expect("claims apply only to issued prescriptions");
+                            prop_assert_eq!(
+                                &*lock,
+                                &None,
+                                "{} granted while {:?} held the lock",
+                                what,
+                                lock
+                            );
                             *lock = Some(b.pharmacy.clone());
                             prop_assert_eq!(Some(&b.pharmacy), pharmacy_of_key.get(&tx.signer));
                         }
                         TxBody::Release(b) => {
                             let lock = holder.get_mut(&b.id).expect("issued");
-                            prop_assert_eq!(lock.as_ref(), s.pharmacy.as_ref(), "{} by a pharmacy without the lock", what);
+                            prop_assert_eq!(
+                                lock.as_ref(),
+                                s.pharmacy.as_ref(),
+                                "{} by a pharmacy without the lock",
+                                what
+                            );
                             *lock = None;
                         }
                         TxBody::Dispense(b) => {
-                            prop_assert_eq!(holder[&b.id].as_ref(), s.pharmacy.as_ref(), "{} without the lock", what);
+                            prop_assert_eq!(
+                                holder[&b.id].as_ref(),
+                                s.pharmacy.as_ref(),
+                                "{} without the lock",
+                                what
+                            );
                             for l in &b.lines {
-                                *applied_units.entry((b.id, l.item)).or_default() += u64::from(l.quantity.get());
+                                *applied_units.entry((b.id, l.item)).or_default() +=
+                                    u64::from(l.quantity.get());
                             }
                             // Completion: asked for, or every item at its allowance.
                             let allowance = &allowances[&b.id];
-                            let full = (0..allowance.len())
-                                .all(|i| applied_units.get(&(b.id, i as u16)).copied().unwrap_or(0) >= allowance[i]);
+                            let full = (0..allowance.len()).all(|i| {
+                                applied_units.get(&(b.id, i as u16)).copied().unwrap_or(0)
+                                    >= allowance[i]
+                            });
                             if b.complete || full {
                                 closed.insert(b.id, RxStatus::Completed);
                             }
                         }
                         TxBody::Cancel(b) => {
                             prop_assert_eq!(&holder[&b.id], &None, "{} while claimed", what);
-                            prop_assert!(applied_units.keys().all(|(id, _)| id != &b.id), "{} after dispensing", what);
+                            prop_assert!(
+                                applied_units.keys().all(|(id, _)| id != &b.id),
+                                "{} after dispensing",
+                                what
+                            );
                             closed.insert(b.id, RxStatus::Cancelled);
                         }
                         _ => {}
@@ -327,15 +493,38 @@ fn check_history(ops: &[Op]) -> Result<(), TestCaseError> {
         let rec = w.rx(id);
         for i in 0..rec.items.len() {
             let units = applied_units.get(&(*id, i as u16)).copied().unwrap_or(0);
-            prop_assert!(u64::from(rec.dispensed[i]) <= rec.allowance(i), "{:?} item {} over its allowance", id, i);
-            prop_assert_eq!(u64::from(rec.dispensed[i]), units, "{:?} item {}: stored total vs applied dispenses", id, i);
-            let filled: u64 = rec.fills.iter().flat_map(|f| &f.lines).filter(|l| usize::from(l.0) == i).map(|l| u64::from(l.1)).sum();
+            prop_assert!(
+                u64::from(rec.dispensed[i]) <= rec.allowance(i),
+                "{:?} item {} over its allowance",
+                id,
+                i
+            );
+            prop_assert_eq!(
+                u64::from(rec.dispensed[i]),
+                units,
+                "{:?} item {}: stored total vs applied dispenses",
+                id,
+                i
+            );
+            let filled: u64 = rec
+                .fills
+                .iter()
+                .flat_map(|f| &f.lines)
+                .filter(|l| usize::from(l.0) == i)
+                .map(|l| u64::from(l.1))
+                .sum();
             prop_assert_eq!(filled, units);
         }
         prop_assert_eq!(rec.wrong_proofs, wrong_proofs.get(id).copied().unwrap_or(0));
         prop_assert_eq!(rec.refused_attempts, refusals.get(id).copied().unwrap_or(0));
-        let terminal = matches!(rec.status, RxStatus::Cancelled | RxStatus::Completed).then_some(rec.status);
-        prop_assert_eq!(terminal, closed.get(id).copied(), "{:?}: closed exactly when the ledger says", id);
+        let terminal =
+            matches!(rec.status, RxStatus::Cancelled | RxStatus::Completed).then_some(rec.status);
+        prop_assert_eq!(
+            terminal,
+            closed.get(id).copied(),
+            "{:?}: closed exactly when the ledger says",
+            id
+        );
         if rec.status == RxStatus::Claimed {
             prop_assert_eq!(rec.claim.as_ref().map(|c| &c.pharmacy), holder[id].as_ref());
         }
@@ -349,16 +538,28 @@ fn check_history(ops: &[Op]) -> Result<(), TestCaseError> {
     let mut fresh = MemStore::default();
     let mut tip = Tip::genesis(&w.genesis);
     for b in &w.blocks {
-        let (_, exec) = block::check_and_execute(&w.genesis, &fresh, &tip, b, &w.known())
-            .map_err(|e| TestCaseError::fail(format!("a replica refused block {}: {e}", b.header.height)))?;
+        let (_, exec) =
+            block::check_and_execute(&w.genesis, &fresh, &tip, b, &w.known()).map_err(|e| {
+                TestCaseError::fail(format!("a replica refused block {}: {e}", b.header.height))
+            })?;
         fresh.commit(&exec.writes);
-        tip = Tip { height: b.header.height, hash: b.hash(CHAIN_ID), timestamp: b.header.timestamp };
+        tip = Tip {
+            height: b.header.height,
+            hash: b.hash(CHAIN_ID),
+            timestamp: b.header.timestamp,
+        };
     }
-    prop_assert_eq!(&fresh, &w.store, "a replica's state differs from the proposer's");
-    let report = verify::verify_chain(&w.genesis, &w.blocks).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(
+        &fresh,
+        &w.store,
+        "a replica's state differs from the proposer's"
+    );
+    let report = verify::verify_chain(&w.genesis, &w.blocks)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(report.state_digest, digest);
     prop_assert_eq!(report.tip, w.tip);
-    let again = verify::verify_chain(&w.genesis, &w.blocks).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let again = verify::verify_chain(&w.genesis, &w.blocks)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(again, report);
     Ok(())
 }
@@ -382,45 +583,154 @@ fn a_crafted_history_exercises_every_property() {
     // the properties are known to be checked even if random cases miss some.
     use Op::*;
     let ops = vec![
-        Issue { doctor: 0, controlled: false, quantity: 4, repeats: 1, two_items: true },
-        Issue { doctor: 1, controlled: true, quantity: 3, repeats: 0, two_items: false },
+        Issue {
+            doctor: 0,
+            controlled: false,
+            quantity: 4,
+            repeats: 1,
+            two_items: true,
+        },
+        Issue {
+            doctor: 1,
+            controlled: true,
+            quantity: 3,
+            repeats: 0,
+            two_items: false,
+        },
         EndBlock,
-        Claim { rx: 0, pharmacist: 0, right_secret: false },
-        Claim { rx: 0, pharmacist: 0, right_secret: true },
-        Claim { rx: 0, pharmacist: 2, right_secret: true },
-        Dispense { rx: 0, pharmacist: 1, item: 0, quantity: 3, complete: false },
-        Dispense { rx: 0, pharmacist: 2, item: 0, quantity: 1, complete: false },
-        Dispense { rx: 0, pharmacist: 0, item: 0, quantity: 9, complete: false },
+        Claim {
+            rx: 0,
+            pharmacist: 0,
+            right_secret: false,
+        },
+        Claim {
+            rx: 0,
+            pharmacist: 0,
+            right_secret: true,
+        },
+        Claim {
+            rx: 0,
+            pharmacist: 2,
+            right_secret: true,
+        },
+        Dispense {
+            rx: 0,
+            pharmacist: 1,
+            item: 0,
+            quantity: 3,
+            complete: false,
+        },
+        Dispense {
+            rx: 0,
+            pharmacist: 2,
+            item: 0,
+            quantity: 1,
+            complete: false,
+        },
+        Dispense {
+            rx: 0,
+            pharmacist: 0,
+            item: 0,
+            quantity: 9,
+            complete: false,
+        },
         Replay { back: 0 },
-        Release { rx: 0, pharmacist: 0 },
+        Release {
+            rx: 0,
+            pharmacist: 0,
+        },
         EndBlock,
-        Claim { rx: 0, pharmacist: 3, right_secret: true },
-        Dispense { rx: 0, pharmacist: 3, item: 0, quantity: 5, complete: false },
-        Dispense { rx: 0, pharmacist: 3, item: 1, quantity: 5, complete: false },
-        Dispense { rx: 0, pharmacist: 3, item: 2, quantity: 1, complete: false },
+        Claim {
+            rx: 0,
+            pharmacist: 3,
+            right_secret: true,
+        },
+        Dispense {
+            rx: 0,
+            pharmacist: 3,
+            item: 0,
+            quantity: 5,
+            complete: false,
+        },
+        Dispense {
+            rx: 0,
+            pharmacist: 3,
+            item: 1,
+            quantity: 5,
+            complete: false,
+        },
+        Dispense {
+            rx: 0,
+            pharmacist: 3,
+            item: 2,
+            quantity: 1,
+            complete: false,
+        },
         Revoke { target: 2, by: 2 },
-        Claim { rx: 1, pharmacist: 2, right_secret: true },
-        Cancel { rx: 1, by_patient: true },
-        Release { rx: 0, pharmacist: 3 },
-        Cancel { rx: 0, by_patient: false },
+        Claim {
+            rx: 1,
+            pharmacist: 2,
+            right_secret: true,
+        },
+        Cancel {
+            rx: 1,
+            by_patient: true,
+        },
+        Release {
+            rx: 0,
+            pharmacist: 3,
+        },
+        Cancel {
+            rx: 0,
+            by_patient: false,
+        },
         EndBlock,
         // The clock moves for the block being assembled, so this one runs
         // after the 90-day validity of prescription 0 has ended.
         Advance { hours: 24 * 91 },
-        Claim { rx: 0, pharmacist: 0, right_secret: true },
+        Claim {
+            rx: 0,
+            pharmacist: 0,
+            right_secret: true,
+        },
         Replay { back: 3 },
-        Dispense { rx: 0, pharmacist: 3, item: 1, quantity: 5, complete: true },
-        Delivery { rx: 0, who: 0, status: 1 },
+        Dispense {
+            rx: 0,
+            pharmacist: 3,
+            item: 1,
+            quantity: 5,
+            complete: true,
+        },
+        Delivery {
+            rx: 0,
+            who: 0,
+            status: 1,
+        },
     ];
     check_history(&ops).unwrap();
     let (w, blocks) = run_history(&ops);
     let outcomes: Vec<&Outcome> = blocks.iter().flatten().map(|(_, o)| o).collect();
-    let codes: BTreeSet<&str> = outcomes.iter().filter_map(|o| match o {
-        Outcome::Refused { reason } => Some(reason.code()),
-        Outcome::Applied => None,
-    }).collect();
-    for want in ["wrong_secret", "claimed_by_other", "exceeds_allowance", "duplicate", "bad_item", "signer_revoked", "dispensed_cannot_cancel", "expired"] {
-        assert!(codes.contains(want), "the crafted history never produced {want}: {codes:?}");
+    let codes: BTreeSet<&str> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Refused { reason } => Some(reason.code()),
+            Outcome::Applied => None,
+        })
+        .collect();
+    for want in [
+        "wrong_secret",
+        "claimed_by_other",
+        "exceeds_allowance",
+        "duplicate",
+        "bad_item",
+        "signer_revoked",
+        "dispensed_cannot_cancel",
+        "expired",
+    ] {
+        assert!(
+            codes.contains(want),
+            "the crafted history never produced {want}: {codes:?}"
+        );
     }
     assert!(w.blocks.len() >= 4);
 }

@@ -34,7 +34,11 @@ struct Chain {
 fn mixed_chain() -> Chain {
     let mut w = World::staffed_with_seed("tamper");
     // Block 2: three prescriptions, one controlled.
-    let (i1, rx1) = w.issue(&staff("dr-north"), HOSP_NORTH, RxSpec::simple(10).repeats(1));
+    let (i1, rx1) = w.issue(
+        &staff("dr-north"),
+        HOSP_NORTH,
+        RxSpec::simple(10).repeats(1),
+    );
     let (i2, rx2) = w.issue(&staff("dr-south"), HOSP_SOUTH, RxSpec::controlled(5));
     let (i3, rx3) = w.issue(&staff("dr-north-2"), HOSP_NORTH, RxSpec::simple(3));
     assert!(w.run(vec![i1, i2, i3]).iter().all(Outcome::is_applied));
@@ -44,7 +48,12 @@ fn mixed_chain() -> Chain {
         w.assign_delivery(&rx1, PHARM_A, "4 Synthetic Square, Testtown"),
         w.assign_pickup(&rx2, PHARM_B),
         w.claim(&staff("ph-a"), PHARM_A, &rx1),
-        w.claim_with_secret(&staff("ph-c"), PHARM_C, rx2.id, &AccessSecret::from_bytes([0x66; 32])),
+        w.claim_with_secret(
+            &staff("ph-c"),
+            PHARM_C,
+            rx2.id,
+            &AccessSecret::from_bytes([0x66; 32]),
+        ),
         cancel.clone(),
     ];
     w.advance_ms(HOUR_MS);
@@ -71,9 +80,15 @@ fn mixed_chain() -> Chain {
     w.advance_days(1);
     w.run(txs);
     let outcomes: Vec<&Outcome> = w.blocks.iter().flat_map(|b| &b.outcomes).collect();
-    assert!(outcomes.iter().filter(|o| !o.is_applied()).count() >= 4, "the chain records refusals");
+    assert!(
+        outcomes.iter().filter(|o| !o.is_applied()).count() >= 4,
+        "the chain records refusals"
+    );
     verify::verify_chain(&w.genesis, &w.blocks).expect("the untouched chain verifies");
-    Chain { world: w, delivered: rx1 }
+    Chain {
+        world: w,
+        delivered: rx1,
+    }
 }
 
 /// The state and tip before each block, rebuilt by replaying the chain.
@@ -83,9 +98,14 @@ fn pre_states(w: &World) -> Vec<(MemStore, Tip)> {
     let mut out = Vec::new();
     for b in &w.blocks {
         out.push((store.clone(), tip));
-        let (_, exec) = block::check_and_execute(&w.genesis, &store, &tip, b, &w.known()).expect("valid chain");
+        let (_, exec) =
+            block::check_and_execute(&w.genesis, &store, &tip, b, &w.known()).expect("valid chain");
         store.commit(&exec.writes);
-        tip = Tip { height: b.header.height, hash: b.hash(CHAIN_ID), timestamp: b.header.timestamp };
+        tip = Tip {
+            height: b.header.height,
+            hash: b.hash(CHAIN_ID),
+            timestamp: b.header.timestamp,
+        };
     }
     out
 }
@@ -97,18 +117,30 @@ enum Region {
     BlockSignature,
     TxCount,
     /// Transaction `j`: its body (`sig == false`) or its signature.
-    Tx { j: usize, sig: bool, ciphertext: bool },
+    Tx {
+        j: usize,
+        sig: bool,
+        ciphertext: bool,
+    },
     OutcomeCount,
-    Outcome { j: usize },
+    Outcome {
+        j: usize,
+    },
 }
 
 /// The region of every byte of `block`'s encoding.
 fn regions(block: &Block) -> Vec<Region> {
     let mut r = Vec::new();
-    r.extend(std::iter::repeat_n(Region::Header, encoding::to_bytes(&block.header).len()));
+    r.extend(std::iter::repeat_n(
+        Region::Header,
+        encoding::to_bytes(&block.header).len(),
+    ));
     r.extend(std::iter::repeat_n(Region::BlockSignature, 64));
     let txs_len: usize = block.txs.iter().map(|t| t.to_bytes().len()).sum();
-    r.extend(std::iter::repeat_n(Region::TxCount, encoding::to_bytes(&block.txs).len() - txs_len));
+    r.extend(std::iter::repeat_n(
+        Region::TxCount,
+        encoding::to_bytes(&block.txs).len() - txs_len,
+    ));
     for (j, t) in block.txs.iter().enumerate() {
         let body = encoding::to_bytes(&t.tx);
         let mut marks = vec![false; body.len()];
@@ -116,21 +148,51 @@ fn regions(block: &Block) -> Vec<Region> {
             mark(&mut marks, &body, &b.sealed.ciphertext);
             mark(&mut marks, &body, &b.key_for_hospital.sealed.ciphertext);
         }
-        r.extend(marks.into_iter().map(|c| Region::Tx { j, sig: false, ciphertext: c }));
-        r.extend(std::iter::repeat_n(Region::Tx { j, sig: true, ciphertext: false }, 64));
+        r.extend(marks.into_iter().map(|c| Region::Tx {
+            j,
+            sig: false,
+            ciphertext: c,
+        }));
+        r.extend(std::iter::repeat_n(
+            Region::Tx {
+                j,
+                sig: true,
+                ciphertext: false,
+            },
+            64,
+        ));
     }
-    let outs_len: usize = block.outcomes.iter().map(|o| encoding::to_bytes(o).len()).sum();
-    r.extend(std::iter::repeat_n(Region::OutcomeCount, encoding::to_bytes(&block.outcomes).len() - outs_len));
+    let outs_len: usize = block
+        .outcomes
+        .iter()
+        .map(|o| encoding::to_bytes(o).len())
+        .sum();
+    r.extend(std::iter::repeat_n(
+        Region::OutcomeCount,
+        encoding::to_bytes(&block.outcomes).len() - outs_len,
+    ));
     for (j, o) in block.outcomes.iter().enumerate() {
-        r.extend(std::iter::repeat_n(Region::Outcome { j }, encoding::to_bytes(o).len()));
+        r.extend(std::iter::repeat_n(
+            Region::Outcome { j },
+            encoding::to_bytes(o).len(),
+        ));
     }
-    assert_eq!(r.len(), encoding::to_bytes(block).len(), "the region map covers the encoding exactly");
+    assert_eq!(
+        r.len(),
+        encoding::to_bytes(block).len(),
+        "the region map covers the encoding exactly"
+    );
     r
 }
 
 fn mark(marks: &mut [bool], hay: &[u8], needle: &[u8]) {
-    let at = hay.windows(needle.len()).position(|w| w == needle).expect("the ciphertext is in the transaction");
-    marks[at..at + needle.len()].iter_mut().for_each(|m| *m = true);
+    let at = hay
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the ciphertext is in the transaction");
+    marks[at..at + needle.len()]
+        .iter_mut()
+        .for_each(|m| *m = true);
 }
 
 /// The byte positions of a block that the scans flip: every byte of the
@@ -144,7 +206,9 @@ fn mark(marks: &mut [bool], hay: &[u8], needle: &[u8]) {
 fn positions(map: &[Region], stride: usize, offset: usize) -> Vec<usize> {
     (0..map.len())
         .filter(|&i| match map[i] {
-            Region::Tx { ciphertext, .. } => (i + offset) % if ciphertext { stride / 2 } else { stride } == 0,
+            Region::Tx { ciphertext, .. } => {
+                (i + offset) % if ciphertext { stride / 2 } else { stride } == 0
+            }
             _ => true,
         })
         .collect()
@@ -160,7 +224,14 @@ fn flip(bytes: &mut [u8], i: usize) {
 fn fits(region: Region, err: &BlockError) -> bool {
     use BlockError::*;
     match region {
-        Region::Header => matches!(err, WrongHeight { .. } | BrokenLink | TimeBackwards | UnknownProposer(_) | BadBlockSignature),
+        Region::Header => matches!(
+            err,
+            WrongHeight { .. }
+                | BrokenLink
+                | TimeBackwards
+                | UnknownProposer(_)
+                | BadBlockSignature
+        ),
         Region::BlockSignature => matches!(err, BadBlockSignature),
         Region::TxCount | Region::OutcomeCount => true,
         Region::Tx { j, .. } => matches!(err, BadTx { index, .. } if *index == j),
@@ -186,7 +257,9 @@ fn every_single_byte_change_of_every_block_is_detected() {
             flip(&mut bytes, i);
             flips += 1;
             seen_regions.insert(match map[i] {
-                Region::Tx { sig, ciphertext, .. } => format!("tx sig={sig} ciphertext={ciphertext}"),
+                Region::Tx {
+                    sig, ciphertext, ..
+                } => format!("tx sig={sig} ciphertext={ciphertext}"),
                 Region::Outcome { .. } => "outcome".into(),
                 other => format!("{other:?}"),
             });
@@ -194,19 +267,46 @@ fn every_single_byte_change_of_every_block_is_detected() {
                 decode_failures += 1;
                 continue;
             };
-            assert_ne!(&tampered, block, "block {} byte {i} changed but decoded to the same block", k + 1);
+            assert_ne!(
+                &tampered,
+                block,
+                "block {} byte {i} changed but decoded to the same block",
+                k + 1
+            );
             // The node's own path: transactions it verified before are
             // reused only when byte-identical, exactly as in production.
             match block::check_and_execute(&w.genesis, store, tip, &tampered, &known) {
-                Ok(_) => panic!("block {} byte {i} ({:?}) was changed and not detected", k + 1, map[i]),
-                Err(e) => assert!(fits(map[i], &e), "block {} byte {i} ({:?}) gave an unrelated reason: {e}", k + 1, map[i]),
+                Ok(_) => panic!(
+                    "block {} byte {i} ({:?}) was changed and not detected",
+                    k + 1,
+                    map[i]
+                ),
+                Err(e) => assert!(
+                    fits(map[i], &e),
+                    "block {} byte {i} ({:?}) gave an unrelated reason: {e}",
+                    k + 1,
+                    map[i]
+                ),
             }
         }
     }
-    for want in ["Header", "BlockSignature", "tx sig=false ciphertext=false", "tx sig=true ciphertext=false", "tx sig=false ciphertext=true", "outcome"] {
-        assert!(seen_regions.contains(want), "region {want} was never flipped: {seen_regions:?}");
+    for want in [
+        "Header",
+        "BlockSignature",
+        "tx sig=false ciphertext=false",
+        "tx sig=true ciphertext=false",
+        "tx sig=false ciphertext=true",
+        "outcome",
+    ] {
+        assert!(
+            seen_regions.contains(want),
+            "region {want} was never flipped: {seen_regions:?}"
+        );
     }
-    assert!(decode_failures < flips, "some flips must reach the verifier, not just the decoder");
+    assert!(
+        decode_failures < flips,
+        "some flips must reach the verifier, not just the decoder"
+    );
 }
 
 #[test]
@@ -233,10 +333,18 @@ fn the_offline_verifier_names_the_first_wrong_block_and_why() {
             }
             let mut bytes = original.clone();
             flip(&mut bytes, i);
-            let Ok(tampered) = encoding::from_bytes::<Block>(&bytes) else { continue };
-            let failure = v.push(&tampered).expect_err("a tampered block must not verify");
+            let Ok(tampered) = encoding::from_bytes::<Block>(&bytes) else {
+                continue;
+            };
+            let failure = v
+                .push(&tampered)
+                .expect_err("a tampered block must not verify");
             assert_eq!(failure.height, k as u64 + 1, "byte {i} of block {}", k + 1);
-            assert!(fits(*region, &failure.reason), "block {} byte {i} ({region:?}): {failure}", k + 1);
+            assert!(
+                fits(*region, &failure.reason),
+                "block {} byte {i} ({region:?}): {failure}",
+                k + 1
+            );
         }
     }
     // 2. The whole-chain entry point, from genesis, for one flip in the body
@@ -248,8 +356,14 @@ fn the_offline_verifier_names_the_first_wrong_block_and_why() {
         blocks[k].txs[j].tx.nonce ^= 1;
         let failure = verify::verify_chain(&w.genesis, &blocks).expect_err("tampered chain");
         assert_eq!(failure.height, k as u64 + 1);
-        assert!(matches!(failure.reason, BlockError::BadTx { index, error: TxError::BadSignature } if index == j), "{failure}");
-        assert!(failure.to_string().contains(&format!("block {}", k + 1)), "the message names the block: {failure}");
+        assert!(
+            matches!(failure.reason, BlockError::BadTx { index, error: TxError::BadSignature } if index == j),
+            "{failure}"
+        );
+        assert!(
+            failure.to_string().contains(&format!("block {}", k + 1)),
+            "the message names the block: {failure}"
+        );
     }
 }
 
@@ -264,7 +378,9 @@ fn a_re_signed_block_with_a_rewritten_outcome_is_caught_by_re_execution() {
     let mut blocks = w.blocks.clone();
     let b = &mut blocks[k];
     assert!(b.outcomes[0].is_applied());
-    b.outcomes[0] = Outcome::Refused { reason: Rejection::UnknownPrescription };
+    b.outcomes[0] = Outcome::Refused {
+        reason: Rejection::UnknownPrescription,
+    };
     let ids: Vec<TxId> = b.txs.iter().map(|t| t.tx.id(CHAIN_ID)).collect();
     let (tx_root, outcomes_root) = block::roots(&ids, &b.outcomes);
     b.header.tx_root = tx_root;
@@ -287,11 +403,19 @@ fn blocks_out_of_place_are_refused() {
     let mut blocks = w.blocks.clone();
     blocks.remove(2);
     let f = verify::verify_chain(&w.genesis, &blocks).unwrap_err();
-    assert_eq!((f.height, f.reason), (3, BlockError::WrongHeight { got: 4, tip: 2 }));
+    assert_eq!(
+        (f.height, f.reason),
+        (3, BlockError::WrongHeight { got: 4, tip: 2 })
+    );
     // 2. Swapping two blocks.
     let mut blocks = w.blocks.clone();
     blocks.swap(1, 2);
-    assert_eq!(verify::verify_chain(&w.genesis, &blocks).unwrap_err().height, 2);
+    assert_eq!(
+        verify::verify_chain(&w.genesis, &blocks)
+            .unwrap_err()
+            .height,
+        2
+    );
     // 3. The same chain under another genesis.
     let mut other = w.genesis.clone();
     other.created_at = Timestamp(other.created_at.0 + 1);
@@ -310,13 +434,20 @@ fn every_single_byte_change_of_a_transaction_is_detected() {
     for t in w.blocks.iter().flat_map(|b| &b.txs) {
         by_kind.entry(t.tx.body.kind()).or_insert_with(|| t.clone());
     }
-    assert_eq!(by_kind.len(), 9, "the chain holds every kind: {:?}", by_kind.keys());
+    assert_eq!(
+        by_kind.len(),
+        9,
+        "the chain holds every kind: {:?}",
+        by_kind.keys()
+    );
     for (kind, tx) in by_kind {
         let original = tx.to_bytes();
         for i in 0..original.len() {
             let mut bytes = original.clone();
             flip(&mut bytes, i);
-            let Ok(tampered) = encoding::from_bytes::<SignedTx>(&bytes) else { continue };
+            let Ok(tampered) = encoding::from_bytes::<SignedTx>(&bytes) else {
+                continue;
+            };
             assert_ne!(tampered, tx);
             match tampered.verify(CHAIN_ID) {
                 Err(TxError::BadSignature | TxError::Invalid(_)) => {}
@@ -328,14 +459,21 @@ fn every_single_byte_change_of_a_transaction_is_detected() {
 
 /// Flips every byte of `value`'s encoding and insists each result either
 /// fails to decode or fails `opens`.
-fn every_flip_fails<T: serde::Serialize + serde::de::DeserializeOwned>(what: &str, value: &T, opens: impl Fn(&T) -> bool) {
+fn every_flip_fails<T: serde::Serialize + serde::de::DeserializeOwned>(
+    what: &str,
+    value: &T,
+    opens: impl Fn(&T) -> bool,
+) {
     assert!(opens(value), "the untouched {what} opens");
     let original = encoding::to_bytes(value);
     for i in 0..original.len() {
         let mut bytes = original.clone();
         flip(&mut bytes, i);
         if let Ok(t) = encoding::from_bytes::<T>(&bytes) {
-            assert!(!opens(&t), "byte {i} of the {what} was changed and it still opens");
+            assert!(
+                !opens(&t),
+                "byte {i} of the {what} was changed and it still opens"
+            );
         }
     }
 }
@@ -345,33 +483,54 @@ fn every_single_byte_change_of_a_ciphertext_or_key_wrap_fails_to_open() {
     let chain = mixed_chain();
     let w = &chain.world;
     let rx = &chain.delivered;
-    let TxBody::Issue(issue) = &w.blocks[1].txs[0].tx.body else { panic!("block 2 starts with the issue") };
+    let TxBody::Issue(issue) = &w.blocks[1].txs[0].tx.body else {
+        panic!("block 2 starts with the issue")
+    };
     assert_eq!(issue.id, rx.id);
     let ctx = privacy::content_context(&rx.id);
     // 1. The sealed content, under the right content key.
-    every_flip_fails("sealed content", &issue.sealed, |s: &Sealed| privacy::open_content(&rx.id, s, &rx.content_key).is_ok());
+    every_flip_fails("sealed content", &issue.sealed, |s: &Sealed| {
+        privacy::open_content(&rx.id, s, &rx.content_key).is_ok()
+    });
     // 2. The three key wraps, each with its rightful opener.
     every_flip_fails("patient wrap", &issue.key_for_patient, |k: &WrappedKey| {
         privacy::unwrap_with_secret(&rx.secret, &ctx, k).is_ok()
     });
-    every_flip_fails("hospital wrap", &issue.key_for_hospital, |k: &WrappedKey| {
-        privacy::unwrap_with_key(&data_key(HOSP_NORTH), &ctx, k).is_ok()
-    });
-    every_flip_fails("regulator wrap", &issue.key_for_regulators[0].1, |k: &WrappedKey| {
-        privacy::unwrap_with_key(&data_key(REGULATOR), &ctx, k).is_ok()
-    });
+    every_flip_fails(
+        "hospital wrap",
+        &issue.key_for_hospital,
+        |k: &WrappedKey| privacy::unwrap_with_key(&data_key(HOSP_NORTH), &ctx, k).is_ok(),
+    );
+    every_flip_fails(
+        "regulator wrap",
+        &issue.key_for_regulators[0].1,
+        |k: &WrappedKey| privacy::unwrap_with_key(&data_key(REGULATOR), &ctx, k).is_ok(),
+    );
     // 3. The delivery address and the secret handed over to the pharmacy.
-    let TxBody::Assign(assign) = &w.blocks[2].txs[0].tx.body else { panic!("block 3 starts with the assignment") };
-    let Fulfilment::Delivery { address, .. } = &assign.fulfilment else { panic!("delivery") };
+    let TxBody::Assign(assign) = &w.blocks[2].txs[0].tx.body else {
+        panic!("block 3 starts with the assignment")
+    };
+    let Fulfilment::Delivery { address, .. } = &assign.fulfilment else {
+        panic!("delivery")
+    };
     let ck = *rx.content_key.expose();
-    every_flip_fails("delivery address", address, |s: &Sealed| privacy::open(&ck, &privacy::address_context(&rx.id), s).is_ok());
-    every_flip_fails("handover", assign.handover.as_ref().unwrap(), |k: &WrappedKey| {
-        privacy::unwrap_with_key(&data_key(PHARM_A), &privacy::handover_context(&rx.id), k).is_ok()
+    every_flip_fails("delivery address", address, |s: &Sealed| {
+        privacy::open(&ck, &privacy::address_context(&rx.id), s).is_ok()
     });
+    every_flip_fails(
+        "handover",
+        assign.handover.as_ref().unwrap(),
+        |k: &WrappedKey| {
+            privacy::unwrap_with_key(&data_key(PHARM_A), &privacy::handover_context(&rx.id), k)
+                .is_ok()
+        },
+    );
     // 4. Moving a good ciphertext to another prescription fails as well.
     let elsewhere = rxchain_contracts::PrescriptionId::from_bytes([0x11; 16]);
     assert!(privacy::open_content(&elsewhere, &issue.sealed, &rx.content_key).is_err());
-    assert!(privacy::open_content(&rx.id, &issue.sealed, &ContentKey::from_bytes([0; 32])).is_err());
+    assert!(
+        privacy::open_content(&rx.id, &issue.sealed, &ContentKey::from_bytes([0; 32])).is_err()
+    );
 }
 
 // ---- merkle inclusion proofs ----------------------------------------------
@@ -384,7 +543,9 @@ fn tampered_proofs(p: &InclusionProof) -> Vec<(String, InclusionProof)> {
     out.push(("tx id".to_string(), q));
     let mut q = p.clone();
     q.outcome = match &p.outcome {
-        Outcome::Applied => Outcome::Refused { reason: Rejection::Duplicate },
+        Outcome::Applied => Outcome::Refused {
+            reason: Rejection::Duplicate,
+        },
         Outcome::Refused { .. } => Outcome::Applied,
     };
     out.push(("outcome".to_string(), q));
@@ -408,7 +569,10 @@ fn tampered_proofs(p: &InclusionProof) -> Vec<(String, InclusionProof)> {
         out.push((format!("outcome path side {s}"), q));
     }
     let mut q = p.clone();
-    q.tx_path.push(rxchain_contracts::block::ProofStep { sibling: Hash::ZERO, left: false });
+    q.tx_path.push(rxchain_contracts::block::ProofStep {
+        sibling: Hash::ZERO,
+        left: false,
+    });
     out.push(("tx path with an extra step".to_string(), q));
     out
 }
@@ -425,7 +589,12 @@ fn inclusion_proofs_hold_for_every_transaction_of_every_block_size_from_1_to_17(
             txs.push(match i % 3 {
                 0 => w.claim(&staff("ph-a"), PHARM_A, &rx),
                 1 => w.release(&staff("ph-a"), rx.id),
-                _ => w.claim_with_secret(&staff("ph-b"), PHARM_B, rx.id, &AccessSecret::from_bytes([i as u8; 32])),
+                _ => w.claim_with_secret(
+                    &staff("ph-b"),
+                    PHARM_B,
+                    rx.id,
+                    &AccessSecret::from_bytes([i as u8; 32]),
+                ),
             });
         }
         w.run(txs);
@@ -434,23 +603,37 @@ fn inclusion_proofs_hold_for_every_transaction_of_every_block_size_from_1_to_17(
         assert_eq!(header.tx_count as usize, n);
         // 2. Every proof checks, and no proof exists past the end.
         for i in 0..n {
-            let p = block.proof(CHAIN_ID, i).expect("a proof for every transaction");
+            let p = block
+                .proof(CHAIN_ID, i)
+                .expect("a proof for every transaction");
             assert_eq!(p.tx_id, block.txs[i].tx.id(CHAIN_ID));
             assert_eq!(p.outcome, block.outcomes[i]);
             assert!(p.check(header), "proof {i} of {n} does not check");
             // 3. Any altered part of the proof, or an altered header, fails.
             for (what, q) in tampered_proofs(&p) {
-                assert!(!q.check(header), "proof {i} of {n} with a changed {what} still checks");
+                assert!(
+                    !q.check(header),
+                    "proof {i} of {n} with a changed {what} still checks"
+                );
             }
             let mut h = header.clone();
             h.tx_root = Hash::of(&[h.tx_root.as_bytes()]);
-            assert!(!p.check(&h), "proof {i} of {n} checks against a changed tx root");
+            assert!(
+                !p.check(&h),
+                "proof {i} of {n} checks against a changed tx root"
+            );
             let mut h = header.clone();
             h.outcomes_root = Hash::of(&[h.outcomes_root.as_bytes()]);
-            assert!(!p.check(&h), "proof {i} of {n} checks against a changed outcomes root");
+            assert!(
+                !p.check(&h),
+                "proof {i} of {n} checks against a changed outcomes root"
+            );
             // 4. A proof of one block does not check against another block.
             let prev = &w.blocks[w.blocks.len() - 2].header;
-            assert!(!p.check(prev), "proof {i} of {n} checks against the previous block");
+            assert!(
+                !p.check(prev),
+                "proof {i} of {n} checks against the previous block"
+            );
         }
         assert!(block.proof(CHAIN_ID, n).is_none());
     }
@@ -469,13 +652,19 @@ fn an_inclusion_proof_that_misstates_its_position_fails() {
         let block = w.blocks.last().unwrap();
         for i in 0..n {
             let p = block.proof(CHAIN_ID, i).unwrap();
-            for wrong in [i + 1, i + 2, n, n + 5, usize::from(u16::MAX)].into_iter().chain(i.checked_sub(1)) {
+            for wrong in [i + 1, i + 2, n, n + 5, usize::from(u16::MAX)]
+                .into_iter()
+                .chain(i.checked_sub(1))
+            {
                 if wrong == i {
                     continue;
                 }
                 let mut q = p.clone();
                 q.index = wrong as u32;
-                assert!(!q.check(&block.header), "proof {i} of {n} checks while claiming position {wrong}");
+                assert!(
+                    !q.check(&block.header),
+                    "proof {i} of {n} checks while claiming position {wrong}"
+                );
             }
         }
     }

@@ -42,7 +42,11 @@ pub struct RunResult {
 /// Builds `n` full lifecycles of 5 transactions each, signed.
 pub fn build_lifecycles(g: &Genesis, n: usize) -> anyhow::Result<Vec<Vec<SignedTx>>> {
     let doctors = [("dr.ada", "hosp-north"), ("dr.ben", "hosp-river")];
-    let pharmacies = [("ph.cara", "pharm-central"), ("ph.dan", "pharm-harbour"), ("ph.eve", "pharm-hill")];
+    let pharmacies = [
+        ("ph.cara", "pharm-central"),
+        ("ph.dan", "pharm-harbour"),
+        ("ph.eve", "pharm-hill"),
+    ];
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let (doc, hosp) = doctors[i % 2];
@@ -78,7 +82,11 @@ pub fn build_lifecycles(g: &Genesis, n: usize) -> anyhow::Result<Vec<Vec<SignedT
             },
         )?;
         let pk = staff_key(ph);
-        let line = |q| DispenseLine { item: 0, quantity: Quantity::new(q).expect("10 is a valid quantity"), batch: Label::parse("BATCH-DEMO-1").expect("valid label") };
+        let line = |q| DispenseLine {
+            item: 0,
+            quantity: Quantity::new(q).expect("10 is a valid quantity"),
+            batch: Label::parse("BATCH-DEMO-1").expect("valid label"),
+        };
         out.push(vec![
             new.tx.clone(),
             txbuild::assign_pickup(g, &new.payload, &pharm)?,
@@ -121,7 +129,11 @@ async fn submit_timed(client: &Client, tx: &SignedTx) -> Option<f64> {
 }
 
 /// Closed loop: `concurrency` clients each run whole lifecycles back to back.
-pub async fn throughput(client: &Client, lifecycles: Vec<Vec<SignedTx>>, concurrency: usize) -> RunResult {
+pub async fn throughput(
+    client: &Client,
+    lifecycles: Vec<Vec<SignedTx>>,
+    concurrency: usize,
+) -> RunResult {
     let work = Arc::new(lifecycles);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -152,7 +164,12 @@ pub async fn throughput(client: &Client, lifecycles: Vec<Vec<SignedTx>>, concurr
             failures += f;
         }
     }
-    summarise(&format!("lifecycles, {concurrency} concurrent clients"), lat, failures, start.elapsed())
+    summarise(
+        &format!("lifecycles, {concurrency} concurrent clients"),
+        lat,
+        failures,
+        start.elapsed(),
+    )
 }
 
 /// Open loop: independent issue transactions offered at a fixed rate.
@@ -164,7 +181,9 @@ pub async fn fixed_rate(client: &Client, txs: Vec<SignedTx>, rate: u64) -> RunRe
         let due = start + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
         let client = client.clone();
-        tasks.push(tokio::spawn(async move { submit_timed(&client, &tx).await }));
+        tasks.push(tokio::spawn(
+            async move { submit_timed(&client, &tx).await },
+        ));
     }
     let mut lat = Vec::new();
     let mut failures = 0;
@@ -174,7 +193,12 @@ pub async fn fixed_rate(client: &Client, txs: Vec<SignedTx>, rate: u64) -> RunRe
             _ => failures += 1,
         }
     }
-    summarise(&format!("issues offered at {rate} tx/s"), lat, failures, start.elapsed())
+    summarise(
+        &format!("issues offered at {rate} tx/s"),
+        lat,
+        failures,
+        start.elapsed(),
+    )
 }
 
 /// Runs the benchmark.
@@ -185,14 +209,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(url) => (Client::new(url.clone()), None),
         None => {
             demo.write_files(&tmp, &[1])?;
-            let node = crate::node::start(super::demo::demo_settings(&tmp, 1, "127.0.0.1:0".parse()?, None)).await?;
+            let node = crate::node::start(super::demo::demo_settings(
+                &tmp,
+                1,
+                "127.0.0.1:0".parse()?,
+                None,
+            ))
+            .await?;
             super::demo::wait_for_leader(&node).await?;
             (Client::new(format!("http://{}", node.addr)), Some(node))
         }
     };
-    super::demo::register_demo_staff(&demo, &client).await.context("registering demo staff")?;
+    super::demo::register_demo_staff(&demo, &client)
+        .await
+        .context("registering demo staff")?;
     let genesis = client.genesis().await?;
-    eprintln!("signing {} lifecycles ({} transactions) before timing…", args.lifecycles, args.lifecycles * 5);
+    eprintln!(
+        "signing {} lifecycles ({} transactions) before timing…",
+        args.lifecycles,
+        args.lifecycles * 5
+    );
     let g2 = genesis.clone();
     let n = args.lifecycles;
     let lifecycles = tokio::task::spawn_blocking(move || build_lifecycles(&g2, n)).await??;
@@ -200,13 +236,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.rate > 0 {
         let count = (args.rate * 5) as usize;
         let g3 = genesis.clone();
-        let issues = tokio::task::spawn_blocking(move || build_lifecycles(&g3, count).map(|v| v.into_iter().map(|mut l| l.swap_remove(0)).collect::<Vec<_>>())).await??;
+        let issues = tokio::task::spawn_blocking(move || {
+            build_lifecycles(&g3, count).map(|v| {
+                v.into_iter()
+                    .map(|mut l| l.swap_remove(0))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await??;
         results.push(fixed_rate(&client, issues, args.rate).await);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
-        println!("{:<40} {:>10} {:>9} {:>10} {:>9} {:>9} {:>8}", "run", "committed", "seconds", "tx/s", "p50 ms", "p99 ms", "failed");
+        println!(
+            "{:<40} {:>10} {:>9} {:>10} {:>9} {:>9} {:>8}",
+            "run", "committed", "seconds", "tx/s", "p50 ms", "p99 ms", "failed"
+        );
         for r in &results {
             println!(
                 "{:<40} {:>10} {:>9.2} {:>10.0} {:>9.1} {:>9.1} {:>8}",

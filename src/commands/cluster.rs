@@ -14,10 +14,16 @@ use crate::http::cluster::{admin_headers, signer_for, ClusterStatus};
 /// Runs one cluster command.
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let base = args.node.trim_end_matches('/').to_string();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let (method, path, body) = match &args.action {
         ClusterAction::Status => {
-            let resp = http.get(format!("{base}/v1/cluster/status")).send().await.with_context(|| format!("cannot reach {base}"))?;
+            let resp = http
+                .get(format!("{base}/v1/cluster/status"))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {base}"))?;
             let status = resp.status();
             let v: Value = resp.json().await.context("the node's answer is not JSON")?;
             if !status.is_success() {
@@ -30,32 +36,75 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        ClusterAction::AddLearner { id, addr } => {
-            (reqwest::Method::POST, "/v1/cluster/learners".to_string(), serde_json::json!({"id": id, "addr": addr}).to_string())
-        }
-        ClusterAction::Promote { id } => (reqwest::Method::POST, "/v1/cluster/voters".to_string(), serde_json::json!({"id": id}).to_string()),
-        ClusterAction::Remove { id } => (reqwest::Method::DELETE, format!("/v1/cluster/members/{id}"), String::new()),
+        ClusterAction::AddLearner { id, addr } => (
+            reqwest::Method::POST,
+            "/v1/cluster/learners".to_string(),
+            serde_json::json!({"id": id, "addr": addr}).to_string(),
+        ),
+        ClusterAction::Promote { id } => (
+            reqwest::Method::POST,
+            "/v1/cluster/voters".to_string(),
+            serde_json::json!({"id": id}).to_string(),
+        ),
+        ClusterAction::Remove { id } => (
+            reqwest::Method::DELETE,
+            format!("/v1/cluster/members/{id}"),
+            String::new(),
+        ),
     };
-    let key_file = args.key.as_ref().context("--key is required: an org admin key file or this node's key file")?;
+    let key_file = args
+        .key
+        .as_ref()
+        .context("--key is required: an org admin key file or this node's key file")?;
     let key = crate::keys::read(key_file)?;
-    let genesis = Client::new(base.clone()).genesis().await.context("reading the consortium from the node")?;
-    let signer = signer_for(&genesis, &key)
-        .context("the key is neither an organisation admin key nor a node key of this consortium's genesis")?;
-    let mut req = http.request(method, format!("{base}{path}")).header("content-type", "application/json").body(body.clone());
-    for (k, v) in admin_headers(genesis.chain_id.as_str(), &key, &signer, &path, body.as_bytes()) {
+    let genesis = Client::new(base.clone())
+        .genesis()
+        .await
+        .context("reading the consortium from the node")?;
+    let signer = signer_for(&genesis, &key).context(
+        "the key is neither an organisation admin key nor a node key of this consortium's genesis",
+    )?;
+    let mut req = http
+        .request(method, format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body.clone());
+    for (k, v) in admin_headers(
+        genesis.chain_id.as_str(),
+        &key,
+        &signer,
+        &path,
+        body.as_bytes(),
+    ) {
         req = req.header(k, v);
     }
-    let resp = req.send().await.with_context(|| format!("cannot reach {base}"))?;
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
     let status = resp.status();
     let v: Value = resp.json().await.context("the node's answer is not JSON")?;
     if !status.is_success() {
-        anyhow::bail!("{status} {}: {}", v["code"].as_str().unwrap_or(""), v["message"].as_str().unwrap_or(""));
+        anyhow::bail!(
+            "{status} {}: {}",
+            v["code"].as_str().unwrap_or(""),
+            v["message"].as_str().unwrap_or("")
+        );
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let unchanged = if v["unchanged"].as_bool() == Some(true) { " (unchanged: it already was)" } else { "" };
-        println!("node {} is now {}{unchanged}; voters {} learners {}", v["id"], v["role"].as_str().unwrap_or("?"), v["voters"], v["learners"]);
+        let unchanged = if v["unchanged"].as_bool() == Some(true) {
+            " (unchanged: it already was)"
+        } else {
+            ""
+        };
+        println!(
+            "node {} is now {}{unchanged}; voters {} learners {}",
+            v["id"],
+            v["role"].as_str().unwrap_or("?"),
+            v["voters"],
+            v["learners"]
+        );
     }
     Ok(())
 }
@@ -76,12 +125,25 @@ fn print_status(s: &ClusterStatus) {
         None => println!("healthy: membership changes are accepted"),
         Some(why) => println!("not healthy for membership changes: {why}"),
     }
-    println!("{:<5} {:<8} {:<22} {:>9} {:>6} {:>9} {:>8}  state", "id", "role", "addr", "matched", "lag", "applied", "height");
+    println!(
+        "{:<5} {:<8} {:<22} {:>9} {:>6} {:>9} {:>8}  state",
+        "id", "role", "addr", "matched", "lag", "applied", "height"
+    );
     for m in &s.members {
         let (applied, height, state) = match &m.local {
             Some(l) => (opt(l.applied_index), l.height.to_string(), l.state.clone()),
             None => ("-".into(), "-".into(), "unreachable".into()),
         };
-        println!("{:<5} {:<8} {:<22} {:>9} {:>6} {:>9} {:>8}  {}", m.id, m.role, m.addr, opt(m.matched_index), opt(m.lag), applied, height, state);
+        println!(
+            "{:<5} {:<8} {:<22} {:>9} {:>6} {:>9} {:>8}  {}",
+            m.id,
+            m.role,
+            m.addr,
+            opt(m.matched_index),
+            opt(m.lag),
+            applied,
+            height,
+            state
+        );
     }
 }

@@ -14,7 +14,12 @@ use crate::demo::{admin_key, data_key, staff_key, Demo, DEMO_PASSWORD};
 use crate::node::RunningNode;
 
 /// Settings for demo node `id` under `dir`.
-pub fn demo_settings(dir: &std::path::Path, id: u64, listen: std::net::SocketAddr, web: Option<std::path::PathBuf>) -> Settings {
+pub fn demo_settings(
+    dir: &std::path::Path,
+    id: u64,
+    listen: std::net::SocketAddr,
+    web: Option<std::path::PathBuf>,
+) -> Settings {
     Settings {
         node_id: id,
         data_dir: dir.join(format!("node{id}")),
@@ -36,10 +41,13 @@ pub fn demo_settings(dir: &std::path::Path, id: u64, listen: std::net::SocketAdd
 /// Waits until the node knows a leader.
 pub async fn wait_for_leader(node: &RunningNode) -> anyhow::Result<()> {
     let mut m = node.raft.metrics();
-    tokio::time::timeout(Duration::from_secs(20), m.wait_for(|m| m.current_leader.is_some()))
-        .await
-        .context("no Raft leader was elected within 20 s")?
-        .context("raft stopped")?;
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        m.wait_for(|m| m.current_leader.is_some()),
+    )
+    .await
+    .context("no Raft leader was elected within 20 s")?
+    .context("raft stopped")?;
     Ok(())
 }
 
@@ -110,7 +118,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let ids: Vec<u64> = (1..=n).collect();
     let demo = Demo::load()?;
-    demo.write_files(&args.dir, &ids).with_context(|| format!("writing demo files to {}", args.dir.display()))?;
+    demo.write_files(&args.dir, &ids)
+        .with_context(|| format!("writing demo files to {}", args.dir.display()))?;
     let web = args.web_dir.is_dir().then(|| args.web_dir.clone());
     if web.is_none() {
         eprintln!("warning: {} is not a directory; web pages will not be served (run from the repository root)", args.web_dir.display());
@@ -123,7 +132,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         a
     };
     if n > 1 && args.listen.port() == 0 {
-        anyhow::bail!("a multi-node demo needs a fixed --listen port (nodes use port, port+1, ...)");
+        anyhow::bail!(
+            "a multi-node demo needs a fixed --listen port (nodes use port, port+1, ...)"
+        );
     }
     let mut nodes = Vec::new();
     for &id in &ids {
@@ -131,7 +142,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         if id != 1 {
             settings.peers.insert("1".into(), listen_of(1).to_string());
         }
-        let node = crate::node::start(settings).await.with_context(|| format!("starting demo node {id}"))?;
+        let node = crate::node::start(settings)
+            .await
+            .with_context(|| format!("starting demo node {id}"))?;
         if id == 1 {
             wait_for_leader(&node).await?;
         }
@@ -153,7 +166,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         create_demo_accounts(&demo, &node.accounts).await?;
     }
 
-    println!("rxchain demo consortium '{}' is running ({n} node(s), data in {})", demo.genesis.chain_id, args.dir.display());
+    println!(
+        "rxchain demo consortium '{}' is running ({n} node(s), data in {})",
+        demo.genesis.chain_id,
+        args.dir.display()
+    );
     for node in &nodes {
         println!("  node at http://{}", node.addr);
     }
@@ -166,7 +183,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("Demo identities (synthetic; password for every account: {DEMO_PASSWORD}; keys are DEMO-ONLY):");
     for s in &demo.staff {
-        println!("  {:<14} {:<18} {:<14} {}", s.username, s.role.label(), s.org, s.name);
+        println!(
+            "  {:<14} {:<18} {:<14} {}",
+            s.username,
+            s.role.label(),
+            s.org,
+            s.name
+        );
     }
     println!();
     println!("Press Ctrl-C to stop.");

@@ -17,13 +17,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a).await,
         Command::Init(a) => {
             let g = crate::node::read_genesis(&a.genesis)?;
-            std::fs::create_dir_all(&a.data_dir).with_context(|| format!("creating {}", a.data_dir.display()))?;
+            std::fs::create_dir_all(&a.data_dir)
+                .with_context(|| format!("creating {}", a.data_dir.display()))?;
             let dest = a.data_dir.join("genesis.json");
             if dest.exists() {
-                anyhow::bail!("{} already exists; refusing to overwrite a node's genesis", dest.display());
+                anyhow::bail!(
+                    "{} already exists; refusing to overwrite a node's genesis",
+                    dest.display()
+                );
             }
             std::fs::write(&dest, serde_json::to_string_pretty(&g)?)?;
-            println!("initialised {} for chain {} (genesis {})", a.data_dir.display(), g.chain_id, g.hash());
+            println!(
+                "initialised {} for chain {} (genesis {})",
+                a.data_dir.display(),
+                g.chain_id,
+                g.hash()
+            );
             Ok(())
         }
         Command::Keygen(a) => {

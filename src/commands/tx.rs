@@ -3,7 +3,9 @@
 use anyhow::{bail, Context};
 use rxchain_contracts::privacy::{PatientDetails, PrivateContent};
 use rxchain_contracts::tx::{CancelReason, DeliveryStatus, DispenseLine, Item, RevokeReason, Role};
-use rxchain_contracts::{AtcCode, Label, OrgId, PrescriptionId, PublicKey, Quantity, SecretKey, SignedTx};
+use rxchain_contracts::{
+    AtcCode, Label, OrgId, PrescriptionId, PublicKey, Quantity, SecretKey, SignedTx,
+};
 
 use crate::cli::{TxArgs, TxKind};
 use crate::client::{Client, Submitted};
@@ -52,12 +54,16 @@ fn parse_line(s: &str) -> anyhow::Result<DispenseLine> {
 }
 
 fn enum_arg<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> anyhow::Result<T> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).with_context(|| format!("{s:?} is not a valid {what}"))
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .with_context(|| format!("{s:?} is not a valid {what}"))
 }
 
 async fn submit(client: &Client, tx: &SignedTx) -> anyhow::Result<()> {
     match client.submit(tx).await? {
-        Submitted::Applied(r) => println!("committed: tx {} in block {} (index {})", r.tx_id, r.height, r.index),
+        Submitted::Applied(r) => println!(
+            "committed: tx {} in block {} (index {})",
+            r.tx_id, r.height, r.index
+        ),
         Submitted::Pending(p) => println!("admitted, not yet committed; poll {}{p}", client.base()),
     }
     Ok(())
@@ -66,11 +72,27 @@ async fn submit(client: &Client, tx: &SignedTx) -> anyhow::Result<()> {
 /// Runs `rxchain tx`.
 pub async fn run(args: TxArgs) -> anyhow::Result<()> {
     let client = Client::new(args.node.clone());
-    let genesis = client.genesis().await.context("reading the consortium from the node")?;
+    let genesis = client
+        .genesis()
+        .await
+        .context("reading the consortium from the node")?;
     match &args.kind {
-        TxKind::Issue { hospital, items, dosage, repeats, valid_days, patient_name, birth_date, patient_id, qr_png } => {
+        TxKind::Issue {
+            hospital,
+            items,
+            dosage,
+            repeats,
+            valid_days,
+            patient_name,
+            birth_date,
+            patient_id,
+            qr_png,
+        } => {
             let key = signer(&args)?;
-            let items = items.iter().map(|i| parse_item(i)).collect::<anyhow::Result<Vec<_>>>()?;
+            let items = items
+                .iter()
+                .map(|i| parse_item(i))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let valid_from = crate::producer::now();
             let new = txbuild::issue(
                 &genesis,
@@ -94,8 +116,15 @@ pub async fn run(args: TxArgs) -> anyhow::Result<()> {
                 },
             )?;
             submit(&client, &new.tx).await?;
-            println!("prescription {} ({})", new.payload.id, new.payload.id.short());
-            println!("patient QR payload (secret, give only to the patient): {}", new.payload.encode());
+            println!(
+                "prescription {} ({})",
+                new.payload.id,
+                new.payload.id.short()
+            );
+            println!(
+                "patient QR payload (secret, give only to the patient): {}",
+                new.payload.encode()
+            );
             if let Some(p) = qr_png {
                 std::fs::write(p, crate::qr::render_png(&new.payload.encode(), 8)?)?;
                 println!("QR code written to {}", p.display());
@@ -103,26 +132,66 @@ pub async fn run(args: TxArgs) -> anyhow::Result<()> {
         }
         TxKind::Assign { payload, pharmacy } => {
             let payload = QrPayload::parse(payload)?;
-            submit(&client, &txbuild::assign_pickup(&genesis, &payload, &OrgId::parse(pharmacy.clone())?)?).await?;
+            submit(
+                &client,
+                &txbuild::assign_pickup(&genesis, &payload, &OrgId::parse(pharmacy.clone())?)?,
+            )
+            .await?;
         }
         TxKind::Claim { payload, pharmacy } => {
             let payload = QrPayload::parse(payload)?;
-            submit(&client, &txbuild::claim(&genesis, &signer(&args)?, &OrgId::parse(pharmacy.clone())?, &payload)).await?;
+            submit(
+                &client,
+                &txbuild::claim(
+                    &genesis,
+                    &signer(&args)?,
+                    &OrgId::parse(pharmacy.clone())?,
+                    &payload,
+                ),
+            )
+            .await?;
         }
-        TxKind::Dispense { id, lines, complete } => {
-            let lines = lines.iter().map(|l| parse_line(l)).collect::<anyhow::Result<Vec<_>>>()?;
-            let tx = txbuild::dispense(&genesis, &signer(&args)?, PrescriptionId::parse(id)?, lines, *complete);
+        TxKind::Dispense {
+            id,
+            lines,
+            complete,
+        } => {
+            let lines = lines
+                .iter()
+                .map(|l| parse_line(l))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let tx = txbuild::dispense(
+                &genesis,
+                &signer(&args)?,
+                PrescriptionId::parse(id)?,
+                lines,
+                *complete,
+            );
             submit(&client, &tx).await?;
         }
         TxKind::Release { id } => {
-            submit(&client, &txbuild::release(&genesis, &signer(&args)?, PrescriptionId::parse(id)?)).await?;
+            submit(
+                &client,
+                &txbuild::release(&genesis, &signer(&args)?, PrescriptionId::parse(id)?),
+            )
+            .await?;
         }
         TxKind::Cancel { id, payload } => {
             let tx = match (id, payload) {
-                (Some(id), None) => txbuild::cancel(&genesis, &signer(&args)?, PrescriptionId::parse(id)?, CancelReason::PrescriberError),
+                (Some(id), None) => txbuild::cancel(
+                    &genesis,
+                    &signer(&args)?,
+                    PrescriptionId::parse(id)?,
+                    CancelReason::PrescriberError,
+                ),
                 (None, Some(p)) => {
                     let p = QrPayload::parse(p)?;
-                    txbuild::cancel(&genesis, &p.secret.signing_key(), p.id, CancelReason::PatientRequest)
+                    txbuild::cancel(
+                        &genesis,
+                        &p.secret.signing_key(),
+                        p.id,
+                        CancelReason::PatientRequest,
+                    )
                 }
                 _ => bail!("give --id (prescriber) or --payload (patient)"),
             };
@@ -130,9 +199,24 @@ pub async fn run(args: TxArgs) -> anyhow::Result<()> {
         }
         TxKind::Delivery { id, status } => {
             let status: DeliveryStatus = enum_arg("delivery status", status)?;
-            submit(&client, &txbuild::delivery(&genesis, &signer(&args)?, PrescriptionId::parse(id)?, status)).await?;
+            submit(
+                &client,
+                &txbuild::delivery(
+                    &genesis,
+                    &signer(&args)?,
+                    PrescriptionId::parse(id)?,
+                    status,
+                ),
+            )
+            .await?;
         }
-        TxKind::RegisterStaff { org, public_key, role, licence, name } => {
+        TxKind::RegisterStaff {
+            org,
+            public_key,
+            role,
+            licence,
+            name,
+        } => {
             let role: Role = enum_arg("role", role)?;
             let tx = txbuild::register_staff(
                 &genesis,
@@ -147,7 +231,16 @@ pub async fn run(args: TxArgs) -> anyhow::Result<()> {
         }
         TxKind::RevokeStaff { public_key, reason } => {
             let reason: RevokeReason = enum_arg("revocation reason", reason)?;
-            submit(&client, &txbuild::revoke_staff(&genesis, &signer(&args)?, PublicKey::parse_hex(public_key)?, reason)).await?;
+            submit(
+                &client,
+                &txbuild::revoke_staff(
+                    &genesis,
+                    &signer(&args)?,
+                    PublicKey::parse_hex(public_key)?,
+                    reason,
+                ),
+            )
+            .await?;
         }
     }
     Ok(())

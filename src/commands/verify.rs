@@ -35,16 +35,30 @@ pub struct Verified {
 
 /// Verifies the chain in `args.data_dir`.
 pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
-    let gpath = args.genesis.clone().unwrap_or_else(|| args.data_dir.join("genesis.json"));
+    let gpath = args
+        .genesis
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("genesis.json"));
     let genesis = Arc::new(crate::node::read_genesis(&gpath)?);
     let storage = crate::store::open(&args.data_dir, genesis.clone(), Arc::new(Quiet))
-        .with_context(|| format!("opening {} (is the node still running?)", args.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "opening {} (is the node still running?)",
+                args.data_dir.display()
+            )
+        })?;
     let chain = storage.chain.clone();
     let tip = chain.tip();
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(tip.height) };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(tip.height)
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} verifying [{bar:40}] {pos}/{len} blocks {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} verifying [{bar:40}] {pos}/{len} blocks {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut v = Verifier::new(&genesis);
     for b in chain.blocks(1) {
@@ -55,7 +69,11 @@ pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
     bar.finish_and_clear();
     let report = v.finish();
     if report.tip != tip {
-        anyhow::bail!("the node's recorded tip {:?} differs from the verified tip {:?}", tip, report.tip);
+        anyhow::bail!(
+            "the node's recorded tip {:?} differs from the verified tip {:?}",
+            tip,
+            report.tip
+        );
     }
     let stored = chain.state_digest();
     if stored != report.state_digest {
@@ -64,7 +82,11 @@ pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
             report.state_digest
         );
     }
-    Ok(Verified { height: report.tip.height, txs: report.txs, refused: report.refused })
+    Ok(Verified {
+        height: report.tip.height,
+        txs: report.txs,
+        refused: report.refused,
+    })
 }
 
 /// Runs `verify` and prints the result.

@@ -38,7 +38,9 @@ pub struct Head {
 async fn head(State(s): State<AppState>) -> Result<Json<Head>, ApiError> {
     let tip = s.chain.tip();
     let chain = s.chain.clone();
-    let digest = tokio::task::spawn_blocking(move || chain.state_digest()).await.map_err(ApiError::internal)?;
+    let digest = tokio::task::spawn_blocking(move || chain.state_digest())
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(Head {
         chain_id: s.genesis.chain_id.to_string(),
         genesis_hash: s.genesis.hash(),
@@ -60,16 +62,27 @@ pub struct BlockView {
 }
 
 #[tracing::instrument(skip(s))]
-async fn block(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<BlockView>, ApiError> {
+async fn block(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BlockView>, ApiError> {
     let found = if let Ok(h) = id.parse::<u64>() {
         s.chain.block(h)?
     } else if let Ok(hash) = Hash::parse_hex(&id) {
         s.chain.block_by_hash(&hash)?
     } else {
-        return Err(ApiError::bad("bad_block_id", "give a block height (a number) or a block hash (64 hex characters)"));
+        return Err(ApiError::bad(
+            "bad_block_id",
+            "give a block height (a number) or a block hash (64 hex characters)",
+        ));
     };
-    let block = found.ok_or_else(|| ApiError::not_found("unknown_block", format!("no block {id} on this chain")))?;
-    Ok(Json(BlockView { hash: block.hash(s.genesis.chain_id.as_str()), block }))
+    let block = found.ok_or_else(|| {
+        ApiError::not_found("unknown_block", format!("no block {id} on this chain"))
+    })?;
+    Ok(Json(BlockView {
+        hash: block.hash(s.genesis.chain_id.as_str()),
+        block,
+    }))
 }
 
 /// Members and registered staff: public directory data.

@@ -90,7 +90,13 @@ pub fn signer_for(genesis: &Genesis, key: &SecretKey) -> Option<Signer> {
 }
 
 /// The headers that authenticate an admin request to `path` with `body`.
-pub fn admin_headers(chain_id: &str, key: &SecretKey, signer: &Signer, path: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+pub fn admin_headers(
+    chain_id: &str,
+    key: &SecretKey,
+    signer: &Signer,
+    path: &str,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
     let ts = rpc::now_ms();
     let sig = rpc::sign(chain_id, key, path, ts, body);
     let who = match signer {
@@ -101,15 +107,28 @@ pub fn admin_headers(chain_id: &str, key: &SecretKey, signer: &Signer, path: &st
 }
 
 fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::Forbidden { status: StatusCode::UNAUTHORIZED, code, message: message.into() }
+    ApiError::Forbidden {
+        status: StatusCode::UNAUTHORIZED,
+        code,
+        message: message.into(),
+    }
 }
 
 fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::Forbidden { status: StatusCode::FORBIDDEN, code, message: message.into() }
+    ApiError::Forbidden {
+        status: StatusCode::FORBIDDEN,
+        code,
+        message: message.into(),
+    }
 }
 
 /// Checks an admin request's signature against genesis.
-pub fn authenticate(genesis: &Genesis, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<Signer, ApiError> {
+pub fn authenticate(
+    genesis: &Genesis,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Signer, ApiError> {
     let Some(org) = headers.get(HEADER_ORG) else {
         // A node key: exactly the Raft RPC scheme.
         return match rpc::authenticate(genesis, path, headers, body, rpc::now_ms()) {
@@ -124,25 +143,58 @@ pub fn authenticate(genesis: &Genesis, path: &str, headers: &HeaderMap, body: &[
             Err(e) => Err(unauthorized("malformed_auth", e.to_string())),
         };
     };
-    let org = org.to_str().ok().and_then(|o| OrgId::parse(o).ok()).ok_or_else(|| unauthorized("malformed_auth", "the x-rxchain-org header is malformed"))?;
-    let decl = genesis.org(&org).ok_or_else(|| forbidden("unknown_org", format!("{org} is not a consortium member")))?;
+    let org = org
+        .to_str()
+        .ok()
+        .and_then(|o| OrgId::parse(o).ok())
+        .ok_or_else(|| unauthorized("malformed_auth", "the x-rxchain-org header is malformed"))?;
+    let decl = genesis
+        .org(&org)
+        .ok_or_else(|| forbidden("unknown_org", format!("{org} is not a consortium member")))?;
     let header = |name: &'static str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| unauthorized("missing_auth", format!("the {name} header is missing or malformed")))
+            .ok_or_else(|| {
+                unauthorized(
+                    "missing_auth",
+                    format!("the {name} header is missing or malformed"),
+                )
+            })
     };
-    let ts: u64 = header(HEADER_TS)?.parse().map_err(|_| unauthorized("malformed_auth", "the x-rxchain-ts header is malformed"))?;
-    let raw = hex::decode(header(HEADER_SIG)?).map_err(|_| unauthorized("malformed_auth", "the x-rxchain-sig header is not hex"))?;
-    let bytes: [u8; 64] = raw.try_into().map_err(|_| unauthorized("malformed_auth", "the x-rxchain-sig header is not 64 bytes"))?;
-    let sig = Signature::parse(bytes).map_err(|_| unauthorized("malformed_auth", "the x-rxchain-sig header is not a signature"))?;
+    let ts: u64 = header(HEADER_TS)?
+        .parse()
+        .map_err(|_| unauthorized("malformed_auth", "the x-rxchain-ts header is malformed"))?;
+    let raw = hex::decode(header(HEADER_SIG)?)
+        .map_err(|_| unauthorized("malformed_auth", "the x-rxchain-sig header is not hex"))?;
+    let bytes: [u8; 64] = raw
+        .try_into()
+        .map_err(|_| unauthorized("malformed_auth", "the x-rxchain-sig header is not 64 bytes"))?;
+    let sig = Signature::parse(bytes).map_err(|_| {
+        unauthorized(
+            "malformed_auth",
+            "the x-rxchain-sig header is not a signature",
+        )
+    })?;
     let skew_ms = rpc::now_ms().abs_diff(ts);
     if skew_ms > rpc::MAX_CLOCK_SKEW_MS {
-        return Err(unauthorized("stale_request", format!("the request time is {skew_ms} ms away from this node's clock")));
+        return Err(unauthorized(
+            "stale_request",
+            format!("the request time is {skew_ms} ms away from this node's clock"),
+        ));
     }
     decl.admin_key
-        .verify(&rpc::signing_tag(genesis.chain_id.as_str()), &rpc::signing_message(path, ts, body), &sig)
-        .map_err(|_| unauthorized("bad_signature", format!("the signature does not verify under {org}'s genesis admin key")))?;
+        .verify(
+            &rpc::signing_tag(genesis.chain_id.as_str()),
+            &rpc::signing_message(path, ts, body),
+            &sig,
+        )
+        .map_err(|_| {
+            unauthorized(
+                "bad_signature",
+                format!("the signature does not verify under {org}'s genesis admin key"),
+            )
+        })?;
     Ok(Signer::Operator(org))
 }
 
@@ -158,11 +210,15 @@ fn may_act_on(signer: &Signer, id: u64) -> Result<(), ApiError> {
 }
 
 fn unhealthy(message: impl Into<String>) -> ApiError {
-    ApiError::Conflict { code: "cluster_unhealthy", message: message.into() }
+    ApiError::Conflict {
+        code: "cluster_unhealthy",
+        message: message.into(),
+    }
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad("invalid_json", format!("the JSON does not fit: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("invalid_json", format!("the JSON does not fit: {e}")))
 }
 
 /// The leader's address, if a leader is known and not cut off.
@@ -171,33 +227,63 @@ fn leader_addr(s: &AppState, m: &RaftMetrics<u64, BasicNode>) -> Option<(u64, St
     if s.faults.is_blocked(leader) {
         return None;
     }
-    m.membership_config.membership().get_node(&leader).map(|n| (leader, n.addr.clone()))
+    m.membership_config
+        .membership()
+        .get_node(&leader)
+        .map(|n| (leader, n.addr.clone()))
 }
 
 /// Either answers here (this node leads) or relays the request, signature
 /// headers and all, to the leader.
-async fn forward_to_leader(s: &AppState, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn forward_to_leader(
+    s: &AppState,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let m = s.raft.metrics().borrow().clone();
     let (leader, addr) = leader_addr(s, &m).ok_or_else(|| {
-        ApiError::NotCommitted("no Raft leader is reachable from this node; nothing was changed, retry".into())
+        ApiError::NotCommitted(
+            "no Raft leader is reachable from this node; nothing was changed, retry".into(),
+        )
     })?;
     let mut req = s
         .client
-        .request(reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(ApiError::internal)?, format!("http://{addr}{}", uri.path()))
+        .request(
+            reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(ApiError::internal)?,
+            format!("http://{addr}{}", uri.path()),
+        )
         .timeout(Duration::from_secs(20))
         .body(body);
-    for name in [HEADER_NODE, HEADER_ORG, HEADER_TS, HEADER_SIG, "content-type"] {
+    for name in [
+        HEADER_NODE,
+        HEADER_ORG,
+        HEADER_TS,
+        HEADER_SIG,
+        "content-type",
+    ] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             req = req.header(name, v);
         }
     }
     let resp = req.send().await.map_err(|e| {
         tracing::warn!(error = %e, leader, "forwarding an admin request to the leader failed");
-        ApiError::NotCommitted("the Raft leader did not answer; nothing is known to have changed, retry".into())
+        ApiError::NotCommitted(
+            "the Raft leader did not answer; nothing is known to have changed, retry".into(),
+        )
     })?;
     let status = StatusCode::from_u16(resp.status().as_u16()).map_err(ApiError::internal)?;
-    let bytes = resp.bytes().await.map_err(|_| ApiError::NotCommitted("the leader's answer was cut off; retry".into()))?;
-    Ok((status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response())
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|_| ApiError::NotCommitted("the leader's answer was cut off; retry".into()))?;
+    Ok((
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response())
 }
 
 /// What one node says about itself.
@@ -302,10 +388,16 @@ pub async fn linearizable_read(s: &AppState) -> Result<(), ApiError> {
         };
     }
     let (leader, addr) = leader_addr(s, &m).ok_or_else(cannot_confirm)?;
-    let resp = s.client.get(format!("http://{addr}/v1/cluster/read-index")).timeout(READ_WAIT).send().await.map_err(|e| {
-        tracing::warn!(error = %e, leader, "cannot reach the leader for a read index");
-        cannot_confirm()
-    })?;
+    let resp = s
+        .client
+        .get(format!("http://{addr}/v1/cluster/read-index"))
+        .timeout(READ_WAIT)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, leader, "cannot reach the leader for a read index");
+            cannot_confirm()
+        })?;
     if !resp.status().is_success() {
         return Err(cannot_confirm());
     }
@@ -320,13 +412,18 @@ pub async fn linearizable_read(s: &AppState) -> Result<(), ApiError> {
 #[tracing::instrument(skip_all)]
 async fn read_index(State(s): State<AppState>) -> Result<Json<ReadIndex>, ApiError> {
     if s.raft.metrics().borrow().current_leader != Some(s.node_id) {
-        return Err(ApiError::NotCommitted("this node is not the leader; ask the leader for a read index".into()));
+        return Err(ApiError::NotCommitted(
+            "this node is not the leader; ask the leader for a read index".into(),
+        ));
     }
     let read = match tokio::time::timeout(READ_WAIT, s.raft.ensure_linearizable()).await {
         Ok(Ok(read)) => read,
         _ => return Err(cannot_confirm()),
     };
-    Ok(Json(ReadIndex { leader: s.node_id, index: read.map_or(0, |l| l.index) }))
+    Ok(Json(ReadIndex {
+        leader: s.node_id,
+        index: read.map_or(0, |l| l.index),
+    }))
 }
 
 /// One member in the leader's status.
@@ -377,7 +474,13 @@ async fn probe(s: &AppState, id: u64, addr: &str) -> Option<LocalView> {
     if s.faults.is_blocked(id) {
         return None;
     }
-    let resp = s.client.get(format!("http://{addr}/v1/cluster/local")).timeout(PROBE_TIMEOUT).send().await.ok()?;
+    let resp = s
+        .client
+        .get(format!("http://{addr}/v1/cluster/local"))
+        .timeout(PROBE_TIMEOUT)
+        .send()
+        .await
+        .ok()?;
     resp.json().await.ok()
 }
 
@@ -387,18 +490,37 @@ async fn build_status(s: &AppState, exclude: Option<u64>) -> ClusterStatus {
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
     let learners: BTreeSet<u64> = membership.learner_ids().collect();
     let last = m.last_log_index.unwrap_or(0);
-    let nodes: Vec<(u64, String)> = membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
-    let locals = futures::future::join_all(nodes.iter().map(|(id, addr)| probe(s, *id, addr))).await;
+    let nodes: Vec<(u64, String)> = membership
+        .nodes()
+        .map(|(id, n)| (*id, n.addr.clone()))
+        .collect();
+    let locals =
+        futures::future::join_all(nodes.iter().map(|(id, addr)| probe(s, *id, addr))).await;
     let mut members = Vec::new();
     for ((id, addr), local) in nodes.into_iter().zip(locals) {
         let matched = if id == s.node_id {
             m.last_log_index
         } else {
-            m.replication.as_ref().and_then(|r| r.get(&id).copied().flatten()).map(|l| l.index)
+            m.replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten())
+                .map(|l| l.index)
         };
-        let lag = (m.replication.is_some() || id == s.node_id).then(|| last.saturating_sub(matched.unwrap_or(0)));
-        let role = if voters.contains(&id) { "voter" } else { "learner" };
-        members.push(MemberStatus { id, addr, role: role.into(), matched_index: matched, lag, local });
+        let lag = (m.replication.is_some() || id == s.node_id)
+            .then(|| last.saturating_sub(matched.unwrap_or(0)));
+        let role = if voters.contains(&id) {
+            "voter"
+        } else {
+            "learner"
+        };
+        members.push(MemberStatus {
+            id,
+            addr,
+            role: role.into(),
+            matched_index: matched,
+            lag,
+            local,
+        });
     }
     let reason = unhealthy_reason(s, &m, &members, exclude);
     ClusterStatus {
@@ -416,7 +538,12 @@ async fn build_status(s: &AppState, exclude: Option<u64>) -> ClusterStatus {
 
 /// Why a membership change must wait, or `None` when it may go ahead.
 /// `exclude` is a voter about to be removed, whose health does not matter.
-fn unhealthy_reason(s: &AppState, m: &RaftMetrics<u64, BasicNode>, members: &[MemberStatus], exclude: Option<u64>) -> Option<String> {
+fn unhealthy_reason(
+    s: &AppState,
+    m: &RaftMetrics<u64, BasicNode>,
+    members: &[MemberStatus],
+    exclude: Option<u64>,
+) -> Option<String> {
     if m.current_leader != Some(s.node_id) {
         return Some("this node is not the leader".into());
     }
@@ -429,13 +556,21 @@ fn unhealthy_reason(s: &AppState, m: &RaftMetrics<u64, BasicNode>, members: &[Me
     if membership_at > applied {
         return Some("the previous membership change is not committed yet".into());
     }
-    for v in members.iter().filter(|v| v.role == "voter" && Some(v.id) != exclude) {
+    for v in members
+        .iter()
+        .filter(|v| v.role == "voter" && Some(v.id) != exclude)
+    {
         if v.local.is_none() {
             return Some(format!("voter {} does not answer", v.id));
         }
         match v.lag {
             Some(lag) if lag <= MAX_LAG => {}
-            Some(lag) => return Some(format!("voter {} is {lag} entries behind (limit {MAX_LAG})", v.id)),
+            Some(lag) => {
+                return Some(format!(
+                    "voter {} is {lag} entries behind (limit {MAX_LAG})",
+                    v.id
+                ))
+            }
             None => return Some(format!("voter {} has no replication progress yet", v.id)),
         }
     }
@@ -443,7 +578,11 @@ fn unhealthy_reason(s: &AppState, m: &RaftMetrics<u64, BasicNode>, members: &[Me
 }
 
 #[tracing::instrument(skip_all)]
-async fn status(State(s): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn status(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let m = s.raft.metrics().borrow().clone();
     if m.current_leader != Some(s.node_id) && leader_addr(&s, &m).is_some() {
         if let Ok(r) = forward_to_leader(&s, Method::GET, &uri, &headers, Bytes::new()).await {
@@ -508,15 +647,26 @@ fn change_failed<E: std::fmt::Display>(e: E) -> ApiError {
 }
 
 #[tracing::instrument(skip_all)]
-async fn add_learner(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn add_learner(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
     let req: AddLearner = parse_body(&body)?;
     may_act_on(&signer, req.id)?;
     if s.genesis.node(req.id).is_none() {
-        return Err(ApiError::not_found("unknown_node", format!("node {} is not declared in genesis", req.id)));
+        return Err(ApiError::not_found(
+            "unknown_node",
+            format!("node {} is not declared in genesis", req.id),
+        ));
     }
     if req.addr.trim().is_empty() || req.addr.contains('/') {
-        return Err(ApiError::bad("bad_addr", "addr is the node's host:port, without a scheme or path"));
+        return Err(ApiError::bad(
+            "bad_addr",
+            "addr is the node's host:port, without a scheme or path",
+        ));
     }
     if s.raft.metrics().borrow().current_leader != Some(s.node_id) {
         return forward_to_leader(&s, Method::POST, &uri, &headers, body).await;
@@ -526,12 +676,19 @@ async fn add_learner(State(s): State<AppState>, uri: Uri, headers: HeaderMap, bo
     let membership = m.membership_config.membership();
     if let Some(node) = membership.get_node(&req.id) {
         if node.addr == req.addr {
-            let role = if membership.voter_ids().any(|v| v == req.id) { "voter" } else { "learner" };
+            let role = if membership.voter_ids().any(|v| v == req.id) {
+                "voter"
+            } else {
+                "learner"
+            };
             return Ok(changed(&s.raft, req.id, role, true));
         }
         return Err(ApiError::Conflict {
             code: "member_exists",
-            message: format!("node {} is already a member at {}; remove it before adding it at another address", req.id, node.addr),
+            message: format!(
+                "node {} is already a member at {}; remove it before adding it at another address",
+                req.id, node.addr
+            ),
         });
     }
     let st = build_status(&s, None).await;
@@ -541,12 +698,26 @@ async fn add_learner(State(s): State<AppState>, uri: Uri, headers: HeaderMap, bo
     // Not blocking: a learner catching up through a snapshot of the whole
     // chain can take far longer than an HTTP request should; the joining
     // node asks for promotion once it has caught up.
-    s.raft.add_learner(req.id, BasicNode { addr: req.addr.clone() }, false).await.map_err(change_failed)?;
+    s.raft
+        .add_learner(
+            req.id,
+            BasicNode {
+                addr: req.addr.clone(),
+            },
+            false,
+        )
+        .await
+        .map_err(change_failed)?;
     Ok(changed(&s.raft, req.id, "learner", false))
 }
 
 #[tracing::instrument(skip_all)]
-async fn promote(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn promote(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
     let req: Promote = parse_body(&body)?;
     may_act_on(&signer, req.id)?;
@@ -558,7 +729,13 @@ async fn promote(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: 
         return Ok(changed(&s.raft, req.id, "voter", true));
     }
     let Some(learner) = st.members.iter().find(|x| x.id == req.id) else {
-        return Err(ApiError::not_found("not_a_learner", format!("node {} is not a learner; add it as a learner first", req.id)));
+        return Err(ApiError::not_found(
+            "not_a_learner",
+            format!(
+                "node {} is not a learner; add it as a learner first",
+                req.id
+            ),
+        ));
     };
     if let Some(why) = st.unhealthy_reason {
         return Err(unhealthy(why));
@@ -567,10 +744,10 @@ async fn promote(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: 
         Some(lag) if lag <= MAX_LAG => {}
         lag => {
             return Err(unhealthy(format!(
-                "learner {} has not caught up yet ({} entries behind, limit {MAX_LAG}); retry shortly",
-                req.id,
-                lag.map_or_else(|| "unknown".to_string(), |l| l.to_string())
-            )))
+            "learner {} has not caught up yet ({} entries behind, limit {MAX_LAG}); retry shortly",
+            req.id,
+            lag.map_or_else(|| "unknown".to_string(), |l| l.to_string())
+        )))
         }
     }
     tracing::info!(?signer, id = req.id, "promoting learner to voter");
@@ -582,9 +759,17 @@ async fn promote(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: 
 }
 
 #[tracing::instrument(skip_all, fields(id))]
-async fn remove(State(s): State<AppState>, Path(id): Path<String>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn remove(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
-    let id: u64 = id.parse().map_err(|_| ApiError::bad("bad_node_id", "the node id is a decimal number"))?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad("bad_node_id", "the node id is a decimal number"))?;
     may_act_on(&signer, id)?;
     if s.raft.metrics().borrow().current_leader != Some(s.node_id) {
         return forward_to_leader(&s, Method::DELETE, &uri, &headers, body).await;
@@ -592,13 +777,19 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>, uri: Uri, hea
     let st = build_status(&s, Some(id)).await;
     let change = if st.voters.contains(&id) {
         if st.voters.len() == 1 {
-            return Err(ApiError::Conflict { code: "last_voter", message: "the last voter cannot be removed".into() });
+            return Err(ApiError::Conflict {
+                code: "last_voter",
+                message: "the last voter cannot be removed".into(),
+            });
         }
         ChangeMembers::RemoveVoters(BTreeSet::from([id]))
     } else if st.learners.contains(&id) {
         ChangeMembers::RemoveNodes(BTreeSet::from([id]))
     } else {
-        return Err(ApiError::not_found("not_a_member", format!("node {id} is not a member of the cluster")));
+        return Err(ApiError::not_found(
+            "not_a_member",
+            format!("node {id} is not a member of the cluster"),
+        ));
     };
     if let Some(why) = st.unhealthy_reason {
         return Err(unhealthy(why));
@@ -606,7 +797,10 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>, uri: Uri, hea
     tracing::info!(?signer, id, "removing member");
     // `retain = false`: a removed voter leaves entirely instead of staying
     // on as a learner.
-    s.raft.change_membership(change, false).await.map_err(change_failed)?;
+    s.raft
+        .change_membership(change, false)
+        .await
+        .map_err(change_failed)?;
     Ok(changed(&s.raft, id, "removed", false))
 }
 
@@ -621,7 +815,10 @@ pub struct Partition {
 #[tracing::instrument(skip_all)]
 async fn partition(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     if !s.faults.enabled() {
-        return Err(ApiError::not_found("no_such_route", "there is no such API route"));
+        return Err(ApiError::not_found(
+            "no_such_route",
+            "there is no such API route",
+        ));
     }
     let req: Partition = parse_body(&body)?;
     tracing::warn!(blocked = ?req.blocked, "test partition set");
@@ -650,7 +847,11 @@ pub async fn join(
     peers: BTreeMap<String, String>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap_or_default();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_default();
     let signer = Signer::Node(node_id);
     let chain_id = genesis.chain_id.to_string();
     let peers: Vec<String> = peers.into_values().filter(|a| *a != advertised).collect();
@@ -670,17 +871,26 @@ pub async fn join(
         let (path, body) = if is_learner {
             ("/v1/cluster/voters", serde_json::json!({"id": node_id}))
         } else {
-            ("/v1/cluster/learners", serde_json::json!({"id": node_id, "addr": advertised}))
+            (
+                "/v1/cluster/learners",
+                serde_json::json!({"id": node_id, "addr": advertised}),
+            )
         };
         let body = body.to_string().into_bytes();
         let peer = &peers[(attempt as usize) % peers.len()];
         attempt += 1;
         let res = async {
-            let mut req = http.post(format!("http://{peer}{path}")).header("content-type", "application/json").body(body.clone());
+            let mut req = http
+                .post(format!("http://{peer}{path}"))
+                .header("content-type", "application/json")
+                .body(body.clone());
             for (k, v) in admin_headers(&chain_id, &node_key, &signer, path, &body) {
                 req = req.header(k, v);
             }
-            let resp = req.send().await.map_err(|e| JoinError::Transport(peer.clone(), e))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| JoinError::Transport(peer.clone(), e))?;
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap_or_default();
             if status >= 300 {

@@ -108,15 +108,39 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
     use Rejection::*;
     match r {
         UnknownPrescription | UnknownStaff | UnknownOrg { .. } => StatusCode::NOT_FOUND,
-        UnknownSigner | SignerRevoked { .. } | WrongRole { .. } | NotOrgAdmin { .. } | NotPrescriberOrPatient
-        | NotPatient | WrongSecret { .. } | CannotRevokeAdmin => StatusCode::FORBIDDEN,
+        UnknownSigner
+        | SignerRevoked { .. }
+        | WrongRole { .. }
+        | NotOrgAdmin { .. }
+        | NotPrescriberOrPatient
+        | NotPatient
+        | WrongSecret { .. }
+        | CannotRevokeAdmin => StatusCode::FORBIDDEN,
         Expired { .. } => StatusCode::GONE,
-        Duplicate | AlreadyClaimed | ClaimedByOther { .. } | AlreadyDispensed { .. } | PrescriptionExists
-        | StaffExists | AlreadyRevoked | ProofReused | ClaimedCannotChange | DispensedCannotCancel
-        | DeliveryOutOfOrder { .. } | ExceedsAllowance { .. } | AssignedElsewhere { .. } | NotClaimed
-        | WrongFulfilmentMode { .. } | Cancelled { .. } => StatusCode::CONFLICT,
-        BadValidity | ValidityTooLong { .. } | MissingKeyWrap { .. } | BadAccessKey | BadItem { .. }
-        | WrongOrgKind { .. } | FromTheFuture | NotYetValid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Duplicate
+        | AlreadyClaimed
+        | ClaimedByOther { .. }
+        | AlreadyDispensed { .. }
+        | PrescriptionExists
+        | StaffExists
+        | AlreadyRevoked
+        | ProofReused
+        | ClaimedCannotChange
+        | DispensedCannotCancel
+        | DeliveryOutOfOrder { .. }
+        | ExceedsAllowance { .. }
+        | AssignedElsewhere { .. }
+        | NotClaimed
+        | WrongFulfilmentMode { .. }
+        | Cancelled { .. } => StatusCode::CONFLICT,
+        BadValidity
+        | ValidityTooLong { .. }
+        | MissingKeyWrap { .. }
+        | BadAccessKey
+        | BadItem { .. }
+        | WrongOrgKind { .. }
+        | FromTheFuture
+        | NotYetValid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -132,7 +156,9 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooMany(_) | ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooMany(_) | ApiError::TooManyAttempts { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotCommitted(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -161,12 +187,18 @@ impl ApiError {
 
     /// A 400 with a code and sentence.
     pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code, message: message.into() }
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A 404 with a code and sentence.
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::NotFound { code, message: message.into() }
+        ApiError::NotFound {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A storage or other internal failure, logged here.
@@ -189,10 +221,16 @@ impl IntoResponse for ApiError {
             ApiError::Refused(r, receipt) => (receipt.as_ref(), Some(r)),
             _ => (None, None),
         };
-        let body = Body { code: self.code(), message, receipt, detail };
+        let body = Body {
+            code: self.code(),
+            message,
+            receipt,
+            detail,
+        };
         let mut resp = (status, Json(body)).into_response();
         if let ApiError::TooManyAttempts { retry_after_secs } = &self {
-            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
         }
         resp
     }
@@ -218,18 +256,27 @@ fn bytes_rejection(e: &BytesRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE || text.contains("length limit") {
         ApiError::TooLarge { limit }
     } else {
-        ApiError::bad("unreadable_body", format!("the request body could not be read: {text}"))
+        ApiError::bad(
+            "unreadable_body",
+            format!("the request body could not be read: {text}"),
+        )
     }
 }
 
 /// Maps axum's JSON extractor failures to precise errors.
 pub fn json_rejection(e: JsonRejection, limit: usize) -> ApiError {
     match e {
-        JsonRejection::JsonDataError(e) => ApiError::bad("invalid_json", format!("the JSON does not fit: {}", e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad("malformed_json", format!("the body is not valid JSON: {}", e.body_text())),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::UnsupportedMedia("send the body as JSON with Content-Type: application/json".into())
-        }
+        JsonRejection::JsonDataError(e) => ApiError::bad(
+            "invalid_json",
+            format!("the JSON does not fit: {}", e.body_text()),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad(
+            "malformed_json",
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMedia(
+            "send the body as JSON with Content-Type: application/json".into(),
+        ),
         JsonRejection::BytesRejection(e) => bytes_rejection(&e, limit),
         other => ApiError::bad("bad_request", other.body_text()),
     }

@@ -98,14 +98,20 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(patient::router())
         .merge(reports::router())
         .merge(cluster::router())
-        .route("/v1/{*rest}", axum::routing::any(|| async { ApiError::not_found("no_such_route", "there is no such API route") }))
+        .route(
+            "/v1/{*rest}",
+            axum::routing::any(|| async {
+                ApiError::not_found("no_such_route", "there is no such API route")
+            }),
+        )
         .layer(DefaultBodyLimit::max(api.body_limit_bytes))
         .with_state(state);
     let routes = match web_dir {
         Some(dir) => routes.fallback_service(
             tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true),
         ),
-        None => routes.fallback(|| async { ApiError::not_found("no_such_route", "there is no such route") }),
+        None => routes
+            .fallback(|| async { ApiError::not_found("no_such_route", "there is no such route") }),
     };
     routes.layer(
         ServiceBuilder::new()
@@ -113,13 +119,19 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
                 ApiError::Internal("a handler panicked".into()).into_response()
             }))
             .layer(TraceLayer::new_for_http())
-            .layer(axum::error_handling::HandleErrorLayer::new(|e: BoxError| async move {
-                if e.is::<tower::timeout::error::Elapsed>() {
-                    ApiError::Timeout.into_response()
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, ApiError::NotCommitted(e.to_string())).into_response()
-                }
-            }))
+            .layer(axum::error_handling::HandleErrorLayer::new(
+                |e: BoxError| async move {
+                    if e.is::<tower::timeout::error::Elapsed>() {
+                        ApiError::Timeout.into_response()
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            ApiError::NotCommitted(e.to_string()),
+                        )
+                            .into_response()
+                    }
+                },
+            ))
             .timeout(Duration::from_millis(api.request_timeout_ms)),
     )
 }

@@ -32,7 +32,9 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let m = s.raft.metrics().borrow().clone();
     let Some(leader) = m.current_leader else {
-        return Err(ApiError::NotCommitted("no Raft leader is known yet; the node is not ready".into()));
+        return Err(ApiError::NotCommitted(
+            "no Raft leader is known yet; the node is not ready".into(),
+        ));
     };
     Ok(Json(json!({
         "status": "ready",
@@ -47,10 +49,20 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let m = s.raft.metrics().borrow().clone();
     s.metrics.chain_height.set(s.chain.tip().height as i64);
     s.metrics.mempool_depth.set(s.mempool.depth() as i64);
-    s.metrics.raft_is_leader.set(i64::from(m.current_leader == Some(s.node_id)));
+    s.metrics
+        .raft_is_leader
+        .set(i64::from(m.current_leader == Some(s.node_id)));
     s.metrics.raft_term.set(m.current_term as i64);
-    s.metrics.raft_leader.set(m.current_leader.unwrap_or(0) as i64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
+    s.metrics
+        .raft_leader
+        .set(m.current_leader.unwrap_or(0) as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -8,10 +8,10 @@
 //! anonymous caller cannot fill the chain with refused transactions.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use axum::http::StatusCode;
 use rxchain_contracts::privacy::{self, ContentKey, PatientDetails};
 use rxchain_contracts::state::PrescriptionRecord;
 use rxchain_contracts::tx::CancelReason;
@@ -97,27 +97,50 @@ async fn authorise(s: &AppState, text: &str) -> Result<(QrPayload, PrescriptionR
 }
 
 /// The prescription's content key, opened with the QR secret.
-fn content_key(s: &AppState, payload: &QrPayload, rec: &PrescriptionRecord) -> Result<ContentKey, ApiError> {
+fn content_key(
+    s: &AppState,
+    payload: &QrPayload,
+    rec: &PrescriptionRecord,
+) -> Result<ContentKey, ApiError> {
     let body = issue_body(s, rec)?;
-    privacy::unwrap_with_secret(&payload.secret, &privacy::content_context(&payload.id), &body.key_for_patient)
-        .map(ContentKey::from_bytes)
-        // The secret matched the access key, so a wrap that does not open
-        // was built wrongly by the prescriber's client.
-        .map_err(|_| ApiError::Unprocessable { code: "sealed_content_unreadable", message: "the prescription's sealed content cannot be opened with its code".into() })
+    privacy::unwrap_with_secret(
+        &payload.secret,
+        &privacy::content_context(&payload.id),
+        &body.key_for_patient,
+    )
+    .map(ContentKey::from_bytes)
+    // The secret matched the access key, so a wrap that does not open
+    // was built wrongly by the prescriber's client.
+    .map_err(|_| ApiError::Unprocessable {
+        code: "sealed_content_unreadable",
+        message: "the prescription's sealed content cannot be opened with its code".into(),
+    })
 }
 
 #[tracing::instrument(skip_all)]
-async fn open(State(s): State<AppState>, ApiJson(req): ApiJson<PayloadRequest>) -> Result<Response, ApiError> {
+async fn open(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<PayloadRequest>,
+) -> Result<Response, ApiError> {
     let (payload, rec) = authorise(&s, &req.payload).await?;
     let st = s.clone();
     let (content, prescription) = blocking(move || {
         let ck = content_key(&st, &payload, &rec)?;
         let body = issue_body(&st, &rec)?;
-        let c = privacy::open_content(&payload.id, &body.sealed, &ck).map_err(|_| ApiError::Unprocessable {
-            code: "sealed_content_unreadable",
-            message: "the prescription's sealed content cannot be opened with its code".into(),
+        let c = privacy::open_content(&payload.id, &body.sealed, &ck).map_err(|_| {
+            ApiError::Unprocessable {
+                code: "sealed_content_unreadable",
+                message: "the prescription's sealed content cannot be opened with its code".into(),
+            }
         })?;
-        Ok((ContentView { patient: c.patient, dosage: c.dosage, notes: c.notes }, view(&st, rec)?))
+        Ok((
+            ContentView {
+                patient: c.patient,
+                dosage: c.dosage,
+                notes: c.notes,
+            },
+            view(&st, rec)?,
+        ))
     })
     .await?;
     let pharmacies = s
@@ -125,9 +148,20 @@ async fn open(State(s): State<AppState>, ApiJson(req): ApiJson<PayloadRequest>) 
         .orgs
         .iter()
         .filter(|o| o.kind == OrgKind::Pharmacy)
-        .map(|o| PharmacyChoice { id: o.id.clone(), name: o.name.to_string(), address: o.address.to_string() })
+        .map(|o| PharmacyChoice {
+            id: o.id.clone(),
+            name: o.name.to_string(),
+            address: o.address.to_string(),
+        })
         .collect();
-    Ok(no_store(Json(Opened { prescription, content, pharmacies }).into_response()))
+    Ok(no_store(
+        Json(Opened {
+            prescription,
+            content,
+            pharmacies,
+        })
+        .into_response(),
+    ))
 }
 
 /// Pickup or delivery.
@@ -155,18 +189,39 @@ pub struct AssignRequest {
 }
 
 #[tracing::instrument(skip_all)]
-async fn assign(State(s): State<AppState>, ApiJson(req): ApiJson<AssignRequest>) -> Result<Response, ApiError> {
+async fn assign(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<AssignRequest>,
+) -> Result<Response, ApiError> {
     match s.genesis.org(&req.pharmacy) {
         Some(o) if o.kind == OrgKind::Pharmacy => {}
-        Some(_) => return Err(ApiError::bad("not_a_pharmacy", format!("{} is not a pharmacy", req.pharmacy))),
-        None => return Err(ApiError::not_found("unknown_org", format!("{} is not a consortium member", req.pharmacy))),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "not_a_pharmacy",
+                format!("{} is not a pharmacy", req.pharmacy),
+            ))
+        }
+        None => {
+            return Err(ApiError::not_found(
+                "unknown_org",
+                format!("{} is not a consortium member", req.pharmacy),
+            ))
+        }
     }
     let address = match (req.mode, req.address.as_deref().map(str::trim)) {
         (Mode::Delivery, None | Some("")) => {
-            return Err(ApiError::bad("missing_address", "home delivery needs the delivery address"))
+            return Err(ApiError::bad(
+                "missing_address",
+                "home delivery needs the delivery address",
+            ))
         }
-        (Mode::Delivery, Some(a)) if a.chars().count() > 500 || a.chars().any(|c| c.is_control() && c != '\n') => {
-            return Err(ApiError::bad("bad_address", "the address has at most 500 printable characters"))
+        (Mode::Delivery, Some(a))
+            if a.chars().count() > 500 || a.chars().any(|c| c.is_control() && c != '\n') =>
+        {
+            return Err(ApiError::bad(
+                "bad_address",
+                "the address has at most 500 printable characters",
+            ))
         }
         (Mode::Delivery, Some(a)) => Some(a.to_string()),
         (Mode::Pickup, _) => None,
@@ -190,8 +245,16 @@ async fn assign(State(s): State<AppState>, ApiJson(req): ApiJson<AssignRequest>)
 }
 
 #[tracing::instrument(skip_all)]
-async fn cancel(State(s): State<AppState>, ApiJson(req): ApiJson<PayloadRequest>) -> Result<Response, ApiError> {
+async fn cancel(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<PayloadRequest>,
+) -> Result<Response, ApiError> {
     let (payload, _) = authorise(&s, &req.payload).await?;
-    let tx = txbuild::cancel(&s.genesis, &payload.secret.signing_key(), payload.id, CancelReason::PatientRequest);
+    let tx = txbuild::cancel(
+        &s.genesis,
+        &payload.secret.signing_key(),
+        payload.id,
+        CancelReason::PatientRequest,
+    );
     submit(&s, &tx).await
 }

@@ -22,7 +22,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rxchain_contracts::tx::{Item, Role, TxBody};
 use rxchain_contracts::verify::Verifier;
-use rxchain_contracts::{Block, Hash, Label, OrgId, Outcome, PrescriptionId, PublicKey, Timestamp, TxId};
+use rxchain_contracts::{
+    Block, Hash, Label, OrgId, Outcome, PrescriptionId, PublicKey, Timestamp, TxId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -78,13 +80,24 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// Parses `YYYY-MM-DD` into a UTC day number.
 fn parse_day(field: &str, s: &str) -> Result<u64, ApiError> {
-    let bad = || ApiError::bad("bad_date", format!("{field} must be a date written YYYY-MM-DD, not {s:?}"));
+    let bad = || {
+        ApiError::bad(
+            "bad_date",
+            format!("{field} must be a date written YYYY-MM-DD, not {s:?}"),
+        )
+    };
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| s.get(r).filter(|p| p.bytes().all(|c| c.is_ascii_digit())).and_then(|p| p.parse::<i64>().ok());
-    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else { return Err(bad()) };
+    let num = |r: std::ops::Range<usize>| {
+        s.get(r)
+            .filter(|p| p.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|p| p.parse::<i64>().ok())
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return Err(bad());
+    };
     if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return Err(bad());
     }
@@ -161,7 +174,10 @@ fn range(q: &RangeQuery) -> Result<Range, ApiError> {
         return Err(ApiError::bad("bad_range", "from must not be after to"));
     }
     if to - from + 1 > MAX_RANGE_DAYS {
-        return Err(ApiError::bad("bad_range", format!("a report covers at most {MAX_RANGE_DAYS} days")));
+        return Err(ApiError::bad(
+            "bad_range",
+            format!("a report covers at most {MAX_RANGE_DAYS} days"),
+        ));
     }
     Ok(Range { from, to })
 }
@@ -201,7 +217,9 @@ impl Names<'_> {
 }
 
 fn org_name(s: &AppState, org: &OrgId) -> String {
-    s.genesis.org(org).map_or_else(|| org.to_string(), |o| o.name.to_string())
+    s.genesis
+        .org(org)
+        .map_or_else(|| org.to_string(), |o| o.name.to_string())
 }
 
 /// Every applied dispense line in the range, in chain order.
@@ -215,20 +233,30 @@ fn fills(s: &AppState, r: Range) -> Result<Vec<FillLine>, ApiError> {
         if block.as_ref().map(|b| b.header.height) != Some(height) {
             block = s.chain.block(height)?;
         }
-        let Some(b) = &block else { return Err(ApiError::internal(format!("day index points at missing block {height}"))) };
-        let (Some(t), Some(outcome)) = (b.txs.get(index as usize), b.outcomes.get(index as usize)) else {
-            return Err(ApiError::internal(format!("day index points past block {height}")));
+        let Some(b) = &block else {
+            return Err(ApiError::internal(format!(
+                "day index points at missing block {height}"
+            )));
         };
-        let TxBody::Dispense(d) = &t.tx.body else { continue };
+        let (Some(t), Some(outcome)) = (b.txs.get(index as usize), b.outcomes.get(index as usize))
+        else {
+            return Err(ApiError::internal(format!(
+                "day index points past block {height}"
+            )));
+        };
+        let TxBody::Dispense(d) = &t.tx.body else {
+            continue;
+        };
         if !matches!(outcome, Outcome::Applied) {
             continue;
         }
-        let rec = match records.entry(d.id) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(
-                s.chain.prescription(&d.id)?.ok_or_else(|| ApiError::internal("an applied dispense names no prescription"))?,
-            ),
-        };
+        let rec =
+            match records.entry(d.id) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(s.chain.prescription(&d.id)?.ok_or_else(|| {
+                    ApiError::internal("an applied dispense names no prescription")
+                })?),
+            };
         let tx = t.tx.id(chain_id);
         // The fill records the pharmacy at the time; the signer's org is the fallback.
         let pharmacy = match rec.fills.iter().find(|f| f.tx == tx) {
@@ -239,7 +267,9 @@ fn fills(s: &AppState, r: Range) -> Result<Vec<FillLine>, ApiError> {
             },
         };
         for line in &d.lines {
-            let Some(item) = rec.items.get(usize::from(line.item)) else { continue };
+            let Some(item) = rec.items.get(usize::from(line.item)) else {
+                continue;
+            };
             out.push(FillLine {
                 at: b.header.timestamp,
                 tx,
@@ -302,7 +332,10 @@ pub struct Dispensing {
 
 fn dispensing_report(s: &AppState, r: Range, group_by: GroupBy) -> Result<Dispensing, ApiError> {
     let lines = fills(s, r)?;
-    let mut names = Names { s, cache: HashMap::new() };
+    let mut names = Names {
+        s,
+        cache: HashMap::new(),
+    };
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     let mut counted: HashSet<(String, TxId)> = HashSet::new();
     let mut totals = Totals::default();
@@ -317,7 +350,11 @@ fn dispensing_report(s: &AppState, r: Range, group_by: GroupBy) -> Result<Dispen
         };
         let q = u64::from(l.quantity);
         let cq = if l.item.controlled { q } else { 0 };
-        let row = rows.entry(key.clone()).or_insert_with(|| Row { key: key.clone(), label, ..Row::default() });
+        let row = rows.entry(key.clone()).or_insert_with(|| Row {
+            key: key.clone(),
+            label,
+            ..Row::default()
+        });
         row.quantity += q;
         row.controlled_quantity += cq;
         // A fill with two lines in one group is still one fill.
@@ -332,9 +369,19 @@ fn dispensing_report(s: &AppState, r: Range, group_by: GroupBy) -> Result<Dispen
     }
     let mut rows: Vec<Row> = rows.into_values().collect();
     if group_by != GroupBy::Day {
-        rows.sort_by(|a, b| b.quantity.cmp(&a.quantity).then_with(|| a.label.cmp(&b.label)));
+        rows.sort_by(|a, b| {
+            b.quantity
+                .cmp(&a.quantity)
+                .then_with(|| a.label.cmp(&b.label))
+        });
     }
-    Ok(Dispensing { from: fmt_day(r.from), to: fmt_day(r.to), group_by, rows, totals })
+    Ok(Dispensing {
+        from: fmt_day(r.from),
+        to: fmt_day(r.to),
+        group_by,
+        rows,
+        totals,
+    })
 }
 
 fn regulator(staff: &Staff, action: &str) -> Result<(), ApiError> {
@@ -342,12 +389,18 @@ fn regulator(staff: &Staff, action: &str) -> Result<(), ApiError> {
 }
 
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn dispensing(State(s): State<AppState>, staff: Staff, q: Result<Query<RangeQuery>, QueryRejection>) -> Result<Json<Dispensing>, ApiError> {
+async fn dispensing(
+    State(s): State<AppState>,
+    staff: Staff,
+    q: Result<Query<RangeQuery>, QueryRejection>,
+) -> Result<Json<Dispensing>, ApiError> {
     regulator(&staff, "read dispensing reports")?;
     let q = query(q)?;
     let r = range(&q)?;
     let st = s.clone();
-    Ok(Json(blocking(move || dispensing_report(&st, r, q.group_by)).await?))
+    Ok(Json(
+        blocking(move || dispensing_report(&st, r, q.group_by)).await?,
+    ))
 }
 
 /// A cell that a spreadsheet would run as a formula is prefixed with `'`,
@@ -362,12 +415,28 @@ fn cell(s: &str) -> String {
 }
 
 /// The CSV header.
-pub const CSV_HEADER: [&str; 13] =
-    ["date", "time", "pharmacy", "pharmacist", "prescription", "hospital", "prescriber", "atc", "drug", "quantity", "unit", "batch", "controlled"];
+pub const CSV_HEADER: [&str; 13] = [
+    "date",
+    "time",
+    "pharmacy",
+    "pharmacist",
+    "prescription",
+    "hospital",
+    "prescriber",
+    "atc",
+    "drug",
+    "quantity",
+    "unit",
+    "batch",
+    "controlled",
+];
 
 fn dispensing_csv_bytes(s: &AppState, r: Range) -> Result<Vec<u8>, ApiError> {
     let lines = fills(s, r)?;
-    let mut names = Names { s, cache: HashMap::new() };
+    let mut names = Names {
+        s,
+        cache: HashMap::new(),
+    };
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(CSV_HEADER).map_err(ApiError::internal)?;
     for l in &lines {
@@ -393,13 +462,29 @@ fn dispensing_csv_bytes(s: &AppState, r: Range) -> Result<Vec<u8>, ApiError> {
 }
 
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn dispensing_csv(State(s): State<AppState>, staff: Staff, q: Result<Query<RangeQuery>, QueryRejection>) -> Result<Response, ApiError> {
+async fn dispensing_csv(
+    State(s): State<AppState>,
+    staff: Staff,
+    q: Result<Query<RangeQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     regulator(&staff, "export dispensing data")?;
     let r = range(&query(q)?)?;
     let st = s.clone();
     let bytes = blocking(move || dispensing_csv_bytes(&st, r)).await?;
-    let disposition = format!("attachment; filename=\"dispensing-{}-{}.csv\"", fmt_day(r.from), fmt_day(r.to));
-    Ok((StatusCode::OK, [(CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (CONTENT_DISPOSITION, disposition)], bytes).into_response())
+    let disposition = format!(
+        "attachment; filename=\"dispensing-{}-{}.csv\"",
+        fmt_day(r.from),
+        fmt_day(r.to)
+    );
+    Ok((
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 // ---- controlled ----------------------------------------------------------
@@ -457,11 +542,20 @@ fn controlled_report(s: &AppState, r: Range) -> Result<Controlled, ApiError> {
             row.fills += 1;
         }
     }
-    Ok(Controlled { from: fmt_day(r.from), to: fmt_day(r.to), rows: rows.into_values().collect(), total_quantity: total })
+    Ok(Controlled {
+        from: fmt_day(r.from),
+        to: fmt_day(r.to),
+        rows: rows.into_values().collect(),
+        total_quantity: total,
+    })
 }
 
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn controlled(State(s): State<AppState>, staff: Staff, q: Result<Query<RangeQuery>, QueryRejection>) -> Result<Json<Controlled>, ApiError> {
+async fn controlled(
+    State(s): State<AppState>,
+    staff: Staff,
+    q: Result<Query<RangeQuery>, QueryRejection>,
+) -> Result<Json<Controlled>, ApiError> {
     regulator(&staff, "read controlled-drug reports")?;
     let r = range(&query(q)?)?;
     let st = s.clone();
@@ -509,9 +603,17 @@ fn alerts_list(s: &AppState, limit: usize) -> Result<Vec<Alert>, ApiError> {
         if block.as_ref().map(|b| b.header.height) != Some(height) {
             block = s.chain.block(height)?;
         }
-        let Some(b) = &block else { return Err(ApiError::internal(format!("refusal index points at missing block {height}"))) };
-        let (Some(t), Some(Outcome::Refused { reason })) = (b.txs.get(index as usize), b.outcomes.get(index as usize)) else {
-            return Err(ApiError::internal(format!("refusal index points at a non-refusal in block {height}")));
+        let Some(b) = &block else {
+            return Err(ApiError::internal(format!(
+                "refusal index points at missing block {height}"
+            )));
+        };
+        let (Some(t), Some(Outcome::Refused { reason })) =
+            (b.txs.get(index as usize), b.outcomes.get(index as usize))
+        else {
+            return Err(ApiError::internal(format!(
+                "refusal index points at a non-refusal in block {height}"
+            )));
         };
         let prescription = t.tx.body.prescription();
         let rec = match &prescription {
@@ -534,7 +636,11 @@ fn alerts_list(s: &AppState, limit: usize) -> Result<Vec<Alert>, ApiError> {
 }
 
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn alerts(State(s): State<AppState>, staff: Staff, q: Result<Query<AlertsQuery>, QueryRejection>) -> Result<Json<Vec<Alert>>, ApiError> {
+async fn alerts(
+    State(s): State<AppState>,
+    staff: Staff,
+    q: Result<Query<AlertsQuery>, QueryRejection>,
+) -> Result<Json<Vec<Alert>>, ApiError> {
     regulator(&staff, "read alerts")?;
     let limit = match query(q)?.limit {
         None => 100,
@@ -585,7 +691,12 @@ async fn chain(State(s): State<AppState>, staff: Staff) -> Result<Json<ChainRepo
 /// a moment when the tip stood still around the digest, catching up block
 /// by block until it does.
 fn verify_chain(s: &AppState) -> Verification {
-    let fail = |height: u64, message: String| Verification { at: now(), ok: false, height, message };
+    let fail = |height: u64, message: String| Verification {
+        at: now(),
+        ok: false,
+        height,
+        message,
+    };
     let mut v = Verifier::new(&s.genesis);
     let mut height = 0;
     let mut txs = 0u64;
@@ -595,7 +706,12 @@ fn verify_chain(s: &AppState) -> Verification {
         for b in s.chain.blocks(height + 1) {
             let b = match b {
                 Ok(b) => b,
-                Err(e) => return fail(height + 1, format!("block {} cannot be read: {e}", height + 1)),
+                Err(e) => {
+                    return fail(
+                        height + 1,
+                        format!("block {} cannot be read: {e}", height + 1),
+                    )
+                }
             };
             if b.header.height > tip.height {
                 break;
@@ -607,7 +723,13 @@ fn verify_chain(s: &AppState) -> Verification {
             height = b.header.height;
         }
         if height != tip.height {
-            return fail(height, format!("the node's tip is at height {} but its blocks end at {height}", tip.height));
+            return fail(
+                height,
+                format!(
+                    "the node's tip is at height {} but its blocks end at {height}",
+                    tip.height
+                ),
+            );
         }
         let before = s.chain.tip();
         let stored = match s.chain.try_state_digest() {
@@ -636,7 +758,11 @@ fn verify_chain(s: &AppState) -> Verification {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    fail(height, "the chain kept growing; the stored state could not be compared at a standing tip, retry".into())
+    fail(
+        height,
+        "the chain kept growing; the stored state could not be compared at a standing tip, retry"
+            .into(),
+    )
 }
 
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
@@ -653,7 +779,12 @@ async fn verify(State(s): State<AppState>, staff: StaffCsrf) -> Result<Response,
         let worker = st.clone();
         let result = tokio::task::spawn_blocking(move || verify_chain(&worker))
             .await
-            .unwrap_or_else(|e| Verification { at: now(), ok: false, height: 0, message: format!("the verification stopped: {e}") });
+            .unwrap_or_else(|e| Verification {
+                at: now(),
+                ok: false,
+                height: 0,
+                message: format!("the verification stopped: {e}"),
+            });
         if result.ok {
             tracing::info!(height = result.height, "chain verification passed");
         } else {
@@ -674,7 +805,10 @@ mod tests {
     #[test]
     fn days_round_trip() {
         assert_eq!(parse_day("d", "1970-01-01").unwrap(), 0);
-        assert_eq!(parse_day("d", "2026-01-01").unwrap(), 1_767_225_600_000 / Timestamp::DAY_MS);
+        assert_eq!(
+            parse_day("d", "2026-01-01").unwrap(),
+            1_767_225_600_000 / Timestamp::DAY_MS
+        );
         for d in [0u64, 59, 365, 11_016, 20_454, 30_000] {
             assert_eq!(parse_day("d", &fmt_day(d)).unwrap(), d);
         }

@@ -71,27 +71,61 @@ pub struct PrescriptionView {
 }
 
 /// Describes a key for people.
-pub fn describe(s: &AppState, key: &PublicKey, rx: Option<&PrescriptionRecord>) -> Result<SignerView, ApiError> {
+pub fn describe(
+    s: &AppState,
+    key: &PublicKey,
+    rx: Option<&PrescriptionRecord>,
+) -> Result<SignerView, ApiError> {
     if let Some(org) = s.genesis.org_by_admin(key) {
-        return Ok(SignerView { key: *key, name: Some(org.name.to_string()), org: Some(org.id.to_string()), role: "org_admin".into() });
+        return Ok(SignerView {
+            key: *key,
+            name: Some(org.name.to_string()),
+            org: Some(org.id.to_string()),
+            role: "org_admin".into(),
+        });
     }
     if let Some(st) = s.chain.staff(key)? {
-        let role = serde_json::to_value(st.role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        return Ok(SignerView { key: *key, name: Some(st.name.to_string()), org: Some(st.org.to_string()), role });
+        let role = serde_json::to_value(st.role)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Ok(SignerView {
+            key: *key,
+            name: Some(st.name.to_string()),
+            org: Some(st.org.to_string()),
+            role,
+        });
     }
-    let role = if rx.is_some_and(|r| &r.access_key == key) { "patient" } else { "unknown" };
-    Ok(SignerView { key: *key, name: None, org: None, role: role.into() })
+    let role = if rx.is_some_and(|r| &r.access_key == key) {
+        "patient"
+    } else {
+        "unknown"
+    };
+    Ok(SignerView {
+        key: *key,
+        name: None,
+        org: None,
+        role: role.into(),
+    })
 }
 
 fn parse_id(id: &str) -> Result<PrescriptionId, ApiError> {
-    PrescriptionId::parse(id).map_err(|_| ApiError::bad("bad_prescription_id", "a prescription id is 32 hex characters"))
+    PrescriptionId::parse(id).map_err(|_| {
+        ApiError::bad(
+            "bad_prescription_id",
+            "a prescription id is 32 hex characters",
+        )
+    })
 }
 
 /// Loads a prescription or answers 404.
 pub fn load(s: &AppState, id: &PrescriptionId) -> Result<PrescriptionRecord, ApiError> {
-    s.chain
-        .prescription(id)?
-        .ok_or_else(|| ApiError::not_found("unknown_prescription", "no prescription has this id on the chain"))
+    s.chain.prescription(id)?.ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_prescription",
+            "no prescription has this id on the chain",
+        )
+    })
 }
 
 /// The public view of a prescription with its history.
@@ -99,8 +133,14 @@ pub fn view(s: &AppState, rec: PrescriptionRecord) -> Result<PrescriptionView, A
     let chain_id = s.genesis.chain_id.as_str();
     let mut history = Vec::new();
     for (height, index) in s.chain.history(&rec.id)? {
-        let block = s.chain.block(height)?.ok_or_else(|| ApiError::internal("history points at a missing block"))?;
-        let (Some(t), Some(outcome)) = (block.txs.get(index as usize), block.outcomes.get(index as usize)) else {
+        let block = s
+            .chain
+            .block(height)?
+            .ok_or_else(|| ApiError::internal("history points at a missing block"))?;
+        let (Some(t), Some(outcome)) = (
+            block.txs.get(index as usize),
+            block.outcomes.get(index as usize),
+        ) else {
             return Err(ApiError::internal("history points past a block"));
         };
         let message = match outcome {
@@ -118,7 +158,11 @@ pub fn view(s: &AppState, rec: PrescriptionRecord) -> Result<PrescriptionView, A
             message,
         });
     }
-    let hospital_name = s.genesis.org(&rec.hospital).map(|o| o.name.to_string()).unwrap_or_default();
+    let hospital_name = s
+        .genesis
+        .org(&rec.hospital)
+        .map(|o| o.name.to_string())
+        .unwrap_or_default();
     Ok(PrescriptionView {
         short_id: rec.id.short(),
         public_status: rec.public_status(now()),
@@ -130,7 +174,10 @@ pub fn view(s: &AppState, rec: PrescriptionRecord) -> Result<PrescriptionView, A
 }
 
 #[tracing::instrument(skip(s))]
-async fn prescription(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<PrescriptionView>, ApiError> {
+async fn prescription(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PrescriptionView>, ApiError> {
     let id = parse_id(&id)?;
     let rec = load(&s, &id)?;
     Ok(Json(view(&s, rec)?))
@@ -139,7 +186,10 @@ async fn prescription(State(s): State<AppState>, Path(id): Path<String>) -> Resu
 /// The issue transaction's sealed parts: ciphertext and key wraps. Only key
 /// holders can open them; they are on the chain for everyone anyway.
 #[tracing::instrument(skip(s))]
-async fn sealed(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<IssueRx>, ApiError> {
+async fn sealed(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<IssueRx>, ApiError> {
     let id = parse_id(&id)?;
     let rec = load(&s, &id)?;
     Ok(Json(issue_body(&s, &rec)?))
@@ -147,8 +197,14 @@ async fn sealed(State(s): State<AppState>, Path(id): Path<String>) -> Result<Jso
 
 /// The issue transaction's body.
 pub fn issue_body(s: &AppState, rec: &PrescriptionRecord) -> Result<IssueRx, ApiError> {
-    let (height, index) = s.chain.tx_location(&rec.issue_tx)?.ok_or_else(|| ApiError::internal("issue tx not indexed"))?;
-    let block = s.chain.block(height)?.ok_or_else(|| ApiError::internal("issue block missing"))?;
+    let (height, index) = s
+        .chain
+        .tx_location(&rec.issue_tx)?
+        .ok_or_else(|| ApiError::internal("issue tx not indexed"))?;
+    let block = s
+        .chain
+        .block(height)?
+        .ok_or_else(|| ApiError::internal("issue block missing"))?;
     match block.txs.get(index as usize).map(|t| &t.tx.body) {
         Some(TxBody::Issue(b)) => Ok(b.clone()),
         _ => Err(ApiError::internal("issue tx index points at another kind")),

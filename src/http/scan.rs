@@ -63,10 +63,21 @@ pub struct Verdict {
 pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Verdict, ApiError> {
     match s.genesis.org(pharmacy) {
         Some(o) if o.kind == OrgKind::Pharmacy => {}
-        Some(_) => return Err(ApiError::bad("not_a_pharmacy", format!("{pharmacy} is not a pharmacy"))),
-        None => return Err(ApiError::not_found("unknown_org", format!("{pharmacy} is not a consortium member"))),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "not_a_pharmacy",
+                format!("{pharmacy} is not a pharmacy"),
+            ))
+        }
+        None => {
+            return Err(ApiError::not_found(
+                "unknown_org",
+                format!("{pharmacy} is not a consortium member"),
+            ))
+        }
     }
-    let qr = QrPayload::parse(payload).map_err(|e| ApiError::bad("bad_qr_payload", e.to_string()))?;
+    let qr =
+        QrPayload::parse(payload).map_err(|e| ApiError::bad("bad_qr_payload", e.to_string()))?;
     // A verdict that decides a dispense must not be stale: confirm this
     // node's state is current with the leader before reading it.
     // On a follower this asks the leader for a read index and waits for it.
@@ -75,11 +86,17 @@ pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Ve
     let secret_ok = qr.secret.signing_key().public() == rec.access_key;
     let now = now();
     let (verdict, code, message) = if !secret_ok {
-        let r = Rejection::WrongSecret { attempts: rec.wrong_proofs + 1 };
+        let r = Rejection::WrongSecret {
+            attempts: rec.wrong_proofs + 1,
+        };
         ("red", r.code().to_string(), "The QR code's secret does not match this prescription: the code is forged or damaged. Do not dispense.".to_string())
     } else {
         match claimable_by(&rec, pharmacy, now) {
-            Ok(()) => ("green", "claimable".to_string(), "Genuine and unmodified; this pharmacy may claim it now.".to_string()),
+            Ok(()) => (
+                "green",
+                "claimable".to_string(),
+                "Genuine and unmodified; this pharmacy may claim it now.".to_string(),
+            ),
             Err(Rejection::AlreadyClaimed) => {
                 let partly = rec.public_status(now) == PublicStatus::PartiallyDispensed;
                 let msg = if partly {
@@ -92,11 +109,21 @@ pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Ve
             Err(r) => ("red", r.code().to_string(), r.to_string()),
         }
     };
-    Ok(Verdict { verdict, code, message, payload: qr.encode(), secret_ok, prescription: view(s, rec)? })
+    Ok(Verdict {
+        verdict,
+        code,
+        message,
+        payload: qr.encode(),
+        secret_ok,
+        prescription: view(s, rec)?,
+    })
 }
 
 #[tracing::instrument(skip_all, fields(pharmacy = %req.pharmacy))]
-async fn scan_text(State(s): State<AppState>, ApiJson(req): ApiJson<ScanRequest>) -> Result<Json<Verdict>, ApiError> {
+async fn scan_text(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<ScanRequest>,
+) -> Result<Json<Verdict>, ApiError> {
     Ok(Json(verdict(&s, &req.payload, &req.pharmacy).await?))
 }
 
@@ -108,16 +135,24 @@ async fn scan_image(
 ) -> Result<Json<Verdict>, ApiError> {
     let body = body.map_err(|e| super::error::body_rejection(e, s.api.image_limit_bytes))?;
     if body.is_empty() {
-        return Err(ApiError::bad("empty_body", "send the photo's bytes (PNG or JPEG) as the request body"));
+        return Err(ApiError::bad(
+            "empty_body",
+            "send the photo's bytes (PNG or JPEG) as the request body",
+        ));
     }
     // Image decoding is heavy CPU work and a 40-megapixel photo holds about
     // 200 MB while it decodes: keep it off the runtime's workers, and let
     // only two run at once so a burst of uploads cannot exhaust memory.
     static DECODERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
     let _permit = DECODERS.acquire().await.map_err(ApiError::internal)?;
-    let text = tokio::task::spawn_blocking(move || crate::qr::decode_image(&body, &DecodeLimits::default()))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::Unprocessable { code: e.code(), message: e.to_string() })?;
+    let text = tokio::task::spawn_blocking(move || {
+        crate::qr::decode_image(&body, &DecodeLimits::default())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::Unprocessable {
+        code: e.code(),
+        message: e.to_string(),
+    })?;
     Ok(Json(verdict(&s, &text, &q.pharmacy).await?))
 }

@@ -45,12 +45,19 @@ impl From<AccountError> for ApiError {
                 code: "bad_credentials",
                 message: "the username or password is wrong".into(),
             },
-            AccountError::TooManyAttempts { retry_after_secs } => ApiError::TooManyAttempts { retry_after_secs },
+            AccountError::TooManyAttempts { retry_after_secs } => {
+                ApiError::TooManyAttempts { retry_after_secs }
+            }
             // The account behind a session was removed: the session is over.
             AccountError::UnknownAccount(_) => no_session(),
             AccountError::Invalid(m) => ApiError::bad("invalid_account", m),
-            AccountError::Exists(u) => ApiError::bad("account_exists", format!("an account named {u} exists already")),
-            e @ (AccountError::Store(_) | AccountError::KeyUnavailable(_) | AccountError::Hashing(_)) => ApiError::internal(e),
+            AccountError::Exists(u) => ApiError::bad(
+                "account_exists",
+                format!("an account named {u} exists already"),
+            ),
+            e @ (AccountError::Store(_)
+            | AccountError::KeyUnavailable(_)
+            | AccountError::Hashing(_)) => ApiError::internal(e),
         }
     }
 }
@@ -65,7 +72,11 @@ pub fn no_session() -> ApiError {
 }
 
 fn forbidden(code: &'static str, message: String) -> ApiError {
-    ApiError::Forbidden { status: StatusCode::FORBIDDEN, code, message }
+    ApiError::Forbidden {
+        status: StatusCode::FORBIDDEN,
+        code,
+        message,
+    }
 }
 
 /// The session cookie's token from the request's `Cookie` headers.
@@ -91,10 +102,11 @@ pub struct Staff {
 impl std::fmt::Debug for Staff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The token and the CSRF value are credentials: never printed.
-        f.debug_struct("Staff").field("username", &self.session.account.username).finish_non_exhaustive()
+        f.debug_struct("Staff")
+            .field("username", &self.session.account.username)
+            .finish_non_exhaustive()
     }
 }
-
 
 impl Staff {
     /// The account.
@@ -113,7 +125,10 @@ impl Staff {
         if roles.contains(&role) {
             Ok(())
         } else {
-            Err(forbidden("wrong_role", format!("a {} may not {action}", role.label())))
+            Err(forbidden(
+                "wrong_role",
+                format!("a {} may not {action}", role.label()),
+            ))
         }
     }
 
@@ -122,7 +137,10 @@ impl Staff {
         if org == self.org() {
             Ok(())
         } else {
-            Err(forbidden("wrong_org", format!("this session acts for {}, not for {org}", self.org())))
+            Err(forbidden(
+                "wrong_org",
+                format!("this session acts for {}, not for {org}", self.org()),
+            ))
         }
     }
 
@@ -159,10 +177,16 @@ impl FromRequestParts<AppState> for StaffCsrf {
             Some(Err(_)) => Some(String::new()),
         };
         let Some(sent) = sent else {
-            return Err(forbidden("csrf_missing", format!("send the session's CSRF token in the {CSRF_HEADER} header")));
+            return Err(forbidden(
+                "csrf_missing",
+                format!("send the session's CSRF token in the {CSRF_HEADER} header"),
+            ));
         };
         if !constant_time_eq(&sent, &staff.session.csrf) {
-            return Err(forbidden("csrf_mismatch", "the CSRF token does not belong to this session; reload the page".into()));
+            return Err(forbidden(
+                "csrf_mismatch",
+                "the CSRF token does not belong to this session; reload the page".into(),
+            ));
         }
         Ok(StaffCsrf(staff))
     }
@@ -191,7 +215,11 @@ fn view(s: &AppState, session: &Session) -> SessionView {
         username: a.username.clone(),
         name: a.name.clone(),
         org: a.org.clone(),
-        org_name: s.genesis.org(&a.org).map(|o| o.name.to_string()).unwrap_or_default(),
+        org_name: s
+            .genesis
+            .org(&a.org)
+            .map(|o| o.name.to_string())
+            .unwrap_or_default(),
         role: a.role,
         csrf: session.csrf.clone(),
     }
@@ -199,7 +227,11 @@ fn view(s: &AppState, session: &Session) -> SessionView {
 
 /// The answer to a session call: no caching anywhere, since it holds the
 /// CSRF token.
-fn session_response(status: StatusCode, cookie: Option<String>, body: Option<SessionView>) -> Result<Response, ApiError> {
+fn session_response(
+    status: StatusCode,
+    cookie: Option<String>,
+    body: Option<SessionView>,
+) -> Result<Response, ApiError> {
     let mut resp = match body {
         Some(b) => (status, Json(b)).into_response(),
         None => status.into_response(),
@@ -207,7 +239,10 @@ fn session_response(status: StatusCode, cookie: Option<String>, body: Option<Ses
     let h = resp.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(c) = cookie {
-        h.insert(SET_COOKIE, HeaderValue::from_str(&c).map_err(ApiError::internal)?);
+        h.insert(
+            SET_COOKIE,
+            HeaderValue::from_str(&c).map_err(ApiError::internal)?,
+        );
     }
     Ok(resp)
 }
@@ -222,14 +257,24 @@ pub struct SignIn {
 }
 
 #[tracing::instrument(skip_all, fields(username = tracing::field::Empty))]
-async fn sign_in(State(s): State<AppState>, ApiJson(req): ApiJson<SignIn>) -> Result<Response, ApiError> {
+async fn sign_in(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<SignIn>,
+) -> Result<Response, ApiError> {
     if req.username.len() <= 64 {
         tracing::Span::current().record("username", req.username.as_str());
     }
-    let (token, session) = match s.accounts.sign_in(&req.username, Secret::new(req.password)).await {
+    let (token, session) = match s
+        .accounts
+        .sign_in(&req.username, Secret::new(req.password))
+        .await
+    {
         Ok(ok) => ok,
         Err(e) => {
-            if matches!(e, AccountError::BadCredentials | AccountError::TooManyAttempts { .. }) {
+            if matches!(
+                e,
+                AccountError::BadCredentials | AccountError::TooManyAttempts { .. }
+            ) {
                 tracing::info!(reason = %e, "sign-in refused");
             }
             return Err(e.into());

@@ -23,7 +23,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rxchain_contracts::privacy::{self, ContentKey, PatientDetails, PrivateContent, WrappedKey};
 use rxchain_contracts::state::{PrescriptionRecord, PublicStatus};
-use rxchain_contracts::tx::{CancelReason, DeliveryStatus, DispenseLine, Fulfilment, Item, Role, TxBody};
+use rxchain_contracts::tx::{
+    CancelReason, DeliveryStatus, DispenseLine, Fulfilment, Item, Role, TxBody,
+};
 use rxchain_contracts::{Genesis, OrgId, PrescriptionId, SecretKey, SignedTx, Timestamp};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
@@ -60,7 +62,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/staff/dispense", post(dispense))
         .route("/v1/staff/release", post(release))
         .route("/v1/staff/delivery", post(delivery))
-        .route("/v1/staff/pharmacy/prescriptions", get(pharmacy_prescriptions))
+        .route(
+            "/v1/staff/pharmacy/prescriptions",
+            get(pharmacy_prescriptions),
+        )
 }
 
 // ---- shared helpers ------------------------------------------------------
@@ -75,23 +80,38 @@ pub async fn submit(s: &AppState, tx: &SignedTx) -> Result<Response, ApiError> {
         .header(CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .map_err(ApiError::internal)?;
-    let resp = super::tx::router().with_state(s.clone()).oneshot(req).await.map_err(|e: Infallible| -> ApiError { match e {} })?;
+    let resp = super::tx::router()
+        .with_state(s.clone())
+        .oneshot(req)
+        .await
+        .map_err(|e: Infallible| -> ApiError { match e {} })?;
     Ok(resp)
 }
 
 /// Like [`submit`], but reads the receipt out of a 200; any other answer
 /// is handed back untouched.
-pub async fn submit_for_receipt(s: &AppState, tx: &SignedTx) -> Result<Result<Receipt, Response>, ApiError> {
+pub async fn submit_for_receipt(
+    s: &AppState,
+    tx: &SignedTx,
+) -> Result<Result<Receipt, Response>, ApiError> {
     let resp = submit(s, tx).await?;
     if resp.status() != StatusCode::OK {
         return Ok(Err(resp));
     }
-    let bytes = axum::body::to_bytes(resp.into_body(), 1024 * 1024).await.map_err(ApiError::internal)?;
-    Ok(Ok(serde_json::from_slice(&bytes).map_err(ApiError::internal)?))
+    let bytes = axum::body::to_bytes(resp.into_body(), 1024 * 1024)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Ok(
+        serde_json::from_slice(&bytes).map_err(ApiError::internal)?
+    ))
 }
 
 /// Signs `body` as the signed-in staff member and submits it.
-async fn sign_and_submit(s: &AppState, staff: &Staff, build: impl FnOnce(&Genesis, &SecretKey) -> SignedTx) -> Result<Response, ApiError> {
+async fn sign_and_submit(
+    s: &AppState,
+    staff: &Staff,
+    build: impl FnOnce(&Genesis, &SecretKey) -> SignedTx,
+) -> Result<Response, ApiError> {
     // One ECDSA signature is well under a millisecond: done inline, like
     // the signature check in `/v1/tx`.
     let key = staff.signing_key(s)?;
@@ -105,7 +125,10 @@ async fn sign_and_submit(s: &AppState, staff: &Staff, build: impl FnOnce(&Genesi
 pub fn base64(bytes: &[u8]) -> Result<String, ApiError> {
     use argon2::password_hash::Encoding;
     let mut buf = vec![0u8; Encoding::B64.encoded_len(bytes)];
-    let mut out = Encoding::B64.encode(bytes, &mut buf).map_err(ApiError::internal)?.to_string();
+    let mut out = Encoding::B64
+        .encode(bytes, &mut buf)
+        .map_err(ApiError::internal)?
+        .to_string();
     while out.len() % 4 != 0 {
         out.push('=');
     }
@@ -131,23 +154,34 @@ pub fn parse_payload(text: &str) -> Result<QrPayload, ApiError> {
 
 /// Parses a prescription id from a path segment.
 fn parse_id(id: &str) -> Result<PrescriptionId, ApiError> {
-    PrescriptionId::parse(id).map_err(|_| ApiError::bad("bad_prescription_id", "a prescription id is 32 hex characters"))
+    PrescriptionId::parse(id).map_err(|_| {
+        ApiError::bad(
+            "bad_prescription_id",
+            "a prescription id is 32 hex characters",
+        )
+    })
 }
 
 /// A query string, with failures as JSON 400s.
 pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| ApiError::bad("bad_query", e.body_text()))
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad("bad_query", e.body_text()))
 }
 
 /// Marks a response as holding a secret or patient data: never cached.
 pub fn no_store(mut resp: Response) -> Response {
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
 /// Runs blocking work (storage scans, decryption) off the runtime.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
 }
 
 // ---- formulary -----------------------------------------------------------
@@ -189,7 +223,9 @@ pub fn formulary_entries() -> Result<&'static [FormularyEntry], ApiError> {
             File::List(v) | File::Wrapped { drugs: v } => Ok(v),
         }
     });
-    ENTRIES.as_deref().map_err(|e| ApiError::internal(format!("fixtures/formulary.json does not parse: {e}")))
+    ENTRIES
+        .as_deref()
+        .map_err(|e| ApiError::internal(format!("fixtures/formulary.json does not parse: {e}")))
 }
 
 /// The formulary search.
@@ -210,25 +246,42 @@ pub fn search_formulary(entries: &[FormularyEntry], q: &str) -> Vec<FormularyEnt
         .iter()
         .filter_map(|e| {
             let name = e.name.to_lowercase();
-            let rank = if q.is_empty() || name.starts_with(&q) || e.atc.to_lowercase().starts_with(&q) {
-                0
-            } else if name.split(|c: char| !c.is_alphanumeric()).any(|w| w.starts_with(&q)) {
-                1
-            } else {
-                return None;
-            };
+            let rank =
+                if q.is_empty() || name.starts_with(&q) || e.atc.to_lowercase().starts_with(&q) {
+                    0
+                } else if name
+                    .split(|c: char| !c.is_alphanumeric())
+                    .any(|w| w.starts_with(&q))
+                {
+                    1
+                } else {
+                    return None;
+                };
             Some((rank, e))
         })
         .collect();
-    hits.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)).then_with(|| a.1.strength.cmp(&b.1.strength)));
-    hits.into_iter().take(FORMULARY_MATCHES).map(|(_, e)| e.clone()).collect()
+    hits.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.name.cmp(&b.1.name))
+            .then_with(|| a.1.strength.cmp(&b.1.strength))
+    });
+    hits.into_iter()
+        .take(FORMULARY_MATCHES)
+        .map(|(_, e)| e.clone())
+        .collect()
 }
 
 #[tracing::instrument(skip_all)]
-async fn formulary(_staff: Staff, q: Result<Query<FormularyQuery>, QueryRejection>) -> Result<Json<Vec<FormularyEntry>>, ApiError> {
+async fn formulary(
+    _staff: Staff,
+    q: Result<Query<FormularyQuery>, QueryRejection>,
+) -> Result<Json<Vec<FormularyEntry>>, ApiError> {
     let q = query(q)?;
     if q.q.len() > 100 {
-        return Err(ApiError::bad("bad_query", "a formulary search has at most 100 characters"));
+        return Err(ApiError::bad(
+            "bad_query",
+            "a formulary search has at most 100 characters",
+        ));
     }
     Ok(Json(search_formulary(formulary_entries()?, &q.q)))
 }
@@ -317,8 +370,14 @@ fn valid_date(s: &str) -> bool {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r).filter(|p| p.bytes().all(|c| c.is_ascii_digit())).and_then(|p| p.parse::<u32>().ok());
-    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else { return false };
+    let num = |r: std::ops::Range<usize>| {
+        s.get(r)
+            .filter(|p| p.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -335,38 +394,81 @@ fn check_issue(g: &Genesis, r: &IssueRequest) -> Result<(), ApiError> {
     use rxchain_contracts::tx::limits;
     let bad = |code: &'static str, m: String| Err(ApiError::bad(code, m));
     if r.items.is_empty() || r.items.len() > limits::MAX_ITEMS {
-        return bad("bad_items", format!("a prescription has 1 to {} items", limits::MAX_ITEMS));
+        return bad(
+            "bad_items",
+            format!("a prescription has 1 to {} items", limits::MAX_ITEMS),
+        );
     }
     if r.dosage.len() != r.items.len() {
-        return bad("bad_dosage", format!("give one dosage instruction per item: {} items, {} instructions", r.items.len(), r.dosage.len()));
+        return bad(
+            "bad_dosage",
+            format!(
+                "give one dosage instruction per item: {} items, {} instructions",
+                r.items.len(),
+                r.dosage.len()
+            ),
+        );
     }
-    if let Some(i) = r.dosage.iter().position(|d| d.trim().is_empty() || chars(d) > 500) {
-        return bad("bad_dosage", format!("the dosage of item {} must have 1 to 500 characters", i + 1));
+    if let Some(i) = r
+        .dosage
+        .iter()
+        .position(|d| d.trim().is_empty() || chars(d) > 500)
+    {
+        return bad(
+            "bad_dosage",
+            format!("the dosage of item {} must have 1 to 500 characters", i + 1),
+        );
     }
     if r.repeats > limits::MAX_REPEATS {
-        return bad("bad_repeats", format!("at most {} repeat fills", limits::MAX_REPEATS));
+        return bad(
+            "bad_repeats",
+            format!("at most {} repeat fills", limits::MAX_REPEATS),
+        );
     }
     let controlled = r.items.iter().any(|i| i.controlled);
-    let max_days = if controlled { g.params.controlled_validity_days } else { g.params.max_validity_days };
+    let max_days = if controlled {
+        g.params.controlled_validity_days
+    } else {
+        g.params.max_validity_days
+    };
     if let Some(d) = r.valid_days {
         if d == 0 || d > max_days {
-            let kind = if controlled { "a prescription with a controlled drug" } else { "a prescription" };
-            return bad("bad_validity", format!("{kind} is valid for 1 to {max_days} days"));
+            let kind = if controlled {
+                "a prescription with a controlled drug"
+            } else {
+                "a prescription"
+            };
+            return bad(
+                "bad_validity",
+                format!("{kind} is valid for 1 to {max_days} days"),
+            );
         }
     }
     let p = &r.patient;
     if p.name.trim().is_empty() || chars(&p.name) > 200 {
-        return bad("bad_patient", "the patient's name must have 1 to 200 characters".into());
+        return bad(
+            "bad_patient",
+            "the patient's name must have 1 to 200 characters".into(),
+        );
     }
     if !valid_date(&p.birth_date) {
-        return bad("bad_patient", "the patient's date of birth must be a date written YYYY-MM-DD".into());
+        return bad(
+            "bad_patient",
+            "the patient's date of birth must be a date written YYYY-MM-DD".into(),
+        );
     }
     if p.identifier.trim().is_empty() || chars(&p.identifier) > 64 {
-        return bad("bad_patient", "the patient's identifier must have 1 to 64 characters".into());
+        return bad(
+            "bad_patient",
+            "the patient's identifier must have 1 to 64 characters".into(),
+        );
     }
     if let Some(e) = &p.email {
         if chars(e) > 254 || !e.contains('@') || e.contains(char::is_whitespace) {
-            return bad("bad_patient", "the patient's e-mail address is not valid".into());
+            return bad(
+                "bad_patient",
+                "the patient's e-mail address is not valid".into(),
+            );
         }
     }
     if r.notes.as_deref().is_some_and(|n| chars(n) > 2000) {
@@ -378,7 +480,11 @@ fn check_issue(g: &Genesis, r: &IssueRequest) -> Result<(), ApiError> {
 /// Issues a prescription signed by the doctor, sealed for the patient's QR
 /// code, the hospital and the regulators.
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
-async fn issue(State(s): State<AppState>, staff: StaffCsrf, ApiJson(req): ApiJson<IssueRequest>) -> Result<Response, ApiError> {
+async fn issue(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    ApiJson(req): ApiJson<IssueRequest>,
+) -> Result<Response, ApiError> {
     let staff = staff.0;
     staff.require(&[Role::Practitioner], "issue prescriptions")?;
     check_issue(&s.genesis, &req)?;
@@ -396,7 +502,11 @@ async fn issue(State(s): State<AppState>, staff: StaffCsrf, ApiJson(req): ApiJso
                 name: req.patient.name.trim().to_string(),
                 birth_date: req.patient.birth_date,
                 identifier: req.patient.identifier.trim().to_string(),
-                email: req.patient.email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()),
+                email: req
+                    .patient
+                    .email
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty()),
             },
             dosage: req.dosage.iter().map(|d| d.trim().to_string()).collect(),
             notes: req.notes.unwrap_or_default().trim().to_string(),
@@ -412,16 +522,26 @@ async fn issue(State(s): State<AppState>, staff: StaffCsrf, ApiJson(req): ApiJso
         return Err(ApiError::internal("txbuild::issue built another kind"));
     };
     let controlled = body.items.iter().any(|i| i.controlled);
-    let default_days = if controlled { s.genesis.params.controlled_validity_days } else { s.genesis.params.default_validity_days };
+    let default_days = if controlled {
+        s.genesis.params.controlled_validity_days
+    } else {
+        s.genesis.params.default_validity_days
+    };
     // The same rule the chain applies to an absent `valid_until`.
-    let valid_until = body.valid_until.unwrap_or(body.valid_from.plus_days(default_days));
+    let valid_until = body
+        .valid_until
+        .unwrap_or(body.valid_from.plus_days(default_days));
     tracing::info!(tx_id = %new.tx.tx.id(s.genesis.chain_id.as_str()), id = %new.payload.id, "issue signed on behalf of staff");
     let (receipt, poll, status) = match submit_for_receipt(&s, &new.tx).await? {
         Ok(r) => (Some(r), None, StatusCode::OK),
         Err(resp) if resp.status() == StatusCode::ACCEPTED => {
             // The secret must reach the doctor even when the commit is
             // slow, or the prescription could never be used.
-            let poll = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let poll = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             (None, poll, StatusCode::ACCEPTED)
         }
         Err(refused) => return Ok(refused),
@@ -454,7 +574,10 @@ fn list_limit(q: &ListQuery) -> Result<usize, ApiError> {
     match q.limit {
         None => Ok(DEFAULT_LIST),
         Some(n) if (1..=MAX_LIST).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad("bad_limit", format!("limit is 1 to {MAX_LIST}"))),
+        Some(_) => Err(ApiError::bad(
+            "bad_limit",
+            format!("limit is 1 to {MAX_LIST}"),
+        )),
     }
 }
 
@@ -480,7 +603,9 @@ pub struct MyPrescription {
 
 /// Opens a prescription's content key from a wrap for `key`'s holder.
 fn content_with_key(id: &PrescriptionId, wrap: &WrappedKey, key: &SecretKey) -> Option<ContentKey> {
-    privacy::unwrap_with_key(key, &privacy::content_context(id), wrap).ok().map(ContentKey::from_bytes)
+    privacy::unwrap_with_key(key, &privacy::content_context(id), wrap)
+        .ok()
+        .map(ContentKey::from_bytes)
 }
 
 /// The signed-in doctor's prescriptions, newest first, with patient names.
@@ -575,7 +700,11 @@ pub struct ClaimRequest {
 }
 
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
-async fn claim(State(s): State<AppState>, staff: StaffCsrf, ApiJson(req): ApiJson<ClaimRequest>) -> Result<Response, ApiError> {
+async fn claim(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    ApiJson(req): ApiJson<ClaimRequest>,
+) -> Result<Response, ApiError> {
     let staff = staff.0;
     staff.require(&[Role::Pharmacist], "claim prescriptions")?;
     if let Some(p) = &req.pharmacy {
@@ -599,17 +728,37 @@ pub struct DispenseRequest {
 }
 
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn dispense(State(s): State<AppState>, staff: StaffCsrf, ApiJson(req): ApiJson<DispenseRequest>) -> Result<Response, ApiError> {
+async fn dispense(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    ApiJson(req): ApiJson<DispenseRequest>,
+) -> Result<Response, ApiError> {
     let staff = staff.0;
     staff.require(&[Role::Pharmacist], "dispense")?;
     if req.lines.is_empty() && !req.complete {
-        return Err(ApiError::bad("no_lines", "a dispense needs at least one line unless it completes the prescription"));
+        return Err(ApiError::bad(
+            "no_lines",
+            "a dispense needs at least one line unless it completes the prescription",
+        ));
     }
     if req.lines.len() > rxchain_contracts::tx::limits::MAX_LINES {
-        return Err(ApiError::bad("too_many_lines", format!("at most {} lines per dispense", rxchain_contracts::tx::limits::MAX_LINES)));
+        return Err(ApiError::bad(
+            "too_many_lines",
+            format!(
+                "at most {} lines per dispense",
+                rxchain_contracts::tx::limits::MAX_LINES
+            ),
+        ));
     }
-    let DispenseRequest { id, lines, complete } = req;
-    sign_and_submit(&s, &staff, |g, k| txbuild::dispense(g, k, id, lines, complete)).await
+    let DispenseRequest {
+        id,
+        lines,
+        complete,
+    } = req;
+    sign_and_submit(&s, &staff, |g, k| {
+        txbuild::dispense(g, k, id, lines, complete)
+    })
+    .await
 }
 
 /// A release.
@@ -620,7 +769,11 @@ pub struct ReleaseRequest {
 }
 
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn release(State(s): State<AppState>, staff: StaffCsrf, ApiJson(req): ApiJson<ReleaseRequest>) -> Result<Response, ApiError> {
+async fn release(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    ApiJson(req): ApiJson<ReleaseRequest>,
+) -> Result<Response, ApiError> {
     let staff = staff.0;
     staff.require(&[Role::Pharmacist], "release prescriptions")?;
     sign_and_submit(&s, &staff, |g, k| txbuild::release(g, k, req.id)).await
@@ -636,10 +789,17 @@ pub struct DeliveryRequest {
 }
 
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn delivery(State(s): State<AppState>, staff: StaffCsrf, ApiJson(req): ApiJson<DeliveryRequest>) -> Result<Response, ApiError> {
+async fn delivery(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    ApiJson(req): ApiJson<DeliveryRequest>,
+) -> Result<Response, ApiError> {
     let staff = staff.0;
     staff.require(&[Role::Pharmacist, Role::Courier], "record delivery events")?;
-    sign_and_submit(&s, &staff, |g, k| txbuild::delivery(g, k, req.id, req.status)).await
+    sign_and_submit(&s, &staff, |g, k| {
+        txbuild::delivery(g, k, req.id, req.status)
+    })
+    .await
 }
 
 /// A prescription in the pharmacy's list.
@@ -670,22 +830,45 @@ pub struct PharmacyPrescription {
 }
 
 /// The patient's hand-over to `org` on the latest applied assignment.
-fn handover_for(s: &AppState, rec: &PrescriptionRecord, org: &OrgId) -> Result<Option<WrappedKey>, ApiError> {
+fn handover_for(
+    s: &AppState,
+    rec: &PrescriptionRecord,
+    org: &OrgId,
+) -> Result<Option<WrappedKey>, ApiError> {
     let mut found = None;
     for (height, index) in s.chain.history(&rec.id)? {
-        let Some(block) = s.chain.block(height)? else { continue };
-        let (Some(t), Some(o)) = (block.txs.get(index as usize), block.outcomes.get(index as usize)) else { continue };
+        let Some(block) = s.chain.block(height)? else {
+            continue;
+        };
+        let (Some(t), Some(o)) = (
+            block.txs.get(index as usize),
+            block.outcomes.get(index as usize),
+        ) else {
+            continue;
+        };
         if let (TxBody::Assign(a), true) = (&t.tx.body, o.is_applied()) {
-            found = (a.fulfilment.pharmacy() == org).then(|| a.handover.clone()).flatten();
+            found = (a.fulfilment.pharmacy() == org)
+                .then(|| a.handover.clone())
+                .flatten();
         }
     }
     Ok(found)
 }
 
 /// Recovers the payload (and a delivery address) the patient handed over.
-fn open_handover(s: &AppState, rec: &PrescriptionRecord, org: &OrgId, key: &SecretKey) -> Result<(Option<String>, Option<String>), ApiError> {
-    let Some(wrap) = handover_for(s, rec, org)? else { return Ok((None, None)) };
-    let Ok(secret) = privacy::unwrap_with_key(key, &privacy::handover_context(&rec.id), &wrap) else { return Ok((None, None)) };
+fn open_handover(
+    s: &AppState,
+    rec: &PrescriptionRecord,
+    org: &OrgId,
+    key: &SecretKey,
+) -> Result<(Option<String>, Option<String>), ApiError> {
+    let Some(wrap) = handover_for(s, rec, org)? else {
+        return Ok((None, None));
+    };
+    let Ok(secret) = privacy::unwrap_with_key(key, &privacy::handover_context(&rec.id), &wrap)
+    else {
+        return Ok((None, None));
+    };
     let payload = QrPayload::new(rec.id, privacy::AccessSecret::from_bytes(secret));
     // A hand-over is written by whoever holds the secret; only one that
     // matches the chain's access key is the patient's.
@@ -695,10 +878,14 @@ fn open_handover(s: &AppState, rec: &PrescriptionRecord, org: &OrgId, key: &Secr
     let address = match &rec.fulfilment {
         Some(Fulfilment::Delivery { address, .. }) => {
             let body = super::rx::issue_body(s, rec)?;
-            privacy::unwrap_with_secret(&payload.secret, &privacy::content_context(&rec.id), &body.key_for_patient)
-                .ok()
-                .and_then(|ck| privacy::open(&ck, &privacy::address_context(&rec.id), address).ok())
-                .and_then(|b| String::from_utf8(b).ok())
+            privacy::unwrap_with_secret(
+                &payload.secret,
+                &privacy::content_context(&rec.id),
+                &body.key_for_patient,
+            )
+            .ok()
+            .and_then(|ck| privacy::open(&ck, &privacy::address_context(&rec.id), address).ok())
+            .and_then(|b| String::from_utf8(b).ok())
         }
         _ => None,
     };
@@ -712,7 +899,10 @@ async fn pharmacy_prescriptions(
     staff: Staff,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    staff.require(&[Role::Pharmacist, Role::Courier], "list a pharmacy's prescriptions")?;
+    staff.require(
+        &[Role::Pharmacist, Role::Courier],
+        "list a pharmacy's prescriptions",
+    )?;
     let limit = list_limit(&query(q)?)?;
     let org = staff.org().clone();
     let data_key = s.accounts.data_key(&org);
@@ -720,7 +910,9 @@ async fn pharmacy_prescriptions(
     let rows = blocking(move || {
         let mut recs = Vec::new();
         for id in st.chain.by_pharmacy(&org)? {
-            let Some(r) = st.chain.prescription(&id)? else { continue };
+            let Some(r) = st.chain.prescription(&id)? else {
+                continue;
+            };
             let assigned = r.fulfilment.as_ref().is_some_and(|f| f.pharmacy() == &org);
             let claimed = r.claim.as_ref().is_some_and(|c| c.pharmacy == org);
             if assigned || claimed {
@@ -733,7 +925,10 @@ async fn pharmacy_prescriptions(
         let mut out = Vec::with_capacity(recs.len());
         for (rec, assigned_here, claimed_here) in recs {
             let status = rec.public_status(t);
-            let open = !matches!(status, PublicStatus::Completed | PublicStatus::Cancelled | PublicStatus::Expired);
+            let open = !matches!(
+                status,
+                PublicStatus::Completed | PublicStatus::Cancelled | PublicStatus::Expired
+            );
             let (payload, delivery_address) = match &data_key {
                 Some(k) if assigned_here && open => open_handover(&st, &rec, &org, k)?,
                 _ => (None, None),
@@ -742,7 +937,11 @@ async fn pharmacy_prescriptions(
                 id: rec.id,
                 short_id: rec.id.short(),
                 public_status: status,
-                hospital_name: st.genesis.org(&rec.hospital).map(|o| o.name.to_string()).unwrap_or_default(),
+                hospital_name: st
+                    .genesis
+                    .org(&rec.hospital)
+                    .map(|o| o.name.to_string())
+                    .unwrap_or_default(),
                 assigned_here,
                 claimed_here,
                 payload,
@@ -772,7 +971,12 @@ mod tests {
         let by_atc = search_formulary(f, &first.atc[..3]);
         assert!(by_atc.iter().any(|h| h.atc == first.atc));
         assert!(search_formulary(f, "zzzzzz-no-such-drug").is_empty());
-        assert!(search_formulary(f, "amox").iter().all(|h| !h.name.to_lowercase().starts_with("tam")), "no matches inside a word");
+        assert!(
+            search_formulary(f, "amox")
+                .iter()
+                .all(|h| !h.name.to_lowercase().starts_with("tam")),
+            "no matches inside a word"
+        );
     }
 
     #[test]

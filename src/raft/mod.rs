@@ -69,7 +69,10 @@ pub struct Faults {
 impl Faults {
     /// Faults that the test endpoint may set when `enabled`.
     pub fn new(enabled: bool) -> Arc<Self> {
-        Arc::new(Faults { enabled, blocked: RwLock::new(BTreeSet::new()) })
+        Arc::new(Faults {
+            enabled,
+            blocked: RwLock::new(BTreeSet::new()),
+        })
     }
 
     /// Whether fault injection is allowed on this node.
@@ -79,7 +82,10 @@ impl Faults {
 
     /// Whether traffic to or from `node` is cut.
     pub fn is_blocked(&self, node: u64) -> bool {
-        self.blocked.read().unwrap_or_else(|p| p.into_inner()).contains(&node)
+        self.blocked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&node)
     }
 
     /// Replaces the set of cut-off peers; refused (false) unless enabled.
@@ -93,7 +99,10 @@ impl Faults {
 
     /// The cut-off peers.
     pub fn blocked(&self) -> BTreeSet<u64> {
-        self.blocked.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.blocked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -137,7 +146,10 @@ pub async fn start(
         return Err(RaftStartError::UnknownNode(node_id));
     }
     if config.snapshot_max_chunk_size > MAX_SNAPSHOT_CHUNK {
-        return Err(RaftStartError::ChunkTooLarge { chunk: config.snapshot_max_chunk_size, max: MAX_SNAPSHOT_CHUNK });
+        return Err(RaftStartError::ChunkTooLarge {
+            chunk: config.snapshot_max_chunk_size,
+            max: MAX_SNAPSHOT_CHUNK,
+        });
     }
     if config.install_snapshot_timeout < 2_000 {
         // The last chunk's timeout also covers installing the whole chain on
@@ -149,7 +161,14 @@ pub async fn start(
         );
     }
     let config = Arc::new(config.validate()?);
-    let raft = Raft::new(node_id, config, network, storage.log.clone(), storage.sm.clone()).await?;
+    let raft = Raft::new(
+        node_id,
+        config,
+        network,
+        storage.log.clone(),
+        storage.sm.clone(),
+    )
+    .await?;
     tracing::info!("raft started");
     Ok(raft)
 }

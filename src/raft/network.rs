@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RPCTypes};
 use reqwest::StatusCode;
@@ -77,7 +78,15 @@ impl Network {
                 reqwest::Client::new()
             }
         };
-        Network { shared: Arc::new(Shared { chain_id, self_id, node_key, http, faults: Faults::new(false) }) }
+        Network {
+            shared: Arc::new(Shared {
+                chain_id,
+                self_id,
+                node_key,
+                http,
+                faults: Faults::new(false),
+            }),
+        }
     }
 
     /// The same network, honouring the test-only partitions in `faults`.
@@ -90,7 +99,9 @@ impl Network {
             http: s.http.clone(),
             faults,
         };
-        Network { shared: Arc::new(shared) }
+        Network {
+            shared: Arc::new(shared),
+        }
     }
 }
 
@@ -98,7 +109,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Connection {
-        Connection { shared: self.shared.clone(), target, node: node.clone() }
+        Connection {
+            shared: self.shared.clone(),
+            target,
+            node: node.clone(),
+        }
     }
 }
 
@@ -134,7 +149,8 @@ impl Connection {
         if s.faults.is_blocked(self.target) {
             return Err(Unreachable::new(&TransportError::Partitioned(self.target)).into());
         }
-        let body = serde_json::to_vec(req).map_err(|e| NetworkError::new(&TransportError::Encode(e)))?;
+        let body =
+            serde_json::to_vec(req).map_err(|e| NetworkError::new(&TransportError::Encode(e)))?;
         let ts = rpc::now_ms();
         let sig = rpc::sign(&s.chain_id, &s.node_key, path, ts, &body);
         let url = format!("http://{}{}", self.node.addr, path);
@@ -155,9 +171,13 @@ impl Connection {
             Err(e) => return Err(self.transport_error(e, action, ttl)),
         };
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e, action, ttl))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e, action, ttl))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| NetworkError::new(&TransportError::Decode(e)).into());
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| NetworkError::new(&TransportError::Decode(e)).into());
         }
         let text = String::from_utf8_lossy(&bytes).into_owned();
         match status {
@@ -170,8 +190,15 @@ impl Connection {
                 _ => Err(NetworkError::new(&TransportError::TooLarge(text)).into()),
             },
             _ => match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(ErrorBody { raft: Some(raft), .. }) => match serde_json::from_value::<RaftError<u64, E>>(raft) {
-                    Ok(source) => Err(RemoteError::new_with_node(self.target, self.node.clone(), source).into()),
+                Ok(ErrorBody {
+                    raft: Some(raft), ..
+                }) => match serde_json::from_value::<RaftError<u64, E>>(raft) {
+                    Ok(source) => {
+                        Err(
+                            RemoteError::new_with_node(self.target, self.node.clone(), source)
+                                .into(),
+                        )
+                    }
                     Err(e) => Err(NetworkError::new(&TransportError::Decode(e)).into()),
                 },
                 _ => Err(NetworkError::new(&TransportError::Status { status, body: text }).into()),
@@ -179,9 +206,19 @@ impl Connection {
         }
     }
 
-    fn transport_error<E: std::error::Error>(&self, e: reqwest::Error, action: RPCTypes, ttl: Duration) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+    fn transport_error<E: std::error::Error>(
+        &self,
+        e: reqwest::Error,
+        action: RPCTypes,
+        ttl: Duration,
+    ) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
         if e.is_timeout() {
-            RPCError::Timeout(Timeout { action, id: self.shared.self_id, target: self.target, timeout: ttl })
+            RPCError::Timeout(Timeout {
+                action,
+                id: self.shared.self_id,
+                target: self.target,
+                timeout: ttl,
+            })
         } else if e.is_connect() {
             RPCError::Unreachable(Unreachable::new(&TransportError::Http(e)))
         } else {
@@ -198,7 +235,14 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, openraft::error::Infallible> {
         let n = req.entries.len();
-        self.call(rpc::PATH_APPEND, RPCTypes::AppendEntries, &req, &option, Some(n)).await
+        self.call(
+            rpc::PATH_APPEND,
+            RPCTypes::AppendEntries,
+            &req,
+            &option,
+            Some(n),
+        )
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(target = self.target, offset = req.offset, done = req.done))]
@@ -207,7 +251,14 @@ impl RaftNetwork<TypeConfig> for Connection {
         req: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
-        self.call(rpc::PATH_SNAPSHOT, RPCTypes::InstallSnapshot, &req, &option, None).await
+        self.call(
+            rpc::PATH_SNAPSHOT,
+            RPCTypes::InstallSnapshot,
+            &req,
+            &option,
+            None,
+        )
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(target = self.target))]
@@ -216,6 +267,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         req: VoteRequest<u64>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<u64>, openraft::error::Infallible> {
-        self.call(rpc::PATH_VOTE, RPCTypes::Vote, &req, &option, None).await
+        self.call(rpc::PATH_VOTE, RPCTypes::Vote, &req, &option, None)
+            .await
     }
 }

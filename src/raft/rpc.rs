@@ -61,7 +61,14 @@ pub fn signing_tag(chain_id: &str) -> String {
 /// The signed message: `path || 0x00 || ts || 0x00 || SHA3-256(body)`.
 pub fn signing_message(path: &str, ts_ms: u64, body: &[u8]) -> Vec<u8> {
     let digest = Hash::of(&[body]);
-    [path.as_bytes(), &[0], ts_ms.to_string().as_bytes(), &[0], digest.as_bytes()].concat()
+    [
+        path.as_bytes(),
+        &[0],
+        ts_ms.to_string().as_bytes(),
+        &[0],
+        digest.as_bytes(),
+    ]
+    .concat()
 }
 
 /// Signs a Raft RPC with a node key.
@@ -127,9 +134,10 @@ pub enum RpcError {
 impl RpcError {
     fn status(&self) -> StatusCode {
         match self {
-            RpcError::MissingHeader(_) | RpcError::BadHeader(_) | RpcError::Stale { .. } | RpcError::BadSignature(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            RpcError::MissingHeader(_)
+            | RpcError::BadHeader(_)
+            | RpcError::Stale { .. }
+            | RpcError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             RpcError::UnknownNode(_) | RpcError::SenderMismatch { .. } => StatusCode::FORBIDDEN,
             RpcError::BadBody(_) => StatusCode::BAD_REQUEST,
             RpcError::Partitioned(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -153,7 +161,11 @@ impl RpcError {
 impl IntoResponse for RpcError {
     fn into_response(self) -> Response {
         tracing::warn!(error = %self, "raft rpc refused");
-        let body = ErrorBody { code: self.code().into(), message: self.to_string(), raft: None };
+        let body = ErrorBody {
+            code: self.code().into(),
+            message: self.to_string(),
+            raft: None,
+        };
         (self.status(), Json(body)).into_response()
     }
 }
@@ -173,7 +185,15 @@ fn raft_failure<E: Serialize + Display + std::fmt::Debug>(e: RaftError<u64, E>) 
             None
         }
     };
-    (status, Json(ErrorBody { code: code.into(), message: e.to_string(), raft })).into_response()
+    (
+        status,
+        Json(ErrorBody {
+            code: code.into(),
+            message: e.to_string(),
+            raft,
+        }),
+    )
+        .into_response()
 }
 
 #[derive(Clone)]
@@ -196,7 +216,11 @@ pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
         .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
-        .with_state(RpcState { raft, genesis, faults })
+        .with_state(RpcState {
+            raft,
+            genesis,
+            faults,
+        })
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, RpcError> {
@@ -209,12 +233,24 @@ fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Rpc
 
 /// Checks the three headers against genesis and the raw body, and returns
 /// the authenticated sender.
-pub fn authenticate(genesis: &Genesis, path: &str, headers: &HeaderMap, body: &[u8], now_ms: u64) -> Result<u64, RpcError> {
-    let node: u64 = header(headers, HEADER_NODE)?.parse().map_err(|_| RpcError::BadHeader(HEADER_NODE))?;
-    let ts: u64 = header(headers, HEADER_TS)?.parse().map_err(|_| RpcError::BadHeader(HEADER_TS))?;
+pub fn authenticate(
+    genesis: &Genesis,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<u64, RpcError> {
+    let node: u64 = header(headers, HEADER_NODE)?
+        .parse()
+        .map_err(|_| RpcError::BadHeader(HEADER_NODE))?;
+    let ts: u64 = header(headers, HEADER_TS)?
+        .parse()
+        .map_err(|_| RpcError::BadHeader(HEADER_TS))?;
     let sig_hex = header(headers, HEADER_SIG)?;
     let raw = hex::decode(sig_hex).map_err(|_| RpcError::BadHeader(HEADER_SIG))?;
-    let sig_bytes: [u8; 64] = raw.try_into().map_err(|_| RpcError::BadHeader(HEADER_SIG))?;
+    let sig_bytes: [u8; 64] = raw
+        .try_into()
+        .map_err(|_| RpcError::BadHeader(HEADER_SIG))?;
     let sig = Signature::parse(sig_bytes).map_err(|_| RpcError::BadHeader(HEADER_SIG))?;
     let (_, decl) = genesis.node(node).ok_or(RpcError::UnknownNode(node))?;
     let skew_ms = now_ms.abs_diff(ts);
@@ -222,7 +258,11 @@ pub fn authenticate(genesis: &Genesis, path: &str, headers: &HeaderMap, body: &[
         return Err(RpcError::Stale { skew_ms });
     }
     decl.key
-        .verify(&signing_tag(genesis.chain_id.as_str()), &signing_message(path, ts, body), &sig)
+        .verify(
+            &signing_tag(genesis.chain_id.as_str()),
+            &signing_message(path, ts, body),
+            &sig,
+        )
         .map_err(|_| RpcError::BadSignature(node))?;
     Ok(node)
 }
@@ -250,7 +290,13 @@ fn admit<T: serde::de::DeserializeOwned>(
 
 #[tracing::instrument(skip_all, fields(from))]
 async fn append(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: AppendEntriesRequest<TypeConfig> = match admit(&s, PATH_APPEND, &headers, &body, |r: &AppendEntriesRequest<TypeConfig>| &r.vote) {
+    let req: AppendEntriesRequest<TypeConfig> = match admit(
+        &s,
+        PATH_APPEND,
+        &headers,
+        &body,
+        |r: &AppendEntriesRequest<TypeConfig>| &r.vote,
+    ) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -262,10 +308,13 @@ async fn append(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> R
 
 #[tracing::instrument(skip_all, fields(from))]
 async fn vote(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: VoteRequest<u64> = match admit(&s, PATH_VOTE, &headers, &body, |r: &VoteRequest<u64>| &r.vote) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
+    let req: VoteRequest<u64> =
+        match admit(&s, PATH_VOTE, &headers, &body, |r: &VoteRequest<u64>| {
+            &r.vote
+        }) {
+            Ok(r) => r,
+            Err(e) => return e.into_response(),
+        };
     match s.raft.vote(req).await {
         Ok(resp) => Json(resp).into_response(),
         Err(e) => raft_failure(e),
@@ -274,11 +323,16 @@ async fn vote(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Res
 
 #[tracing::instrument(skip_all, fields(from))]
 async fn snapshot(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: InstallSnapshotRequest<TypeConfig> =
-        match admit(&s, PATH_SNAPSHOT, &headers, &body, |r: &InstallSnapshotRequest<TypeConfig>| &r.vote) {
-            Ok(r) => r,
-            Err(e) => return e.into_response(),
-        };
+    let req: InstallSnapshotRequest<TypeConfig> = match admit(
+        &s,
+        PATH_SNAPSHOT,
+        &headers,
+        &body,
+        |r: &InstallSnapshotRequest<TypeConfig>| &r.vote,
+    ) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
     match s.raft.install_snapshot(req).await {
         Ok(resp) => Json(resp).into_response(),
         Err(e) => raft_failure::<InstallSnapshotError>(e),

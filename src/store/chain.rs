@@ -32,7 +32,9 @@ use rxchain_contracts::crypto::{Hash, PublicKey};
 use rxchain_contracts::encoding;
 use rxchain_contracts::genesis::Genesis;
 use rxchain_contracts::model::{OrgId, PrescriptionId};
-use rxchain_contracts::state::{self, PrescriptionRecord, RxStatus, StaffRecord, StateRead, StateScan};
+use rxchain_contracts::state::{
+    self, PrescriptionRecord, RxStatus, StaffRecord, StateRead, StateScan,
+};
 use rxchain_contracts::tx::TxId;
 use sled::Batch;
 
@@ -180,7 +182,10 @@ impl ChainStore {
         match tree.get(keys::GENESIS)? {
             Some(stored) if stored.as_ref() == expected.as_bytes() => {}
             Some(stored) => {
-                return Err(StoreError::GenesisMismatch { stored: hex::encode(&stored), expected: expected.to_hex() })
+                return Err(StoreError::GenesisMismatch {
+                    stored: hex::encode(&stored),
+                    expected: expected.to_hex(),
+                })
             }
             None => {
                 tree.insert(keys::GENESIS, expected.as_bytes().as_slice())?;
@@ -188,7 +193,12 @@ impl ChainStore {
             }
         }
         let tip = load_tip(&tree, &genesis)?;
-        Ok(ChainStore { genesis, tree, tip: RwLock::new(tip), write_gate: Mutex::new(()) })
+        Ok(ChainStore {
+            genesis,
+            tree,
+            tip: RwLock::new(tip),
+            write_gate: Mutex::new(()),
+        })
     }
 
     /// The genesis this chain grows from.
@@ -210,7 +220,10 @@ impl ChainStore {
 
     /// The committed world state, for the contracts to read.
     pub fn state(&self) -> StateView<'_> {
-        StateView { tree: &self.tree, failure: OnceLock::new() }
+        StateView {
+            tree: &self.tree,
+            failure: OnceLock::new(),
+        }
     }
 
     /// The contracts' digest of the whole world state. A storage read
@@ -243,19 +256,24 @@ impl ChainStore {
 
     /// The block whose header hash is `hash`.
     pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
-        let Some(v) = self.tree.get(keys::hash(hash))? else { return Ok(None) };
-        let height = u64::from_be_bytes(
-            v.as_ref().try_into().map_err(|_| StoreError::corrupt(format!("hash index of {hash}"), "not 8 bytes"))?,
-        );
+        let Some(v) = self.tree.get(keys::hash(hash))? else {
+            return Ok(None);
+        };
+        let height =
+            u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                StoreError::corrupt(format!("hash index of {hash}"), "not 8 bytes")
+            })?);
         self.block(height)
     }
 
     /// Blocks from `from` upwards, ascending.
     pub fn blocks(&self, from: u64) -> impl Iterator<Item = Result<Block, StoreError>> + '_ {
-        self.tree.range(keys::block(from)..=keys::block(u64::MAX)).map(|r| {
-            let (k, v) = r?;
-            decode_block(|| format!("block at key {}", hex::encode(&k)), &v)
-        })
+        self.tree
+            .range(keys::block(from)..=keys::block(u64::MAX))
+            .map(|r| {
+                let (k, v) = r?;
+                decode_block(|| format!("block at key {}", hex::encode(&k)), &v)
+            })
     }
 
     /// Where a transaction was first included: `(height, index)`. A later
@@ -263,12 +281,18 @@ impl ChainStore {
     pub fn tx_location(&self, id: &TxId) -> Result<Option<(u64, u32)>, StoreError> {
         self.tree
             .get(keys::tx(id))?
-            .map(|v| keys::parse_loc(&v).ok_or_else(|| StoreError::corrupt(format!("tx index of {id}"), "not 12 bytes")))
+            .map(|v| {
+                keys::parse_loc(&v)
+                    .ok_or_else(|| StoreError::corrupt(format!("tx index of {id}"), "not 12 bytes"))
+            })
             .transpose()
     }
 
     /// A prescription's committed record.
-    pub fn prescription(&self, id: &PrescriptionId) -> Result<Option<PrescriptionRecord>, StoreError> {
+    pub fn prescription(
+        &self,
+        id: &PrescriptionId,
+    ) -> Result<Option<PrescriptionRecord>, StoreError> {
         self.get_state(&state::rx_key(id))
     }
 
@@ -283,7 +307,8 @@ impl ChainStore {
             .scan_prefix(keys::state(b"staff/"))
             .map(|r| {
                 let (k, v) = r?;
-                encoding::from_bytes(&v).map_err(|e| StoreError::corrupt(format!("state {}", hex::encode(&k)), e))
+                encoding::from_bytes(&v)
+                    .map_err(|e| StoreError::corrupt(format!("state {}", hex::encode(&k)), e))
             })
             .collect()
     }
@@ -310,7 +335,11 @@ impl ChainStore {
     }
 
     /// Transactions in blocks whose UTC day lies in the range, in chain order.
-    pub fn txs_in_days(&self, from_day: u64, to_day_inclusive: u64) -> Result<Vec<(u64, u32)>, StoreError> {
+    pub fn txs_in_days(
+        &self,
+        from_day: u64,
+        to_day_inclusive: u64,
+    ) -> Result<Vec<(u64, u32)>, StoreError> {
         if from_day > to_day_inclusive {
             return Ok(Vec::new());
         }
@@ -318,7 +347,8 @@ impl ChainStore {
             .range(keys::day(from_day, 0, 0)..=keys::day(to_day_inclusive, u64::MAX, u32::MAX))
             .map(|r| {
                 let (k, _) = r?;
-                keys::parse_loc(&k).ok_or_else(|| StoreError::corrupt("day index key", hex::encode(&k)))
+                keys::parse_loc(&k)
+                    .ok_or_else(|| StoreError::corrupt("day index key", hex::encode(&k)))
             })
             .collect()
     }
@@ -331,7 +361,8 @@ impl ChainStore {
             .take(limit)
             .map(|r| {
                 let (k, _) = r?;
-                keys::parse_loc(&k).ok_or_else(|| StoreError::corrupt("refused index key", hex::encode(&k)))
+                keys::parse_loc(&k)
+                    .ok_or_else(|| StoreError::corrupt("refused index key", hex::encode(&k)))
             })
             .collect()
     }
@@ -344,15 +375,26 @@ impl ChainStore {
     /// The caller has checked and executed the block
     /// (`check_and_execute` or `propose`); this only refuses a block that
     /// does not extend the tip or an execution of another size.
-    pub fn apply_block(&self, block: &Block, exec: &Execution, applied: Option<LogId<u64>>) -> Result<(), StoreError> {
+    pub fn apply_block(
+        &self,
+        block: &Block,
+        exec: &Execution,
+        applied: Option<LogId<u64>>,
+    ) -> Result<(), StoreError> {
         let _gate = self.gate();
         let tip = self.tip();
         let h = block.header.height;
         if h != tip.height + 1 || block.header.prev_hash != tip.hash {
-            return Err(StoreError::NotNext { height: h, tip: tip.height });
+            return Err(StoreError::NotNext {
+                height: h,
+                tip: tip.height,
+            });
         }
         if exec.outcomes.len() != block.txs.len() {
-            return Err(StoreError::ExecutionMismatch { outcomes: exec.outcomes.len(), txs: block.txs.len() });
+            return Err(StoreError::ExecutionMismatch {
+                outcomes: exec.outcomes.len(),
+                txs: block.txs.len(),
+            });
         }
         let chain_id = self.genesis.chain_id.as_str();
         let hash = block.hash(chain_id);
@@ -391,7 +433,11 @@ impl ChainStore {
             }
         }
 
-        let new_tip = Tip { height: h, hash, timestamp: block.header.timestamp };
+        let new_tip = Tip {
+            height: h,
+            hash,
+            timestamp: block.header.timestamp,
+        };
         batch.insert(keys::TIP, to_json("tip", &new_tip)?);
         if let Some(applied) = applied {
             batch.insert(keys::APPLIED, to_json("applied log id", &Some(applied))?);
@@ -412,7 +458,8 @@ impl ChainStore {
         new: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         let decode = |b: &[u8]| -> Result<PrescriptionRecord, StoreError> {
-            encoding::from_bytes(b).map_err(|e| StoreError::corrupt(format!("prescription {id}"), e))
+            encoding::from_bytes(b)
+                .map_err(|e| StoreError::corrupt(format!("prescription {id}"), e))
         };
         let old = self.tree.get(skey)?.map(|b| decode(&b)).transpose()?;
         let new = new.map(decode).transpose()?;
@@ -454,7 +501,11 @@ impl ChainStore {
 
     /// Records a log entry that changes no block: a blank entry, a
     /// membership change or a refused block. Atomic like a block.
-    pub(crate) fn record_applied(&self, applied: LogId<u64>, membership: Option<&Membership>) -> Result<(), StoreError> {
+    pub(crate) fn record_applied(
+        &self,
+        applied: LogId<u64>,
+        membership: Option<&Membership>,
+    ) -> Result<(), StoreError> {
         let _gate = self.gate();
         let mut batch = Batch::default();
         batch.insert(keys::APPLIED, to_json("applied log id", &Some(applied))?);
@@ -474,7 +525,11 @@ impl ChainStore {
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
             .collect::<Result<Vec<_>, _>>()?;
         let (applied, membership) = self.last_applied()?;
-        Ok(Dump { entries, applied, membership })
+        Ok(Dump {
+            entries,
+            applied,
+            membership,
+        })
     }
 
     /// Replaces the whole tree with a dump from another node in one batch
@@ -490,9 +545,16 @@ impl ChainStore {
         match entries.iter().find(|(k, _)| k.as_slice() == keys::GENESIS) {
             Some((_, v)) if v.as_slice() == expected.as_bytes() => {}
             Some((_, v)) => {
-                return Err(StoreError::GenesisMismatch { stored: hex::encode(v), expected: expected.to_hex() })
+                return Err(StoreError::GenesisMismatch {
+                    stored: hex::encode(v),
+                    expected: expected.to_hex(),
+                })
             }
-            None => return Err(StoreError::BadSnapshot("the chain dump names no genesis".into())),
+            None => {
+                return Err(StoreError::BadSnapshot(
+                    "the chain dump names no genesis".into(),
+                ))
+            }
         }
         let tip = match entries.iter().find(|(k, _)| k.as_slice() == keys::TIP) {
             Some((_, v)) => from_json(|| "snapshot tip".into(), v)?,
@@ -525,13 +587,21 @@ impl ChainStore {
     fn gate(&self) -> MutexGuard<'_, ()> {
         // The gate guards no data of its own (sled batches are atomic), so
         // a poisoned gate is as good as a healthy one.
-        self.write_gate.lock().unwrap_or_else(PoisonError::into_inner)
+        self.write_gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn get_state<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get_state<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
         self.tree
             .get(keys::state(key))?
-            .map(|v| encoding::from_bytes(&v).map_err(|e| StoreError::corrupt(format!("state {}", hex::encode(key)), e)))
+            .map(|v| {
+                encoding::from_bytes(&v)
+                    .map_err(|e| StoreError::corrupt(format!("state {}", hex::encode(key)), e))
+            })
             .transpose()
     }
 
@@ -550,7 +620,8 @@ impl ChainStore {
             .scan_prefix(prefix)
             .map(|r| {
                 let (k, _) = r?;
-                keys::parse_rx_suffix(&k).ok_or_else(|| StoreError::corrupt("index key", hex::encode(&k)))
+                keys::parse_rx_suffix(&k)
+                    .ok_or_else(|| StoreError::corrupt("index key", hex::encode(&k)))
             })
             .collect()
     }
@@ -618,12 +689,16 @@ impl StateRead for StateView<'_> {
 impl StateScan for StateView<'_> {
     fn scan(&self) -> Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + '_> {
         let strip = keys::STATE.len();
-        Box::new(self.tree.scan_prefix(keys::STATE).map_while(move |r| match r {
-            Ok((k, v)) => Some((k[strip..].to_vec(), v.to_vec())),
-            Err(e) => {
-                self.fail(e);
-                None
-            }
-        }))
+        Box::new(
+            self.tree
+                .scan_prefix(keys::STATE)
+                .map_while(move |r| match r {
+                    Ok((k, v)) => Some((k[strip..].to_vec(), v.to_vec())),
+                    Err(e) => {
+                        self.fail(e);
+                        None
+                    }
+                }),
+        )
     }
 }

@@ -11,7 +11,8 @@ use std::ops::{Bound, RangeBounds};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{
-    AnyError, Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, StorageError, StorageIOError, Vote,
+    AnyError, Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, StorageError,
+    StorageIOError, Vote,
 };
 
 use super::StoreError;
@@ -32,7 +33,11 @@ pub struct LogStore {
     meta: sled::Tree,
 }
 
-fn io(subject: ErrorSubject<u64>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError<u64> {
+fn io(
+    subject: ErrorSubject<u64>,
+    verb: ErrorVerb,
+    e: impl std::error::Error + 'static,
+) -> StorageError<u64> {
     StorageIOError::new(subject, verb, AnyError::new(&e)).into()
 }
 
@@ -43,23 +48,37 @@ fn store_io(subject: ErrorSubject<u64>, verb: ErrorVerb, e: StoreError) -> Stora
 impl LogStore {
     /// Opens the log trees of `db`.
     pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(LogStore { db: db.clone(), log: db.open_tree("raft_log")?, meta: db.open_tree("raft_meta")? })
+        Ok(LogStore {
+            db: db.clone(),
+            log: db.open_tree("raft_log")?,
+            meta: db.open_tree("raft_meta")?,
+        })
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &'static [u8]) -> Result<Option<T>, StoreError> {
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static [u8],
+    ) -> Result<Option<T>, StoreError> {
         self.meta
             .get(key)?
             .map(|v| super::from_json(|| format!("raft meta {}", String::from_utf8_lossy(key)), &v))
             .transpose()
     }
 
-    fn put_meta<T: serde::Serialize>(&self, key: &'static [u8], value: &T) -> Result<(), StoreError> {
+    fn put_meta<T: serde::Serialize>(
+        &self,
+        key: &'static [u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
         self.meta.insert(key, super::to_json("raft meta", value)?)?;
         Ok(())
     }
 
     fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
-        super::from_postcard(|| format!("raft log entry at key {}", hex::encode(key)), value)
+        super::from_postcard(
+            || format!("raft log entry at key {}", hex::encode(key)),
+            value,
+        )
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -111,7 +130,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged_log_id: Option<LogId<u64>> = self
             .get_meta(LAST_PURGED)
             .map_err(|e| store_io(ErrorSubject::Store, ErrorVerb::Read, e))?;
-        let last = self.log.last().map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let last = self
+            .log
+            .last()
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?;
         let last_log_id = match last {
             Some((k, v)) => Some(
                 *Self::decode_entry(&k, &v)
@@ -120,7 +142,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             ),
             None => last_purged_log_id,
         };
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -129,19 +154,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn save_vote(&mut self, vote: &Vote<u64>) -> StorageResult<()> {
-        self.put_meta(VOTE, vote).map_err(|e| store_io(ErrorSubject::Vote, ErrorVerb::Write, e))?;
+        self.put_meta(VOTE, vote)
+            .map_err(|e| store_io(ErrorSubject::Vote, ErrorVerb::Write, e))?;
         // A vote must survive a crash, or this node could vote twice in one term.
-        self.flush().await.map_err(|e| store_io(ErrorSubject::Vote, ErrorVerb::Write, e))
+        self.flush()
+            .await
+            .map_err(|e| store_io(ErrorSubject::Vote, ErrorVerb::Write, e))
     }
 
     async fn read_vote(&mut self) -> StorageResult<Option<Vote<u64>>> {
-        self.get_meta(VOTE).map_err(|e| store_io(ErrorSubject::Vote, ErrorVerb::Read, e))
+        self.get_meta(VOTE)
+            .map_err(|e| store_io(ErrorSubject::Vote, ErrorVerb::Read, e))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {
         // Not flushed: the committed id is a hint that lets a restarted node
         // re-apply without waiting for the leader, and losing it is safe.
-        self.put_meta(COMMITTED, &committed).map_err(|e| store_io(ErrorSubject::Store, ErrorVerb::Write, e))
+        self.put_meta(COMMITTED, &committed)
+            .map_err(|e| store_io(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
     async fn read_committed(&mut self) -> StorageResult<Option<LogId<u64>>> {
@@ -164,7 +194,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .map_err(|e| store_io(ErrorSubject::Log(id), ErrorVerb::Write, e))?;
             batch.insert(id.index.to_be_bytes().as_slice(), value);
         }
-        self.log.apply_batch(batch).map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         // Entries are readable now; tell openraft they are stored only once
         // they are on disk, since that is what a follower's acknowledgement
         // and a leader's commit promise.
@@ -186,8 +218,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for k in self.log.range(log_id.index.to_be_bytes()..).keys() {
             batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?);
         }
-        self.log.apply_batch(batch).map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
-        self.flush().await.map_err(|e| store_io(ErrorSubject::Logs, ErrorVerb::Delete, e))
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+        self.flush()
+            .await
+            .map_err(|e| store_io(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -200,7 +236,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for k in self.log.range(..=log_id.index.to_be_bytes()).keys() {
             batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?);
         }
-        self.log.apply_batch(batch).map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         Ok(())
     }
 }

@@ -132,27 +132,48 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn corrupt(what: impl Into<String>, detail: impl std::fmt::Display) -> Self {
-        StoreError::Corrupt { what: what.into(), detail: detail.to_string() }
+        StoreError::Corrupt {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
     }
 }
 
 /// JSON encoding of the small metadata records.
-pub(crate) fn to_json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Encode { what, detail: e.to_string() })
+pub(crate) fn to_json<T: serde::Serialize>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Encode {
+        what,
+        detail: e.to_string(),
+    })
 }
 
 /// Decodes a JSON metadata record, naming it in the error.
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    what: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(what(), e))
 }
 
 /// Postcard encoding of Raft log entries and snapshot data.
-pub(crate) fn to_postcard<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(value).map_err(|e| StoreError::Encode { what, detail: e.to_string() })
+pub(crate) fn to_postcard<T: serde::Serialize>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(value).map_err(|e| StoreError::Encode {
+        what,
+        detail: e.to_string(),
+    })
 }
 
 /// Decodes a postcard record, naming it in the error.
-pub(crate) fn from_postcard<T: serde::de::DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn from_postcard<T: serde::de::DeserializeOwned>(
+    what: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::corrupt(what(), e))
 }
 
@@ -179,7 +200,11 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
 /// Refuses a database created for a different genesis, so a node can never
 /// mix two consortiums' chains.
 #[tracing::instrument(skip(genesis, observer), fields(dir = %dir.display()))]
-pub fn open(dir: &Path, genesis: Arc<Genesis>, observer: Arc<dyn ApplyObserver>) -> Result<Storage, StoreError> {
+pub fn open(
+    dir: &Path,
+    genesis: Arc<Genesis>,
+    observer: Arc<dyn ApplyObserver>,
+) -> Result<Storage, StoreError> {
     let db = open_db(dir)?;
     let chain = Arc::new(ChainStore::open(db.open_tree("chain")?, genesis)?);
     let log = LogStore::open(&db)?;

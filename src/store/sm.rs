@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    AnyError, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot,
-    SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+    AnyError, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
+    RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
 use rxchain_contracts::block::{self, Block, BlockError};
 use serde::{Deserialize, Serialize};
@@ -76,9 +76,18 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    pub(crate) fn new(db: sled::Db, chain: Arc<ChainStore>, observer: Arc<dyn ApplyObserver>) -> Result<Self, StoreError> {
+    pub(crate) fn new(
+        db: sled::Db,
+        chain: Arc<ChainStore>,
+        observer: Arc<dyn ApplyObserver>,
+    ) -> Result<Self, StoreError> {
         let snapshots = db.open_tree("raft_snapshot")?;
-        Ok(StateMachine { db, chain, observer, snapshots })
+        Ok(StateMachine {
+            db,
+            chain,
+            observer,
+            snapshots,
+        })
     }
 
     /// The chain this state machine writes.
@@ -89,12 +98,18 @@ impl StateMachine {
     /// Applies a run of committed entries on a blocking thread: block
     /// execution verifies signatures and sled writes block, and neither
     /// belongs on the async runtime.
-    fn apply_blocking(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<RaftResponse>, ApplyFailure> {
+    fn apply_blocking(
+        &self,
+        entries: Vec<Entry<TypeConfig>>,
+    ) -> Result<Vec<RaftResponse>, ApplyFailure> {
         let mut responses = Vec::with_capacity(entries.len());
         let mut written = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
-            let fail = |error: StoreError| ApplyFailure { at: Some(log_id), error };
+            let fail = |error: StoreError| ApplyFailure {
+                at: Some(log_id),
+                error,
+            };
             let response = match entry.payload {
                 EntryPayload::Blank => {
                     self.chain.record_applied(log_id, None).map_err(fail)?;
@@ -102,17 +117,23 @@ impl StateMachine {
                 }
                 EntryPayload::Membership(m) => {
                     let membership = StoredMembership::new(Some(log_id), m);
-                    self.chain.record_applied(log_id, Some(&membership)).map_err(fail)?;
+                    self.chain
+                        .record_applied(log_id, Some(&membership))
+                        .map_err(fail)?;
                     RaftResponse::default()
                 }
-                EntryPayload::Normal(RaftRequest::Block(b)) => self.apply_block(log_id, b, &mut written).map_err(fail)?,
+                EntryPayload::Normal(RaftRequest::Block(b)) => {
+                    self.apply_block(log_id, b, &mut written).map_err(fail)?
+                }
             };
             responses.push(response);
         }
         // Make the state durable before anyone is told, so a receipt never
         // names state a crash could take back, and so openraft may purge the
         // log behind it.
-        self.chain.flush().map_err(|error| ApplyFailure { at: None, error })?;
+        self.chain
+            .flush()
+            .map_err(|error| ApplyFailure { at: None, error })?;
         for b in &written {
             self.observer.applied(b);
         }
@@ -120,7 +141,12 @@ impl StateMachine {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(log_id = %log_id, height = b.header.height))]
-    fn apply_block(&self, log_id: LogId<u64>, b: Block, written: &mut Vec<Block>) -> Result<RaftResponse, StoreError> {
+    fn apply_block(
+        &self,
+        log_id: LogId<u64>,
+        b: Block,
+        written: &mut Vec<Block>,
+    ) -> Result<RaftResponse, StoreError> {
         let tip = self.chain.tip();
         let view = self.chain.state();
         let observer = &self.observer;
@@ -129,7 +155,9 @@ impl StateMachine {
             .filter(|_| b.header.prev_hash == tip.hash && b.header.height == tip.height + 1);
         let result = match own {
             Some(exec) => Ok((Vec::new(), exec)),
-            None => block::check_and_execute(self.chain.genesis(), &view, &tip, &b, &|id| observer.known(id)),
+            None => block::check_and_execute(self.chain.genesis(), &view, &tip, &b, &|id| {
+                observer.known(id)
+            }),
         };
         // A failed read makes the result meaningless: stop here rather than
         // record a verdict other nodes would not reach.
@@ -139,7 +167,10 @@ impl StateMachine {
                 self.chain.apply_block(&b, &exec, Some(log_id))?;
                 let height = b.header.height;
                 written.push(b);
-                Ok(RaftResponse { height: Some(height), rejected: None })
+                Ok(RaftResponse {
+                    height: Some(height),
+                    rejected: None,
+                })
             }
             Err(e) => {
                 if let BlockError::Corrupt(_) = &e {
@@ -148,13 +179,20 @@ impl StateMachine {
                     tracing::warn!(error = %e, tip = tip.height, "committed block skipped: it is not a valid next block");
                 }
                 self.chain.record_applied(log_id, None)?;
-                Ok(RaftResponse { height: None, rejected: Some(e.to_string()) })
+                Ok(RaftResponse {
+                    height: None,
+                    rejected: Some(e.to_string()),
+                })
             }
         }
     }
 
     /// Stores `meta` and `data` as the current snapshot, durably.
-    fn save_current(&self, meta: &SnapshotMeta<u64, openraft::BasicNode>, data: &[u8]) -> Result<(), StoreError> {
+    fn save_current(
+        &self,
+        meta: &SnapshotMeta<u64, openraft::BasicNode>,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(SNAPSHOT_META, super::to_json("snapshot meta", meta)?);
         batch.insert(SNAPSHOT_DATA, data);
@@ -165,7 +203,13 @@ impl StateMachine {
 
     fn build_blocking(&self) -> Result<Snapshot<TypeConfig>, StoreError> {
         let dump = self.chain.dump()?;
-        let data = super::to_postcard("chain dump", &ChainDump { format: DUMP_FORMAT, entries: dump.entries })?;
+        let data = super::to_postcard(
+            "chain dump",
+            &ChainDump {
+                format: DUMP_FORMAT,
+                entries: dump.entries,
+            },
+        )?;
         // Two snapshots at the same log id may differ in bytes, so the id
         // carries a database-unique counter too.
         let unique = self.db.generate_id()?;
@@ -173,19 +217,35 @@ impl StateMachine {
             Some(l) => format!("{}-{}-{unique}", l.leader_id, l.index),
             None => format!("none-{unique}"),
         };
-        let meta = SnapshotMeta { last_log_id: dump.applied, last_membership: dump.membership, snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id: dump.applied,
+            last_membership: dump.membership,
+            snapshot_id,
+        };
         self.save_current(&meta, &data)?;
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 
-    fn install_blocking(&self, meta: SnapshotMeta<u64, openraft::BasicNode>, data: Vec<u8>) -> Result<(), StoreError> {
-        let dump: ChainDump = postcard::from_bytes(&data).map_err(|e| StoreError::BadSnapshot(e.to_string()))?;
+    fn install_blocking(
+        &self,
+        meta: SnapshotMeta<u64, openraft::BasicNode>,
+        data: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let dump: ChainDump =
+            postcard::from_bytes(&data).map_err(|e| StoreError::BadSnapshot(e.to_string()))?;
         if dump.format != DUMP_FORMAT {
-            return Err(StoreError::BadSnapshot(format!("unknown dump format {}", dump.format)));
+            return Err(StoreError::BadSnapshot(format!(
+                "unknown dump format {}",
+                dump.format
+            )));
         }
         let before = self.chain.tip().height;
-        self.chain.replace_all(dump.entries, meta.last_log_id, &meta.last_membership)?;
+        self.chain
+            .replace_all(dump.entries, meta.last_log_id, &meta.last_membership)?;
         self.save_current(&meta, &data)?;
         // Tell the mempool about every block the snapshot brought, as if
         // they had been applied one by one, so it can drop what they carry.
@@ -211,7 +271,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> StorageResult<(Option<LogId<u64>>, Membership)> {
-        self.chain.last_applied().map_err(|e| sm_err(ErrorVerb::Read, e))
+        self.chain
+            .last_applied()
+            .map_err(|e| sm_err(ErrorVerb::Read, e))
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -252,13 +314,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        let meta = self.snapshots.get(SNAPSHOT_META).map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        let data = self.snapshots.get(SNAPSHOT_DATA).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let meta = self
+            .snapshots
+            .get(SNAPSHOT_META)
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let data = self
+            .snapshots
+            .get(SNAPSHOT_DATA)
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
         let (Some(meta), Some(data)) = (meta, data) else {
             return Ok(None);
         };
         let meta: SnapshotMeta<u64, openraft::BasicNode> =
-            super::from_json(|| "snapshot meta".into(), &meta).map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data.to_vec())) }))
+            super::from_json(|| "snapshot meta".into(), &meta)
+                .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data.to_vec())),
+        }))
     }
 }

@@ -20,12 +20,25 @@ pub async fn start_demo_node() -> TestNode {
     let dir = tempfile::tempdir().expect("temp dir");
     let demo = Demo::load().expect("demo fixture");
     demo.write_files(dir.path(), &[1]).expect("demo files");
-    let node = rxchain::node::start(demo_settings(dir.path(), 1, "127.0.0.1:0".parse().unwrap(), None))
-        .await
-        .expect("node starts");
+    let node = rxchain::node::start(demo_settings(
+        dir.path(),
+        1,
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+    ))
+    .await
+    .expect("node starts");
     wait_for_leader(&node).await.expect("leader");
     let base = format!("http://{}", node.addr);
     let client = Client::new(base.clone());
-    register_demo_staff(&demo, &client).await.expect("staff registered");
-    TestNode { node, client, demo, base, dir }
+    register_demo_staff(&demo, &client)
+        .await
+        .expect("staff registered");
+    TestNode {
+        node,
+        client,
+        demo,
+        base,
+        dir,
+    }
 }

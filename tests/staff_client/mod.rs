@@ -12,7 +12,9 @@ use crate::common::{self, TestNode};
 /// A one-node demo consortium whose staff can sign in with the demo password.
 pub async fn start() -> TestNode {
     let t = common::start_demo_node().await;
-    rxchain::commands::demo::create_demo_accounts(&t.demo, &t.node.accounts).await.expect("demo accounts");
+    rxchain::commands::demo::create_demo_accounts(&t.demo, &t.node.accounts)
+        .await
+        .expect("demo accounts");
     t
 }
 
@@ -35,8 +37,17 @@ pub async fn send(r: reqwest::RequestBuilder) -> (StatusCode, HeaderMap, Value) 
 /// Asserts an error answer's status and code, and that it has a sentence.
 #[track_caller]
 pub fn assert_error(got: &(StatusCode, HeaderMap, Value), status: u16, code: &str) {
-    assert_eq!((got.0.as_u16(), got.2["code"].as_str().unwrap_or("")), (status, code), "{}", got.2);
-    assert!(got.2["message"].as_str().is_some_and(|m| !m.is_empty()), "an error carries a sentence: {}", got.2);
+    assert_eq!(
+        (got.0.as_u16(), got.2["code"].as_str().unwrap_or("")),
+        (status, code),
+        "{}",
+        got.2
+    );
+    assert!(
+        got.2["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "an error carries a sentence: {}",
+        got.2
+    );
 }
 
 /// The `rxsession` cookie's `name=value` from a sign-in answer.
@@ -60,8 +71,17 @@ pub struct Staff {
 }
 
 /// POSTs a sign-in.
-pub async fn sign_in_raw(base: &str, username: &str, password: &str) -> (StatusCode, HeaderMap, Value) {
-    send(reqwest::Client::new().post(format!("{base}/v1/session")).json(&serde_json::json!({"username": username, "password": password}))).await
+pub async fn sign_in_raw(
+    base: &str,
+    username: &str,
+    password: &str,
+) -> (StatusCode, HeaderMap, Value) {
+    send(
+        reqwest::Client::new()
+            .post(format!("{base}/v1/session"))
+            .json(&serde_json::json!({"username": username, "password": password})),
+    )
+    .await
 }
 
 impl Staff {
@@ -81,24 +101,52 @@ impl Staff {
 
     /// GET with the session cookie.
     pub async fn get(&self, path: &str) -> (StatusCode, HeaderMap, Value) {
-        send(self.http.get(format!("{}{path}", self.base)).header(COOKIE, &self.cookie)).await
+        send(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .header(COOKIE, &self.cookie),
+        )
+        .await
     }
 
     /// GET returning the raw text (CSV).
     pub async fn get_text(&self, path: &str) -> (StatusCode, HeaderMap, String) {
-        let resp = self.http.get(format!("{}{path}", self.base)).header(COOKIE, &self.cookie).send().await.unwrap();
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap();
         let (s, h) = (resp.status(), resp.headers().clone());
         (s, h, resp.text().await.unwrap())
     }
 
     /// POST JSON with the session cookie and the CSRF token.
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
-        send(self.http.post(format!("{}{path}", self.base)).header(COOKIE, &self.cookie).header("x-csrf-token", &self.csrf).json(body)).await
+        send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header(COOKIE, &self.cookie)
+                .header("x-csrf-token", &self.csrf)
+                .json(body),
+        )
+        .await
     }
 
     /// POST JSON with the session cookie but no CSRF token.
-    pub async fn post_without_csrf(&self, path: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
-        send(self.http.post(format!("{}{path}", self.base)).header(COOKIE, &self.cookie).json(body)).await
+    pub async fn post_without_csrf(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> (StatusCode, HeaderMap, Value) {
+        send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header(COOKIE, &self.cookie)
+                .json(body),
+        )
+        .await
     }
 
     /// POST, expecting 200; answers the body.
@@ -111,7 +159,12 @@ impl Staff {
 
 /// An anonymous POST (the patient's calls).
 pub async fn post_anon(base: &str, path: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
-    send(reqwest::Client::new().post(format!("{base}{path}")).json(body)).await
+    send(
+        reqwest::Client::new()
+            .post(format!("{base}{path}"))
+            .json(body),
+    )
+    .await
 }
 
 /// The prescription form's body for two items, one of them controlled.

@@ -23,13 +23,15 @@ use rxchain_contracts::crypto::{Hash, PublicKey, SecretKey};
 use rxchain_contracts::encoding;
 use rxchain_contracts::genesis::{Genesis, NodeDecl, OrgDecl, OrgKind, Params};
 use rxchain_contracts::lifecycle::{Outcome, Rejection};
-use rxchain_contracts::model::{AtcCode, Label, NodeId, OrgId, PrescriptionId, Quantity, Timestamp};
+use rxchain_contracts::model::{
+    AtcCode, Label, NodeId, OrgId, PrescriptionId, Quantity, Timestamp,
+};
 use rxchain_contracts::privacy::{self, AccessSecret, ContentKey, PatientDetails, PrivateContent};
 use rxchain_contracts::state::{self, MemStore, PrescriptionRecord, StaffRecord, StateRead};
 use rxchain_contracts::tx::{
-    claim_proof_message, AssignRx, CancelReason, CancelRx, ClaimRx, DeliveryEvent, DeliveryStatus, DispenseLine,
-    DispenseRx, Fulfilment, IssueRx, Item, RegisterStaff, ReleaseRx, RevokeReason, RevokeStaff, Role, SignedTx,
-    Transaction, TxBody, TxId, VerifiedTx, CLAIM_PROOF_TAG,
+    claim_proof_message, AssignRx, CancelReason, CancelRx, ClaimRx, DeliveryEvent, DeliveryStatus,
+    DispenseLine, DispenseRx, Fulfilment, IssueRx, Item, RegisterStaff, ReleaseRx, RevokeReason,
+    RevokeStaff, Role, SignedTx, Transaction, TxBody, TxId, VerifiedTx, CLAIM_PROOF_TAG,
 };
 
 /// The chain id every test signature is bound to.
@@ -83,7 +85,9 @@ pub const ROSTER: [(&str, &str, Role); 11] = [
 pub fn test_key(label: &str) -> SecretKey {
     static CACHE: OnceLock<Mutex<HashMap<String, SecretKey>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = cache.lock().expect("the key cache is never poisoned: derive does not panic");
+    let mut map = cache
+        .lock()
+        .expect("the key cache is never poisoned: derive does not panic");
     map.entry(label.to_string())
         .or_insert_with(|| SecretKey::derive("test", label.as_bytes()))
         .clone()
@@ -132,10 +136,18 @@ pub fn genesis() -> Genesis {
             address: label(&format!("{} Test Street, Testtown", i + 1)),
             admin_key: admin_key(id).public(),
             data_key: data_key(id).public(),
-            nodes: vec![NodeDecl { id: i as NodeId + 1, key: node_key(id).public() }],
+            nodes: vec![NodeDecl {
+                id: i as NodeId + 1,
+                key: node_key(id).public(),
+            }],
         })
         .collect();
-    let g = Genesis { chain_id: label(CHAIN_ID), created_at: T0, orgs, params: Params::default() };
+    let g = Genesis {
+        chain_id: label(CHAIN_ID),
+        created_at: T0,
+        orgs,
+        params: Params::default(),
+    };
     g.validate().expect("the synthetic genesis is consistent");
     g
 }
@@ -151,7 +163,10 @@ pub struct DetRng {
 impl DetRng {
     /// A stream named by `seed`; equal seeds give equal streams.
     pub fn new(seed: &str) -> Self {
-        DetRng { seed: Hash::of(&[b"rxchain-test-rng\0", seed.as_bytes()]), counter: 0 }
+        DetRng {
+            seed: Hash::of(&[b"rxchain-test-rng\0", seed.as_bytes()]),
+            counter: 0,
+        }
     }
 
     /// Fills `buf` with the next bytes of the stream.
@@ -226,12 +241,22 @@ pub struct RxSpec {
 impl RxSpec {
     /// One non-controlled item of `quantity`, no repeats, default validity.
     pub fn simple(quantity: u32) -> Self {
-        RxSpec { items: vec![paracetamol(quantity)], repeats: 0, valid_from: None, valid_until: None }
+        RxSpec {
+            items: vec![paracetamol(quantity)],
+            repeats: 0,
+            valid_from: None,
+            valid_until: None,
+        }
     }
 
     /// One controlled item of `quantity`, no repeats, default validity.
     pub fn controlled(quantity: u32) -> Self {
-        RxSpec { items: vec![morphine(quantity)], repeats: 0, valid_from: None, valid_until: None }
+        RxSpec {
+            items: vec![morphine(quantity)],
+            repeats: 0,
+            valid_from: None,
+            valid_until: None,
+        }
     }
 
     /// The same with `repeats` repeat fills.
@@ -316,7 +341,10 @@ impl World {
             })
             .collect();
         let outcomes = w.run(txs);
-        assert!(outcomes.iter().all(Outcome::is_applied), "roster registration refused: {outcomes:?}");
+        assert!(
+            outcomes.iter().all(Outcome::is_applied),
+            "roster registration refused: {outcomes:?}"
+        );
         w
     }
 
@@ -343,7 +371,12 @@ impl World {
     /// An unsigned transaction by `signer` at the current time with a fresh nonce.
     pub fn unsigned(&mut self, signer: &SecretKey, body: TxBody) -> Transaction {
         self.nonce += 1;
-        Transaction { signer: signer.public(), nonce: self.nonce, created_at: self.now, body }
+        Transaction {
+            signer: signer.public(),
+            nonce: self.nonce,
+            created_at: self.now,
+            body,
+        }
     }
 
     /// A signed transaction by `signer` at the current time with a fresh nonce.
@@ -358,7 +391,10 @@ impl World {
     pub fn run(&mut self, txs: Vec<SignedTx>) -> Vec<Outcome> {
         let verified: Vec<VerifiedTx> = txs
             .into_iter()
-            .map(|t| t.verify(CHAIN_ID).expect("harness transactions are well-formed and signed"))
+            .map(|t| {
+                t.verify(CHAIN_ID)
+                    .expect("harness transactions are well-formed and signed")
+            })
             .collect();
         self.run_verified(verified)
     }
@@ -379,14 +415,20 @@ impl World {
         )
         .expect("the harness store is never corrupt");
         self.store.commit(&exec.writes);
-        self.tip = Tip { height: block.header.height, hash: block.hash(CHAIN_ID), timestamp: block.header.timestamp };
+        self.tip = Tip {
+            height: block.header.height,
+            hash: block.hash(CHAIN_ID),
+            timestamp: block.header.timestamp,
+        };
         self.blocks.push(block);
         exec.outcomes
     }
 
     /// Runs one transaction in its own block.
     pub fn run1(&mut self, tx: SignedTx) -> Outcome {
-        self.run(vec![tx]).pop().expect("one transaction gives one outcome")
+        self.run(vec![tx])
+            .pop()
+            .expect("one transaction gives one outcome")
     }
 
     /// Runs one transaction and insists it took effect.
@@ -420,12 +462,16 @@ impl World {
 
     /// The prescription record, if any.
     pub fn try_rx(&self, id: &PrescriptionId) -> Option<PrescriptionRecord> {
-        self.store.get(&state::rx_key(id)).map(|b| encoding::from_bytes(&b).expect("records decode"))
+        self.store
+            .get(&state::rx_key(id))
+            .map(|b| encoding::from_bytes(&b).expect("records decode"))
     }
 
     /// The staff record of a key, if any.
     pub fn staff_record(&self, key: &PublicKey) -> Option<StaffRecord> {
-        self.store.get(&state::staff_key(key)).map(|b| encoding::from_bytes(&b).expect("records decode"))
+        self.store
+            .get(&state::staff_key(key))
+            .map(|b| encoding::from_bytes(&b).expect("records decode"))
     }
 
     /// The digest of the committed state.
@@ -441,7 +487,13 @@ impl World {
     }
 
     /// `signer` registers `key` with `role` for `org_id`.
-    pub fn register_by(&mut self, signer: &SecretKey, org_id: &str, key: &PublicKey, role: Role) -> SignedTx {
+    pub fn register_by(
+        &mut self,
+        signer: &SecretKey,
+        org_id: &str,
+        key: &PublicKey,
+        role: Role,
+    ) -> SignedTx {
         let body = TxBody::RegisterStaff(RegisterStaff {
             org: org(org_id),
             key: *key,
@@ -454,7 +506,13 @@ impl World {
 
     /// `signer` revokes `key`.
     pub fn revoke(&mut self, signer: &SecretKey, key: &PublicKey) -> SignedTx {
-        self.tx(signer, TxBody::RevokeStaff(RevokeStaff { key: *key, reason: RevokeReason::KeyCompromised }))
+        self.tx(
+            signer,
+            TxBody::RevokeStaff(RevokeStaff {
+                key: *key,
+                reason: RevokeReason::KeyCompromised,
+            }),
+        )
     }
 
     /// Builds an issue body with real sealed content and the three key wraps
@@ -474,17 +532,33 @@ impl World {
                 identifier: format!("INS-ZZ-{tag}-{:04}", self.patients),
                 email: Some(format!("synth-{tag}@example.invalid")),
             },
-            dosage: spec.items.iter().map(|i| format!("Take one {} tablet after breakfast ({tag})", i.name)).collect(),
+            dosage: spec
+                .items
+                .iter()
+                .map(|i| format!("Take one {} tablet after breakfast ({tag})", i.name))
+                .collect(),
             notes: format!("Clinical note: synthetic allergy to penicillin, case {tag}"),
         };
         let ctx = privacy::content_context(&id);
         let sealed = privacy::seal_content(&id, &content, &content_key, &mut e);
         let key_for_patient = privacy::wrap_for_secret(&secret, &ctx, content_key.expose(), &mut e);
-        let key_for_hospital = privacy::wrap_for_key(&data_key(hospital).public(), &ctx, content_key.expose(), &mut e).expect("genesis data keys are valid points");
+        let key_for_hospital = privacy::wrap_for_key(
+            &data_key(hospital).public(),
+            &ctx,
+            content_key.expose(),
+            &mut e,
+        )
+        .expect("genesis data keys are valid points");
         let regulators: Vec<OrgDecl> = self.genesis.regulators().cloned().collect();
         let key_for_regulators = regulators
             .iter()
-            .map(|r| (r.id.clone(), privacy::wrap_for_key(&r.data_key, &ctx, content_key.expose(), &mut e).expect("genesis data keys are valid points")))
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    privacy::wrap_for_key(&r.data_key, &ctx, content_key.expose(), &mut e)
+                        .expect("genesis data keys are valid points"),
+                )
+            })
             .collect();
         let patient = secret.signing_key();
         let body = IssueRx {
@@ -499,11 +573,24 @@ impl World {
             key_for_hospital,
             key_for_regulators,
         };
-        Rx { id, secret, patient, content_key, content, hospital: org(hospital), body }
+        Rx {
+            id,
+            secret,
+            patient,
+            content_key,
+            content,
+            hospital: org(hospital),
+            body,
+        }
     }
 
     /// A prescriber at `hospital` issues a prescription built from `spec`.
-    pub fn issue(&mut self, prescriber: &SecretKey, hospital: &str, spec: RxSpec) -> (SignedTx, Rx) {
+    pub fn issue(
+        &mut self,
+        prescriber: &SecretKey,
+        hospital: &str,
+        spec: RxSpec,
+    ) -> (SignedTx, Rx) {
         let rx = self.issue_body(hospital, spec);
         let tx = self.tx(prescriber, TxBody::Issue(rx.body.clone()));
         (tx, rx)
@@ -518,7 +605,13 @@ impl World {
 
     /// The patient chooses pickup at `pharmacy`.
     pub fn assign_pickup(&mut self, rx: &Rx, pharmacy: &str) -> SignedTx {
-        let body = AssignRx { id: rx.id, fulfilment: Fulfilment::Pickup { pharmacy: org(pharmacy) }, handover: None };
+        let body = AssignRx {
+            id: rx.id,
+            fulfilment: Fulfilment::Pickup {
+                pharmacy: org(pharmacy),
+            },
+            handover: None,
+        };
         let patient = rx.patient.clone();
         self.tx(&patient, TxBody::Assign(body))
     }
@@ -529,8 +622,12 @@ impl World {
     pub fn assign_delivery(&mut self, rx: &Rx, pharmacy: &str, address: &str) -> SignedTx {
         let rng = &mut self.rng;
         let mut e = |b: &mut [u8]| rng.fill(b);
-        let sealed_address =
-            privacy::seal(rx.content_key.expose(), &privacy::address_context(&rx.id), address.as_bytes(), &mut e);
+        let sealed_address = privacy::seal(
+            rx.content_key.expose(),
+            &privacy::address_context(&rx.id),
+            address.as_bytes(),
+            &mut e,
+        );
         let handover = privacy::wrap_for_key(
             &data_key(pharmacy).public(),
             &privacy::handover_context(&rx.id),
@@ -540,7 +637,10 @@ impl World {
         .expect("genesis data keys are valid points");
         let body = AssignRx {
             id: rx.id,
-            fulfilment: Fulfilment::Delivery { pharmacy: org(pharmacy), address: sealed_address },
+            fulfilment: Fulfilment::Delivery {
+                pharmacy: org(pharmacy),
+                address: sealed_address,
+            },
             handover: Some(handover),
         };
         let patient = rx.patient.clone();
@@ -575,7 +675,15 @@ impl World {
         nonce: [u8; 16],
         proof: rxchain_contracts::Signature,
     ) -> SignedTx {
-        self.tx(pharmacist, TxBody::Claim(ClaimRx { id, pharmacy: org(pharmacy), nonce, proof }))
+        self.tx(
+            pharmacist,
+            TxBody::Claim(ClaimRx {
+                id,
+                pharmacy: org(pharmacy),
+                nonce,
+                proof,
+            }),
+        )
     }
 
     /// The lock holder returns the prescription.
@@ -584,7 +692,13 @@ impl World {
     }
 
     /// A dispense of `(item, quantity)` lines.
-    pub fn dispense(&mut self, pharmacist: &SecretKey, id: PrescriptionId, lines: &[(u16, u32)], complete: bool) -> SignedTx {
+    pub fn dispense(
+        &mut self,
+        pharmacist: &SecretKey,
+        id: PrescriptionId,
+        lines: &[(u16, u32)],
+        complete: bool,
+    ) -> SignedTx {
         let lines = lines
             .iter()
             .map(|&(item, q)| DispenseLine {
@@ -593,16 +707,34 @@ impl World {
                 batch: label("BATCH-2026-001"),
             })
             .collect();
-        self.tx(pharmacist, TxBody::Dispense(DispenseRx { id, lines, complete }))
+        self.tx(
+            pharmacist,
+            TxBody::Dispense(DispenseRx {
+                id,
+                lines,
+                complete,
+            }),
+        )
     }
 
     /// A cancellation by `signer`.
     pub fn cancel(&mut self, signer: &SecretKey, id: PrescriptionId) -> SignedTx {
-        self.tx(signer, TxBody::Cancel(CancelRx { id, reason: CancelReason::TreatmentChanged }))
+        self.tx(
+            signer,
+            TxBody::Cancel(CancelRx {
+                id,
+                reason: CancelReason::TreatmentChanged,
+            }),
+        )
     }
 
     /// A delivery or pickup progress event.
-    pub fn delivery(&mut self, signer: &SecretKey, id: PrescriptionId, status: DeliveryStatus) -> SignedTx {
+    pub fn delivery(
+        &mut self,
+        signer: &SecretKey,
+        id: PrescriptionId,
+        status: DeliveryStatus,
+    ) -> SignedTx {
         self.tx(signer, TxBody::Delivery(DeliveryEvent { id, status }))
     }
 }
@@ -623,7 +755,11 @@ pub fn claim_proof(
 pub fn expect_refused(outcome: &Outcome, code: &str, what: &str) -> Rejection {
     match outcome {
         Outcome::Refused { reason } => {
-            assert_eq!(reason.code(), code, "{what} was refused for the wrong reason: {reason:?} ({reason})");
+            assert_eq!(
+                reason.code(),
+                code,
+                "{what} was refused for the wrong reason: {reason:?} ({reason})"
+            );
             reason.clone()
         }
         Outcome::Applied => panic!("{what} was applied, but it should be refused with {code}"),
