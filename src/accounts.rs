@@ -52,9 +52,9 @@ use rxchain_contracts::{OrgId, PublicKey, SecretKey, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha3::{Digest, Sha3_256};
 
+use crate::clock::now;
 use crate::config::Secret;
 use crate::keys::fill_random;
-use crate::producer::now;
 use crate::store::StoreError;
 
 /// How long a session lasts after sign-in. A working shift, not longer.

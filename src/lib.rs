@@ -6,10 +6,37 @@
 //!
 //! The rules themselves live in the `rxchain-contracts` crate; this crate
 //! only moves bytes, keeps them durable and answers questions about them.
+//!
+//! # Layout
+//!
+//! The modules read top-down; each depends only on those below it, never
+//! on one above:
+//!
+//! - [`commands`], [`cli`]: the `rxchain` subcommands; `main.rs` only
+//!   parses, sets up tracing and calls [`commands::run`].
+//! - [`node`]: assembles one node (storage, Raft, mempool, producer, HTTP),
+//!   runs the join loop, and stops everything on shutdown.
+//! - [`http`]: one module per resource, each exporting `router()`; handlers
+//!   parse, call a use case, and map its result to a response.
+//! - [`service`]: the use cases as plain functions over [`service::Node`]:
+//!   submitting a transaction, finding and calling the leader.
+//! - `mempool`, `producer`: verified transactions waiting, and the leader's
+//!   block cutter.
+//! - [`store`]: the sled-backed Raft log, state machine and chain store.
+//! - [`raft`]: the Raft network (client) and RPC routes (server), and the
+//!   test-only fault switch.
+//! - [`types`], [`clock`]: leaves that import nothing of ours but the
+//!   contracts: openraft's type configuration, and the one wall clock.
+//! - Beside them: [`accounts`] (staff accounts, sealed keys, sessions),
+//!   [`qr`] (payload, rendering, decoding), [`txbuild`] (building and
+//!   signing every transaction kind), [`client`] (an HTTP client for the
+//!   API), [`config`], [`keys`], [`demo`] (the synthetic demo consortium)
+//!   and [`test_support`] (what the integration tests and the demo share).
 
 pub mod accounts;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
@@ -18,8 +45,10 @@ pub mod keys;
 pub mod mempool;
 pub mod metrics;
 pub mod node;
-pub mod producer;
+mod producer;
 pub mod qr;
 pub mod raft;
+pub mod service;
 pub mod store;
 pub mod txbuild;
+pub mod types;

@@ -10,14 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rxchain_contracts::{block, SecretKey, Timestamp, TxId};
+use rxchain_contracts::{block, SecretKey, TxId};
 use tokio::sync::watch;
 
 use crate::config::BlockSettings;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
-use crate::raft::{Raft, RaftRequest};
 use crate::store::ChainStore;
+use crate::types::{Raft, RaftRequest};
 
 /// What the producer needs.
 pub struct Producer {
@@ -35,15 +35,6 @@ pub struct Producer {
     pub settings: BlockSettings,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-}
-
-/// The current wall clock in milliseconds. The only clock read on the
-/// ordering path: it becomes the proposed block's timestamp.
-pub fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    Timestamp(ms)
 }
 
 /// Fails the mempool's waiters whenever this node stops being the leader,
@@ -137,8 +128,15 @@ impl Producer {
                 // Executing a block is CPU work; keep it off the runtime's workers.
                 tokio::task::spawn_blocking(move || {
                     let view = chain.state();
-                    let proposed =
-                        block::propose(chain.genesis(), &view, &tip, batch, now(), node_id, &key);
+                    let proposed = block::propose(
+                        chain.genesis(),
+                        &view,
+                        &tip,
+                        batch,
+                        crate::clock::now(),
+                        node_id,
+                        &key,
+                    );
                     // A failed sled read makes the outcomes meaningless; do not propose them.
                     view.check().map_err(|e| e.to_string())?;
                     proposed.map_err(|e| e.to_string())

@@ -18,8 +18,8 @@ use rxchain_contracts::{
     TxBody,
 };
 
+use crate::clock::now;
 use crate::keys::fill_random;
-use crate::producer::now;
 use crate::qr::QrPayload;
 
 fn entropy() -> impl FnMut(&mut [u8]) {

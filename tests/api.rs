@@ -751,7 +751,7 @@ async fn bad_input_matrix_gets_precise_4xx() {
         "dr.ada",
         "hosp-north",
         0,
-        Some(Timestamp(rxchain::producer::now().0 + 1_500)),
+        Some(Timestamp(rxchain::clock::now().0 + 1_500)),
     );
     applied(&t.client, &short.tx).await;
     tokio::time::sleep(Duration::from_millis(1_700)).await;

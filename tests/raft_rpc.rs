@@ -13,6 +13,7 @@ use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{VoteRequest, VoteResponse};
 use openraft::{BasicNode, Config, SnapshotPolicy, Vote};
 use rxchain::raft::network::Network;
+use rxchain::raft::peers::Peers;
 use rxchain::raft::{rpc, Raft, RaftRequest};
 use rxchain::store::{self, ApplyObserver, ChainStore};
 use rxchain_contracts::block::{propose, Block};
@@ -126,8 +127,9 @@ impl Node {
             g.chain_id.to_string(),
             id,
             Arc::new(sk(&format!("node-{id}"))),
+            &Peers::new().unwrap(),
         );
-        let raft = rxchain::raft::start(id, config, &storage, network)
+        let raft = rxchain::node::start_raft(id, config, &storage, network)
             .await
             .expect("raft starts");
         let app = rpc::router(raft.clone(), g.clone());
@@ -269,7 +271,7 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
     assert_eq!(node.observer.heights(), vec![1]);
 
     let vote = serde_json::to_vec(&VoteRequest::new(Vote::new(0, 2), None)).expect("encodes");
-    let now = rpc::now_ms();
+    let now = rxchain::clock::now_ms();
     let term_before = node.raft.metrics().borrow().current_term;
 
     // 4. Unsigned: 401.
@@ -353,7 +355,7 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
         node.addr,
         rpc::PATH_VOTE,
         &vote,
-        Some((2, rpc::now_ms(), &sk("node-2"))),
+        Some((2, rxchain::clock::now_ms(), &sk("node-2"))),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -363,14 +365,24 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
     // 12. The same through the network client; an impostor client is told
     //     the peer is unreachable, and so is a closed port.
     let option = RPCOption::new(Duration::from_secs(5));
-    let mut net = Network::new("rx-raft".into(), 2, Arc::new(sk("node-2")));
+    let mut net = Network::new(
+        "rx-raft".into(),
+        2,
+        Arc::new(sk("node-2")),
+        &Peers::new().unwrap(),
+    );
     let mut client = net.new_client(1, &node.basic()).await;
     let answer = client
         .vote(VoteRequest::new(Vote::new(0, 2), None), option.clone())
         .await
         .expect("answered");
     assert!(!answer.vote_granted);
-    let mut impostor = Network::new("rx-raft".into(), 2, Arc::new(sk("stranger")));
+    let mut impostor = Network::new(
+        "rx-raft".into(),
+        2,
+        Arc::new(sk("stranger")),
+        &Peers::new().unwrap(),
+    );
     let mut client = impostor.new_client(1, &node.basic()).await;
     let err = client
         .vote(VoteRequest::new(Vote::new(0, 2), None), option.clone())

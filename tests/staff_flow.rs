@@ -106,7 +106,7 @@ async fn doctor_patient_pharmacist_and_regulator_through_the_web_api() {
     assert_eq!(decoded, payload, "the QR code carries the payload");
     assert!(issued["qr_svg"].as_str().unwrap().contains("<svg"));
     let valid_until = issued["valid_until"].as_u64().unwrap();
-    let in_14_days = rxchain::producer::now().plus_days(14).0;
+    let in_14_days = rxchain::clock::now().plus_days(14).0;
     assert!(
         valid_until <= in_14_days && valid_until + 60_000 > in_14_days,
         "{valid_until} vs {in_14_days}"

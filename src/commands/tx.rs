@@ -93,7 +93,7 @@ pub async fn run(args: TxArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|i| parse_item(i))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let valid_from = crate::producer::now();
+            let valid_from = crate::clock::now();
             let new = txbuild::issue(
                 &genesis,
                 &key,

@@ -10,6 +10,8 @@ use rxchain_contracts::{Rejection, TxError};
 use serde::Serialize;
 
 use crate::mempool::Receipt;
+use crate::service::leader::Relayed;
+use crate::service::submit::SubmitError;
 
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
@@ -36,11 +38,18 @@ pub enum ApiError {
         /// Sentence for people.
         message: String,
     },
-    /// 401 or 403: authentication or permission failure outside the chain rules.
+    /// 401: no credentials, or credentials that do not authenticate (no
+    /// or expired session, a bad request signature).
+    #[error("{message}")]
+    Unauthorized {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Sentence for people.
+        message: String,
+    },
+    /// 403: authenticated, but not allowed (wrong role or organisation).
     #[error("{message}")]
     Forbidden {
-        /// 401 or 403.
-        status: StatusCode,
         /// Machine-readable code.
         code: &'static str,
         /// Sentence for people.
@@ -88,9 +97,14 @@ pub enum ApiError {
     /// 503: nothing was committed; the client should retry.
     #[error("{0}")]
     NotCommitted(String),
-    /// 500: a bug or a storage failure. Logged with detail; the client gets a generic sentence.
+    /// The leader's own answer to a forwarded request, relayed unchanged
+    /// (its status and JSON body).
+    #[error("the leader answered {}", .0.status)]
+    Relayed(Relayed),
+    /// 500: a bug or a storage failure. Logged with its cause chain; the
+    /// client gets a generic sentence.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 #[derive(Serialize)]
@@ -151,7 +165,11 @@ impl ApiError {
             ApiError::BadRequest { .. } | ApiError::BadSignature => StatusCode::BAD_REQUEST,
             ApiError::Refused(r, _) => rejection_status(r),
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::Forbidden { status, .. } => *status,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Relayed(r) => {
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -170,6 +188,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::NotFound { code, .. }
+            | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Unprocessable { code, .. } => code,
@@ -181,6 +200,7 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::Timeout => "timeout",
             ApiError::NotCommitted(_) => "not_committed",
+            ApiError::Relayed(_) => "relayed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -201,18 +221,55 @@ impl ApiError {
         }
     }
 
-    /// A storage or other internal failure, logged here.
-    pub fn internal(e: impl std::fmt::Display) -> Self {
-        ApiError::Internal(e.to_string())
+    /// A 401 with a code and sentence.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unauthorized {
+            code,
+            message: message.into(),
+        }
     }
+
+    /// A 403 with a code and sentence.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A storage or other internal failure, keeping its cause; logged when
+    /// the response is built.
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+/// An error and all its sources, for one log line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let ApiError::Relayed(r) = self {
+            return (
+                status,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r.body,
+            )
+                .into_response();
+        }
         let message = match &self {
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %error_chain(cause.as_ref()), "internal error");
                 "The node hit an internal error; the request was not applied. Operators have the details in the log.".to_string()
             }
             other => other.to_string(),
@@ -248,6 +305,19 @@ impl From<TxError> for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         ApiError::internal(e)
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Invalid(e) => e.into(),
+            SubmitError::Store(e) => e.into(),
+            e @ SubmitError::BadLeaderAnswer(_) => ApiError::internal(e),
+            e @ (SubmitError::NotAdmitted(_)
+            | SubmitError::NoLeader(_)
+            | SubmitError::LostLeadership) => ApiError::NotCommitted(e.to_string()),
+        }
     }
 }
 

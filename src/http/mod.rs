@@ -1,17 +1,21 @@
 //! The HTTP API: one module per resource, each exporting `router()`, one
 //! [`AppState`], and JSON errors from [`error::ApiError`].
 
-pub mod chain;
+mod chain;
 pub mod cluster;
+mod common;
+mod doctor;
 pub mod error;
+mod formulary;
 pub mod ops;
-pub mod patient;
-pub mod reports;
-pub mod rx;
-pub mod scan;
+mod patient;
+mod pharmacy;
+mod qr;
+mod reports;
+mod rx;
+mod scan;
 pub mod session;
-pub mod staff;
-pub mod tx;
+mod tx;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,51 +24,21 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{BoxError, Router};
-use rxchain_contracts::Genesis;
 use serde::de::DeserializeOwned;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::accounts::Accounts;
-use crate::config::ApiSettings;
-use crate::mempool::Mempool;
-use crate::metrics::Metrics;
-use crate::raft::Raft;
-use crate::store::ChainStore;
+use crate::service::Node;
 pub use error::ApiError;
-
-/// Everything handlers share.
-pub struct AppInner {
-    /// This node's id.
-    pub node_id: u64,
-    /// The consortium.
-    pub genesis: Arc<Genesis>,
-    /// Committed chain and state.
-    pub chain: Arc<ChainStore>,
-    /// Raft, for leadership, linearizable reads and forwarding.
-    pub raft: Raft,
-    /// Waiting transactions.
-    pub mempool: Arc<Mempool>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Limits and waits.
-    pub api: ApiSettings,
-    /// For forwarding submissions to the leader.
-    pub client: reqwest::Client,
-    /// Staff accounts and sessions, for the web apps' server-side signing.
-    pub accounts: Arc<Accounts>,
-    /// Test-only partitions (empty unless `testing_faults` is set).
-    pub faults: Arc<crate::raft::Faults>,
-}
 
 /// Shared handler state.
 #[derive(Clone)]
-pub struct AppState(pub Arc<AppInner>);
+pub struct AppState(pub Arc<Node>);
 
 impl std::ops::Deref for AppState {
-    type Target = AppInner;
-    fn deref(&self) -> &AppInner {
+    type Target = Node;
+    fn deref(&self) -> &Node {
         &self.0
     }
 }
@@ -94,7 +68,10 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(scan::router(api.image_limit_bytes))
         .merge(ops::router())
         .merge(session::router())
-        .merge(staff::router())
+        .merge(formulary::router())
+        .merge(qr::router())
+        .merge(doctor::router())
+        .merge(pharmacy::router())
         .merge(patient::router())
         .merge(reports::router())
         .merge(cluster::router())

@@ -8,7 +8,6 @@
 //! anonymous caller cannot fill the chain with refused transactions.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -18,10 +17,12 @@ use rxchain_contracts::tx::CancelReason;
 use rxchain_contracts::{OrgId, OrgKind};
 use serde::{Deserialize, Serialize};
 
+use super::common::{blocking, no_store, parse_payload};
 use super::rx::{issue_body, load, view, PrescriptionView};
-use super::staff::{blocking, no_store, parse_payload, submit};
+use super::tx::submitted_response;
 use super::{ApiError, ApiJson, AppState};
 use crate::qr::QrPayload;
+use crate::service::submit::submit;
 use crate::txbuild;
 
 /// `POST /v1/patient/open`, `/assign`, `/cancel`.
@@ -73,11 +74,10 @@ pub struct Opened {
 }
 
 fn wrong_secret() -> ApiError {
-    ApiError::Forbidden {
-        status: StatusCode::FORBIDDEN,
-        code: "wrong_secret",
-        message: "the code's secret does not match this prescription: the code is damaged or not the patient's".into(),
-    }
+    ApiError::forbidden(
+        "wrong_secret",
+        "the code's secret does not match this prescription: the code is damaged or not the patient's",
+    )
 }
 
 /// Parses the payload, loads the prescription and checks the secret.
@@ -241,7 +241,7 @@ async fn assign(
         built.map_err(|e| ApiError::not_found("unknown_org", e.to_string()))
     })
     .await?;
-    submit(&s, &tx).await
+    Ok(submitted_response(submit(&s, tx).await?))
 }
 
 #[tracing::instrument(skip_all)]
@@ -256,5 +256,5 @@ async fn cancel(
         payload.id,
         CancelReason::PatientRequest,
     );
-    submit(&s, &tx).await
+    Ok(submitted_response(submit(&s, tx).await?))
 }

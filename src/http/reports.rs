@@ -28,12 +28,12 @@ use rxchain_contracts::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::common::{blocking, query};
 use super::rx::{describe, SignerView};
 use super::session::{Staff, StaffCsrf};
-use super::staff::{blocking, query};
 use super::{ApiError, AppState};
 use crate::accounts::Verification;
-use crate::producer::now;
+use crate::clock::now;
 
 /// The longest report range: a year, leap day included.
 const MAX_RANGE_DAYS: u64 = 366;

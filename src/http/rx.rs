@@ -10,7 +10,7 @@ use rxchain_contracts::{Outcome, PrescriptionId, PublicKey, Timestamp, TxId};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::producer::now;
+use crate::clock::now;
 
 /// `GET /v1/prescriptions/{id}`, `GET /v1/prescriptions/{id}/sealed`.
 pub fn router() -> Router<AppState> {

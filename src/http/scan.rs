@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rx::{load, view, PrescriptionView};
 use super::{ApiError, ApiJson, AppState};
-use crate::producer::now;
+use crate::clock::now;
 use crate::qr::{DecodeLimits, QrPayload};
 
 /// `POST /v1/scan`, `POST /v1/scan/image`.

@@ -40,11 +40,9 @@ pub fn router() -> Router<AppState> {
 impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
         match e {
-            AccountError::BadCredentials => ApiError::Forbidden {
-                status: StatusCode::UNAUTHORIZED,
-                code: "bad_credentials",
-                message: "the username or password is wrong".into(),
-            },
+            AccountError::BadCredentials => {
+                ApiError::unauthorized("bad_credentials", "the username or password is wrong")
+            }
             AccountError::TooManyAttempts { retry_after_secs } => {
                 ApiError::TooManyAttempts { retry_after_secs }
             }
@@ -64,19 +62,14 @@ impl From<AccountError> for ApiError {
 
 /// 401 `no_session`.
 pub fn no_session() -> ApiError {
-    ApiError::Forbidden {
-        status: StatusCode::UNAUTHORIZED,
-        code: "no_session",
-        message: "sign in first: there is no live session on this node".into(),
-    }
+    ApiError::unauthorized(
+        "no_session",
+        "sign in first: there is no live session on this node",
+    )
 }
 
 fn forbidden(code: &'static str, message: String) -> ApiError {
-    ApiError::Forbidden {
-        status: StatusCode::FORBIDDEN,
-        code,
-        message,
-    }
+    ApiError::forbidden(code, message)
 }
 
 /// The session cookie's token from the request's `Cookie` headers.

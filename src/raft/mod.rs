@@ -7,47 +7,13 @@
 //! request with the node keys declared in genesis.
 
 pub mod network;
+pub mod peers;
 pub mod rpc;
 
 use std::collections::BTreeSet;
-use std::io::Cursor;
 use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
-
-openraft::declare_raft_types!(
-    /// rxchain's openraft type configuration: entries carry blocks, nodes
-    /// are addressed by `host:port`, snapshots travel as one byte buffer.
-    pub TypeConfig:
-        D = RaftRequest,
-        R = RaftResponse,
-        NodeId = u64,
-        Node = openraft::BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
-);
-
-/// A running Raft node.
-pub type Raft = openraft::Raft<TypeConfig>;
-
-/// What a Raft log entry carries.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum RaftRequest {
-    /// The next block, proposed and signed by the leader.
-    Block(rxchain_contracts::Block),
-}
-
-/// What applying an entry produced. Both fields are `None` for Raft's own
-/// blank and membership entries.
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-pub struct RaftResponse {
-    /// Height of the block applied.
-    pub height: Option<u64>,
-    /// Why the state machine skipped the block (say, it was built on a
-    /// stale tip by a deposed leader).
-    pub rejected: Option<String>,
-}
+pub use crate::types::{Raft, RaftRequest, RaftResponse, TypeConfig};
 
 /// Test-only fault injection: a simulated network partition.
 ///
@@ -133,42 +99,3 @@ pub enum RaftStartError {
 /// The largest snapshot chunk allowed: JSON writes each byte as up to four
 /// characters, and a chunk request must fit in [`rpc::MAX_RPC_BODY`].
 pub const MAX_SNAPSHOT_CHUNK: u64 = (rpc::MAX_RPC_BODY as u64 - 64 * 1024) / 4;
-
-/// Starts this node's Raft over the opened storage.
-#[tracing::instrument(skip(config, storage, network))]
-pub async fn start(
-    node_id: u64,
-    config: openraft::Config,
-    storage: &crate::store::Storage,
-    network: network::Network,
-) -> Result<Raft, RaftStartError> {
-    if storage.chain.genesis().node(node_id).is_none() {
-        return Err(RaftStartError::UnknownNode(node_id));
-    }
-    if config.snapshot_max_chunk_size > MAX_SNAPSHOT_CHUNK {
-        return Err(RaftStartError::ChunkTooLarge {
-            chunk: config.snapshot_max_chunk_size,
-            max: MAX_SNAPSHOT_CHUNK,
-        });
-    }
-    if config.install_snapshot_timeout < 2_000 {
-        // The last chunk's timeout also covers installing the whole chain on
-        // the follower; openraft's 200 ms default is too short for a chain
-        // of any size, and a snapshot that always times out never lands.
-        tracing::warn!(
-            install_snapshot_timeout_ms = config.install_snapshot_timeout,
-            "install_snapshot_timeout is short for sending a whole chain; consider several seconds"
-        );
-    }
-    let config = Arc::new(config.validate()?);
-    let raft = Raft::new(
-        node_id,
-        config,
-        network,
-        storage.log.clone(),
-        storage.sm.clone(),
-    )
-    .await?;
-    tracing::info!("raft started");
-    Ok(raft)
-}

@@ -26,6 +26,7 @@ use rxchain_contracts::SecretKey;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::peers::Peers;
 use super::rpc::{self, ErrorBody};
 use super::{Faults, TypeConfig};
 
@@ -64,26 +65,16 @@ struct Shared {
 }
 
 impl Network {
-    /// A network that signs as `self_id` with `node_key` for `chain_id`.
-    pub fn new(chain_id: String, self_id: u64, node_key: Arc<SecretKey>) -> Self {
-        // Peers are addressed directly: a system proxy must not sit between
-        // consortium nodes. Timeouts are set per request from openraft.
-        let http = match reqwest::Client::builder().no_proxy().build() {
-            Ok(c) => c,
-            Err(e) => {
-                // Without TLS, a system proxy or a custom resolver, building
-                // cannot fail today; if a reqwest update changes that, fall
-                // back to the stock client rather than refuse to start.
-                tracing::error!(error = %e, "cannot build the peer HTTP client; using reqwest's default");
-                reqwest::Client::new()
-            }
-        };
+    /// A network that signs as `self_id` with `node_key` for `chain_id`,
+    /// sending through the node's peer client. Timeouts are set per
+    /// request from openraft.
+    pub fn new(chain_id: String, self_id: u64, node_key: Arc<SecretKey>, peers: &Peers) -> Self {
         Network {
             shared: Arc::new(Shared {
                 chain_id,
                 self_id,
                 node_key,
-                http,
+                http: peers.http().clone(),
                 faults: Faults::new(false),
             }),
         }
@@ -151,9 +142,9 @@ impl Connection {
         }
         let body =
             serde_json::to_vec(req).map_err(|e| NetworkError::new(&TransportError::Encode(e)))?;
-        let ts = rpc::now_ms();
+        let ts = crate::clock::now_ms();
         let sig = rpc::sign(&s.chain_id, &s.node_key, path, ts, &body);
-        let url = format!("http://{}{}", self.node.addr, path);
+        let url = Peers::url(&self.node.addr, path);
         let ttl = option.hard_ttl();
         let sent = s
             .http

@@ -76,12 +76,6 @@ pub fn sign(chain_id: &str, key: &SecretKey, path: &str, ts_ms: u64, body: &[u8]
     key.sign(&signing_tag(chain_id), &signing_message(path, ts_ms, body))
 }
 
-/// This machine's clock in Unix milliseconds. A clock set before 1970
-/// reads as 0, which peers then refuse as stale: the right outcome.
-pub fn now_ms() -> u64 {
-    crate::producer::now().0
-}
-
 /// The JSON body of every failure.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -275,7 +269,7 @@ fn admit<T: serde::de::DeserializeOwned>(
     body: &[u8],
     vote_of: impl Fn(&T) -> &Vote<u64>,
 ) -> Result<T, RpcError> {
-    let sender = authenticate(&s.genesis, path, headers, body, now_ms())?;
+    let sender = authenticate(&s.genesis, path, headers, body, crate::clock::now_ms())?;
     tracing::Span::current().record("from", sender);
     if s.faults.is_blocked(sender) {
         return Err(RpcError::Partitioned(sender));

@@ -16,7 +16,7 @@ use openraft::{
 };
 
 use super::StoreError;
-use crate::raft::TypeConfig;
+use crate::types::TypeConfig;
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::Membership;
 use super::{ApplyObserver, ChainStore, StoreError};
-use crate::raft::{RaftRequest, RaftResponse, TypeConfig};
+use crate::types::{RaftRequest, RaftResponse, TypeConfig};
 
 const SNAPSHOT_META: &[u8] = b"meta";
 const SNAPSHOT_DATA: &[u8] = b"data";

@@ -1,5 +1,8 @@
 //! Assembling and running one node: storage, Raft, mempool, block
-//! producer and the HTTP server, with explicit shutdown.
+//! producer and the HTTP server, with explicit shutdown; and the loop by
+//! which a new node joins a running consortium ([`join`]).
+
+mod join;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,12 +16,16 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::Accounts;
 use crate::config::Settings;
-use crate::http::{AppInner, AppState};
+use crate::http::AppState;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::producer::Producer;
-use crate::raft::{network::Network, Raft};
+use crate::raft::network::Network;
+use crate::raft::peers::Peers;
+use crate::raft::{rpc, RaftStartError, MAX_SNAPSHOT_CHUNK};
+use crate::service::Node;
 use crate::store::{self, ChainStore};
+use crate::types::Raft;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +85,9 @@ pub struct RunningNode {
     pub chain: Arc<ChainStore>,
     /// Staff accounts, sessions and the data keys this node holds.
     pub accounts: Arc<Accounts>,
+    /// What the use cases share, so in-process callers (the demo) submit
+    /// through [`crate::service::submit`] like the HTTP handlers.
+    pub service: Arc<Node>,
     /// Flip to true to stop the node.
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -150,6 +160,45 @@ async fn demote_restored_leadership(
     Ok(())
 }
 
+/// Starts this node's Raft over the opened storage.
+#[tracing::instrument(skip(config, storage, network))]
+pub async fn start_raft(
+    node_id: u64,
+    config: openraft::Config,
+    storage: &crate::store::Storage,
+    network: Network,
+) -> Result<Raft, RaftStartError> {
+    if storage.chain.genesis().node(node_id).is_none() {
+        return Err(RaftStartError::UnknownNode(node_id));
+    }
+    if config.snapshot_max_chunk_size > MAX_SNAPSHOT_CHUNK {
+        return Err(RaftStartError::ChunkTooLarge {
+            chunk: config.snapshot_max_chunk_size,
+            max: MAX_SNAPSHOT_CHUNK,
+        });
+    }
+    if config.install_snapshot_timeout < 2_000 {
+        // The last chunk's timeout also covers installing the whole chain on
+        // the follower; openraft's 200 ms default is too short for a chain
+        // of any size, and a snapshot that always times out never lands.
+        tracing::warn!(
+            install_snapshot_timeout_ms = config.install_snapshot_timeout,
+            "install_snapshot_timeout is short for sending a whole chain; consider several seconds"
+        );
+    }
+    let config = Arc::new(config.validate()?);
+    let raft = Raft::new(
+        node_id,
+        config,
+        network,
+        storage.log.clone(),
+        storage.sm.clone(),
+    )
+    .await?;
+    tracing::info!("raft started");
+    Ok(raft)
+}
+
 /// Starts a node and returns once it is serving.
 pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let genesis = Arc::new(read_genesis(&settings.genesis)?);
@@ -191,10 +240,12 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     if settings.testing_faults {
         tracing::warn!("testing_faults is on: anyone who reaches this node can cut it off from its peers; never use this in production");
     }
-    let network =
-        Network::new(chain_id, settings.node_id, node_key.clone()).with_faults(faults.clone());
+    let peers = Peers::new()
+        .map_err(|e| NodeError::Raft(format!("cannot build the peer HTTP client: {e}")))?;
+    let network = Network::new(chain_id, settings.node_id, node_key.clone(), &peers)
+        .with_faults(faults.clone());
     demote_restored_leadership(&storage, settings.node_id).await?;
-    let raft = crate::raft::start(
+    let raft = start_raft(
         settings.node_id,
         raft_config(&settings.raft),
         &storage,
@@ -223,7 +274,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let metrics = Arc::new(Metrics::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let chain = storage.chain.clone();
-    let state = AppState(Arc::new(AppInner {
+    let state = AppState(Arc::new(Node {
         node_id: settings.node_id,
         genesis: genesis.clone(),
         chain: chain.clone(),
@@ -231,18 +282,13 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         mempool: mempool.clone(),
         metrics: metrics.clone(),
         api: settings.api.clone(),
-        // A short connect timeout: a follower whose leader is gone must answer
-        // 503 quickly rather than hang on a dead address.
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .build()
-            .map_err(|e| NodeError::Raft(format!("cannot build the HTTP client: {e}")))?,
+        peers: peers.clone(),
         accounts: accounts.clone(),
         faults: faults.clone(),
     }));
+    let service = state.0.clone();
     let app = crate::http::router(state, settings.web_dir.as_deref()).merge(
-        crate::raft::rpc::router_with_faults(raft.clone(), genesis.clone(), faults),
+        rpc::router_with_faults(raft.clone(), genesis.clone(), faults),
     );
 
     let node_key_for_join = node_key.clone();
@@ -265,13 +311,14 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         tokio::spawn(producer.run(shutdown_rx.clone())),
     ];
     if !settings.bootstrap && !settings.peers.is_empty() {
-        tasks.push(tokio::spawn(crate::http::cluster::join(
+        tasks.push(tokio::spawn(join::join(
             raft.clone(),
             genesis.clone(),
             settings.node_id,
             node_key_for_join,
             advertised.clone(),
             settings.peers.clone(),
+            peers,
             shutdown_rx.clone(),
         )));
     }
@@ -294,6 +341,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         raft,
         chain,
         accounts,
+        service,
         shutdown,
         tasks,
     })

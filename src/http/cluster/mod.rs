@@ -1,0 +1,383 @@
+//! Cluster administration: who is in the consortium's Raft cluster, and
+//! changing that one member at a time.
+//!
+//! - `GET /v1/cluster/status`: members, learners, leader, term, and each
+//!   node's log index, applied index, height and lag. Public, like
+//!   `/readyz`; a follower forwards it to the leader when it can.
+//! - `GET /v1/cluster/local`: what this node alone knows (used by the
+//!   status call to ask every member, and by tests).
+//! - `GET /v1/cluster/read-index`: the leader confirms its leadership with
+//!   a quorum and names the log index a linearizable read must wait for;
+//!   followers use it to serve reads ([`linearizable_read`]).
+//! - `POST /v1/cluster/learners {id, addr}`: add a node as a learner.
+//! - `POST /v1/cluster/voters {id}`: promote a caught-up learner.
+//! - `DELETE /v1/cluster/members/{id}`: remove a voter or learner.
+//! - `POST /v1/test/partition {blocked}`: test-only fault injection, served
+//!   only when the node runs with `testing_faults = true`.
+//!
+//! Changes are signed like Raft RPCs ([`crate::raft::rpc`]): the same
+//! `x-rxchain-ts` and `x-rxchain-sig` headers over path, time and body, with
+//! either `x-rxchain-node` (a genesis node key; a node may only ask for
+//! itself) or `x-rxchain-org` (an organisation's genesis admin key, the
+//! operator). A follower checks the signature and forwards the request
+//! unchanged to the leader, which checks it again. The leader changes one
+//! member at a time and only while the cluster is healthy: the previous
+//! change is committed, and every voter (but the one being removed)
+//! answers and replicates within [`MAX_LAG`] entries; otherwise it answers
+//! 409 `cluster_unhealthy` and changes nothing.
+
+mod auth;
+mod health;
+mod read_index;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use openraft::{BasicNode, ChangeMembers};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::raft::peers::PeerRequest;
+use crate::raft::rpc::{HEADER_NODE, HEADER_SIG, HEADER_TS};
+use crate::service::leader::{is_leader, remote_leader};
+use crate::types::Raft;
+use auth::may_act_on;
+pub use auth::{admin_headers, authenticate, signer_for, Signer, HEADER_ORG};
+use health::{build_status, local_view};
+pub use health::{ClusterStatus, LocalView, MemberStatus, MAX_LAG};
+use read_index::read_index;
+pub use read_index::{linearizable_read, ReadIndex};
+
+/// The admin routes (state applied by the caller).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/cluster/status", get(status))
+        .route("/v1/cluster/local", get(local))
+        .route("/v1/cluster/read-index", get(read_index))
+        .route("/v1/cluster/learners", post(add_learner))
+        .route("/v1/cluster/voters", post(promote))
+        .route("/v1/cluster/members/{id}", delete(remove))
+        .route("/v1/test/partition", post(partition))
+}
+
+fn unhealthy(message: impl Into<String>) -> ApiError {
+    ApiError::Conflict {
+        code: "cluster_unhealthy",
+        message: message.into(),
+    }
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("invalid_json", format!("the JSON does not fit: {e}")))
+}
+
+/// Relays the request, signature headers and all, to the leader, and
+/// answers with the leader's own answer.
+async fn forward_to_leader(
+    s: &AppState,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (leader, addr) = remote_leader(&s.raft, s.node_id, &s.faults).ok_or_else(|| {
+        ApiError::NotCommitted(
+            "no Raft leader is reachable from this node; nothing was changed, retry".into(),
+        )
+    })?;
+    let relay: Vec<(&'static str, String)> = [
+        HEADER_NODE,
+        HEADER_ORG,
+        HEADER_TS,
+        HEADER_SIG,
+        "content-type",
+    ]
+    .into_iter()
+    .filter_map(|name| {
+        let v = headers.get(name)?.to_str().ok()?;
+        Some((name, v.to_owned()))
+    })
+    .collect();
+    let method =
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(ApiError::internal)?;
+    let answer = s
+        .peers
+        .call(
+            &addr,
+            PeerRequest {
+                method,
+                path: uri.path(),
+                headers: &relay,
+                body,
+                timeout: Duration::from_secs(20),
+            },
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = ?e, leader, "forwarding an admin request to the leader failed");
+            ApiError::NotCommitted(
+                "the Raft leader did not answer; nothing is known to have changed, retry".into(),
+            )
+        })?;
+    Ok(ApiError::Relayed(answer).into_response())
+}
+
+#[tracing::instrument(skip_all)]
+async fn local(State(s): State<AppState>) -> Json<LocalView> {
+    Json(local_view(&s))
+}
+
+#[tracing::instrument(skip_all)]
+async fn status(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if remote_leader(&s.raft, s.node_id, &s.faults).is_some() {
+        if let Ok(r) = forward_to_leader(&s, Method::GET, &uri, &headers, Bytes::new()).await {
+            if r.status().is_success() {
+                return Ok(r);
+            }
+        }
+    }
+    // No reachable leader: say what this node knows, marked as such.
+    Ok(Json(build_status(&s, None).await).into_response())
+}
+
+/// `POST /v1/cluster/learners`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddLearner {
+    /// The joining node's genesis id.
+    pub id: u64,
+    /// Where the other nodes reach it, `host:port`.
+    pub addr: String,
+}
+
+/// `POST /v1/cluster/voters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promote {
+    /// The learner to promote.
+    pub id: u64,
+}
+
+/// The answer to a membership change.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Changed {
+    /// The node changed.
+    pub id: u64,
+    /// Its role now: `learner`, `voter` or `removed`.
+    pub role: String,
+    /// Whether it already had that role, so nothing changed.
+    pub unchanged: bool,
+    /// Voters after the change.
+    pub voters: BTreeSet<u64>,
+    /// Learners after the change.
+    pub learners: BTreeSet<u64>,
+}
+
+fn changed(raft: &Raft, id: u64, role: &str, unchanged: bool) -> Response {
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    Json(Changed {
+        id,
+        role: role.into(),
+        unchanged,
+        voters: membership.voter_ids().collect(),
+        learners: membership.learner_ids().collect(),
+    })
+    .into_response()
+}
+
+fn change_failed<E: std::fmt::Display>(e: E) -> ApiError {
+    tracing::warn!(error = %e, "membership change failed");
+    unhealthy(format!("the membership change did not go through: {e}"))
+}
+
+#[tracing::instrument(skip_all)]
+async fn add_learner(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
+    let req: AddLearner = parse_body(&body)?;
+    may_act_on(&signer, req.id)?;
+    if s.genesis.node(req.id).is_none() {
+        return Err(ApiError::not_found(
+            "unknown_node",
+            format!("node {} is not declared in genesis", req.id),
+        ));
+    }
+    if req.addr.trim().is_empty() || req.addr.contains('/') {
+        return Err(ApiError::bad(
+            "bad_addr",
+            "addr is the node's host:port, without a scheme or path",
+        ));
+    }
+    if !is_leader(&s.raft, s.node_id) {
+        return forward_to_leader(&s, Method::POST, &uri, &headers, body).await;
+    }
+    tracing::info!(?signer, id = req.id, addr = %req.addr, "add learner requested");
+    let m = s.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    if let Some(node) = membership.get_node(&req.id) {
+        if node.addr == req.addr {
+            let role = if membership.voter_ids().any(|v| v == req.id) {
+                "voter"
+            } else {
+                "learner"
+            };
+            return Ok(changed(&s.raft, req.id, role, true));
+        }
+        return Err(ApiError::Conflict {
+            code: "member_exists",
+            message: format!(
+                "node {} is already a member at {}; remove it before adding it at another address",
+                req.id, node.addr
+            ),
+        });
+    }
+    let st = build_status(&s, None).await;
+    if let Some(why) = st.unhealthy_reason {
+        return Err(unhealthy(why));
+    }
+    // Not blocking: a learner catching up through a snapshot of the whole
+    // chain can take far longer than an HTTP request should; the joining
+    // node asks for promotion once it has caught up.
+    s.raft
+        .add_learner(
+            req.id,
+            BasicNode {
+                addr: req.addr.clone(),
+            },
+            false,
+        )
+        .await
+        .map_err(change_failed)?;
+    Ok(changed(&s.raft, req.id, "learner", false))
+}
+
+#[tracing::instrument(skip_all)]
+async fn promote(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
+    let req: Promote = parse_body(&body)?;
+    may_act_on(&signer, req.id)?;
+    if !is_leader(&s.raft, s.node_id) {
+        return forward_to_leader(&s, Method::POST, &uri, &headers, body).await;
+    }
+    let st = build_status(&s, None).await;
+    if st.voters.contains(&req.id) {
+        return Ok(changed(&s.raft, req.id, "voter", true));
+    }
+    let Some(learner) = st.members.iter().find(|x| x.id == req.id) else {
+        return Err(ApiError::not_found(
+            "not_a_learner",
+            format!(
+                "node {} is not a learner; add it as a learner first",
+                req.id
+            ),
+        ));
+    };
+    if let Some(why) = st.unhealthy_reason {
+        return Err(unhealthy(why));
+    }
+    match learner.lag {
+        Some(lag) if lag <= MAX_LAG => {}
+        lag => {
+            return Err(unhealthy(format!(
+            "learner {} has not caught up yet ({} entries behind, limit {MAX_LAG}); retry shortly",
+            req.id,
+            lag.map_or_else(|| "unknown".to_string(), |l| l.to_string())
+        )))
+        }
+    }
+    tracing::info!(?signer, id = req.id, "promoting learner to voter");
+    s.raft
+        .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([req.id])), false)
+        .await
+        .map_err(change_failed)?;
+    Ok(changed(&s.raft, req.id, "voter", false))
+}
+
+#[tracing::instrument(skip_all, fields(id))]
+async fn remove(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad("bad_node_id", "the node id is a decimal number"))?;
+    may_act_on(&signer, id)?;
+    if !is_leader(&s.raft, s.node_id) {
+        return forward_to_leader(&s, Method::DELETE, &uri, &headers, body).await;
+    }
+    let st = build_status(&s, Some(id)).await;
+    let change = if st.voters.contains(&id) {
+        if st.voters.len() == 1 {
+            return Err(ApiError::Conflict {
+                code: "last_voter",
+                message: "the last voter cannot be removed".into(),
+            });
+        }
+        ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+    } else if st.learners.contains(&id) {
+        ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+    } else {
+        return Err(ApiError::not_found(
+            "not_a_member",
+            format!("node {id} is not a member of the cluster"),
+        ));
+    };
+    if let Some(why) = st.unhealthy_reason {
+        return Err(unhealthy(why));
+    }
+    tracing::info!(?signer, id, "removing member");
+    // `retain = false`: a removed voter leaves entirely instead of staying
+    // on as a learner.
+    s.raft
+        .change_membership(change, false)
+        .await
+        .map_err(change_failed)?;
+    Ok(changed(&s.raft, id, "removed", false))
+}
+
+/// `POST /v1/test/partition`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    /// Node ids this node can no longer talk to; empty heals.
+    pub blocked: BTreeSet<u64>,
+}
+
+#[tracing::instrument(skip_all)]
+async fn partition(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    if !s.faults.enabled() {
+        return Err(ApiError::not_found(
+            "no_such_route",
+            "there is no such API route",
+        ));
+    }
+    let req: Partition = parse_body(&body)?;
+    tracing::warn!(blocked = ?req.blocked, "test partition set");
+    s.faults.set_blocked(req.blocked.clone());
+    Ok(Json(serde_json::json!({"node_id": s.node_id, "blocked": req.blocked})).into_response())
+}

@@ -1,0 +1,305 @@
+//! The pharmacist's and courier's endpoints, signed on the server: claim,
+//! dispense, release, delivery events, and the pharmacy's list.
+//!
+//! As for doctors ([`super::doctor`]), the node signs as the signed-in
+//! staff member and submits through [`crate::service::submit`].
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rxchain_contracts::privacy::{self, WrappedKey};
+use rxchain_contracts::state::{PrescriptionRecord, PublicStatus};
+use rxchain_contracts::tx::{DeliveryStatus, DispenseLine, Fulfilment, Role, TxBody};
+use rxchain_contracts::{OrgId, PrescriptionId, SecretKey};
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    blocking, list_limit, no_store, parse_payload, query, sign_and_submit, ListQuery,
+};
+use super::session::{Staff, StaffCsrf};
+use super::{ApiError, ApiJson, AppState};
+use crate::clock::now;
+use crate::qr::QrPayload;
+use crate::txbuild;
+
+/// The pharmacy's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/staff/claim", post(claim))
+        .route("/v1/staff/dispense", post(dispense))
+        .route("/v1/staff/release", post(release))
+        .route("/v1/staff/delivery", post(delivery))
+        .route(
+            "/v1/staff/pharmacy/prescriptions",
+            get(pharmacy_prescriptions),
+        )
+}
+
+/// A claim from a scanned code.
+#[derive(Deserialize)]
+pub struct ClaimRequest {
+    /// The QR payload (or a patient link holding it).
+    pub payload: String,
+    /// The claiming pharmacy; optional, and when given it must be the session's.
+    #[serde(default)]
+    pub pharmacy: Option<OrgId>,
+}
+
+#[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
+async fn claim(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    ApiJson(req): ApiJson<ClaimRequest>,
+) -> Result<Response, ApiError> {
+    let staff = staff.0;
+    staff.require(&[Role::Pharmacist], "claim prescriptions")?;
+    if let Some(p) = &req.pharmacy {
+        staff.act_for(p)?;
+    }
+    let payload = parse_payload(&req.payload)?;
+    let pharmacy = staff.org().clone();
+    sign_and_submit(&s, &staff, |g, k| txbuild::claim(g, k, &pharmacy, &payload)).await
+}
+
+/// A dispense.
+#[derive(Deserialize)]
+pub struct DispenseRequest {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// What is handed out: `{item, quantity, batch}`.
+    pub lines: Vec<DispenseLine>,
+    /// Close the prescription after this fill.
+    #[serde(default)]
+    pub complete: bool,
+}
+
+#[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
+async fn dispense(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    ApiJson(req): ApiJson<DispenseRequest>,
+) -> Result<Response, ApiError> {
+    let staff = staff.0;
+    staff.require(&[Role::Pharmacist], "dispense")?;
+    if req.lines.is_empty() && !req.complete {
+        return Err(ApiError::bad(
+            "no_lines",
+            "a dispense needs at least one line unless it completes the prescription",
+        ));
+    }
+    if req.lines.len() > rxchain_contracts::tx::limits::MAX_LINES {
+        return Err(ApiError::bad(
+            "too_many_lines",
+            format!(
+                "at most {} lines per dispense",
+                rxchain_contracts::tx::limits::MAX_LINES
+            ),
+        ));
+    }
+    let DispenseRequest {
+        id,
+        lines,
+        complete,
+    } = req;
+    sign_and_submit(&s, &staff, |g, k| {
+        txbuild::dispense(g, k, id, lines, complete)
+    })
+    .await
+}
+
+/// A release.
+#[derive(Deserialize)]
+pub struct ReleaseRequest {
+    /// Which prescription.
+    pub id: PrescriptionId,
+}
+
+#[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
+async fn release(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    ApiJson(req): ApiJson<ReleaseRequest>,
+) -> Result<Response, ApiError> {
+    let staff = staff.0;
+    staff.require(&[Role::Pharmacist], "release prescriptions")?;
+    sign_and_submit(&s, &staff, |g, k| txbuild::release(g, k, req.id)).await
+}
+
+/// A delivery or pickup event.
+#[derive(Deserialize)]
+pub struct DeliveryRequest {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// The status reached.
+    pub status: DeliveryStatus,
+}
+
+#[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
+async fn delivery(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    ApiJson(req): ApiJson<DeliveryRequest>,
+) -> Result<Response, ApiError> {
+    let staff = staff.0;
+    staff.require(&[Role::Pharmacist, Role::Courier], "record delivery events")?;
+    sign_and_submit(&s, &staff, |g, k| {
+        txbuild::delivery(g, k, req.id, req.status)
+    })
+    .await
+}
+
+/// A prescription in the pharmacy's list.
+#[derive(Serialize)]
+pub struct PharmacyPrescription {
+    /// Id.
+    pub id: PrescriptionId,
+    /// Short id.
+    pub short_id: String,
+    /// Status now.
+    pub public_status: PublicStatus,
+    /// The issuing hospital's display name.
+    pub hospital_name: String,
+    /// Assigned to this pharmacy by the patient.
+    pub assigned_here: bool,
+    /// Claimed by this pharmacy (now or when it was completed).
+    pub claimed_here: bool,
+    /// The QR payload, recovered from the patient's hand-over with this
+    /// pharmacy's data key, while the prescription is open; lets the
+    /// pharmacy claim a delivery it never sees a code for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// The delivery address, opened the same way, for home deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_address: Option<String>,
+    /// The public record: items, fulfilment, claim, fills, delivery events.
+    pub record: PrescriptionRecord,
+}
+
+/// The patient's hand-over to `org` on the latest applied assignment.
+fn handover_for(
+    s: &AppState,
+    rec: &PrescriptionRecord,
+    org: &OrgId,
+) -> Result<Option<WrappedKey>, ApiError> {
+    let mut found = None;
+    for (height, index) in s.chain.history(&rec.id)? {
+        let Some(block) = s.chain.block(height)? else {
+            continue;
+        };
+        let (Some(t), Some(o)) = (
+            block.txs.get(index as usize),
+            block.outcomes.get(index as usize),
+        ) else {
+            continue;
+        };
+        if let (TxBody::Assign(a), true) = (&t.tx.body, o.is_applied()) {
+            found = (a.fulfilment.pharmacy() == org)
+                .then(|| a.handover.clone())
+                .flatten();
+        }
+    }
+    Ok(found)
+}
+
+/// Recovers the payload (and a delivery address) the patient handed over.
+fn open_handover(
+    s: &AppState,
+    rec: &PrescriptionRecord,
+    org: &OrgId,
+    key: &SecretKey,
+) -> Result<(Option<String>, Option<String>), ApiError> {
+    let Some(wrap) = handover_for(s, rec, org)? else {
+        return Ok((None, None));
+    };
+    let Ok(secret) = privacy::unwrap_with_key(key, &privacy::handover_context(&rec.id), &wrap)
+    else {
+        return Ok((None, None));
+    };
+    let payload = QrPayload::new(rec.id, privacy::AccessSecret::from_bytes(secret));
+    // A hand-over is written by whoever holds the secret; only one that
+    // matches the chain's access key is the patient's.
+    if payload.secret.signing_key().public() != rec.access_key {
+        return Ok((None, None));
+    }
+    let address = match &rec.fulfilment {
+        Some(Fulfilment::Delivery { address, .. }) => {
+            let body = super::rx::issue_body(s, rec)?;
+            privacy::unwrap_with_secret(
+                &payload.secret,
+                &privacy::content_context(&rec.id),
+                &body.key_for_patient,
+            )
+            .ok()
+            .and_then(|ck| privacy::open(&ck, &privacy::address_context(&rec.id), address).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+        }
+        _ => None,
+    };
+    Ok((Some(payload.encode()), address))
+}
+
+/// Prescriptions assigned to or claimed by the session's pharmacy, newest first.
+#[tracing::instrument(skip_all, fields(username = %staff.account().username))]
+async fn pharmacy_prescriptions(
+    State(s): State<AppState>,
+    staff: Staff,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    staff.require(
+        &[Role::Pharmacist, Role::Courier],
+        "list a pharmacy's prescriptions",
+    )?;
+    let limit = list_limit(&query(q)?)?;
+    let org = staff.org().clone();
+    let data_key = s.accounts.data_key(&org);
+    let st = s.clone();
+    let rows = blocking(move || {
+        let mut recs = Vec::new();
+        for id in st.chain.by_pharmacy(&org)? {
+            let Some(r) = st.chain.prescription(&id)? else {
+                continue;
+            };
+            let assigned = r.fulfilment.as_ref().is_some_and(|f| f.pharmacy() == &org);
+            let claimed = r.claim.as_ref().is_some_and(|c| c.pharmacy == org);
+            if assigned || claimed {
+                recs.push((r, assigned, claimed));
+            }
+        }
+        recs.sort_by(|a, b| b.0.issued_at.cmp(&a.0.issued_at));
+        recs.truncate(limit);
+        let t = now();
+        let mut out = Vec::with_capacity(recs.len());
+        for (rec, assigned_here, claimed_here) in recs {
+            let status = rec.public_status(t);
+            let open = !matches!(
+                status,
+                PublicStatus::Completed | PublicStatus::Cancelled | PublicStatus::Expired
+            );
+            let (payload, delivery_address) = match &data_key {
+                Some(k) if assigned_here && open => open_handover(&st, &rec, &org, k)?,
+                _ => (None, None),
+            };
+            out.push(PharmacyPrescription {
+                id: rec.id,
+                short_id: rec.id.short(),
+                public_status: status,
+                hospital_name: st
+                    .genesis
+                    .org(&rec.hospital)
+                    .map(|o| o.name.to_string())
+                    .unwrap_or_default(),
+                assigned_here,
+                claimed_here,
+                payload,
+                delivery_address,
+                record: rec,
+            });
+        }
+        Ok(out)
+    })
+    .await?;
+    // Payloads and addresses are secrets and personal data.
+    Ok(no_store(Json(rows).into_response()))
+}

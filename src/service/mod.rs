@@ -1,0 +1,47 @@
+//! Use cases as plain functions over the node's shared parts.
+//!
+//! A handler parses its request, calls a function here, and maps the
+//! result to a response; nothing here knows about axum. [`Node`] is what
+//! every use case may touch; [`submit`] puts a signed transaction on the
+//! chain (or finds it there), and [`leader`] finds the Raft leader and
+//! talks to it and to the other peers through the node's one HTTP client.
+
+pub mod leader;
+pub mod submit;
+
+use std::sync::Arc;
+
+use rxchain_contracts::Genesis;
+
+use crate::accounts::Accounts;
+use crate::config::ApiSettings;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::raft::Faults;
+use crate::store::ChainStore;
+use crate::types::Raft;
+
+/// The parts of a running node that use cases share. Built once by
+/// `node::start` and shared as `Arc<Node>`.
+pub struct Node {
+    /// This node's id.
+    pub node_id: u64,
+    /// The consortium.
+    pub genesis: Arc<Genesis>,
+    /// Committed chain and state.
+    pub chain: Arc<ChainStore>,
+    /// Raft, for leadership, linearizable reads and forwarding.
+    pub raft: Raft,
+    /// Waiting transactions.
+    pub mempool: Arc<Mempool>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Limits and waits.
+    pub api: ApiSettings,
+    /// The node's one HTTP client to its peers.
+    pub peers: leader::Peers,
+    /// Staff accounts and sessions, for the web apps' server-side signing.
+    pub accounts: Arc<Accounts>,
+    /// Test-only partitions (empty unless `testing_faults` is set).
+    pub faults: Arc<Faults>,
+}

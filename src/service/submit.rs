@@ -1,0 +1,179 @@
+//! Submitting a signed transaction: the one path every writer takes.
+//!
+//! `POST /v1/tx`, the staff and patient endpoints (which sign on the
+//! server) and the in-process demo all call [`submit`]. It answers a
+//! transaction already on the chain with its receipt, forwards to the
+//! leader when this node does not lead, and otherwise verifies the
+//! signature once, admits the transaction to the mempool and waits for the
+//! block that holds it to commit (not merely to be acknowledged).
+
+use std::time::{Duration, Instant};
+
+use rxchain_contracts::{SignedTx, TxError, TxId};
+
+use super::leader::{self, PeerError, PeerRequest, Relayed};
+use super::Node;
+use crate::mempool::{AdmitError, Receipt};
+use crate::store::StoreError;
+
+/// What became of a submission.
+#[derive(Debug)]
+pub enum Submitted {
+    /// The transaction is in a committed block: applied, or refused by a
+    /// chain rule (the refusal is on the chain too, so this is not an error
+    /// of the submission).
+    Committed(Receipt),
+    /// Admitted but not committed within the commit wait; a retry or a
+    /// poll of [`poll_url`] finds the receipt.
+    Pending(TxId),
+    /// Another node leads and answered something other than a receipt or a
+    /// pending note (a malformed or badly signed transaction, say): relayed
+    /// unchanged, so the client sees the leader's own answer.
+    Relayed(Relayed),
+}
+
+/// Why nothing is known to be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The transaction is malformed or its signature does not verify.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// The mempool refused it (full).
+    #[error("the transaction was not admitted: {0}")]
+    NotAdmitted(#[from] AdmitError),
+    /// No leader is reachable.
+    #[error("no Raft leader is reachable; the transaction was not committed, retry")]
+    NoLeader(#[source] Option<PeerError>),
+    /// This node lost leadership while the transaction waited. The new
+    /// leader may still commit the block this node proposed, so this cannot
+    /// promise "not committed"; a retry is idempotent.
+    #[error("the node lost leadership before the transaction's commit was confirmed; retry (a retry is idempotent and returns the receipt if it did commit)")]
+    LostLeadership,
+    /// The leader's answer could not be understood.
+    #[error("the leader's answer could not be read")]
+    BadLeaderAnswer(#[source] serde_json::Error),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a pending transaction's receipt can be polled.
+pub fn poll_url(id: &TxId) -> String {
+    format!("/v1/tx/{id}")
+}
+
+/// The receipt of a committed transaction, read back from the chain.
+pub fn committed_receipt(node: &Node, id: &TxId) -> Result<Option<Receipt>, StoreError> {
+    let Some((height, index)) = node.chain.tx_location(id)? else {
+        return Ok(None);
+    };
+    let block = node
+        .chain
+        .block(height)?
+        .ok_or_else(|| StoreError::Corrupt {
+            what: format!("tx index entry {id}"),
+            detail: format!("points at missing block {height}"),
+        })?;
+    let outcome =
+        block
+            .outcomes
+            .get(index as usize)
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("tx index entry {id}"),
+                detail: format!("points past the end of block {height}"),
+            })?;
+    Ok(Some(Receipt {
+        tx_id: *id,
+        height,
+        index,
+        block_hash: block.hash(node.genesis.chain_id.as_str()),
+        outcome,
+    }))
+}
+
+/// Submits a signed transaction and waits for its commit. A replay gets
+/// the original outcome, never a second effect.
+#[tracing::instrument(skip_all, fields(tx_id))]
+pub async fn submit(node: &Node, signed: SignedTx) -> Result<Submitted, SubmitError> {
+    let started = Instant::now();
+    let id = signed.tx.id(node.genesis.chain_id.as_str());
+    tracing::Span::current().record("tx_id", tracing::field::display(&id));
+    if let Some(r) = committed_receipt(node, &id)? {
+        return Ok(Submitted::Committed(r));
+    }
+    if !leader::is_leader(&node.raft, node.node_id) {
+        return forward(node, &signed).await;
+    }
+    let waiter = match node.mempool.subscribe(&id) {
+        Some(w) => w,
+        None => {
+            // Signature checks are ~0.1 ms of CPU; done inline, once per
+            // transaction, since the mempool then remembers the verified form.
+            let vtx = node.mempool.verify(signed)?;
+            let w = node.mempool.admit(vtx)?;
+            // It may have been committed between the first check and admission.
+            if let Some(r) = committed_receipt(node, &id)? {
+                node.mempool.remove(&id);
+                return Ok(Submitted::Committed(r));
+            }
+            w
+        }
+    };
+    match tokio::time::timeout(Duration::from_millis(node.api.commit_wait_ms), waiter).await {
+        Ok(Ok(receipt)) => {
+            node.metrics
+                .commit_latency
+                .observe(started.elapsed().as_secs_f64());
+            node.metrics.committed_txs.inc();
+            Ok(Submitted::Committed(receipt))
+        }
+        Ok(Err(_closed)) => Err(SubmitError::LostLeadership),
+        Err(_elapsed) => Ok(Submitted::Pending(id)),
+    }
+}
+
+/// What a leader's refusal body holds that matters here.
+#[derive(serde::Deserialize)]
+struct RefusalBody {
+    receipt: Option<Receipt>,
+}
+
+/// Sends the submission to the leader and reads its answer back into a
+/// [`Submitted`].
+async fn forward(node: &Node, signed: &SignedTx) -> Result<Submitted, SubmitError> {
+    let (leader, addr) = leader::remote_leader(&node.raft, node.node_id, &node.faults)
+        .ok_or(SubmitError::NoLeader(None))?;
+    let body = serde_json::to_vec(signed).map_err(SubmitError::BadLeaderAnswer)?;
+    let answer = node
+        .peers
+        .call(
+            &addr,
+            PeerRequest {
+                method: reqwest::Method::POST,
+                path: "/v1/tx",
+                headers: &[("content-type", "application/json".into())],
+                body: body.into(),
+                timeout: Duration::from_millis(node.api.commit_wait_ms + 2_000),
+            },
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = ?e, leader, "forwarding to the leader failed");
+            SubmitError::NoLeader(Some(e))
+        })?;
+    match answer.status {
+        200 => Ok(Submitted::Committed(
+            serde_json::from_slice(&answer.body).map_err(SubmitError::BadLeaderAnswer)?,
+        )),
+        202 => Ok(Submitted::Pending(
+            signed.tx.id(node.genesis.chain_id.as_str()),
+        )),
+        400..=499 => match serde_json::from_slice::<RefusalBody>(&answer.body) {
+            // A refusal by a chain rule carries its receipt.
+            Ok(RefusalBody { receipt: Some(r) }) => Ok(Submitted::Committed(r)),
+            _ => Ok(Submitted::Relayed(answer)),
+        },
+        _ => Ok(Submitted::Relayed(answer)),
+    }
+}
