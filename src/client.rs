@@ -108,6 +108,29 @@ impl Client {
         Ok(Self::decode(resp).await?.1)
     }
 
+    /// Sends a request with extra headers and a raw JSON body, and returns
+    /// the status and JSON answer whatever the status (the caller decides
+    /// what a refusal means).
+    pub async fn request_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: String,
+    ) -> Result<(u16, Value), ClientError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await?))
+    }
+
     /// Submits a signed transaction and waits for its commit.
     pub async fn submit(&self, tx: &SignedTx) -> Result<Submitted, ClientError> {
         let resp = self

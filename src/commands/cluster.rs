@@ -2,10 +2,7 @@
 //! view of the Raft cluster and one-member-at-a-time changes, signed with an
 //! org admin key or a node's own key (see [`crate::http::cluster`]).
 
-use std::time::Duration;
-
 use anyhow::Context;
-use serde_json::Value;
 
 use crate::cli::{ClusterAction, ClusterArgs};
 use crate::client::Client;
@@ -14,19 +11,14 @@ use crate::http::cluster::{admin_headers, signer_for, ClusterStatus};
 /// Runs one cluster command.
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let base = args.node.trim_end_matches('/').to_string();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let client = Client::new(base.clone());
     let (method, path, body) = match &args.action {
         ClusterAction::Status => {
-            let resp = http
-                .get(format!("{base}/v1/cluster/status"))
-                .send()
+            let (status, v) = client
+                .request_raw(reqwest::Method::GET, "/v1/cluster/status", &[], String::new())
                 .await
                 .with_context(|| format!("cannot reach {base}"))?;
-            let status = resp.status();
-            let v: Value = resp.json().await.context("the node's answer is not JSON")?;
-            if !status.is_success() {
+            if status >= 300 {
                 anyhow::bail!("{status}: {}", v["message"].as_str().unwrap_or(""));
             }
             if args.json {
@@ -57,33 +49,25 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         .as_ref()
         .context("--key is required: an org admin key file or this node's key file")?;
     let key = crate::keys::read(key_file)?;
-    let genesis = Client::new(base.clone())
+    let genesis = client
         .genesis()
         .await
         .context("reading the consortium from the node")?;
     let signer = signer_for(&genesis, &key).context(
         "the key is neither an organisation admin key nor a node key of this consortium's genesis",
     )?;
-    let mut req = http
-        .request(method, format!("{base}{path}"))
-        .header("content-type", "application/json")
-        .body(body.clone());
-    for (k, v) in admin_headers(
+    let headers = admin_headers(
         genesis.chain_id.as_str(),
         &key,
         &signer,
         &path,
         body.as_bytes(),
-    ) {
-        req = req.header(k, v);
-    }
-    let resp = req
-        .send()
+    );
+    let (status, v) = client
+        .request_raw(method, &path, &headers, body)
         .await
         .with_context(|| format!("cannot reach {base}"))?;
-    let status = resp.status();
-    let v: Value = resp.json().await.context("the node's answer is not JSON")?;
-    if !status.is_success() {
+    if status >= 300 {
         anyhow::bail!(
             "{status} {}: {}",
             v["code"].as_str().unwrap_or(""),
