@@ -531,7 +531,10 @@ mod tests {
             quantity: Quantity::new(1).unwrap(),
             batch: Label::parse("B1").unwrap(),
         };
-        assert_eq!(check_dispense_lines(&[line.clone()], false), Ok(()));
+        assert_eq!(
+            check_dispense_lines(std::slice::from_ref(&line), false),
+            Ok(())
+        );
         assert_eq!(check_dispense_lines(&[], true), Ok(()));
         let e = check_dispense_lines(&[], false).unwrap_err();
         assert_eq!(

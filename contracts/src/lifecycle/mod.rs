@@ -7,9 +7,10 @@
 //! counted on it, wrong access proofs separately, so regulators see attempts.
 //!
 //! [`apply`] checks what holds for every kind (clock skew, revoked signer)
-//! and hands the body to one function per kind: [`staff`] (registry),
-//! [`issue`], [`assign`], [`claim`] (claim and release), [`dispense`],
-//! [`cancel`] and [`delivery`]. The checks they share are in [`checks`].
+//! and hands the body to one private function per kind, in one file each:
+//! `staff` (registry), `issue`, `assign`, `claim` (claim and release),
+//! `dispense`, `cancel` and `delivery`. The checks they share are in
+//! `checks`.
 //! docs/rules.md in the repository lists every rule with the function and
 //! refusal that enforce it.
 
