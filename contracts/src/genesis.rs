@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{Hash, PublicKey};
 use crate::encoding;
 use crate::model::{Label, NodeId, OrgId, Timestamp};
+use crate::rejection::Rejection;
 
 /// What kind of organisation a consortium member is. The kind decides which
 /// staff roles it may register.
@@ -109,6 +110,27 @@ pub enum GenesisError {
 }
 
 impl Genesis {
+    /// The organisation `id`, if it is a member of kind `kind`. This is the
+    /// rule the chain applies when a patient assigns a prescription to a
+    /// pharmacy: an unknown id is `unknown_org`, another kind is
+    /// `wrong_org_kind` (with `need` the kind in lower case, e.g. "pharmacy").
+    pub fn org_of_kind(&self, id: &OrgId, kind: OrgKind) -> Result<&OrgDecl, Rejection> {
+        match self.org(id) {
+            None => Err(Rejection::UnknownOrg { org: id.clone() }),
+            Some(o) if o.kind != kind => Err(Rejection::WrongOrgKind {
+                org: id.clone(),
+                need: format!("{kind:?}").to_lowercase(),
+            }),
+            Some(o) => Ok(o),
+        }
+    }
+
+    /// Whether `id` is a member pharmacy: the only kind of organisation that
+    /// may be assigned, claim and dispense prescriptions.
+    pub fn is_pharmacy(&self, id: &OrgId) -> bool {
+        self.org(id).is_some_and(|o| o.kind == OrgKind::Pharmacy)
+    }
+
     /// Checks the document's own consistency.
     pub fn validate(&self) -> Result<(), GenesisError> {
         let mut orgs = std::collections::BTreeSet::new();

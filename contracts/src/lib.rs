@@ -38,7 +38,8 @@
 //!   submission never has a second effect.
 //!
 //! See [`lifecycle::apply`] and [`lifecycle::Rejection`] for every rule and
-//! refusal.
+//! refusal, [`rules`] for the rules the node checks before it signs, and
+//! `docs/rules.md` in the repository for all of them in prose.
 //!
 //! ## Privacy
 //!
@@ -72,6 +73,8 @@ pub mod genesis;
 pub mod lifecycle;
 pub mod model;
 pub mod privacy;
+mod rejection;
+pub mod rules;
 pub mod state;
 pub mod tx;
 pub mod verify;

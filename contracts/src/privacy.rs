@@ -110,6 +110,12 @@ impl AccessSecret {
     pub fn signing_key(&self) -> SecretKey {
         SecretKey::derive("rxchain-access-key-v1", &self.0)
     }
+
+    /// The public access key derived from the secret, as recorded on the
+    /// chain at issue.
+    pub fn access_key(&self) -> PublicKey {
+        self.signing_key().public()
+    }
 }
 
 fn kdf(label: &str, parts: &[&[u8]]) -> [u8; 32] {

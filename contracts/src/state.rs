@@ -12,6 +12,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::crypto::{Hash, PublicKey};
 use crate::encoding::{self, DecodeError};
 use crate::model::{Label, OrgId, PrescriptionId, Timestamp};
+use crate::privacy::AccessSecret;
 use crate::tx::{CancelReason, DeliveryStatus, Fulfilment, Item, RevokeReason, Role, TxId};
 
 /// Read access to committed state.
@@ -210,6 +211,19 @@ pub enum PublicStatus {
     Expired,
 }
 
+impl PublicStatus {
+    /// Whether the prescription may still be acted on: not completed,
+    /// cancelled or expired. The chain's own check (which also refuses a
+    /// prescription that is not yet valid, and names the reason) is
+    /// [`crate::lifecycle::claimable_by`].
+    pub fn is_open(self) -> bool {
+        !matches!(
+            self,
+            PublicStatus::Completed | PublicStatus::Cancelled | PublicStatus::Expired
+        )
+    }
+}
+
 /// The pharmacy holding the lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimInfo {
@@ -298,6 +312,27 @@ impl PrescriptionRecord {
     /// The most that may ever be dispensed of item `i`: quantity × (1 + repeats).
     pub fn allowance(&self, i: usize) -> u64 {
         u64::from(self.items[i].quantity.get()) * (1 + u64::from(self.repeats))
+    }
+
+    /// What may still be dispensed of item `i`: its [allowance](Self::allowance)
+    /// minus what was dispensed so far. The chain refuses a dispense that
+    /// asks for more (`exceeds_allowance`, naming this number).
+    pub fn remaining(&self, i: usize) -> u64 {
+        self.allowance(i)
+            .saturating_sub(u64::from(self.dispensed.get(i).copied().unwrap_or(0)))
+    }
+
+    /// [`remaining`](Self::remaining) for every item, in item order, so that
+    /// clients need not repeat the formula.
+    pub fn remaining_allowance(&self) -> Vec<u64> {
+        (0..self.items.len()).map(|i| self.remaining(i)).collect()
+    }
+
+    /// Whether `secret` is this prescription's QR secret: its derived key is
+    /// the access key recorded at issue. Anyone may check it; only the
+    /// holder of the QR code can pass it.
+    pub fn secret_matches(&self, secret: &AccessSecret) -> bool {
+        secret.access_key() == self.access_key
     }
 
     /// Whether every item has reached its allowance.

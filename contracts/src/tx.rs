@@ -482,14 +482,8 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
             }
         }
         TxBody::Dispense(b) => {
-            if b.lines.len() > limits::MAX_LINES {
-                return bad("at most 10 lines per dispense");
-            }
-            if b.lines.is_empty() && !b.complete {
-                return bad(
-                    "a dispense needs at least one line unless it completes the prescription",
-                );
-            }
+            crate::rules::check_dispense_lines(&b.lines, b.complete)
+                .map_err(|e| TxError::Invalid(e.to_string()))?;
         }
         _ => {}
     }

@@ -1,4 +1,4 @@
-//! Every rule of PRODUCT.md that the contracts enforce, one test per rule or
+//! Every rule of docs/rules.md that the contracts enforce, one test per rule or
 //! refusal, driven through real signed transactions, real blocks and a real
 //! `MemStore`.
 //!
@@ -1991,6 +1991,84 @@ fn every_seal_draws_a_fresh_nonce_from_the_callers_entropy() {
     assert_eq!(
         privacy::open_content(&rx.id, &a, &rx.content_key).unwrap(),
         rx.content
+    );
+}
+
+// ---- shared rules the node calls -----------------------------------------
+
+#[test]
+fn remaining_allowance_counts_down_with_each_fill_and_matches_the_refusal() {
+    let mut w = World::staffed_with_seed("remaining");
+    let rx = w.issued(RxSpec::simple(10).repeats(1));
+    assert_eq!(w.rx(&rx.id).remaining_allowance(), vec![20]);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 7)], false);
+    w.applied(d);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.remaining_allowance(), vec![13]);
+    assert_eq!(rec.remaining(0), rec.allowance(0) - 7);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 14)], false);
+    assert_eq!(
+        w.run1(d),
+        Outcome::Refused {
+            reason: Rejection::ExceedsAllowance {
+                item: 0,
+                remaining: 13
+            }
+        }
+    );
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 13)], false);
+    w.applied(d);
+    assert_eq!(w.rx(&rx.id).remaining_allowance(), vec![0]);
+}
+
+#[test]
+fn only_the_qr_secret_matches_its_prescription() {
+    let mut w = World::staffed_with_seed("secret-matches");
+    let a = w.issued(RxSpec::simple(10));
+    let b = w.issued(RxSpec::simple(10));
+    assert!(w.rx(&a.id).secret_matches(&a.secret));
+    assert!(!w.rx(&a.id).secret_matches(&b.secret));
+    assert_eq!(a.secret.access_key(), w.rx(&a.id).access_key);
+}
+
+#[test]
+fn open_statuses_are_those_still_to_act_on() {
+    use PublicStatus::*;
+    for s in [Issued, Assigned, Claimed, PartiallyDispensed] {
+        assert!(s.is_open(), "{s:?}");
+    }
+    for s in [Completed, Cancelled, Expired] {
+        assert!(!s.is_open(), "{s:?}");
+    }
+}
+
+#[test]
+fn pharmacies_are_told_apart_from_other_members_and_strangers() {
+    let g = genesis();
+    assert!(g.is_pharmacy(&org(PHARM_A)));
+    assert!(!g.is_pharmacy(&org(HOSP_NORTH)));
+    assert!(!g.is_pharmacy(&org("nowhere")));
+    assert_eq!(
+        g.org_of_kind(&org(PHARM_B), rxchain_contracts::OrgKind::Pharmacy)
+            .map(|o| o.id.clone()),
+        Ok(org(PHARM_B))
+    );
+    assert_eq!(
+        g.org_of_kind(&org(LOGISTICS), rxchain_contracts::OrgKind::Pharmacy)
+            .unwrap_err(),
+        Rejection::WrongOrgKind {
+            org: org(LOGISTICS),
+            need: "pharmacy".into()
+        }
+    );
+    assert_eq!(
+        g.org_of_kind(&org("nowhere"), rxchain_contracts::OrgKind::Pharmacy)
+            .unwrap_err(),
+        Rejection::UnknownOrg {
+            org: org("nowhere")
+        }
     );
 }
 

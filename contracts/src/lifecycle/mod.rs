@@ -1,0 +1,217 @@
+//! The one transition function: [`apply`] takes state, a verified transaction
+//! and the block time, and either writes the transaction's effects or refuses
+//! it with a named [`Rejection`].
+//!
+//! Refusals still leave a trace on purpose: the transaction id is marked seen
+//! (so a replay gets the same outcome), and refusals about a prescription are
+//! counted on it, wrong access proofs separately, so regulators see attempts.
+//!
+//! [`apply`] checks what holds for every kind (clock skew, revoked signer)
+//! and hands the body to one private function per kind, in one file each:
+//! `staff` (registry), `issue`, `assign`, `claim` (claim and release),
+//! `dispense`, `cancel` and `delivery`. The checks they share are in
+//! `checks`.
+//! docs/rules.md in the repository lists every rule with the function and
+//! refusal that enforce it.
+
+mod assign;
+mod cancel;
+mod checks;
+mod claim;
+mod delivery;
+mod dispense;
+mod issue;
+mod staff;
+
+use crate::crypto::PublicKey;
+use crate::genesis::{Genesis, OrgDecl};
+use crate::model::Timestamp;
+use crate::state::{
+    rx_key, seen_key, staff_key, CorruptState, Overlay, PrescriptionRecord, StaffRecord,
+};
+use crate::tx::{TxBody, TxId, VerifiedTx};
+
+pub use crate::rejection::Rejection;
+pub use checks::claimable_by;
+pub use delivery::delivery_follows;
+
+/// The result of one transaction, recorded in the block beside it.
+///
+/// JSON: `{"result": "applied"}` or `{"result": "refused", "reason": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The transaction took effect.
+    Applied,
+    /// The transaction was refused; it had no effect beyond being recorded.
+    Refused {
+        /// Why.
+        reason: Rejection,
+    },
+}
+
+crate::encoding::tagged_in_json!(Outcome, "Outcome", "result", {
+    Applied,
+    Refused { reason: Rejection },
+});
+
+impl Outcome {
+    /// Whether it took effect.
+    pub fn is_applied(&self) -> bool {
+        matches!(self, Outcome::Applied)
+    }
+}
+
+/// Who signed, as far as the rules care.
+enum Signer<'g> {
+    Admin(&'g OrgDecl),
+    Staff(StaffRecord),
+    /// Not a registered key: possibly a prescription's access key.
+    Other,
+}
+
+fn resolve_signer<'g>(
+    g: &'g Genesis,
+    st: &Overlay<'_>,
+    key: &PublicKey,
+) -> Result<Signer<'g>, CorruptState> {
+    if let Some(org) = g.org_by_admin(key) {
+        return Ok(Signer::Admin(org));
+    }
+    Ok(match st.get::<StaffRecord>(&staff_key(key))? {
+        Some(s) => Signer::Staff(s),
+        None => Signer::Other,
+    })
+}
+
+/// Why a transition stopped early: a rule refused it, or the stored state
+/// could not be read. Both convert with `?`, so each transition reads as a
+/// list of checks.
+enum Stop {
+    Refused(Rejection),
+    Corrupt(CorruptState),
+}
+
+impl From<Rejection> for Stop {
+    fn from(r: Rejection) -> Self {
+        Stop::Refused(r)
+    }
+}
+
+impl From<CorruptState> for Stop {
+    fn from(e: CorruptState) -> Self {
+        Stop::Corrupt(e)
+    }
+}
+
+/// What one transition returns.
+type Step = Result<(), Stop>;
+
+/// What every transition needs besides its body and the state.
+struct Ctx<'g> {
+    g: &'g Genesis,
+    /// The signer as the rules see it.
+    signer: Signer<'g>,
+    /// The signing key itself.
+    key: PublicKey,
+    /// The transaction's id.
+    tx: TxId,
+    /// The block time.
+    now: Timestamp,
+}
+
+/// Applies one verified transaction at block time `now`.
+///
+/// Returns the outcome; the overlay holds the effects. A refusal writes only
+/// the seen marker and the prescription's refusal counters. `Err` means the
+/// stored state itself is unreadable, which no transaction can cause.
+pub fn apply(
+    g: &Genesis,
+    st: &mut Overlay<'_>,
+    vtx: &VerifiedTx,
+    now: Timestamp,
+) -> Result<Outcome, CorruptState> {
+    let seen = seen_key(&vtx.id());
+    if st.get_raw(&seen).is_some() {
+        // A replay changes nothing at all, not even counters.
+        return Ok(Outcome::Refused {
+            reason: Rejection::Duplicate,
+        });
+    }
+    st.writes.insert(seen, Some(Vec::new()));
+    // Effects are staged in a scratch overlay and merged only on success, so
+    // a refusal can never leave half its writes behind.
+    let result = {
+        let mut scratch = Overlay::new(&*st);
+        let r = apply_inner(g, &mut scratch, vtx, now)?;
+        (r, scratch.writes)
+    };
+    match result {
+        (Ok(()), writes) => {
+            st.writes.extend(writes);
+            Ok(Outcome::Applied)
+        }
+        (Err(reason), _) => {
+            if let Some(id) = vtx.tx().body.prescription() {
+                if let Some(mut rx) = st.get::<PrescriptionRecord>(&rx_key(&id))? {
+                    rx.refused_attempts += 1;
+                    if let Rejection::WrongSecret { attempts } = reason {
+                        rx.wrong_proofs = attempts;
+                    }
+                    st.put(rx_key(&id), &rx);
+                }
+            }
+            Ok(Outcome::Refused { reason })
+        }
+    }
+}
+
+impl crate::state::StateRead for Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_raw(key)
+    }
+}
+
+/// The checks common to every kind, then the kind's own transition.
+fn apply_inner(
+    g: &Genesis,
+    st: &mut Overlay<'_>,
+    vtx: &VerifiedTx,
+    now: Timestamp,
+) -> Result<Result<(), Rejection>, CorruptState> {
+    match dispatch(g, st, vtx, now) {
+        Ok(()) => Ok(Ok(())),
+        Err(Stop::Refused(r)) => Ok(Err(r)),
+        Err(Stop::Corrupt(e)) => Err(e),
+    }
+}
+
+fn dispatch(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timestamp) -> Step {
+    let tx = vtx.tx();
+    if tx.created_at.0 > now.0.saturating_add(g.params.max_clock_skew_ms) {
+        return Err(Rejection::FromTheFuture.into());
+    }
+    let signer = resolve_signer(g, st, &tx.signer)?;
+    if let Signer::Staff(s) = &signer {
+        if let Some(r) = &s.revoked {
+            return Err(Rejection::SignerRevoked { at: r.at }.into());
+        }
+    }
+    let cx = Ctx {
+        g,
+        signer,
+        key: tx.signer,
+        tx: vtx.id(),
+        now,
+    };
+    match &tx.body {
+        TxBody::RegisterStaff(b) => staff::register(&cx, st, b),
+        TxBody::RevokeStaff(b) => staff::revoke(&cx, st, b),
+        TxBody::Issue(b) => issue::issue(&cx, st, b),
+        TxBody::Assign(b) => assign::assign(&cx, st, b),
+        TxBody::Claim(b) => claim::claim(&cx, st, b),
+        TxBody::Release(b) => claim::release(&cx, st, b),
+        TxBody::Dispense(b) => dispense::dispense(&cx, st, b),
+        TxBody::Cancel(b) => cancel::cancel(&cx, st, b),
+        TxBody::Delivery(b) => delivery::delivery(&cx, st, b),
+    }
+}

@@ -1,0 +1,369 @@
+//! Why the chain refuses a transaction: [`Rejection`], one variant per rule,
+//! each with a stable machine-readable code.
+//!
+//! The code is the variant name in snake case. It is derived, not written
+//! out, so it cannot drift from the variant; the JSON form uses the same
+//! name as its `code` tag (see [`crate::encoding`]), and the unit test below
+//! pins every code so that a rename is noticed before clients are.
+
+use crate::model::{OrgId, Timestamp};
+use crate::tx::DeliveryStatus;
+
+/// Why a transaction was refused. Every variant is a rule of the chain
+/// (docs/rules.md names the rule behind each); the code
+/// ([`Rejection::code`]) is stable and machine-readable, the `Display` text
+/// is for people. JSON: `{"code": "wrong_secret", "attempts": 1}`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Rejection {
+    /// This exact transaction was already processed.
+    #[error("this transaction was already submitted")]
+    Duplicate,
+    /// The transaction claims to be created far in the future.
+    #[error("the transaction is dated in the future; check the client clock")]
+    FromTheFuture,
+    /// The signing key is not registered.
+    #[error("the signing key is not registered with any organisation")]
+    UnknownSigner,
+    /// The signing key was revoked.
+    #[error("the signing key was revoked on {at}")]
+    SignerRevoked {
+        /// Block time of revocation.
+        at: Timestamp,
+    },
+    /// The signer's role may not do this.
+    #[error("a {role} may not {action}")]
+    WrongRole {
+        /// The signer's role.
+        role: String,
+        /// What was attempted.
+        action: String,
+    },
+    /// The signer is not the admin of the named organisation.
+    #[error("only the admin of organisation {org} may do this")]
+    NotOrgAdmin {
+        /// The organisation.
+        org: OrgId,
+    },
+    /// The named organisation is not in genesis.
+    #[error("organisation {org} is not a consortium member")]
+    UnknownOrg {
+        /// The organisation.
+        org: OrgId,
+    },
+    /// The organisation's kind does not fit.
+    #[error("organisation {org} is not a {need}")]
+    WrongOrgKind {
+        /// The organisation.
+        org: OrgId,
+        /// The kind needed.
+        need: String,
+    },
+    /// The staff key is already registered.
+    #[error("this staff key is already registered")]
+    StaffExists,
+    /// The staff key is not registered.
+    #[error("this staff key is not registered")]
+    UnknownStaff,
+    /// The staff key is already revoked.
+    #[error("this staff key is already revoked")]
+    AlreadyRevoked,
+    /// Org admin keys are declared in genesis and cannot be revoked here.
+    #[error("organisation admin keys cannot be revoked by transaction")]
+    CannotRevokeAdmin,
+    /// A prescription with this id exists.
+    #[error("a prescription with this id already exists")]
+    PrescriptionExists,
+    /// No prescription has this id.
+    #[error("no prescription has this id")]
+    UnknownPrescription,
+    /// The validity window is empty or inverted.
+    #[error("the prescription must be valid for some time after it starts")]
+    BadValidity,
+    /// The validity window is longer than the rules allow.
+    #[error("the validity window is longer than the {max_days} days allowed")]
+    ValidityTooLong {
+        /// The limit.
+        max_days: u32,
+    },
+    /// The content key is not wrapped for a required party.
+    #[error("the content key is not wrapped for {party}")]
+    MissingKeyWrap {
+        /// Who is missing.
+        party: String,
+    },
+    /// The access key is the signer's: not derived from a fresh secret.
+    #[error("the access key must come from a fresh QR secret")]
+    BadAccessKey,
+    /// The prescription is not valid yet.
+    #[error("the prescription is not valid until {from}")]
+    NotYetValid {
+        /// Start of validity.
+        from: Timestamp,
+    },
+    /// The prescription expired.
+    #[error("the prescription expired at {at}")]
+    Expired {
+        /// End of validity.
+        at: Timestamp,
+    },
+    /// The prescription was cancelled.
+    #[error("the prescription was cancelled at {at}")]
+    Cancelled {
+        /// When.
+        at: Timestamp,
+    },
+    /// The prescription was completed.
+    #[error("the prescription was already dispensed at {pharmacy} at {at}")]
+    AlreadyDispensed {
+        /// Where it was dispensed last.
+        pharmacy: OrgId,
+        /// When.
+        at: Timestamp,
+    },
+    /// Another pharmacy holds the lock.
+    #[error("the prescription is claimed by {pharmacy} since {at}")]
+    ClaimedByOther {
+        /// The pharmacy holding the lock.
+        pharmacy: OrgId,
+        /// Since when.
+        at: Timestamp,
+    },
+    /// This pharmacy already holds the lock.
+    #[error("this pharmacy already claimed the prescription")]
+    AlreadyClaimed,
+    /// Nobody holds the lock.
+    #[error("the prescription must be claimed by this pharmacy first")]
+    NotClaimed,
+    /// The patient directed it to another pharmacy.
+    #[error("the patient assigned this prescription to {pharmacy}")]
+    AssignedElsewhere {
+        /// The chosen pharmacy.
+        pharmacy: OrgId,
+    },
+    /// The claim's access proof is wrong: the pharmacy does not hold the QR code.
+    #[error("the QR secret is wrong (attempt {attempts})")]
+    WrongSecret {
+        /// Wrong attempts so far, this one included.
+        attempts: u32,
+    },
+    /// The claim nonce was used before.
+    #[error("this claim proof was already used")]
+    ProofReused,
+    /// Only the prescriber or the patient may cancel.
+    #[error("only the prescriber or the patient may cancel")]
+    NotPrescriberOrPatient,
+    /// Only the patient (the access key) may do this.
+    #[error("only the patient may choose pickup or delivery")]
+    NotPatient,
+    /// A claimed prescription cannot be cancelled or reassigned.
+    #[error("the prescription is claimed by a pharmacy and cannot be changed")]
+    ClaimedCannotChange,
+    /// Nothing can be cancelled after dispensing.
+    #[error("the prescription has been dispensed and cannot be cancelled")]
+    DispensedCannotCancel,
+    /// An item index is out of range.
+    #[error("item {item} does not exist on this prescription")]
+    BadItem {
+        /// The index.
+        item: u16,
+    },
+    /// A dispense would exceed the allowance.
+    #[error("item {item}: only {remaining} more may be dispensed")]
+    ExceedsAllowance {
+        /// The item.
+        item: u16,
+        /// What remains.
+        remaining: u64,
+    },
+    /// The delivery event breaks the order.
+    #[error("delivery event '{}' cannot follow '{}'", attempted.label(), last.map_or("nothing yet", |l| l.label()))]
+    DeliveryOutOfOrder {
+        /// The last recorded status.
+        last: Option<DeliveryStatus>,
+        /// The refused status.
+        attempted: DeliveryStatus,
+    },
+    /// The event does not fit the fulfilment mode.
+    #[error("delivery event '{}' does not fit a {mode} prescription", attempted.label())]
+    WrongFulfilmentMode {
+        /// The refused status.
+        attempted: DeliveryStatus,
+        /// "pickup" or "delivery".
+        mode: String,
+    },
+}
+
+crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
+    Duplicate,
+    FromTheFuture,
+    UnknownSigner,
+    SignerRevoked { at: Timestamp },
+    WrongRole { role: String, action: String },
+    NotOrgAdmin { org: OrgId },
+    UnknownOrg { org: OrgId },
+    WrongOrgKind { org: OrgId, need: String },
+    StaffExists,
+    UnknownStaff,
+    AlreadyRevoked,
+    CannotRevokeAdmin,
+    PrescriptionExists,
+    UnknownPrescription,
+    BadValidity,
+    ValidityTooLong { max_days: u32 },
+    MissingKeyWrap { party: String },
+    BadAccessKey,
+    NotYetValid { from: Timestamp },
+    Expired { at: Timestamp },
+    Cancelled { at: Timestamp },
+    AlreadyDispensed { pharmacy: OrgId, at: Timestamp },
+    ClaimedByOther { pharmacy: OrgId, at: Timestamp },
+    AlreadyClaimed,
+    NotClaimed,
+    AssignedElsewhere { pharmacy: OrgId },
+    WrongSecret { attempts: u32 },
+    ProofReused,
+    NotPrescriberOrPatient,
+    NotPatient,
+    ClaimedCannotChange,
+    DispensedCannotCancel,
+    BadItem { item: u16 },
+    ExceedsAllowance { item: u16, remaining: u64 },
+    DeliveryOutOfOrder { last: Option<DeliveryStatus>, attempted: DeliveryStatus },
+    WrongFulfilmentMode { attempted: DeliveryStatus, mode: String },
+});
+
+impl Rejection {
+    /// The stable machine-readable code, e.g. `already_dispensed`.
+    pub fn code(&self) -> &'static str {
+        self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One value of every variant, with the code clients rely on. Written out
+    /// by hand on purpose: this is the contract with API clients.
+    fn pinned() -> Vec<(Rejection, &'static str)> {
+        let o = OrgId::parse("org").unwrap();
+        let t = Timestamp(1);
+        let s = DeliveryStatus::Packed;
+        vec![
+            (Rejection::Duplicate, "duplicate"),
+            (Rejection::FromTheFuture, "from_the_future"),
+            (Rejection::UnknownSigner, "unknown_signer"),
+            (Rejection::SignerRevoked { at: t }, "signer_revoked"),
+            (
+                Rejection::WrongRole {
+                    role: String::new(),
+                    action: String::new(),
+                },
+                "wrong_role",
+            ),
+            (Rejection::NotOrgAdmin { org: o.clone() }, "not_org_admin"),
+            (Rejection::UnknownOrg { org: o.clone() }, "unknown_org"),
+            (
+                Rejection::WrongOrgKind {
+                    org: o.clone(),
+                    need: String::new(),
+                },
+                "wrong_org_kind",
+            ),
+            (Rejection::StaffExists, "staff_exists"),
+            (Rejection::UnknownStaff, "unknown_staff"),
+            (Rejection::AlreadyRevoked, "already_revoked"),
+            (Rejection::CannotRevokeAdmin, "cannot_revoke_admin"),
+            (Rejection::PrescriptionExists, "prescription_exists"),
+            (Rejection::UnknownPrescription, "unknown_prescription"),
+            (Rejection::BadValidity, "bad_validity"),
+            (
+                Rejection::ValidityTooLong { max_days: 1 },
+                "validity_too_long",
+            ),
+            (
+                Rejection::MissingKeyWrap {
+                    party: String::new(),
+                },
+                "missing_key_wrap",
+            ),
+            (Rejection::BadAccessKey, "bad_access_key"),
+            (Rejection::NotYetValid { from: t }, "not_yet_valid"),
+            (Rejection::Expired { at: t }, "expired"),
+            (Rejection::Cancelled { at: t }, "cancelled"),
+            (
+                Rejection::AlreadyDispensed {
+                    pharmacy: o.clone(),
+                    at: t,
+                },
+                "already_dispensed",
+            ),
+            (
+                Rejection::ClaimedByOther {
+                    pharmacy: o.clone(),
+                    at: t,
+                },
+                "claimed_by_other",
+            ),
+            (Rejection::AlreadyClaimed, "already_claimed"),
+            (Rejection::NotClaimed, "not_claimed"),
+            (
+                Rejection::AssignedElsewhere { pharmacy: o },
+                "assigned_elsewhere",
+            ),
+            (Rejection::WrongSecret { attempts: 1 }, "wrong_secret"),
+            (Rejection::ProofReused, "proof_reused"),
+            (
+                Rejection::NotPrescriberOrPatient,
+                "not_prescriber_or_patient",
+            ),
+            (Rejection::NotPatient, "not_patient"),
+            (Rejection::ClaimedCannotChange, "claimed_cannot_change"),
+            (Rejection::DispensedCannotCancel, "dispensed_cannot_cancel"),
+            (Rejection::BadItem { item: 0 }, "bad_item"),
+            (
+                Rejection::ExceedsAllowance {
+                    item: 0,
+                    remaining: 0,
+                },
+                "exceeds_allowance",
+            ),
+            (
+                Rejection::DeliveryOutOfOrder {
+                    last: None,
+                    attempted: s,
+                },
+                "delivery_out_of_order",
+            ),
+            (
+                Rejection::WrongFulfilmentMode {
+                    attempted: s,
+                    mode: String::new(),
+                },
+                "wrong_fulfilment_mode",
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_code_is_pinned_byte_for_byte() {
+        let all = pinned();
+        // The ledger in tests/lifecycle.rs notices a new variant; this count
+        // notices one dropped from this list.
+        assert_eq!(all.len(), 36);
+        for (r, code) in &all {
+            assert_eq!(r.code(), *code, "the code of {r:?} changed");
+        }
+        let distinct: std::collections::BTreeSet<&str> = all.iter().map(|(_, c)| *c).collect();
+        assert_eq!(distinct.len(), all.len(), "two variants share a code");
+    }
+
+    #[test]
+    fn the_json_tag_is_the_code() {
+        for (r, code) in pinned() {
+            let j = serde_json::to_value(&r).unwrap();
+            assert_eq!(j["code"], code);
+        }
+    }
+}
