@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod node;
 pub mod producer;
 pub mod qr;
+pub mod query;
 pub mod raft;
 pub mod store;
 pub mod txbuild;
