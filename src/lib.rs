@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod node;
 mod producer;
 pub mod qr;
+pub mod query;
 pub mod raft;
 pub mod service;
 pub mod store;

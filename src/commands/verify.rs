@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use rxchain_contracts::verify::Verifier;
 use rxchain_contracts::{Block, TxId, VerifiedTx};
 
 use crate::cli::VerifyArgs;
+use crate::store::verify::verify_chain;
+pub use crate::store::verify::Verified;
 use crate::store::ApplyObserver;
 
 /// Observes nothing: verification opens the store read-only in spirit.
@@ -22,17 +23,6 @@ impl ApplyObserver for Quiet {
     fn applied(&self, _: &Block) {}
 }
 
-/// The outcome of a verification, for tests and the CLI.
-#[derive(Debug)]
-pub struct Verified {
-    /// Blocks checked.
-    pub height: u64,
-    /// Transactions checked.
-    pub txs: u64,
-    /// Of which refused.
-    pub refused: u64,
-}
-
 /// Verifies the chain in `args.data_dir`.
 pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
     let gpath = args
@@ -40,19 +30,18 @@ pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
         .clone()
         .unwrap_or_else(|| args.data_dir.join("genesis.json"));
     let genesis = Arc::new(crate::node::read_genesis(&gpath)?);
-    let storage = crate::store::open(&args.data_dir, genesis.clone(), Arc::new(Quiet))
-        .with_context(|| {
+    let storage =
+        crate::store::open(&args.data_dir, genesis, Arc::new(Quiet)).with_context(|| {
             format!(
                 "opening {} (is the node still running?)",
                 args.data_dir.display()
             )
         })?;
     let chain = storage.chain.clone();
-    let tip = chain.tip();
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(tip.height)
+        ProgressBar::new(chain.tip().height)
     };
     bar.set_style(
         ProgressStyle::with_template(
@@ -60,33 +49,9 @@ pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut v = Verifier::new(&genesis);
-    for b in chain.blocks(1) {
-        let b = b?;
-        v.push(&b).map_err(|e| anyhow::anyhow!("{e}"))?;
-        bar.inc(1);
-    }
+    let result = verify_chain(&chain, Some(&mut |height| bar.set_position(height)));
     bar.finish_and_clear();
-    let report = v.finish();
-    if report.tip != tip {
-        anyhow::bail!(
-            "the node's recorded tip {:?} differs from the verified tip {:?}",
-            tip,
-            report.tip
-        );
-    }
-    let stored = chain.state_digest();
-    if stored != report.state_digest {
-        anyhow::bail!(
-            "the node's stored state (digest {stored}) differs from the state recomputed from its blocks ({})",
-            report.state_digest
-        );
-    }
-    Ok(Verified {
-        height: report.tip.height,
-        txs: report.txs,
-        refused: report.refused,
-    })
+    Ok(result?)
 }
 
 /// Runs `verify` and prints the result.

@@ -25,6 +25,7 @@
 pub mod chain;
 pub mod log;
 pub mod sm;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::Arc;
