@@ -15,7 +15,12 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let (method, path, body) = match &args.action {
         ClusterAction::Status => {
             let (status, v) = client
-                .request_raw(reqwest::Method::GET, "/v1/cluster/status", &[], String::new())
+                .request_raw(
+                    reqwest::Method::GET,
+                    "/v1/cluster/status",
+                    &[],
+                    String::new(),
+                )
                 .await
                 .with_context(|| format!("cannot reach {base}"))?;
             if status >= 300 {

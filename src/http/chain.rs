@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use rxchain_contracts::genesis::Params;
 use rxchain_contracts::state::StaffRecord;
 use rxchain_contracts::{Block, Hash, OrgDecl};
 use serde::Serialize;
@@ -94,6 +95,9 @@ pub struct Consortium {
     pub orgs: Vec<OrgDecl>,
     /// Registered staff, revoked ones included (with their revocation).
     pub staff: Vec<StaffRecord>,
+    /// The chain's parameters (validity windows, clock skew), so pages
+    /// show the chain's own defaults instead of copies of them.
+    pub params: Params,
 }
 
 async fn consortium(State(s): State<AppState>) -> Result<Json<Consortium>, ApiError> {
@@ -101,5 +105,6 @@ async fn consortium(State(s): State<AppState>) -> Result<Json<Consortium>, ApiEr
         chain_id: s.genesis.chain_id.to_string(),
         orgs: s.genesis.orgs.clone(),
         staff: s.chain.all_staff()?,
+        params: s.genesis.params.clone(),
     }))
 }

@@ -8,7 +8,7 @@ use axum::extract::Query;
 use axum::http::header::CACHE_CONTROL;
 use axum::http::HeaderValue;
 use axum::response::Response;
-use rxchain_contracts::{Genesis, PrescriptionId, SecretKey, SignedTx};
+use rxchain_contracts::{Genesis, OrgId, PrescriptionId, SecretKey, SignedTx};
 use serde::Deserialize;
 
 use super::session::Staff;
@@ -75,6 +75,25 @@ pub async fn qr_images(text: String) -> Result<(String, String), ApiError> {
 /// Parses a scanned or typed QR payload, or a patient link holding one.
 pub fn parse_payload(text: &str) -> Result<QrPayload, ApiError> {
     QrPayload::parse_scanned(text).map_err(|e| ApiError::bad("bad_qr_payload", e.to_string()))
+}
+
+/// Checks that `org` is a member pharmacy, the contracts' rule for who may
+/// be assigned, claim and dispense: 404 `unknown_org` for a stranger, 400
+/// `not_a_pharmacy` for another kind of member.
+pub fn need_pharmacy(g: &Genesis, org: &OrgId) -> Result<(), ApiError> {
+    if g.is_pharmacy(org) {
+        return Ok(());
+    }
+    match g.org(org) {
+        None => Err(ApiError::not_found(
+            "unknown_org",
+            format!("{org} is not a consortium member"),
+        )),
+        Some(_) => Err(ApiError::bad(
+            "not_a_pharmacy",
+            format!("{org} is not a pharmacy"),
+        )),
+    }
 }
 
 /// Parses a prescription id from a path segment.

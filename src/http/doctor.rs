@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use rxchain_contracts::privacy::{self, ContentKey, PatientDetails, PrivateContent, WrappedKey};
 use rxchain_contracts::state::PublicStatus;
 use rxchain_contracts::tx::{CancelReason, Item, Role, TxBody};
-use rxchain_contracts::{Genesis, PrescriptionId, SecretKey, Timestamp};
+use rxchain_contracts::{rules, Genesis, PrescriptionId, SecretKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -84,121 +84,18 @@ pub struct Issued {
     pub valid_until: Timestamp,
 }
 
-fn chars(s: &str) -> usize {
-    s.chars().count()
-}
-
-/// A `YYYY-MM-DD` date that exists.
-fn valid_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
-    }
-    let num = |r: std::ops::Range<usize>| {
-        s.get(r)
-            .filter(|p| p.bytes().all(|c| c.is_ascii_digit()))
-            .and_then(|p| p.parse::<u32>().ok())
-    };
-    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
-        return false;
-    };
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1900..=2999).contains(&y) && (1..=days).contains(&d)
-}
-
-/// Checks the form beyond its JSON shape, with a sentence per problem.
+/// Checks the form beyond its JSON shape with the contracts' rule, one
+/// sentence per problem.
 fn check_issue(g: &Genesis, r: &IssueRequest) -> Result<(), ApiError> {
-    use rxchain_contracts::tx::limits;
-    let bad = |code: &'static str, m: String| Err(ApiError::bad(code, m));
-    if r.items.is_empty() || r.items.len() > limits::MAX_ITEMS {
-        return bad(
-            "bad_items",
-            format!("a prescription has 1 to {} items", limits::MAX_ITEMS),
-        );
-    }
-    if r.dosage.len() != r.items.len() {
-        return bad(
-            "bad_dosage",
-            format!(
-                "give one dosage instruction per item: {} items, {} instructions",
-                r.items.len(),
-                r.dosage.len()
-            ),
-        );
-    }
-    if let Some(i) = r
-        .dosage
-        .iter()
-        .position(|d| d.trim().is_empty() || chars(d) > 500)
-    {
-        return bad(
-            "bad_dosage",
-            format!("the dosage of item {} must have 1 to 500 characters", i + 1),
-        );
-    }
-    if r.repeats > limits::MAX_REPEATS {
-        return bad(
-            "bad_repeats",
-            format!("at most {} repeat fills", limits::MAX_REPEATS),
-        );
-    }
-    let controlled = r.items.iter().any(|i| i.controlled);
-    let max_days = if controlled {
-        g.params.controlled_validity_days
-    } else {
-        g.params.max_validity_days
+    let form = rules::IssueForm {
+        items: &r.items,
+        dosage: &r.dosage,
+        repeats: r.repeats,
+        valid_days: r.valid_days,
+        patient: &r.patient,
+        notes: r.notes.as_deref(),
     };
-    if let Some(d) = r.valid_days {
-        if d == 0 || d > max_days {
-            let kind = if controlled {
-                "a prescription with a controlled drug"
-            } else {
-                "a prescription"
-            };
-            return bad(
-                "bad_validity",
-                format!("{kind} is valid for 1 to {max_days} days"),
-            );
-        }
-    }
-    let p = &r.patient;
-    if p.name.trim().is_empty() || chars(&p.name) > 200 {
-        return bad(
-            "bad_patient",
-            "the patient's name must have 1 to 200 characters".into(),
-        );
-    }
-    if !valid_date(&p.birth_date) {
-        return bad(
-            "bad_patient",
-            "the patient's date of birth must be a date written YYYY-MM-DD".into(),
-        );
-    }
-    if p.identifier.trim().is_empty() || chars(&p.identifier) > 64 {
-        return bad(
-            "bad_patient",
-            "the patient's identifier must have 1 to 64 characters".into(),
-        );
-    }
-    if let Some(e) = &p.email {
-        if chars(e) > 254 || !e.contains('@') || e.contains(char::is_whitespace) {
-            return bad(
-                "bad_patient",
-                "the patient's e-mail address is not valid".into(),
-            );
-        }
-    }
-    if r.notes.as_deref().is_some_and(|n| chars(n) > 2000) {
-        return bad("bad_notes", "notes have at most 2000 characters".into());
-    }
-    Ok(())
+    rules::check_issue_form(&g.params, &form).map_err(|e| ApiError::bad(e.code(), e.to_string()))
 }
 
 /// Issues a prescription signed by the doctor, sealed for the patient's QR
@@ -245,16 +142,12 @@ async fn issue(
     let TxBody::Issue(body) = &new.tx.tx.body else {
         return Err(ApiError::internal("txbuild::issue built another kind"));
     };
-    let controlled = body.items.iter().any(|i| i.controlled);
-    let default_days = if controlled {
-        s.genesis.params.controlled_validity_days
-    } else {
-        s.genesis.params.default_validity_days
-    };
-    // The same rule the chain applies to an absent `valid_until`.
-    let valid_until = body
-        .valid_until
-        .unwrap_or(body.valid_from.plus_days(default_days));
+    let valid_until = rules::valid_until(
+        &s.genesis.params,
+        rules::is_controlled(&body.items),
+        body.valid_from,
+        body.valid_until,
+    );
     tracing::info!(tx_id = %new.tx.tx.id(s.genesis.chain_id.as_str()), id = %new.payload.id, "issue signed on behalf of staff");
     let (receipt, poll, status) = match submit(&s, new.tx.clone()).await? {
         Submitted::Committed(r) if r.outcome.is_applied() => (Some(r), None, StatusCode::OK),
@@ -385,19 +278,4 @@ async fn cancel(
     staff.act_for(&rec.hospital)?;
     let reason = req.reason.unwrap_or(CancelReason::PrescriberError);
     sign_and_submit(&s, &staff, |g, k| txbuild::cancel(g, k, id, reason)).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_checked() {
-        assert!(valid_date("1990-02-28"));
-        assert!(valid_date("2000-02-29"));
-        assert!(!valid_date("1900-02-29"));
-        assert!(!valid_date("1990-13-01"));
-        assert!(!valid_date("1990-1-01"));
-        assert!(!valid_date("19a0-01-01"));
-    }
 }

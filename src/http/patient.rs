@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use rxchain_contracts::privacy::{self, ContentKey, PatientDetails};
 use rxchain_contracts::state::PrescriptionRecord;
 use rxchain_contracts::tx::CancelReason;
-use rxchain_contracts::{OrgId, OrgKind};
+use rxchain_contracts::{rules, OrgId};
 use serde::{Deserialize, Serialize};
 
 use super::common::{blocking, no_store, parse_payload};
@@ -88,7 +88,7 @@ async fn authorise(s: &AppState, text: &str) -> Result<(QrPayload, PrescriptionR
     let st = s.clone();
     blocking(move || {
         let rec = load(&st, &payload.id)?;
-        if payload.secret.signing_key().public() != rec.access_key {
+        if !rec.secret_matches(&payload.secret) {
             return Err(wrong_secret());
         }
         Ok((payload, rec))
@@ -147,7 +147,7 @@ async fn open(
         .genesis
         .orgs
         .iter()
-        .filter(|o| o.kind == OrgKind::Pharmacy)
+        .filter(|o| s.genesis.is_pharmacy(&o.id))
         .map(|o| PharmacyChoice {
             id: o.id.clone(),
             name: o.name.to_string(),
@@ -193,38 +193,14 @@ async fn assign(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<AssignRequest>,
 ) -> Result<Response, ApiError> {
-    match s.genesis.org(&req.pharmacy) {
-        Some(o) if o.kind == OrgKind::Pharmacy => {}
-        Some(_) => {
-            return Err(ApiError::bad(
-                "not_a_pharmacy",
-                format!("{} is not a pharmacy", req.pharmacy),
-            ))
-        }
-        None => {
-            return Err(ApiError::not_found(
-                "unknown_org",
-                format!("{} is not a consortium member", req.pharmacy),
-            ))
-        }
-    }
-    let address = match (req.mode, req.address.as_deref().map(str::trim)) {
-        (Mode::Delivery, None | Some("")) => {
-            return Err(ApiError::bad(
-                "missing_address",
-                "home delivery needs the delivery address",
-            ))
-        }
-        (Mode::Delivery, Some(a))
-            if a.chars().count() > 500 || a.chars().any(|c| c.is_control() && c != '\n') =>
-        {
-            return Err(ApiError::bad(
-                "bad_address",
-                "the address has at most 500 printable characters",
-            ))
-        }
-        (Mode::Delivery, Some(a)) => Some(a.to_string()),
-        (Mode::Pickup, _) => None,
+    super::common::need_pharmacy(&s.genesis, &req.pharmacy)?;
+    let address = match req.mode {
+        Mode::Delivery => Some(
+            rules::check_delivery_address(req.address.as_deref())
+                .map_err(|e| ApiError::bad(e.code(), e.to_string()))?
+                .to_string(),
+        ),
+        Mode::Pickup => None,
     };
     let (payload, rec) = authorise(&s, &req.payload).await?;
     let st = s.clone();

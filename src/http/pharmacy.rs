@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use rxchain_contracts::privacy::{self, WrappedKey};
 use rxchain_contracts::state::{PrescriptionRecord, PublicStatus};
 use rxchain_contracts::tx::{DeliveryStatus, DispenseLine, Fulfilment, Role, TxBody};
-use rxchain_contracts::{OrgId, PrescriptionId, SecretKey};
+use rxchain_contracts::{rules, OrgId, PrescriptionId, SecretKey};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -83,21 +83,8 @@ async fn dispense(
 ) -> Result<Response, ApiError> {
     let staff = staff.0;
     staff.require(&[Role::Pharmacist], "dispense")?;
-    if req.lines.is_empty() && !req.complete {
-        return Err(ApiError::bad(
-            "no_lines",
-            "a dispense needs at least one line unless it completes the prescription",
-        ));
-    }
-    if req.lines.len() > rxchain_contracts::tx::limits::MAX_LINES {
-        return Err(ApiError::bad(
-            "too_many_lines",
-            format!(
-                "at most {} lines per dispense",
-                rxchain_contracts::tx::limits::MAX_LINES
-            ),
-        ));
-    }
+    rules::check_dispense_lines(&req.lines, req.complete)
+        .map_err(|e| ApiError::bad(e.code(), e.to_string()))?;
     let DispenseRequest {
         id,
         lines,
@@ -220,7 +207,7 @@ fn open_handover(
     let payload = QrPayload::new(rec.id, privacy::AccessSecret::from_bytes(secret));
     // A hand-over is written by whoever holds the secret; only one that
     // matches the chain's access key is the patient's.
-    if payload.secret.signing_key().public() != rec.access_key {
+    if !rec.secret_matches(&payload.secret) {
         return Ok((None, None));
     }
     let address = match &rec.fulfilment {
@@ -273,10 +260,7 @@ async fn pharmacy_prescriptions(
         let mut out = Vec::with_capacity(recs.len());
         for (rec, assigned_here, claimed_here) in recs {
             let status = rec.public_status(t);
-            let open = !matches!(
-                status,
-                PublicStatus::Completed | PublicStatus::Cancelled | PublicStatus::Expired
-            );
+            let open = status.is_open();
             let (payload, delivery_address) = match &data_key {
                 Some(k) if assigned_here && open => open_handover(&st, &rec, &org, k)?,
                 _ => (None, None),

@@ -68,6 +68,11 @@ pub struct PrescriptionView {
     pub hospital_name: String,
     /// Every transaction about it, refused ones included.
     pub history: Vec<HistoryEntry>,
+    /// Per item, the most that may ever be dispensed (the chain's rule:
+    /// quantity × (1 + repeats)).
+    pub allowance: Vec<u64>,
+    /// Per item, what may still be dispensed.
+    pub remaining: Vec<u64>,
 }
 
 /// Describes a key for people.
@@ -169,6 +174,8 @@ pub fn view(s: &AppState, rec: PrescriptionRecord) -> Result<PrescriptionView, A
         prescriber: describe(s, &rec.prescriber, Some(&rec))?,
         hospital_name,
         history,
+        allowance: (0..rec.items.len()).map(|i| rec.allowance(i)).collect(),
+        remaining: rec.remaining_allowance(),
         record: rec,
     })
 }

@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use rxchain_contracts::lifecycle::claimable_by;
 use rxchain_contracts::state::PublicStatus;
-use rxchain_contracts::{OrgId, OrgKind, Rejection};
+use rxchain_contracts::{OrgId, Rejection};
 use serde::{Deserialize, Serialize};
 
 use super::rx::{load, view, PrescriptionView};
@@ -61,21 +61,7 @@ pub struct Verdict {
 
 /// Computes the verdict for a payload text.
 pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Verdict, ApiError> {
-    match s.genesis.org(pharmacy) {
-        Some(o) if o.kind == OrgKind::Pharmacy => {}
-        Some(_) => {
-            return Err(ApiError::bad(
-                "not_a_pharmacy",
-                format!("{pharmacy} is not a pharmacy"),
-            ))
-        }
-        None => {
-            return Err(ApiError::not_found(
-                "unknown_org",
-                format!("{pharmacy} is not a consortium member"),
-            ))
-        }
-    }
+    super::common::need_pharmacy(&s.genesis, pharmacy)?;
     let qr =
         QrPayload::parse(payload).map_err(|e| ApiError::bad("bad_qr_payload", e.to_string()))?;
     // A verdict that decides a dispense must not be stale: confirm this
@@ -83,7 +69,7 @@ pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Ve
     // On a follower this asks the leader for a read index and waits for it.
     super::cluster::linearizable_read(s).await?;
     let rec = load(s, &qr.id)?;
-    let secret_ok = qr.secret.signing_key().public() == rec.access_key;
+    let secret_ok = rec.secret_matches(&qr.secret);
     let now = now();
     let (verdict, code, message) = if !secret_ok {
         let r = Rejection::WrongSecret {

@@ -13,8 +13,8 @@ use rxchain_contracts::{
 };
 use tempfile::TempDir;
 
-use crate::demo::{admin_key, node_key, staff_key, Demo};
 use crate::clock::now;
+use crate::demo::{admin_key, node_key, staff_key, Demo};
 use crate::store::{self, NoObserver, Storage};
 use crate::txbuild::{self, IssueInput};
 

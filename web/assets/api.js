@@ -101,12 +101,15 @@ export function query(params) {
 let orgs = new Map();
 let orgsLoading = null;
 
-/** Loads the consortium's organisations once (public API). */
+let params = null;
+
+/** Loads the consortium's organisations and chain parameters once (public API). */
 export function loadOrgs() {
   if (!orgsLoading) {
     orgsLoading = get("/v1/consortium")
       .then((c) => {
         orgs = new Map((c.orgs || []).map((o) => [o.id, o]));
+        params = c.params;
         return orgs;
       })
       .catch((e) => {
@@ -115,6 +118,12 @@ export function loadOrgs() {
       });
   }
   return orgsLoading;
+}
+
+/** The chain's parameters (validity windows), loaded by `loadOrgs`. */
+export async function chainParams() {
+  await loadOrgs();
+  return params;
 }
 
 /** An organisation's display name, or its id while the directory is unknown. */
@@ -204,9 +213,10 @@ export function deliveryLabel(s) {
   return DELIVERY_LABELS[s] || String(s || "").replace(/_/g, " ");
 }
 
-/** Total allowed for item `i`: quantity × (1 + repeats). */
-export function allowance(record, i) {
-  return Number(record.items[i].quantity) * (1 + Number(record.repeats || 0));
+/** Total allowed for item `i`, as the chain computes it (served with every
+ *  prescription view). */
+export function allowance(view, i) {
+  return Number(view.allowance[i]);
 }
 
 /** "Amoxicillin 500 mg capsule" */

@@ -3,11 +3,9 @@
 
 import {
   ApiError, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll,
-  fmtDate, fmtDateTime, statusBadge, drugText, svgImage, query,
+  fmtDate, fmtDateTime, statusBadge, drugText, svgImage, query, chainParams,
 } from "/assets/api.js";
 
-const CONTROLLED_DAYS = 28;
-const DEFAULT_DAYS = 90;
 const CANCELLABLE = new Set(["issued", "assigned"]);
 
 staffPage({
@@ -17,19 +15,29 @@ staffPage({
   start,
 });
 
-function start(session) {
+async function start(session) {
+  // The chain's validity windows; the form shows them, never copies of them.
   const app = document.getElementById("app");
+  let params;
+  try {
+    params = await chainParams();
+  } catch (e) {
+    setChildren(app, el("p", { class: "error", role: "alert" }, `Cannot load the chain's parameters: ${errorText(e)}`));
+    return;
+  }
   const issueCard = el("section", { class: "card", "aria-labelledby": "issue-title" });
   const listCard = el("section", { class: "card", "aria-labelledby": "mine-title" });
   setChildren(app, el("div", { class: "grid grid-2" }, issueCard, listCard));
   const list = myPrescriptions(listCard);
-  issueForm(issueCard, session, list.refresh);
+  issueForm(issueCard, session, list.refresh, params);
 }
 
 // ---------------------------------------------------------------------------
 // The issue form
 
-function issueForm(card, session, onIssued) {
+function issueForm(card, session, onIssued, params) {
+  const CONTROLLED_DAYS = params.controlled_validity_days;
+  const DEFAULT_DAYS = params.default_validity_days;
   let nextItem = 0;
   let validTouched = false;
   const rows = [];
@@ -37,8 +45,8 @@ function issueForm(card, session, onIssued) {
   const itemsBox = el("div", { id: "items" });
   const addBtn = el("button", { type: "button", class: "btn btn-quiet", id: "add-item" }, "+ Add another medicine");
   const repeats = el("input", { id: "repeats", name: "repeats", type: "number", min: "0", max: "12", step: "1", value: "0", inputmode: "numeric" });
-  const validDays = el("input", { id: "valid-days", name: "valid_days", type: "number", min: "1", max: "365", step: "1", value: String(DEFAULT_DAYS), inputmode: "numeric", "aria-describedby": "valid-hint" });
-  const validHint = el("p", { class: "hint", id: "valid-hint" }, "Others default to 90 days; controlled drugs to 28 days.");
+  const validDays = el("input", { id: "valid-days", name: "valid_days", type: "number", min: "1", max: String(params.max_validity_days), step: "1", value: String(DEFAULT_DAYS), inputmode: "numeric", "aria-describedby": "valid-hint" });
+  const validHint = el("p", { class: "hint", id: "valid-hint" }, `Others default to ${DEFAULT_DAYS} days; controlled drugs to ${CONTROLLED_DAYS} days.`);
   const pName = el("input", { id: "patient-name", name: "patient_name", autocomplete: "off", required: true });
   const pBirth = el("input", { id: "patient-birth", name: "patient_birth", type: "date", required: true });
   const pIdent = el("input", { id: "patient-id", name: "patient_identifier", autocomplete: "off", required: true, "aria-describedby": "patient-id-hint" });

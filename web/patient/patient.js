@@ -85,7 +85,7 @@ function render() {
     ` — ${it.quantity} ${it.unit}`,
     it.controlled ? [" ", el("span", { class: "badge badge-controlled" }, "Controlled")] : null,
     dosage[i] ? el("span", { class: "dose" }, dosage[i]) : null,
-    rec.dispensed && rec.dispensed[i] ? el("span", { class: "dose" }, `Dispensed so far: ${rec.dispensed[i]} of ${allowance(rec, i)} ${it.unit}`) : null)));
+    rec.dispensed && rec.dispensed[i] ? el("span", { class: "dose" }, `Dispensed so far: ${rec.dispensed[i]} of ${allowance(rx, i)} ${it.unit}`) : null)));
 
   const details = el("section", { class: "card", "aria-labelledby": "rx-title" },
     el("h2", { id: "rx-title" }, "Prescription ", el("span", { class: "short-id" }, rx.short_id), " ", statusBadge(rx.public_status)),

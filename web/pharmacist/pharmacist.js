@@ -291,7 +291,7 @@ function renderVerdict(box, v, { pharmacy, note, actions }) {
     el("tbody", {}, rec.items.map((it, i) => el("tr", {},
       el("td", {}, drugText(it), it.controlled ? [" ", el("span", { class: "badge badge-controlled" }, "Controlled")] : null, el("div", { class: "hint" }, `ATC ${it.atc}`)),
       el("td", { class: "num" }, `${it.quantity} ${it.unit}`),
-      el("td", { class: "num" }, `${rec.dispensed?.[i] ?? 0} / ${allowance(rec, i)}`)))));
+      el("td", { class: "num" }, `${rec.dispensed?.[i] ?? 0} / ${allowance(rx, i)}`)))));
 
   const heading = el("h2", { tabindex: "-1", id: "verdict-title" }, title);
   const info = el("div", { class: "verdict-info" }, facts, tableWrap(items, "Medicines"));
@@ -305,7 +305,7 @@ function renderVerdict(box, v, { pharmacy, note, actions }) {
       el("div", { class: "actions" }, claim));
   }
   if (v.code === "already_claimed_here" || claimedHere) {
-    act.append(dispenseForm(rec, status, actions));
+    act.append(dispenseForm(rx, status, actions));
     const release = el("button", { type: "button", class: "btn btn-quiet", id: "release" }, "Release (return it)");
     release.addEventListener("click", () => {
       if (window.confirm("Release this prescription? Another pharmacy may then claim it.")) actions.release(release, status);
@@ -326,9 +326,11 @@ function renderVerdict(box, v, { pharmacy, note, actions }) {
   heading.focus();
 }
 
-function dispenseForm(rec, status, actions) {
+function dispenseForm(rx, status, actions) {
+  const rec = rx.record;
   const inputs = rec.items.map((it, i) => {
-    const remaining = Math.max(0, allowance(rec, i) - (rec.dispensed?.[i] ?? 0));
+    // What may still be dispensed, as the chain computes it.
+    const remaining = Number(rx.remaining[i]);
     const qty = el("input", { id: `dispense-qty-${i}`, type: "number", min: "0", max: String(remaining), step: "1", inputmode: "numeric", value: String(Math.min(it.quantity, remaining)) });
     const batch = el("input", { id: `dispense-batch-${i}`, autocomplete: "off", spellcheck: "false" });
     return {
