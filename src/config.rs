@@ -1,14 +1,34 @@
-//! Typed settings: a TOML file, then `RXCHAIN_` environment variables on top.
+//! Typed settings: a TOML file, then `RXCHAIN_` environment variables on top,
+//! merged by figment.
 //!
 //! Nested keys use a double underscore: `RXCHAIN_BLOCK__MAX_TXS=500` sets
-//! `block.max_txs`. Key material is never part of the settings themselves;
-//! the settings name the key file, and keys are loaded into [`Secret`]s.
+//! `block.max_txs`, `RXCHAIN_API__BODY_LIMIT_BYTES=1048576` sets
+//! `api.body_limit_bytes`. Values are read the way figment's `Env` provider
+//! reads them: `true`, numbers and `[..]` arrays are typed, anything else is
+//! a string. `RXCHAIN_CONFIG` (the file's path) and `RXCHAIN_LOG` (the log
+//! filter) are not settings and are skipped. Key material is never part of
+//! the settings themselves; the settings name the key file, and keys are
+//! loaded into [`Secret`]s.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
+
+/// The prefix of every environment variable that overrides a setting.
+pub const ENV_PREFIX: &str = "RXCHAIN_";
+
+/// The separator of nested keys in an environment variable's name.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// `RXCHAIN_` variables that are not settings: the settings file's path and
+/// the log filter, read by the command line and by `main`.
+const ENV_NOT_SETTINGS: [&str; 2] = ["CONFIG", "LOG"];
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -22,26 +42,29 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The TOML (after environment overrides) does not fit the settings.
+    /// Boxed because figment's error is large and this path is cold.
     #[error("invalid settings: {0}")]
-    Invalid(String),
+    Invalid(#[source] Box<figment::Error>),
 }
 
-/// A value that must never be printed or logged.
-#[derive(Clone)]
-pub struct Secret<T>(T);
+/// A value that must never be printed or logged: `Debug` shows
+/// `Secret(<redacted>)`, there is no `Display`, and the value is zeroed when
+/// dropped (secrecy's `SecretBox`). Reading it takes [`Secret::expose`],
+/// so every use is easy to audit with grep.
+pub struct Secret<T: secrecy::zeroize::Zeroize>(SecretBox<T>);
 
-impl<T> Secret<T> {
+impl<T: secrecy::zeroize::Zeroize> Secret<T> {
     /// Wraps a secret.
     pub fn new(v: T) -> Self {
-        Secret(v)
+        Secret(SecretBox::new(Box::new(v)))
     }
     /// Reads the secret. Call sites are easy to audit with grep.
     pub fn expose(&self) -> &T {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
-impl<T> std::fmt::Debug for Secret<T> {
+impl<T: secrecy::zeroize::Zeroize> std::fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(<redacted>)")
     }
@@ -216,59 +239,54 @@ impl Settings {
         Ok(s)
     }
 
-    /// Parses TOML text with environment overrides.
+    /// Parses TOML text with environment overrides: the `RXCHAIN_`
+    /// variables among `env` are merged over the file, later ones winning.
     pub fn from_toml(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        let mut value: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        for (k, v) in env {
-            let Some(rest) = k.strip_prefix("RXCHAIN_") else {
+        Self::figment(text, env)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The figment of a TOML text with the `RXCHAIN_` variables among `env`
+    /// merged on top.
+    ///
+    /// The variables come as a list rather than from figment's `Env`
+    /// provider, which only reads the process environment, so that callers
+    /// and tests choose what is merged. Each is treated as `Env` would treat
+    /// it: the prefix stripped, `__` made a key path, the name lower-cased
+    /// and the value parsed as a figment [`Value`].
+    fn figment(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Figment {
+        let mut figment = Figment::from(Toml::string(text));
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            if rest.is_empty() || rest == "CONFIG" || rest == "LOG" {
+            let path = rest.to_ascii_lowercase().replace(ENV_SEPARATOR, ".");
+            // Empty names and empty path segments (`RXCHAIN_A____B`) name no
+            // setting; figment's `Env` skips them the same way.
+            if path.is_empty()
+                || path.split('.').any(str::is_empty)
+                || ENV_NOT_SETTINGS
+                    .iter()
+                    .any(|n| rest.eq_ignore_ascii_case(n))
+            {
                 continue;
             }
-            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            set_path(&mut value, &path, parse_env_value(&v));
+            let value: Value = match value.parse() {
+                Ok(v) => v,
+                Err(never) => match never {},
+            };
+            figment = figment.merge(Serialized::default(&path, value));
         }
-        toml::Value::Table(value)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        figment
     }
 
     /// The address peers and the cluster record for this node.
     pub fn advertised(&self, bound: SocketAddr) -> String {
         self.advertise.clone().unwrap_or_else(|| bound.to_string())
-    }
-}
-
-/// Environment values are TOML scalars when they parse as one, else strings.
-fn parse_env_value(v: &str) -> toml::Value {
-    let probe = format!("x = {v}");
-    match toml::from_str::<toml::Table>(&probe) {
-        Ok(mut t) => t
-            .remove("x")
-            .unwrap_or_else(|| toml::Value::String(v.into())),
-        Err(_) => toml::Value::String(v.into()),
-    }
-}
-
-fn set_path(t: &mut toml::Table, path: &[String], v: toml::Value) {
-    match path {
-        [] => {}
-        [last] => {
-            t.insert(last.clone(), v);
-        }
-        [first, rest @ ..] => {
-            let entry = t
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(inner) = entry {
-                set_path(inner, rest, v);
-            }
-        }
     }
 }
 
@@ -304,6 +322,57 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        assert_eq!(format!("{:?}", Secret::new("k")), "Secret(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Secret::new("k".to_string())),
+            "Secret(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn nested_environment_keys_combine_with_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            format!("{BASE}\nbootstrap = true\n[api]\nbody_limit_bytes = 1000\nimage_limit_bytes = 2000\n[peers]\n2 = \"10.0.0.2:8080\"\n"),
+        )
+        .unwrap();
+        let env = vec![
+            (
+                "RXCHAIN_API__BODY_LIMIT_BYTES".to_string(),
+                "4096".to_string(),
+            ),
+            ("RXCHAIN_RAFT__HEARTBEAT_MS".to_string(), "300".to_string()),
+            ("RXCHAIN_PEERS__3".to_string(), "10.0.0.3:8080".to_string()),
+            (
+                "RXCHAIN_ADVERTISE".to_string(),
+                "node1.example:8080".to_string(),
+            ),
+            ("RXCHAIN_CONFIG".to_string(), "elsewhere.toml".to_string()),
+            ("RXCHAIN_LOG".to_string(), "debug".to_string()),
+        ];
+        let s = Settings::load(&file, env).unwrap();
+        // The override replaces one nested key and leaves its siblings.
+        assert_eq!(s.api.body_limit_bytes, 4096);
+        assert_eq!(s.api.image_limit_bytes, 2000);
+        assert_eq!(s.api.commit_wait_ms, ApiSettings::default().commit_wait_ms);
+        // A nested key of a section the file does not have.
+        assert_eq!(s.raft.heartbeat_ms, 300);
+        assert_eq!(s.raft.keep_logs, RaftSettings::default().keep_logs);
+        // Map entries from both sources are kept.
+        assert_eq!(s.peers.get("2").map(String::as_str), Some("10.0.0.2:8080"));
+        assert_eq!(s.peers.get("3").map(String::as_str), Some("10.0.0.3:8080"));
+        assert_eq!(s.advertise.as_deref(), Some("node1.example:8080"));
+        assert!(s.bootstrap);
+        // File values stay, with relative paths resolved against its directory.
+        assert_eq!(s.node_id, 1);
+        assert_eq!(s.data_dir, dir.path().join("d"));
+    }
+
+    #[test]
+    fn an_unknown_environment_setting_is_refused() {
+        let env = vec![("RXCHAIN_BLOCK__MAX_TX".to_string(), "1".to_string())];
+        let err = Settings::from_toml(BASE, env).unwrap_err();
+        assert!(err.to_string().contains("max_tx"), "{err}");
     }
 }
