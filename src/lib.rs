@@ -22,4 +22,5 @@ pub mod producer;
 pub mod qr;
 pub mod raft;
 pub mod store;
+pub mod test_support;
 pub mod txbuild;
