@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
-# Installs the non-Rust things the tests use. Safe to run repeatedly.
+# Installs the non-Rust things the tests use, so that no test has to be
+# skipped: python3 with the package the signature interop test needs
+# (contracts/tests/interop.rs), and Debian's Chromium and ChromeDriver for the
+# browser test (tests/browser.rs). Safe to run repeatedly; it installs only
+# what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -f scripts/interop/requirements.txt ]; then
-  python3 -m pip install --quiet --disable-pip-version-check -r scripts/interop/requirements.txt
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+APT_UPDATED=""
+# Installs Debian packages, refreshing the package lists once per run.
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then
+    $SUDO apt-get update
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "$@"
+}
+
+if ! command -v python3 >/dev/null 2>&1; then
+  apt_install python3 python3-pip
+elif ! python3 -m pip --version >/dev/null 2>&1; then
+  apt_install python3-pip
 fi
 
-# The browser test (tests/browser.rs) drives Debian's Chromium through
-# chromedriver. Install them only when missing, refreshing the package lists
-# once.
+REQS=scripts/interop/requirements.txt
+pip_install() {
+  python3 -m pip install --quiet --disable-pip-version-check "$@" -r "$REQS"
+}
+# Debian's own python3 refuses installs into the system environment
+# (PEP 668, "externally-managed-environment"); the user's site-packages is
+# then the place that touches no Debian package.
+if ! pip_install 2>/dev/null; then
+  pip_install --user --break-system-packages
+fi
+
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
+  apt_install chromium chromium-driver
 fi

@@ -51,5 +51,6 @@ pub mod query;
 pub mod raft;
 pub mod service;
 pub mod store;
+pub mod test_support;
 pub mod txbuild;
 pub mod types;

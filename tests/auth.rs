@@ -7,8 +7,8 @@ mod staff_client;
 
 use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use reqwest::StatusCode;
-use rxchain::commands::demo::{create_demo_accounts, demo_settings};
 use rxchain::demo::{Demo, DEMO_PASSWORD};
+use rxchain::test_support::{create_demo_accounts, demo_settings};
 use serde_json::{json, Value};
 use staff_client::{assert_error, issue_body, send, session_cookie, sign_in_raw, Staff};
 

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
+use common::genesis::{org, synthetic_genesis, test_key as sk};
 use rxchain::store::{self, NoObserver, Storage, StoreError};
 use rxchain_contracts::block::{propose, Block, Tip};
-use rxchain_contracts::genesis::{NodeDecl, OrgDecl, OrgKind, Params};
+use rxchain_contracts::genesis::OrgKind;
 use rxchain_contracts::lifecycle::Rejection;
 use rxchain_contracts::privacy::{self, AccessSecret};
 use rxchain_contracts::state::RxStatus;
@@ -22,12 +23,10 @@ use rxchain_contracts::{
 };
 use tempfile::TempDir;
 
+mod common;
+
 const T0: u64 = 1_700_000_000_000;
 const DAY: u64 = Timestamp::DAY_MS;
-
-fn sk(name: &str) -> SecretKey {
-    SecretKey::derive("test", name.as_bytes())
-}
 
 fn label(s: &str) -> Label {
     Label::parse(s).expect("valid label")
@@ -38,33 +37,16 @@ fn org_id(s: &str) -> OrgId {
 }
 
 fn genesis(chain: &str) -> Genesis {
-    let org = |id: &str, kind: OrgKind, nodes: Vec<NodeDecl>| OrgDecl {
-        id: org_id(id),
-        kind,
-        name: label(id),
-        address: label("1 Test Street"),
-        admin_key: sk(&format!("{id}-admin")).public(),
-        data_key: sk(&format!("{id}-data")).public(),
-        nodes,
-    };
-    Genesis {
-        chain_id: label(chain),
-        created_at: Timestamp(T0 - DAY),
-        orgs: vec![
-            org(
-                "hosp-a",
-                OrgKind::Hospital,
-                vec![NodeDecl {
-                    id: 1,
-                    key: sk("node-1").public(),
-                }],
-            ),
-            org("pharm-b", OrgKind::Pharmacy, vec![]),
-            org("pharm-c", OrgKind::Pharmacy, vec![]),
-            org("regulator", OrgKind::Regulator, vec![]),
+    synthetic_genesis(
+        chain,
+        Timestamp(T0 - DAY),
+        &[
+            org("hosp-a", OrgKind::Hospital, &[1]),
+            org("pharm-b", OrgKind::Pharmacy, &[]),
+            org("pharm-c", OrgKind::Pharmacy, &[]),
+            org("regulator", OrgKind::Regulator, &[]),
         ],
-        params: Params::default(),
-    }
+    )
 }
 
 /// Builds signed transactions for one genesis.

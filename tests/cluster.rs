@@ -15,16 +15,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::issue::{atorvastatin_issue, SyntheticPatient};
 use rxchain::demo::{admin_key, staff_key, Demo};
 use rxchain::http::cluster::{admin_headers, ClusterStatus, LocalView, Signer};
 use rxchain::qr::QrPayload;
-use rxchain::txbuild::{self, IssueInput};
-use rxchain_contracts::privacy::{PatientDetails, PrivateContent};
-use rxchain_contracts::tx::{DispenseLine, Item};
-use rxchain_contracts::{
-    AtcCode, Block, Genesis, Label, OrgId, Outcome, Quantity, SignedTx, TxBody, TxId,
-};
+use rxchain::txbuild;
+use rxchain_contracts::tx::DispenseLine;
+use rxchain_contracts::{Block, Genesis, Label, OrgId, Outcome, Quantity, SignedTx, TxBody, TxId};
 use serde_json::Value;
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rxchain");
 /// Raft timing for debug builds on a loaded machine.
@@ -316,7 +316,7 @@ impl Cluster {
 
     async fn register_staff(&self) {
         let client = rxchain::client::Client::new(self.base(1));
-        rxchain::commands::demo::register_demo_staff(&self.demo, &client)
+        rxchain::test_support::register_demo_staff(&self.demo, &client)
             .await
             .unwrap();
     }
@@ -430,41 +430,19 @@ fn spawn(cfg: &Path, id: u64) -> Child {
     cmd.spawn().expect("spawn rxchain node")
 }
 
-fn item(quantity: u32) -> Item {
-    Item {
-        atc: AtcCode::parse("C10AA05").unwrap(),
-        name: Label::parse("Atorvastatin").unwrap(),
-        strength: Label::parse("20 mg").unwrap(),
-        form: Label::parse("tablet").unwrap(),
-        quantity: Quantity::new(quantity).unwrap(),
-        unit: Label::parse("tablets").unwrap(),
-        controlled: false,
-    }
-}
-
 fn issue(g: &Genesis, i: usize, quantity: u32) -> (SignedTx, QrPayload) {
-    let rx = txbuild::issue(
-        g,
-        &staff_key("dr.ada"),
-        IssueInput {
-            hospital: OrgId::parse("hosp-north").unwrap(),
-            items: vec![item(quantity)],
-            repeats: 0,
-            valid_from: None,
-            valid_until: None,
-            content: PrivateContent {
-                patient: PatientDetails {
-                    name: format!("Cluster Synthetic {i}"),
-                    birth_date: "1970-01-01".into(),
-                    identifier: format!("SYN-K-{i}"),
-                    email: None,
-                },
-                dosage: vec!["one tablet daily".into()],
-                notes: String::new(),
-            },
+    let input = atorvastatin_issue(
+        "hosp-north",
+        quantity,
+        0,
+        SyntheticPatient {
+            name: format!("Cluster Synthetic {i}"),
+            birth_date: "1970-01-01",
+            identifier: format!("SYN-K-{i}"),
         },
-    )
-    .unwrap();
+        "one tablet daily",
+    );
+    let rx = txbuild::issue(g, &staff_key("dr.ada"), input).unwrap();
     (rx.tx, rx.payload)
 }
 

@@ -8,12 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::issue::{atorvastatin_issue, SyntheticPatient};
 use rxchain::client::{Client, ClientError, Submitted};
 use rxchain::demo::{staff_key, Demo};
-use rxchain::txbuild::{self, IssueInput};
-use rxchain_contracts::privacy::{PatientDetails, PrivateContent};
-use rxchain_contracts::tx::Item;
-use rxchain_contracts::{AtcCode, Label, OrgId, Quantity, TxId};
+use rxchain::txbuild;
+use rxchain_contracts::TxId;
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rxchain");
 
@@ -63,42 +64,23 @@ async fn wait_ready(base: &str) {
 }
 
 fn issue_tx(g: &rxchain_contracts::Genesis, i: usize) -> rxchain_contracts::SignedTx {
-    txbuild::issue(
-        g,
-        &staff_key(if i % 2 == 0 { "dr.ada" } else { "dr.ben" }),
-        IssueInput {
-            hospital: OrgId::parse(if i % 2 == 0 {
-                "hosp-north"
-            } else {
-                "hosp-river"
-            })
-            .unwrap(),
-            items: vec![Item {
-                atc: AtcCode::parse("C10AA05").unwrap(),
-                name: Label::parse("Atorvastatin").unwrap(),
-                strength: Label::parse("20 mg").unwrap(),
-                form: Label::parse("tablet").unwrap(),
-                quantity: Quantity::new(30).unwrap(),
-                unit: Label::parse("tablets").unwrap(),
-                controlled: false,
-            }],
-            repeats: 2,
-            valid_from: None,
-            valid_until: None,
-            content: PrivateContent {
-                patient: PatientDetails {
-                    name: format!("Crash Synthetic {i}"),
-                    birth_date: "1960-06-06".into(),
-                    identifier: format!("SYN-C-{i}"),
-                    email: None,
-                },
-                dosage: vec!["one tablet at night".into()],
-                notes: String::new(),
-            },
+    let (doctor, hospital) = if i % 2 == 0 {
+        ("dr.ada", "hosp-north")
+    } else {
+        ("dr.ben", "hosp-river")
+    };
+    let input = atorvastatin_issue(
+        hospital,
+        30,
+        2,
+        SyntheticPatient {
+            name: format!("Crash Synthetic {i}"),
+            birth_date: "1960-06-06",
+            identifier: format!("SYN-C-{i}"),
         },
-    )
-    .unwrap()
-    .tx
+        "one tablet at night",
+    );
+    txbuild::issue(g, &staff_key(doctor), input).unwrap().tx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +96,7 @@ async fn sigkill_under_load_loses_no_acknowledged_transaction() {
     // 1. Start the node and register the demo staff.
     let mut child = spawn(&cfg);
     wait_ready(&base).await;
-    rxchain::commands::demo::register_demo_staff(&demo, &client)
+    rxchain::test_support::register_demo_staff(&demo, &client)
         .await
         .unwrap();
     let g = demo.genesis.clone();

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::genesis::{org, synthetic_genesis, test_key as sk};
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{VoteRequest, VoteResponse};
@@ -17,54 +18,27 @@ use rxchain::raft::peers::Peers;
 use rxchain::raft::{rpc, Raft, RaftRequest};
 use rxchain::store::{self, ApplyObserver, ChainStore};
 use rxchain_contracts::block::{propose, Block};
-use rxchain_contracts::genesis::{NodeDecl, OrgDecl, OrgKind, Params};
+use rxchain_contracts::genesis::OrgKind;
 use rxchain_contracts::tx::{RegisterStaff, Role, Transaction, TxBody};
 use rxchain_contracts::{Genesis, Label, OrgId, SecretKey, Timestamp, TxId, VerifiedTx};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
+mod common;
+
 const WAIT: Option<Duration> = Some(Duration::from_secs(20));
 
-fn sk(name: &str) -> SecretKey {
-    SecretKey::derive("test", name.as_bytes())
-}
-
 fn genesis() -> Genesis {
-    let label = |s: &str| Label::parse(s).expect("valid label");
-    let org = |id: &str, kind: OrgKind, nodes: Vec<NodeDecl>| OrgDecl {
-        id: OrgId::parse(id).expect("valid org id"),
-        kind,
-        name: label(id),
-        address: label("1 Test Street"),
-        admin_key: sk(&format!("{id}-admin")).public(),
-        data_key: sk(&format!("{id}-data")).public(),
-        nodes,
-    };
-    Genesis {
-        chain_id: label("rx-raft"),
-        created_at: Timestamp(1_700_000_000_000),
-        orgs: vec![
-            org(
-                "hosp-a",
-                OrgKind::Hospital,
-                vec![NodeDecl {
-                    id: 1,
-                    key: sk("node-1").public(),
-                }],
-            ),
-            org(
-                "pharm-b",
-                OrgKind::Pharmacy,
-                vec![NodeDecl {
-                    id: 2,
-                    key: sk("node-2").public(),
-                }],
-            ),
-            org("regulator", OrgKind::Regulator, vec![]),
+    synthetic_genesis(
+        "rx-raft",
+        Timestamp(1_700_000_000_000),
+        &[
+            org("hosp-a", OrgKind::Hospital, &[1]),
+            org("pharm-b", OrgKind::Pharmacy, &[2]),
+            org("regulator", OrgKind::Regulator, &[]),
         ],
-        params: Params::default(),
-    }
+    )
 }
 
 /// Logs to the test output only when asked with `RUST_LOG`.

@@ -3,41 +3,26 @@
 
 use std::sync::Arc;
 
+use common::genesis::{org, synthetic_genesis};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 use rxchain::raft::TypeConfig;
 use rxchain::store::{self, LogStore, NoObserver, StateMachine};
-use rxchain_contracts::genesis::{NodeDecl, OrgDecl, OrgKind, Params};
-use rxchain_contracts::{Genesis, Label, OrgId, SecretKey, Timestamp};
+use rxchain_contracts::genesis::OrgKind;
+use rxchain_contracts::{Genesis, Timestamp};
 use tempfile::TempDir;
 
+mod common;
+
 fn genesis() -> Genesis {
-    let key = |s: &str| SecretKey::derive("test", s.as_bytes()).public();
-    let org = |id: &str, kind: OrgKind, nodes: Vec<NodeDecl>| OrgDecl {
-        id: OrgId::parse(id).expect("valid org id"),
-        kind,
-        name: Label::parse(id).expect("valid label"),
-        address: Label::parse("1 Test Street").expect("valid label"),
-        admin_key: key(&format!("{id}-admin")),
-        data_key: key(&format!("{id}-data")),
-        nodes,
-    };
-    Genesis {
-        chain_id: Label::parse("rx-suite").expect("valid label"),
-        created_at: Timestamp(1_700_000_000_000),
-        orgs: vec![
-            org(
-                "hosp-a",
-                OrgKind::Hospital,
-                vec![NodeDecl {
-                    id: 1,
-                    key: key("node-1"),
-                }],
-            ),
-            org("regulator", OrgKind::Regulator, vec![]),
+    synthetic_genesis(
+        "rx-suite",
+        Timestamp(1_700_000_000_000),
+        &[
+            org("hosp-a", OrgKind::Hospital, &[1]),
+            org("regulator", OrgKind::Regulator, &[]),
         ],
-        params: Params::default(),
-    }
+    )
 }
 
 /// Opens real sled storage in a temporary directory; the directory is the

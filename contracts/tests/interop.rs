@@ -8,6 +8,12 @@
 //! vectors regenerate byte for byte, and run `scripts/interop/check_vectors.py`
 //! against freshly generated Rust vectors (and Rust against fresh Python ones).
 //!
+//! The Python side needs `python3` with the package in
+//! `scripts/interop/requirements.txt` (`scripts/install-test-deps.sh`
+//! installs it); without them these tests fail rather than pass unchecked,
+//! unless `RXCHAIN_SKIP_INTEROP=1` opts out of the Python checks, which the
+//! tests then report as skipped.
+//!
 //! Regenerate the fixture after an intended change of the scheme with
 //! `cargo test -p rxchain-contracts --test interop -- --ignored regenerate`.
 
@@ -327,20 +333,40 @@ fn python(args: &[&str]) -> Result<Output, String> {
     Ok(out)
 }
 
-/// Skips outside CI, fails in CI: CI must prove interop on every run.
-fn unavailable(why: &str) {
-    let ci = std::env::var("CI")
-        .map(|v| v == "true" || v == "1")
-        .unwrap_or(false);
-    assert!(
-        !ci,
-        "CI is set but the Python interop check cannot run: {why}"
-    );
-    eprintln!("skipping the Python interop check (set CI=true to make this fail): {why}");
+/// The variable that opts out of the Python side of these checks. Without
+/// it, a machine that cannot run the checker fails the tests: interop must
+/// be proved on every run, and `scripts/install-test-deps.sh` installs what
+/// it needs.
+const SKIP_VAR: &str = "RXCHAIN_SKIP_INTEROP";
+
+/// Whether the person running the tests opted out of the Python checks with
+/// `RXCHAIN_SKIP_INTEROP=1`; says so on stderr when they did, so a skipped
+/// check is never mistaken for a passed one.
+fn python_skipped(test: &str) -> bool {
+    let skip = std::env::var(SKIP_VAR).is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("SKIPPED the Python interop check in {test}: {SKIP_VAR}=1 is set");
+    }
+    skip
+}
+
+/// Fails the test: the checker cannot run and nobody opted out.
+fn unavailable(why: &str) -> ! {
+    panic!(
+        "the Python interop check cannot run: {why}\n\
+         install its requirements with scripts/install-test-deps.sh \
+         (pip install -r scripts/interop/requirements.txt), \
+         or opt out explicitly with {SKIP_VAR}=1"
+    )
 }
 
 #[test]
 fn python_ecdsa_verifies_fresh_rust_vectors_and_rust_verifies_fresh_python_vectors() {
+    if python_skipped(
+        "python_ecdsa_verifies_fresh_rust_vectors_and_rust_verifies_fresh_python_vectors",
+    ) {
+        return;
+    }
     // 1. Fresh Rust vectors go to a file the script reads.
     let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("rust-vectors-{}.json", std::process::id()));
@@ -350,11 +376,12 @@ fn python_ecdsa_verifies_fresh_rust_vectors_and_rust_verifies_fresh_python_vecto
         vectors: rust_vectors(),
     };
     std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
-    let out = match python(&["verify", path.to_str().unwrap()]) {
-        Ok(out) => out,
-        Err(why) => return unavailable(&why),
-    };
+    let checked = python(&["verify", path.to_str().unwrap()]);
     let _ = std::fs::remove_file(&path);
+    let out = match checked {
+        Ok(out) => out,
+        Err(why) => unavailable(&why),
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -369,7 +396,7 @@ fn python_ecdsa_verifies_fresh_rust_vectors_and_rust_verifies_fresh_python_vecto
     // 2. Fresh Python vectors come back on stdout and are checked here.
     let out = match python(&["generate"]) {
         Ok(out) => out,
-        Err(why) => return unavailable(&why),
+        Err(why) => unavailable(&why),
     };
     assert!(
         out.status.success(),
@@ -403,6 +430,9 @@ fn a_changed_vector_is_refused_by_both_sides() {
     v.message = hex::encode(b"abd");
     v.digest = signing_digest(&v.tag, b"abd").to_hex();
     assert!(check_in_rust(&v).is_err());
+    if python_skipped("a_changed_vector_is_refused_by_both_sides") {
+        return;
+    }
     let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("bad-vectors-{}.json", std::process::id()));
     let file = VectorFile {
@@ -411,11 +441,12 @@ fn a_changed_vector_is_refused_by_both_sides() {
         vectors: vec![v],
     };
     std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
-    let out = match python(&["verify", path.to_str().unwrap()]) {
-        Ok(out) => out,
-        Err(why) => return unavailable(&why),
-    };
+    let checked = python(&["verify", path.to_str().unwrap()]);
     let _ = std::fs::remove_file(&path);
+    let out = match checked {
+        Ok(out) => out,
+        Err(why) => unavailable(&why),
+    };
     assert_eq!(
         out.status.code(),
         Some(1),

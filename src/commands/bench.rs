@@ -209,18 +209,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(url) => (Client::new(url.clone()), None),
         None => {
             demo.write_files(&tmp, &[1])?;
-            let node = crate::node::start(super::demo::demo_settings(
+            let node = crate::node::start(crate::test_support::demo_settings(
                 &tmp,
                 1,
                 "127.0.0.1:0".parse()?,
                 None,
             ))
             .await?;
-            super::demo::wait_for_leader(&node).await?;
+            crate::test_support::wait_for_leader(&node).await?;
             (Client::new(format!("http://{}", node.addr)), Some(node))
         }
     };
-    super::demo::register_demo_staff(&demo, &client)
+    crate::test_support::register_demo_staff(&demo, &client)
         .await
         .context("registering demo staff")?;
     let genesis = client.genesis().await?;

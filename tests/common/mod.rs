@@ -1,10 +1,17 @@
-//! Shared test harness: real nodes on port 0, each in its own temp dir.
+//! Shared test harness: real nodes on port 0, each in its own temp dir, a
+//! synthetic genesis for the storage and Raft tests ([`genesis`]), and
+//! synthetic issue inputs for the process tests ([`issue`]).
+//!
+//! Each test binary uses only part of it, so unused items are expected.
 #![allow(dead_code)]
 
+pub mod genesis;
+pub mod issue;
+
 use rxchain::client::Client;
-use rxchain::commands::demo::{demo_settings, register_demo_staff, wait_for_leader};
 use rxchain::demo::Demo;
 use rxchain::node::RunningNode;
+use rxchain::test_support::{demo_settings, register_demo_staff, wait_for_leader};
 
 /// A running one-node demo consortium.
 pub struct TestNode {

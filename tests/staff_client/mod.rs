@@ -12,7 +12,7 @@ use crate::common::{self, TestNode};
 /// A one-node demo consortium whose staff can sign in with the demo password.
 pub async fn start() -> TestNode {
     let t = common::start_demo_node().await;
-    rxchain::commands::demo::create_demo_accounts(&t.demo, &t.node.accounts)
+    rxchain::test_support::create_demo_accounts(&t.demo, &t.node.accounts)
         .await
         .expect("demo accounts");
     t
