@@ -104,6 +104,11 @@ pub struct ApiSettings {
     pub request_timeout_ms: u64,
     /// How long a submission waits for its commit before answering 202.
     pub commit_wait_ms: u64,
+    /// Most transactions waiting in the mempool.
+    pub mempool_max_txs: usize,
+    /// Most encoded bytes of transactions waiting in the mempool; past it
+    /// submissions get 503 `mempool_full` with `Retry-After`.
+    pub mempool_max_bytes: usize,
 }
 
 impl Default for ApiSettings {
@@ -113,6 +118,8 @@ impl Default for ApiSettings {
             image_limit_bytes: 15 * 1024 * 1024,
             request_timeout_ms: 30_000,
             commit_wait_ms: 10_000,
+            mempool_max_txs: 200_000,
+            mempool_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -43,6 +43,33 @@ struct Inner {
     entries: HashMap<TxId, Entry>,
     queue: VecDeque<TxId>,
     queued_bytes: usize,
+    /// Encoded bytes of every entry, queued or in flight: what the byte
+    /// bound counts.
+    total_bytes: usize,
+}
+
+impl Inner {
+    /// Removes an entry and keeps the byte counts and the queue in step.
+    fn take(&mut self, id: &TxId) -> Option<Entry> {
+        let e = self.entries.remove(id)?;
+        self.total_bytes = self.total_bytes.saturating_sub(e.bytes);
+        if !e.in_flight {
+            self.queued_bytes = self.queued_bytes.saturating_sub(e.bytes);
+            if let Some(pos) = self.queue.iter().position(|q| q == id) {
+                self.queue.remove(pos);
+            }
+        }
+        Some(e)
+    }
+}
+
+/// How many transactions and how many encoded bytes may wait at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacity {
+    /// Most waiting transactions.
+    pub txs: usize,
+    /// Most encoded bytes of waiting transactions (queued or in flight).
+    pub bytes: usize,
 }
 
 /// The mempool. Shared as `Arc<Mempool>`.
@@ -54,21 +81,22 @@ pub struct Mempool {
     proposed: Mutex<Option<(Hash, Execution)>>,
     /// Wakes the block producer when transactions arrive.
     pub arrived: Notify,
-    /// Caps how many transactions may wait, so a flood cannot exhaust memory.
-    capacity: usize,
+    /// Caps how many transactions and bytes may wait, so a flood cannot
+    /// exhaust memory.
+    capacity: Capacity,
 }
 
 /// Why a transaction was not admitted.
 #[derive(Debug, thiserror::Error)]
 pub enum AdmitError {
-    /// The mempool is full; retry later.
-    #[error("the node is at capacity; retry shortly")]
+    /// The mempool is full (in transactions or in bytes); retry later.
+    #[error("the node's queue of waiting transactions is full; retry shortly")]
     Full,
 }
 
 impl Mempool {
     /// An empty mempool for `chain_id`.
-    pub fn new(chain_id: String, capacity: usize) -> Arc<Self> {
+    pub fn new(chain_id: String, capacity: Capacity) -> Arc<Self> {
         Arc::new(Mempool {
             chain_id,
             inner: Mutex::new(Inner::default()),
@@ -108,10 +136,12 @@ impl Mempool {
                 e.waiters.push(tx);
                 return Ok(rx);
             }
-            if inner.entries.len() >= self.capacity {
+            let bytes = vtx.signed().to_bytes().len();
+            if inner.entries.len() >= self.capacity.txs
+                || inner.total_bytes + bytes > self.capacity.bytes
+            {
                 return Err(AdmitError::Full);
             }
-            let bytes = vtx.signed().to_bytes().len();
             inner.entries.insert(
                 id,
                 Entry {
@@ -123,6 +153,7 @@ impl Mempool {
             );
             inner.queue.push_back(id);
             inner.queued_bytes += bytes;
+            inner.total_bytes += bytes;
         }
         self.arrived.notify_one();
         Ok(rx)
@@ -186,15 +217,12 @@ impl Mempool {
 
     /// Forgets one transaction (it turned out to be committed already).
     pub fn remove(&self, id: &TxId) {
-        let mut inner = self.lock();
-        if let Some(e) = inner.entries.remove(id) {
-            if !e.in_flight {
-                inner.queued_bytes = inner.queued_bytes.saturating_sub(e.bytes);
-                if let Some(pos) = inner.queue.iter().position(|q| q == id) {
-                    inner.queue.remove(pos);
-                }
-            }
-        }
+        self.lock().take(id);
+    }
+
+    /// Encoded bytes of every waiting transaction, queued or in flight.
+    pub fn bytes(&self) -> usize {
+        self.lock().total_bytes
     }
 
     /// Drops every waiting transaction (this node lost leadership): waiters
@@ -205,6 +233,7 @@ impl Mempool {
         inner.entries.clear();
         inner.queue.clear();
         inner.queued_bytes = 0;
+        inner.total_bytes = 0;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -245,14 +274,8 @@ impl ApplyObserver for Mempool {
         let mut inner = self.lock();
         for (index, (t, outcome)) in block.txs.iter().zip(&block.outcomes).enumerate() {
             let id = t.tx.id(&self.chain_id);
-            if let Some(e) = inner.entries.remove(&id) {
-                if !e.in_flight {
-                    // Committed through another leader while queued here.
-                    inner.queued_bytes = inner.queued_bytes.saturating_sub(e.bytes);
-                    if let Some(pos) = inner.queue.iter().position(|q| q == &id) {
-                        inner.queue.remove(pos);
-                    }
-                }
+            // An entry still queued here was committed through another leader.
+            if let Some(e) = inner.take(&id) {
                 let receipt = Receipt {
                     tx_id: id,
                     height: block.header.height,

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::accounts::Accounts;
 use crate::config::Settings;
 use crate::http::AppState;
-use crate::mempool::Mempool;
+use crate::mempool::{Capacity, Mempool};
 use crate::metrics::Metrics;
 use crate::producer::Producer;
 use crate::raft::network::Network;
@@ -221,7 +221,13 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let advertised = settings.advertised(addr);
 
     let chain_id = genesis.chain_id.to_string();
-    let mempool = Mempool::new(chain_id.clone(), 200_000);
+    let mempool = Mempool::new(
+        chain_id.clone(),
+        Capacity {
+            txs: settings.api.mempool_max_txs,
+            bytes: settings.api.mempool_max_bytes,
+        },
+    );
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| store::StoreError::from(e))?;
     let storage = store::open(&settings.data_dir, genesis.clone(), mempool.clone())?;
     // The account store shares the node's database; its keys derive from the node key.
