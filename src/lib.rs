@@ -42,6 +42,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod keys;
+mod limiter;
 pub mod mempool;
 pub mod metrics;
 pub mod node;

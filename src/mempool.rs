@@ -125,6 +125,28 @@ impl Mempool {
         Some(rx)
     }
 
+    /// Like [`subscribe`](Self::subscribe), for a submitted copy of a
+    /// waiting transaction: a copy whose signature bytes differ from the
+    /// admitted one is verified first, so a corrupted signature is refused
+    /// rather than treated as a replay.
+    pub fn subscribe_same(
+        &self,
+        signed: &SignedTx,
+    ) -> Option<Result<oneshot::Receiver<Receipt>, rxchain_contracts::TxError>> {
+        let id = signed.tx.id(&self.chain_id);
+        let differs = {
+            let inner = self.lock();
+            let e = inner.entries.get(&id)?;
+            e.vtx.signed().signature != signed.signature
+        };
+        if differs {
+            if let Err(e) = signed.clone().verify(&self.chain_id) {
+                return Some(Err(e));
+            }
+        }
+        self.subscribe(&id).map(Ok)
+    }
+
     /// Admits a verified transaction and subscribes to its receipt (the
     /// receiver yields it). A transaction already waiting is not added twice.
     pub fn admit(&self, vtx: VerifiedTx) -> Result<oneshot::Receiver<Receipt>, AdmitError> {

@@ -11,13 +11,17 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use rxchain_contracts::Label;
+use std::collections::HashSet;
+
+use rxchain_contracts::state::StaffRecord;
+use rxchain_contracts::{Label, PublicKey, SignedTx};
 
 use crate::accounts::{hash_password, AccountError, Accounts, NewAccount};
-use crate::client::{Client, ClientError, Submitted};
+use crate::client::{Client, Submitted};
 use crate::config::{ApiSettings, BlockSettings, RaftSettings, Settings};
 use crate::demo::{admin_key, data_key, staff_key, Demo, DEMO_PASSWORD};
 use crate::node::RunningNode;
+use crate::service::submit::Submitted as ServiceSubmitted;
 
 /// Settings for demo node `id` under `dir`.
 pub fn demo_settings(
@@ -57,24 +61,71 @@ pub async fn wait_for_leader(node: &RunningNode) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers every demo staff member that is not registered yet.
-pub async fn register_demo_staff(demo: &Demo, client: &Client) -> anyhow::Result<()> {
+/// The registration transactions of the demo staff whose keys are not in
+/// `registered` yet. Checking state first keeps a demo restart from putting
+/// refused `register_staff` transactions (and regulator alerts) on the chain.
+fn unregistered_staff(
+    demo: &Demo,
+    registered: &HashSet<PublicKey>,
+) -> anyhow::Result<Vec<(String, SignedTx)>> {
+    let mut out = Vec::new();
     for s in &demo.staff {
+        let key = staff_key(&s.username).public();
+        if registered.contains(&key) {
+            continue;
+        }
         let org = rxchain_contracts::OrgId::parse(s.org.clone())?;
         let tx = crate::txbuild::register_staff(
             &demo.genesis,
             &admin_key(&s.org),
             org,
-            staff_key(&s.username).public(),
+            key,
             s.role,
             Label::parse(s.licence.clone())?,
             Label::parse(s.name.clone())?,
         );
+        out.push((s.username.clone(), tx));
+    }
+    Ok(out)
+}
+
+/// Registers, over the API, every demo staff member the node's directory
+/// does not list yet.
+pub async fn register_demo_staff(demo: &Demo, client: &Client) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Directory {
+        staff: Vec<StaffRecord>,
+    }
+    let dir: Directory = client
+        .get("/v1/consortium")
+        .await
+        .context("reading the registered staff")?;
+    let registered = dir.staff.iter().map(|r| r.key).collect();
+    for (username, tx) in unregistered_staff(demo, &registered)? {
         match client.submit(&tx).await {
             Ok(Submitted::Applied(_)) => {}
-            Err(ClientError::Api { code, .. }) if code == "staff_exists" => {}
             Ok(Submitted::Pending(p)) => anyhow::bail!("staff registration still pending at {p}"),
-            Err(e) => return Err(e).context(format!("registering {}", s.username)),
+            Err(e) => return Err(e).context(format!("registering {username}")),
+        }
+    }
+    Ok(())
+}
+
+/// Registers every demo staff member the chain does not know yet, through
+/// the node's own submission service (the demo runs the node in-process).
+pub async fn register_demo_staff_on(demo: &Demo, node: &RunningNode) -> anyhow::Result<()> {
+    let mut registered = HashSet::new();
+    for s in &demo.staff {
+        let key = staff_key(&s.username).public();
+        if node.chain.staff(&key)?.is_some() {
+            registered.insert(key);
+        }
+    }
+    for (username, tx) in unregistered_staff(demo, &registered)? {
+        match crate::service::submit::submit(&node.service, tx).await {
+            Ok(ServiceSubmitted::Committed(r)) if r.outcome.is_applied() => {}
+            Ok(other) => anyhow::bail!("registering {username}: {other:?}"),
+            Err(e) => return Err(e).context(format!("registering {username}")),
         }
     }
     Ok(())

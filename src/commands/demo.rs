@@ -6,10 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::DemoArgs;
-use crate::client::Client;
 use crate::demo::{Demo, DEMO_PASSWORD};
 use crate::test_support::{
-    create_demo_accounts, demo_settings, register_demo_staff, wait_for_leader,
+    create_demo_accounts, demo_settings, register_demo_staff_on, wait_for_leader,
 };
 
 /// Runs the demo until Ctrl-C.
@@ -63,7 +62,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .await
     .context("the demo nodes did not all join as voters within 60 s")?
     .context("raft stopped")?;
-    register_demo_staff(&demo, &Client::new(base.clone())).await?;
+    register_demo_staff_on(&demo, first).await?;
     for node in &nodes {
         create_demo_accounts(&demo, &node.accounts).await?;
     }

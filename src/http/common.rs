@@ -3,9 +3,12 @@
 //! no-store responses, QR images, and signing and submitting on behalf of
 //! a signed-in staff member.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
+use axum::extract::{ConnectInfo, FromRequestParts, Query};
 use axum::http::header::CACHE_CONTROL;
+use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::response::Response;
 use rxchain_contracts::{Genesis, OrgId, PrescriptionId, SecretKey, SignedTx};
@@ -15,7 +18,38 @@ use super::session::Staff;
 use super::tx::submitted_response;
 use super::{ApiError, AppState};
 use crate::qr::QrPayload;
+use crate::raft::peers::FORWARDED_BY;
 use crate::service::submit::{submit, Submitted};
+
+/// The client's address, for throttling; `None` for in-process requests
+/// and for submissions a member node forwarded (its clients were counted
+/// where they connected).
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(ClientAddr(None));
+        };
+        let ip = addr.ip();
+        if parts.headers.contains_key(FORWARDED_BY) && is_member_host(s, ip) {
+            return Ok(ClientAddr(None));
+        }
+        Ok(ClientAddr(Some(ip)))
+    }
+}
+
+/// Whether `ip` is the host of a node in the current Raft membership.
+fn is_member_host(s: &AppState, ip: IpAddr) -> bool {
+    let m = s.raft.metrics().borrow().clone();
+    let members = m.membership_config.membership().clone();
+    let found = members
+        .nodes()
+        .any(|(_, n)| n.addr.parse::<SocketAddr>().is_ok_and(|a| a.ip() == ip));
+    found
+}
 
 /// Pixels (PNG) or user units (SVG) per QR module: a version-4 code is
 /// then 328 units wide with its quiet zone, sharp on screens and in print.

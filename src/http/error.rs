@@ -97,6 +97,28 @@ pub enum ApiError {
     /// 503: nothing was committed; the client should retry.
     #[error("{0}")]
     NotCommitted(String),
+    /// 503 with `Retry-After`: the node is at capacity (e.g.
+    /// `mempool_full`); nothing was admitted.
+    #[error("{message}")]
+    Busy {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Sentence for people.
+        message: String,
+        /// Seconds the client should wait.
+        retry_after_secs: u64,
+    },
+    /// 429 with `Retry-After`: too many refused attempts from one signer
+    /// or client address (`too_many_refusals`).
+    #[error("{message}")]
+    RateLimited {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Sentence for people.
+        message: String,
+        /// Seconds the client should wait.
+        retry_after_secs: u64,
+    },
     /// The leader's own answer to a forwarded request, relayed unchanged
     /// (its status and JSON body).
     #[error("the leader answered {}", .0.status)]
@@ -178,7 +200,8 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::NotCommitted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotCommitted(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -191,7 +214,9 @@ impl ApiError {
             | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::Unprocessable { code, .. } => code,
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::Busy { code, .. }
+            | ApiError::RateLimited { code, .. } => code,
             ApiError::BadSignature => "bad_signature",
             ApiError::Refused(r, _) => r.code(),
             ApiError::TooLarge { .. } => "body_too_large",
@@ -285,7 +310,14 @@ impl IntoResponse for ApiError {
             detail,
         };
         let mut resp = (status, Json(body)).into_response();
-        if let ApiError::TooManyAttempts { retry_after_secs } = &self {
+        if let ApiError::TooManyAttempts { retry_after_secs }
+        | ApiError::Busy {
+            retry_after_secs, ..
+        }
+        | ApiError::RateLimited {
+            retry_after_secs, ..
+        } = &self
+        {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
         }
@@ -314,9 +346,24 @@ impl From<SubmitError> for ApiError {
             SubmitError::Invalid(e) => e.into(),
             SubmitError::Store(e) => e.into(),
             e @ SubmitError::BadLeaderAnswer(_) => ApiError::internal(e),
-            e @ (SubmitError::NotAdmitted(_)
-            | SubmitError::NoLeader(_)
-            | SubmitError::LostLeadership) => ApiError::NotCommitted(e.to_string()),
+            e @ SubmitError::NotAdmitted(_) => ApiError::Busy {
+                code: "mempool_full",
+                message: e.to_string(),
+                retry_after_secs: 1,
+            },
+            SubmitError::Throttled {
+                retry_after_secs,
+                what,
+            } => ApiError::RateLimited {
+                code: "too_many_refusals",
+                message: format!(
+                    "too many refused transactions from this {what}; try again in {retry_after_secs} seconds"
+                ),
+                retry_after_secs,
+            },
+            e @ (SubmitError::NoLeader(_) | SubmitError::LostLeadership) => {
+                ApiError::NotCommitted(e.to_string())
+            }
         }
     }
 }

@@ -10,9 +10,10 @@ use rxchain_contracts::{Hash, InclusionProof, Outcome, SignedHeader, SignedTx, T
 use serde::Serialize;
 use serde_json::json;
 
+use super::common::ClientAddr;
 use super::{ApiError, ApiJson, AppState};
 use crate::mempool::Receipt;
-use crate::service::submit::{self as service, poll_url, Submitted};
+use crate::service::submit::{self as service, poll_url, Origin, Submitted};
 
 /// `POST /v1/tx`, `GET /v1/tx/{id}`.
 pub fn router() -> Router<AppState> {
@@ -58,9 +59,13 @@ pub fn submitted_response(s: Submitted) -> Response {
 #[tracing::instrument(skip_all)]
 async fn submit(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(signed): ApiJson<SignedTx>,
 ) -> Result<Response, ApiError> {
-    Ok(submitted_response(service::submit(&s, signed).await?))
+    let origin = Origin { client };
+    Ok(submitted_response(
+        service::submit_from(&s, signed, origin).await?,
+    ))
 }
 
 /// A committed transaction with everything needed to check it offline.

@@ -289,6 +289,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         metrics: metrics.clone(),
         api: settings.api.clone(),
         peers: peers.clone(),
+        throttle: Default::default(),
         accounts: accounts.clone(),
         faults: faults.clone(),
     }));
@@ -330,11 +331,14 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     }
     let mut srv_shutdown = shutdown_rx;
     tasks.push(tokio::spawn(async move {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = srv_shutdown.wait_for(|v| *v).await;
-            })
-            .await;
+        let res = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = srv_shutdown.wait_for(|v| *v).await;
+        })
+        .await;
         if let Err(e) = res {
             tracing::error!(error = %e, "http server failed");
         }

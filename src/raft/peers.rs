@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+/// Header a node sets on requests it forwards for its clients, so the
+/// leader does not count those clients under the forwarding node's address.
+pub const FORWARDED_BY: &str = "x-rxchain-forwarded-by";
+
 /// A connect timeout short enough that a follower whose leader is gone
 /// answers 503 quickly rather than hanging on a dead address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -44,4 +44,6 @@ pub struct Node {
     pub accounts: Arc<Accounts>,
     /// Test-only partitions (empty unless `testing_faults` is set).
     pub faults: Arc<Faults>,
+    /// Refused transactions per signer and client address.
+    pub throttle: submit::Throttle,
 }

@@ -7,13 +7,16 @@
 //! signature once, admits the transaction to the mempool and waits for the
 //! block that holds it to commit (not merely to be acknowledged).
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use rxchain_contracts::{SignedTx, TxError, TxId};
+use rxchain_contracts::{Outcome, PublicKey, SignedTx, TxError, TxId};
 
 use super::leader::{self, PeerError, PeerRequest, Relayed};
 use super::Node;
+use crate::limiter::{retry_after_secs, SlidingWindow};
 use crate::mempool::{AdmitError, Receipt};
+use crate::raft::peers::FORWARDED_BY;
 use crate::store::StoreError;
 
 /// What became of a submission.
@@ -52,9 +55,75 @@ pub enum SubmitError {
     /// The leader's answer could not be understood.
     #[error("the leader's answer could not be read")]
     BadLeaderAnswer(#[source] serde_json::Error),
+    /// The signer or client address had too many refused transactions
+    /// lately; nothing was admitted.
+    #[error("too many refused transactions from this {what}")]
+    Throttled {
+        /// `signer` or `client address`.
+        what: &'static str,
+        /// Seconds until another attempt is counted.
+        retry_after_secs: u64,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Where a submission came from, for throttling refused attempts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Origin {
+    /// The client's address, when the request came over the network from
+    /// a client (not from a peer forwarding it, nor from in-process code).
+    pub client: Option<IpAddr>,
+}
+
+/// Refused transactions allowed per signer inside [`REFUSAL_WINDOW`].
+pub const MAX_REFUSALS_PER_SIGNER: usize = 30;
+/// Refused transactions allowed per client address inside [`REFUSAL_WINDOW`].
+pub const MAX_REFUSALS_PER_ADDRESS: usize = 100;
+/// The sliding window over which refusals are counted.
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+
+/// Counts refused transactions per signer and per client address, so that
+/// nobody can fill blocks with refusals (each one is kept on the chain for
+/// audit) or probe the node without limit.
+pub struct Throttle {
+    signers: SlidingWindow<PublicKey>,
+    addresses: SlidingWindow<IpAddr>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            signers: SlidingWindow::new(MAX_REFUSALS_PER_SIGNER, REFUSAL_WINDOW),
+            addresses: SlidingWindow::new(MAX_REFUSALS_PER_ADDRESS, REFUSAL_WINDOW),
+        }
+    }
+}
+
+impl Throttle {
+    fn check(&self, signer: &PublicKey, origin: Origin) -> Result<(), SubmitError> {
+        let throttled = |what, wait| SubmitError::Throttled {
+            what,
+            retry_after_secs: retry_after_secs(wait),
+        };
+        self.signers
+            .check(signer)
+            .map_err(|w| throttled("signer", w))?;
+        if let Some(ip) = origin.client {
+            self.addresses
+                .check(&ip)
+                .map_err(|w| throttled("client address", w))?;
+        }
+        Ok(())
+    }
+
+    fn record(&self, signer: PublicKey, origin: Origin) {
+        self.signers.record(signer);
+        if let Some(ip) = origin.client {
+            self.addresses.record(ip);
+        }
+    }
 }
 
 /// Where a pending transaction's receipt can be polled.
@@ -64,6 +133,11 @@ pub fn poll_url(id: &TxId) -> String {
 
 /// The receipt of a committed transaction, read back from the chain.
 pub fn committed_receipt(node: &Node, id: &TxId) -> Result<Option<Receipt>, StoreError> {
+    Ok(committed(node, id)?.map(|(r, _)| r))
+}
+
+/// A committed transaction's receipt and the signed transaction as stored.
+fn committed(node: &Node, id: &TxId) -> Result<Option<(Receipt, SignedTx)>, StoreError> {
     let Some((height, index)) = node.chain.tx_location(id)? else {
         return Ok(None);
     };
@@ -74,39 +148,89 @@ pub fn committed_receipt(node: &Node, id: &TxId) -> Result<Option<Receipt>, Stor
             what: format!("tx index entry {id}"),
             detail: format!("points at missing block {height}"),
         })?;
-    let outcome =
-        block
-            .outcomes
-            .get(index as usize)
-            .cloned()
-            .ok_or_else(|| StoreError::Corrupt {
-                what: format!("tx index entry {id}"),
-                detail: format!("points past the end of block {height}"),
-            })?;
-    Ok(Some(Receipt {
-        tx_id: *id,
-        height,
-        index,
-        block_hash: block.hash(node.genesis.chain_id.as_str()),
-        outcome,
-    }))
+    let past_end = || StoreError::Corrupt {
+        what: format!("tx index entry {id}"),
+        detail: format!("points past the end of block {height}"),
+    };
+    let outcome = block
+        .outcomes
+        .get(index as usize)
+        .cloned()
+        .ok_or_else(past_end)?;
+    let stored = block
+        .txs
+        .get(index as usize)
+        .cloned()
+        .ok_or_else(past_end)?;
+    Ok(Some((
+        Receipt {
+            tx_id: *id,
+            height,
+            index,
+            block_hash: block.hash(node.genesis.chain_id.as_str()),
+            outcome,
+        },
+        stored,
+    )))
+}
+
+/// A transaction whose id is known but whose signature bytes differ from
+/// the known copy is checked on its own: the id covers the body, not the
+/// signature, so a corrupted signature must not pass as a replay.
+fn same_or_valid(node: &Node, known: &SignedTx, submitted: &SignedTx) -> Result<(), SubmitError> {
+    if known.signature != submitted.signature {
+        submitted.clone().verify(node.mempool.chain_id())?;
+    }
+    Ok(())
 }
 
 /// Submits a signed transaction and waits for its commit. A replay gets
 /// the original outcome, never a second effect.
 #[tracing::instrument(skip_all, fields(tx_id))]
 pub async fn submit(node: &Node, signed: SignedTx) -> Result<Submitted, SubmitError> {
+    submit_from(node, signed, Origin::default()).await
+}
+
+/// [`submit`], counting refusals against the signer and `origin`'s
+/// client address: past [`MAX_REFUSALS_PER_SIGNER`] or
+/// [`MAX_REFUSALS_PER_ADDRESS`] refusals inside [`REFUSAL_WINDOW`],
+/// further submissions are turned away before admission.
+pub async fn submit_from(
+    node: &Node,
+    signed: SignedTx,
+    origin: Origin,
+) -> Result<Submitted, SubmitError> {
+    let signer = signed.tx.signer;
+    let result = submit_inner(node, signed, origin).await;
+    let refused = match &result {
+        Ok(Submitted::Committed(r)) => matches!(r.outcome, Outcome::Refused { .. }),
+        Err(SubmitError::Invalid(_)) => true,
+        _ => false,
+    };
+    if refused {
+        node.throttle.record(signer, origin);
+    }
+    result
+}
+
+async fn submit_inner(
+    node: &Node,
+    signed: SignedTx,
+    origin: Origin,
+) -> Result<Submitted, SubmitError> {
     let started = Instant::now();
     let id = signed.tx.id(node.genesis.chain_id.as_str());
     tracing::Span::current().record("tx_id", tracing::field::display(&id));
-    if let Some(r) = committed_receipt(node, &id)? {
+    if let Some((r, known)) = committed(node, &id)? {
+        same_or_valid(node, &known, &signed)?;
         return Ok(Submitted::Committed(r));
     }
+    node.throttle.check(&signed.tx.signer, origin)?;
     if !leader::is_leader(&node.raft, node.node_id) {
         return forward(node, &signed).await;
     }
-    let waiter = match node.mempool.subscribe(&id) {
-        Some(w) => w,
+    let waiter = match node.mempool.subscribe_same(&signed) {
+        Some(w) => w?,
         None => {
             // Signature checks are ~0.1 ms of CPU; done inline, once per
             // transaction, since the mempool then remembers the verified form.
@@ -152,7 +276,10 @@ async fn forward(node: &Node, signed: &SignedTx) -> Result<Submitted, SubmitErro
             PeerRequest {
                 method: reqwest::Method::POST,
                 path: "/v1/tx",
-                headers: &[("content-type", "application/json".into())],
+                headers: &[
+                    ("content-type", "application/json".into()),
+                    (FORWARDED_BY, node.node_id.to_string()),
+                ],
                 body: body.into(),
                 timeout: Duration::from_millis(node.api.commit_wait_ms + 2_000),
             },
