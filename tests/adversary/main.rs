@@ -73,10 +73,18 @@ pub struct Answer {
 impl Raw {
     /// Connects, writes `head` (request line and headers, without the final
     /// empty line) and starts feeding the body as `feed` says.
-    pub async fn start(addr: SocketAddr, head: &str, feed: Feed) -> Raw {
+    pub fn start(
+        addr: SocketAddr,
+        head: &str,
+        feed: Feed,
+    ) -> impl std::future::Future<Output = Raw> + Send + 'static {
+        let head = format!("{head}\r\nhost: {addr}\r\n\r\n");
+        Raw::connect(addr, head, feed)
+    }
+
+    async fn connect(addr: SocketAddr, head: String, feed: Feed) -> Raw {
         let stream = TcpStream::connect(addr).await.expect("connects");
         let (read, mut write) = stream.into_split();
-        let head = format!("{head}\r\nhost: {addr}\r\n\r\n");
         write
             .write_all(head.as_bytes())
             .await
