@@ -3,9 +3,13 @@
 //! it now? The verdict reads committed state through a linearizable read,
 //! and uses the contracts' own rule ([`claimable_by`]) so the verdict and
 //! the chain can never disagree.
+//!
+//! A photo upload takes one of a few decode permits before its body is
+//! read, so uploads waiting for a permit hold a connection but none of their
+//! bytes; a `Content-Length` above the image limit is refused at once.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::body::{Bytes, HttpBody};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use rxchain_contracts::lifecycle::claimable_by;
@@ -113,24 +117,39 @@ async fn scan_text(
     Ok(Json(verdict(&s, &req.payload, &req.pharmacy).await?))
 }
 
+/// Image decoding is heavy CPU work and a 40-megapixel photo holds about
+/// 200 MB while it decodes: only this many decode at once, so a burst of
+/// uploads cannot exhaust memory.
+const DECODE_PERMITS: usize = 2;
+
 #[tracing::instrument(skip_all, fields(pharmacy = %q.pharmacy))]
 async fn scan_image(
     State(s): State<AppState>,
     Query(q): Query<ScanImageQuery>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    request: Request,
 ) -> Result<Json<Verdict>, ApiError> {
-    let body = body.map_err(|e| super::error::body_rejection(e, s.api.image_limit_bytes))?;
-    if body.is_empty() {
-        return Err(ApiError::bad(
-            "empty_body",
-            "send the photo's bytes (PNG or JPEG) as the request body",
-        ));
+    let limit = s.api.image_limit_bytes;
+    // Refuse what the headers already give away before waiting for a
+    // permit: hyper takes the size hint from `Content-Length`.
+    let declared = request.body().size_hint();
+    if declared.lower() > limit as u64 {
+        return Err(ApiError::TooLarge { limit });
     }
-    // Image decoding is heavy CPU work and a 40-megapixel photo holds about
-    // 200 MB while it decodes: keep it off the runtime's workers, and let
-    // only two run at once so a burst of uploads cannot exhaust memory.
-    static DECODERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    if declared.upper() == Some(0) {
+        return Err(empty_body());
+    }
+    // Wait for a permit before buffering, so the uploads waiting hold a
+    // connection each but none of their bytes.
+    static DECODERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DECODE_PERMITS);
     let _permit = DECODERS.acquire().await.map_err(ApiError::internal)?;
+    // The route's DefaultBodyLimit still bounds this read.
+    let body = Bytes::from_request(request, &s)
+        .await
+        .map_err(|e| super::error::body_rejection(e, limit))?;
+    if body.is_empty() {
+        return Err(empty_body());
+    }
+    // Keep the decoding off the runtime's workers.
     let text = tokio::task::spawn_blocking(move || {
         crate::qr::decode_image(&body, &DecodeLimits::default())
     })
@@ -141,4 +160,11 @@ async fn scan_image(
         message: e.to_string(),
     })?;
     Ok(Json(verdict(&s, &text, &q.pharmacy).await?))
+}
+
+fn empty_body() -> ApiError {
+    ApiError::bad(
+        "empty_body",
+        "send the photo's bytes (PNG or JPEG) as the request body",
+    )
 }

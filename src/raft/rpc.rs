@@ -4,32 +4,55 @@
 //! Every request carries three headers: `x-rxchain-node` (the sender's node
 //! id), `x-rxchain-ts` (its clock, Unix milliseconds) and `x-rxchain-sig`
 //! (hex of the sender's node-key signature, tag `raft-rpc/<chain id>`, over
-//! `path || 0x00 || ts in decimal || 0x00 || SHA3-256(body)`). The server
-//! checks them against the genesis node keys before it even parses the body,
-//! so a stranger reaches neither the JSON decoder nor Raft. The request's
+//! `path || 0x00 || ts in decimal || 0x00 || SHA3-256(body)`). The request's
 //! Raft vote must also name the sender, so one member node cannot speak
 //! for another.
 //!
+//! A request is admitted in stages, cheapest first, so a stranger costs
+//! this node as little as possible:
+//!
+//! 1. The headers alone ([`precheck`]): present, well-formed, naming a
+//!    genesis node, with a timestamp inside [`MAX_CLOCK_SKEW_MS`]. A request
+//!    that fails here is refused before a single body byte is read.
+//! 2. A `Content-Length` above [`MAX_RPC_BODY`] is refused with 413, unread.
+//! 3. At most [`MAX_CONCURRENT_RPCS`] requests read their bodies and run at
+//!    once; the others wait (inside their timeout) without reading.
+//! 4. The body is read up to [`MAX_RPC_BODY`], then the signature over its
+//!    digest is verified ([`Claim::verify`]), and only then is the JSON
+//!    decoded and handed to Raft.
+//!
+//! Stages 3 and 4 and the Raft call together run under one deadline
+//! ([`rpc_timeout`]), and a panicking handler answers 500 instead of taking
+//! the connection down.
+//!
 //! Answers: 200 with the Raft response as JSON; 401 or 403 when the request
-//! is not authenticated; 400 when the body does not decode; 409 for a Raft
-//! API error and 503 when Raft has stopped, both with the serialised
-//! openraft error in `raft` so the sender can hand it back to openraft.
+//! is not authenticated; 400 when the body does not decode or cannot be
+//! read; 408 when the deadline passes; 413 when the body is too large; 409
+//! for a Raft API error and 503 when Raft has stopped, both with the
+//! serialised openraft error in `raft` so the sender can hand it back to
+//! openraft. Every failure is JSON `{code, message}`.
 
 use std::fmt::Display;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use futures::StreamExt;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::Vote;
 use rxchain_contracts::crypto::{Hash, SecretKey, Signature};
 use rxchain_contracts::Genesis;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use super::{Faults, Raft, TypeConfig};
 
@@ -52,6 +75,14 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 60_000;
 /// The largest RPC body accepted: room for a full batch of blocks in an
 /// AppendEntries or a snapshot chunk, both as JSON.
 pub const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
+/// How many RPCs may read their bodies and run at once. A node hears from
+/// a handful of peers (one replication stream each, plus votes during an
+/// election), so 16 leaves headroom for a large consortium while bounding
+/// the memory held by bodies being read to 16 x [`MAX_RPC_BODY`].
+pub const MAX_CONCURRENT_RPCS: usize = 16;
+/// The shortest deadline for one RPC: waiting for a slot, reading the body
+/// and the Raft call together.
+pub const MIN_RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The signature domain tag of Raft RPCs in a consortium.
 pub fn signing_tag(chain_id: &str) -> String {
@@ -88,7 +119,7 @@ pub struct ErrorBody {
     pub raft: Option<serde_json::Value>,
 }
 
-/// Why an RPC was refused before it reached Raft.
+/// Why an RPC was refused before, or instead of, reaching Raft.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     /// 401: an authentication header is absent.
@@ -119,7 +150,27 @@ pub enum RpcError {
     },
     /// 400: the body is not the expected JSON.
     #[error("the body does not decode: {0}")]
-    BadBody(String),
+    BadBody(#[source] serde_json::Error),
+    /// 400: the body could not be read (the sender hung up or broke the
+    /// framing).
+    #[error("the request body could not be read")]
+    Unreadable(#[source] axum::Error),
+    /// 413: the body is (or declares itself) larger than allowed.
+    #[error("the request body is larger than the {limit} bytes allowed")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// 408: waiting for a slot, reading the body and Raft together took
+    /// longer than the deadline.
+    #[error("the request took longer than {} ms and was abandoned", .after.as_millis())]
+    Timeout {
+        /// The deadline.
+        after: Duration,
+    },
+    /// 503: the RPC slots were closed because the node is stopping.
+    #[error("the node is shutting down")]
+    ShuttingDown,
     /// 503: a test-only partition cuts this node off from the sender.
     #[error("node {0} is cut off by an injected test partition")]
     Partitioned(u64),
@@ -133,8 +184,10 @@ impl RpcError {
             | RpcError::Stale { .. }
             | RpcError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             RpcError::UnknownNode(_) | RpcError::SenderMismatch { .. } => StatusCode::FORBIDDEN,
-            RpcError::BadBody(_) => StatusCode::BAD_REQUEST,
-            RpcError::Partitioned(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RpcError::BadBody(_) | RpcError::Unreadable(_) => StatusCode::BAD_REQUEST,
+            RpcError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RpcError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            RpcError::ShuttingDown | RpcError::Partitioned(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -147,6 +200,10 @@ impl RpcError {
             RpcError::BadSignature(_) => "bad_signature",
             RpcError::SenderMismatch { .. } => "sender_mismatch",
             RpcError::BadBody(_) => "bad_body",
+            RpcError::Unreadable(_) => "unreadable_body",
+            RpcError::TooLarge { .. } => "body_too_large",
+            RpcError::Timeout { .. } => "timeout",
+            RpcError::ShuttingDown => "shutting_down",
             RpcError::Partitioned(_) => "partitioned",
         }
     }
@@ -190,11 +247,39 @@ fn raft_failure<E: Serialize + Display + std::fmt::Debug>(e: RaftError<u64, E>) 
         .into_response()
 }
 
+/// The 500 answer of a handler that panicked, in the same JSON shape as
+/// every other failure so the sender's client can still decode it.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a raft rpc handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(ErrorBody {
+            code: "internal".into(),
+            message: "the RPC handler failed unexpectedly; the node's log has the details".into(),
+            raft: None,
+        }),
+    )
+        .into_response()
+}
+
 #[derive(Clone)]
 struct RpcState {
     raft: Raft,
     genesis: Arc<Genesis>,
     faults: Arc<Faults>,
+    /// Bounds how many requests read bodies and run at once.
+    slots: Arc<Semaphore>,
+    /// The deadline of one request from its first slot wait to its answer.
+    timeout: Duration,
+}
+
+/// The deadline of one RPC under `config`: at least [`MIN_RPC_TIMEOUT`],
+/// and three times openraft's snapshot install timeout, so a sender always
+/// gives up on a slow snapshot chunk before this node abandons it.
+pub fn rpc_timeout(config: &openraft::Config) -> Duration {
+    MIN_RPC_TIMEOUT.max(Duration::from_millis(
+        config.install_snapshot_timeout.saturating_mul(3),
+    ))
 }
 
 /// The peer-facing Raft router, state applied.
@@ -205,15 +290,18 @@ pub fn router(raft: Raft, genesis: Arc<Genesis>) -> Router {
 /// The peer-facing Raft router, refusing senders cut off by a test-only
 /// partition in `faults`.
 pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>) -> Router {
+    let timeout = rpc_timeout(raft.config());
     Router::new()
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
-        .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
+        .layer(CatchPanicLayer::custom(panicked))
         .with_state(RpcState {
             raft,
             genesis,
             faults,
+            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_RPCS)),
+            timeout,
         })
 }
 
@@ -225,19 +313,47 @@ fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Rpc
         .map_err(|_| RpcError::BadHeader(name))
 }
 
-/// Checks the three headers against genesis and the raw body, and returns
-/// the authenticated sender.
-pub fn authenticate(
-    genesis: &Genesis,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    now_ms: u64,
-) -> Result<u64, RpcError> {
+/// What a request's headers claim once [`precheck`] accepted them: a
+/// genesis node and a fresh timestamp. The signature is still unchecked,
+/// because it covers the body's digest.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    node: u64,
+    ts_ms: u64,
+    sig: Signature,
+}
+
+impl Claim {
+    /// The node the headers name.
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+
+    /// Verifies the signature over `path` and the raw `body`, and returns
+    /// the now authenticated sender.
+    pub fn verify(&self, genesis: &Genesis, path: &str, body: &[u8]) -> Result<u64, RpcError> {
+        let (_, decl) = genesis
+            .node(self.node)
+            .ok_or(RpcError::UnknownNode(self.node))?;
+        decl.key
+            .verify(
+                &signing_tag(genesis.chain_id.as_str()),
+                &signing_message(path, self.ts_ms, body),
+                &self.sig,
+            )
+            .map_err(|_| RpcError::BadSignature(self.node))?;
+        Ok(self.node)
+    }
+}
+
+/// Checks everything the headers alone can tell: all three present and
+/// well-formed, the sender a genesis node, the timestamp within
+/// [`MAX_CLOCK_SKEW_MS`] of `now_ms`. Needs no body byte.
+pub fn precheck(genesis: &Genesis, headers: &HeaderMap, now_ms: u64) -> Result<Claim, RpcError> {
     let node: u64 = header(headers, HEADER_NODE)?
         .parse()
         .map_err(|_| RpcError::BadHeader(HEADER_NODE))?;
-    let ts: u64 = header(headers, HEADER_TS)?
+    let ts_ms: u64 = header(headers, HEADER_TS)?
         .parse()
         .map_err(|_| RpcError::BadHeader(HEADER_TS))?;
     let sig_hex = header(headers, HEADER_SIG)?;
@@ -246,35 +362,72 @@ pub fn authenticate(
         .try_into()
         .map_err(|_| RpcError::BadHeader(HEADER_SIG))?;
     let sig = Signature::parse(sig_bytes).map_err(|_| RpcError::BadHeader(HEADER_SIG))?;
-    let (_, decl) = genesis.node(node).ok_or(RpcError::UnknownNode(node))?;
-    let skew_ms = now_ms.abs_diff(ts);
+    if genesis.node(node).is_none() {
+        return Err(RpcError::UnknownNode(node));
+    }
+    let skew_ms = now_ms.abs_diff(ts_ms);
     if skew_ms > MAX_CLOCK_SKEW_MS {
         return Err(RpcError::Stale { skew_ms });
     }
-    decl.key
-        .verify(
-            &signing_tag(genesis.chain_id.as_str()),
-            &signing_message(path, ts, body),
-            &sig,
-        )
-        .map_err(|_| RpcError::BadSignature(node))?;
-    Ok(node)
+    Ok(Claim { node, ts_ms, sig })
 }
 
-/// Authenticates, decodes, and checks that the vote names the sender.
-fn admit<T: serde::de::DeserializeOwned>(
-    s: &RpcState,
+/// Checks the three headers against genesis and the raw body, and returns
+/// the authenticated sender: [`precheck`] then [`Claim::verify`].
+pub fn authenticate(
+    genesis: &Genesis,
     path: &str,
     headers: &HeaderMap,
     body: &[u8],
+    now_ms: u64,
+) -> Result<u64, RpcError> {
+    precheck(genesis, headers, now_ms)?.verify(genesis, path, body)
+}
+
+/// Refuses at once a body whose declared length (hyper takes the size hint
+/// from `Content-Length`) is above `limit`, without reading it.
+fn refuse_declared_oversize(body: &Body, limit: usize) -> Result<(), RpcError> {
+    let declared = axum::body::HttpBody::size_hint(body).lower();
+    if declared > limit as u64 {
+        return Err(RpcError::TooLarge { limit });
+    }
+    Ok(())
+}
+
+/// Reads a body of at most `limit` bytes, stopping at the first byte past it
+/// (a chunked body declares no length up front).
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, RpcError> {
+    // Reserve for the declared length only up to a small bound: the
+    // declaration is the sender's word, not yet authenticated.
+    const RESERVE_MAX: u64 = 1024 * 1024;
+    let declared = axum::body::HttpBody::size_hint(&body).lower();
+    let mut buf = Vec::with_capacity(declared.min(RESERVE_MAX) as usize);
+    let mut frames = body.into_data_stream();
+    while let Some(chunk) = frames.next().await {
+        let chunk = chunk.map_err(RpcError::Unreadable)?;
+        if buf.len() + chunk.len() > limit {
+            return Err(RpcError::TooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Authenticates the read body, decodes it, and checks that the vote names
+/// the sender.
+fn admit<T: DeserializeOwned>(
+    s: &RpcState,
+    path: &str,
+    claim: &Claim,
+    body: &[u8],
     vote_of: impl Fn(&T) -> &Vote<u64>,
 ) -> Result<T, RpcError> {
-    let sender = authenticate(&s.genesis, path, headers, body, crate::clock::now_ms())?;
+    let sender = claim.verify(&s.genesis, path, body)?;
     tracing::Span::current().record("from", sender);
     if s.faults.is_blocked(sender) {
         return Err(RpcError::Partitioned(sender));
     }
-    let req: T = serde_json::from_slice(body).map_err(|e| RpcError::BadBody(e.to_string()))?;
+    let req: T = serde_json::from_slice(body).map_err(RpcError::BadBody)?;
     let claimed = vote_of(&req).leader_id.voted_for();
     if claimed != Some(sender) {
         return Err(RpcError::SenderMismatch { sender, claimed });
@@ -282,53 +435,96 @@ fn admit<T: serde::de::DeserializeOwned>(
     Ok(req)
 }
 
+/// Runs one RPC through the admission stages described in the module doc,
+/// then `call` with the decoded request.
+async fn serve<T, F>(
+    s: RpcState,
+    path: &'static str,
+    headers: HeaderMap,
+    body: Body,
+    vote_of: fn(&T) -> &Vote<u64>,
+    call: impl FnOnce(Raft, T) -> F,
+) -> Response
+where
+    T: DeserializeOwned,
+    F: Future<Output = Response>,
+{
+    // Stages 1 and 2 read no body byte and wait for nothing.
+    let claim = match precheck(&s.genesis, &headers, crate::clock::now_ms())
+        .and_then(|c| refuse_declared_oversize(&body, MAX_RPC_BODY).map(|()| c))
+    {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let work = async {
+        let _slot = s
+            .slots
+            .acquire()
+            .await
+            .map_err(|_closed| RpcError::ShuttingDown)?;
+        let body = read_limited(body, MAX_RPC_BODY).await?;
+        let req = admit(&s, path, &claim, &body, vote_of)?;
+        // The body is decoded; free it before the Raft call.
+        drop(body);
+        Ok::<_, RpcError>(call(s.raft.clone(), req).await)
+    };
+    match tokio::time::timeout(s.timeout, work).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => e.into_response(),
+        Err(_elapsed) => RpcError::Timeout { after: s.timeout }.into_response(),
+    }
+}
+
 #[tracing::instrument(skip_all, fields(from))]
-async fn append(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: AppendEntriesRequest<TypeConfig> = match admit(
-        &s,
+async fn append(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> Response {
+    serve(
+        s,
         PATH_APPEND,
-        &headers,
-        &body,
+        headers,
+        body,
         |r: &AppendEntriesRequest<TypeConfig>| &r.vote,
-    ) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    match s.raft.append_entries(req).await {
-        Ok(resp) => Json(resp).into_response(),
-        Err(e) => raft_failure(e),
-    }
+        |raft, req| async move {
+            match raft.append_entries(req).await {
+                Ok(resp) => Json(resp).into_response(),
+                Err(e) => raft_failure(e),
+            }
+        },
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(from))]
-async fn vote(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: VoteRequest<u64> =
-        match admit(&s, PATH_VOTE, &headers, &body, |r: &VoteRequest<u64>| {
-            &r.vote
-        }) {
-            Ok(r) => r,
-            Err(e) => return e.into_response(),
-        };
-    match s.raft.vote(req).await {
-        Ok(resp) => Json(resp).into_response(),
-        Err(e) => raft_failure(e),
-    }
+async fn vote(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> Response {
+    serve(
+        s,
+        PATH_VOTE,
+        headers,
+        body,
+        |r: &VoteRequest<u64>| &r.vote,
+        |raft, req| async move {
+            match raft.vote(req).await {
+                Ok(resp) => Json(resp).into_response(),
+                Err(e) => raft_failure(e),
+            }
+        },
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(from))]
-async fn snapshot(State(s): State<RpcState>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: InstallSnapshotRequest<TypeConfig> = match admit(
-        &s,
+async fn snapshot(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> Response {
+    serve(
+        s,
         PATH_SNAPSHOT,
-        &headers,
-        &body,
+        headers,
+        body,
         |r: &InstallSnapshotRequest<TypeConfig>| &r.vote,
-    ) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    match s.raft.install_snapshot(req).await {
-        Ok(resp) => Json(resp).into_response(),
-        Err(e) => raft_failure::<InstallSnapshotError>(e),
-    }
+        |raft, req| async move {
+            match raft.install_snapshot(req).await {
+                Ok(resp) => Json(resp).into_response(),
+                Err(e) => raft_failure::<InstallSnapshotError>(e),
+            }
+        },
+    )
+    .await
 }
