@@ -12,6 +12,7 @@ mod common;
 
 mod raft_body;
 mod raft_flood;
+mod submit;
 mod upload;
 
 use std::net::SocketAddr;
