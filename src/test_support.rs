@@ -104,11 +104,29 @@ pub async fn register_demo_staff(demo: &Demo, client: &Client) -> anyhow::Result
     for (username, tx) in unregistered_staff(demo, &registered)? {
         match client.submit(&tx).await {
             Ok(Submitted::Applied(_)) => {}
-            Ok(Submitted::Pending(p)) => anyhow::bail!("staff registration still pending at {p}"),
+            Ok(Submitted::Pending(poll)) => wait_for_receipt(client, &poll)
+                .await
+                .with_context(|| format!("registering {username}"))?,
             Err(e) => return Err(e).context(format!("registering {username}")),
         }
     }
     Ok(())
+}
+
+/// Polls a pending transaction's URL until its receipt is there (a slow
+/// commit is not a failure), for at most 30 seconds.
+async fn wait_for_receipt(client: &Client, poll: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: serde_json::Value = client.get(poll).await?;
+        if v.get("receipt").is_some() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("still pending at {poll} after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Registers every demo staff member the chain does not know yet, through

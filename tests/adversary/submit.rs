@@ -101,7 +101,11 @@ async fn a_flood_fills_the_mempool_and_is_turned_away_in_bytes() {
     let (refused_id, retry, json) = full.expect("the mempool filled within 200 transactions");
     assert_eq!(json["code"], "mempool_full", "{json}");
     assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert_eq!(retry.as_deref(), Some("1"), "503 mempool_full carries Retry-After");
+    assert_eq!(
+        retry.as_deref(),
+        Some("1"),
+        "503 mempool_full carries Retry-After"
+    );
     assert!(
         admitted.len() >= 2,
         "a few transactions fit before the bound: {}",
@@ -127,7 +131,11 @@ async fn a_flood_fills_the_mempool_and_is_turned_away_in_bytes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(missing.status().as_u16(), 404, "the refused transaction is not on the chain");
+    assert_eq!(
+        missing.status().as_u16(),
+        404,
+        "the refused transaction is not on the chain"
+    );
     assert!(node.chain.tip().height > height_before);
     node.stop().await;
 }
@@ -148,12 +156,19 @@ async fn a_corrupted_signature_on_a_known_id_is_refused() {
     //    same id, but the signature no longer verifies. It must get 400
     //    bad_signature, not the original receipt.
     let mut bad = good.clone();
-    let sig = bad["signature"].as_str().expect("hex signature").to_string();
+    let sig = bad["signature"]
+        .as_str()
+        .expect("hex signature")
+        .to_string();
     let last = sig.chars().last().unwrap();
     let flipped = if last == '0' { '1' } else { '0' };
     bad["signature"] = Value::String(format!("{}{flipped}", &sig[..sig.len() - 1]));
     let (status, _, json) = post_tx(&http, &base, &bad).await;
-    assert_eq!((status, json["code"].as_str()), (400, Some("bad_signature")), "{json}");
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (400, Some("bad_signature")),
+        "{json}"
+    );
 
     // 3. The genuine copy is still answered with its original receipt, and
     //    nothing new reached the chain.
@@ -217,7 +232,10 @@ async fn a_signer_who_keeps_being_refused_is_throttled() {
     let (retry, json) = throttled.expect("the signer was throttled");
     assert_eq!(json["code"], "too_many_refusals", "{json}");
     assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)));
-    assert_eq!(refused_on_chain, limit, "exactly the limit of refusals was recorded");
+    assert_eq!(
+        refused_on_chain, limit,
+        "exactly the limit of refusals was recorded"
+    );
     let height = node.chain.tip().height;
 
     // 3. Still throttled: nothing reaches the chain.
