@@ -111,6 +111,23 @@ pub fn parse_payload(text: &str) -> Result<QrPayload, ApiError> {
     QrPayload::parse_scanned(text).map_err(|e| ApiError::bad("bad_qr_payload", e.to_string()))
 }
 
+/// The value of a decryption that should succeed, or `None` with a
+/// warning in the log: a wrap or ciphertext this node cannot open is a
+/// data problem worth an operator's look, not something to hide.
+pub fn opened<T, E: std::fmt::Display>(
+    what: &str,
+    id: &PrescriptionId,
+    r: Result<T, E>,
+) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(prescription = %id, error = %e, "cannot open the {what}");
+            None
+        }
+    }
+}
+
 /// Checks that `org` is a member pharmacy, the contracts' rule for who may
 /// be assigned, claim and dispense: 404 `unknown_org` for a stranger, 400
 /// `not_a_pharmacy` for another kind of member.

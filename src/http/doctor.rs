@@ -22,7 +22,7 @@ use rxchain_contracts::{rules, Genesis, PrescriptionId, SecretKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    blocking, list_limit, no_store, parse_id, qr_images, query, sign_and_submit, ListQuery,
+    blocking, list_limit, no_store, opened, parse_id, qr_images, query, sign_and_submit, ListQuery,
 };
 use super::session::{Staff, StaffCsrf};
 use super::tx::receipt_response;
@@ -196,9 +196,12 @@ pub struct MyPrescription {
 
 /// Opens a prescription's content key from a wrap for `key`'s holder.
 fn content_with_key(id: &PrescriptionId, wrap: &WrappedKey, key: &SecretKey) -> Option<ContentKey> {
-    privacy::unwrap_with_key(key, &privacy::content_context(id), wrap)
-        .ok()
-        .map(ContentKey::from_bytes)
+    opened(
+        "hospital's content key",
+        id,
+        privacy::unwrap_with_key(key, &privacy::content_context(id), wrap),
+    )
+    .map(ContentKey::from_bytes)
 }
 
 /// The signed-in doctor's prescriptions, newest first, with patient names.
@@ -233,7 +236,13 @@ async fn my_prescriptions(
                 Some(k) if rec.hospital == org => {
                     let body = super::rx::issue_body(&st, &rec)?;
                     content_with_key(&rec.id, &body.key_for_hospital, k)
-                        .and_then(|ck| privacy::open_content(&rec.id, &body.sealed, &ck).ok())
+                        .and_then(|ck| {
+                            opened(
+                                "sealed content",
+                                &rec.id,
+                                privacy::open_content(&rec.id, &body.sealed, &ck),
+                            )
+                        })
                         .map(|c| c.patient.name)
                 }
                 _ => None,

@@ -16,7 +16,7 @@ use rxchain_contracts::{rules, OrgId, PrescriptionId, SecretKey};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    blocking, list_limit, no_store, parse_payload, query, sign_and_submit, ListQuery,
+    blocking, list_limit, no_store, opened, parse_payload, query, sign_and_submit, ListQuery,
 };
 use super::session::{Staff, StaffCsrf};
 use super::{ApiError, ApiJson, AppState};
@@ -200,27 +200,40 @@ fn open_handover(
     let Some(wrap) = handover_for(s, rec, org)? else {
         return Ok((None, None));
     };
-    let Ok(secret) = privacy::unwrap_with_key(key, &privacy::handover_context(&rec.id), &wrap)
-    else {
+    let Some(secret) = opened(
+        "patient's hand-over",
+        &rec.id,
+        privacy::unwrap_with_key(key, &privacy::handover_context(&rec.id), &wrap),
+    ) else {
         return Ok((None, None));
     };
     let payload = QrPayload::new(rec.id, privacy::AccessSecret::from_bytes(secret));
     // A hand-over is written by whoever holds the secret; only one that
     // matches the chain's access key is the patient's.
     if !rec.secret_matches(&payload.secret) {
+        tracing::warn!(prescription = %rec.id, "a hand-over holds a secret that does not match the chain's access key");
         return Ok((None, None));
     }
     let address = match &rec.fulfilment {
         Some(Fulfilment::Delivery { address, .. }) => {
             let body = super::rx::issue_body(s, rec)?;
-            privacy::unwrap_with_secret(
-                &payload.secret,
-                &privacy::content_context(&rec.id),
-                &body.key_for_patient,
-            )
-            .ok()
-            .and_then(|ck| privacy::open(&ck, &privacy::address_context(&rec.id), address).ok())
-            .and_then(|b| String::from_utf8(b).ok())
+            let ck = opened(
+                "patient's content key",
+                &rec.id,
+                privacy::unwrap_with_secret(
+                    &payload.secret,
+                    &privacy::content_context(&rec.id),
+                    &body.key_for_patient,
+                ),
+            );
+            ck.and_then(|ck| {
+                opened(
+                    "delivery address",
+                    &rec.id,
+                    privacy::open(&ck, &privacy::address_context(&rec.id), address),
+                )
+            })
+            .and_then(|b| opened("delivery address text", &rec.id, String::from_utf8(b)))
         }
         _ => None,
     };
