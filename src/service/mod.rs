@@ -6,6 +6,7 @@
 //! chain (or finds it there), and [`leader`] finds the Raft leader and
 //! talks to it and to the other peers through the node's one HTTP client.
 
+pub mod idempotency;
 pub mod leader;
 pub mod submit;
 
@@ -44,4 +45,6 @@ pub struct Node {
     pub accounts: Arc<Accounts>,
     /// Test-only partitions (empty unless `testing_faults` is set).
     pub faults: Arc<Faults>,
+    /// What was signed for each `Idempotency-Key`, so retries re-offer it.
+    pub idempotency: Arc<idempotency::Idempotency>,
 }
