@@ -14,6 +14,7 @@ use axum::response::Response;
 use rxchain_contracts::{Genesis, OrgId, PrescriptionId, SecretKey, SignedTx};
 use serde::Deserialize;
 
+use super::idempotency::{sign_once, Scoped, Signed};
 use super::session::Staff;
 use super::tx::submitted_response;
 use super::{ApiError, AppState};
@@ -63,14 +64,16 @@ const MAX_LIST: usize = 1000;
 /// Signs a transaction as the signed-in staff member and submits it,
 /// answering exactly what `POST /v1/tx` would: 200 with the receipt, the
 /// rule's 4xx with the refusal (recorded on the chain), 202 while the
-/// commit is slow, 503 when nothing was committed.
+/// commit is slow, 503 when nothing was committed. With an idempotency
+/// key, a retry resubmits the transaction signed the first time.
 pub async fn sign_and_submit(
     s: &AppState,
     staff: &Staff,
+    idem: Option<&Scoped>,
     build: impl FnOnce(&Genesis, &SecretKey) -> SignedTx,
 ) -> Result<Response, ApiError> {
     Ok(submitted_response(
-        sign_and_submit_raw(s, staff, build).await?,
+        sign_and_submit_raw(s, staff, idem, build).await?,
     ))
 }
 
@@ -78,14 +81,19 @@ pub async fn sign_and_submit(
 pub async fn sign_and_submit_raw(
     s: &AppState,
     staff: &Staff,
+    idem: Option<&Scoped>,
     build: impl FnOnce(&Genesis, &SecretKey) -> SignedTx,
 ) -> Result<Submitted, ApiError> {
-    // One ECDSA signature is well under a millisecond: done inline, like
-    // the signature check in `/v1/tx`.
-    let key = staff.signing_key(s)?;
-    let tx = build(&s.genesis, &key);
-    tracing::info!(tx_id = %tx.tx.id(s.genesis.chain_id.as_str()), kind = tx.tx.body.kind(), "signed on behalf of staff");
-    Ok(submit(s, tx).await?)
+    let signed = sign_once(s, idem, || async {
+        // One ECDSA signature is well under a millisecond: done inline,
+        // like the signature check in `/v1/tx`.
+        let key = staff.signing_key(s)?;
+        let tx = build(&s.genesis, &key);
+        tracing::info!(tx_id = %tx.tx.id(s.genesis.chain_id.as_str()), kind = tx.tx.body.kind(), "signed on behalf of staff");
+        Ok(Signed { tx, secret: None })
+    })
+    .await?;
+    Ok(submit(s, signed.tx).await?)
 }
 
 /// Standard base64 with padding, as `data:` URLs and `atob` expect.

@@ -24,11 +24,13 @@ use serde::{Deserialize, Serialize};
 use super::common::{
     blocking, list_limit, no_store, opened, parse_id, qr_images, query, sign_and_submit, ListQuery,
 };
+use super::idempotency::{sign_once, HashedJson, IdempotencyKey, Signed};
 use super::session::{Staff, StaffCsrf};
 use super::tx::receipt_response;
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, AppState};
 use crate::clock::now;
 use crate::mempool::Receipt;
+use crate::qr::QrPayload;
 use crate::service::submit::{poll_url, submit, Submitted};
 use crate::txbuild::{self, IssueInput};
 
@@ -104,12 +106,60 @@ fn check_issue(g: &Genesis, r: &IssueRequest) -> Result<(), ApiError> {
 async fn issue(
     State(s): State<AppState>,
     staff: StaffCsrf,
-    ApiJson(req): ApiJson<IssueRequest>,
+    idem: IdempotencyKey,
+    HashedJson(req, hash): HashedJson<IssueRequest>,
 ) -> Result<Response, ApiError> {
     let staff = staff.0;
     staff.require(&[Role::Practitioner], "issue prescriptions")?;
     check_issue(&s.genesis, &req)?;
-    let key = staff.signing_key(&s)?;
+    let idem = idem.for_staff(&staff, "issue", "", &hash);
+    // A retry with the key answers the prescription signed the first time;
+    // its QR payload (the access secret) is kept sealed for the key's TTL,
+    // since without it the doctor could never hand the code over.
+    let signed = sign_once(&s, idem.as_ref(), || build_issue(&s, &staff, req)).await?;
+    let text = signed
+        .secret
+        .map(String::from_utf8)
+        .transpose()
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("an issue was signed without its payload"))?;
+    let payload = QrPayload::parse(&text).map_err(ApiError::internal)?;
+    let TxBody::Issue(body) = &signed.tx.tx.body else {
+        return Err(ApiError::internal("txbuild::issue built another kind"));
+    };
+    let valid_until = rules::valid_until(
+        &s.genesis.params,
+        rules::is_controlled(&body.items),
+        body.valid_from,
+        body.valid_until,
+    );
+    let (receipt, poll, status) = match submit(&s, signed.tx).await? {
+        Submitted::Committed(r) if r.outcome.is_applied() => (Some(r), None, StatusCode::OK),
+        // Refused by a chain rule: the refusal, with its receipt.
+        Submitted::Committed(r) => return Ok(receipt_response(r)),
+        // The secret must reach the doctor even when the commit is slow,
+        // or the prescription could never be used.
+        Submitted::Pending(id) => (None, Some(poll_url(&id)), StatusCode::ACCEPTED),
+        Submitted::Relayed(r) => return Err(ApiError::Relayed(r)),
+    };
+    let (qr_svg, qr_png_base64) = qr_images(text.clone()).await?;
+    let answer = Issued {
+        id: payload.id,
+        short_id: payload.id.short(),
+        receipt,
+        poll,
+        patient_link: payload.patient_link(""),
+        payload: text,
+        qr_svg,
+        qr_png_base64,
+        valid_until,
+    };
+    Ok(no_store((status, Json(answer)).into_response()))
+}
+
+/// Builds and signs an issue, keeping its QR payload text as the secret.
+async fn build_issue(s: &AppState, staff: &Staff, req: IssueRequest) -> Result<Signed, ApiError> {
+    let key = staff.signing_key(s)?;
     let genesis = s.genesis.clone();
     let hospital = staff.org().clone();
     let input = IssueInput {
@@ -139,39 +189,11 @@ async fn issue(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::bad("unknown_org", e.to_string()))?;
-    let TxBody::Issue(body) = &new.tx.tx.body else {
-        return Err(ApiError::internal("txbuild::issue built another kind"));
-    };
-    let valid_until = rules::valid_until(
-        &s.genesis.params,
-        rules::is_controlled(&body.items),
-        body.valid_from,
-        body.valid_until,
-    );
     tracing::info!(tx_id = %new.tx.tx.id(s.genesis.chain_id.as_str()), id = %new.payload.id, "issue signed on behalf of staff");
-    let (receipt, poll, status) = match submit(&s, new.tx.clone()).await? {
-        Submitted::Committed(r) if r.outcome.is_applied() => (Some(r), None, StatusCode::OK),
-        // Refused by a chain rule: the refusal, with its receipt.
-        Submitted::Committed(r) => return Ok(receipt_response(r)),
-        // The secret must reach the doctor even when the commit is slow,
-        // or the prescription could never be used.
-        Submitted::Pending(id) => (None, Some(poll_url(&id)), StatusCode::ACCEPTED),
-        Submitted::Relayed(r) => return Err(ApiError::Relayed(r)),
-    };
-    let text = new.payload.encode();
-    let (qr_svg, qr_png_base64) = qr_images(text.clone()).await?;
-    let answer = Issued {
-        id: new.payload.id,
-        short_id: new.payload.id.short(),
-        receipt,
-        poll,
-        patient_link: new.payload.patient_link(""),
-        payload: text,
-        qr_svg,
-        qr_png_base64,
-        valid_until,
-    };
-    Ok(no_store((status, Json(answer)).into_response()))
+    Ok(Signed {
+        tx: new.tx,
+        secret: Some(new.payload.encode().into_bytes()),
+    })
 }
 
 /// One of the doctor's prescriptions.
@@ -276,9 +298,11 @@ async fn cancel(
     State(s): State<AppState>,
     staff: StaffCsrf,
     Path(id): Path<String>,
-    ApiJson(req): ApiJson<CancelRequest>,
+    idem: IdempotencyKey,
+    HashedJson(req, hash): HashedJson<CancelRequest>,
 ) -> Result<Response, ApiError> {
     let staff = staff.0;
+    let idem = idem.for_staff(&staff, "cancel", &id, &hash);
     staff.require(&[Role::Practitioner], "cancel prescriptions")?;
     let id = parse_id(&id)?;
     let rec = super::rx::load(&s, &id)?;
@@ -286,5 +310,8 @@ async fn cancel(
     // chain would refuse it too, but it need not be signed at all.
     staff.act_for(&rec.hospital)?;
     let reason = req.reason.unwrap_or(CancelReason::PrescriberError);
-    sign_and_submit(&s, &staff, |g, k| txbuild::cancel(g, k, id, reason)).await
+    sign_and_submit(&s, &staff, idem.as_ref(), |g, k| {
+        txbuild::cancel(g, k, id, reason)
+    })
+    .await
 }

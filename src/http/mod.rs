@@ -7,6 +7,7 @@ mod common;
 mod doctor;
 pub mod error;
 mod formulary;
+pub mod idempotency;
 pub mod ops;
 mod patient;
 mod pharmacy;

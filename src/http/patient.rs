@@ -18,6 +18,7 @@ use rxchain_contracts::{rules, OrgId};
 use serde::{Deserialize, Serialize};
 
 use super::common::{blocking, no_store, parse_payload};
+use super::idempotency::{sign_once, HashedJson, IdempotencyKey, Signed};
 use super::rx::{issue_body, load, view, PrescriptionView};
 use super::tx::submitted_response;
 use super::{ApiError, ApiJson, AppState};
@@ -191,7 +192,8 @@ pub struct AssignRequest {
 #[tracing::instrument(skip_all)]
 async fn assign(
     State(s): State<AppState>,
-    ApiJson(req): ApiJson<AssignRequest>,
+    idem: IdempotencyKey,
+    HashedJson(req, hash): HashedJson<AssignRequest>,
 ) -> Result<Response, ApiError> {
     super::common::need_pharmacy(&s.genesis, &req.pharmacy)?;
     let address = match req.mode {
@@ -203,34 +205,45 @@ async fn assign(
         Mode::Pickup => None,
     };
     let (payload, rec) = authorise(&s, &req.payload).await?;
+    // Scoped by the prescription, and only once its secret is proven.
+    let idem = idem.for_patient(&payload.id, "assign", &hash);
     let st = s.clone();
     let pharmacy = req.pharmacy;
     // Hand-over wraps use ECDH: off the runtime.
-    let tx = blocking(move || {
-        let built = match address {
-            None => txbuild::assign_pickup(&st.genesis, &payload, &pharmacy),
-            Some(a) => {
-                let ck = content_key(&st, &payload, &rec)?;
-                txbuild::assign_delivery(&st.genesis, &payload, &ck, &pharmacy, &a)
-            }
-        };
-        built.map_err(|e| ApiError::not_found("unknown_org", e.to_string()))
+    let signed = sign_once(&s, idem.as_ref(), || {
+        blocking(move || {
+            let built = match address {
+                None => txbuild::assign_pickup(&st.genesis, &payload, &pharmacy),
+                Some(a) => {
+                    let ck = content_key(&st, &payload, &rec)?;
+                    txbuild::assign_delivery(&st.genesis, &payload, &ck, &pharmacy, &a)
+                }
+            };
+            let tx = built.map_err(|e| ApiError::not_found("unknown_org", e.to_string()))?;
+            Ok(Signed { tx, secret: None })
+        })
     })
     .await?;
-    Ok(submitted_response(submit(&s, tx).await?))
+    Ok(submitted_response(submit(&s, signed.tx).await?))
 }
 
 #[tracing::instrument(skip_all)]
 async fn cancel(
     State(s): State<AppState>,
-    ApiJson(req): ApiJson<PayloadRequest>,
+    idem: IdempotencyKey,
+    HashedJson(req, hash): HashedJson<PayloadRequest>,
 ) -> Result<Response, ApiError> {
     let (payload, _) = authorise(&s, &req.payload).await?;
-    let tx = txbuild::cancel(
-        &s.genesis,
-        &payload.secret.signing_key(),
-        payload.id,
-        CancelReason::PatientRequest,
-    );
-    Ok(submitted_response(submit(&s, tx).await?))
+    let idem = idem.for_patient(&payload.id, "cancel", &hash);
+    let signed = sign_once(&s, idem.as_ref(), || async {
+        let tx = txbuild::cancel(
+            &s.genesis,
+            &payload.secret.signing_key(),
+            payload.id,
+            CancelReason::PatientRequest,
+        );
+        Ok(Signed { tx, secret: None })
+    })
+    .await?;
+    Ok(submitted_response(submit(&s, signed.tx).await?))
 }

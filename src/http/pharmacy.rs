@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::common::{
     blocking, list_limit, no_store, opened, parse_payload, query, sign_and_submit, ListQuery,
 };
+use super::idempotency::{HashedJson, IdempotencyKey};
 use super::session::{Staff, StaffCsrf};
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, AppState};
 use crate::clock::now;
 use crate::qr::QrPayload;
 use crate::txbuild;
@@ -51,16 +52,21 @@ pub struct ClaimRequest {
 async fn claim(
     State(s): State<AppState>,
     staff: StaffCsrf,
-    ApiJson(req): ApiJson<ClaimRequest>,
+    idem: IdempotencyKey,
+    HashedJson(req, hash): HashedJson<ClaimRequest>,
 ) -> Result<Response, ApiError> {
     let staff = staff.0;
+    let idem = idem.for_staff(&staff, "claim", "", &hash);
     staff.require(&[Role::Pharmacist], "claim prescriptions")?;
     if let Some(p) = &req.pharmacy {
         staff.act_for(p)?;
     }
     let payload = parse_payload(&req.payload)?;
     let pharmacy = staff.org().clone();
-    sign_and_submit(&s, &staff, |g, k| txbuild::claim(g, k, &pharmacy, &payload)).await
+    sign_and_submit(&s, &staff, idem.as_ref(), |g, k| {
+        txbuild::claim(g, k, &pharmacy, &payload)
+    })
+    .await
 }
 
 /// A dispense.
@@ -79,9 +85,11 @@ pub struct DispenseRequest {
 async fn dispense(
     State(s): State<AppState>,
     staff: StaffCsrf,
-    ApiJson(req): ApiJson<DispenseRequest>,
+    idem: IdempotencyKey,
+    HashedJson(req, hash): HashedJson<DispenseRequest>,
 ) -> Result<Response, ApiError> {
     let staff = staff.0;
+    let idem = idem.for_staff(&staff, "dispense", "", &hash);
     staff.require(&[Role::Pharmacist], "dispense")?;
     rules::check_dispense_lines(&req.lines, req.complete)
         .map_err(|e| ApiError::bad(e.code(), e.to_string()))?;
@@ -90,7 +98,7 @@ async fn dispense(
         lines,
         complete,
     } = req;
-    sign_and_submit(&s, &staff, |g, k| {
+    sign_and_submit(&s, &staff, idem.as_ref(), |g, k| {
         txbuild::dispense(g, k, id, lines, complete)
     })
     .await
@@ -107,11 +115,16 @@ pub struct ReleaseRequest {
 async fn release(
     State(s): State<AppState>,
     staff: StaffCsrf,
-    ApiJson(req): ApiJson<ReleaseRequest>,
+    idem: IdempotencyKey,
+    HashedJson(req, hash): HashedJson<ReleaseRequest>,
 ) -> Result<Response, ApiError> {
     let staff = staff.0;
+    let idem = idem.for_staff(&staff, "release", "", &hash);
     staff.require(&[Role::Pharmacist], "release prescriptions")?;
-    sign_and_submit(&s, &staff, |g, k| txbuild::release(g, k, req.id)).await
+    sign_and_submit(&s, &staff, idem.as_ref(), |g, k| {
+        txbuild::release(g, k, req.id)
+    })
+    .await
 }
 
 /// A delivery or pickup event.
@@ -127,11 +140,13 @@ pub struct DeliveryRequest {
 async fn delivery(
     State(s): State<AppState>,
     staff: StaffCsrf,
-    ApiJson(req): ApiJson<DeliveryRequest>,
+    idem: IdempotencyKey,
+    HashedJson(req, hash): HashedJson<DeliveryRequest>,
 ) -> Result<Response, ApiError> {
     let staff = staff.0;
+    let idem = idem.for_staff(&staff, "delivery", "", &hash);
     staff.require(&[Role::Pharmacist, Role::Courier], "record delivery events")?;
-    sign_and_submit(&s, &staff, |g, k| {
+    sign_and_submit(&s, &staff, idem.as_ref(), |g, k| {
         txbuild::delivery(g, k, req.id, req.status)
     })
     .await

@@ -232,6 +232,11 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let storage = store::open(&settings.data_dir, genesis.clone(), mempool.clone())?;
     // The account store shares the node's database; its keys derive from the node key.
     let accounts = Arc::new(Accounts::open(&storage.db, &node_key)?);
+    // So are the idempotency records; their sealing key derives from it too.
+    let idempotency = Arc::new(crate::service::idempotency::Idempotency::open(
+        &storage.db,
+        &node_key,
+    )?);
     if let Some(path) = &settings.data_key_file {
         let key = crate::keys::read(path)?;
         let (org, _) = genesis
@@ -292,6 +297,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         throttle: Default::default(),
         accounts: accounts.clone(),
         faults: faults.clone(),
+        idempotency,
     }));
     let service = state.0.clone();
     let app = crate::http::router(state, settings.web_dir.as_deref()).merge(

@@ -6,6 +6,7 @@
 //! chain (or finds it there), and [`leader`] finds the Raft leader and
 //! talks to it and to the other peers through the node's one HTTP client.
 
+pub mod idempotency;
 pub mod leader;
 pub mod submit;
 
@@ -46,4 +47,6 @@ pub struct Node {
     pub faults: Arc<Faults>,
     /// Refused transactions per signer and client address.
     pub throttle: submit::Throttle,
+    /// What was signed for each `Idempotency-Key`, so retries re-offer it.
+    pub idempotency: Arc<idempotency::Idempotency>,
 }

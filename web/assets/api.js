@@ -28,13 +28,77 @@ export function setCsrf(token) {
 
 const SAFE_METHODS = new Set(["GET", "HEAD"]);
 
+// Idempotency keys. Every state-changing call carries an `Idempotency-Key`,
+// one per user action: the node then signs at most one transaction for it,
+// however often the call is repeated. A call whose outcome is unknown (the
+// node unreachable, 503, a timeout) or still pending (202) keeps its key for
+// a while, so doing the very same thing again (same method, path and body)
+// is a retry of that action, not a second one: a second click on "Dispense"
+// after a 503 records one dispense. Any definite answer forgets the key.
+const KEY_MEMORY_MS = 10 * 60 * 1000;
+const openActions = new Map();
+
+/** A fresh idempotency key. */
+function newKey() {
+  if (globalThis.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** The key of an action: the remembered one if this is a retry, else a new one. */
+function actionKey(action) {
+  const now = Date.now();
+  for (const [a, k] of openActions) if (k.until < now) openActions.delete(a);
+  const open = openActions.get(action);
+  return open ? open.key : newKey();
+}
+
+/** Whether an answer leaves the action's outcome unknown or pending. */
+const UNSETTLED = (status) => status === 0 || status === 202 || status === 408 || status === 502 || status === 503 || status === 504;
+
+/** Answers that the page retries by itself, at once, with the same key. */
+const RETRY_NOW = (status) => status === 0 || status === 503;
+const RETRY_DELAYS_MS = [400, 1200];
+
 /**
  * Calls the API. `json` is sent as a JSON body; `body` (a Blob, File or
  * ArrayBuffer) is sent as is with `contentType`. Answers the parsed JSON,
- * the text of a non-JSON answer, or null for 204.
+ * the text of a non-JSON answer, or null for 204. A state-changing call
+ * carries an `Idempotency-Key` (`idempotencyKey`, or one per action, see
+ * above) and is retried with it after a 503 or a lost connection.
  */
-export async function api(method, path, { json, body, contentType, signal } = {}) {
+export async function api(method, path, { json, body, contentType, signal, idempotencyKey } = {}) {
+  if (SAFE_METHODS.has(method)) return (await call(method, path, { json, body, contentType, signal })).data;
+  // Only a JSON body can be compared; an upload is always a new action.
+  const action = json !== undefined ? `${method} ${path} ${JSON.stringify(json)}` : null;
+  const key = idempotencyKey || (action ? actionKey(action) : newKey());
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const r = await call(method, path, { json, body, contentType, signal, key });
+      if (action && r.status === 202) openActions.set(action, { key, until: Date.now() + KEY_MEMORY_MS });
+      else if (action) openActions.delete(action);
+      return r.data;
+    } catch (e) {
+      const status = e instanceof ApiError ? e.status : null;
+      if (action && status !== null && UNSETTLED(status)) {
+        openActions.set(action, { key, until: Date.now() + KEY_MEMORY_MS });
+      } else if (action) {
+        openActions.delete(action);
+      }
+      if (status !== null && RETRY_NOW(status) && attempt < RETRY_DELAYS_MS.length) {
+        await new Promise((res) => setTimeout(res, RETRY_DELAYS_MS[attempt]));
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+/** One request; answers the parsed body (`data`) and the status. */
+async function call(method, path, { json, body, contentType, signal, key }) {
   const headers = { Accept: "application/json" };
+  if (key) headers["Idempotency-Key"] = key;
   let payload = body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -50,7 +114,7 @@ export async function api(method, path, { json, body, contentType, signal } = {}
     if (e && e.name === "AbortError") throw e;
     throw new ApiError(0, "network", "The service cannot be reached. Check the connection and try again.", null);
   }
-  if (resp.status === 204) return null;
+  if (resp.status === 204) return { status: 204, data: null };
   const type = resp.headers.get("content-type") || "";
   const text = await resp.text();
   let data = text;
@@ -68,7 +132,7 @@ export async function api(method, path, { json, body, contentType, signal } = {}
     const code = data && typeof data === "object" && data.code ? data.code : `http_${resp.status}`;
     throw new ApiError(resp.status, code, message, data && typeof data === "object" ? data : null);
   }
-  return data;
+  return { status: resp.status, data };
 }
 
 function fallbackMessage(status) {
