@@ -232,6 +232,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let storage = store::open(&settings.data_dir, genesis.clone(), mempool.clone())?;
     // The account store shares the node's database; its keys derive from the node key.
     let accounts = Arc::new(Accounts::open(&storage.db, &node_key)?);
+    accounts.end_sessions_on_revocation(&storage.chain);
     if let Some(path) = &settings.data_key_file {
         let key = crate::keys::read(path)?;
         let (org, _) = genesis
@@ -330,11 +331,14 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     }
     let mut srv_shutdown = shutdown_rx;
     tasks.push(tokio::spawn(async move {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = srv_shutdown.wait_for(|v| *v).await;
-            })
-            .await;
+        let res = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = srv_shutdown.wait_for(|v| *v).await;
+        })
+        .await;
         if let Err(e) = res {
             tracing::error!(error = %e, "http server failed");
         }
