@@ -63,12 +63,14 @@ fn change(
 ) -> Result<Json<StatusChange>, ApiError> {
     let org = match authenticate(&s.genesis, uri.path(), headers, body)? {
         Signer::Operator(org) => org,
-        Signer::Node(id) => return Err(ApiError::forbidden(
-            "not_an_operator",
-            format!(
+        Signer::Node(id) => {
+            return Err(ApiError::forbidden(
+                "not_an_operator",
+                format!(
                 "node {id}'s key cannot change accounts; sign with your organisation's admin key"
             ),
-        )),
+            ))
+        }
     };
     match s.accounts.set_disabled(username, disable, &org) {
         Ok(changed) => Ok(Json(changed)),
