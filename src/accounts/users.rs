@@ -421,4 +421,54 @@ mod tests {
             Err(AccountError::KeyUnavailable(u)) if u == "dr.test"
         ));
     }
+
+    #[tokio::test]
+    async fn disabling_is_audited_ends_sessions_and_is_told_only_after_the_password() {
+        let (_d, a) = open("n1");
+        let org = OrgId::parse("hosp-north").unwrap();
+        let other = OrgId::parse("hosp-river").unwrap();
+        let phc = hash_password("pw").unwrap();
+        let acc = a
+            .create(new("dr.test"), &phc, &SecretKey::derive("test", b"staff"))
+            .unwrap();
+        let (token, _) = a.start_session(acc.clone()).unwrap();
+        assert!(matches!(
+            a.set_disabled("dr.test", true, &other),
+            Err(AccountError::NotYourAccount { .. })
+        ));
+        assert!(matches!(
+            a.set_disabled("nobody", true, &org),
+            Err(AccountError::UnknownAccount(_))
+        ));
+        let changed = a.set_disabled("Dr.Test", true, &org).unwrap();
+        assert!(changed.disabled && !changed.unchanged);
+        assert_eq!(changed.sessions_ended, 1);
+        assert!(a.session(&token).unwrap().is_none());
+        let pw = |p: &str| Secret::new(p.to_string());
+        assert!(matches!(
+            a.check_sign_in("dr.test", pw("pw"), None).await,
+            Err(AccountError::Disabled(u)) if u == "dr.test"
+        ));
+        assert!(matches!(
+            a.check_sign_in("dr.test", pw("wrong"), None).await,
+            Err(AccountError::BadCredentials)
+        ));
+        let enabled = a.set_disabled("dr.test", false, &org).unwrap();
+        assert!(!enabled.disabled && !enabled.unchanged);
+        assert_eq!(
+            a.check_sign_in("dr.test", pw("pw"), None).await.unwrap(),
+            acc
+        );
+        let changes = a.changes("dr.test").unwrap();
+        assert_eq!(
+            changes
+                .iter()
+                .map(|c| (c.action, c.by.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (ChangeKind::Disabled, org.clone()),
+                (ChangeKind::Enabled, org)
+            ]
+        );
+    }
 }

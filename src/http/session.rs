@@ -403,4 +403,19 @@ mod tests {
         h.append(COOKIE, HeaderValue::from_static("xrxsession=1"));
         assert_eq!(cookie_token(&h), None);
     }
+
+    #[tokio::test]
+    async fn the_client_address_is_read_from_connect_info_when_there_is_one() {
+        let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+        let ClientAddr(none) = ClientAddr::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
+        assert_eq!(none, None);
+        let addr: SocketAddr = "192.0.2.9:4321".parse().unwrap();
+        parts.extensions.insert(ConnectInfo(addr));
+        let ClientAddr(some) = ClientAddr::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
+        assert_eq!(some, Some(addr.ip()));
+    }
 }
