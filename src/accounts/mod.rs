@@ -19,7 +19,7 @@
 //!
 //! | prefix | rest of key                    | value                                  |
 //! |--------|--------------------------------|----------------------------------------|
-//! | `a/`   | username (lower case)          | a stored account, JSON                 |
+//! | `a/`   | username (lower case)          | a stored account, JSON, with its disable/enable audit trail |
 //! | `s/`   | keyed SHA3-256 of the token    | a stored session, JSON                 |
 //! | `m/verification` |                      | [`Verification`], JSON                 |
 //!
