@@ -1,4 +1,4 @@
-//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster`.
+//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster | staff`.
 
 use std::path::PathBuf;
 
@@ -32,6 +32,40 @@ pub enum Command {
     Bench(BenchArgs),
     /// Inspect and change the Raft cluster's membership.
     Cluster(ClusterArgs),
+    /// Disable or enable a staff account on a node (organisation admin).
+    Staff(StaffArgs),
+}
+
+/// `rxchain staff`.
+#[derive(Args, Debug)]
+pub struct StaffArgs {
+    /// The node that holds the account (accounts are kept per node).
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// The organisation's genesis admin key file; it signs the request.
+    #[arg(long, global = true)]
+    pub key: Option<PathBuf>,
+    /// Print JSON instead of a sentence.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: StaffAction,
+}
+
+/// Staff account operations.
+#[derive(Subcommand, Debug)]
+pub enum StaffAction {
+    /// Refuse the account's sign-in and end all its sessions.
+    Disable {
+        /// The account's sign-in name.
+        username: String,
+    },
+    /// Let a disabled account sign in again.
+    Enable {
+        /// The account's sign-in name.
+        username: String,
+    },
 }
 
 /// `rxchain cluster`.

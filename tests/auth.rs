@@ -363,20 +363,26 @@ async fn a_cookie_minted_on_one_node_means_nothing_to_a_node_with_another_key() 
     let t = staff_client::start().await;
     let ada = Staff::sign_in(&t.base, "dr.ada").await;
 
-    // 1. A second node, started with node 2's key (it needs no leader to answer sessions).
+    // 1. A second node, started with node 2's key.
     let dir = tempfile::tempdir().unwrap();
     let demo = Demo::load().unwrap();
     demo.write_files(dir.path(), &[2]).unwrap();
-    let other = rxchain::node::start(demo_settings(
-        dir.path(),
-        2,
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-    ))
-    .await
-    .expect("node 2 starts");
-    create_demo_accounts(&demo, &other.accounts).await.unwrap();
+    // It runs a one-node chain of its own with the demo staff registered,
+    // since a session needs a key the node's chain lists as active.
+    let mut settings = demo_settings(dir.path(), 2, "127.0.0.1:0".parse().unwrap(), None);
+    settings.bootstrap = true;
+    let other = rxchain::node::start(settings).await.expect("node 2 starts");
     let other_base = format!("http://{}", other.addr);
+    rxchain::test_support::wait_for_leader(&other)
+        .await
+        .unwrap();
+    rxchain::test_support::register_demo_staff(
+        &demo,
+        &rxchain::client::Client::new(other_base.clone()),
+    )
+    .await
+    .unwrap();
+    create_demo_accounts(&demo, &other.accounts).await.unwrap();
 
     // 2. The first node's cookie is no session there, though the same account exists.
     let http = reqwest::Client::new();

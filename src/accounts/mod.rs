@@ -4,8 +4,9 @@
 //! the last full chain verification a regulator asked for.
 //!
 //! Each concern has its own file: `users` (accounts, password hashes and
-//! sign-in), `keystore` (staff signing keys sealed at rest), `sessions`
-//! (sessions and CSRF tokens), `rate_limit` (the failed-sign-in limiter),
+//! sign-in, disabling and enabling), `keystore` (staff signing keys sealed at rest), `sessions`
+//! (sessions and CSRF tokens, and ending them when a key is revoked on the
+//! chain), `rate_limit` (the failed-sign-in limiter),
 //! `data_keys` (organisations' data keys) and `verification` (the last chain
 //! verification). [`Accounts`] ties them together over one sled tree.
 //!
@@ -18,7 +19,7 @@
 //!
 //! | prefix | rest of key                    | value                                  |
 //! |--------|--------------------------------|----------------------------------------|
-//! | `a/`   | username (lower case)          | a stored account, JSON                 |
+//! | `a/`   | username (lower case)          | a stored account, JSON, with its disable/enable audit trail |
 //! | `s/`   | keyed SHA3-256 of the token    | a stored session, JSON                 |
 //! | `m/verification` |                      | [`Verification`], JSON                 |
 //!
@@ -47,7 +48,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use rxchain_contracts::SecretKey;
+use rxchain_contracts::{OrgId, SecretKey};
 use serde::Serialize;
 use sha3::{Digest, Sha3_256};
 
@@ -62,9 +63,9 @@ mod sessions;
 mod users;
 mod verification;
 
-pub use rate_limit::{FAILURE_WINDOW, MAX_FAILURES};
+pub use rate_limit::{FAILURE_WINDOW, MAX_FAILURES, MAX_FAILURES_PER_ADDRESS};
 pub use sessions::{constant_time_eq, Session, SESSION_TTL};
-pub use users::{hash_password, Account, NewAccount};
+pub use users::{hash_password, Account, AccountChange, ChangeKind, NewAccount, StatusChange};
 pub use verification::Verification;
 
 /// Password hashes computed at once. Each argon2id run holds 19 MiB for
@@ -86,6 +87,25 @@ pub enum AccountError {
     TooManyAttempts {
         /// Seconds until the oldest counted failure leaves the window.
         retry_after_secs: u64,
+    },
+    /// Too many failed sign-ins from this client address recently, whatever
+    /// the usernames.
+    #[error("too many failed sign-ins from this address; try again in {retry_after_secs} seconds")]
+    TooManyAttemptsFromAddress {
+        /// Seconds until the oldest counted failure leaves the window.
+        retry_after_secs: u64,
+    },
+    /// The account is disabled by its organisation's admin. Only said to
+    /// someone who gave its right password.
+    #[error("the account {0} is disabled; ask your organisation's administrator")]
+    Disabled(String),
+    /// The account belongs to another organisation than the one asking.
+    #[error("the account {username} does not belong to {org}")]
+    NotYourAccount {
+        /// The account.
+        username: String,
+        /// The organisation that asked.
+        org: OrgId,
     },
     /// An account with this username exists already.
     #[error("an account named {0} exists already")]
@@ -118,7 +138,7 @@ pub struct Accounts {
     keystore: keystore::KeyStore,
     /// Keys the stored hash of session tokens. Derived from the node key.
     session_key: Secret<[u8; 32]>,
-    /// Recent failed sign-ins per username.
+    /// Recent failed sign-ins per username and per client address.
     limiter: rate_limit::RateLimiter,
     /// Organisations' data (decryption) keys this node holds: its own
     /// organisation's from `data_key_file`, or every organisation's in the

@@ -1,15 +1,20 @@
 //! Sign-in sessions and their CSRF tokens. Only a keyed hash of each session
-//! token is stored, so the database holds no usable cookie.
+//! token is stored, so the database holds no usable cookie. Sessions end on
+//! sign-out, on expiry, when their account is disabled, and when the
+//! account's staff key is revoked on the chain
+//! ([`Accounts::end_sessions_on_revocation`]).
 
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use rxchain_contracts::Timestamp;
+use rxchain_contracts::{PublicKey, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha3::{Digest, Sha3_256};
 use subtle::ConstantTimeEq;
 
-use super::{from_json, random_hex, to_json, Account, AccountError, Accounts};
+use super::{from_json, normalise, random_hex, to_json, Account, AccountError, Accounts};
 use crate::clock::now;
+use crate::store::ChainStore;
 
 /// How long a session lasts after sign-in. A working shift, not longer.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 60 * 60);
@@ -77,8 +82,8 @@ impl Accounts {
         ))
     }
 
-    /// The live session of a cookie token, if any. Expired sessions are
-    /// deleted on sight.
+    /// The live session of a cookie token, if any. Expired sessions, and
+    /// sessions of disabled or removed accounts, are deleted on sight.
     pub fn session(&self, token: &str) -> Result<Option<Session>, AccountError> {
         // A token is 64 hex characters; anything else is not ours, and
         // refusing it early keeps odd cookies away from the database.
@@ -94,7 +99,10 @@ impl Accounts {
             self.tree.remove(&key)?;
             return Ok(None);
         }
-        let Some(account) = self.account(&stored.username)? else {
+        let Some(account) = self.enabled_account(&stored.username)? else {
+            // Disabling ends sessions already; this holds should one
+            // outlive it (written by a sign-in racing the disable).
+            self.tree.remove(&key)?;
             return Ok(None);
         };
         Ok(Some(Session {
@@ -108,6 +116,64 @@ impl Accounts {
     pub fn end_session(&self, token: &str) -> Result<(), AccountError> {
         self.tree.remove(self.session_db_key(token))?;
         Ok(())
+    }
+
+    /// Ends every session of `username`; answers how many there were.
+    pub fn end_sessions_of(&self, username: &str) -> Result<usize, AccountError> {
+        let username = normalise(username);
+        let mut ended = 0;
+        for r in self.tree.scan_prefix(SESSION) {
+            let (k, v) = r?;
+            let theirs = match serde_json::from_slice::<StoredSession>(&v) {
+                Ok(s) => s.username == username,
+                // An unreadable session is useless to anyone; drop it too.
+                Err(_) => true,
+            };
+            if theirs {
+                self.tree.remove(k)?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Ends every session of the accounts whose signing key is `key`;
+    /// answers how many there were.
+    pub fn end_sessions_for_key(&self, key: &PublicKey) -> Result<usize, AccountError> {
+        let mut ended = 0;
+        for account in self.all()? {
+            if &account.public_key == key {
+                ended += self.end_sessions_of(&account.username)?;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Makes `chain` end the sessions of a staff member on this node as soon
+    /// as a block revoking their key is applied here. Every node applies
+    /// every block, so a revocation ends the person's sessions everywhere.
+    /// Staff requests check the chain's record as well (see
+    /// `crate::http::session`), so this purge is prompt clean-up, not the
+    /// only guard: a node that catches up from a snapshot skips the blocks.
+    pub fn end_sessions_on_revocation(self: &Arc<Self>, chain: &ChainStore) {
+        // Weak, so the chain's hook list does not keep the store alive.
+        let accounts: Weak<Accounts> = Arc::downgrade(self);
+        chain.on_staff_revoked(Box::new(move |key: &PublicKey| {
+            let Some(accounts) = accounts.upgrade() else {
+                return;
+            };
+            match accounts.end_sessions_for_key(key) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    target: "rxchain::audit",
+                    key = %key.to_hex(),
+                    sessions_ended = n,
+                    "staff key revoked on the chain; sessions ended"
+                ),
+                // The request-time check still refuses these sessions.
+                Err(e) => tracing::warn!(error = %e, "cannot end the sessions of a revoked key"),
+            }
+        }));
     }
 
     /// Deletes every expired session. Runs on each sign-in; the scan is

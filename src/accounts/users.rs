@@ -1,6 +1,9 @@
 //! Staff accounts: creation with a password hash and a sealed signing key,
-//! look-up, and sign-in (password check behind the rate limiter).
+//! look-up, sign-in (password check behind the rate limiter), and disabling
+//! and enabling by the organisation's admin, each change recorded on the
+//! account with who made it and when.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -10,7 +13,7 @@ use rxchain_contracts::{OrgId, PublicKey, SecretKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::keystore::SealedKey;
-use super::{from_json, normalise, to_json, AccountError, Accounts, Session};
+use super::{from_json, normalise, to_json, AccountError, Accounts};
 use crate::clock::now;
 use crate::config::Secret;
 use crate::keys::fill_random;
@@ -51,6 +54,49 @@ struct StoredAccount {
     sealed_key: String,
     /// When the account was created (ms).
     created_at: Timestamp,
+    /// The change that disabled the account, while it is disabled. Absent
+    /// in records written before accounts could be disabled.
+    #[serde(default)]
+    disabled: Option<AccountChange>,
+    /// Every disable and enable, oldest first: the account's audit trail.
+    #[serde(default)]
+    changes: Vec<AccountChange>,
+}
+
+/// What an audited account change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Sign-in refused and every session ended.
+    Disabled,
+    /// Sign-in allowed again.
+    Enabled,
+}
+
+/// One audited change to an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountChange {
+    /// What was done.
+    pub action: ChangeKind,
+    /// The organisation whose genesis admin key signed the request.
+    pub by: OrgId,
+    /// When (ms).
+    pub at: Timestamp,
+}
+
+/// The result of disabling or enabling an account.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusChange {
+    /// The account.
+    pub account: Account,
+    /// Whether it is disabled now.
+    pub disabled: bool,
+    /// The change recorded, or the one that already stood when nothing changed.
+    pub change: Option<AccountChange>,
+    /// True when the account already was in the asked-for state.
+    pub unchanged: bool,
+    /// Sessions ended by this call.
+    pub sessions_ended: usize,
 }
 
 /// What an account is created with.
@@ -126,6 +172,8 @@ impl Accounts {
             key_nonce: sealed.nonce,
             sealed_key: sealed.sealed,
             created_at: now(),
+            disabled: None,
+            changes: Vec::new(),
         };
         let bytes = to_json(&stored)?;
         let key = [ACCOUNT, username.as_bytes()].concat();
@@ -182,19 +230,35 @@ impl Accounts {
         )
     }
 
-    /// Checks a username and password and, when they match, starts a
-    /// session. Returns the session token (for the cookie) and the session.
+    /// The account named `username` unless it is disabled.
+    pub(super) fn enabled_account(&self, username: &str) -> Result<Option<Account>, AccountError> {
+        Ok(self
+            .stored(username)?
+            .filter(|s| s.disabled.is_none())
+            .map(|s| s.account))
+    }
+
+    /// Checks a username and password from a client at `client` (unknown
+    /// for in-process callers) and answers the account when they match.
+    /// The caller decides whether to start a session
+    /// ([`Accounts::start_session`]): the HTTP layer first checks the
+    /// chain's staff record.
     ///
-    /// The rate limit is checked first, so a locked-out username costs no
-    /// hashing; argon2 runs on a blocking thread, at most
-    /// `CONCURRENT_HASHES` at a time. Unknown usernames are verified
+    /// The attempt is counted against the username and the client address
+    /// before any hashing and uncounted only when the password is right, so
+    /// parallel guesses cannot slip past the limit; a locked-out username
+    /// or address costs no hashing. argon2 runs on a blocking thread, at
+    /// most `CONCURRENT_HASHES` at a time. Unknown usernames are verified
     /// against a dummy hash so that they cannot be told apart by timing,
-    /// and they count towards the limit like known ones.
-    pub async fn sign_in(
+    /// and they count towards the limit like known ones. A disabled account
+    /// is refused ([`AccountError::Disabled`]) only after its password
+    /// checked out, so the answer tells a guesser nothing.
+    pub async fn check_sign_in(
         &self,
         username: &str,
         password: Secret<String>,
-    ) -> Result<(String, Session), AccountError> {
+        client: Option<IpAddr>,
+    ) -> Result<Account, AccountError> {
         let username = normalise(username);
         if username.is_empty()
             || username.len() > MAX_USERNAME
@@ -202,7 +266,7 @@ impl Accounts {
         {
             return Err(AccountError::BadCredentials);
         }
-        self.limiter.check(&username)?;
+        let reservation = self.limiter.reserve(&username, client)?;
         let stored = self.stored(&username)?;
         let phc = stored.as_ref().map(|s| s.password_hash.clone());
         let permit = self
@@ -225,12 +289,99 @@ impl Accounts {
         })
         .await
         .map_err(|e| AccountError::Hashing(e.to_string()))??;
+        // A wrong password keeps its reservation: it is the counted failure.
         let Some(stored) = stored.filter(|_| matches) else {
-            self.limiter.record_failure(&username);
             return Err(AccountError::BadCredentials);
         };
-        self.limiter.clear(&username);
-        self.start_session(stored.account)
+        self.limiter.release(reservation);
+        if stored.disabled.is_some() {
+            return Err(AccountError::Disabled(stored.account.username));
+        }
+        Ok(stored.account)
+    }
+
+    /// Disables (`disable`) or enables an account of organisation `by`,
+    /// recording the change with who made it and when. Disabling also ends
+    /// every session of the account, and does so even when it already was
+    /// disabled. Refuses an account of another organisation.
+    pub fn set_disabled(
+        &self,
+        username: &str,
+        disable: bool,
+        by: &OrgId,
+    ) -> Result<StatusChange, AccountError> {
+        let username = normalise(username);
+        let key = [ACCOUNT, username.as_bytes()].concat();
+        // Compare-and-swap, so a concurrent change is never overwritten
+        // with a stale copy of the record.
+        let (stored, change, unchanged) = loop {
+            let Some(old) = self.tree.get(&key)? else {
+                return Err(AccountError::UnknownAccount(username));
+            };
+            let mut stored: StoredAccount = from_json("account", &old)?;
+            if &stored.account.org != by {
+                return Err(AccountError::NotYourAccount {
+                    username,
+                    org: by.clone(),
+                });
+            }
+            if stored.disabled.is_some() == disable {
+                let standing = if disable {
+                    stored.disabled.clone()
+                } else {
+                    stored.changes.last().cloned()
+                };
+                break (stored, standing, true);
+            }
+            let change = AccountChange {
+                action: if disable {
+                    ChangeKind::Disabled
+                } else {
+                    ChangeKind::Enabled
+                },
+                by: by.clone(),
+                at: now(),
+            };
+            stored.disabled = disable.then(|| change.clone());
+            stored.changes.push(change.clone());
+            let new = to_json(&stored)?;
+            if self
+                .tree
+                .compare_and_swap(&key, Some(old), Some(new))?
+                .is_ok()
+            {
+                self.tree.flush()?;
+                break (stored, Some(change), false);
+            }
+        };
+        let sessions_ended = if disable {
+            self.end_sessions_of(&username)?
+        } else {
+            0
+        };
+        tracing::info!(
+            target: "rxchain::audit",
+            %username,
+            by = %by,
+            disabled = disable,
+            unchanged,
+            sessions_ended,
+            "account status changed"
+        );
+        Ok(StatusChange {
+            account: stored.account,
+            disabled: disable,
+            change,
+            unchanged,
+            sessions_ended,
+        })
+    }
+
+    /// The audited changes of an account, oldest first.
+    pub fn changes(&self, username: &str) -> Result<Vec<AccountChange>, AccountError> {
+        self.stored(username)?
+            .map(|s| s.changes)
+            .ok_or_else(|| AccountError::UnknownAccount(normalise(username)))
     }
 }
 
@@ -269,5 +420,55 @@ mod tests {
             n2.signing_key("dr.test"),
             Err(AccountError::KeyUnavailable(u)) if u == "dr.test"
         ));
+    }
+
+    #[tokio::test]
+    async fn disabling_is_audited_ends_sessions_and_is_told_only_after_the_password() {
+        let (_d, a) = open("n1");
+        let org = OrgId::parse("hosp-north").unwrap();
+        let other = OrgId::parse("hosp-river").unwrap();
+        let phc = hash_password("pw").unwrap();
+        let acc = a
+            .create(new("dr.test"), &phc, &SecretKey::derive("test", b"staff"))
+            .unwrap();
+        let (token, _) = a.start_session(acc.clone()).unwrap();
+        assert!(matches!(
+            a.set_disabled("dr.test", true, &other),
+            Err(AccountError::NotYourAccount { .. })
+        ));
+        assert!(matches!(
+            a.set_disabled("nobody", true, &org),
+            Err(AccountError::UnknownAccount(_))
+        ));
+        let changed = a.set_disabled("Dr.Test", true, &org).unwrap();
+        assert!(changed.disabled && !changed.unchanged);
+        assert_eq!(changed.sessions_ended, 1);
+        assert!(a.session(&token).unwrap().is_none());
+        let pw = |p: &str| Secret::new(p.to_string());
+        assert!(matches!(
+            a.check_sign_in("dr.test", pw("pw"), None).await,
+            Err(AccountError::Disabled(u)) if u == "dr.test"
+        ));
+        assert!(matches!(
+            a.check_sign_in("dr.test", pw("wrong"), None).await,
+            Err(AccountError::BadCredentials)
+        ));
+        let enabled = a.set_disabled("dr.test", false, &org).unwrap();
+        assert!(!enabled.disabled && !enabled.unchanged);
+        assert_eq!(
+            a.check_sign_in("dr.test", pw("pw"), None).await.unwrap(),
+            acc
+        );
+        let changes = a.changes("dr.test").unwrap();
+        assert_eq!(
+            changes
+                .iter()
+                .map(|c| (c.action, c.by.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (ChangeKind::Disabled, org.clone()),
+                (ChangeKind::Enabled, org)
+            ]
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod demo;
+pub mod staff;
 pub mod tx;
 pub mod verify;
 
@@ -50,6 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a).await,
         Command::Cluster(a) => cluster::run(a).await,
+        Command::Staff(a) => staff::run(a).await,
     }
 }
 

@@ -22,28 +22,32 @@ use crate::qr::QrPayload;
 use crate::raft::peers::FORWARDED_BY;
 use crate::service::submit::{submit, Submitted};
 
-/// The client's address, for throttling; `None` for in-process requests
-/// and for submissions a member node forwarded (its clients were counted
-/// where they connected).
+/// The client's address from the connection, when the server was started
+/// with connect info (a real node); `None` in-process, where no socket
+/// exists. Proxy headers such as `X-Forwarded-For` are deliberately not
+/// read: anyone can write them, and the address limits sign-in guesses.
 pub struct ClientAddr(pub Option<IpAddr>);
 
-impl FromRequestParts<AppState> for ClientAddr {
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
-            return Ok(ClientAddr(None));
-        };
-        let ip = addr.ip();
-        if parts.headers.contains_key(FORWARDED_BY) && is_member_host(s, ip) {
-            return Ok(ClientAddr(None));
-        }
-        Ok(ClientAddr(Some(ip)))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(a)| a.ip()),
+        ))
     }
 }
 
-/// Whether `ip` is the host of a node in the current Raft membership.
-fn is_member_host(s: &AppState, ip: IpAddr) -> bool {
+/// Whether a request was forwarded by a member node (it says so, and it
+/// comes from the host of a node in the current membership): its client was
+/// counted where it connected, so the forwarding node's address is not.
+pub fn forwarded_by_member(s: &AppState, headers: &axum::http::HeaderMap, ip: IpAddr) -> bool {
+    if !headers.contains_key(FORWARDED_BY) {
+        return false;
+    }
     let m = s.raft.metrics().borrow().clone();
     let members = m.membership_config.membership().clone();
     let found = members
@@ -203,5 +207,25 @@ pub fn list_limit(q: &ListQuery) -> Result<usize, ApiError> {
             "bad_limit",
             format!("limit is 1 to {MAX_LIST}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_client_address_is_read_from_connect_info_when_there_is_one() {
+        let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+        let ClientAddr(none) = ClientAddr::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
+        assert_eq!(none, None);
+        let addr: SocketAddr = "192.0.2.9:4321".parse().unwrap();
+        parts.extensions.insert(ConnectInfo(addr));
+        let ClientAddr(some) = ClientAddr::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
+        assert_eq!(some, Some(addr.ip()));
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, each exporting `router()`, one
 //! [`AppState`], and JSON errors from [`error::ApiError`].
 
+mod accounts;
 mod chain;
 pub mod cluster;
 mod common;
@@ -76,6 +77,7 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(patient::router())
         .merge(reports::router())
         .merge(cluster::router())
+        .merge(accounts::router())
         .route(
             "/v1/{*rest}",
             axum::routing::any(|| async {

@@ -2,12 +2,20 @@
 //! the extractors every staff endpoint authenticates with.
 //!
 //! * [`Staff`] finds the session from the `rxsession` cookie (401
-//!   `no_session` without a live one).
+//!   `no_session` without a live one) and checks, on every request, that
+//!   the chain still lists the session's key as an active member of its
+//!   organisation: once a `revoke_staff` transaction is applied, the
+//!   person's sessions are deleted and the request refused (401
+//!   `staff_revoked`), so a revoked key's holder reads nothing more.
 //! * [`StaffCsrf`] also requires the session's CSRF token in the
 //!   `x-csrf-token` header (403 `csrf_missing` / `csrf_mismatch`); every
 //!   state-changing staff call uses it. The cookie is `SameSite=Strict`
 //!   already; the token is the second, independent defence, and the one
 //!   that still holds for browsers that ignore SameSite.
+//! * Sign-in counts each attempt against the username and the client
+//!   address before the password is hashed (429 `too_many_attempts`), and
+//!   refuses a revoked key (403 `staff_revoked`) or a disabled account
+//!   (403 `account_disabled`) only after the password checked out.
 //! * Role and organisation checks ([`Staff::require`], [`Staff::act_for`])
 //!   answer 403 `wrong_role` and `wrong_org` before anything is signed.
 
@@ -22,6 +30,7 @@ use rxchain_contracts::tx::Role;
 use rxchain_contracts::{OrgId, SecretKey};
 use serde::{Deserialize, Serialize};
 
+use super::common::ClientAddr;
 use super::{ApiError, ApiJson, AppState};
 use crate::accounts::{constant_time_eq, Account, AccountError, Session, SESSION_TTL};
 use crate::config::Secret;
@@ -43,8 +52,13 @@ impl From<AccountError> for ApiError {
             AccountError::BadCredentials => {
                 ApiError::unauthorized("bad_credentials", "the username or password is wrong")
             }
-            AccountError::TooManyAttempts { retry_after_secs } => {
+            AccountError::TooManyAttempts { retry_after_secs }
+            | AccountError::TooManyAttemptsFromAddress { retry_after_secs } => {
                 ApiError::TooManyAttempts { retry_after_secs }
+            }
+            e @ AccountError::Disabled(_) => ApiError::forbidden("account_disabled", e.to_string()),
+            e @ AccountError::NotYourAccount { .. } => {
+                ApiError::forbidden("wrong_org", e.to_string())
             }
             // The account behind a session was removed: the session is over.
             AccountError::UnknownAccount(_) => no_session(),
@@ -66,6 +80,43 @@ pub fn no_session() -> ApiError {
         "no_session",
         "sign in first: there is no live session on this node",
     )
+}
+
+/// Whether the chain lets the account act: its key registered for its
+/// organisation and not revoked.
+enum Standing {
+    Active,
+    Revoked,
+    Unregistered,
+}
+
+fn standing(s: &AppState, account: &Account) -> Result<Standing, ApiError> {
+    Ok(
+        match s
+            .chain
+            .staff(&account.public_key)
+            .map_err(ApiError::internal)?
+        {
+            Some(r) if r.org != account.org => Standing::Unregistered,
+            Some(r) if r.revoked.is_some() => Standing::Revoked,
+            Some(_) => Standing::Active,
+            None => Standing::Unregistered,
+        },
+    )
+}
+
+/// The refusal of a key the chain does not (or no longer) let act, with
+/// `status` 401 for a session and 403 for a sign-in.
+fn staff_revoked(standing: &Standing, status: StatusCode) -> ApiError {
+    let message = match standing {
+        Standing::Revoked => "this staff key is revoked on the chain: its sessions are ended and it cannot sign in; ask your organisation's administrator",
+        _ => "this staff key is not registered on the chain for the account's organisation, so it cannot sign in or use a session",
+    };
+    if status == StatusCode::FORBIDDEN {
+        ApiError::forbidden("staff_revoked", message)
+    } else {
+        ApiError::unauthorized("staff_revoked", message)
+    }
 }
 
 fn forbidden(code: &'static str, message: String) -> ApiError {
@@ -149,6 +200,17 @@ impl FromRequestParts<AppState> for Staff {
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
         let token = cookie_token(&parts.headers).ok_or_else(no_session)?;
         let session = s.accounts.session(&token)?.ok_or_else(no_session)?;
+        let standing = standing(s, &session.account)?;
+        if !matches!(standing, Standing::Active) {
+            let ended = s.accounts.end_sessions_of(&session.account.username)?;
+            tracing::info!(
+                target: "rxchain::audit",
+                username = %session.account.username,
+                sessions_ended = ended,
+                "session refused: the staff key is not active on the chain"
+            );
+            return Err(staff_revoked(&standing, StatusCode::UNAUTHORIZED));
+        }
         Ok(Staff { session, token })
     }
 }
@@ -252,27 +314,42 @@ pub struct SignIn {
 #[tracing::instrument(skip_all, fields(username = tracing::field::Empty))]
 async fn sign_in(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
     if req.username.len() <= 64 {
         tracing::Span::current().record("username", req.username.as_str());
     }
-    let (token, session) = match s
+    let account = match s
         .accounts
-        .sign_in(&req.username, Secret::new(req.password))
+        .check_sign_in(&req.username, Secret::new(req.password), client)
         .await
     {
         Ok(ok) => ok,
         Err(e) => {
             if matches!(
                 e,
-                AccountError::BadCredentials | AccountError::TooManyAttempts { .. }
+                AccountError::BadCredentials
+                    | AccountError::TooManyAttempts { .. }
+                    | AccountError::TooManyAttemptsFromAddress { .. }
+                    | AccountError::Disabled(_)
             ) {
-                tracing::info!(reason = %e, "sign-in refused");
+                tracing::info!(reason = %e, ?client, "sign-in refused");
             }
             return Err(e.into());
         }
     };
+    // The password checked out, so telling the state of the key reveals
+    // nothing to a guesser.
+    let standing = standing(&s, &account)?;
+    if !matches!(standing, Standing::Active) {
+        tracing::info!(
+            ?client,
+            "sign-in refused: the staff key is not active on the chain"
+        );
+        return Err(staff_revoked(&standing, StatusCode::FORBIDDEN));
+    }
+    let (token, session) = s.accounts.start_session(account)?;
     tracing::info!(org = %session.account.org, "signed in");
     let cookie = format!(
         "{COOKIE_NAME}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",

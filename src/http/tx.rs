@@ -2,7 +2,7 @@
 //! a committed transaction with its inclusion proof and signed header.
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,7 +10,7 @@ use rxchain_contracts::{Hash, InclusionProof, Outcome, SignedHeader, SignedTx, T
 use serde::Serialize;
 use serde_json::json;
 
-use super::common::ClientAddr;
+use super::common::{forwarded_by_member, ClientAddr};
 use super::{ApiError, ApiJson, AppState};
 use crate::mempool::Receipt;
 use crate::service::submit::{self as service, poll_url, Origin, Submitted};
@@ -60,8 +60,10 @@ pub fn submitted_response(s: Submitted) -> Response {
 async fn submit(
     State(s): State<AppState>,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     ApiJson(signed): ApiJson<SignedTx>,
 ) -> Result<Response, ApiError> {
+    let client = client.filter(|ip| !forwarded_by_member(&s, &headers, *ip));
     let origin = Origin { client };
     Ok(submitted_response(
         service::submit_from(&s, signed, origin).await?,

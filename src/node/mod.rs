@@ -237,6 +237,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         &storage.db,
         &node_key,
     )?);
+    accounts.end_sessions_on_revocation(&storage.chain);
     if let Some(path) = &settings.data_key_file {
         let key = crate::keys::read(path)?;
         let (org, _) = genesis
@@ -339,7 +340,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     tasks.push(tokio::spawn(async move {
         let res = axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             let _ = srv_shutdown.wait_for(|v| *v).await;

@@ -35,7 +35,7 @@ use rxchain_contracts::model::{OrgId, PrescriptionId};
 use rxchain_contracts::state::{
     self, PrescriptionRecord, RxStatus, StaffRecord, StateRead, StateScan,
 };
-use rxchain_contracts::tx::TxId;
+use rxchain_contracts::tx::{TxBody, TxId};
 use sled::Batch;
 
 use super::{from_json, to_json, StoreError};
@@ -161,7 +161,14 @@ pub struct ChainStore {
     /// openraft builds snapshots in a task of its own, concurrently with
     /// apply. A std mutex because it is only taken on blocking threads.
     write_gate: Mutex<()>,
+    /// Called with each staff key a block revokes, after the block is
+    /// written (see [`ChainStore::on_staff_revoked`]).
+    revocation_hooks: RwLock<Vec<RevocationHook>>,
 }
+
+/// What [`ChainStore::on_staff_revoked`] calls: quick, synchronous, and
+/// never failing (it logs its own trouble), since it runs inside apply.
+pub type RevocationHook = Box<dyn Fn(&PublicKey) + Send + Sync>;
 
 /// A point-in-time copy of the whole `chain` tree, with the Raft position
 /// it reflects.
@@ -198,7 +205,18 @@ impl ChainStore {
             tree,
             tip: RwLock::new(tip),
             write_gate: Mutex::new(()),
+            revocation_hooks: RwLock::new(Vec::new()),
         })
+    }
+
+    /// Registers `hook` to be called with every staff key an applied
+    /// `revoke_staff` transaction revokes, once its block is written. The
+    /// account store uses it to end the person's sessions at once.
+    pub fn on_staff_revoked(&self, hook: RevocationHook) {
+        self.revocation_hooks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(hook);
     }
 
     /// The genesis this chain grows from.
@@ -445,6 +463,28 @@ impl ChainStore {
         self.tree.apply_batch(batch)?;
         *self.tip.write().unwrap_or_else(PoisonError::into_inner) = new_tip;
         tracing::debug!(height = h, txs = block.txs.len(), "block written");
+        let hooks = self
+            .revocation_hooks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !hooks.is_empty() {
+            // Only applied revocations: a refused one (say, signed by
+            // another organisation) is in the block too and must end nothing.
+            let revoked =
+                block
+                    .txs
+                    .iter()
+                    .zip(&exec.outcomes)
+                    .filter_map(|(stx, o)| match &stx.tx.body {
+                        TxBody::RevokeStaff(r) if o.is_applied() => Some(r.key),
+                        _ => None,
+                    });
+            for key in revoked {
+                for hook in hooks.iter() {
+                    hook(&key);
+                }
+            }
+        }
         Ok(())
     }
 
