@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::controlled::ControlledDrug;
 use crate::crypto::{Hash, PublicKey};
 use crate::encoding;
 use crate::model::{Label, NodeId, OrgId, Timestamp};
@@ -65,6 +66,12 @@ pub struct Params {
     /// How far a transaction's `created_at` may lie after the block time, to
     /// tolerate clock skew between clients and the proposer.
     pub max_clock_skew_ms: u64,
+    /// The controlled drugs the chain starts with, by ATC code, each once.
+    /// Regulator officers change the list later by transaction
+    /// ([`crate::tx::SetControlled`]); [`crate::controlled::ControlledList::current`]
+    /// reads the list in force. A genesis without the field has none.
+    #[serde(default)]
+    pub controlled: Vec<ControlledDrug>,
 }
 
 impl Default for Params {
@@ -74,6 +81,7 @@ impl Default for Params {
             default_validity_days: 90,
             max_validity_days: 365,
             max_clock_skew_ms: 300_000,
+            controlled: Vec::new(),
         }
     }
 }
@@ -107,6 +115,13 @@ pub enum GenesisError {
     /// There are no nodes at all.
     #[error("genesis needs at least one node")]
     NoNodes,
+    /// More regulators than an issue may carry key wraps for, so nothing
+    /// could ever be issued.
+    #[error("genesis has more than {max} regulators", max = crate::tx::limits::MAX_REGULATOR_WRAPS)]
+    TooManyRegulators,
+    /// The controlled list names a drug twice.
+    #[error("the controlled drug {0} appears twice")]
+    DuplicateControlled(crate::model::AtcCode),
 }
 
 impl Genesis {
@@ -151,6 +166,15 @@ impl Genesis {
         }
         if !self.orgs.iter().any(|o| o.kind == OrgKind::Regulator) {
             return Err(GenesisError::NoRegulator);
+        }
+        if self.regulators().count() > crate::tx::limits::MAX_REGULATOR_WRAPS {
+            return Err(GenesisError::TooManyRegulators);
+        }
+        let mut atcs = std::collections::BTreeSet::new();
+        for d in &self.params.controlled {
+            if !atcs.insert(&d.atc) {
+                return Err(GenesisError::DuplicateControlled(d.atc.clone()));
+            }
         }
         if ids.is_empty() {
             return Err(GenesisError::NoNodes);

@@ -67,6 +67,7 @@
 #![deny(missing_docs)]
 
 pub mod block;
+pub mod controlled;
 pub mod crypto;
 pub mod encoding;
 pub mod genesis;
@@ -80,6 +81,7 @@ pub mod tx;
 pub mod verify;
 
 pub use block::{Block, BlockError, BlockHeader, Execution, InclusionProof, SignedHeader, Tip};
+pub use controlled::{ControlledDrug, ControlledList};
 pub use crypto::{Hash, PublicKey, SecretKey, Signature};
 pub use genesis::{Genesis, OrgDecl, OrgKind};
 pub use lifecycle::{Outcome, Rejection};
