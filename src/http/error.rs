@@ -129,7 +129,8 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | NotPrescriberOrPatient
         | NotPatient
         | WrongSecret { .. }
-        | CannotRevokeAdmin => StatusCode::FORBIDDEN,
+        | CannotRevokeAdmin
+        | NotCarrier { .. } => StatusCode::FORBIDDEN,
         Expired { .. } => StatusCode::GONE,
         Duplicate
         | AlreadyClaimed
@@ -146,6 +147,8 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | AssignedElsewhere { .. }
         | NotClaimed
         | WrongFulfilmentMode { .. }
+        | ControlledUnchanged { .. }
+        | NotADelivery
         | Cancelled { .. } => StatusCode::CONFLICT,
         BadValidity
         | ValidityTooLong { .. }
@@ -153,6 +156,7 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | BadAccessKey
         | BadItem { .. }
         | WrongOrgKind { .. }
+        | ControlledMismatch { .. }
         | FromTheFuture
         | NotYetValid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
     }
