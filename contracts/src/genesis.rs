@@ -210,3 +210,77 @@ impl Genesis {
         self.orgs.iter().filter(|o| o.kind == OrgKind::Regulator)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+    use crate::model::AtcCode;
+
+    fn org(id: &str, kind: OrgKind, node: Option<NodeId>) -> OrgDecl {
+        let key = |what: &str| {
+            SecretKey::derive("genesis-test", format!("{id}/{what}").as_bytes()).public()
+        };
+        OrgDecl {
+            id: OrgId::parse(id).unwrap(),
+            kind,
+            name: Label::parse(id).unwrap(),
+            address: Label::parse("1 Test Street").unwrap(),
+            admin_key: key("admin"),
+            data_key: key("data"),
+            nodes: node
+                .map(|n| NodeDecl {
+                    id: n,
+                    key: key("node"),
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn genesis(regulators: usize) -> Genesis {
+        let mut orgs = vec![org("hosp", OrgKind::Hospital, Some(1))];
+        for i in 0..regulators {
+            orgs.push(org(&format!("reg-{i}"), OrgKind::Regulator, None));
+        }
+        Genesis {
+            chain_id: Label::parse("genesis-test").unwrap(),
+            created_at: Timestamp(0),
+            orgs,
+            params: Params::default(),
+        }
+    }
+
+    #[test]
+    fn at_most_as_many_regulators_as_an_issue_can_wrap_for() {
+        let max = crate::tx::limits::MAX_REGULATOR_WRAPS;
+        assert_eq!(genesis(max).validate(), Ok(()));
+        assert_eq!(
+            genesis(max + 1).validate(),
+            Err(GenesisError::TooManyRegulators)
+        );
+    }
+
+    #[test]
+    fn the_controlled_list_names_each_drug_once() {
+        let drug = |atc: &str, schedule: &str| ControlledDrug {
+            atc: AtcCode::parse(atc).unwrap(),
+            schedule: Label::parse(schedule).unwrap(),
+        };
+        let mut g = genesis(1);
+        g.params.controlled = vec![drug("N02AA01", "II"), drug("N05BA01", "IV")];
+        assert_eq!(g.validate(), Ok(()));
+        g.params.controlled.push(drug("N02AA01", "III"));
+        assert_eq!(
+            g.validate(),
+            Err(GenesisError::DuplicateControlled(
+                AtcCode::parse("N02AA01").unwrap()
+            ))
+        );
+        // A genesis document without the field has no controlled drugs.
+        let mut j = serde_json::to_value(genesis(1)).unwrap();
+        j["params"].as_object_mut().unwrap().remove("controlled");
+        let back: Genesis = serde_json::from_value(j).unwrap();
+        assert!(back.params.controlled.is_empty());
+    }
+}

@@ -471,6 +471,47 @@ mod tests {
     }
 
     #[test]
+    fn controlled_flags_must_agree_with_the_chain_list() {
+        let mut flagged = item(false);
+        flagged.controlled = true;
+        let e = check(
+            &[item(false), flagged.clone()],
+            &["x".into(), "y".into()],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string().as_str()),
+            (
+                "controlled_mismatch",
+                "item 2 is not on the controlled-drug list; its controlled flag must say so"
+            )
+        );
+        let mut unflagged = item(true);
+        unflagged.controlled = false;
+        assert_eq!(
+            check(&[unflagged.clone()], &["x".into()], None),
+            Err(IssueFormError::ControlledFlag {
+                item: 1,
+                listed: true
+            })
+        );
+        // The chain's own check names the item from 0, with its code.
+        assert_eq!(
+            check_controlled_flags(&list(), &[unflagged]),
+            Err(Rejection::ControlledMismatch {
+                item: 0,
+                atc: AtcCode::parse("N02AA01").unwrap(),
+                listed: true
+            })
+        );
+        assert_eq!(
+            check_controlled_flags(&list(), &[item(true), item(false)]),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn a_good_form_passes() {
         assert_eq!(
             check(&[item(false)], &["1 daily".into()], Some(365)),
