@@ -1,17 +1,57 @@
 //! The demo consortium from `fixtures/demo/consortium.json`: synthetic
 //! organisations and staff whose keys are derived publicly (demo-only), the
-//! genesis built from them, and the data directory layout `rxchain demo` uses.
+//! genesis built from them (with the controlled-drug list taken from the
+//! controlled entries of `fixtures/formulary.json`), and the data directory
+//! layout `rxchain demo` uses.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use rxchain_contracts::genesis::{NodeDecl, Params};
 use rxchain_contracts::tx::Role;
-use rxchain_contracts::{Genesis, Label, OrgDecl, OrgId, OrgKind, SecretKey, Timestamp};
+use rxchain_contracts::{
+    AtcCode, ControlledDrug, Genesis, Label, OrgDecl, OrgId, OrgKind, SecretKey, Timestamp,
+};
 use serde::Deserialize;
 
 /// The consortium description, embedded so the binary works from any directory.
 pub const CONSORTIUM_JSON: &str = include_str!("../fixtures/demo/consortium.json");
+
+/// The demo formulary, whose controlled entries make the genesis list.
+const FORMULARY_JSON: &str = include_str!("../fixtures/formulary.json");
+
+/// The part of the formulary the genesis needs.
+#[derive(Deserialize)]
+struct Formulary {
+    drugs: Vec<FormularyDrug>,
+}
+
+#[derive(Deserialize)]
+struct FormularyDrug {
+    atc: String,
+    controlled: bool,
+    #[serde(default)]
+    schedule: Option<String>,
+}
+
+/// The controlled drugs of the demo formulary, with their schedules.
+fn controlled_drugs() -> Result<Vec<ControlledDrug>, DemoError> {
+    let f: Formulary =
+        serde_json::from_str(FORMULARY_JSON).map_err(|e| DemoError(e.to_string()))?;
+    f.drugs
+        .into_iter()
+        .filter(|d| d.controlled)
+        .map(|d| {
+            let schedule = d
+                .schedule
+                .ok_or_else(|| DemoError(format!("controlled drug {} has no schedule", d.atc)))?;
+            Ok(ControlledDrug {
+                atc: AtcCode::parse(d.atc).map_err(|e| DemoError(e.to_string()))?,
+                schedule: Label::parse(schedule).map_err(|e| DemoError(e.to_string()))?,
+            })
+        })
+        .collect()
+}
 
 /// The derivation tag of every demo key. Demo keys are public knowledge.
 pub const DEMO_TAG: &str = "rxchain-demo-only";
@@ -118,7 +158,10 @@ impl Demo {
             chain_id: label(&d.chain_id)?,
             created_at: Timestamp(d.created_at),
             orgs,
-            params: Params::default(),
+            params: Params {
+                controlled: controlled_drugs()?,
+                ..Params::default()
+            },
         };
         genesis.validate().map_err(|e| DemoError(e.to_string()))?;
         Ok(Demo {

@@ -10,8 +10,8 @@ use rxchain_contracts::privacy::{
 };
 use rxchain_contracts::tx::{
     claim_proof_message, AssignRx, CancelReason, CancelRx, ClaimRx, DeliveryEvent, DeliveryStatus,
-    DispenseLine, DispenseRx, Fulfilment, IssueRx, Item, RegisterStaff, ReleaseRx, RevokeReason,
-    RevokeStaff, Role, CLAIM_PROOF_TAG,
+    DispenseLine, DispenseRx, Fulfilment, HandToCarrier, IssueRx, Item, RegisterStaff, ReleaseRx,
+    RevokeReason, RevokeStaff, Role, SetControlled, CLAIM_PROOF_TAG,
 };
 use rxchain_contracts::{
     Genesis, Label, OrgId, PrescriptionId, PublicKey, SecretKey, SignedTx, Timestamp, Transaction,
@@ -260,6 +260,36 @@ pub fn delivery(
     status: DeliveryStatus,
 ) -> SignedTx {
     sign(genesis, key, TxBody::Delivery(DeliveryEvent { id, status }))
+}
+
+/// The claiming pharmacy hands a home delivery to a logistics member, whose
+/// couriers may then record its progress.
+pub fn hand_to_carrier(
+    genesis: &Genesis,
+    pharmacist: &SecretKey,
+    id: PrescriptionId,
+    carrier: OrgId,
+) -> SignedTx {
+    sign(
+        genesis,
+        pharmacist,
+        TxBody::HandToCarrier(HandToCarrier { id, carrier }),
+    )
+}
+
+/// A regulator officer's change of the controlled-drug list: `schedule`
+/// puts `atc` on it, `None` takes it off.
+pub fn set_controlled(
+    genesis: &Genesis,
+    officer: &SecretKey,
+    atc: rxchain_contracts::AtcCode,
+    schedule: Option<Label>,
+) -> SignedTx {
+    sign(
+        genesis,
+        officer,
+        TxBody::SetControlled(SetControlled { atc, schedule }),
+    )
 }
 
 /// A staff registration by an org admin.

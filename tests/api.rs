@@ -568,6 +568,19 @@ async fn claim_race_release_cancel_and_delivery() {
     )
     .await;
     let finn = staff_key("courier.finn");
+    // Swift's couriers record the delivery only once the pharmacy hands it over.
+    refused(
+        &t.client,
+        &txbuild::delivery(&g, &finn, rx3.payload.id, DeliveryStatus::Dispatched),
+        403,
+        "not_carrier",
+    )
+    .await;
+    applied(
+        &t.client,
+        &txbuild::hand_to_carrier(&g, &eve, rx3.payload.id, org("logi-swift")),
+    )
+    .await;
     for s in [
         DeliveryStatus::Dispatched,
         DeliveryStatus::OutForDelivery,

@@ -26,6 +26,10 @@ struct Entry {
     unit: String,
     pack: u32,
     controlled: bool,
+    /// The schedule of a controlled drug; the demo genesis's controlled
+    /// list is built from it.
+    #[serde(default)]
+    schedule: Option<String>,
 }
 
 fn load() -> File {
@@ -77,6 +81,15 @@ fn every_entry_passes_the_chain_value_rules() {
             Label::parse(value.as_str()).unwrap_or_else(|err| panic!("{}: {field}: {err}", e.name));
         }
         Quantity::new(e.pack).unwrap_or_else(|err| panic!("{}: pack: {err}", e.name));
+        assert_eq!(
+            e.schedule.is_some(),
+            e.controlled,
+            "{}: a schedule exactly when controlled",
+            e.name
+        );
+        if let Some(s) = &e.schedule {
+            Label::parse(s.as_str()).unwrap_or_else(|err| panic!("{}: schedule: {err}", e.name));
+        }
     }
 }
 

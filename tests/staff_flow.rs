@@ -511,6 +511,11 @@ async fn home_delivery_and_cancellations_through_the_web_api() {
     // 3. Delivery events: the pharmacy packs, the courier carries; order is the chain's rule.
     dan.ok("/v1/staff/delivery", &json!({"id": id, "status": "packed"}))
         .await;
+    dan.ok(
+        "/v1/staff/hand-over",
+        &json!({"id": id, "carrier": "logi-swift"}),
+    )
+    .await;
     assert_error(
         &finn
             .post(

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::controlled::ControlledDrug;
 use crate::crypto::{Hash, PublicKey};
 use crate::encoding;
 use crate::model::{Label, NodeId, OrgId, Timestamp};
@@ -65,6 +66,12 @@ pub struct Params {
     /// How far a transaction's `created_at` may lie after the block time, to
     /// tolerate clock skew between clients and the proposer.
     pub max_clock_skew_ms: u64,
+    /// The controlled drugs the chain starts with, by ATC code, each once.
+    /// Regulator officers change the list later by transaction
+    /// ([`crate::tx::SetControlled`]); [`crate::controlled::ControlledList::current`]
+    /// reads the list in force. A genesis without the field has none.
+    #[serde(default)]
+    pub controlled: Vec<ControlledDrug>,
 }
 
 impl Default for Params {
@@ -74,6 +81,7 @@ impl Default for Params {
             default_validity_days: 90,
             max_validity_days: 365,
             max_clock_skew_ms: 300_000,
+            controlled: Vec::new(),
         }
     }
 }
@@ -107,6 +115,13 @@ pub enum GenesisError {
     /// There are no nodes at all.
     #[error("genesis needs at least one node")]
     NoNodes,
+    /// More regulators than an issue may carry key wraps for, so nothing
+    /// could ever be issued.
+    #[error("genesis has more than {max} regulators", max = crate::tx::limits::MAX_REGULATOR_WRAPS)]
+    TooManyRegulators,
+    /// The controlled list names a drug twice.
+    #[error("the controlled drug {0} appears twice")]
+    DuplicateControlled(crate::model::AtcCode),
 }
 
 impl Genesis {
@@ -152,6 +167,15 @@ impl Genesis {
         if !self.orgs.iter().any(|o| o.kind == OrgKind::Regulator) {
             return Err(GenesisError::NoRegulator);
         }
+        if self.regulators().count() > crate::tx::limits::MAX_REGULATOR_WRAPS {
+            return Err(GenesisError::TooManyRegulators);
+        }
+        let mut atcs = std::collections::BTreeSet::new();
+        for d in &self.params.controlled {
+            if !atcs.insert(&d.atc) {
+                return Err(GenesisError::DuplicateControlled(d.atc.clone()));
+            }
+        }
         if ids.is_empty() {
             return Err(GenesisError::NoNodes);
         }
@@ -184,5 +208,79 @@ impl Genesis {
     /// Every regulator organisation.
     pub fn regulators(&self) -> impl Iterator<Item = &OrgDecl> {
         self.orgs.iter().filter(|o| o.kind == OrgKind::Regulator)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+    use crate::model::AtcCode;
+
+    fn org(id: &str, kind: OrgKind, node: Option<NodeId>) -> OrgDecl {
+        let key = |what: &str| {
+            SecretKey::derive("genesis-test", format!("{id}/{what}").as_bytes()).public()
+        };
+        OrgDecl {
+            id: OrgId::parse(id).unwrap(),
+            kind,
+            name: Label::parse(id).unwrap(),
+            address: Label::parse("1 Test Street").unwrap(),
+            admin_key: key("admin"),
+            data_key: key("data"),
+            nodes: node
+                .map(|n| NodeDecl {
+                    id: n,
+                    key: key("node"),
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn genesis(regulators: usize) -> Genesis {
+        let mut orgs = vec![org("hosp", OrgKind::Hospital, Some(1))];
+        for i in 0..regulators {
+            orgs.push(org(&format!("reg-{i}"), OrgKind::Regulator, None));
+        }
+        Genesis {
+            chain_id: Label::parse("genesis-test").unwrap(),
+            created_at: Timestamp(0),
+            orgs,
+            params: Params::default(),
+        }
+    }
+
+    #[test]
+    fn at_most_as_many_regulators_as_an_issue_can_wrap_for() {
+        let max = crate::tx::limits::MAX_REGULATOR_WRAPS;
+        assert_eq!(genesis(max).validate(), Ok(()));
+        assert_eq!(
+            genesis(max + 1).validate(),
+            Err(GenesisError::TooManyRegulators)
+        );
+    }
+
+    #[test]
+    fn the_controlled_list_names_each_drug_once() {
+        let drug = |atc: &str, schedule: &str| ControlledDrug {
+            atc: AtcCode::parse(atc).unwrap(),
+            schedule: Label::parse(schedule).unwrap(),
+        };
+        let mut g = genesis(1);
+        g.params.controlled = vec![drug("N02AA01", "II"), drug("N05BA01", "IV")];
+        assert_eq!(g.validate(), Ok(()));
+        g.params.controlled.push(drug("N02AA01", "III"));
+        assert_eq!(
+            g.validate(),
+            Err(GenesisError::DuplicateControlled(
+                AtcCode::parse("N02AA01").unwrap()
+            ))
+        );
+        // A genesis document without the field has no controlled drugs.
+        let mut j = serde_json::to_value(genesis(1)).unwrap();
+        j["params"].as_object_mut().unwrap().remove("controlled");
+        let back: Genesis = serde_json::from_value(j).unwrap();
+        assert!(back.params.controlled.is_empty());
     }
 }

@@ -19,8 +19,14 @@
 //! any open state ──(block time passes valid_until)──▶ expired
 //! ```
 //!
+//! * Only signers the state knows for a kind may submit it
+//!   ([`lifecycle::admissible`], which the mempool asks and `apply` repeats):
+//!   registered, unrevoked staff of the right role, organisation admins for
+//!   the staff registry, the prescription's access key for the patient.
 //! * A practitioner of a hospital issues; validity defaults to 28 days when
-//!   any item is controlled (also the maximum), otherwise 90 (max 365).
+//!   any item is on the chain's controlled list ([`controlled`], changed by
+//!   regulator officers; an item's flag must agree with it), also the
+//!   maximum, otherwise 90 (max 365).
 //! * The patient (the prescription's access key) assigns pickup at a pharmacy
 //!   or home delivery, and may cancel while unclaimed.
 //! * A pharmacist claims with a proof that the pharmacy holds the QR code; a
@@ -31,7 +37,12 @@
 //!   quantity × (1 + repeats). Reaching it, or `complete`, completes.
 //! * Delivery events follow packed → dispatched → out for delivery →
 //!   delivered, with failed after dispatch and returned after failure;
-//!   pickup prescriptions get ready-for-pickup.
+//!   pickup prescriptions get ready-for-pickup. Besides the pharmacy's own
+//!   staff, only couriers of the logistics member the pharmacy handed the
+//!   delivery to record it.
+//! * Every variable-length field of a transaction is bounded in bytes
+//!   ([`tx::limits`]); no valid transaction is larger than
+//!   [`tx::limits::MAX_TX_BYTES`].
 //! * Staff keys are registered by their organisation's admin and revoked by
 //!   it or by a regulator; a revoked key signs nothing from then on.
 //! * A transaction id seen before is refused as a duplicate, so a retried
@@ -67,6 +78,7 @@
 #![deny(missing_docs)]
 
 pub mod block;
+pub mod controlled;
 pub mod crypto;
 pub mod encoding;
 pub mod genesis;
@@ -80,6 +92,7 @@ pub mod tx;
 pub mod verify;
 
 pub use block::{Block, BlockError, BlockHeader, Execution, InclusionProof, SignedHeader, Tip};
+pub use controlled::{ControlledDrug, ControlledList};
 pub use crypto::{Hash, PublicKey, SecretKey, Signature};
 pub use genesis::{Genesis, OrgDecl, OrgKind};
 pub use lifecycle::{Outcome, Rejection};

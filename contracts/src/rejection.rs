@@ -6,7 +6,7 @@
 //! name as its `code` tag (see [`crate::encoding`]), and the unit test below
 //! pins every code so that a rename is noticed before clients are.
 
-use crate::model::{OrgId, Timestamp};
+use crate::model::{AtcCode, OrgId, Timestamp};
 use crate::tx::DeliveryStatus;
 
 /// Why a transaction was refused. Every variant is a rule of the chain
@@ -192,6 +192,31 @@ pub enum Rejection {
         /// "pickup" or "delivery".
         mode: String,
     },
+    /// An item's controlled flag disagrees with the chain's controlled list.
+    #[error("item {item} ({atc}) is {} the controlled-drug list, but flagged {}", if *listed { "on" } else { "not on" }, if *listed { "not controlled" } else { "controlled" })]
+    ControlledMismatch {
+        /// The item's index.
+        item: u16,
+        /// Its ATC code.
+        atc: AtcCode,
+        /// Whether the code is on the list.
+        listed: bool,
+    },
+    /// The controlled-drug list already says what was asked.
+    #[error("the controlled-drug list already says this about {atc}")]
+    ControlledUnchanged {
+        /// The drug.
+        atc: AtcCode,
+    },
+    /// A courier of an organisation the delivery was not handed to.
+    #[error("{}", match carrier { Some(c) => format!("the delivery was handed to {c}; only its couriers and the pharmacy's staff record it"), None => "the delivery was not handed to a carrier; only the pharmacy's staff record it".to_string() })]
+    NotCarrier {
+        /// The carrier it was handed to, if any.
+        carrier: Option<OrgId>,
+    },
+    /// The prescription is not for home delivery.
+    #[error("the prescription is not for home delivery")]
+    NotADelivery,
 }
 
 crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
@@ -231,12 +256,36 @@ crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
     ExceedsAllowance { item: u16, remaining: u64 },
     DeliveryOutOfOrder { last: Option<DeliveryStatus>, attempted: DeliveryStatus },
     WrongFulfilmentMode { attempted: DeliveryStatus, mode: String },
+    ControlledMismatch { item: u16, atc: AtcCode, listed: bool },
+    ControlledUnchanged { atc: AtcCode },
+    NotCarrier { carrier: Option<OrgId> },
+    NotADelivery,
 });
 
 impl Rejection {
     /// The stable machine-readable code, e.g. `already_dispensed`.
     pub fn code(&self) -> &'static str {
         self.into()
+    }
+
+    /// Whether this is an admission code: a refusal of the signer itself
+    /// (unknown, revoked, of the wrong role, not the organisation's admin,
+    /// not the prescription's patient or prescriber). The mempool refuses
+    /// such a transaction with [`crate::lifecycle::admissible`] and it is
+    /// never written to the chain; `apply` still refuses it the same way
+    /// should one reach a block (a revocation between admission and the
+    /// block, say). Every other code is a rule refusal of a legitimate
+    /// signer, kept on the chain as audit.
+    pub fn is_admission(&self) -> bool {
+        matches!(
+            self,
+            Rejection::UnknownSigner
+                | Rejection::SignerRevoked { .. }
+                | Rejection::WrongRole { .. }
+                | Rejection::NotOrgAdmin { .. }
+                | Rejection::NotPatient
+                | Rejection::NotPrescriberOrPatient
+        )
     }
 }
 
@@ -343,6 +392,22 @@ mod tests {
                 },
                 "wrong_fulfilment_mode",
             ),
+            (
+                Rejection::ControlledMismatch {
+                    item: 0,
+                    atc: AtcCode::parse("N02AA01").unwrap(),
+                    listed: true,
+                },
+                "controlled_mismatch",
+            ),
+            (
+                Rejection::ControlledUnchanged {
+                    atc: AtcCode::parse("N02AA01").unwrap(),
+                },
+                "controlled_unchanged",
+            ),
+            (Rejection::NotCarrier { carrier: None }, "not_carrier"),
+            (Rejection::NotADelivery, "not_a_delivery"),
         ]
     }
 
@@ -351,12 +416,32 @@ mod tests {
         let all = pinned();
         // The ledger in tests/lifecycle.rs notices a new variant; this count
         // notices one dropped from this list.
-        assert_eq!(all.len(), 36);
+        assert_eq!(all.len(), 40);
         for (r, code) in &all {
             assert_eq!(r.code(), *code, "the code of {r:?} changed");
         }
         let distinct: std::collections::BTreeSet<&str> = all.iter().map(|(_, c)| *c).collect();
         assert_eq!(distinct.len(), all.len(), "two variants share a code");
+    }
+
+    #[test]
+    fn admission_codes_are_exactly_the_signer_refusals() {
+        let admission: Vec<&str> = pinned()
+            .into_iter()
+            .filter(|(r, _)| r.is_admission())
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(
+            admission,
+            [
+                "unknown_signer",
+                "signer_revoked",
+                "wrong_role",
+                "not_org_admin",
+                "not_prescriber_or_patient",
+                "not_patient"
+            ]
+        );
     }
 
     #[test]

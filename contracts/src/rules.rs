@@ -10,15 +10,39 @@
 //! [`crate::genesis::Genesis::is_pharmacy`]. None of them reads a clock:
 //! times arrive as arguments.
 
+use crate::controlled::ControlledList;
 use crate::genesis::Params;
 use crate::model::Timestamp;
-use crate::privacy::PatientDetails;
+use crate::privacy::{PatientDetails, PrivateContent};
+use crate::rejection::Rejection;
 use crate::tx::{limits, DispenseLine, Item};
 
-/// Whether a prescription with these items counts as controlled: one
-/// controlled item is enough.
-pub fn is_controlled(items: &[Item]) -> bool {
-    items.iter().any(|i| i.controlled)
+/// Whether a prescription with these items counts as controlled: one item
+/// whose ATC code is on the chain's controlled list is enough. The items'
+/// own flags are not consulted; [`check_controlled_flags`] makes sure they
+/// agree.
+pub fn is_controlled(list: &ControlledList, items: &[Item]) -> bool {
+    items.iter().any(|i| list.contains(&i.atc))
+}
+
+/// Refuses items whose controlled flag disagrees with the chain's list: a
+/// listed code flagged as not controlled, or an unlisted one flagged as
+/// controlled (`controlled_mismatch`, naming the first such item, counted
+/// from 0). Codes not on the list are not controlled.
+pub fn check_controlled_flags(list: &ControlledList, items: &[Item]) -> Result<(), Rejection> {
+    match items
+        .iter()
+        .enumerate()
+        .find(|(_, i)| i.controlled != list.contains(&i.atc))
+    {
+        None => Ok(()),
+        Some((n, i)) => Err(Rejection::ControlledMismatch {
+            // At most `limits::MAX_ITEMS` items pass verification.
+            item: u16::try_from(n).unwrap_or(u16::MAX),
+            atc: i.atc.clone(),
+            listed: list.contains(&i.atc),
+        }),
+    }
 }
 
 /// The validity, in days, of a prescription issued without an end date:
@@ -132,11 +156,25 @@ pub enum IssueFormError {
     /// The notes are too long.
     #[error("notes have at most {max} characters", max = MAX_NOTES_CHARS)]
     Notes,
+    /// An item's controlled flag disagrees with the chain's controlled list.
+    #[error("item {item} is {} the controlled-drug list; its controlled flag must say so", if *listed { "on" } else { "not on" })]
+    ControlledFlag {
+        /// The item, counted from 1 as people count.
+        item: usize,
+        /// Whether its code is on the list.
+        listed: bool,
+    },
+    /// The patient's details, dosage and notes together would seal to more
+    /// than the chain accepts ([`limits::MAX_SEALED`]); possible only with
+    /// many characters outside ASCII.
+    #[error("the patient's details, dosage and notes are too long together")]
+    ContentTooLarge,
 }
 
 impl IssueFormError {
     /// The stable machine-readable code: `bad_items`, `bad_dosage`,
-    /// `bad_repeats`, `bad_validity`, `bad_patient` or `bad_notes`.
+    /// `bad_repeats`, `controlled_mismatch`, `bad_validity`, `bad_patient` or
+    /// `bad_notes`.
     pub fn code(&self) -> &'static str {
         match self {
             IssueFormError::Items => "bad_items",
@@ -147,7 +185,8 @@ impl IssueFormError {
             | IssueFormError::BirthDate
             | IssueFormError::PatientIdentifier
             | IssueFormError::Email => "bad_patient",
-            IssueFormError::Notes => "bad_notes",
+            IssueFormError::Notes | IssueFormError::ContentTooLarge => "bad_notes",
+            IssueFormError::ControlledFlag { .. } => "controlled_mismatch",
         }
     }
 }
@@ -194,9 +233,15 @@ pub fn is_valid_date(s: &str) -> bool {
 /// Checks a prescription form beyond its shape, in a fixed order, and names
 /// the first problem. The item and repeat limits are the chain's own
 /// ([`limits`]); the validity limit is [`max_validity_days`], which the chain
-/// enforces as `validity_too_long`. The patient and notes limits guard the
-/// sealed content, which the chain cannot read.
-pub fn check_issue_form(params: &Params, form: &IssueForm<'_>) -> Result<(), IssueFormError> {
+/// enforces as `validity_too_long`; the controlled flags must agree with the
+/// chain's `controlled` list, as the chain requires ([`check_controlled_flags`]).
+/// The patient and notes limits guard the sealed content, which the chain
+/// cannot read; together they must also seal within [`limits::MAX_SEALED`].
+pub fn check_issue_form(
+    params: &Params,
+    controlled: &ControlledList,
+    form: &IssueForm<'_>,
+) -> Result<(), IssueFormError> {
     if form.items.is_empty() || form.items.len() > limits::MAX_ITEMS {
         return Err(IssueFormError::Items);
     }
@@ -216,7 +261,15 @@ pub fn check_issue_form(params: &Params, form: &IssueForm<'_>) -> Result<(), Iss
     if form.repeats > limits::MAX_REPEATS {
         return Err(IssueFormError::Repeats);
     }
-    let controlled = is_controlled(form.items);
+    if let Err(Rejection::ControlledMismatch { item, listed, .. }) =
+        check_controlled_flags(controlled, form.items)
+    {
+        return Err(IssueFormError::ControlledFlag {
+            item: usize::from(item) + 1,
+            listed,
+        });
+    }
+    let controlled = is_controlled(controlled, form.items);
     let max_days = max_validity_days(params, controlled);
     if let Some(d) = form.valid_days {
         if d == 0 || d > max_days {
@@ -244,7 +297,21 @@ pub fn check_issue_form(params: &Params, form: &IssueForm<'_>) -> Result<(), Iss
     if form.notes.is_some_and(|n| chars(n) > MAX_NOTES_CHARS) {
         return Err(IssueFormError::Notes);
     }
+    if sealed_content_len(form) > limits::MAX_SEALED {
+        return Err(IssueFormError::ContentTooLarge);
+    }
     Ok(())
+}
+
+/// The size of the form's private content once sealed: its canonical
+/// encoding plus the 16-byte AEAD tag.
+fn sealed_content_len(form: &IssueForm<'_>) -> usize {
+    let content = PrivateContent {
+        patient: form.patient.clone(),
+        dosage: form.dosage.to_vec(),
+        notes: form.notes.unwrap_or_default().to_string(),
+    };
+    crate::encoding::to_bytes(&content).len() + 16
 }
 
 /// Why the lines of a dispense are refused before signing.
@@ -329,9 +396,10 @@ mod tests {
     use super::*;
     use crate::model::{AtcCode, Label, Quantity};
 
+    /// A controlled item is morphine, which [`list`] controls.
     fn item(controlled: bool) -> Item {
         Item {
-            atc: AtcCode::parse("J01CA04").unwrap(),
+            atc: AtcCode::parse(if controlled { "N02AA01" } else { "J01CA04" }).unwrap(),
             name: Label::parse("Amoxicillin").unwrap(),
             strength: Label::parse("500 mg").unwrap(),
             form: Label::parse("capsule").unwrap(),
@@ -339,6 +407,16 @@ mod tests {
             unit: Label::parse("capsules").unwrap(),
             controlled,
         }
+    }
+
+    /// The controlled list of these tests: morphine only.
+    fn list() -> ControlledList {
+        let mut l = ControlledList::default();
+        l.set(
+            AtcCode::parse("N02AA01").unwrap(),
+            Some(Label::parse("II").unwrap()),
+        );
+        l
     }
 
     fn patient() -> PatientDetails {
@@ -358,6 +436,7 @@ mod tests {
         let p = patient();
         check_issue_form(
             &Params::default(),
+            &list(),
             &IssueForm {
                 items,
                 dosage,
@@ -383,8 +462,53 @@ mod tests {
             valid_until(&p, false, from, Some(Timestamp(5))),
             Timestamp(5)
         );
-        assert!(is_controlled(&[item(false), item(true)]));
-        assert!(!is_controlled(&[item(false)]));
+        assert!(is_controlled(&list(), &[item(false), item(true)]));
+        assert!(!is_controlled(&list(), &[item(false)]));
+        // The list decides, not the flag.
+        let mut flagged = item(false);
+        flagged.controlled = true;
+        assert!(!is_controlled(&list(), &[flagged]));
+    }
+
+    #[test]
+    fn controlled_flags_must_agree_with_the_chain_list() {
+        let mut flagged = item(false);
+        flagged.controlled = true;
+        let e = check(
+            &[item(false), flagged.clone()],
+            &["x".into(), "y".into()],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string().as_str()),
+            (
+                "controlled_mismatch",
+                "item 2 is not on the controlled-drug list; its controlled flag must say so"
+            )
+        );
+        let mut unflagged = item(true);
+        unflagged.controlled = false;
+        assert_eq!(
+            check(&[unflagged.clone()], &["x".into()], None),
+            Err(IssueFormError::ControlledFlag {
+                item: 1,
+                listed: true
+            })
+        );
+        // The chain's own check names the item from 0, with its code.
+        assert_eq!(
+            check_controlled_flags(&list(), &[unflagged]),
+            Err(Rejection::ControlledMismatch {
+                item: 0,
+                atc: AtcCode::parse("N02AA01").unwrap(),
+                listed: true
+            })
+        );
+        assert_eq!(
+            check_controlled_flags(&list(), &[item(true), item(false)]),
+            Ok(())
+        );
     }
 
     #[test]
@@ -440,6 +564,7 @@ mod tests {
         let form = |patient: &PatientDetails, repeats: u8, notes: Option<&str>| {
             check_issue_form(
                 &Params::default(),
+                &list(),
                 &IssueForm {
                     items: &one,
                     dosage: &["x".into()],

@@ -139,6 +139,11 @@ pub fn rx_key(id: &PrescriptionId) -> Vec<u8> {
 pub fn seen_key(id: &TxId) -> Vec<u8> {
     [b"seen/".as_slice(), id.0.as_bytes()].concat()
 }
+/// Key of the controlled-drug list in force, once a regulator changed it
+/// (see [`crate::controlled::ControlledList::current`]).
+pub fn controlled_key() -> Vec<u8> {
+    b"controlled".to_vec()
+}
 /// Key marking a claim nonce as used for a prescription.
 pub fn claim_nonce_key(id: &PrescriptionId, nonce: &[u8; 16]) -> Vec<u8> {
     [b"cnonce/".as_slice(), id.as_bytes(), nonce].concat()
@@ -306,6 +311,10 @@ pub struct PrescriptionRecord {
     pub wrong_proofs: u32,
     /// All refused transactions about this prescription.
     pub refused_attempts: u32,
+    /// The logistics member the claiming pharmacy handed the delivery to
+    /// ([`crate::tx::HandToCarrier`]); only its couriers, besides the
+    /// pharmacy's own staff, record the delivery's progress.
+    pub carrier: Option<OrgId>,
 }
 
 impl PrescriptionRecord {

@@ -286,6 +286,28 @@ pub struct RevokeStaff {
     pub reason: RevokeReason,
 }
 
+/// Add a drug to the chain's controlled list, change its schedule, or take
+/// it off the list (a registered regulator officer). See
+/// [`crate::controlled`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetControlled {
+    /// The drug.
+    pub atc: AtcCode,
+    /// Its schedule from now on; `None` takes it off the list.
+    pub schedule: Option<Label>,
+}
+
+/// The claiming pharmacy hands a home delivery to a logistics member, whose
+/// couriers may then record its progress (pharmacist of the claiming
+/// pharmacy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandToCarrier {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// The logistics organisation that carries it.
+    pub carrier: OrgId,
+}
+
 /// Every kind of transaction. The variant order is part of the canonical
 /// encoding: append new kinds at the end. JSON: `{"kind": "issue", ...}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -308,6 +330,10 @@ pub enum TxBody {
     Cancel(CancelRx),
     /// See [`DeliveryEvent`].
     Delivery(DeliveryEvent),
+    /// See [`SetControlled`].
+    SetControlled(SetControlled),
+    /// See [`HandToCarrier`].
+    HandToCarrier(HandToCarrier),
 }
 
 crate::encoding::tagged_in_json!(TxBody, "TxBody", "kind", {
@@ -320,6 +346,8 @@ crate::encoding::tagged_in_json!(TxBody, "TxBody", "kind", {
     Dispense(DispenseRx),
     Cancel(CancelRx),
     Delivery(DeliveryEvent),
+    SetControlled(SetControlled),
+    HandToCarrier(HandToCarrier),
 });
 
 impl TxBody {
@@ -335,6 +363,8 @@ impl TxBody {
             TxBody::Dispense(_) => "dispense",
             TxBody::Cancel(_) => "cancel",
             TxBody::Delivery(_) => "delivery",
+            TxBody::SetControlled(_) => "set_controlled",
+            TxBody::HandToCarrier(_) => "hand_to_carrier",
         }
     }
 
@@ -348,7 +378,8 @@ impl TxBody {
             TxBody::Dispense(b) => Some(b.id),
             TxBody::Cancel(b) => Some(b.id),
             TxBody::Delivery(b) => Some(b.id),
-            TxBody::RegisterStaff(_) | TxBody::RevokeStaff(_) => None,
+            TxBody::HandToCarrier(b) => Some(b.id),
+            TxBody::RegisterStaff(_) | TxBody::RevokeStaff(_) | TxBody::SetControlled(_) => None,
         }
     }
 }
@@ -423,7 +454,16 @@ impl From<CryptoError> for TxError {
     }
 }
 
-/// Limits that keep transactions small.
+/// Limits that keep transactions small, in items and in bytes.
+///
+/// Every variable-length field of every transaction is bounded: the counts
+/// and ciphertext sizes here are checked by [`SignedTx::verify`], and the
+/// text fields are bounded by their types ([`crate::Label`]: 120 characters,
+/// so at most [`MAX_LABEL_BYTES`] bytes; [`crate::OrgId`]: 32 bytes;
+/// [`crate::AtcCode`]: 7 bytes), which refuse longer values when a
+/// transaction is decoded. Reasons are codes of fixed size. So no valid
+/// transaction encodes to more than [`MAX_TX_BYTES`]. `docs/rules.md` lists
+/// them all.
 pub mod limits {
     /// Items per prescription.
     pub const MAX_ITEMS: usize = 10;
@@ -431,17 +471,90 @@ pub mod limits {
     pub const MAX_REPEATS: u8 = 12;
     /// Lines per dispense.
     pub const MAX_LINES: usize = 10;
-    /// Bytes of any sealed payload.
+    /// Bytes of the sealed prescription content's ciphertext (tag included).
     pub const MAX_SEALED: usize = 16 * 1024;
+    /// Bytes of a sealed delivery address's ciphertext (tag included). The
+    /// longest address the rules accept, 500 characters of at most 4 bytes
+    /// each, seals to 2016 bytes.
+    pub const MAX_SEALED_ADDRESS: usize = 4 * 1024;
     /// Regulator wraps per issue.
     pub const MAX_REGULATOR_WRAPS: usize = 8;
+    /// Bytes of every key wrap's ciphertext (`key_for_patient`,
+    /// `key_for_hospital`, each regulator's, `handover`): a 32-byte key and
+    /// the 16-byte AEAD tag, exactly.
+    pub const WRAPPED_KEY_BYTES: usize = 32 + 16;
+    /// Bytes of a label (drug names, strengths, forms, units, batch numbers,
+    /// licences, staff names, schedules): 120 characters of at most 4 bytes.
+    /// Enforced by [`crate::Label`] itself.
+    pub const MAX_LABEL_BYTES: usize = 120 * 4;
+    /// Bytes of an organisation id, enforced by [`crate::OrgId`].
+    pub const MAX_ORG_ID_BYTES: usize = 32;
+
+    /// Bytes of a length prefix (postcard varint) for lengths up to `n`.
+    const fn len_prefix(n: usize) -> usize {
+        if n < 1 << 7 {
+            1
+        } else if n < 1 << 14 {
+            2
+        } else if n < 1 << 21 {
+            3
+        } else {
+            4
+        }
+    }
+    /// A public key or signature: fixed-size, no prefix.
+    const KEY: usize = 33;
+    /// A `u64` varint at its longest.
+    const U64: usize = 10;
+    /// A label at its longest.
+    const LABEL: usize = len_prefix(MAX_LABEL_BYTES) + MAX_LABEL_BYTES;
+    /// An organisation id at its longest.
+    const ORG: usize = len_prefix(MAX_ORG_ID_BYTES) + MAX_ORG_ID_BYTES;
+    /// An item at its longest: ATC code, four labels, quantity (at most
+    /// 1,000,000: a 3-byte varint) and the controlled flag.
+    const ITEM: usize = (1 + 7) + 4 * LABEL + 3 + 1;
+    /// A key wrap at its longest: optional ephemeral key, nonce, ciphertext.
+    const WRAP: usize = (1 + KEY) + 12 + len_prefix(WRAPPED_KEY_BYTES) + WRAPPED_KEY_BYTES;
+    /// The largest issue body, the largest kind: id, items, repeats, validity,
+    /// access key, sealed content and the three kinds of wraps.
+    const ISSUE: usize = 16
+        + len_prefix(MAX_ITEMS)
+        + MAX_ITEMS * ITEM
+        + 1
+        + U64
+        + (1 + U64)
+        + KEY
+        + 12
+        + len_prefix(MAX_SEALED)
+        + MAX_SEALED
+        + 2 * WRAP
+        + len_prefix(MAX_REGULATOR_WRAPS)
+        + MAX_REGULATOR_WRAPS * (ORG + WRAP);
+    /// The largest encoded [`super::SignedTx`] that [`super::SignedTx::verify`]
+    /// accepts: signer, nonce, creation time, kind tag and the largest issue
+    /// body, then the 64-byte signature. Every other kind is smaller (a
+    /// delivery assignment, the next largest, stays under 5 KiB). A node may
+    /// refuse a longer submission before decoding it.
+    pub const MAX_TX_BYTES: usize = KEY + U64 + U64 + 1 + ISSUE + 64;
 }
 
 impl SignedTx {
     /// Checks structure and signature, once; the only way to a [`VerifiedTx`].
     pub fn verify(self, chain_id: &str) -> Result<VerifiedTx, TxError> {
         check_structure(&self.tx.body)?;
-        let id = self.tx.id(chain_id);
+        let bytes = self.tx.signing_bytes();
+        // The field limits already bound the size; this guards a field added
+        // later without one.
+        if bytes.len() + 64 > limits::MAX_TX_BYTES {
+            return Err(TxError::Invalid(format!(
+                "the transaction is larger than {} bytes",
+                limits::MAX_TX_BYTES
+            )));
+        }
+        let id = TxId(crate::crypto::signing_digest(
+            &self.tx.tag(chain_id),
+            &bytes,
+        ));
         self.tx.signer.verify_digest(&id.0, &self.signature)?;
         Ok(VerifiedTx { signed: self, id })
     }
@@ -449,6 +562,19 @@ impl SignedTx {
     /// The canonical encoding of the signed transaction.
     pub fn to_bytes(&self) -> Vec<u8> {
         encoding::to_bytes(self)
+    }
+}
+
+/// Refuses a key wrap whose ciphertext is not exactly a wrapped 32-byte key.
+fn check_wrap(what: &str, w: &WrappedKey) -> Result<(), TxError> {
+    if w.sealed.ciphertext.len() == limits::WRAPPED_KEY_BYTES {
+        Ok(())
+    } else {
+        Err(TxError::Invalid(format!(
+            "{what} must be a wrapped 32-byte key: {} bytes of ciphertext, got {}",
+            limits::WRAPPED_KEY_BYTES,
+            w.sealed.ciphertext.len()
+        )))
     }
 }
 
@@ -468,11 +594,16 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
             if b.key_for_regulators.len() > limits::MAX_REGULATOR_WRAPS {
                 return bad("too many regulator key wraps");
             }
+            check_wrap("the patient's key wrap", &b.key_for_patient)?;
+            check_wrap("the hospital's key wrap", &b.key_for_hospital)?;
+            for (org, w) in &b.key_for_regulators {
+                check_wrap(&format!("the key wrap for regulator {org}"), w)?;
+            }
         }
         TxBody::Assign(b) => {
             if let Fulfilment::Delivery { address, .. } = &b.fulfilment {
-                if address.ciphertext.len() > limits::MAX_SEALED {
-                    return bad("sealed address is larger than 16 KiB");
+                if address.ciphertext.len() > limits::MAX_SEALED_ADDRESS {
+                    return bad("sealed address is larger than 4 KiB");
                 }
                 if b.handover.is_none() {
                     return bad(
@@ -480,12 +611,22 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
                     );
                 }
             }
+            if let Some(h) = &b.handover {
+                check_wrap("the hand-over of the access secret", h)?;
+            }
         }
         TxBody::Dispense(b) => {
             crate::rules::check_dispense_lines(&b.lines, b.complete)
                 .map_err(|e| TxError::Invalid(e.to_string()))?;
         }
-        _ => {}
+        TxBody::RegisterStaff(_)
+        | TxBody::RevokeStaff(_)
+        | TxBody::Claim(_)
+        | TxBody::Release(_)
+        | TxBody::Cancel(_)
+        | TxBody::Delivery(_)
+        | TxBody::SetControlled(_)
+        | TxBody::HandToCarrier(_) => {}
     }
     Ok(())
 }

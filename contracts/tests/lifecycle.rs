@@ -1115,6 +1115,8 @@ fn dispensed_for_delivery(seed: &str) -> (World, Rx) {
     w.applied(c);
     let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
     w.applied(d);
+    let h = w.hand_to_carrier(&staff("ph-a"), rx.id, LOGISTICS);
+    w.applied(h);
     (w, rx)
 }
 
@@ -2072,6 +2074,375 @@ fn pharmacies_are_told_apart_from_other_members_and_strangers() {
     );
 }
 
+// ---- the controlled-drug list ----------------------------------------------
+
+/// A spec of one item, with its controlled flag as given.
+fn one_item(item: rxchain_contracts::tx::Item) -> RxSpec {
+    let mut spec = RxSpec::simple(1);
+    spec.items = vec![item];
+    spec
+}
+
+#[test]
+fn the_chain_list_not_the_client_flag_decides_what_is_controlled() {
+    let mut w = World::staffed_with_seed("controlled-flag");
+    // 1. Morphine is on the genesis list: flagged otherwise, it is refused.
+    let mut m = morphine(10);
+    m.controlled = false;
+    let (t, _) = w.issue(&staff("dr-north"), HOSP_NORTH, one_item(m));
+    assert_eq!(
+        w.refused(t, "controlled_mismatch"),
+        Rejection::ControlledMismatch {
+            item: 0,
+            atc: rxchain_contracts::AtcCode::parse("N02AA01").unwrap(),
+            listed: true
+        }
+    );
+    // 2. Paracetamol is not: flagged controlled, the second item is refused.
+    let mut p = paracetamol(10);
+    p.controlled = true;
+    let mut spec = one_item(amoxicillin(5));
+    spec.items.push(p);
+    let (t, _) = w.issue(&staff("dr-north"), HOSP_NORTH, spec);
+    let r = w.refused(t, "controlled_mismatch");
+    assert!(
+        matches!(
+            r,
+            Rejection::ControlledMismatch {
+                item: 1,
+                listed: false,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    // 3. Flags that agree pass, and the list sets the validity.
+    let rx = w.issued(RxSpec::controlled(10));
+    let rec = w.rx(&rx.id);
+    assert!(rec.controlled);
+    assert_eq!(rec.valid_until, rec.valid_from.plus_days(28));
+}
+
+#[test]
+fn a_regulator_officer_changes_the_controlled_list() {
+    let mut w = World::staffed_with_seed("controlled-list");
+    let before = w.issued(RxSpec::controlled(10));
+    // 1. Nobody but a regulator officer changes it.
+    for (signer, code) in [
+        (staff("ph-a"), "wrong_role"),
+        (staff("dr-north"), "wrong_role"),
+        (admin_key(REGULATOR), "wrong_role"),
+        (test_key("stranger"), "unknown_signer"),
+    ] {
+        let t = w.set_controlled(&signer, "N02BE01", Some("V"));
+        w.refused(t, code);
+    }
+    // 2. Paracetamol goes on the list; morphine comes off.
+    let t = w.set_controlled(&staff("officer"), "N02BE01", Some("V"));
+    w.applied(t);
+    let t = w.set_controlled(&staff("officer"), "N02AA01", None);
+    w.applied(t);
+    let list = rxchain_contracts::ControlledList::current(&w.genesis, &w.store).unwrap();
+    let listed: Vec<(&str, &str)> = list
+        .drugs()
+        .iter()
+        .map(|d| (d.atc.as_str(), d.schedule.as_str()))
+        .collect();
+    assert_eq!(listed, [("N02BE01", "V")]);
+    // 3. A change that changes nothing is refused.
+    let t = w.set_controlled(&staff("officer"), "N02AA01", None);
+    assert_eq!(
+        w.refused(t, "controlled_unchanged"),
+        Rejection::ControlledUnchanged {
+            atc: rxchain_contracts::AtcCode::parse("N02AA01").unwrap()
+        }
+    );
+    let t = w.set_controlled(&staff("officer"), "N02BE01", Some("V"));
+    w.refused(t, "controlled_unchanged");
+    // 4. New prescriptions follow the new list, in both directions.
+    let (t, _) = w.issue(&staff("dr-north"), HOSP_NORTH, RxSpec::simple(10));
+    w.refused(t, "controlled_mismatch");
+    let mut p = paracetamol(10);
+    p.controlled = true;
+    let rx = w.issued(one_item(p));
+    let rec = w.rx(&rx.id);
+    assert!(rec.controlled);
+    assert_eq!(rec.valid_until, rec.valid_from.plus_days(28));
+    let (t, _) = w.issue(&staff("dr-north"), HOSP_NORTH, RxSpec::controlled(10));
+    w.refused(t, "controlled_mismatch");
+    let mut m = morphine(10);
+    m.controlled = false;
+    let rx = w.issued(one_item(m));
+    let rec = w.rx(&rx.id);
+    assert!(!rec.controlled);
+    assert_eq!(rec.valid_until, rec.valid_from.plus_days(90));
+    // 5. A prescription issued before keeps what it was issued with.
+    assert!(w.rx(&before.id).controlled);
+    // 6. The offline verifier replays the changes to the same outcomes.
+    verify::verify_chain(&w.genesis, &w.blocks).expect("the chain verifies");
+}
+
+// ---- carriers --------------------------------------------------------------
+
+#[test]
+fn only_couriers_of_the_carrier_handed_the_delivery_record_it() {
+    use DeliveryStatus::*;
+    // A second logistics member, with a courier of its own.
+    let mut g = genesis();
+    g.orgs.push(rxchain_contracts::OrgDecl {
+        id: org("logistics-2"),
+        kind: rxchain_contracts::OrgKind::Logistics,
+        name: label("Synthetic logistics-2"),
+        address: label("8 Test Street, Testtown"),
+        admin_key: admin_key("logistics-2").public(),
+        data_key: data_key("logistics-2").public(),
+        nodes: Vec::new(),
+    });
+    let mut w = World::staffed_with_genesis(g);
+    w.rng = common::DetRng::new("carriers");
+    let t = w.register("logistics-2", &staff("courier-2").public(), Role::Courier);
+    w.applied(t);
+    let rx = w.issued(RxSpec::simple(10));
+    let a = w.assign_delivery(&rx, PHARM_A, "7 Synthetic Road, Testtown");
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+    let e = w.delivery(&staff("ph-a"), rx.id, Packed);
+    w.applied(e);
+    // 1. Before any hand-over, no logistics courier records anything.
+    let e = w.delivery(&staff("courier-log"), rx.id, Dispatched);
+    assert_eq!(
+        w.refused(e, "not_carrier"),
+        Rejection::NotCarrier { carrier: None }
+    );
+    // 2. Only the claiming pharmacy's pharmacist hands over, to a
+    // logistics member.
+    let h = w.hand_to_carrier(&staff("ph-b"), rx.id, LOGISTICS);
+    w.refused(h, "claimed_by_other");
+    let h = w.hand_to_carrier(&staff("courier-a"), rx.id, LOGISTICS);
+    w.refused(h, "wrong_role");
+    let h = w.hand_to_carrier(&staff("ph-a"), rx.id, PHARM_B);
+    w.refused(h, "wrong_org_kind");
+    let h = w.hand_to_carrier(&staff("ph-a"), rx.id, "nobody");
+    w.refused(h, "unknown_org");
+    let h = w.hand_to_carrier(&staff("ph-a"), rx.id, LOGISTICS);
+    w.applied(h);
+    assert_eq!(w.rx(&rx.id).carrier, Some(org(LOGISTICS)));
+    // 3. A courier of the other logistics member is refused, naming the
+    // carrier; the carrier's courier and the pharmacy's own carry on.
+    let e = w.delivery(&staff("courier-2"), rx.id, Dispatched);
+    assert_eq!(
+        w.refused(e, "not_carrier"),
+        Rejection::NotCarrier {
+            carrier: Some(org(LOGISTICS))
+        }
+    );
+    let e = w.delivery(&staff("courier-log"), rx.id, Dispatched);
+    w.applied(e);
+    let e = w.delivery(&staff("courier-a"), rx.id, OutForDelivery);
+    w.applied(e);
+    // 4. A new hand-over moves the delivery to the other carrier.
+    let h = w.hand_to_carrier(&staff("ph-a"), rx.id, "logistics-2");
+    w.applied(h);
+    let e = w.delivery(&staff("courier-log"), rx.id, Delivered);
+    w.refused(e, "not_carrier");
+    let e = w.delivery(&staff("courier-2"), rx.id, Delivered);
+    w.applied(e);
+}
+
+#[test]
+fn only_home_deliveries_are_handed_to_a_carrier_and_a_release_takes_it_back() {
+    // 1. A pickup prescription has no carrier.
+    let (mut w, rx) = with_rx("carrier-pickup", RxSpec::simple(10));
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.applied(a);
+    let h = w.hand_to_carrier(&staff("ph-a"), rx.id, LOGISTICS);
+    w.refused(h, "not_claimed");
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let h = w.hand_to_carrier(&staff("ph-a"), rx.id, LOGISTICS);
+    assert_eq!(w.refused(h, "not_a_delivery"), Rejection::NotADelivery);
+    // 2. A release clears the carrier with the rest of the delivery trail.
+    let (mut w, rx) = with_rx("carrier-release", RxSpec::simple(10));
+    let a = w.assign_delivery(&rx, PHARM_A, "7 Synthetic Road, Testtown");
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let h = w.hand_to_carrier(&staff("ph-a"), rx.id, LOGISTICS);
+    w.applied(h);
+    assert_eq!(w.rx(&rx.id).carrier, Some(org(LOGISTICS)));
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.applied(r);
+    assert_eq!(w.rx(&rx.id).carrier, None);
+}
+
+// ---- spent claim proofs -------------------------------------------------------
+
+#[test]
+fn a_good_proof_is_spent_even_when_its_claim_is_refused() {
+    let (mut w, rx) = with_rx("proof-spent", RxSpec::simple(10));
+    let a = w.assign_pickup(&rx, PHARM_B);
+    w.applied(a);
+    // 1. pharm-a holds the QR code but the patient chose pharm-b: refused,
+    // and the proof is now public on the chain.
+    let nonce = [5u8; 16];
+    let proof = claim_proof(CHAIN_ID, &rx.id, PHARM_A, &nonce, &rx.secret);
+    let c = w.claim_with_proof(&staff("ph-a"), PHARM_A, rx.id, nonce, proof);
+    w.refused(c, "assigned_elsewhere");
+    // 2. Once the patient chooses pharm-a, the published proof is spent.
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.applied(a);
+    let c = w.claim_with_proof(&staff("ph-a-2"), PHARM_A, rx.id, nonce, proof);
+    assert_eq!(w.refused(c, "proof_reused"), Rejection::ProofReused);
+    assert_eq!(w.rx(&rx.id).claim, None);
+    // 3. A fresh proof works.
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+}
+
+// ---- admission ------------------------------------------------------------------
+
+/// What the mempool would answer for `t` against the committed state.
+fn admit(w: &World, t: &SignedTx) -> Result<(), lifecycle::Inadmissible> {
+    let v = t.clone().verify(CHAIN_ID).expect("well-formed and signed");
+    lifecycle::admissible(&w.genesis, &w.store, &v, w.now)
+}
+
+#[test]
+fn admission_refuses_signers_the_state_does_not_know_for_the_kind() {
+    let (mut w, rx) = claimed_by_a("admission", RxSpec::simple(10));
+    let r = w.revoke(&admin_key(PHARM_A), &staff("ph-a-2").public());
+    w.applied(r);
+    let revoked_at = w.tip.timestamp;
+    let newcomer = test_key("newcomer").public();
+    let cases: Vec<(SignedTx, Rejection)> = vec![
+        (
+            w.issue(&test_key("stranger"), HOSP_NORTH, RxSpec::simple(1))
+                .0,
+            Rejection::UnknownSigner,
+        ),
+        (
+            w.issue(&staff("ph-a"), HOSP_NORTH, RxSpec::simple(1)).0,
+            Rejection::WrongRole {
+                role: "pharmacist".into(),
+                action: "issue prescriptions".into(),
+            },
+        ),
+        (
+            w.dispense(&staff("ph-a-2"), rx.id, &[(0, 1)], false),
+            Rejection::SignerRevoked { at: revoked_at },
+        ),
+        (
+            w.register_by(&admin_key(PHARM_B), PHARM_A, &newcomer, Role::Pharmacist),
+            Rejection::NotOrgAdmin { org: org(PHARM_A) },
+        ),
+        (
+            w.revoke(&admin_key(PHARM_B), &staff("ph-a").public()),
+            Rejection::NotOrgAdmin { org: org(PHARM_A) },
+        ),
+        (
+            w.tx(
+                &test_key("stranger"),
+                TxBody::Assign(AssignRx {
+                    id: rx.id,
+                    fulfilment: Fulfilment::Pickup {
+                        pharmacy: org(PHARM_A),
+                    },
+                    handover: None,
+                }),
+            ),
+            Rejection::NotPatient,
+        ),
+        (
+            w.cancel(&staff("dr-south"), rx.id),
+            Rejection::NotPrescriberOrPatient,
+        ),
+        (
+            w.delivery(&admin_key(PHARM_A), rx.id, DeliveryStatus::ReadyForPickup),
+            Rejection::WrongRole {
+                role: "organisation admin".into(),
+                action: "record delivery events".into(),
+            },
+        ),
+        (
+            w.set_controlled(&staff("ph-a"), "N02BE01", Some("V")),
+            Rejection::WrongRole {
+                role: "pharmacist".into(),
+                action: "change the controlled-drug list".into(),
+            },
+        ),
+    ];
+    for (t, expected) in cases {
+        let kind = t.tx.body.kind();
+        assert!(expected.is_admission(), "{expected:?} is an admission code");
+        assert_eq!(
+            admit(&w, &t),
+            Err(lifecycle::Inadmissible::Refused(expected.clone())),
+            "{kind}"
+        );
+        // The chain refuses it the same way, should it get there.
+        let outcome = w.run1(t);
+        assert_eq!(outcome, Outcome::Refused { reason: expected }, "{kind}");
+    }
+    // A pharmacist claiming for another pharmacy is not admitted either.
+    let c = w.claim(&staff("ph-b"), PHARM_A, &rx);
+    assert!(matches!(
+        admit(&w, &c),
+        Err(lifecycle::Inadmissible::Refused(
+            Rejection::WrongOrgKind { .. }
+        ))
+    ));
+}
+
+#[test]
+fn admission_lets_legitimate_signers_through_to_be_refused_on_the_chain() {
+    let (mut w, rx) = claimed_by_a("admission-audit", RxSpec::simple(10));
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+    let other = w.issued(RxSpec::simple(10));
+    let cases = vec![
+        // A second dispense, by the pharmacy that completed it.
+        (
+            w.dispense(&staff("ph-a"), rx.id, &[(0, 1)], false),
+            "already_dispensed",
+        ),
+        // A wrong QR proof.
+        (
+            w.claim_with_secret(
+                &staff("ph-b"),
+                PHARM_B,
+                other.id,
+                &AccessSecret::from_bytes([7; 32]),
+            ),
+            "wrong_secret",
+        ),
+        // An out-of-order delivery event.
+        (
+            w.delivery(&staff("ph-a"), rx.id, DeliveryStatus::Delivered),
+            "wrong_fulfilment_mode",
+        ),
+        // A colleague's revocation the rules refuse.
+        (
+            w.revoke(&admin_key(REGULATOR), &admin_key(PHARM_A).public()),
+            "cannot_revoke_admin",
+        ),
+        // The patient cancelling a completed prescription.
+        (w.cancel(&rx.patient, rx.id), "already_dispensed"),
+    ];
+    for (t, code) in cases {
+        assert_eq!(admit(&w, &t), Ok(()), "{code} is the chain's to record");
+        let r = w.refused(t, code);
+        assert!(!r.is_admission());
+    }
+    // An expired prescription: its claim is admitted and refused on the chain.
+    w.advance_days(91);
+    let c = w.claim(&staff("ph-b"), PHARM_B, &other);
+    assert_eq!(admit(&w, &c), Ok(()));
+    w.refused(c, "expired");
+}
+
 // ---- coverage ledger ----------------------------------------------------
 //
 // Everything below this marker is bookkeeping, not a test of a rule: the
@@ -2145,6 +2516,16 @@ fn every_rejection() -> Vec<Rejection> {
             attempted: s,
             mode: String::new(),
         },
+        Rejection::ControlledMismatch {
+            item: 0,
+            atc: rxchain_contracts::AtcCode::parse("N02AA01").unwrap(),
+            listed: true,
+        },
+        Rejection::ControlledUnchanged {
+            atc: rxchain_contracts::AtcCode::parse("N02AA01").unwrap(),
+        },
+        Rejection::NotCarrier { carrier: None },
+        Rejection::NotADelivery,
     ]
 }
 
@@ -2186,7 +2567,11 @@ fn ledger_entry(r: &Rejection) -> &'static str {
         | Rejection::BadItem { .. }
         | Rejection::ExceedsAllowance { .. }
         | Rejection::DeliveryOutOfOrder { .. }
-        | Rejection::WrongFulfilmentMode { .. } => r.code(),
+        | Rejection::WrongFulfilmentMode { .. }
+        | Rejection::ControlledMismatch { .. }
+        | Rejection::ControlledUnchanged { .. }
+        | Rejection::NotCarrier { .. }
+        | Rejection::NotADelivery => r.code(),
     }
 }
 

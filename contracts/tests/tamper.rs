@@ -63,6 +63,7 @@ fn mixed_chain() -> Chain {
         w.dispense(&staff("ph-a"), rx1.id, &[(0, 10)], false),
         w.claim(&staff("ph-b"), PHARM_B, &rx2),
         w.delivery(&staff("ph-a"), rx1.id, DeliveryStatus::Packed),
+        w.hand_to_carrier(&staff("ph-a"), rx1.id, LOGISTICS),
         w.dispense(&staff("ph-b"), rx2.id, &[(0, 5)], false),
         cancel,
         w.claim(&staff("ph-c"), PHARM_C, &rx3),
@@ -76,6 +77,7 @@ fn mixed_chain() -> Chain {
         w.dispense(&staff("ph-a-2"), rx1.id, &[(0, 1)], false),
         w.delivery(&staff("courier-a"), rx1.id, DeliveryStatus::OutForDelivery),
         w.release(&staff("ph-c"), rx3.id),
+        w.set_controlled(&staff("officer"), "N05BA01", Some("IV")),
     ];
     w.advance_days(1);
     w.run(txs);
@@ -436,7 +438,7 @@ fn every_single_byte_change_of_a_transaction_is_detected() {
     }
     assert_eq!(
         by_kind.len(),
-        9,
+        11,
         "the chain holds every kind: {:?}",
         by_kind.keys()
     );

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use rxchain_contracts::privacy::{self, ContentKey, PatientDetails, PrivateContent, WrappedKey};
 use rxchain_contracts::state::PublicStatus;
 use rxchain_contracts::tx::{CancelReason, Item, Role, TxBody};
-use rxchain_contracts::{rules, Genesis, PrescriptionId, SecretKey, Timestamp};
+use rxchain_contracts::{rules, ControlledList, Genesis, PrescriptionId, SecretKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -88,7 +88,7 @@ pub struct Issued {
 
 /// Checks the form beyond its JSON shape with the contracts' rule, one
 /// sentence per problem.
-fn check_issue(g: &Genesis, r: &IssueRequest) -> Result<(), ApiError> {
+fn check_issue(g: &Genesis, list: &ControlledList, r: &IssueRequest) -> Result<(), ApiError> {
     let form = rules::IssueForm {
         items: &r.items,
         dosage: &r.dosage,
@@ -97,7 +97,8 @@ fn check_issue(g: &Genesis, r: &IssueRequest) -> Result<(), ApiError> {
         patient: &r.patient,
         notes: r.notes.as_deref(),
     };
-    rules::check_issue_form(&g.params, &form).map_err(|e| ApiError::bad(e.code(), e.to_string()))
+    rules::check_issue_form(&g.params, list, &form)
+        .map_err(|e| ApiError::bad(e.code(), e.to_string()))
 }
 
 /// Issues a prescription signed by the doctor, sealed for the patient's QR
@@ -111,7 +112,10 @@ async fn issue(
 ) -> Result<Response, ApiError> {
     let staff = staff.0;
     staff.require(&[Role::Practitioner], "issue prescriptions")?;
-    check_issue(&s.genesis, &req)?;
+    // The chain's controlled list decides what is controlled: the form's
+    // flags must agree with it, as the chain will insist.
+    let list = ControlledList::current(&s.genesis, &s.chain.state()).map_err(ApiError::internal)?;
+    check_issue(&s.genesis, &list, &req)?;
     let idem = idem.for_staff(&staff, "issue", "", &hash);
     // A retry with the key answers the prescription signed the first time;
     // its QR payload (the access secret) is kept sealed for the key's TTL,
@@ -129,7 +133,7 @@ async fn issue(
     };
     let valid_until = rules::valid_until(
         &s.genesis.params,
-        rules::is_controlled(&body.items),
+        rules::is_controlled(&list, &body.items),
         body.valid_from,
         body.valid_until,
     );

@@ -27,6 +27,10 @@ pub enum ApiError {
     /// 400: the transaction's signature does not verify.
     #[error("the transaction signature does not verify for its declared signer")]
     BadSignature,
+    /// 4xx by rule, before ordering: the signer may not sign this kind of
+    /// transaction (admission control); nothing was written to the chain.
+    #[error("{0}")]
+    NotAdmitted(Rejection),
     /// 4xx by rule: the chain refused the transaction (and recorded the refusal).
     #[error("{0}")]
     Refused(Rejection, Option<Receipt>),
@@ -151,7 +155,8 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | NotPrescriberOrPatient
         | NotPatient
         | WrongSecret { .. }
-        | CannotRevokeAdmin => StatusCode::FORBIDDEN,
+        | CannotRevokeAdmin
+        | NotCarrier { .. } => StatusCode::FORBIDDEN,
         Expired { .. } => StatusCode::GONE,
         Duplicate
         | AlreadyClaimed
@@ -168,6 +173,8 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | AssignedElsewhere { .. }
         | NotClaimed
         | WrongFulfilmentMode { .. }
+        | ControlledUnchanged { .. }
+        | NotADelivery
         | Cancelled { .. } => StatusCode::CONFLICT,
         BadValidity
         | ValidityTooLong { .. }
@@ -175,6 +182,7 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | BadAccessKey
         | BadItem { .. }
         | WrongOrgKind { .. }
+        | ControlledMismatch { .. }
         | FromTheFuture
         | NotYetValid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
     }
@@ -185,7 +193,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } | ApiError::BadSignature => StatusCode::BAD_REQUEST,
-            ApiError::Refused(r, _) => rejection_status(r),
+            ApiError::Refused(r, _) | ApiError::NotAdmitted(r) => rejection_status(r),
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -218,7 +226,7 @@ impl ApiError {
             | ApiError::Busy { code, .. }
             | ApiError::RateLimited { code, .. } => code,
             ApiError::BadSignature => "bad_signature",
-            ApiError::Refused(r, _) => r.code(),
+            ApiError::Refused(r, _) | ApiError::NotAdmitted(r) => r.code(),
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::UnsupportedMedia(_) => "unsupported_media_type",
             ApiError::TooMany(_) => "too_many_requests",
@@ -301,6 +309,7 @@ impl IntoResponse for ApiError {
         };
         let (receipt, detail) = match &self {
             ApiError::Refused(r, receipt) => (receipt.as_ref(), Some(r)),
+            ApiError::NotAdmitted(r) => (None, Some(r)),
             _ => (None, None),
         };
         let body = Body {
@@ -344,6 +353,8 @@ impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         match e {
             SubmitError::Invalid(e) => e.into(),
+            SubmitError::Inadmissible(r) => ApiError::NotAdmitted(r),
+            e @ SubmitError::CorruptState(_) => ApiError::internal(e),
             SubmitError::Store(e) => e.into(),
             e @ SubmitError::BadLeaderAnswer(_) => ApiError::internal(e),
             e @ SubmitError::NotAdmitted(_) => ApiError::Busy {

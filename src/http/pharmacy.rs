@@ -1,5 +1,6 @@
 //! The pharmacist's and courier's endpoints, signed on the server: claim,
-//! dispense, release, delivery events, and the pharmacy's list.
+//! dispense, release, delivery events, the hand-over of a delivery to a
+//! carrier, and the pharmacy's list.
 //!
 //! As for doctors ([`super::doctor`]), the node signs as the signed-in
 //! staff member and submits through [`crate::service::submit`].
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/staff/dispense", post(dispense))
         .route("/v1/staff/release", post(release))
         .route("/v1/staff/delivery", post(delivery))
+        .route("/v1/staff/hand-over", post(hand_over))
         .route(
             "/v1/staff/pharmacy/prescriptions",
             get(pharmacy_prescriptions),
@@ -148,6 +150,31 @@ async fn delivery(
     staff.require(&[Role::Pharmacist, Role::Courier], "record delivery events")?;
     sign_and_submit(&s, &staff, idem.as_ref(), |g, k| {
         txbuild::delivery(g, k, req.id, req.status)
+    })
+    .await
+}
+
+/// A hand-over of a home delivery to a logistics member.
+#[derive(Deserialize)]
+pub struct HandOverRequest {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// The logistics organisation whose couriers carry it.
+    pub carrier: OrgId,
+}
+
+#[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
+async fn hand_over(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+    idem: IdempotencyKey,
+    HashedJson(req, hash): HashedJson<HandOverRequest>,
+) -> Result<Response, ApiError> {
+    let staff = staff.0;
+    let idem = idem.for_staff(&staff, "hand-over", "", &hash);
+    staff.require(&[Role::Pharmacist], "hand deliveries to a carrier")?;
+    sign_and_submit(&s, &staff, idem.as_ref(), |g, k| {
+        txbuild::hand_to_carrier(g, k, req.id, req.carrier)
     })
     .await
 }

@@ -10,7 +10,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use rxchain_contracts::{Outcome, PublicKey, SignedTx, TxError, TxId};
+use rxchain_contracts::lifecycle::{self, Inadmissible};
+use rxchain_contracts::state::CorruptState;
+use rxchain_contracts::{Outcome, PublicKey, Rejection, SignedTx, TxError, TxId, VerifiedTx};
 
 use super::leader::{self, PeerError, PeerRequest, Relayed};
 use super::Node;
@@ -52,6 +54,14 @@ pub enum SubmitError {
     /// promise "not committed"; a retry is idempotent.
     #[error("the node lost leadership before the transaction's commit was confirmed; retry (a retry is idempotent and returns the receipt if it did commit)")]
     LostLeadership,
+    /// The signer may not sign this kind of transaction (a stranger's key,
+    /// a revoked key, the wrong role): refused before ordering, so nothing
+    /// reaches the chain.
+    #[error("not admitted: {0}")]
+    Inadmissible(Rejection),
+    /// The state needed to decide admission does not decode.
+    #[error(transparent)]
+    CorruptState(#[from] CorruptState),
     /// The leader's answer could not be understood.
     #[error("the leader's answer could not be read")]
     BadLeaderAnswer(#[source] serde_json::Error),
@@ -174,6 +184,22 @@ fn committed(node: &Node, id: &TxId) -> Result<Option<(Receipt, SignedTx)>, Stor
     )))
 }
 
+/// Admission control: only a signer the committed state knows for the
+/// transaction's kind may put it in the mempool (the contracts' rule,
+/// [`lifecycle::admissible`]). A stranger's transaction is answered with the
+/// precise refusal and never reaches a block, so it cannot write to the
+/// permanent chain, fill a prescription's history or raise an alert.
+fn admit_signer(node: &Node, vtx: &VerifiedTx) -> Result<(), SubmitError> {
+    let view = node.chain.state();
+    let verdict = lifecycle::admissible(&node.genesis, &view, vtx, crate::clock::now());
+    view.check()?;
+    match verdict {
+        Ok(()) => Ok(()),
+        Err(Inadmissible::Refused(r)) => Err(SubmitError::Inadmissible(r)),
+        Err(Inadmissible::Corrupt(e)) => Err(SubmitError::CorruptState(e)),
+    }
+}
+
 /// A transaction whose id is known but whose signature bytes differ from
 /// the known copy is checked on its own: the id covers the body, not the
 /// signature, so a corrupted signature must not pass as a replay.
@@ -204,7 +230,7 @@ pub async fn submit_from(
     let result = submit_inner(node, signed, origin).await;
     let refused = match &result {
         Ok(Submitted::Committed(r)) => matches!(r.outcome, Outcome::Refused { .. }),
-        Err(SubmitError::Invalid(_)) => true,
+        Err(SubmitError::Invalid(_) | SubmitError::Inadmissible(_)) => true,
         _ => false,
     };
     if refused {
@@ -235,6 +261,7 @@ async fn submit_inner(
             // Signature checks are ~0.1 ms of CPU; done inline, once per
             // transaction, since the mempool then remembers the verified form.
             let vtx = node.mempool.verify(signed)?;
+            admit_signer(node, &vtx)?;
             let w = node.mempool.admit(vtx)?;
             // It may have been committed between the first check and admission.
             if let Some(r) = committed_receipt(node, &id)? {

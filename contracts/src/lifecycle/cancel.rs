@@ -9,12 +9,9 @@ use crate::tx::CancelRx;
 
 /// Cancels a prescription that is issued or assigned and undispensed.
 pub(super) fn cancel(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &CancelRx) -> Step {
+    // The signer is the prescriber or the patient: `admission::authorize`
+    // checked it.
     let mut rx = load(st, &b.id)??;
-    let is_patient = cx.key == rx.access_key;
-    let is_prescriber = cx.key == rx.prescriber;
-    if !is_patient && !is_prescriber {
-        return Err(Rejection::NotPrescriberOrPatient.into());
-    }
     match rx.status {
         RxStatus::Cancelled => return Err(cancelled(&rx, cx.now).into()),
         RxStatus::Completed => return Err(completed(&rx, cx.now).into()),

@@ -2,6 +2,7 @@
 //! fits, whether a prescription is open, and who holds its lock.
 
 use super::Signer;
+use crate::crypto::PublicKey;
 use crate::genesis::{Genesis, OrgKind};
 use crate::model::{OrgId, PrescriptionId, Timestamp};
 use crate::rejection::Rejection;
@@ -26,6 +27,19 @@ pub(super) fn need_role(
             action: action.into(),
         }),
         Signer::Other => Err(Rejection::UnknownSigner),
+    }
+}
+
+/// Refuses unless `key` is the prescription's prescriber or its access key
+/// (the patient).
+pub(super) fn need_prescriber_or_patient(
+    key: &PublicKey,
+    rx: &PrescriptionRecord,
+) -> Result<(), Rejection> {
+    if key == &rx.access_key || key == &rx.prescriber {
+        Ok(())
+    } else {
+        Err(Rejection::NotPrescriberOrPatient)
     }
 }
 

@@ -7,19 +7,14 @@ use crate::rejection::Rejection;
 use crate::state::{claim_nonce_key, rx_key, ClaimInfo, Overlay, RxStatus};
 use crate::tx::{claim_proof_message, ClaimRx, ReleaseRx, Role, CLAIM_PROOF_TAG};
 
-/// Claims a prescription for the pharmacist's own pharmacy. The access
-/// proof is checked before anything else about the prescription, and each
-/// proof's nonce is usable once.
+/// Claims a prescription for the pharmacist's own pharmacy (the signer and
+/// the pharmacy were checked by `admission::authorize`). The access proof is
+/// checked before anything else about the prescription, and a good proof's
+/// nonce is spent the first time the proof is checked, whatever the outcome:
+/// a refused claim's proof is public on the chain and must not work later.
+/// A wrong proof spends nothing, since it proves nothing.
 pub(super) fn claim(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &ClaimRx) -> Step {
-    let staff = need_role(&cx.signer, Role::Pharmacist, "claim prescriptions")?;
     let mut rx = load(st, &b.id)??;
-    if staff.org != b.pharmacy {
-        return Err(Rejection::WrongOrgKind {
-            org: b.pharmacy.clone(),
-            need: format!("the pharmacist's own pharmacy ({})", staff.org),
-        }
-        .into());
-    }
     // The proof comes first: without the QR code, nothing else about
     // the prescription is the claimant's business.
     let msg = claim_proof_message(cx.g.chain_id.as_str(), &b.id, &b.pharmacy, &b.nonce);
@@ -37,8 +32,9 @@ pub(super) fn claim(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &ClaimRx) -> Step {
     if st.get_raw(&nonce_key).is_some() {
         return Err(Rejection::ProofReused.into());
     }
+    // Spent from here on, even if the claim is refused below.
+    cx.keep(nonce_key, Vec::new());
     claimable_by(&rx, &b.pharmacy, cx.now)?;
-    st.writes.insert(nonce_key, Some(Vec::new()));
     rx.claim = Some(ClaimInfo {
         pharmacy: b.pharmacy.clone(),
         by: cx.key,
@@ -63,6 +59,7 @@ pub(super) fn release(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &ReleaseRx) -> Step
     // next pharmacy starts its own (and cannot dispatch a parcel it
     // never packed). The blocks keep the old events for the audit.
     rx.delivery.clear();
+    rx.carrier = None;
     rx.status = RxStatus::Issued;
     st.put(rx_key(&b.id), &rx);
     Ok(())

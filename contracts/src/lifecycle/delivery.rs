@@ -1,13 +1,15 @@
 //! Delivery and pickup events: ready-for-pickup for pickup prescriptions,
 //! and the delivery order packed → dispatched → out for delivery →
-//! delivered (or failed, then returned) for home delivery.
+//! delivered (or failed, then returned) for home delivery; and the claiming
+//! pharmacy's hand-over of a delivery to a logistics member, whose couriers
+//! then record its progress.
 
-use super::checks::{cancelled, load};
+use super::checks::{cancelled, load, need_org, need_role};
 use super::{Ctx, Signer, Step};
 use crate::genesis::OrgKind;
 use crate::rejection::Rejection;
-use crate::state::{rx_key, DeliveryRecord, Overlay, RxStatus};
-use crate::tx::{DeliveryEvent, DeliveryStatus, Fulfilment, Role};
+use crate::state::{rx_key, DeliveryRecord, Overlay, RxStatus, StaffRecord};
+use crate::tx::{DeliveryEvent, DeliveryStatus, Fulfilment, HandToCarrier, Role};
 
 /// The delivery state machine: packed → dispatched → out for delivery →
 /// delivered; failed after dispatch; returned after failure.
@@ -25,44 +27,54 @@ pub fn delivery_follows(last: Option<DeliveryStatus>, next: DeliveryStatus) -> b
     )
 }
 
-/// Records a delivery or pickup event on a claimed prescription: by a
-/// pharmacist or courier of the claiming pharmacy, or by a courier of a
-/// logistics member (who may not pack: only the pharmacy packs).
-pub(super) fn delivery(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &DeliveryEvent) -> Step {
+/// Who may record delivery and pickup events at all: a pharmacist or a
+/// courier. Which prescriptions they may record for depends on it: see
+/// [`delivery`].
+pub(super) fn recorder(signer: &Signer<'_>) -> Result<StaffRecord, Rejection> {
     let action = "record delivery events";
-    let staff = match &cx.signer {
-        Signer::Staff(s) if matches!(s.role, Role::Pharmacist | Role::Courier) => s.clone(),
-        Signer::Staff(s) => {
-            return Err(Rejection::WrongRole {
-                role: s.role.label().into(),
-                action: action.into(),
-            }
-            .into())
-        }
+    match signer {
+        Signer::Staff(s) if matches!(s.role, Role::Pharmacist | Role::Courier) => Ok(s.clone()),
+        Signer::Staff(s) => Err(Rejection::WrongRole {
+            role: s.role.label().into(),
+            action: action.into(),
+        }),
         // An admin key is known to the consortium; saying otherwise
         // would send the operator looking for a missing registration.
-        Signer::Admin(_) => {
-            return Err(Rejection::WrongRole {
-                role: "organisation admin".into(),
-                action: action.into(),
-            }
-            .into())
-        }
-        Signer::Other => return Err(Rejection::UnknownSigner.into()),
-    };
+        Signer::Admin(_) => Err(Rejection::WrongRole {
+            role: "organisation admin".into(),
+            action: action.into(),
+        }),
+        Signer::Other => Err(Rejection::UnknownSigner),
+    }
+}
+
+/// Records a delivery or pickup event on a claimed prescription: by a
+/// pharmacist or courier of the claiming pharmacy, or by a courier of the
+/// logistics member the pharmacy handed the delivery to (who may not pack:
+/// only the pharmacy packs). A courier of any other logistics member is
+/// refused with `not_carrier`.
+pub(super) fn delivery(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &DeliveryEvent) -> Step {
+    let staff = recorder(&cx.signer)?;
     let mut rx = load(st, &b.id)??;
     let Some(claim) = rx.claim.clone() else {
         return Err(Rejection::NotClaimed.into());
     };
-    let org_kind = cx.g.org(&staff.org).map(|o| o.kind);
-    let may = staff.org == claim.pharmacy
-        || (staff.role == Role::Courier && org_kind == Some(OrgKind::Logistics));
-    if !may {
-        return Err(Rejection::ClaimedByOther {
-            pharmacy: claim.pharmacy,
-            at: claim.at,
+    if staff.org != claim.pharmacy {
+        let logistics_courier = staff.role == Role::Courier
+            && cx.g.org(&staff.org).map(|o| o.kind) == Some(OrgKind::Logistics);
+        if !logistics_courier {
+            return Err(Rejection::ClaimedByOther {
+                pharmacy: claim.pharmacy,
+                at: claim.at,
+            }
+            .into());
         }
-        .into());
+        if rx.carrier.as_ref() != Some(&staff.org) {
+            return Err(Rejection::NotCarrier {
+                carrier: rx.carrier,
+            }
+            .into());
+        }
     }
     if rx.status == RxStatus::Cancelled {
         return Err(cancelled(&rx, cx.now).into());
@@ -116,6 +128,35 @@ pub(super) fn delivery(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &DeliveryEvent) ->
         by: cx.key,
         at: cx.now,
     });
+    st.put(rx_key(&b.id), &rx);
+    Ok(())
+}
+
+/// Hands a home delivery to a logistics member: a pharmacist of the
+/// claiming pharmacy names the carrier, whose couriers may then record the
+/// delivery's progress. A new hand-over replaces the previous carrier; a
+/// release clears it with the rest of the delivery trail.
+pub(super) fn hand_to_carrier(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &HandToCarrier) -> Step {
+    let staff = need_role(&cx.signer, Role::Pharmacist, "hand deliveries to a carrier")?;
+    let mut rx = load(st, &b.id)??;
+    if rx.status == RxStatus::Cancelled {
+        return Err(cancelled(&rx, cx.now).into());
+    }
+    let Some(claim) = rx.claim.clone() else {
+        return Err(Rejection::NotClaimed.into());
+    };
+    if staff.org != claim.pharmacy {
+        return Err(Rejection::ClaimedByOther {
+            pharmacy: claim.pharmacy,
+            at: claim.at,
+        }
+        .into());
+    }
+    if !matches!(rx.fulfilment, Some(Fulfilment::Delivery { .. })) {
+        return Err(Rejection::NotADelivery.into());
+    }
+    need_org(cx.g, &b.carrier, OrgKind::Logistics)?;
+    rx.carrier = Some(b.carrier.clone());
     st.put(rx_key(&b.id), &rx);
     Ok(())
 }

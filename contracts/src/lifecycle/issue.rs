@@ -4,6 +4,7 @@
 
 use super::checks::need_role;
 use super::{Ctx, Step};
+use crate::controlled::ControlledList;
 use crate::rejection::Rejection;
 use crate::rules;
 use crate::state::{rx_key, Overlay, PrescriptionRecord, RxStatus};
@@ -22,7 +23,11 @@ pub(super) fn issue(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &IssueRx) -> Step {
         return Err(Rejection::BadAccessKey.into());
     }
     let params = &cx.g.params;
-    let controlled = rules::is_controlled(&b.items);
+    // What is controlled is the chain's list, not the client's flag: the
+    // flags must agree with it, so records and reports can rely on them.
+    let list = ControlledList::current(cx.g, st)?;
+    rules::check_controlled_flags(&list, &b.items)?;
+    let controlled = rules::is_controlled(&list, &b.items);
     let max_days = rules::max_validity_days(params, controlled);
     let valid_until = rules::valid_until(params, controlled, b.valid_from, b.valid_until);
     if valid_until <= b.valid_from || valid_until <= cx.now {
@@ -72,6 +77,7 @@ pub(super) fn issue(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &IssueRx) -> Step {
             cancelled: None,
             wrong_proofs: 0,
             refused_attempts: 0,
+            carrier: None,
         },
     );
     Ok(())

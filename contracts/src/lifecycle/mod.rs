@@ -6,32 +6,39 @@
 //! (so a replay gets the same outcome), and refusals about a prescription are
 //! counted on it, wrong access proofs separately, so regulators see attempts.
 //!
-//! [`apply`] checks what holds for every kind (clock skew, revoked signer)
-//! and hands the body to one private function per kind, in one file each:
-//! `staff` (registry), `issue`, `assign`, `claim` (claim and release),
-//! `dispense`, `cancel` and `delivery`. The checks they share are in
-//! `checks`.
+//! [`apply`] checks what holds for every kind (clock skew, revoked signer),
+//! then whether the signer may sign this kind at all (`admission`, the same
+//! checks the mempool runs through [`admissible`]), and hands the body to
+//! one private function per kind, in one file each: `staff` (registry),
+//! `issue`, `assign`, `claim` (claim and release), `dispense`, `cancel`,
+//! `delivery` (events and the hand-over to a carrier) and `controlled` (the
+//! controlled-drug list). The checks they share are in `checks`.
 //! docs/rules.md in the repository lists every rule with the function and
 //! refusal that enforce it.
 
+mod admission;
 mod assign;
 mod cancel;
 mod checks;
 mod claim;
+mod controlled;
 mod delivery;
 mod dispense;
 mod issue;
 mod staff;
 
+use std::cell::RefCell;
+
 use crate::crypto::PublicKey;
 use crate::genesis::{Genesis, OrgDecl};
 use crate::model::Timestamp;
 use crate::state::{
-    rx_key, seen_key, staff_key, CorruptState, Overlay, PrescriptionRecord, StaffRecord,
+    rx_key, seen_key, staff_key, CorruptState, Overlay, PrescriptionRecord, StaffRecord, WriteSet,
 };
 use crate::tx::{TxBody, TxId, VerifiedTx};
 
 pub use crate::rejection::Rejection;
+pub use admission::{admissible, Inadmissible};
 pub use checks::claimable_by;
 pub use delivery::delivery_follows;
 
@@ -117,6 +124,16 @@ struct Ctx<'g> {
     tx: TxId,
     /// The block time.
     now: Timestamp,
+    /// Writes that stand whatever the outcome, such as a spent claim-proof
+    /// nonce: a refusal discards the transition's other writes, not these.
+    kept: RefCell<WriteSet>,
+}
+
+impl Ctx<'_> {
+    /// Writes `key` so that it stands even if the transaction is refused.
+    fn keep(&self, key: Vec<u8>, value: Vec<u8>) {
+        self.kept.borrow_mut().insert(key, Some(value));
+    }
 }
 
 /// Applies one verified transaction at block time `now`.
@@ -140,11 +157,12 @@ pub fn apply(
     st.writes.insert(seen, Some(Vec::new()));
     // Effects are staged in a scratch overlay and merged only on success, so
     // a refusal can never leave half its writes behind.
-    let result = {
+    let (result, kept) = {
         let mut scratch = Overlay::new(&*st);
-        let r = apply_inner(g, &mut scratch, vtx, now)?;
-        (r, scratch.writes)
+        let (r, kept) = apply_inner(g, &mut scratch, vtx, now)?;
+        ((r, scratch.writes), kept)
     };
+    st.writes.extend(kept);
     match result {
         (Ok(()), writes) => {
             st.writes.extend(writes);
@@ -171,21 +189,37 @@ impl crate::state::StateRead for Overlay<'_> {
     }
 }
 
-/// The checks common to every kind, then the kind's own transition.
+/// The checks common to every kind, then the kind's own transition; with
+/// the writes that stand whatever the outcome.
 fn apply_inner(
     g: &Genesis,
     st: &mut Overlay<'_>,
     vtx: &VerifiedTx,
     now: Timestamp,
-) -> Result<Result<(), Rejection>, CorruptState> {
-    match dispatch(g, st, vtx, now) {
-        Ok(()) => Ok(Ok(())),
-        Err(Stop::Refused(r)) => Ok(Err(r)),
+) -> Result<(Result<(), Rejection>, WriteSet), CorruptState> {
+    let (step, kept) = match context(g, st, vtx, now) {
+        Ok(cx) => {
+            let step = dispatch(&cx, st, vtx);
+            (step, cx.kept.into_inner())
+        }
+        Err(stop) => (Err(stop), WriteSet::new()),
+    };
+    match step {
+        Ok(()) => Ok((Ok(()), kept)),
+        Err(Stop::Refused(r)) => Ok((Err(r), kept)),
         Err(Stop::Corrupt(e)) => Err(e),
     }
 }
 
-fn dispatch(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timestamp) -> Step {
+/// The checks every kind shares (clock skew, a revoked signer, whether the
+/// signer may sign this kind), and the context the transitions need. The
+/// mempool's [`admissible`] runs exactly this.
+fn context<'g>(
+    g: &'g Genesis,
+    st: &Overlay<'_>,
+    vtx: &VerifiedTx,
+    now: Timestamp,
+) -> Result<Ctx<'g>, Stop> {
     let tx = vtx.tx();
     if tx.created_at.0 > now.0.saturating_add(g.params.max_clock_skew_ms) {
         return Err(Rejection::FromTheFuture.into());
@@ -202,16 +236,24 @@ fn dispatch(g: &Genesis, st: &mut Overlay<'_>, vtx: &VerifiedTx, now: Timestamp)
         key: tx.signer,
         tx: vtx.id(),
         now,
+        kept: RefCell::new(WriteSet::new()),
     };
-    match &tx.body {
-        TxBody::RegisterStaff(b) => staff::register(&cx, st, b),
-        TxBody::RevokeStaff(b) => staff::revoke(&cx, st, b),
-        TxBody::Issue(b) => issue::issue(&cx, st, b),
-        TxBody::Assign(b) => assign::assign(&cx, st, b),
-        TxBody::Claim(b) => claim::claim(&cx, st, b),
-        TxBody::Release(b) => claim::release(&cx, st, b),
-        TxBody::Dispense(b) => dispense::dispense(&cx, st, b),
-        TxBody::Cancel(b) => cancel::cancel(&cx, st, b),
-        TxBody::Delivery(b) => delivery::delivery(&cx, st, b),
+    admission::authorize(&cx, st, &tx.body)?;
+    Ok(cx)
+}
+
+fn dispatch(cx: &Ctx<'_>, st: &mut Overlay<'_>, vtx: &VerifiedTx) -> Step {
+    match &vtx.tx().body {
+        TxBody::RegisterStaff(b) => staff::register(cx, st, b),
+        TxBody::RevokeStaff(b) => staff::revoke(cx, st, b),
+        TxBody::Issue(b) => issue::issue(cx, st, b),
+        TxBody::Assign(b) => assign::assign(cx, st, b),
+        TxBody::Claim(b) => claim::claim(cx, st, b),
+        TxBody::Release(b) => claim::release(cx, st, b),
+        TxBody::Dispense(b) => dispense::dispense(cx, st, b),
+        TxBody::Cancel(b) => cancel::cancel(cx, st, b),
+        TxBody::Delivery(b) => delivery::delivery(cx, st, b),
+        TxBody::SetControlled(b) => controlled::set(cx, st, b),
+        TxBody::HandToCarrier(b) => delivery::hand_to_carrier(cx, st, b),
     }
 }

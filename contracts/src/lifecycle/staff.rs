@@ -2,8 +2,9 @@
 //! organisation, in roles that fit its kind; an admin or a regulator revokes
 //! them.
 
-use super::{Ctx, Signer, Step};
-use crate::genesis::OrgKind;
+use super::{Ctx, Signer, Step, Stop};
+use crate::genesis::{OrgDecl, OrgKind};
+use crate::model::OrgId;
 use crate::rejection::Rejection;
 use crate::state::{staff_key, Overlay, Revocation, StaffRecord};
 use crate::tx::{RegisterStaff, RevokeStaff, Role};
@@ -20,15 +21,47 @@ fn role_fits(kind: OrgKind, role: Role) -> bool {
     )
 }
 
+/// The organisation whose admin signs a registration for `org`: only its
+/// own admin may.
+pub(super) fn registering_admin<'g>(
+    signer: &Signer<'g>,
+    org: &OrgId,
+) -> Result<&'g OrgDecl, Rejection> {
+    match signer {
+        Signer::Admin(o) if &o.id == org => Ok(o),
+        _ => Err(Rejection::NotOrgAdmin { org: org.clone() }),
+    }
+}
+
+/// Whether the signer may revoke `b.key`: the admin of the key's
+/// organisation, a regulator's admin, or a regulator officer. For a key the
+/// state does not know as staff, an admin or officer passes here and the
+/// revocation is refused by its rules (`unknown_staff`,
+/// `cannot_revoke_admin`); anyone else is refused with `unknown_staff`,
+/// since no organisation can be named.
+pub(super) fn may_revoke(cx: &Ctx<'_>, st: &Overlay<'_>, b: &RevokeStaff) -> Result<(), Stop> {
+    let target_org = match cx.g.org_by_admin(&b.key) {
+        Some(o) => Some(o.id.clone()),
+        None => st.get::<StaffRecord>(&staff_key(&b.key))?.map(|t| t.org),
+    };
+    let allowed = match &cx.signer {
+        Signer::Other => return Err(Rejection::UnknownSigner.into()),
+        Signer::Staff(s) => s.role == Role::RegulatorOfficer,
+        Signer::Admin(org) => {
+            org.kind == OrgKind::Regulator || target_org.as_ref().is_none_or(|t| t == &org.id)
+        }
+    };
+    match (allowed, target_org) {
+        (true, _) => Ok(()),
+        (false, Some(org)) => Err(Rejection::NotOrgAdmin { org }.into()),
+        (false, None) => Err(Rejection::UnknownStaff.into()),
+    }
+}
+
 /// Registers a staff key: signed by the admin of `b.org`, in a role that
 /// fits the organisation, for a key not known yet (staff or admin).
 pub(super) fn register(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &RegisterStaff) -> Step {
-    let Signer::Admin(org) = cx.signer else {
-        return Err(Rejection::NotOrgAdmin { org: b.org.clone() }.into());
-    };
-    if org.id != b.org {
-        return Err(Rejection::NotOrgAdmin { org: b.org.clone() }.into());
-    }
+    let org = registering_admin(&cx.signer, &b.org)?;
     if !role_fits(org.kind, b.role) {
         return Err(Rejection::WrongOrgKind {
             org: org.id.clone(),
@@ -55,8 +88,9 @@ pub(super) fn register(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &RegisterStaff) ->
 }
 
 /// Revokes a staff key: signed by the admin of the key's organisation, by a
-/// regulator's admin or by a regulator officer. Admin keys come from genesis
-/// and cannot be revoked; a key is revoked once.
+/// regulator's admin or by a regulator officer (checked by [`may_revoke`]
+/// through `admission::authorize`). Admin keys come from genesis and cannot
+/// be revoked; a key is revoked once.
 pub(super) fn revoke(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &RevokeStaff) -> Step {
     if cx.g.org_by_admin(&b.key).is_some() {
         return Err(Rejection::CannotRevokeAdmin.into());
@@ -64,17 +98,6 @@ pub(super) fn revoke(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &RevokeStaff) -> Ste
     let Some(mut target) = st.get::<StaffRecord>(&staff_key(&b.key))? else {
         return Err(Rejection::UnknownStaff.into());
     };
-    let allowed = match &cx.signer {
-        Signer::Admin(org) => org.id == target.org || org.kind == OrgKind::Regulator,
-        Signer::Staff(s) => s.role == Role::RegulatorOfficer,
-        Signer::Other => return Err(Rejection::UnknownSigner.into()),
-    };
-    if !allowed {
-        return Err(Rejection::NotOrgAdmin {
-            org: target.org.clone(),
-        }
-        .into());
-    }
     if target.revoked.is_some() {
         return Err(Rejection::AlreadyRevoked.into());
     }

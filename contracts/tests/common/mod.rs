@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use rxchain_contracts::block::{self, Block, Tip};
+use rxchain_contracts::controlled::ControlledDrug;
 use rxchain_contracts::crypto::{Hash, PublicKey, SecretKey};
 use rxchain_contracts::encoding;
 use rxchain_contracts::genesis::{Genesis, NodeDecl, OrgDecl, OrgKind, Params};
@@ -28,10 +29,12 @@ use rxchain_contracts::model::{
 };
 use rxchain_contracts::privacy::{self, AccessSecret, ContentKey, PatientDetails, PrivateContent};
 use rxchain_contracts::state::{self, MemStore, PrescriptionRecord, StaffRecord, StateRead};
+use rxchain_contracts::tx::HandToCarrier;
 use rxchain_contracts::tx::{
     claim_proof_message, AssignRx, CancelReason, CancelRx, ClaimRx, DeliveryEvent, DeliveryStatus,
     DispenseLine, DispenseRx, Fulfilment, IssueRx, Item, RegisterStaff, ReleaseRx, RevokeReason,
-    RevokeStaff, Role, SignedTx, Transaction, TxBody, TxId, VerifiedTx, CLAIM_PROOF_TAG,
+    RevokeStaff, Role, SetControlled, SignedTx, Transaction, TxBody, TxId, VerifiedTx,
+    CLAIM_PROOF_TAG,
 };
 
 /// The chain id every test signature is bound to.
@@ -123,8 +126,17 @@ pub fn label(s: &str) -> Label {
     Label::parse(s).expect("harness labels are valid")
 }
 
+/// The controlled drugs of the synthetic genesis: morphine ([`morphine`]),
+/// schedule II.
+pub fn controlled_drugs() -> Vec<ControlledDrug> {
+    vec![ControlledDrug {
+        atc: AtcCode::parse("N02AA01").expect("harness ATC codes are valid"),
+        schedule: label("II"),
+    }]
+}
+
 /// The synthetic genesis: seven organisations with one node each (node ids
-/// 1..=7 in [`ORGS`] order) and default parameters.
+/// 1..=7 in [`ORGS`] order), default parameters and [`controlled_drugs`].
 pub fn genesis() -> Genesis {
     let orgs = ORGS
         .iter()
@@ -146,7 +158,10 @@ pub fn genesis() -> Genesis {
         chain_id: label(CHAIN_ID),
         created_at: T0,
         orgs,
-        params: Params::default(),
+        params: Params {
+            controlled: controlled_drugs(),
+            ..Params::default()
+        },
     };
     g.validate().expect("the synthetic genesis is consistent");
     g
@@ -315,7 +330,11 @@ impl Default for World {
 impl World {
     /// Genesis only, no staff, clock one hour after genesis.
     pub fn new() -> World {
-        let genesis = genesis();
+        World::with_genesis(genesis())
+    }
+
+    /// Like [`World::new`], on another genesis.
+    pub fn with_genesis(genesis: Genesis) -> World {
         let tip = Tip::genesis(&genesis);
         World {
             genesis,
@@ -332,7 +351,13 @@ impl World {
 
     /// Genesis plus one block registering every member of [`ROSTER`].
     pub fn staffed() -> World {
-        let mut w = World::new();
+        World::staffed_with_genesis(genesis())
+    }
+
+    /// Like [`World::staffed`], on another genesis that has the roster's
+    /// organisations.
+    pub fn staffed_with_genesis(genesis: Genesis) -> World {
+        let mut w = World::with_genesis(genesis);
         let txs: Vec<SignedTx> = ROSTER
             .iter()
             .map(|(name, org_id, role)| {
@@ -736,6 +761,39 @@ impl World {
         status: DeliveryStatus,
     ) -> SignedTx {
         self.tx(signer, TxBody::Delivery(DeliveryEvent { id, status }))
+    }
+
+    /// The claiming pharmacy's pharmacist hands a delivery to `carrier`.
+    pub fn hand_to_carrier(
+        &mut self,
+        pharmacist: &SecretKey,
+        id: PrescriptionId,
+        carrier: &str,
+    ) -> SignedTx {
+        self.tx(
+            pharmacist,
+            TxBody::HandToCarrier(HandToCarrier {
+                id,
+                carrier: org(carrier),
+            }),
+        )
+    }
+
+    /// A change of the controlled list by `signer`: `schedule` puts `atc`
+    /// on it, `None` takes it off.
+    pub fn set_controlled(
+        &mut self,
+        signer: &SecretKey,
+        atc: &str,
+        schedule: Option<&str>,
+    ) -> SignedTx {
+        self.tx(
+            signer,
+            TxBody::SetControlled(SetControlled {
+                atc: AtcCode::parse(atc).expect("harness ATC codes are valid"),
+                schedule: schedule.map(label),
+            }),
+        )
     }
 }
 
