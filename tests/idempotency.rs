@@ -128,11 +128,12 @@ async fn a_retried_request_is_recorded_once() {
     // 1. A dispense retried with one key, through a 503 and a 202, fills once.
     let dispense = json!({"id": id, "lines": [{"item": 0, "quantity": 5, "batch": "LOT-I1"}], "complete": false});
     let key = "5f0c2a4e-0d0b-4f8e-9a51-idem-step-1";
-    // 1a. A mempool that admits nothing answers 503: nothing committed.
+    // 1a. A mempool that admits nothing answers 503 mempool_full: nothing
+    //     committed.
     let (node, base) = boot(dir.path(), |s| s.api.mempool_max_txs = 0).await;
     let cara_b = at(&cara, &base);
     let first = post_key(&cara_b, "/v1/staff/dispense", key, &dispense).await;
-    assert_error(&first, 503, "not_committed");
+    assert_error(&first, 503, "mempool_full");
     assert_eq!(fills(&record(&base, &id).await), 0);
     node.stop().await;
     // 1b. With no commit wait, the retry is admitted and answers 202.
