@@ -296,6 +296,10 @@ async fn pharmacy_prescriptions(
     let limit = list_limit(&query(q)?)?;
     let org = staff.org().clone();
     let data_key = s.accounts.data_key(&org);
+    // A courier carries the parcel: the delivery address, never the QR
+    // payload (with it one could open the patient's identity, or cancel
+    // and reassign as if one were the patient).
+    let courier = staff.account().role == Role::Courier;
     let st = s.clone();
     let rows = blocking(move || {
         let mut recs = Vec::new();
@@ -320,6 +324,7 @@ async fn pharmacy_prescriptions(
                 Some(k) if assigned_here && open => open_handover(&st, &rec, &org, k)?,
                 _ => (None, None),
             };
+            let payload = if courier { None } else { payload };
             out.push(PharmacyPrescription {
                 id: rec.id,
                 short_id: rec.id.short(),
