@@ -104,6 +104,13 @@ pub struct ApiSettings {
     pub request_timeout_ms: u64,
     /// How long a submission waits for its commit before answering 202.
     pub commit_wait_ms: u64,
+    /// TEST ONLY: checks every API answer against the node's OpenAPI
+    /// document and replaces one that does not match (an undocumented
+    /// status, or a JSON body that does not fit its schema) with a 500
+    /// `openapi_mismatch`, so tests catch a drifting document. It buffers
+    /// and validates every JSON answer: never set this on a real node.
+    /// Default false.
+    pub testing_validate_openapi: bool,
 }
 
 impl Default for ApiSettings {
@@ -113,6 +120,7 @@ impl Default for ApiSettings {
             image_limit_bytes: 15 * 1024 * 1024,
             request_timeout_ms: 30_000,
             commit_wait_ms: 10_000,
+            testing_validate_openapi: false,
         }
     }
 }

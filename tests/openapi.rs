@@ -28,7 +28,7 @@ fn routes_in_code() -> BTreeSet<String> {
 
 #[test]
 fn openapi_documents_exactly_the_served_routes() {
-    let doc: serde_json::Value = serde_json::from_str(rxchain::http::ops::OPENAPI).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(rxchain::http::ops::openapi_json()).unwrap();
     let documented: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     let served = routes_in_code();
     assert!(served.len() > 30, "route scan found too little: {served:?}");

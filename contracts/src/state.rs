@@ -146,6 +146,7 @@ pub fn claim_nonce_key(id: &PrescriptionId, nonce: &[u8; 16]) -> Vec<u8> {
 
 /// A registered staff member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StaffRecord {
     /// The staff key.
     pub key: PublicKey,
@@ -165,6 +166,7 @@ pub struct StaffRecord {
 
 /// When and why a key was revoked, and by whom.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revocation {
     /// Block time of the revocation.
     pub at: Timestamp,
@@ -178,6 +180,7 @@ pub struct Revocation {
 /// from `valid_until` and the block time (see [`PrescriptionRecord::public_status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RxStatus {
     /// Issued, not assigned.
     Issued,
@@ -194,6 +197,7 @@ pub enum RxStatus {
 /// The status as people see it, including time-derived expiry and partial fills.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PublicStatus {
     /// Issued, not assigned.
     Issued,
@@ -226,6 +230,7 @@ impl PublicStatus {
 
 /// The pharmacy holding the lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimInfo {
     /// The pharmacy.
     pub pharmacy: OrgId,
@@ -237,6 +242,7 @@ pub struct ClaimInfo {
 
 /// One dispense.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fill {
     /// Where.
     pub pharmacy: OrgId,
@@ -252,6 +258,7 @@ pub struct Fill {
 
 /// One delivery or pickup event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryRecord {
     /// The status reached.
     pub status: DeliveryStatus,
@@ -263,6 +270,7 @@ pub struct DeliveryRecord {
 
 /// A prescription's public state. Nothing here names the patient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrescriptionRecord {
     /// Its id.
     pub id: PrescriptionId,

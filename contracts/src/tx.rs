@@ -13,6 +13,7 @@ use crate::privacy::{Sealed, WrappedKey};
 /// (domain tag, chain id, kind and canonical encoding).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxId(pub Hash);
 
 impl core::fmt::Display for TxId {
@@ -24,6 +25,7 @@ impl core::fmt::Display for TxId {
 /// A staff member's role. The role decides which transactions a key may sign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// A prescriber at a hospital.
     Practitioner,
@@ -49,6 +51,7 @@ impl Role {
 
 /// One prescribed drug. Everything here may be plaintext: the rules need it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Item {
     /// ATC code of the drug.
     pub atc: AtcCode,
@@ -71,6 +74,11 @@ pub struct Item {
 /// JSON: `{"mode": "pickup", ...}`; canonical encoding: the variant index
 /// (see [`crate::encoding`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    serde(tag = "mode", rename_all = "snake_case")
+)]
 pub enum Fulfilment {
     /// Collect in person at a pharmacy.
     Pickup {
@@ -103,6 +111,7 @@ impl Fulfilment {
 /// Why a prescription is cancelled: a code, never clinical free text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CancelReason {
     /// The prescriber made a mistake.
     PrescriberError,
@@ -119,6 +128,7 @@ pub enum CancelReason {
 /// Why a staff key is revoked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RevokeReason {
     /// The person left the organisation.
     LeftOrganisation,
@@ -133,6 +143,7 @@ pub enum RevokeReason {
 /// Delivery and pickup progress events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DeliveryStatus {
     /// Pickup mode: the medicine waits at the counter.
     ReadyForPickup,
@@ -167,6 +178,7 @@ impl DeliveryStatus {
 
 /// One dispensed line: which item, how much, from which batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DispenseLine {
     /// Index into the prescription's items.
     pub item: u16,
@@ -178,6 +190,7 @@ pub struct DispenseLine {
 
 /// Issue a new prescription (practitioner).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueRx {
     /// Chosen randomly by the prescriber's client.
     pub id: PrescriptionId,
@@ -203,6 +216,7 @@ pub struct IssueRx {
 
 /// The patient chooses pickup or delivery (signed by the access key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssignRx {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -215,6 +229,7 @@ pub struct AssignRx {
 
 /// A pharmacy locks a prescription for itself (pharmacist).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimRx {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -228,6 +243,7 @@ pub struct ClaimRx {
 
 /// Cancel a prescription (prescriber or patient).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CancelRx {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -237,6 +253,7 @@ pub struct CancelRx {
 
 /// Return a claimed prescription (pharmacist of the claiming pharmacy).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseRx {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -244,6 +261,7 @@ pub struct ReleaseRx {
 
 /// Hand out medicine (pharmacist of the claiming pharmacy).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DispenseRx {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -255,6 +273,7 @@ pub struct DispenseRx {
 
 /// Record delivery or pickup progress (pharmacist or courier).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryEvent {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -264,6 +283,7 @@ pub struct DeliveryEvent {
 
 /// Register a staff key (org admin).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterStaff {
     /// The staff member's organisation (the admin's own).
     pub org: OrgId,
@@ -279,6 +299,7 @@ pub struct RegisterStaff {
 
 /// Revoke a staff key (its org's admin, or a regulator).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokeStaff {
     /// The key to revoke.
     pub key: PublicKey,
@@ -289,6 +310,11 @@ pub struct RevokeStaff {
 /// Every kind of transaction. The variant order is part of the canonical
 /// encoding: append new kinds at the end. JSON: `{"kind": "issue", ...}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 pub enum TxBody {
     /// See [`RegisterStaff`].
     RegisterStaff(RegisterStaff),
@@ -355,6 +381,7 @@ impl TxBody {
 
 /// An unsigned transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transaction {
     /// Who signs: a staff key, an org admin key, or a prescription's access key.
     pub signer: PublicKey,
@@ -398,6 +425,7 @@ impl Transaction {
 
 /// A transaction with its signature, as submitted and as stored in blocks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedTx {
     /// The transaction.
     pub tx: Transaction,

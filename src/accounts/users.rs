@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::keystore::SealedKey;
 use super::{from_json, normalise, to_json, AccountError, Accounts, Session};
+use crate::clock::now;
 use crate::config::Secret;
 use crate::keys::fill_random;
-use crate::clock::now;
 
 /// Longest accepted username and password. Longer input is refused as bad
 /// credentials before any hashing, so it costs nothing.

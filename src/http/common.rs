@@ -3,8 +3,6 @@
 //! no-store responses, QR images, and signing and submitting on behalf of
 //! a signed-in staff member.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
 use axum::http::header::CACHE_CONTROL;
 use axum::http::HeaderValue;
 use axum::response::Response;
@@ -106,12 +104,6 @@ pub fn parse_id(id: &str) -> Result<PrescriptionId, ApiError> {
     })
 }
 
-/// A query string, with failures as JSON 400s.
-pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v)
-        .map_err(|e| ApiError::bad("bad_query", e.body_text()))
-}
-
 /// Marks a response as holding a secret or patient data: never cached.
 pub fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
@@ -129,7 +121,8 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// A list's size.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// At most this many, newest first.
     #[serde(default)]

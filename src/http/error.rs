@@ -107,14 +107,20 @@ pub enum ApiError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: String,
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `unknown_prescription`.
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// Where the refused transaction was recorded on the chain (refusals
+    /// by a chain rule, once committed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    receipt: Option<&'a Receipt>,
+    pub receipt: Option<Receipt>,
+    /// The chain rule's refusal, with its details (refusals only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a Rejection>,
+    pub detail: Option<Rejection>,
 }
 
 /// The HTTP status of a chain refusal.
@@ -274,20 +280,25 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let (receipt, detail) = match &self {
-            ApiError::Refused(r, receipt) => (receipt.as_ref(), Some(r)),
+        let code = self.code().to_string();
+        let retry_after = match &self {
+            ApiError::TooManyAttempts { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let (receipt, detail) = match self {
+            ApiError::Refused(r, receipt) => (receipt, Some(r)),
             _ => (None, None),
         };
-        let body = Body {
-            code: self.code(),
+        let body = ErrorBody {
+            code,
             message,
             receipt,
             detail,
         };
         let mut resp = (status, Json(body)).into_response();
-        if let ApiError::TooManyAttempts { retry_after_secs } = &self {
+        if let Some(secs) = retry_after {
             resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp
     }

@@ -4,8 +4,7 @@
 //! As for doctors ([`super::doctor`]), the node signs as the signed-in
 //! staff member and submits through [`crate::service::submit`].
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,12 +14,13 @@ use rxchain_contracts::tx::{DeliveryStatus, DispenseLine, Fulfilment, Role, TxBo
 use rxchain_contracts::{rules, OrgId, PrescriptionId, SecretKey};
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    blocking, list_limit, no_store, parse_payload, query, sign_and_submit, ListQuery,
-};
+use super::common::{blocking, list_limit, no_store, parse_payload, sign_and_submit, ListQuery};
+use super::error::ErrorBody;
 use super::session::{Staff, StaffCsrf};
-use super::{ApiError, ApiJson, AppState};
+use super::tx::Pending;
+use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::clock::now;
+use crate::mempool::Receipt;
 use crate::qr::QrPayload;
 use crate::txbuild;
 
@@ -38,7 +38,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A claim from a scanned code.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ClaimRequest {
     /// The QR payload (or a patient link holding it).
     pub payload: String,
@@ -47,8 +47,27 @@ pub struct ClaimRequest {
     pub pharmacy: Option<OrgId>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/claim", tag = "pharmacy",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = ClaimRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
-async fn claim(
+pub(super) async fn claim(
     State(s): State<AppState>,
     staff: StaffCsrf,
     ApiJson(req): ApiJson<ClaimRequest>,
@@ -64,7 +83,7 @@ async fn claim(
 }
 
 /// A dispense.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DispenseRequest {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -75,8 +94,27 @@ pub struct DispenseRequest {
     pub complete: bool,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/dispense", tag = "pharmacy",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = DispenseRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn dispense(
+pub(super) async fn dispense(
     State(s): State<AppState>,
     staff: StaffCsrf,
     ApiJson(req): ApiJson<DispenseRequest>,
@@ -97,14 +135,33 @@ async fn dispense(
 }
 
 /// A release.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReleaseRequest {
     /// Which prescription.
     pub id: PrescriptionId,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/release", tag = "pharmacy",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = ReleaseRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn release(
+pub(super) async fn release(
     State(s): State<AppState>,
     staff: StaffCsrf,
     ApiJson(req): ApiJson<ReleaseRequest>,
@@ -115,7 +172,7 @@ async fn release(
 }
 
 /// A delivery or pickup event.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DeliveryRequest {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -123,8 +180,27 @@ pub struct DeliveryRequest {
     pub status: DeliveryStatus,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/delivery", tag = "pharmacy",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = DeliveryRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn delivery(
+pub(super) async fn delivery(
     State(s): State<AppState>,
     staff: StaffCsrf,
     ApiJson(req): ApiJson<DeliveryRequest>,
@@ -138,7 +214,7 @@ async fn delivery(
 }
 
 /// A prescription in the pharmacy's list.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PharmacyPrescription {
     /// Id.
     pub id: PrescriptionId,
@@ -228,17 +304,27 @@ fn open_handover(
 }
 
 /// Prescriptions assigned to or claimed by the session's pharmacy, newest first.
+#[utoipa::path(
+    get, path = "/v1/staff/pharmacy/prescriptions", tag = "pharmacy",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Newest first", body = Vec<PharmacyPrescription>),
+        (status = 400, description = "`bad_query`, `bad_limit`", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`wrong_role`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn pharmacy_prescriptions(
+pub(super) async fn pharmacy_prescriptions(
     State(s): State<AppState>,
     staff: Staff,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     staff.require(
         &[Role::Pharmacist, Role::Courier],
         "list a pharmacy's prescriptions",
     )?;
-    let limit = list_limit(&query(q)?)?;
+    let limit = list_limit(&q)?;
     let org = staff.org().clone();
     let data_key = s.accounts.data_key(&org);
     let st = s.clone();
