@@ -5,11 +5,22 @@
 use std::collections::BTreeSet;
 
 fn routes_in_code() -> BTreeSet<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
     let mut out = BTreeSet::new();
+    scan_routes(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http"),
+        &mut out,
+    );
+    out
+}
+
+/// Collects every `.route("…")` in the `.rs` files under `dir`, its
+/// sub-modules (such as `cluster/`) included.
+fn scan_routes(dir: &std::path::Path, out: &mut BTreeSet<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") {
+        if path.is_dir() {
+            scan_routes(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
             for part in text.split(".route(").skip(1) {
                 let Some(rest) = part.trim_start().strip_prefix('"') else {
@@ -23,7 +34,6 @@ fn routes_in_code() -> BTreeSet<String> {
             }
         }
     }
-    out
 }
 
 #[test]

@@ -469,4 +469,58 @@ mod tests {
             Err(Mismatch::UndocumentedOperation { .. })
         ));
     }
+
+    /// The middleware on a router: a fitting answer passes unchanged, a
+    /// wrongly typed body and an undocumented status become a 500
+    /// `openapi_mismatch` naming the route and status.
+    #[tokio::test]
+    async fn the_middleware_replaces_mismatching_answers() {
+        use axum::routing::get;
+        use tower::ServiceExt as _;
+
+        async fn call(body: Value, status: StatusCode) -> (StatusCode, Value) {
+            let app = axum::Router::new()
+                .route(
+                    "/v1/chain/head",
+                    get(move || async move { (status, axum::Json(body)) }),
+                )
+                .route_layer(axum::middleware::from_fn_with_state(
+                    Arc::new(ResponseValidator::for_api()),
+                    validate_responses,
+                ));
+            let req = Request::get("/v1/chain/head").body(Body::empty()).unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, serde_json::from_slice(&bytes).unwrap())
+        }
+
+        let head = serde_json::json!({
+            "chain_id": "demo", "genesis_hash": "ab".repeat(32), "height": 3,
+            "hash": "cd".repeat(32), "timestamp": 5, "state_digest": "ef".repeat(32),
+        });
+        let (status, body) = call(head.clone(), StatusCode::OK).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, head);
+
+        let mut wrong = head.clone();
+        wrong["timestamp"] = Value::Null;
+        let (status, body) = call(wrong, StatusCode::OK).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["code"], "openapi_mismatch");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("/v1/chain/head")
+                && message.contains("200")
+                && message.contains("timestamp"),
+            "{message}"
+        );
+
+        let (status, body) = call(head, StatusCode::CONFLICT).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["code"], "openapi_mismatch");
+        assert!(body["message"].as_str().unwrap().contains("409"), "{body}");
+    }
 }
