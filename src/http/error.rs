@@ -64,6 +64,9 @@ pub enum ApiError {
         /// Sentence for people.
         message: String,
     },
+    /// 405: the path exists, but not with this method.
+    #[error("this path does not answer this method")]
+    MethodNotAllowed,
     /// 413: the body is larger than allowed.
     #[error("the request body is larger than the {limit} bytes allowed")]
     TooLarge {
@@ -177,6 +180,7 @@ impl ApiError {
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -200,6 +204,7 @@ impl ApiError {
             | ApiError::Unprocessable { code, .. } => code,
             ApiError::BadSignature => "bad_signature",
             ApiError::Refused(r, _) => r.code(),
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::UnsupportedMedia(_) => "unsupported_media_type",
             ApiError::TooMany(_) => "too_many_requests",

@@ -127,7 +127,9 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
             axum::routing::any(|| async {
                 ApiError::not_found("no_such_route", "there is no such API route")
             }),
-        );
+        )
+        // axum's own 405 has an empty body; every error here is JSON.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     // Test-only: every answer of every route is checked against the
     // OpenAPI document (see `openapi::validate_responses`).
     let routes = if api.testing_validate_openapi {
