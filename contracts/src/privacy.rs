@@ -49,6 +49,7 @@ pub enum PrivacyError {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sealed {
     /// ChaCha20-Poly1305 nonce.
+    #[cfg_attr(feature = "openapi", schema(min_items = 12, max_items = 12))]
     pub nonce: [u8; 12],
     /// Ciphertext with the 16-byte tag appended.
     #[serde(with = "hex_bytes")]

@@ -236,6 +236,7 @@ pub struct ClaimRx {
     /// The claiming pharmacy (the pharmacist's own).
     pub pharmacy: OrgId,
     /// Fresh per claim, so a proof cannot be reused.
+    #[cfg_attr(feature = "openapi", schema(min_items = 16, max_items = 16))]
     pub nonce: [u8; 16],
     /// Signature by the access key over [`claim_proof_message`].
     pub proof: Signature,
