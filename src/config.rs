@@ -109,6 +109,13 @@ pub struct ApiSettings {
     /// Most encoded bytes of transactions waiting in the mempool; past it
     /// submissions get 503 `mempool_full` with `Retry-After`.
     pub mempool_max_bytes: usize,
+    /// TEST ONLY: checks every API answer against the node's OpenAPI
+    /// document and replaces one that does not match (an undocumented
+    /// status, or a JSON body that does not fit its schema) with a 500
+    /// `openapi_mismatch`, so tests catch a drifting document. It buffers
+    /// and validates every JSON answer: never set this on a real node.
+    /// Default false.
+    pub testing_validate_openapi: bool,
 }
 
 impl Default for ApiSettings {
@@ -120,6 +127,7 @@ impl Default for ApiSettings {
             commit_wait_ms: 10_000,
             mempool_max_txs: 200_000,
             mempool_max_bytes: 64 * 1024 * 1024,
+            testing_validate_openapi: false,
         }
     }
 }

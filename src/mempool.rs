@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::store::ApplyObserver;
 
 /// Where and how a transaction was committed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     /// The transaction id.
     pub tx_id: TxId,

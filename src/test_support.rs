@@ -42,7 +42,11 @@ pub fn demo_settings(
         web_dir: web,
         data_key_file: None,
         block: BlockSettings::default(),
-        api: ApiSettings::default(),
+        // Every test node checks its answers against the OpenAPI document.
+        api: ApiSettings {
+            testing_validate_openapi: true,
+            ..ApiSettings::default()
+        },
         raft: RaftSettings::default(),
         testing_faults: false,
     }

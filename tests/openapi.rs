@@ -4,12 +4,25 @@
 
 use std::collections::BTreeSet;
 
+mod common;
+
 fn routes_in_code() -> BTreeSet<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
     let mut out = BTreeSet::new();
+    scan_routes(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http"),
+        &mut out,
+    );
+    out
+}
+
+/// Collects every `.route("…")` in the `.rs` files under `dir`, its
+/// sub-modules (such as `cluster/`) included.
+fn scan_routes(dir: &std::path::Path, out: &mut BTreeSet<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") {
+        if path.is_dir() {
+            scan_routes(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
             for part in text.split(".route(").skip(1) {
                 let Some(rest) = part.trim_start().strip_prefix('"') else {
@@ -23,12 +36,11 @@ fn routes_in_code() -> BTreeSet<String> {
             }
         }
     }
-    out
 }
 
 #[test]
 fn openapi_documents_exactly_the_served_routes() {
-    let doc: serde_json::Value = serde_json::from_str(rxchain::http::ops::OPENAPI).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(rxchain::http::ops::openapi_json()).unwrap();
     let documented: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     let served = routes_in_code();
     assert!(served.len() > 30, "route scan found too little: {served:?}");
@@ -41,5 +53,58 @@ fn openapi_documents_exactly_the_served_routes() {
     assert!(
         stale.is_empty(),
         "in openapi.json but not served: {stale:?}"
+    );
+}
+
+/// Answers axum used to give in plain text (a bad query string, a path
+/// that is not UTF-8, a wrong method) or without the documented shape
+/// are JSON `{code, message}` now; the node runs with the OpenAPI
+/// conformance check on, so each answer was also checked against the
+/// document.
+#[tokio::test(flavor = "multi_thread")]
+async fn extractor_failures_are_json_errors() {
+    let t = common::start_demo_node().await;
+    let http = reqwest::Client::new();
+    let expect = |status: u16, code: &'static str| {
+        move |resp: (reqwest::StatusCode, serde_json::Value)| {
+            assert_eq!(resp.0.as_u16(), status, "{}", resp.1);
+            assert_eq!(resp.1["code"], code, "{}", resp.1);
+            assert!(resp.1["message"].is_string(), "{}", resp.1);
+        }
+    };
+    async fn answer(r: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde_json::Value) {
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(ct.as_deref(), Some("application/json"), "status {status}");
+        (status, resp.json().await.unwrap())
+    }
+    // A query string without the required pharmacy.
+    expect(400, "bad_query")(
+        answer(
+            http.post(format!("{}/v1/scan/image?pharmacy=NOT%20AN%20ORG", t.base))
+                .body(vec![1u8, 2, 3]),
+        )
+        .await,
+    );
+    // A path segment that is not UTF-8.
+    expect(400, "bad_path")(answer(http.get(format!("{}/v1/tx/%FF%FE", t.base))).await);
+    // A method the path does not answer.
+    expect(405, "method_not_allowed")(answer(http.put(format!("{}/v1/tx", t.base))).await);
+    // A body that is not declared as JSON.
+    expect(415, "unsupported_media_type")(
+        answer(
+            http.post(format!("{}/v1/tx", t.base))
+                .header("content-type", "text/plain")
+                .body("{}"),
+        )
+        .await,
+    );
+    // A documented error with the documented shape passes the check.
+    expect(404, "unknown_tx")(
+        answer(http.get(format!("{}/v1/tx/{}", t.base, "ab".repeat(32)))).await,
     );
 }

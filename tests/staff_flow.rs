@@ -616,7 +616,7 @@ async fn home_delivery_and_cancellations_through_the_web_api() {
 
 #[test]
 fn every_web_app_route_is_in_the_openapi_document() {
-    let doc: Value = serde_json::from_str(rxchain::http::ops::OPENAPI).unwrap();
+    let doc: Value = serde_json::from_str(rxchain::http::ops::openapi_json()).unwrap();
     let routes = [
         ("/v1/session", "post"),
         ("/v1/session", "get"),

@@ -17,6 +17,7 @@ use crate::tx::{SignedTx, TxError, TxId, VerifiedTx};
 
 /// A block header. Its hash ([`BlockHeader::hash`]) links the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockHeader {
     /// 1 for the first block after genesis.
     pub height: u64,
@@ -53,6 +54,7 @@ impl BlockHeader {
 
 /// A block as stored and replicated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
@@ -66,6 +68,7 @@ pub struct Block {
 
 /// A header with its signature: what a receipt needs to be checked offline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedHeader {
     /// The header.
     pub header: BlockHeader,
@@ -109,6 +112,7 @@ pub fn merkle_root(leaves: &[Hash]) -> Hash {
 
 /// One step of a merkle path: the sibling and whether it is on the left.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProofStep {
     /// The sibling hash.
     pub sibling: Hash,
@@ -155,6 +159,7 @@ fn fold_path(mut h: Hash, path: &[ProofStep]) -> Hash {
 
 /// Proof that a transaction with a given outcome is in a block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     /// The transaction.
     pub tx_id: TxId,

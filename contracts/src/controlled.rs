@@ -25,6 +25,7 @@ use crate::state::{controlled_key, CorruptState, StateRead};
 
 /// One controlled drug and its schedule (the jurisdiction's class, e.g.
 /// `II`), which reports group by.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ControlledDrug {
     /// The drug's ATC code.

@@ -41,6 +41,20 @@ macro_rules! bytes_serde {
         bytes_serde!($ty, $len, $from, $from);
     };
     ($ty:ty, $len:expr, $from:expr, $from_bin:expr) => {
+        /// In JSON the value is its bytes as lowercase hex, which is what
+        /// the API document says.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(format!("^[0-9a-f]{{{}}}$", 2 * $len)))
+                    .description(Some(format!("{} bytes as lowercase hex", $len)))
+                    .into()
+            }
+        }
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $ty {}
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 if s.is_human_readable() {

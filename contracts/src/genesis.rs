@@ -13,6 +13,7 @@ use crate::rejection::Rejection;
 /// staff roles it may register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OrgKind {
     /// Issues prescriptions.
     Hospital,
@@ -26,6 +27,7 @@ pub enum OrgKind {
 
 /// A node that may propose blocks and take part in Raft.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeDecl {
     /// The Raft node id, unique in the consortium.
     pub id: NodeId,
@@ -35,6 +37,7 @@ pub struct NodeDecl {
 
 /// One member organisation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrgDecl {
     /// Stable id used on the chain.
     pub id: OrgId,
@@ -56,6 +59,7 @@ pub struct OrgDecl {
 
 /// Tunable rules, fixed at genesis so that every node applies the same ones.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Params {
     /// Default and maximum validity of a prescription with a controlled drug.
     pub controlled_validity_days: u32,

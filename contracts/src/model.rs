@@ -29,6 +29,7 @@ impl InvalidValue {
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -82,6 +83,7 @@ macro_rules! string_newtype {
     ($(#[$m:meta])* $name:ident, $field:literal, $check:expr) => {
         $(#[$m])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -176,6 +178,7 @@ string_newtype!(
 /// A dispensable quantity: a whole number from 1 to 1,000,000 units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quantity(u32);
 
 impl Quantity {
@@ -211,6 +214,7 @@ impl<'de> Deserialize<'de> for Quantity {
 /// Shown as 32 lowercase hex characters; [`PrescriptionId::short`] gives the
 /// short form printed on slips.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, format = "hex", example = "0123456789abcdef0123456789abcdef"))]
 pub struct PrescriptionId([u8; 16]);
 
 impl PrescriptionId {

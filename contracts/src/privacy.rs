@@ -46,16 +46,20 @@ pub enum PrivacyError {
 
 /// AEAD ciphertext with its nonce.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sealed {
     /// ChaCha20-Poly1305 nonce.
+    #[cfg_attr(feature = "openapi", schema(min_items = 12, max_items = 12))]
     pub nonce: [u8; 12],
     /// Ciphertext with the 16-byte tag appended.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "hex"))]
     pub ciphertext: Vec<u8>,
 }
 
 /// A 32-byte key wrapped for one recipient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WrappedKey {
     /// The sender's ephemeral ECDH key; absent when wrapped under the access secret.
     pub ephemeral: Option<PublicKey>,
@@ -248,6 +252,7 @@ pub struct PrivateContent {
 
 /// Patient identity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatientDetails {
     /// Full name.
     pub name: String,

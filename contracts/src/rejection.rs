@@ -15,6 +15,11 @@ use crate::tx::DeliveryStatus;
 /// is for people. JSON: `{"code": "wrong_secret", "attempts": 1}`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    serde(tag = "code", rename_all = "snake_case")
+)]
 pub enum Rejection {
     /// This exact transaction was already processed.
     #[error("this transaction was already submitted")]

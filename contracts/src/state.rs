@@ -151,6 +151,7 @@ pub fn claim_nonce_key(id: &PrescriptionId, nonce: &[u8; 16]) -> Vec<u8> {
 
 /// A registered staff member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StaffRecord {
     /// The staff key.
     pub key: PublicKey,
@@ -170,6 +171,7 @@ pub struct StaffRecord {
 
 /// When and why a key was revoked, and by whom.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revocation {
     /// Block time of the revocation.
     pub at: Timestamp,
@@ -183,6 +185,7 @@ pub struct Revocation {
 /// from `valid_until` and the block time (see [`PrescriptionRecord::public_status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RxStatus {
     /// Issued, not assigned.
     Issued,
@@ -199,6 +202,7 @@ pub enum RxStatus {
 /// The status as people see it, including time-derived expiry and partial fills.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PublicStatus {
     /// Issued, not assigned.
     Issued,
@@ -231,6 +235,7 @@ impl PublicStatus {
 
 /// The pharmacy holding the lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimInfo {
     /// The pharmacy.
     pub pharmacy: OrgId,
@@ -242,6 +247,7 @@ pub struct ClaimInfo {
 
 /// One dispense.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fill {
     /// Where.
     pub pharmacy: OrgId,
@@ -257,6 +263,7 @@ pub struct Fill {
 
 /// One delivery or pickup event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryRecord {
     /// The status reached.
     pub status: DeliveryStatus,
@@ -268,6 +275,7 @@ pub struct DeliveryRecord {
 
 /// A prescription's public state. Nothing here names the patient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrescriptionRecord {
     /// Its id.
     pub id: PrescriptionId,

@@ -13,6 +13,7 @@ use crate::privacy::{Sealed, WrappedKey};
 /// (domain tag, chain id, kind and canonical encoding).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxId(pub Hash);
 
 impl core::fmt::Display for TxId {
@@ -24,6 +25,7 @@ impl core::fmt::Display for TxId {
 /// A staff member's role. The role decides which transactions a key may sign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// A prescriber at a hospital.
     Practitioner,
@@ -49,6 +51,7 @@ impl Role {
 
 /// One prescribed drug. Everything here may be plaintext: the rules need it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Item {
     /// ATC code of the drug.
     pub atc: AtcCode,
@@ -71,6 +74,11 @@ pub struct Item {
 /// JSON: `{"mode": "pickup", ...}`; canonical encoding: the variant index
 /// (see [`crate::encoding`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    serde(tag = "mode", rename_all = "snake_case")
+)]
 pub enum Fulfilment {
     /// Collect in person at a pharmacy.
     Pickup {
@@ -103,6 +111,7 @@ impl Fulfilment {
 /// Why a prescription is cancelled: a code, never clinical free text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CancelReason {
     /// The prescriber made a mistake.
     PrescriberError,
@@ -119,6 +128,7 @@ pub enum CancelReason {
 /// Why a staff key is revoked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RevokeReason {
     /// The person left the organisation.
     LeftOrganisation,
@@ -133,6 +143,7 @@ pub enum RevokeReason {
 /// Delivery and pickup progress events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DeliveryStatus {
     /// Pickup mode: the medicine waits at the counter.
     ReadyForPickup,
@@ -167,6 +178,7 @@ impl DeliveryStatus {
 
 /// One dispensed line: which item, how much, from which batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DispenseLine {
     /// Index into the prescription's items.
     pub item: u16,
@@ -178,6 +190,7 @@ pub struct DispenseLine {
 
 /// Issue a new prescription (practitioner).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueRx {
     /// Chosen randomly by the prescriber's client.
     pub id: PrescriptionId,
@@ -203,6 +216,7 @@ pub struct IssueRx {
 
 /// The patient chooses pickup or delivery (signed by the access key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssignRx {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -215,12 +229,14 @@ pub struct AssignRx {
 
 /// A pharmacy locks a prescription for itself (pharmacist).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimRx {
     /// Which prescription.
     pub id: PrescriptionId,
     /// The claiming pharmacy (the pharmacist's own).
     pub pharmacy: OrgId,
     /// Fresh per claim, so a proof cannot be reused.
+    #[cfg_attr(feature = "openapi", schema(min_items = 16, max_items = 16))]
     pub nonce: [u8; 16],
     /// Signature by the access key over [`claim_proof_message`].
     pub proof: Signature,
@@ -228,6 +244,7 @@ pub struct ClaimRx {
 
 /// Cancel a prescription (prescriber or patient).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CancelRx {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -237,6 +254,7 @@ pub struct CancelRx {
 
 /// Return a claimed prescription (pharmacist of the claiming pharmacy).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseRx {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -244,6 +262,7 @@ pub struct ReleaseRx {
 
 /// Hand out medicine (pharmacist of the claiming pharmacy).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DispenseRx {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -255,6 +274,7 @@ pub struct DispenseRx {
 
 /// Record delivery or pickup progress (pharmacist or courier).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryEvent {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -264,6 +284,7 @@ pub struct DeliveryEvent {
 
 /// Register a staff key (org admin).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterStaff {
     /// The staff member's organisation (the admin's own).
     pub org: OrgId,
@@ -279,6 +300,7 @@ pub struct RegisterStaff {
 
 /// Revoke a staff key (its org's admin, or a regulator).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokeStaff {
     /// The key to revoke.
     pub key: PublicKey,
@@ -289,6 +311,7 @@ pub struct RevokeStaff {
 /// Add a drug to the chain's controlled list, change its schedule, or take
 /// it off the list (a registered regulator officer). See
 /// [`crate::controlled`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetControlled {
     /// The drug.
@@ -300,6 +323,7 @@ pub struct SetControlled {
 /// The claiming pharmacy hands a home delivery to a logistics member, whose
 /// couriers may then record its progress (pharmacist of the claiming
 /// pharmacy).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandToCarrier {
     /// Which prescription.
@@ -311,6 +335,11 @@ pub struct HandToCarrier {
 /// Every kind of transaction. The variant order is part of the canonical
 /// encoding: append new kinds at the end. JSON: `{"kind": "issue", ...}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 pub enum TxBody {
     /// See [`RegisterStaff`].
     RegisterStaff(RegisterStaff),
@@ -386,6 +415,7 @@ impl TxBody {
 
 /// An unsigned transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transaction {
     /// Who signs: a staff key, an org admin key, or a prescription's access key.
     pub signer: PublicKey,
@@ -429,6 +459,7 @@ impl Transaction {
 
 /// A transaction with its signature, as submitted and as stored in blocks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedTx {
     /// The transaction.
     pub tx: Transaction,

@@ -27,7 +27,7 @@ const MAX_PASSWORD: usize = 1024;
 const ACCOUNT: &[u8] = b"a/";
 
 /// A staff account as the rest of the node sees it: no secrets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Account {
     /// Sign-in name, lower case.
     pub username: String,
@@ -64,7 +64,7 @@ struct StoredAccount {
 }
 
 /// What an audited account change did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// Sign-in refused and every session ended.
@@ -74,7 +74,7 @@ pub enum ChangeKind {
 }
 
 /// One audited change to an account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountChange {
     /// What was done.
     pub action: ChangeKind,
@@ -85,7 +85,7 @@ pub struct AccountChange {
 }
 
 /// The result of disabling or enabling an account.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct StatusChange {
     /// The account.
     pub account: Account,

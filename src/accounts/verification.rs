@@ -12,7 +12,7 @@ use super::{from_json, to_json, AccountError, Accounts};
 const VERIFICATION: &[u8] = b"m/verification";
 
 /// The result of a full chain verification run on this node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verification {
     /// When it finished (ms).
     pub at: Timestamp,

@@ -14,14 +14,14 @@
 //! with the organisation that made it and when, and answered. The body is
 //! ignored (but signed); send `{}` or nothing.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
 use axum::{Json, Router};
 
 use super::cluster::{authenticate, Signer};
-use super::{ApiError, AppState};
+use super::error::ErrorBody;
+use super::{ApiBody, ApiError, ApiPath, AppState};
 use crate::accounts::{AccountError, StatusChange};
 
 /// The account administration routes.
@@ -31,24 +31,58 @@ pub fn router() -> Router<AppState> {
         .route("/v1/accounts/{username}/enable", post(enable))
 }
 
+#[utoipa::path(
+    post, path = "/v1/accounts/{username}/disable", tag = "accounts",
+    params(
+        ("username" = String, Path, description = "The account's sign-in name"),
+        ("x-rxchain-org" = String, Header, description = "The signing organisation (its genesis admin key)"),
+        ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+    ),
+    responses(
+        (status = 200, description = "Disabled; every session ended (or already so: `unchanged`)", body = StatusChange),
+        (status = 400, description = "`bad_path`, `unreadable_body`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`unknown_org`, `unknown_node`, `not_an_operator`, `wrong_org`", body = ErrorBody),
+        (status = 404, description = "`unknown_account`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(%username))]
-async fn disable(
+pub(super) async fn disable(
     State(s): State<AppState>,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Json<StatusChange>, ApiError> {
     change(&s, &username, true, &uri, &headers, &body)
 }
 
+#[utoipa::path(
+    post, path = "/v1/accounts/{username}/enable", tag = "accounts",
+    params(
+        ("username" = String, Path, description = "The account's sign-in name"),
+        ("x-rxchain-org" = String, Header, description = "The signing organisation (its genesis admin key)"),
+        ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+    ),
+    responses(
+        (status = 200, description = "Enabled (or already so: `unchanged`)", body = StatusChange),
+        (status = 400, description = "`bad_path`, `unreadable_body`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`unknown_org`, `unknown_node`, `not_an_operator`, `wrong_org`", body = ErrorBody),
+        (status = 404, description = "`unknown_account`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(%username))]
-async fn enable(
+pub(super) async fn enable(
     State(s): State<AppState>,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Json<StatusChange>, ApiError> {
     change(&s, &username, false, &uri, &headers, &body)
 }

@@ -1,6 +1,6 @@
 //! The chain itself: head, blocks, and the consortium's members and staff.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use rxchain_contracts::genesis::Params;
@@ -8,7 +8,8 @@ use rxchain_contracts::state::StaffRecord;
 use rxchain_contracts::{Block, Hash, OrgDecl};
 use serde::Serialize;
 
-use super::{ApiError, AppState};
+use super::error::ErrorBody;
+use super::{ApiError, ApiPath, AppState};
 
 /// `GET /v1/chain/head`, `GET /v1/blocks/{height or hash}`, `GET /v1/consortium`.
 pub fn router() -> Router<AppState> {
@@ -19,7 +20,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The chain head.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Head {
     /// The consortium's chain id.
     pub chain_id: String,
@@ -35,8 +36,13 @@ pub struct Head {
     pub state_digest: Hash,
 }
 
+/// The chain head.
+#[utoipa::path(
+    get, path = "/v1/chain/head", tag = "chain",
+    responses((status = 200, description = "The head", body = Head))
+)]
 #[tracing::instrument(skip_all)]
-async fn head(State(s): State<AppState>) -> Result<Json<Head>, ApiError> {
+pub(super) async fn head(State(s): State<AppState>) -> Result<Json<Head>, ApiError> {
     let tip = s.chain.tip();
     let chain = s.chain.clone();
     let digest = tokio::task::spawn_blocking(move || chain.state_digest())
@@ -53,7 +59,7 @@ async fn head(State(s): State<AppState>) -> Result<Json<Head>, ApiError> {
 }
 
 /// A block with its hash.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BlockView {
     /// The header hash.
     pub hash: Hash,
@@ -62,10 +68,20 @@ pub struct BlockView {
     pub block: Block,
 }
 
+/// A block by height or hash.
+#[utoipa::path(
+    get, path = "/v1/blocks/{id}", tag = "chain",
+    params(("id" = String, Path, description = "A block height (a number) or a block hash (64 hex characters)")),
+    responses(
+        (status = 200, description = "The block", body = BlockView),
+        (status = 400, description = "`bad_block_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_block`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(s))]
-async fn block(
+pub(super) async fn block(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<BlockView>, ApiError> {
     let found = if let Ok(h) = id.parse::<u64>() {
         s.chain.block(h)?
@@ -87,7 +103,7 @@ async fn block(
 }
 
 /// Members and registered staff: public directory data.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Consortium {
     /// The chain id.
     pub chain_id: String,
@@ -100,7 +116,12 @@ pub struct Consortium {
     pub params: Params,
 }
 
-async fn consortium(State(s): State<AppState>) -> Result<Json<Consortium>, ApiError> {
+/// Members, staff and chain parameters.
+#[utoipa::path(
+    get, path = "/v1/consortium", tag = "chain",
+    responses((status = 200, description = "The consortium", body = Consortium))
+)]
+pub(super) async fn consortium(State(s): State<AppState>) -> Result<Json<Consortium>, ApiError> {
     Ok(Json(Consortium {
         chain_id: s.genesis.chain_id.to_string(),
         orgs: s.genesis.orgs.clone(),

@@ -5,8 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Query};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::CACHE_CONTROL;
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
@@ -169,12 +168,6 @@ pub fn parse_id(id: &str) -> Result<PrescriptionId, ApiError> {
     })
 }
 
-/// A query string, with failures as JSON 400s.
-pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v)
-        .map_err(|e| ApiError::bad("bad_query", e.body_text()))
-}
-
 /// Marks a response as holding a secret or patient data: never cached.
 pub fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
@@ -192,7 +185,8 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// A list's size.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// At most this many, newest first.
     #[serde(default)]

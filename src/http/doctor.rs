@@ -9,8 +9,7 @@
 //! waiting for the commit, replays and refusals behave identically. The
 //! chain still names the individual signer.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -22,12 +21,14 @@ use rxchain_contracts::{rules, ControlledList, Genesis, PrescriptionId, SecretKe
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    blocking, list_limit, no_store, opened, parse_id, qr_images, query, sign_and_submit, ListQuery,
+    blocking, list_limit, no_store, opened, parse_id, qr_images, sign_and_submit, ListQuery,
 };
+use super::error::ErrorBody;
 use super::idempotency::{sign_once, HashedJson, IdempotencyKey, Signed};
 use super::session::{Staff, StaffCsrf};
 use super::tx::receipt_response;
-use super::{ApiError, AppState};
+use super::tx::Pending;
+use super::{ApiError, ApiPath, ApiQuery, AppState};
 use crate::clock::now;
 use crate::mempool::Receipt;
 use crate::qr::QrPayload;
@@ -42,7 +43,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// What the prescription form sends.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct IssueRequest {
     /// The drugs.
     pub items: Vec<Item>,
@@ -63,7 +64,7 @@ pub struct IssueRequest {
 
 /// The answer to an issue. `payload` carries the access secret: shown to
 /// the doctor once, for the patient.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Issued {
     /// The prescription id.
     pub id: PrescriptionId,
@@ -103,8 +104,27 @@ fn check_issue(g: &Genesis, list: &ControlledList, r: &IssueRequest) -> Result<(
 
 /// Issues a prescription signed by the doctor, sealed for the patient's QR
 /// code, the hospital and the regulators.
+#[utoipa::path(
+    post, path = "/v1/staff/prescriptions", tag = "doctor",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = IssueRequest,
+    responses(
+        (status = 200, description = "Issued and committed; the payload is shown once", body = Issued),
+        (status = 202, description = "Issued, the commit is slow: `receipt` is null, poll `poll`", body = Issued),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
-async fn issue(
+pub(super) async fn issue(
     State(s): State<AppState>,
     staff: StaffCsrf,
     idem: IdempotencyKey,
@@ -201,7 +221,7 @@ async fn build_issue(s: &AppState, staff: &Staff, req: IssueRequest) -> Result<S
 }
 
 /// One of the doctor's prescriptions.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MyPrescription {
     /// Id.
     pub id: PrescriptionId,
@@ -231,14 +251,24 @@ fn content_with_key(id: &PrescriptionId, wrap: &WrappedKey, key: &SecretKey) -> 
 }
 
 /// The signed-in doctor's prescriptions, newest first, with patient names.
+#[utoipa::path(
+    get, path = "/v1/staff/prescriptions", tag = "doctor",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Newest first", body = Vec<MyPrescription>),
+        (status = 400, description = "`bad_query`, `bad_limit`", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`wrong_role`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn my_prescriptions(
+pub(super) async fn my_prescriptions(
     State(s): State<AppState>,
     staff: Staff,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<MyPrescription>>, ApiError> {
     staff.require(&[Role::Practitioner], "list a prescriber's prescriptions")?;
-    let limit = list_limit(&query(q)?)?;
+    let limit = list_limit(&q)?;
     let me = staff.account().public_key;
     let org = staff.org().clone();
     let data_key = s.accounts.data_key(&org);
@@ -290,18 +320,40 @@ async fn my_prescriptions(
 }
 
 /// A cancellation by the prescriber.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CancelRequest {
     /// Why; `prescriber_error` when absent.
     #[serde(default)]
     pub reason: Option<CancelReason>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/prescriptions/{id}/cancel", tag = "doctor",
+    params(
+        ("id" = String, Path, description = "Prescription id, 32 hex characters"),
+        ("x-csrf-token" = String, Header, description = "The session's CSRF token"),
+    ),
+    request_body = CancelRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, %id))]
-async fn cancel(
+pub(super) async fn cancel(
     State(s): State<AppState>,
     staff: StaffCsrf,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     idem: IdempotencyKey,
     HashedJson(req, hash): HashedJson<CancelRequest>,
 ) -> Result<Response, ApiError> {

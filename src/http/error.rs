@@ -68,6 +68,9 @@ pub enum ApiError {
         /// Sentence for people.
         message: String,
     },
+    /// 405: the path exists, but not with this method.
+    #[error("this path does not answer this method")]
+    MethodNotAllowed,
     /// 413: the body is larger than allowed.
     #[error("the request body is larger than the {limit} bytes allowed")]
     TooLarge {
@@ -133,14 +136,20 @@ pub enum ApiError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: String,
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `unknown_prescription`.
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// Where the refused transaction was recorded on the chain (refusals
+    /// by a chain rule, once committed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    receipt: Option<&'a Receipt>,
+    pub receipt: Option<Receipt>,
+    /// The chain rule's refusal, with its details (refusals only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a Rejection>,
+    pub detail: Option<Rejection>,
 }
 
 /// The HTTP status of a chain refusal.
@@ -201,6 +210,7 @@ impl ApiError {
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -227,6 +237,7 @@ impl ApiError {
             | ApiError::RateLimited { code, .. } => code,
             ApiError::BadSignature => "bad_signature",
             ApiError::Refused(r, _) | ApiError::NotAdmitted(r) => r.code(),
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::UnsupportedMedia(_) => "unsupported_media_type",
             ApiError::TooMany(_) => "too_many_requests",
@@ -307,28 +318,32 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let (receipt, detail) = match &self {
-            ApiError::Refused(r, receipt) => (receipt.as_ref(), Some(r)),
+        let code = self.code().to_string();
+        let retry_after = match &self {
+            ApiError::TooManyAttempts { retry_after_secs }
+            | ApiError::Busy {
+                retry_after_secs, ..
+            }
+            | ApiError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let (receipt, detail) = match self {
+            ApiError::Refused(r, receipt) => (receipt, Some(r)),
             ApiError::NotAdmitted(r) => (None, Some(r)),
             _ => (None, None),
         };
-        let body = Body {
-            code: self.code(),
+        let body = ErrorBody {
+            code,
             message,
             receipt,
             detail,
         };
         let mut resp = (status, Json(body)).into_response();
-        if let ApiError::TooManyAttempts { retry_after_secs }
-        | ApiError::Busy {
-            retry_after_secs, ..
-        }
-        | ApiError::RateLimited {
-            retry_after_secs, ..
-        } = &self
-        {
+        if let Some(secs) = retry_after {
             resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp
     }

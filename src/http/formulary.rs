@@ -2,15 +2,13 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::common::query;
+use super::error::ErrorBody;
 use super::session::Staff;
-use super::{ApiError, AppState};
+use super::{ApiError, ApiQuery, AppState};
 
 /// The demo formulary: synthetic drug entries the prescription form offers.
 const FORMULARY_JSON: &str = include_str!("../../fixtures/formulary.json");
@@ -24,7 +22,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// One formulary entry.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FormularyEntry {
     /// ATC code.
     pub atc: String,
@@ -66,7 +64,8 @@ pub fn formulary_entries() -> Result<&'static [FormularyEntry], ApiError> {
 }
 
 /// The formulary search.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FormularyQuery {
     /// Start of a drug name or of an ATC code.
     #[serde(default)]
@@ -108,12 +107,21 @@ pub fn search_formulary(entries: &[FormularyEntry], q: &str) -> Vec<FormularyEnt
         .collect()
 }
 
+/// Searches the formulary (staff only).
+#[utoipa::path(
+    get, path = "/v1/formulary", tag = "staff",
+    params(FormularyQuery),
+    responses(
+        (status = 200, description = "At most 20 matches", body = Vec<FormularyEntry>),
+        (status = 400, description = "`bad_query`", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn formulary(
+pub(super) async fn formulary(
     _staff: Staff,
-    q: Result<Query<FormularyQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<FormularyQuery>,
 ) -> Result<Json<Vec<FormularyEntry>>, ApiError> {
-    let q = query(q)?;
     if q.q.len() > 100 {
         return Err(ApiError::bad(
             "bad_query",

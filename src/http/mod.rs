@@ -9,6 +9,7 @@ mod doctor;
 pub mod error;
 mod formulary;
 pub mod idempotency;
+pub mod openapi;
 pub mod ops;
 mod patient;
 mod pharmacy;
@@ -22,7 +23,8 @@ mod tx;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{BoxError, Router};
@@ -59,6 +61,51 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// A query string whose failures are JSON 400s `bad_query` (axum's own
+/// `Query` answers them in plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(ApiError::bad("bad_query", e.body_text())),
+        }
+    }
+}
+
+/// Path parameters whose failures are JSON 400s `bad_path` (axum's own
+/// `Path` answers them in plain text).
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(ApiError::bad("bad_path", e.body_text())),
+        }
+    }
+}
+
+/// A raw request body whose failures (too large, unreadable) are JSON
+/// errors (axum's own `Bytes` answers them in plain text).
+pub struct ApiBody(pub bytes::Bytes);
+
+impl FromRequest<AppState> for ApiBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        match bytes::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(ApiBody(b)),
+            Err(e) => Err(error::body_rejection(e, state.api.body_limit_bytes)),
+        }
+    }
+}
+
 /// The whole API, with limits, timeouts, tracing and panic safety; the web
 /// pages from `web_dir` are served for every other path.
 pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
@@ -84,6 +131,20 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
                 ApiError::not_found("no_such_route", "there is no such API route")
             }),
         )
+        // axum's own 405 has an empty body; every error here is JSON.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    // Test-only: every answer of every route is checked against the
+    // OpenAPI document (see `openapi::validate_responses`).
+    let routes = if api.testing_validate_openapi {
+        tracing::warn!("testing_validate_openapi is on: every answer is checked against the OpenAPI document; a test setting, slow for production");
+        routes.route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(openapi::ResponseValidator::for_api()),
+            openapi::validate_responses,
+        ))
+    } else {
+        routes
+    };
+    let routes = routes
         .layer(DefaultBodyLimit::max(api.body_limit_bytes))
         .with_state(state);
     let routes = match web_dir {

@@ -19,9 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{blocking, no_store, parse_payload};
 use super::idempotency::{sign_once, HashedJson, IdempotencyKey, Signed};
+use super::error::ErrorBody;
 use super::rx::{issue_body, load, view, PrescriptionView};
 use super::tx::submitted_response;
+use super::tx::Pending;
 use super::{ApiError, ApiJson, AppState};
+use crate::mempool::Receipt;
 use crate::qr::QrPayload;
 use crate::service::submit::submit;
 use crate::txbuild;
@@ -35,14 +38,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A request carrying only the payload.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PayloadRequest {
     /// The QR payload, or the patient link holding it.
     pub payload: String,
 }
 
 /// The prescription's private part, as the patient sees it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ContentView {
     /// Who it is for.
     pub patient: PatientDetails,
@@ -53,7 +56,7 @@ pub struct ContentView {
 }
 
 /// A pharmacy the patient may choose.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PharmacyChoice {
     /// Organisation id.
     pub id: OrgId,
@@ -64,7 +67,7 @@ pub struct PharmacyChoice {
 }
 
 /// What the patient page shows.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Opened {
     /// The public view with its history.
     pub prescription: PrescriptionView,
@@ -118,8 +121,21 @@ fn content_key(
     })
 }
 
+#[utoipa::path(
+    post, path = "/v1/patient/open", tag = "patient",
+    request_body = PayloadRequest,
+    responses(
+        (status = 200, description = "The prescription with its opened content", body = Opened),
+        (status = 400, description = "`bad_qr_payload`, `malformed_json`, `invalid_json`", body = ErrorBody),
+        (status = 403, description = "`wrong_secret`", body = ErrorBody),
+        (status = 404, description = "`unknown_prescription`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "`sealed_content_unreadable`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn open(
+pub(super) async fn open(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<PayloadRequest>,
 ) -> Result<Response, ApiError> {
@@ -166,7 +182,7 @@ async fn open(
 }
 
 /// Pickup or delivery.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Collect at the pharmacy.
@@ -176,7 +192,7 @@ pub enum Mode {
 }
 
 /// The patient's choice.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AssignRequest {
     /// The QR payload.
     pub payload: String,
@@ -189,8 +205,25 @@ pub struct AssignRequest {
     pub address: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/patient/assign", tag = "patient",
+    request_body = AssignRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "`bad_qr_payload`, `malformed_json`, `invalid_json`, a delivery address check, `not_a_pharmacy`", body = ErrorBody),
+        (status = 403, description = "`wrong_secret`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "`unknown_prescription`, `unknown_org`", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "`sealed_content_unreadable`, or a chain rule's refusal", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn assign(
+pub(super) async fn assign(
     State(s): State<AppState>,
     idem: IdempotencyKey,
     HashedJson(req, hash): HashedJson<AssignRequest>,
@@ -227,8 +260,25 @@ async fn assign(
     Ok(submitted_response(submit(&s, signed.tx).await?))
 }
 
+#[utoipa::path(
+    post, path = "/v1/patient/cancel", tag = "patient",
+    request_body = PayloadRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "`bad_qr_payload`, `malformed_json`, `invalid_json`, a delivery address check, `not_a_pharmacy`", body = ErrorBody),
+        (status = 403, description = "`wrong_secret`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "`unknown_prescription`, `unknown_org`", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "`sealed_content_unreadable`, or a chain rule's refusal", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn cancel(
+pub(super) async fn cancel(
     State(s): State<AppState>,
     idem: IdempotencyKey,
     HashedJson(req, hash): HashedJson<PayloadRequest>,

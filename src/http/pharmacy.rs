@@ -5,8 +5,7 @@
 //! As for doctors ([`super::doctor`]), the node signs as the signed-in
 //! staff member and submits through [`crate::service::submit`].
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,12 +16,15 @@ use rxchain_contracts::{rules, OrgId, PrescriptionId, SecretKey};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    blocking, list_limit, no_store, opened, parse_payload, query, sign_and_submit, ListQuery,
+    blocking, list_limit, no_store, opened, parse_payload, sign_and_submit, ListQuery,
 };
+use super::error::ErrorBody;
 use super::idempotency::{HashedJson, IdempotencyKey};
 use super::session::{Staff, StaffCsrf};
-use super::{ApiError, AppState};
+use super::tx::Pending;
+use super::{ApiError, ApiQuery, AppState};
 use crate::clock::now;
+use crate::mempool::Receipt;
 use crate::qr::QrPayload;
 use crate::txbuild;
 
@@ -41,7 +43,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A claim from a scanned code.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ClaimRequest {
     /// The QR payload (or a patient link holding it).
     pub payload: String,
@@ -50,8 +52,27 @@ pub struct ClaimRequest {
     pub pharmacy: Option<OrgId>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/claim", tag = "pharmacy",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = ClaimRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
-async fn claim(
+pub(super) async fn claim(
     State(s): State<AppState>,
     staff: StaffCsrf,
     idem: IdempotencyKey,
@@ -72,7 +93,7 @@ async fn claim(
 }
 
 /// A dispense.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DispenseRequest {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -83,8 +104,27 @@ pub struct DispenseRequest {
     pub complete: bool,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/dispense", tag = "pharmacy",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = DispenseRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn dispense(
+pub(super) async fn dispense(
     State(s): State<AppState>,
     staff: StaffCsrf,
     idem: IdempotencyKey,
@@ -107,14 +147,33 @@ async fn dispense(
 }
 
 /// A release.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReleaseRequest {
     /// Which prescription.
     pub id: PrescriptionId,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/release", tag = "pharmacy",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = ReleaseRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn release(
+pub(super) async fn release(
     State(s): State<AppState>,
     staff: StaffCsrf,
     idem: IdempotencyKey,
@@ -130,7 +189,7 @@ async fn release(
 }
 
 /// A delivery or pickup event.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DeliveryRequest {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -138,8 +197,27 @@ pub struct DeliveryRequest {
     pub status: DeliveryStatus,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/delivery", tag = "pharmacy",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = DeliveryRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn delivery(
+pub(super) async fn delivery(
     State(s): State<AppState>,
     staff: StaffCsrf,
     idem: IdempotencyKey,
@@ -155,7 +233,7 @@ async fn delivery(
 }
 
 /// A hand-over of a home delivery to a logistics member.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct HandOverRequest {
     /// Which prescription.
     pub id: PrescriptionId,
@@ -163,8 +241,27 @@ pub struct HandOverRequest {
     pub carrier: OrgId,
 }
 
+#[utoipa::path(
+    post, path = "/v1/staff/hand-over", tag = "pharmacy",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = HandOverRequest,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`)", body = ErrorBody),
+        (status = 401, description = "`no_session`, `staff_revoked`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
+        (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (`not_a_delivery`, `wrong_org_kind`)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username, id = %req.id))]
-async fn hand_over(
+pub(super) async fn hand_over(
     State(s): State<AppState>,
     staff: StaffCsrf,
     idem: IdempotencyKey,
@@ -180,7 +277,7 @@ async fn hand_over(
 }
 
 /// A prescription in the pharmacy's list.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PharmacyPrescription {
     /// Id.
     pub id: PrescriptionId,
@@ -283,17 +380,27 @@ fn open_handover(
 }
 
 /// Prescriptions assigned to or claimed by the session's pharmacy, newest first.
+#[utoipa::path(
+    get, path = "/v1/staff/pharmacy/prescriptions", tag = "pharmacy",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Newest first", body = Vec<PharmacyPrescription>),
+        (status = 400, description = "`bad_query`, `bad_limit`", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`wrong_role`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn pharmacy_prescriptions(
+pub(super) async fn pharmacy_prescriptions(
     State(s): State<AppState>,
     staff: Staff,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     staff.require(
         &[Role::Pharmacist, Role::Courier],
         "list a pharmacy's prescriptions",
     )?;
-    let limit = list_limit(&query(q)?)?;
+    let limit = list_limit(&q)?;
     let org = staff.org().clone();
     let data_key = s.accounts.data_key(&org);
     // A courier carries the parcel: the delivery address, never the QR

@@ -6,6 +6,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::common::{no_store, parse_payload, qr_images};
+use super::error::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 
 /// `POST /v1/qr`.
@@ -14,14 +15,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A payload to draw.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct QrRequest {
     /// The QR payload text.
     pub payload: String,
 }
 
 /// A drawn QR code.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct QrImages {
     /// Standalone SVG document.
     pub svg: String,
@@ -31,8 +32,18 @@ pub struct QrImages {
 
 /// Draws a payload's QR code. No session needed: the caller already holds
 /// the payload, and drawing it reveals nothing more.
+#[utoipa::path(
+    post, path = "/v1/qr", tag = "staff",
+    request_body = QrRequest,
+    responses(
+        (status = 200, description = "The QR code", body = QrImages),
+        (status = 400, description = "`bad_qr_payload`, `malformed_json`, `invalid_json`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn qr(ApiJson(req): ApiJson<QrRequest>) -> Result<Response, ApiError> {
+pub(super) async fn qr(ApiJson(req): ApiJson<QrRequest>) -> Result<Response, ApiError> {
     let payload = parse_payload(&req.payload)?;
     let (svg, png_base64) = qr_images(payload.encode()).await?;
     Ok(no_store(Json(QrImages { svg, png_base64 }).into_response()))

@@ -7,8 +7,7 @@
 //! from [`crate::query`] (or [`crate::store::verify`]) on a blocking thread,
 //! since a year of fills is many blocks to decode, and shape the answer.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,12 +16,12 @@ use axum::{Json, Router};
 use rxchain_contracts::tx::Role;
 use rxchain_contracts::{Hash, PrescriptionId, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::common::{blocking, query};
+use super::common::blocking;
+use super::error::ErrorBody;
 use super::rx::{describe, SignerView};
 use super::session::{Staff, StaffCsrf};
-use super::{ApiError, AppState};
+use super::{ApiError, ApiQuery, AppState};
 use crate::accounts::Verification;
 use crate::clock::now;
 use crate::query::csv_export::dispensing_csv as csv_bytes;
@@ -42,7 +41,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A report's range and grouping.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeQuery {
     /// First day, `YYYY-MM-DD` (UTC); 30 days before `to` when absent.
     #[serde(default)]
@@ -82,14 +82,23 @@ fn regulator(staff: &Staff, action: &str) -> Result<(), ApiError> {
     staff.require(&[Role::RegulatorOfficer], action)
 }
 
+#[utoipa::path(
+    get, path = "/v1/reports/dispensing", tag = "reports",
+    params(RangeQuery),
+    responses(
+        (status = 200, description = "Dispensed volumes, grouped", body = Dispensing),
+        (status = 400, description = "`bad_query`, `bad_date`, `bad_range`", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`wrong_role`: regulators only", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn dispensing(
+pub(super) async fn dispensing(
     State(s): State<AppState>,
     staff: Staff,
-    q: Result<Query<RangeQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Json<Dispensing>, ApiError> {
     regulator(&staff, "read dispensing reports")?;
-    let q = query(q)?;
     let r = range(&q)?;
     let chain = s.chain.clone();
     Ok(Json(
@@ -100,14 +109,24 @@ async fn dispensing(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/v1/reports/dispensing.csv", tag = "reports",
+    params(RangeQuery),
+    responses(
+        (status = 200, description = "Every dispensed line as CSV", body = String, content_type = "text/csv"),
+        (status = 400, description = "`bad_query`, `bad_date`, `bad_range`", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`wrong_role`: regulators only", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn dispensing_csv(
+pub(super) async fn dispensing_csv(
     State(s): State<AppState>,
     staff: Staff,
-    q: Result<Query<RangeQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Response, ApiError> {
     regulator(&staff, "export dispensing data")?;
-    let r = range(&query(q)?)?;
+    let r = range(&q)?;
     let chain = s.chain.clone();
     let bytes = blocking(move || csv_bytes(&chain, r).map_err(ApiError::internal)).await?;
     let disposition = format!(
@@ -126,14 +145,24 @@ async fn dispensing_csv(
         .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/v1/reports/controlled", tag = "reports",
+    params(RangeQuery),
+    responses(
+        (status = 200, description = "Controlled-drug volumes", body = Controlled),
+        (status = 400, description = "`bad_query`, `bad_date`, `bad_range`", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`wrong_role`: regulators only", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn controlled(
+pub(super) async fn controlled(
     State(s): State<AppState>,
     staff: Staff,
-    q: Result<Query<RangeQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Json<Controlled>, ApiError> {
     regulator(&staff, "read controlled-drug reports")?;
-    let r = range(&query(q)?)?;
+    let r = range(&q)?;
     let chain = s.chain.clone();
     Ok(Json(
         blocking(move || projections::controlled(&chain, r).map_err(ApiError::internal)).await?,
@@ -143,7 +172,8 @@ async fn controlled(
 // ---- alerts --------------------------------------------------------------
 
 /// How many alerts.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
     /// At most this many, newest first; 100 when absent.
     #[serde(default)]
@@ -151,7 +181,7 @@ pub struct AlertsQuery {
 }
 
 /// One refused attempt.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Block time.
     pub at: Timestamp,
@@ -160,8 +190,10 @@ pub struct Alert {
     /// The refused transaction.
     pub tx_id: TxId,
     /// Its kind, e.g. `dispense`.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// The refusal's code, e.g. `already_dispensed`.
+    #[schema(value_type = String)]
     pub code: &'static str,
     /// The refusal for people.
     pub message: String,
@@ -193,14 +225,24 @@ fn alerts_list(s: &AppState, limit: usize) -> Result<Vec<Alert>, ApiError> {
         .collect()
 }
 
+#[utoipa::path(
+    get, path = "/v1/reports/alerts", tag = "reports",
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "Refused attempts, newest first", body = Vec<Alert>),
+        (status = 400, description = "`bad_query`, `bad_limit`", body = ErrorBody),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`wrong_role`: regulators only", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn alerts(
+pub(super) async fn alerts(
     State(s): State<AppState>,
     staff: Staff,
-    q: Result<Query<AlertsQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<AlertsQuery>,
 ) -> Result<Json<Vec<Alert>>, ApiError> {
     regulator(&staff, "read alerts")?;
-    let limit = match query(q)?.limit {
+    let limit = match q.limit {
         None => 100,
         Some(n) if (1..=1000).contains(&n) => n,
         Some(_) => return Err(ApiError::bad("bad_limit", "limit is 1 to 1000")),
@@ -212,7 +254,7 @@ async fn alerts(
 // ---- chain and verification ---------------------------------------------
 
 /// The chain's head as the regulator sees it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ChainReport {
     /// Height of the last block.
     pub height: u64,
@@ -226,8 +268,19 @@ pub struct ChainReport {
     pub verification_running: bool,
 }
 
+#[utoipa::path(
+    get, path = "/v1/reports/chain", tag = "reports",
+    responses(
+        (status = 200, description = "The head and the last verification", body = ChainReport),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`wrong_role`: regulators only", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn chain(State(s): State<AppState>, staff: Staff) -> Result<Json<ChainReport>, ApiError> {
+pub(super) async fn chain(
+    State(s): State<AppState>,
+    staff: Staff,
+) -> Result<Json<ChainReport>, ApiError> {
     regulator(&staff, "read the chain report")?;
     let tip = s.chain.tip();
     let chain = s.chain.clone();
@@ -262,12 +315,41 @@ fn verification(s: &AppState) -> Verification {
     }
 }
 
+/// The answer of `POST /v1/reports/verify`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VerifyStarted {
+    /// `started`, or `already_running` when one runs already.
+    #[schema(value_type = String, example = "started")]
+    pub status: &'static str,
+    /// A sentence for people.
+    pub message: &'static str,
+}
+
+#[utoipa::path(
+    post, path = "/v1/reports/verify", tag = "reports",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    responses(
+        (status = 202, description = "Started (or already running); the result appears in `/v1/reports/chain`", body = VerifyStarted),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
-async fn verify(State(s): State<AppState>, staff: StaffCsrf) -> Result<Response, ApiError> {
+pub(super) async fn verify(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+) -> Result<Response, ApiError> {
     regulator(&staff.0, "verify the chain")?;
     if !s.accounts.begin_verification() {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"status": "already_running",
-            "message": "A verification is already running; its result appears in /v1/reports/chain."}))).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(VerifyStarted {
+                status: "already_running",
+                message:
+                    "A verification is already running; its result appears in /v1/reports/chain.",
+            }),
+        )
+            .into_response());
     }
     let st = s.clone();
     // Detached on purpose: the verification outlives the request and records
@@ -291,6 +373,13 @@ async fn verify(State(s): State<AppState>, staff: StaffCsrf) -> Result<Response,
             tracing::error!(error = %e, "recording the verification failed");
         }
     });
-    Ok((StatusCode::ACCEPTED, Json(json!({"status": "started",
-        "message": "The verification runs in the background; its result appears in /v1/reports/chain."}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(VerifyStarted {
+            status: "started",
+            message:
+                "The verification runs in the background; its result appears in /v1/reports/chain.",
+        }),
+    )
+        .into_response())
 }

@@ -1,7 +1,7 @@
 //! Prescriptions: public state, history, and the sealed content for holders
 //! of a key.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use rxchain_contracts::state::{PrescriptionRecord, PublicStatus};
@@ -9,7 +9,8 @@ use rxchain_contracts::tx::{IssueRx, TxBody};
 use rxchain_contracts::{Outcome, PrescriptionId, PublicKey, Timestamp, TxId};
 use serde::Serialize;
 
-use super::{ApiError, AppState};
+use super::error::ErrorBody;
+use super::{ApiError, ApiPath, AppState};
 use crate::clock::now;
 
 /// `GET /v1/prescriptions/{id}`, `GET /v1/prescriptions/{id}/sealed`.
@@ -20,7 +21,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Who signed a transaction, as far as the chain knows them.
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, utoipa::ToSchema)]
 pub struct SignerView {
     /// The key.
     pub key: PublicKey,
@@ -33,7 +34,7 @@ pub struct SignerView {
 }
 
 /// One step of a prescription's history.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// Transaction id.
     pub tx_id: TxId,
@@ -44,6 +45,7 @@ pub struct HistoryEntry {
     /// Block time.
     pub at: Timestamp,
     /// Transaction kind.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// Who signed.
     pub signer: SignerView,
@@ -54,7 +56,7 @@ pub struct HistoryEntry {
 }
 
 /// A prescription's public state. Nothing here names the patient.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PrescriptionView {
     /// Short id printed on slips.
     pub short_id: String,
@@ -180,10 +182,20 @@ pub fn view(s: &AppState, rec: PrescriptionRecord) -> Result<PrescriptionView, A
     })
 }
 
+/// A prescription's public state and history.
+#[utoipa::path(
+    get, path = "/v1/prescriptions/{id}", tag = "prescriptions",
+    params(("id" = String, Path, description = "Prescription id, 32 hex characters")),
+    responses(
+        (status = 200, description = "The prescription", body = PrescriptionView),
+        (status = 400, description = "`bad_prescription_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_prescription`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(s))]
-async fn prescription(
+pub(super) async fn prescription(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PrescriptionView>, ApiError> {
     let id = parse_id(&id)?;
     let rec = load(&s, &id)?;
@@ -192,10 +204,19 @@ async fn prescription(
 
 /// The issue transaction's sealed parts: ciphertext and key wraps. Only key
 /// holders can open them; they are on the chain for everyone anyway.
+#[utoipa::path(
+    get, path = "/v1/prescriptions/{id}/sealed", tag = "prescriptions",
+    params(("id" = String, Path, description = "Prescription id, 32 hex characters")),
+    responses(
+        (status = 200, description = "The issue transaction's body", body = IssueRx),
+        (status = 400, description = "`bad_prescription_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_prescription`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(s))]
-async fn sealed(
+pub(super) async fn sealed(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<IssueRx>, ApiError> {
     let id = parse_id(&id)?;
     let rec = load(&s, &id)?;

@@ -9,7 +9,7 @@
 //! bytes; a `Content-Length` above the image limit is refused at once.
 
 use axum::body::{Bytes, HttpBody};
-use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use rxchain_contracts::lifecycle::claimable_by;
@@ -17,8 +17,9 @@ use rxchain_contracts::state::PublicStatus;
 use rxchain_contracts::{OrgId, Rejection};
 use serde::{Deserialize, Serialize};
 
+use super::error::ErrorBody;
 use super::rx::{load, view, PrescriptionView};
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, ApiQuery, AppState};
 use crate::clock::now;
 use crate::qr::{DecodeLimits, QrPayload};
 
@@ -31,7 +32,7 @@ pub fn router(image_limit: usize) -> Router<AppState> {
 }
 
 /// A scan of typed or scanned text.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ScanRequest {
     /// The QR payload text, e.g. `RX1:…`.
     pub payload: String,
@@ -40,16 +41,18 @@ pub struct ScanRequest {
 }
 
 /// Query of an image scan.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ScanImageQuery {
     /// The pharmacy asking.
     pub pharmacy: OrgId,
 }
 
 /// The verdict card.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Verdict {
     /// "green" (claimable here, now) or "red".
+    #[schema(value_type = String, example = "green")]
     pub verdict: &'static str,
     /// `claimable`, `already_claimed_here`, or the refusal code.
     pub code: String,
@@ -109,8 +112,21 @@ pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Ve
     })
 }
 
+/// The verdict for a typed or scanned payload.
+#[utoipa::path(
+    post, path = "/v1/scan", tag = "scan",
+    request_body = ScanRequest,
+    responses(
+        (status = 200, description = "The verdict (green or red)", body = Verdict),
+        (status = 400, description = "`bad_qr_payload`, `not_a_pharmacy`, `malformed_json`, `invalid_json`", body = ErrorBody),
+        (status = 404, description = "`unknown_org`, `unknown_prescription`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 503, description = "`not_committed`: this node cannot confirm it has the latest state", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(pharmacy = %req.pharmacy))]
-async fn scan_text(
+pub(super) async fn scan_text(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<ScanRequest>,
 ) -> Result<Json<Verdict>, ApiError> {
@@ -122,10 +138,24 @@ async fn scan_text(
 /// uploads cannot exhaust memory.
 const DECODE_PERMITS: usize = 2;
 
+/// The verdict for a photo of a QR code (PNG or JPEG bytes as the body).
+#[utoipa::path(
+    post, path = "/v1/scan/image", tag = "scan",
+    params(ScanImageQuery),
+    request_body(content = Vec<u8>, description = "The photo's bytes", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "The verdict (green or red)", body = Verdict),
+        (status = 400, description = "`bad_query`, `empty_body`, `unreadable_body`, `bad_qr_payload`, `not_a_pharmacy`", body = ErrorBody),
+        (status = 404, description = "`unknown_org`, `unknown_prescription`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 422, description = "The photo holds no readable QR code, or is not an image", body = ErrorBody),
+        (status = 503, description = "`not_committed`: this node cannot confirm it has the latest state", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(pharmacy = %q.pharmacy))]
-async fn scan_image(
+pub(super) async fn scan_image(
     State(s): State<AppState>,
-    Query(q): Query<ScanImageQuery>,
+    ApiQuery(q): ApiQuery<ScanImageQuery>,
     request: Request,
 ) -> Result<Json<Verdict>, ApiError> {
     let limit = s.api.image_limit_bytes;

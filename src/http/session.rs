@@ -31,6 +31,7 @@ use rxchain_contracts::{OrgId, SecretKey};
 use serde::{Deserialize, Serialize};
 
 use super::common::ClientAddr;
+use super::error::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 use crate::accounts::{constant_time_eq, Account, AccountError, Session, SESSION_TTL};
 use crate::config::Secret;
@@ -248,7 +249,7 @@ impl FromRequestParts<AppState> for StaffCsrf {
 }
 
 /// A session as the pages see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// Sign-in name.
     pub username: String,
@@ -303,7 +304,7 @@ fn session_response(
 }
 
 /// A sign-in request. Deliberately not `Debug`: it holds the password.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignIn {
     /// Sign-in name.
     pub username: String,
@@ -311,8 +312,22 @@ pub struct SignIn {
     pub password: String,
 }
 
+/// Signs in: sets the `rxsession` cookie and answers the session with its
+/// CSRF token.
+#[utoipa::path(
+    post, path = "/v1/session", tag = "session",
+    request_body = SignIn,
+    responses(
+        (status = 200, description = "Signed in; `Set-Cookie: rxsession=...`", body = SessionView),
+        (status = 400, description = "`malformed_json`, `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`bad_credentials`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`, with `Retry-After`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = tracing::field::Empty))]
-async fn sign_in(
+pub(super) async fn sign_in(
     State(s): State<AppState>,
     ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<SignIn>,
@@ -358,13 +373,34 @@ async fn sign_in(
     session_response(StatusCode::OK, Some(cookie), Some(view(&s, &session)))
 }
 
+/// The current session.
+#[utoipa::path(
+    get, path = "/v1/session", tag = "session",
+    responses(
+        (status = 200, description = "The session", body = SessionView),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-async fn current(State(s): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
+pub(super) async fn current(State(s): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
     session_response(StatusCode::OK, None, Some(view(&s, &staff.session)))
 }
 
+/// Signs out: ends the session and clears the cookie.
+#[utoipa::path(
+    delete, path = "/v1/session", tag = "session",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
-async fn sign_out(State(s): State<AppState>, staff: StaffCsrf) -> Result<Response, ApiError> {
+pub(super) async fn sign_out(
+    State(s): State<AppState>,
+    staff: StaffCsrf,
+) -> Result<Response, ApiError> {
     s.accounts.end_session(&staff.0.token)?;
     let cookie = format!("{COOKIE_NAME}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0");
     session_response(StatusCode::NO_CONTENT, Some(cookie), None)

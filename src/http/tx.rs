@@ -1,17 +1,17 @@
 //! Transactions: submit a signed transaction and wait for its commit; read
 //! a committed transaction with its inclusion proof and signed header.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rxchain_contracts::{Hash, InclusionProof, Outcome, SignedHeader, SignedTx, TxId};
 use serde::Serialize;
-use serde_json::json;
 
 use super::common::{forwarded_by_member, ClientAddr};
-use super::{ApiError, ApiJson, AppState};
+use super::error::ErrorBody;
+use super::{ApiError, ApiJson, ApiPath, AppState};
 use crate::mempool::Receipt;
 use crate::service::submit::{self as service, poll_url, Origin, Submitted};
 
@@ -33,14 +33,33 @@ pub fn receipt_response(r: Receipt) -> Response {
     }
 }
 
+/// The body of a 202: admitted, not yet committed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Pending {
+    /// The transaction id.
+    pub tx_id: TxId,
+    /// Always `pending`.
+    #[schema(value_type = String, example = "pending")]
+    pub status: &'static str,
+    /// Where to poll for the receipt (also in `Location`).
+    pub poll: String,
+    /// A sentence for people.
+    pub message: &'static str,
+}
+
 /// The 202 answer for a transaction admitted but not yet committed.
 pub fn pending(id: &TxId) -> Response {
     let poll = poll_url(id);
     (
         StatusCode::ACCEPTED,
         [(header::LOCATION, poll.clone())],
-        Json(json!({"tx_id": id, "status": "pending", "poll": poll,
-            "message": "The transaction is admitted but not yet committed; poll the URL for its receipt."})),
+        Json(Pending {
+            tx_id: *id,
+            status: "pending",
+            poll,
+            message:
+                "The transaction is admitted but not yet committed; poll the URL for its receipt.",
+        }),
     )
         .into_response()
 }
@@ -56,8 +75,25 @@ pub fn submitted_response(s: Submitted) -> Response {
 
 /// Submits a signed transaction and waits for the commit (not merely the
 /// acknowledgement). Replays get the original outcome.
+#[utoipa::path(
+    post, path = "/v1/tx", tag = "transactions",
+    request_body = SignedTx,
+    responses(
+        (status = 200, description = "Committed and applied", body = Receipt),
+        (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
+        (status = 400, description = "`malformed_json`, `invalid_json`, `bad_signature`, `invalid_transaction`", body = ErrorBody),
+        (status = 403, description = "Refused by a chain rule (signer, role, secret); `detail` and `receipt` say which", body = ErrorBody),
+        (status = 404, description = "Refused by a chain rule (unknown prescription, staff or org)", body = ErrorBody),
+        (status = 409, description = "Refused by a chain rule (state conflict)", body = ErrorBody),
+        (status = 410, description = "Refused: the prescription expired", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+        (status = 422, description = "Refused by a chain rule (validity, items, keys)", body = ErrorBody),
+        (status = 503, description = "`not_committed`: nothing was committed; retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn submit(
+pub(super) async fn submit(
     State(s): State<AppState>,
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
@@ -71,7 +107,7 @@ async fn submit(
 }
 
 /// A committed transaction with everything needed to check it offline.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TxView {
     /// Where and how it committed.
     pub receipt: Receipt,
@@ -83,8 +119,23 @@ pub struct TxView {
     pub header: SignedHeader,
 }
 
+/// A committed transaction with its inclusion proof and signed header, or
+/// 202 while it is only in the mempool.
+#[utoipa::path(
+    get, path = "/v1/tx/{id}", tag = "transactions",
+    params(("id" = String, Path, description = "Transaction id, 64 hex characters")),
+    responses(
+        (status = 200, description = "Committed", body = TxView),
+        (status = 202, description = "Admitted, not yet committed", body = Pending),
+        (status = 400, description = "`bad_tx_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_tx`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(s))]
-async fn get_tx(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn get_tx(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
     let id = TxId(
         Hash::parse_hex(&id)
             .map_err(|_| ApiError::bad("bad_tx_id", "a transaction id is 64 hex characters"))?,

@@ -16,7 +16,8 @@ use time::{Date, Duration, Time};
 const EPOCH: Date = date!(1970 - 01 - 01);
 
 /// A UTC calendar day from 1970-01-01 to 9999-12-31.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
+#[schema(value_type = String, format = Date, example = "2026-11-23")]
 pub struct Day(Date);
 
 /// Why a text or a day number is not a [`Day`].

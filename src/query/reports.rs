@@ -68,7 +68,7 @@ pub enum QueryError {
 }
 
 /// The dispensing report's grouping.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     /// By UTC day.
@@ -225,7 +225,7 @@ pub fn fills(chain: &ChainStore, range: DayRange) -> Result<Vec<FillLine>, Query
 // ---- dispensing ----------------------------------------------------------
 
 /// One group of the dispensing report.
-#[derive(Serialize, Clone, Debug, Default)]
+#[derive(Serialize, Clone, Debug, Default, utoipa::ToSchema)]
 pub struct Row {
     /// The group's key: a day, an org id, an ATC code or a key (hex).
     pub key: String,
@@ -240,7 +240,7 @@ pub struct Row {
 }
 
 /// Totals over the range.
-#[derive(Serialize, Clone, Debug, Default)]
+#[derive(Serialize, Clone, Debug, Default, utoipa::ToSchema)]
 pub struct Totals {
     /// Dispense transactions.
     pub fills: u64,
@@ -251,7 +251,7 @@ pub struct Totals {
 }
 
 /// The dispensing report.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct Dispensing {
     /// First day.
     pub from: Day,
@@ -324,7 +324,7 @@ pub fn dispensing(
 // ---- controlled ----------------------------------------------------------
 
 /// Controlled-drug volume of one drug at one pharmacy.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct ControlledRow {
     /// ATC code.
     pub atc: String,
@@ -343,7 +343,7 @@ pub struct ControlledRow {
 }
 
 /// The controlled-drug report.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct Controlled {
     /// First day.
     pub from: Day,

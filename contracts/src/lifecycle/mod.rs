@@ -46,6 +46,11 @@ pub use delivery::delivery_follows;
 ///
 /// JSON: `{"result": "applied"}` or `{"result": "refused", "reason": {...}}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    serde(tag = "result", rename_all = "snake_case")
+)]
 pub enum Outcome {
     /// The transaction took effect.
     Applied,

@@ -21,7 +21,7 @@ pub const MAX_LAG: u64 = 100;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// What one node says about itself.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LocalView {
     /// The node's id.
     pub node_id: u64,
@@ -83,7 +83,7 @@ pub(super) fn local_view(s: &AppState) -> LocalView {
 }
 
 /// One member in the leader's status.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberStatus {
     /// Node id.
     pub id: u64,
@@ -100,7 +100,7 @@ pub struct MemberStatus {
 }
 
 /// The cluster as the leader (or, without one, the asked node) sees it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     /// The node that answered.
     pub answered_by: u64,

@@ -28,13 +28,13 @@
 
 mod auth;
 mod health;
-mod read_index;
+pub(in crate::http) mod read_index;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -42,7 +42,8 @@ use axum::{Json, Router};
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState};
+use super::error::ErrorBody;
+use super::{ApiBody, ApiError, ApiPath, AppState};
 use crate::raft::peers::PeerRequest;
 use crate::raft::rpc::{HEADER_NODE, HEADER_SIG, HEADER_TS};
 use crate::service::leader::{is_leader, remote_leader};
@@ -129,13 +130,23 @@ async fn forward_to_leader(
     Ok(ApiError::Relayed(answer).into_response())
 }
 
+/// What this node alone knows.
+#[utoipa::path(
+    get, path = "/v1/cluster/local", tag = "cluster",
+    responses((status = 200, description = "This node's view", body = LocalView))
+)]
 #[tracing::instrument(skip_all)]
-async fn local(State(s): State<AppState>) -> Json<LocalView> {
+pub(in crate::http) async fn local(State(s): State<AppState>) -> Json<LocalView> {
     Json(local_view(&s))
 }
 
+/// The cluster as the leader sees it (or this node, without a reachable leader).
+#[utoipa::path(
+    get, path = "/v1/cluster/status", tag = "cluster",
+    responses((status = 200, description = "Members, leader, lag, health", body = ClusterStatus))
+)]
 #[tracing::instrument(skip_all)]
-async fn status(
+pub(in crate::http) async fn status(
     State(s): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
@@ -152,7 +163,7 @@ async fn status(
 }
 
 /// `POST /v1/cluster/learners`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddLearner {
     /// The joining node's genesis id.
@@ -162,7 +173,7 @@ pub struct AddLearner {
 }
 
 /// `POST /v1/cluster/voters`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Promote {
     /// The learner to promote.
@@ -170,7 +181,7 @@ pub struct Promote {
 }
 
 /// The answer to a membership change.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Changed {
     /// The node changed.
     pub id: u64,
@@ -202,12 +213,34 @@ fn change_failed<E: std::fmt::Display>(e: E) -> ApiError {
     unhealthy(format!("the membership change did not go through: {e}"))
 }
 
+/// Adds a node as a learner (signed admin request).
+#[utoipa::path(
+    post, path = "/v1/cluster/learners", tag = "cluster",
+    params(
+        ("x-rxchain-node" = Option<String>, Header, description = "The signing node's id (node key); or give x-rxchain-org"),
+        ("x-rxchain-org" = Option<String>, Header, description = "The signing organisation (org admin key)"),
+        ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+
+    ),
+    request_body = AddLearner,
+    responses(
+        (status = 200, description = "Changed (or already so: `unchanged`)", body = Changed),
+        (status = 400, description = "`invalid_json`, `bad_addr`, `bad_node_id`, `unreadable_body`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`", body = ErrorBody),
+        (status = 404, description = "`unknown_node`", body = ErrorBody),
+        (status = 409, description = "`cluster_unhealthy`, `member_exists`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 503, description = "`not_committed`: no reachable leader; nothing changed", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn add_learner(
+pub(in crate::http) async fn add_learner(
     State(s): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
     let req: AddLearner = parse_body(&body)?;
@@ -267,12 +300,34 @@ async fn add_learner(
     Ok(changed(&s.raft, req.id, "learner", false))
 }
 
+/// Promotes a caught-up learner to voter (signed admin request).
+#[utoipa::path(
+    post, path = "/v1/cluster/voters", tag = "cluster",
+    params(
+        ("x-rxchain-node" = Option<String>, Header, description = "The signing node's id (node key); or give x-rxchain-org"),
+        ("x-rxchain-org" = Option<String>, Header, description = "The signing organisation (org admin key)"),
+        ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+
+    ),
+    request_body = Promote,
+    responses(
+        (status = 200, description = "Changed (or already so: `unchanged`)", body = Changed),
+        (status = 400, description = "`invalid_json`, `bad_addr`, `bad_node_id`, `unreadable_body`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`", body = ErrorBody),
+        (status = 404, description = "`not_a_learner`", body = ErrorBody),
+        (status = 409, description = "`cluster_unhealthy`, a learner that has not caught up", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 503, description = "`not_committed`: no reachable leader; nothing changed", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn promote(
+pub(in crate::http) async fn promote(
     State(s): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
     let req: Promote = parse_body(&body)?;
@@ -314,13 +369,34 @@ async fn promote(
     Ok(changed(&s.raft, req.id, "voter", false))
 }
 
+/// Removes a voter or learner (signed admin request).
+#[utoipa::path(
+    delete, path = "/v1/cluster/members/{id}", tag = "cluster",
+    params(
+        ("x-rxchain-node" = Option<String>, Header, description = "The signing node's id (node key); or give x-rxchain-org"),
+        ("x-rxchain-org" = Option<String>, Header, description = "The signing organisation (org admin key)"),
+        ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+        ("id" = String, Path, description = "The node id"),
+    ),
+    responses(
+        (status = 200, description = "Changed (or already so: `unchanged`)", body = Changed),
+        (status = 400, description = "`invalid_json`, `bad_addr`, `bad_node_id`, `unreadable_body`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`", body = ErrorBody),
+        (status = 404, description = "`not_a_member`", body = ErrorBody),
+        (status = 409, description = "`cluster_unhealthy`, `last_voter`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 503, description = "`not_committed`: no reachable leader; nothing changed", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(id))]
-async fn remove(
+pub(in crate::http) async fn remove(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
     let id: u64 = id
@@ -361,15 +437,39 @@ async fn remove(
 }
 
 /// `POST /v1/test/partition`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Partition {
     /// Node ids this node can no longer talk to; empty heals.
     pub blocked: BTreeSet<u64>,
 }
 
+/// The answer of `POST /v1/test/partition`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PartitionSet {
+    /// This node.
+    pub node_id: u64,
+    /// The node ids it no longer talks to.
+    pub blocked: BTreeSet<u64>,
+}
+
+/// TEST ONLY (`testing_faults = true`): drops Raft RPCs to and from the
+/// given node ids; 404 on a normal node.
+#[utoipa::path(
+    post, path = "/v1/test/partition", tag = "cluster",
+    request_body = Partition,
+    responses(
+        (status = 200, description = "The partition is set", body = PartitionSet),
+        (status = 400, description = "`invalid_json`, `unreadable_body`", body = ErrorBody),
+        (status = 404, description = "`no_such_route`: the node does not run with testing_faults", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn partition(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub(in crate::http) async fn partition(
+    State(s): State<AppState>,
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
     if !s.faults.enabled() {
         return Err(ApiError::not_found(
             "no_such_route",
@@ -379,5 +479,9 @@ async fn partition(State(s): State<AppState>, body: Bytes) -> Result<Response, A
     let req: Partition = parse_body(&body)?;
     tracing::warn!(blocked = ?req.blocked, "test partition set");
     s.faults.set_blocked(req.blocked.clone());
-    Ok(Json(serde_json::json!({"node_id": s.node_id, "blocked": req.blocked})).into_response())
+    Ok(Json(PartitionSet {
+        node_id: s.node_id,
+        blocked: req.blocked,
+    })
+    .into_response())
 }

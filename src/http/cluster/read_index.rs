@@ -8,12 +8,13 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::http::error::ErrorBody;
 use crate::http::{ApiError, AppState};
 use crate::raft::peers::Peers;
 use crate::service::leader::remote_leader;
 
 /// The answer of `GET /v1/cluster/read-index`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadIndex {
     /// The leader that confirmed it.
     pub leader: u64,
@@ -69,8 +70,19 @@ pub async fn linearizable_read(s: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The leader confirms its leadership and names the index a linearizable
+/// read waits for.
+#[utoipa::path(
+    get, path = "/v1/cluster/read-index", tag = "cluster",
+    responses(
+        (status = 200, description = "The read index", body = ReadIndex),
+        (status = 503, description = "`not_committed`: not the leader, or leadership not confirmed", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
-pub(super) async fn read_index(State(s): State<AppState>) -> Result<Json<ReadIndex>, ApiError> {
+pub(in crate::http) async fn read_index(
+    State(s): State<AppState>,
+) -> Result<Json<ReadIndex>, ApiError> {
     if s.raft.metrics().borrow().current_leader != Some(s.node_id) {
         return Err(ApiError::NotCommitted(
             "this node is not the leader; ask the leader for a read index".into(),
