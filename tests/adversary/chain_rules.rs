@@ -12,7 +12,7 @@ use rxchain::qr::QrPayload;
 use rxchain::test_support::{demo_settings, register_demo_staff, wait_for_leader};
 use rxchain::txbuild::{self, NewPrescription};
 use rxchain_contracts::privacy::{self, ContentKey, Sealed};
-use rxchain_contracts::tx::{limits, DeliveryStatus, Fulfilment, IssueRx, TxBody};
+use rxchain_contracts::tx::{limits, DeliveryStatus, DispenseLine, Fulfilment, IssueRx, TxBody};
 use rxchain_contracts::{AtcCode, Label, OrgId, Quantity, SignedTx};
 use serde_json::{json, Value};
 
@@ -209,7 +209,7 @@ async fn morphine_declared_not_controlled_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_courier_not_handed_the_delivery_cannot_record_it() {
     // 1. A home delivery: issued, assigned to Central Pharmacy for
-    //    delivery, claimed by its pharmacist, packed by the pharmacy.
+    //    delivery, claimed by its pharmacist, dispensed and packed by the pharmacy.
     let t = start_demo_node().await;
     let g = &t.demo.genesis;
     let http = reqwest::Client::new();
@@ -233,6 +233,12 @@ async fn a_courier_not_handed_the_delivery_cannot_record_it() {
     )
     .await;
     applied(&t, &txbuild::claim(g, &cara, &central, &rx.payload)).await;
+    let line = DispenseLine {
+        item: 0,
+        quantity: Quantity::new(30).unwrap(),
+        batch: Label::parse("SYN-BATCH-1").unwrap(),
+    };
+    applied(&t, &txbuild::dispense(g, &cara, id, vec![line], true)).await;
     applied(&t, &txbuild::delivery(g, &cara, id, DeliveryStatus::Packed)).await;
     let before = history(&t, &id).await;
 
