@@ -4,7 +4,8 @@
 //! revoked, and a real key of the wrong role. Every one must be refused
 //! before ordering (the precise admission code, no receipt) or throttled
 //! (429 `too_many_refusals`), and the chain, the prescription's history and
-//! the regulator's alerts must not move.
+//! the regulator's alerts must not move. A second, sequential test pins the
+//! per-address limit exactly, which the concurrent flood can only bound.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
