@@ -1,6 +1,6 @@
 //! Attack: strangers write to the chain. A thousand transactions of every
 //! kind, each signed by a throwaway key and naming a real prescription, sent
-//! concurrently from several client addresses; then a real key that was
+//! concurrently from several client addresses; before them, a real key that was
 //! revoked, and a real key of the wrong role. Every one must be refused
 //! before ordering (the precise admission code, no receipt) or throttled
 //! (429 `too_many_refusals`), and the chain, the prescription's history and
