@@ -6,12 +6,31 @@
 //! The attacks speak raw HTTP/1.1 over TCP where a normal client would hide
 //! what matters: a body that is declared but never sent, a chunked body that
 //! never ends, and the moment the answer arrives relative to the bytes sent.
+//!
+//! The security review's findings and the tests that pin each one down:
+//!
+//! | # | Finding | Tested in |
+//! |---|---|---|
+//! | 1 | Strangers (throwaway, revoked, wrong-role keys) write to the chain | `strangers.rs` |
+//! | 2 | Memory is not bounded | `raft_body.rs`, `raft_flood.rs`, `upload.rs`, `submit.rs` (the mempool flood), `chain_rules.rs` (oversized ciphertext fields) |
+//! | 3 | Revoked staff keep acting | `tests/revocation.rs` |
+//! | 4 | The client declares what is controlled | `chain_rules.rs` (morphine declared not controlled) |
+//! | 5 | A retried staff action acts twice | `tests/idempotency.rs` |
+//! | 6 | Any courier records any delivery | `chain_rules.rs` (`not_carrier`) |
+//! | 7 | A claim proof can be replayed | `chain_rules.rs` (`proof_reused`) |
+//! | 8 | The sign-in limiter races | `tests/revocation.rs` |
+//! | 9 | A corrupted signature on a known id passes as a replay | `submit.rs` |
+//! | 10 | A demo restart records refused `register_staff` | `chain_rules.rs` (`a_demo_restart_records_no_refused_registrations`) |
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../staff_client/mod.rs"]
+mod staff_client;
 
+mod chain_rules;
 mod raft_body;
 mod raft_flood;
+mod strangers;
 mod submit;
 mod upload;
 
@@ -205,4 +224,21 @@ pub fn assert_refused(a: &Answer, status: u16, code: &str) {
         a.json["message"].as_str().is_some_and(|m| !m.is_empty()),
         "a refusal carries a sentence: {a:?}"
     );
+}
+
+/// POSTs a signed transaction to `/v1/tx` and returns the status and the
+/// JSON body.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    base: &str,
+    tx: &rxchain_contracts::SignedTx,
+) -> (u16, Value) {
+    let resp = http
+        .post(format!("{base}/v1/tx"))
+        .json(tx)
+        .send()
+        .await
+        .expect("node answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("JSON answer"))
 }
