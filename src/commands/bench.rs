@@ -220,9 +220,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             (Client::new(format!("http://{}", node.addr)), Some(node))
         }
     };
-    crate::test_support::register_demo_staff(&demo, &client)
-        .await
-        .context("registering demo staff")?;
+    // An in-process node registers the demo staff through its own
+    // submission service; a remote one over the API.
+    match &node {
+        Some(n) => crate::test_support::register_demo_staff_on(&demo, n).await,
+        None => crate::test_support::register_demo_staff(&demo, &client).await,
+    }
+    .context("registering demo staff")?;
     let genesis = client.genesis().await?;
     eprintln!(
         "signing {} lifecycles ({} transactions) before timing…",

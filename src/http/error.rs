@@ -93,7 +93,7 @@ pub enum ApiError {
     TooMany(String),
     /// 429 `too_many_attempts`: too many failed sign-ins for one username;
     /// answered with `Retry-After`.
-    #[error("too many failed sign-ins for this account; try again in {retry_after_secs} seconds")]
+    #[error("too many failed sign-ins for this account or from this address; try again in {retry_after_secs} seconds")]
     TooManyAttempts {
         /// Seconds until another attempt is allowed.
         retry_after_secs: u64,

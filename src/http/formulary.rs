@@ -2,8 +2,10 @@
 
 use std::sync::LazyLock;
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use rxchain_contracts::{AtcCode, ControlledList};
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
@@ -119,6 +121,7 @@ pub fn search_formulary(entries: &[FormularyEntry], q: &str) -> Vec<FormularyEnt
 )]
 #[tracing::instrument(skip_all)]
 pub(super) async fn formulary(
+    State(s): State<AppState>,
     _staff: Staff,
     ApiQuery(q): ApiQuery<FormularyQuery>,
 ) -> Result<Json<Vec<FormularyEntry>>, ApiError> {
@@ -128,7 +131,15 @@ pub(super) async fn formulary(
             "a formulary search has at most 100 characters",
         ));
     }
-    Ok(Json(search_formulary(formulary_entries()?, &q.q)))
+    // Whether a drug is controlled is the chain's word (its controlled
+    // list, which a regulator may change), not the file's: the form then
+    // sends the flag the chain will insist on.
+    let list = ControlledList::current(&s.genesis, &s.chain.state()).map_err(ApiError::internal)?;
+    let mut hits = search_formulary(formulary_entries()?, &q.q);
+    for h in &mut hits {
+        h.controlled = AtcCode::parse(h.atc.clone()).is_ok_and(|atc| list.contains(&atc));
+    }
+    Ok(Json(hits))
 }
 
 #[cfg(test)]

@@ -182,7 +182,8 @@ impl Modify for Submissions {
                 error("`not_committed` or `mempool_full` (with `Retry-After`): nothing was committed; retry")
             });
             if *idempotent {
-                r.entry("400".into()).or_insert_with(|| error("A malformed request"));
+                r.entry("400".into())
+                    .or_insert_with(|| error("A malformed request"));
                 r.insert(
                     "422".into(),
                     error("`idempotency_key_reused`: the key was used for another request; or a chain rule's refusal (validity, items)"),

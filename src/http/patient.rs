@@ -18,8 +18,8 @@ use rxchain_contracts::{rules, OrgId};
 use serde::{Deserialize, Serialize};
 
 use super::common::{blocking, no_store, parse_payload};
-use super::idempotency::{sign_once, HashedJson, IdempotencyKey, Signed};
 use super::error::ErrorBody;
+use super::idempotency::{sign_once, HashedJson, IdempotencyKey, Signed};
 use super::rx::{issue_body, load, view, PrescriptionView};
 use super::tx::submitted_response;
 use super::tx::Pending;
