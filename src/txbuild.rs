@@ -154,28 +154,11 @@ pub fn assign_pickup(
     payload: &QrPayload,
     pharmacy: &OrgId,
 ) -> Result<SignedTx, BuildError> {
-    let org = genesis
-        .org(pharmacy)
-        .ok_or_else(|| BuildError::UnknownPharmacy(pharmacy.clone()))?;
-    let mut e = entropy();
-    let handover = wrap_for_key(
-        &org.data_key,
-        &privacy::handover_context(&payload.id),
-        payload.secret.expose(),
-        &mut e,
-    )?;
-    let body = AssignRx {
-        id: payload.id,
-        fulfilment: Fulfilment::Pickup {
+    assign(genesis, payload, pharmacy, |_| {
+        Ok(Fulfilment::Pickup {
             pharmacy: pharmacy.clone(),
-        },
-        handover: Some(handover),
-    };
-    Ok(sign(
-        genesis,
-        &payload.secret.signing_key(),
-        TxBody::Assign(body),
-    ))
+        })
+    })
 }
 
 /// The patient's choice of home delivery: the address is sealed under the
@@ -187,16 +170,34 @@ pub fn assign_delivery(
     pharmacy: &OrgId,
     address: &str,
 ) -> Result<SignedTx, BuildError> {
+    assign(genesis, payload, pharmacy, |e| {
+        let sealed = privacy::seal(
+            content_key.expose(),
+            &privacy::address_context(&payload.id),
+            address.as_bytes(),
+            e,
+        );
+        Ok(Fulfilment::Delivery {
+            pharmacy: pharmacy.clone(),
+            address: sealed,
+        })
+    })
+}
+
+/// An assignment to `pharmacy`, signed with the access key: the
+/// fulfilment `fulfilment` builds, and the secret handed over to the
+/// pharmacy's data key so it can claim without seeing the code.
+fn assign(
+    genesis: &Genesis,
+    payload: &QrPayload,
+    pharmacy: &OrgId,
+    fulfilment: impl FnOnce(&mut dyn FnMut(&mut [u8])) -> Result<Fulfilment, BuildError>,
+) -> Result<SignedTx, BuildError> {
     let org = genesis
         .org(pharmacy)
         .ok_or_else(|| BuildError::UnknownPharmacy(pharmacy.clone()))?;
     let mut e = entropy();
-    let sealed = privacy::seal(
-        content_key.expose(),
-        &privacy::address_context(&payload.id),
-        address.as_bytes(),
-        &mut e,
-    );
+    let fulfilment = fulfilment(&mut e)?;
     let handover = wrap_for_key(
         &org.data_key,
         &privacy::handover_context(&payload.id),
@@ -205,10 +206,7 @@ pub fn assign_delivery(
     )?;
     let body = AssignRx {
         id: payload.id,
-        fulfilment: Fulfilment::Delivery {
-            pharmacy: pharmacy.clone(),
-            address: sealed,
-        },
+        fulfilment,
         handover: Some(handover),
     };
     Ok(sign(

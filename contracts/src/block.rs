@@ -96,18 +96,24 @@ pub fn merkle_root(leaves: &[Hash]) -> Hash {
     }
     let mut level = leaves.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|c| {
-                if c.len() == 2 {
-                    node(&c[0], &c[1])
-                } else {
-                    c[0]
-                }
-            })
-            .collect();
+        level = parent_level(&level);
     }
     level[0]
+}
+
+/// The level above `level` in the merkle tree: pairs hashed together, an
+/// odd last node carried up as it is.
+fn parent_level(level: &[Hash]) -> Vec<Hash> {
+    level
+        .chunks(2)
+        .map(|c| {
+            if c.len() == 2 {
+                node(&c[0], &c[1])
+            } else {
+                c[0]
+            }
+        })
+        .collect()
 }
 
 /// One step of a merkle path: the sibling and whether it is on the left.
@@ -131,16 +137,7 @@ fn merkle_path(leaves: &[Hash], mut index: usize) -> Vec<ProofStep> {
                 left: sib < index,
             });
         }
-        level = level
-            .chunks(2)
-            .map(|c| {
-                if c.len() == 2 {
-                    node(&c[0], &c[1])
-                } else {
-                    c[0]
-                }
-            })
-            .collect();
+        level = parent_level(&level);
         index /= 2;
     }
     path

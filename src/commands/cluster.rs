@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use crate::cli::{ClusterAction, ClusterArgs};
 use crate::client::Client;
-use crate::http::cluster::{admin_headers, signer_for, ClusterStatus};
+use crate::http::cluster::{signer_for, ClusterStatus};
 
 /// Runs one cluster command.
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
@@ -61,24 +61,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let signer = signer_for(&genesis, &key).context(
         "the key is neither an organisation admin key nor a node key of this consortium's genesis",
     )?;
-    let headers = admin_headers(
-        genesis.chain_id.as_str(),
-        &key,
-        &signer,
-        &path,
-        body.as_bytes(),
-    );
-    let (status, v) = client
-        .request_raw(method, &path, &headers, body)
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    if status >= 300 {
-        anyhow::bail!(
-            "{status} {}: {}",
-            v["code"].as_str().unwrap_or(""),
-            v["message"].as_str().unwrap_or("")
-        );
-    }
+    let v = super::signed_admin_call(&client, &genesis, &key, &signer, method, &path, body).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

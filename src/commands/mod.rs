@@ -82,3 +82,37 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+/// Sends an admin request signed with `key` as `signer` (the headers of
+/// [`crate::http::cluster::admin_headers`]) and returns the JSON answer;
+/// an answer of 300 or above becomes an error naming its code and sentence.
+pub(crate) async fn signed_admin_call(
+    client: &crate::client::Client,
+    genesis: &rxchain_contracts::Genesis,
+    key: &rxchain_contracts::SecretKey,
+    signer: &crate::http::cluster::Signer,
+    method: reqwest::Method,
+    path: &str,
+    body: String,
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    let headers = crate::http::cluster::admin_headers(
+        genesis.chain_id.as_str(),
+        key,
+        signer,
+        path,
+        body.as_bytes(),
+    );
+    let (status, v) = client
+        .request_raw(method, path, &headers, body)
+        .await
+        .with_context(|| format!("cannot reach {}", client.base()))?;
+    if status >= 300 {
+        anyhow::bail!(
+            "{status} {}: {}",
+            v["code"].as_str().unwrap_or(""),
+            v["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(v)
+}

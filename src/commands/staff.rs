@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::cli::{StaffAction, StaffArgs};
 use crate::client::Client;
-use crate::http::cluster::{admin_headers, signer_for, Signer};
+use crate::http::cluster::{signer_for, Signer};
 
 /// Runs one staff command.
 pub async fn run(args: StaffArgs) -> anyhow::Result<()> {
@@ -38,25 +38,16 @@ pub async fn run(args: StaffArgs) -> anyhow::Result<()> {
     // Usernames have no spaces or slashes that matter in a path once
     // encoded; encode anyway, so an odd name cannot reach another route.
     let path = format!("/v1/accounts/{}/{verb}", url_escape(username.trim()));
-    let body = "{}".to_string();
-    let headers = admin_headers(
-        genesis.chain_id.as_str(),
+    let v = super::signed_admin_call(
+        &client,
+        &genesis,
         &key,
         &signer,
+        reqwest::Method::POST,
         &path,
-        body.as_bytes(),
-    );
-    let (status, v) = client
-        .request_raw(reqwest::Method::POST, &path, &headers, body)
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    if status >= 300 {
-        anyhow::bail!(
-            "{status} {}: {}",
-            v["code"].as_str().unwrap_or(""),
-            v["message"].as_str().unwrap_or("")
-        );
-    }
+        "{}".to_string(),
+    )
+    .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -16,8 +16,21 @@ pub(super) fn need_role(
     role: Role,
     action: &str,
 ) -> Result<StaffRecord, Rejection> {
+    need_one_of(signer, &[role], action)
+}
+
+/// The signer's staff record if it has one of `roles`; otherwise the
+/// refusal names what the signer is. An admin key is known to the
+/// consortium, so it gets `wrong_role` (saying "unknown" would send the
+/// operator looking for a missing registration); a stranger
+/// `unknown_signer`.
+pub(super) fn need_one_of(
+    signer: &Signer<'_>,
+    roles: &[Role],
+    action: &str,
+) -> Result<StaffRecord, Rejection> {
     match signer {
-        Signer::Staff(s) if s.role == role => Ok(s.clone()),
+        Signer::Staff(s) if roles.contains(&s.role) => Ok(s.clone()),
         Signer::Staff(s) => Err(Rejection::WrongRole {
             role: s.role.label().into(),
             action: action.into(),

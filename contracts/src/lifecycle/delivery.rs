@@ -4,7 +4,7 @@
 //! pharmacy's hand-over of a delivery to a logistics member, whose couriers
 //! then record its progress.
 
-use super::checks::{cancelled, load, need_org, need_role};
+use super::checks::{cancelled, load, need_one_of, need_org, need_role};
 use super::{Ctx, Signer, Step};
 use crate::genesis::OrgKind;
 use crate::rejection::Rejection;
@@ -31,21 +31,11 @@ pub fn delivery_follows(last: Option<DeliveryStatus>, next: DeliveryStatus) -> b
 /// courier. Which prescriptions they may record for depends on it: see
 /// [`delivery`].
 pub(super) fn recorder(signer: &Signer<'_>) -> Result<StaffRecord, Rejection> {
-    let action = "record delivery events";
-    match signer {
-        Signer::Staff(s) if matches!(s.role, Role::Pharmacist | Role::Courier) => Ok(s.clone()),
-        Signer::Staff(s) => Err(Rejection::WrongRole {
-            role: s.role.label().into(),
-            action: action.into(),
-        }),
-        // An admin key is known to the consortium; saying otherwise
-        // would send the operator looking for a missing registration.
-        Signer::Admin(_) => Err(Rejection::WrongRole {
-            role: "organisation admin".into(),
-            action: action.into(),
-        }),
-        Signer::Other => Err(Rejection::UnknownSigner),
-    }
+    need_one_of(
+        signer,
+        &[Role::Pharmacist, Role::Courier],
+        "record delivery events",
+    )
 }
 
 /// Records a delivery or pickup event on a claimed prescription: by a
