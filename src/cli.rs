@@ -295,6 +295,26 @@ pub enum TxKind {
         #[arg(long)]
         status: String,
     },
+    /// Hand a home delivery to a logistics member, whose couriers may then
+    /// record its progress (pharmacist of the claiming pharmacy).
+    HandToCarrier {
+        /// The prescription id.
+        #[arg(long)]
+        id: String,
+        /// The logistics organisation.
+        #[arg(long)]
+        carrier: String,
+    },
+    /// Put a drug on the chain's controlled list, change its schedule, or
+    /// (without --schedule) take it off (registered regulator officer).
+    SetControlled {
+        /// The ATC code.
+        #[arg(long)]
+        atc: String,
+        /// The schedule, e.g. `II`; absent takes the drug off the list.
+        #[arg(long)]
+        schedule: Option<String>,
+    },
     /// Register a staff key (org admin).
     RegisterStaff {
         /// The organisation.

@@ -210,6 +210,28 @@ pub async fn run(args: TxArgs) -> anyhow::Result<()> {
             )
             .await?;
         }
+        TxKind::HandToCarrier { id, carrier } => {
+            let tx = txbuild::hand_to_carrier(
+                &genesis,
+                &signer(&args)?,
+                PrescriptionId::parse(id)?,
+                rxchain_contracts::OrgId::parse(carrier.clone())?,
+            );
+            submit(&client, &tx).await?;
+        }
+        TxKind::SetControlled { atc, schedule } => {
+            let schedule = schedule
+                .as_ref()
+                .map(|s| rxchain_contracts::Label::parse(s.clone()))
+                .transpose()?;
+            let tx = txbuild::set_controlled(
+                &genesis,
+                &signer(&args)?,
+                rxchain_contracts::AtcCode::parse(atc.clone())?,
+                schedule,
+            );
+            submit(&client, &tx).await?;
+        }
         TxKind::RegisterStaff {
             org,
             public_key,
