@@ -88,25 +88,27 @@ use super::ApiError;
 )]
 struct ApiDoc;
 
+/// An error answer with the `ErrorBody` schema.
+fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
 /// Adds what any operation can answer, whatever its handler does: 408 when
 /// the request outlives the node's timeout, 500 for an internal failure.
 struct EveryOperation;
 
 impl Modify for EveryOperation {
     fn modify(&self, doc: &mut Document) {
-        let error = |description: &str| {
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(description)
-                    .content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("ErrorBody")))
-                            .build(),
-                    )
-                    .build(),
-            )
-        };
         for item in doc.paths.paths.values_mut() {
             let ops = [
                 &mut item.get,
@@ -156,19 +158,6 @@ impl Modify for Submissions {
     fn modify(&self, doc: &mut Document) {
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::{ObjectBuilder, Required, Type};
-        let error = |description: &str| {
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(description)
-                    .content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("ErrorBody")))
-                            .build(),
-                    )
-                    .build(),
-            )
-        };
         for (path, idempotent) in SUBMISSIONS {
             let Some(op) = doc.paths.paths.get_mut(*path).and_then(|i| i.post.as_mut()) else {
                 continue;
