@@ -321,6 +321,7 @@ pub struct SignIn {
         (status = 200, description = "Signed in; `Set-Cookie: rxsession=...`", body = SessionView),
         (status = 400, description = "`malformed_json`, `invalid_json`", body = ErrorBody),
         (status = 401, description = "`bad_credentials`", body = ErrorBody),
+        (status = 403, description = "`staff_revoked` (the chain revoked the key) or `account_disabled` (the organisation's admin disabled the account); said only after a right password", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`, with `Retry-After`", body = ErrorBody),
@@ -378,7 +379,7 @@ pub(super) async fn sign_in(
     get, path = "/v1/session", tag = "session",
     responses(
         (status = 200, description = "The session", body = SessionView),
-        (status = 401, description = "`no_session`", body = ErrorBody),
+        (status = 401, description = "`no_session`, `staff_revoked`", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
