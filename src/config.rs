@@ -104,6 +104,11 @@ pub struct ApiSettings {
     pub request_timeout_ms: u64,
     /// How long a submission waits for its commit before answering 202.
     pub commit_wait_ms: u64,
+    /// Refused transactions one signer may cause per minute before
+    /// further submissions get 429 `too_many_refusals`.
+    pub refusals_per_signer: usize,
+    /// Refused transactions one client address may cause per minute.
+    pub refusals_per_address: usize,
     /// Most transactions waiting in the mempool.
     pub mempool_max_txs: usize,
     /// Most encoded bytes of transactions waiting in the mempool; past it
@@ -125,6 +130,8 @@ impl Default for ApiSettings {
             image_limit_bytes: 15 * 1024 * 1024,
             request_timeout_ms: 30_000,
             commit_wait_ms: 10_000,
+            refusals_per_signer: crate::service::submit::MAX_REFUSALS_PER_SIGNER,
+            refusals_per_address: crate::service::submit::MAX_REFUSALS_PER_ADDRESS,
             mempool_max_txs: 200_000,
             mempool_max_bytes: 64 * 1024 * 1024,
             testing_validate_openapi: false,

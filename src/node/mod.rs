@@ -295,7 +295,10 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         metrics: metrics.clone(),
         api: settings.api.clone(),
         peers: peers.clone(),
-        throttle: Default::default(),
+        throttle: crate::service::submit::Throttle::new(
+            settings.api.refusals_per_signer,
+            settings.api.refusals_per_address,
+        ),
         accounts: accounts.clone(),
         faults: faults.clone(),
         idempotency,

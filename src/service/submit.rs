@@ -87,9 +87,11 @@ pub struct Origin {
     pub client: Option<IpAddr>,
 }
 
-/// Refused transactions allowed per signer inside [`REFUSAL_WINDOW`].
+/// Refused transactions allowed per signer inside [`REFUSAL_WINDOW`], by
+/// default (`api.refusals_per_signer`).
 pub const MAX_REFUSALS_PER_SIGNER: usize = 30;
-/// Refused transactions allowed per client address inside [`REFUSAL_WINDOW`].
+/// Refused transactions allowed per client address inside
+/// [`REFUSAL_WINDOW`], by default (`api.refusals_per_address`).
 pub const MAX_REFUSALS_PER_ADDRESS: usize = 100;
 /// The sliding window over which refusals are counted.
 pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
@@ -104,14 +106,20 @@ pub struct Throttle {
 
 impl Default for Throttle {
     fn default() -> Self {
-        Throttle {
-            signers: SlidingWindow::new(MAX_REFUSALS_PER_SIGNER, REFUSAL_WINDOW),
-            addresses: SlidingWindow::new(MAX_REFUSALS_PER_ADDRESS, REFUSAL_WINDOW),
-        }
+        Throttle::new(MAX_REFUSALS_PER_SIGNER, MAX_REFUSALS_PER_ADDRESS)
     }
 }
 
 impl Throttle {
+    /// At most `per_signer` refusals per signer and `per_address` per
+    /// client address inside [`REFUSAL_WINDOW`].
+    pub fn new(per_signer: usize, per_address: usize) -> Self {
+        Throttle {
+            signers: SlidingWindow::new(per_signer, REFUSAL_WINDOW),
+            addresses: SlidingWindow::new(per_address, REFUSAL_WINDOW),
+        }
+    }
+
     fn check(&self, signer: &PublicKey, origin: Origin) -> Result<(), SubmitError> {
         let throttled = |what, wait| SubmitError::Throttled {
             what,
