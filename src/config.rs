@@ -123,6 +123,11 @@ pub struct ApiSettings {
     pub testing_validate_openapi: bool,
 }
 
+/// Refused transactions per signer per minute before 429, by default.
+pub const DEFAULT_REFUSALS_PER_SIGNER: usize = 30;
+/// Refused transactions per client address per minute before 429, by default.
+pub const DEFAULT_REFUSALS_PER_ADDRESS: usize = 100;
+
 impl Default for ApiSettings {
     fn default() -> Self {
         ApiSettings {
@@ -130,8 +135,8 @@ impl Default for ApiSettings {
             image_limit_bytes: 15 * 1024 * 1024,
             request_timeout_ms: 30_000,
             commit_wait_ms: 10_000,
-            refusals_per_signer: crate::service::submit::MAX_REFUSALS_PER_SIGNER,
-            refusals_per_address: crate::service::submit::MAX_REFUSALS_PER_ADDRESS,
+            refusals_per_signer: DEFAULT_REFUSALS_PER_SIGNER,
+            refusals_per_address: DEFAULT_REFUSALS_PER_ADDRESS,
             mempool_max_txs: 200_000,
             mempool_max_bytes: 64 * 1024 * 1024,
             testing_validate_openapi: false,

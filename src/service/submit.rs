@@ -89,10 +89,10 @@ pub struct Origin {
 
 /// Refused transactions allowed per signer inside [`REFUSAL_WINDOW`], by
 /// default (`api.refusals_per_signer`).
-pub const MAX_REFUSALS_PER_SIGNER: usize = 30;
+pub const MAX_REFUSALS_PER_SIGNER: usize = crate::config::DEFAULT_REFUSALS_PER_SIGNER;
 /// Refused transactions allowed per client address inside
 /// [`REFUSAL_WINDOW`], by default (`api.refusals_per_address`).
-pub const MAX_REFUSALS_PER_ADDRESS: usize = 100;
+pub const MAX_REFUSALS_PER_ADDRESS: usize = crate::config::DEFAULT_REFUSALS_PER_ADDRESS;
 /// The sliding window over which refusals are counted.
 pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 
