@@ -29,6 +29,7 @@ mod staff_client;
 
 mod chain_rules;
 mod raft_body;
+mod raft_deadline;
 mod raft_flood;
 mod strangers;
 mod submit;
@@ -156,8 +157,13 @@ impl Raw {
 
     /// Reads the answer (head and a `Content-Length` body), failing the test
     /// if it does not come within [`ANSWER_WITHIN`].
-    pub async fn answer(mut self) -> Answer {
-        let answer = tokio::time::timeout(ANSWER_WITHIN, read_answer(&mut self.read))
+    pub async fn answer(self) -> Answer {
+        self.answer_within(ANSWER_WITHIN).await
+    }
+
+    /// Like [`Raw::answer`], waiting at most `limit`.
+    pub async fn answer_within(mut self, limit: Duration) -> Answer {
+        let answer = tokio::time::timeout(limit, read_answer(&mut self.read))
             .await
             .expect("the node answers while the body is still unfinished");
         let sent_when_answered = self.sent.load(Ordering::SeqCst);
