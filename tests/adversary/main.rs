@@ -12,7 +12,7 @@
 //! | # | Finding | Tested in |
 //! |---|---|---|
 //! | 1 | Strangers (throwaway, revoked, wrong-role keys) write to the chain | `strangers.rs` |
-//! | 2 | Memory is not bounded | `raft_body.rs`, `raft_flood.rs`, `upload.rs`, `submit.rs` (the mempool flood), `chain_rules.rs` (oversized ciphertext fields) |
+//! | 2 | Memory is not bounded | `raft_body.rs`, `raft_flood.rs`, `raft_deadline.rs`, `upload.rs`, `submit.rs` (the mempool flood), `chain_rules.rs` (oversized ciphertext fields) |
 //! | 3 | Revoked staff keep acting | `tests/revocation.rs` |
 //! | 4 | The client declares what is controlled | `chain_rules.rs` (morphine declared not controlled) |
 //! | 5 | A retried staff action acts twice | `tests/idempotency.rs` |
