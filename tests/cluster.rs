@@ -372,12 +372,13 @@ impl Cluster {
         }
     }
 
-    fn admin_headers(&self, path: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    fn admin_headers(&self, to: u64, path: &str, body: &[u8]) -> Vec<(&'static str, String)> {
         let org = OrgId::parse("hosp-north").unwrap();
         admin_headers(
             self.demo.genesis.chain_id.as_str(),
             &admin_key("hosp-north"),
             &Signer::Operator(org),
+            to,
             path,
             body,
         )
@@ -858,6 +859,7 @@ async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committi
         g.chain_id.as_str(),
         &stranger,
         &Signer::Operator(OrgId::parse("hosp-north").unwrap()),
+        1,
         "/v1/cluster/learners",
         body,
     ) {
@@ -897,7 +899,7 @@ async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committi
     let via = [1, 2, 4].into_iter().find(|&i| i != leader).unwrap();
     let path = "/v1/cluster/members/3";
     let mut req = c.http.delete(format!("{}{path}", c.base(via)));
-    for (k, v) in c.admin_headers(path, b"") {
+    for (k, v) in c.admin_headers(via, path, b"") {
         req = req.header(k, v);
     }
     let r = req.send().await.unwrap();

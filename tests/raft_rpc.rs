@@ -181,11 +181,18 @@ async fn post(
         .header("content-type", "application/json")
         .body(body.to_vec());
     if let Some((node, ts, key)) = auth {
-        let sig = rpc::sign("rx-raft", key, path, ts, body);
-        req = req
-            .header(rpc::HEADER_NODE, node.to_string())
-            .header(rpc::HEADER_TS, ts.to_string())
-            .header(rpc::HEADER_SIG, sig.to_hex());
+        // Addressed to node 1, the node under test, with a fresh nonce.
+        let stamp = rpc::Stamp {
+            to: 1,
+            ts_ms: ts,
+            nonce: rpc::Nonce::random(),
+        };
+        let sig = rpc::sign("rx-raft", key, path, &stamp, body);
+        req = req.header(rpc::HEADER_NODE, node.to_string());
+        for (name, value) in stamp.headers() {
+            req = req.header(name, value);
+        }
+        req = req.header(rpc::HEADER_SIG, sig.to_hex());
     }
     let resp = req.send().await.expect("request sent");
     let status = resp.status().as_u16();
@@ -273,16 +280,12 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
         (401, Some("bad_signature"))
     );
     // 7. The right key, but a signature over another path: 401.
-    let sig = rpc::sign("rx-raft", &sk("node-2"), rpc::PATH_APPEND, now, &vote);
-    let resp = reqwest::Client::new()
-        .post(format!("http://{}{}", node.addr, rpc::PATH_VOTE))
-        .header(rpc::HEADER_NODE, "2")
-        .header(rpc::HEADER_TS, now.to_string())
-        .header(rpc::HEADER_SIG, sig.to_hex())
-        .body(vote.clone())
-        .send()
-        .await
-        .expect("sent");
+    let wrong_path = rpc::signed_headers("rx-raft", &sk("node-2"), 2, 1, rpc::PATH_APPEND, &vote);
+    let mut req = reqwest::Client::new().post(format!("http://{}{}", node.addr, rpc::PATH_VOTE));
+    for (name, value) in wrong_path {
+        req = req.header(name, value);
+    }
+    let resp = req.body(vote.clone()).send().await.expect("sent");
     assert_eq!(resp.status().as_u16(), 401);
     // 8. The right key, two minutes late: 401.
     let (status, body) = post(

@@ -40,6 +40,7 @@ async fn admin_post(
         t.demo.genesis.chain_id.as_str(),
         key,
         signer,
+        1,
         path,
         body.as_bytes(),
     ) {

@@ -83,8 +83,10 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Sends an admin request signed with `key` as `signer` (the headers of
-/// [`crate::http::cluster::admin_headers`]) and returns the JSON answer;
+/// Sends an admin request signed with `key` as `signer` for the node
+/// behind `client` (the headers of [`crate::http::cluster::admin_headers`];
+/// the node's id comes from its `GET /v1/cluster/local`) and returns the
+/// JSON answer;
 /// an answer of 300 or above becomes an error naming its code and sentence.
 pub(crate) async fn signed_admin_call(
     client: &crate::client::Client,
@@ -96,10 +98,16 @@ pub(crate) async fn signed_admin_call(
     body: String,
 ) -> anyhow::Result<serde_json::Value> {
     use anyhow::Context;
+    // Requests are signed for the node they are sent to; it says who it is.
+    let local: crate::http::cluster::LocalView = client
+        .get("/v1/cluster/local")
+        .await
+        .with_context(|| format!("asking {} for its node id", client.base()))?;
     let headers = crate::http::cluster::admin_headers(
         genesis.chain_id.as_str(),
         key,
         signer,
+        local.node_id,
         path,
         body.as_bytes(),
     );

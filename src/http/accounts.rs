@@ -7,8 +7,10 @@
 //! - `POST /v1/accounts/{username}/enable`: sign-in works again.
 //!
 //! Both are signed like cluster admin requests
-//! ([`crate::http::cluster::authenticate`]) with the organisation's genesis
-//! admin key (`x-rxchain-org`); a node key is refused (403 `not_an_operator`),
+//! ([`crate::http::cluster::authenticate`]: addressed to this node, each
+//! request accepted once) with the organisation's genesis admin key
+//! (`x-rxchain-org`); a node key is refused (403 `not_an_operator`), so is
+//! a request another node forwarded (403 `not_forwardable`),
 //! as is an account of another organisation (403 `wrong_org`); an unknown
 //! username is 404 `unknown_account`. Each change is recorded on the account
 //! with the organisation that made it and when, and answered. The body is
@@ -36,16 +38,19 @@ pub fn router() -> Router<AppState> {
     params(
         ("username" = String, Path, description = "The account's sign-in name"),
         ("x-rxchain-org" = String, Header, description = "The signing organisation (its genesis admin key)"),
+        ("x-rxchain-to" = String, Header, description = "The node id the request is sent to"),
         ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
-        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+        ("x-rxchain-nonce" = String, Header, description = "16 random bytes, hex; each request is accepted once"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, target, time, nonce and body, hex"),
     ),
     responses(
         (status = 200, description = "Disabled; every session ended (or already so: `unchanged`)", body = StatusChange),
         (status = 400, description = "`bad_path`, `unreadable_body`", body = ErrorBody),
-        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
-        (status = 403, description = "`unknown_org`, `unknown_node`, `not_an_operator`, `wrong_org`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`, `replayed_request`", body = ErrorBody),
+        (status = 403, description = "`unknown_org`, `unknown_node`, `not_an_operator`, `wrong_org`, `wrong_target`, `not_forwardable`", body = ErrorBody),
         (status = 404, description = "`unknown_account`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 429, description = "`replay_window_full`", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(%username))]
@@ -64,16 +69,19 @@ pub(super) async fn disable(
     params(
         ("username" = String, Path, description = "The account's sign-in name"),
         ("x-rxchain-org" = String, Header, description = "The signing organisation (its genesis admin key)"),
+        ("x-rxchain-to" = String, Header, description = "The node id the request is sent to"),
         ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
-        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+        ("x-rxchain-nonce" = String, Header, description = "16 random bytes, hex; each request is accepted once"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, target, time, nonce and body, hex"),
     ),
     responses(
         (status = 200, description = "Enabled (or already so: `unchanged`)", body = StatusChange),
         (status = 400, description = "`bad_path`, `unreadable_body`", body = ErrorBody),
-        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
-        (status = 403, description = "`unknown_org`, `unknown_node`, `not_an_operator`, `wrong_org`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`, `replayed_request`", body = ErrorBody),
+        (status = 403, description = "`unknown_org`, `unknown_node`, `not_an_operator`, `wrong_org`, `wrong_target`, `not_forwardable`", body = ErrorBody),
         (status = 404, description = "`unknown_account`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 429, description = "`replay_window_full`", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(%username))]
@@ -95,7 +103,23 @@ fn change(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Json<StatusChange>, ApiError> {
-    let org = match authenticate(&s.genesis, uri.path(), headers, body)? {
+    let admitted = authenticate(
+        &s.genesis,
+        s.node_id,
+        &s.admin_nonces,
+        uri.path(),
+        headers,
+        body,
+    )?;
+    if let Some(by) = admitted.forwarded_by {
+        // Accounts are node-local: an operator's request to one node must
+        // not become a change on another.
+        return Err(ApiError::forbidden(
+            "not_forwardable",
+            format!("node {by} forwarded this request; account changes are sent to the node that holds the account"),
+        ));
+    }
+    let org = match admitted.signer {
         Signer::Operator(org) => org,
         Signer::Node(id) => {
             return Err(ApiError::forbidden(

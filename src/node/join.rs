@@ -39,7 +39,19 @@ pub async fn join(
 ) {
     let signer = Signer::Node(node_id);
     let chain_id = genesis.chain_id.to_string();
-    let peers: Vec<String> = peers.into_values().filter(|a| *a != advertised).collect();
+    // Each join request is signed for the node it is sent to, so the
+    // peer's id (the key of its `peers` entry) must be known.
+    let peers: Vec<(u64, String)> = peers
+        .into_iter()
+        .filter(|(_, a)| *a != advertised)
+        .filter_map(|(id, addr)| match id.parse() {
+            Ok(id) => Some((id, addr)),
+            Err(_) => {
+                tracing::warn!(peer = %id, %addr, "a peers entry is not keyed by a node id; not asking it to join");
+                None
+            }
+        })
+        .collect();
     if peers.is_empty() {
         tracing::warn!("no peers other than this node are configured; cannot join a cluster");
         return;
@@ -62,10 +74,10 @@ pub async fn join(
             )
         };
         let body = body.to_string().into_bytes();
-        let peer = &peers[(attempt as usize) % peers.len()];
+        let (peer_id, peer) = &peers[(attempt as usize) % peers.len()];
         attempt += 1;
         let res = async {
-            let mut headers = admin_headers(&chain_id, &node_key, &signer, path, &body);
+            let mut headers = admin_headers(&chain_id, &node_key, &signer, *peer_id, path, &body);
             headers.push(("content-type", "application/json".into()));
             let answer = client
                 .call(

@@ -302,6 +302,8 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         accounts: accounts.clone(),
         faults: faults.clone(),
         idempotency,
+        node_key: node_key.clone(),
+        admin_nonces: Arc::new(crate::raft::nonces::Nonces::new(rpc::NONCE_CAP_PER_SIGNER)),
     }));
     let service = state.0.clone();
     let app = crate::http::router(state, settings.web_dir.as_deref()).merge(

@@ -4,9 +4,11 @@
 //! block proposed by the leader, and the state machine in
 //! [`crate::store::sm`] checks and applies it. [`network`] sends Raft RPCs to
 //! peers over HTTP and [`rpc`] serves them, both signing or verifying every
-//! request with the node keys declared in genesis.
+//! request with the node keys declared in genesis; [`nonces`] remembers the
+//! nonces of accepted requests so none is accepted twice.
 
 pub mod network;
+pub mod nonces;
 pub mod peers;
 pub mod rpc;
 

@@ -142,21 +142,26 @@ impl Connection {
         }
         let body =
             serde_json::to_vec(req).map_err(|e| NetworkError::new(&TransportError::Encode(e)))?;
-        let ts = crate::clock::now_ms();
-        let sig = rpc::sign(&s.chain_id, &s.node_key, path, ts, &body);
+        // Signed for this target with a fresh nonce: a retry by openraft
+        // is a new request, never a replay of this one.
+        let auth = rpc::signed_headers(
+            &s.chain_id,
+            &s.node_key,
+            s.self_id,
+            self.target,
+            path,
+            &body,
+        );
         let url = Peers::url(&self.node.addr, path);
         let ttl = option.hard_ttl();
-        let sent = s
+        let mut req = s
             .http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(rpc::HEADER_NODE, s.self_id.to_string())
-            .header(rpc::HEADER_TS, ts.to_string())
-            .header(rpc::HEADER_SIG, sig.to_hex())
-            .body(body)
-            .timeout(ttl)
-            .send()
-            .await;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in auth {
+            req = req.header(name, value);
+        }
+        let sent = req.body(body).timeout(ttl).send().await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) => return Err(self.transport_error(e, action, ttl)),

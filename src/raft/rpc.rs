@@ -1,38 +1,73 @@
 //! The Raft RPC server: `POST /raft/append`, `/raft/vote` and
-//! `/raft/snapshot`, for peers only.
+//! `/raft/snapshot`, for peers only; and the signing scheme every signed
+//! node message uses (Raft RPCs here, cluster admin requests in
+//! `crate::http::cluster`).
 //!
-//! Every request carries three headers: `x-rxchain-node` (the sender's node
-//! id), `x-rxchain-ts` (its clock, Unix milliseconds) and `x-rxchain-sig`
-//! (hex of the sender's node-key signature, tag `raft-rpc/<chain id>`, over
-//! `path || 0x00 || ts in decimal || 0x00 || SHA3-256(body)`). The request's
-//! Raft vote must also name the sender, so one member node cannot speak
-//! for another.
+//! ## Wire format (version 2)
+//!
+//! Every request carries five headers:
+//!
+//! - `x-rxchain-node`: the sender's node id (admin requests may name an
+//!   organisation in `x-rxchain-org` instead);
+//! - `x-rxchain-to`: the node id the request is addressed to;
+//! - `x-rxchain-ts`: the sender's clock, Unix milliseconds, decimal;
+//! - `x-rxchain-nonce`: 16 random bytes, 32 lowercase hex digits, fresh for
+//!   every request;
+//! - `x-rxchain-sig`: hex of the sender's secp256k1 signature (see
+//!   `SecretKey::sign`) under the domain tag `raft-rpc-v2/<chain id>` over
+//!   the message
+//!
+//! ```text
+//! path || 0x00 || to || 0x00 || ts || 0x00 || nonce || 0x00 || origin || 0x00 || SHA3-256(body)
+//! ```
+//!
+//! where `to` and `ts` are decimal ASCII, `nonce` is the 32 hex digits of
+//! the header, `path` is the request path without the query, and `origin`
+//! is empty except in a cluster admin request a node forwards for an
+//! operator (see `crate::http::cluster`), where it is the operator's
+//! signature headers. No field but the final 32-byte digest can contain a
+//! 0x00 byte, so the layout is unambiguous. Version 1 (tag `raft-rpc/`,
+//! without target and nonce) is no longer accepted.
+//!
+//! The receiver refuses a request addressed to another node (403
+//! `wrong_target`), one whose time is more than [`MAX_CLOCK_SKEW_MS`] from
+//! its clock (401 `stale_request`), and one whose nonce it already accepted
+//! from that sender (401 `replayed_request`): it remembers every accepted
+//! nonce ([`super::nonces`]) until the request's timestamp is stale anyway,
+//! at most [`NONCE_CAP_PER_SIGNER`] per sender; a sender over that cap is
+//! refused with 429 `replay_window_full` until its entries expire. So a
+//! captured request can be played neither twice nor to another node. The
+//! request's Raft vote must also name the sender, so one member node
+//! cannot speak for another.
 //!
 //! A request is admitted in stages, cheapest first, so a stranger costs
 //! this node as little as possible:
 //!
 //! 1. The headers alone ([`precheck`]): present, well-formed, naming a
-//!    genesis node, with a timestamp inside [`MAX_CLOCK_SKEW_MS`]. A request
-//!    that fails here is refused before a single body byte is read.
+//!    genesis node as sender and this node as target, with a timestamp
+//!    inside [`MAX_CLOCK_SKEW_MS`] and a nonce not yet used. A request that
+//!    fails here is refused before a single body byte is read.
 //! 2. A `Content-Length` above [`MAX_RPC_BODY`] is refused with 413, unread.
 //! 3. At most [`MAX_CONCURRENT_RPCS`] requests read their bodies and run at
 //!    once; the others wait (inside their timeout) without reading.
 //! 4. The body is read up to [`MAX_RPC_BODY`], then the signature over its
-//!    digest is verified ([`Claim::verify`]), and only then is the JSON
-//!    decoded and handed to Raft.
+//!    digest is verified ([`Claim::verify`]); only then is the nonce
+//!    recorded (so strangers cannot fill the memory, and of two copies of a
+//!    request exactly one passes), the JSON decoded and handed to Raft.
 //!
 //! Stages 3 and 4 and the Raft call together run under one deadline
 //! ([`rpc_timeout`]), and a panicking handler answers 500 instead of taking
 //! the connection down.
 //!
 //! Answers: 200 with the Raft response as JSON; 401 or 403 when the request
-//! is not authenticated; 400 when the body does not decode or cannot be
+//! is not authenticated (or replayed, or addressed to another node); 429
+//! when the sender has too many requests in the window; 400 when the body does not decode or cannot be
 //! read; 408 when the deadline passes; 413 when the body is too large; 409
 //! for a Raft API error and 503 when Raft has stopped, both with the
 //! serialised openraft error in `raft` so the sender can hand it back to
 //! openraft. Every failure is JSON `{code, message}`.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,16 +83,22 @@ use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::Vote;
 use rxchain_contracts::crypto::{Hash, SecretKey, Signature};
-use rxchain_contracts::Genesis;
+use rxchain_contracts::{Genesis, OrgId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use super::nonces::Nonce;
+use super::nonces::{NonceError, Nonces};
 use super::{Faults, Raft, TypeConfig};
 
 /// Header naming the sending node.
 pub const HEADER_NODE: &str = "x-rxchain-node";
+/// Header naming the node a request is addressed to.
+pub const HEADER_TO: &str = "x-rxchain-to";
+/// Header with the request's single-use nonce, 32 hex digits.
+pub const HEADER_NONCE: &str = "x-rxchain-nonce";
 /// Header with the sender's clock in Unix milliseconds.
 pub const HEADER_TS: &str = "x-rxchain-ts";
 /// Header with the hex signature.
@@ -69,8 +110,7 @@ pub const PATH_VOTE: &str = "/raft/vote";
 /// InstallSnapshot, one chunk per request.
 pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
 /// How far a request's timestamp may be from this node's clock. It bounds
-/// how long a captured request could be replayed; Raft messages are
-/// idempotent under their term anyway.
+/// how long the receiver must remember a request's nonce.
 pub const MAX_CLOCK_SKEW_MS: u64 = 60_000;
 /// The largest RPC body accepted: room for a full batch of blocks in an
 /// AppendEntries or a snapshot chunk, both as JSON.
@@ -84,27 +124,200 @@ pub const MAX_CONCURRENT_RPCS: usize = 16;
 /// and the Raft call together.
 pub const MIN_RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The signature domain tag of Raft RPCs in a consortium.
+/// How many live nonces each sender may have in the replay window. A
+/// leader sends each follower one append at a time, so even a busy
+/// loopback cluster stays far below this (about 3,000 requests a second
+/// sustained over the window); the bound caps this node's nonce memory at
+/// roughly 50 bytes x this, per genesis identity.
+pub const NONCE_CAP_PER_SIGNER: usize = 200_000;
+
+/// The signature domain tag of signed node messages in a consortium.
 pub fn signing_tag(chain_id: &str) -> String {
-    format!("raft-rpc/{chain_id}")
+    format!("raft-rpc-v2/{chain_id}")
 }
 
-/// The signed message: `path || 0x00 || ts || 0x00 || SHA3-256(body)`.
-pub fn signing_message(path: &str, ts_ms: u64, body: &[u8]) -> Vec<u8> {
+/// Who signed a node message: a genesis node with its node key, or an
+/// organisation's admin (an operator) with the org admin key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Signer {
+    /// A genesis node, with its node key.
+    Node(u64),
+    /// An organisation's admin (an operator), with the org admin key.
+    Operator(OrgId),
+}
+
+impl fmt::Display for Signer {
+    /// `node:<id>` or `org:<org id>`, the form inside a forwarded
+    /// request's origin.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signer::Node(id) => write!(f, "node:{id}"),
+            Signer::Operator(org) => write!(f, "org:{org}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Signer {
+    type Err = BadSigner;
+
+    fn from_str(s: &str) -> Result<Self, BadSigner> {
+        if let Some(id) = s.strip_prefix("node:") {
+            return id.parse().map(Signer::Node).map_err(|_| BadSigner);
+        }
+        if let Some(org) = s.strip_prefix("org:") {
+            return OrgId::parse(org)
+                .map(Signer::Operator)
+                .map_err(|_| BadSigner);
+        }
+        Err(BadSigner)
+    }
+}
+
+/// A signer that is neither `node:<id>` nor `org:<org id>`.
+#[derive(Debug, thiserror::Error)]
+#[error("a signer is written node:<id> or org:<org id>")]
+pub struct BadSigner;
+
+/// What a signed message binds besides its path and body: the node it is
+/// addressed to, the sender's clock and a single-use nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// The target node id.
+    pub to: u64,
+    /// The sender's clock, Unix milliseconds.
+    pub ts_ms: u64,
+    /// The single-use nonce.
+    pub nonce: Nonce,
+}
+
+impl Stamp {
+    /// A stamp for a request to `to`, now, with a fresh random nonce.
+    pub fn fresh(to: u64) -> Stamp {
+        Stamp {
+            to,
+            ts_ms: crate::clock::now_ms(),
+            nonce: Nonce::random(),
+        }
+    }
+
+    /// When the receiver may forget this request's nonce: its timestamp is
+    /// refused as stale from then on.
+    pub fn expires_ms(&self) -> u64 {
+        self.ts_ms.saturating_add(MAX_CLOCK_SKEW_MS)
+    }
+
+    /// The stamp's headers, `x-rxchain-to`, `-ts` and `-nonce`.
+    pub fn headers(&self) -> [(&'static str, String); 3] {
+        [
+            (HEADER_TO, self.to.to_string()),
+            (HEADER_TS, self.ts_ms.to_string()),
+            (HEADER_NONCE, self.nonce.to_hex()),
+        ]
+    }
+}
+
+/// The signed message (see the module doc for the layout): `origin` is
+/// empty but in a forwarded admin request.
+pub fn signing_message(path: &str, stamp: &Stamp, origin: &[u8], body: &[u8]) -> Vec<u8> {
     let digest = Hash::of(&[body]);
     [
         path.as_bytes(),
         &[0],
-        ts_ms.to_string().as_bytes(),
+        stamp.to.to_string().as_bytes(),
+        &[0],
+        stamp.ts_ms.to_string().as_bytes(),
+        &[0],
+        stamp.nonce.to_hex().as_bytes(),
+        &[0],
+        origin,
         &[0],
         digest.as_bytes(),
     ]
     .concat()
 }
 
-/// Signs a Raft RPC with a node key.
-pub fn sign(chain_id: &str, key: &SecretKey, path: &str, ts_ms: u64, body: &[u8]) -> Signature {
-    key.sign(&signing_tag(chain_id), &signing_message(path, ts_ms, body))
+/// Signs a request to `path` with `body` under `stamp` (no origin).
+pub fn sign(chain_id: &str, key: &SecretKey, path: &str, stamp: &Stamp, body: &[u8]) -> Signature {
+    sign_with_origin(chain_id, key, path, stamp, &[], body)
+}
+
+/// Signs a request that carries an `origin` (a forwarded admin request).
+pub fn sign_with_origin(
+    chain_id: &str,
+    key: &SecretKey,
+    path: &str,
+    stamp: &Stamp,
+    origin: &[u8],
+    body: &[u8],
+) -> Signature {
+    key.sign(
+        &signing_tag(chain_id),
+        &signing_message(path, stamp, origin, body),
+    )
+}
+
+/// The complete headers of a request node `from` signs with its node key
+/// `key` for node `to`: sender, target, time, a fresh nonce and the
+/// signature.
+pub fn signed_headers(
+    chain_id: &str,
+    key: &SecretKey,
+    from: u64,
+    to: u64,
+    path: &str,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let stamp = Stamp::fresh(to);
+    let sig = sign(chain_id, key, path, &stamp, body);
+    let mut headers = vec![(HEADER_NODE, from.to_string())];
+    headers.extend(stamp.headers());
+    headers.push((HEADER_SIG, sig.to_hex()));
+    headers
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, RpcError> {
+    headers
+        .get(name)
+        .ok_or(RpcError::MissingHeader(name))?
+        .to_str()
+        .map_err(|_| RpcError::BadHeader(name))
+}
+
+/// Reads the stamp (`x-rxchain-to`, `-ts`, `-nonce`) and the signature
+/// (`x-rxchain-sig`) of a request, checking only that they are present and
+/// well-formed.
+pub fn read_stamp(headers: &HeaderMap) -> Result<(Stamp, Signature), RpcError> {
+    let to: u64 = header(headers, HEADER_TO)?
+        .parse()
+        .map_err(|_| RpcError::BadHeader(HEADER_TO))?;
+    let ts_ms: u64 = header(headers, HEADER_TS)?
+        .parse()
+        .map_err(|_| RpcError::BadHeader(HEADER_TS))?;
+    let nonce = Nonce::parse_hex(header(headers, HEADER_NONCE)?)
+        .map_err(|_| RpcError::BadHeader(HEADER_NONCE))?;
+    let sig =
+        parse_signature(header(headers, HEADER_SIG)?).ok_or(RpcError::BadHeader(HEADER_SIG))?;
+    Ok((Stamp { to, ts_ms, nonce }, sig))
+}
+
+/// A 64-byte compact signature in hex, or `None`.
+pub fn parse_signature(hex_sig: &str) -> Option<Signature> {
+    let raw = hex::decode(hex_sig).ok()?;
+    let bytes: [u8; 64] = raw.try_into().ok()?;
+    Signature::parse(bytes).ok()
+}
+
+/// Checks a stamp against the receiving node `this` at `now_ms`: addressed
+/// to it, and inside [`MAX_CLOCK_SKEW_MS`].
+pub fn check_stamp(stamp: &Stamp, this: u64, now_ms: u64) -> Result<(), RpcError> {
+    if stamp.to != this {
+        return Err(RpcError::WrongTarget { to: stamp.to, this });
+    }
+    let skew_ms = now_ms.abs_diff(stamp.ts_ms);
+    if skew_ms > MAX_CLOCK_SKEW_MS {
+        return Err(RpcError::Stale { skew_ms });
+    }
+    Ok(())
 }
 
 /// The JSON body of every failure.
@@ -136,6 +349,25 @@ pub enum RpcError {
     Stale {
         /// The distance.
         skew_ms: u64,
+    },
+    /// 403: the request is addressed to another node.
+    #[error("the request is addressed to node {to}, not to this node ({this})")]
+    WrongTarget {
+        /// The target the request names.
+        to: u64,
+        /// This node.
+        this: u64,
+    },
+    /// 401: the sender already used this request's nonce: a replay.
+    #[error("node {0} already sent this request (its nonce was used); a signed request is accepted once")]
+    Replayed(u64),
+    /// 429: the sender has too many requests in the replay window.
+    #[error("node {sender} has {cap} requests in the replay window already; retry shortly")]
+    WindowFull {
+        /// The sender.
+        sender: u64,
+        /// The cap per sender.
+        cap: usize,
     },
     /// 401: the signature does not verify under the sender's genesis key.
     #[error("the signature does not verify under node {0}'s genesis key")]
@@ -177,13 +409,18 @@ pub enum RpcError {
 }
 
 impl RpcError {
-    fn status(&self) -> StatusCode {
+    /// The HTTP status of this refusal.
+    pub fn status(&self) -> StatusCode {
         match self {
             RpcError::MissingHeader(_)
             | RpcError::BadHeader(_)
             | RpcError::Stale { .. }
+            | RpcError::Replayed(_)
             | RpcError::BadSignature(_) => StatusCode::UNAUTHORIZED,
-            RpcError::UnknownNode(_) | RpcError::SenderMismatch { .. } => StatusCode::FORBIDDEN,
+            RpcError::UnknownNode(_)
+            | RpcError::WrongTarget { .. }
+            | RpcError::SenderMismatch { .. } => StatusCode::FORBIDDEN,
+            RpcError::WindowFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             RpcError::BadBody(_) | RpcError::Unreadable(_) => StatusCode::BAD_REQUEST,
             RpcError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RpcError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -191,12 +428,16 @@ impl RpcError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    /// The stable machine-readable code of this refusal.
+    pub fn code(&self) -> &'static str {
         match self {
             RpcError::MissingHeader(_) => "missing_auth",
             RpcError::BadHeader(_) => "malformed_auth",
             RpcError::UnknownNode(_) => "unknown_node",
             RpcError::Stale { .. } => "stale_request",
+            RpcError::WrongTarget { .. } => "wrong_target",
+            RpcError::Replayed(_) => "replayed_request",
+            RpcError::WindowFull { .. } => "replay_window_full",
             RpcError::BadSignature(_) => "bad_signature",
             RpcError::SenderMismatch { .. } => "sender_mismatch",
             RpcError::BadBody(_) => "bad_body",
@@ -267,6 +508,10 @@ struct RpcState {
     raft: Raft,
     genesis: Arc<Genesis>,
     faults: Arc<Faults>,
+    /// This node: the target every request must name.
+    this: u64,
+    /// The nonces accepted per sending node, for the replay window.
+    nonces: Arc<Nonces<u64>>,
     /// Bounds how many requests read bodies and run at once.
     slots: Arc<Semaphore>,
     /// The deadline of one request from its first slot wait to its answer.
@@ -291,6 +536,8 @@ pub fn router(raft: Raft, genesis: Arc<Genesis>) -> Router {
 /// partition in `faults`.
 pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>) -> Router {
     let timeout = rpc_timeout(raft.config());
+    // Raft knows its own id; reading it here keeps the router's signature.
+    let this = raft.metrics().borrow().id;
     Router::new()
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
@@ -300,26 +547,21 @@ pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>
             raft,
             genesis,
             faults,
+            this,
+            nonces: Arc::new(Nonces::new(NONCE_CAP_PER_SIGNER)),
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_RPCS)),
             timeout,
         })
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, RpcError> {
-    headers
-        .get(name)
-        .ok_or(RpcError::MissingHeader(name))?
-        .to_str()
-        .map_err(|_| RpcError::BadHeader(name))
-}
-
 /// What a request's headers claim once [`precheck`] accepted them: a
-/// genesis node and a fresh timestamp. The signature is still unchecked,
-/// because it covers the body's digest.
+/// genesis node, addressed to this node, a fresh timestamp and an unused
+/// nonce. The signature is still unchecked, because it covers the body's
+/// digest.
 #[derive(Debug, Clone, Copy)]
 pub struct Claim {
     node: u64,
-    ts_ms: u64,
+    stamp: Stamp,
     sig: Signature,
 }
 
@@ -329,8 +571,13 @@ impl Claim {
         self.node
     }
 
+    /// The target, time and nonce the headers name.
+    pub fn stamp(&self) -> &Stamp {
+        &self.stamp
+    }
+
     /// Verifies the signature over `path` and the raw `body`, and returns
-    /// the now authenticated sender.
+    /// the now authenticated sender. Records nothing.
     pub fn verify(&self, genesis: &Genesis, path: &str, body: &[u8]) -> Result<u64, RpcError> {
         let (_, decl) = genesis
             .node(self.node)
@@ -338,50 +585,78 @@ impl Claim {
         decl.key
             .verify(
                 &signing_tag(genesis.chain_id.as_str()),
-                &signing_message(path, self.ts_ms, body),
+                &signing_message(path, &self.stamp, &[], body),
                 &self.sig,
             )
             .map_err(|_| RpcError::BadSignature(self.node))?;
         Ok(self.node)
     }
+
+    /// [`Claim::verify`], then records the nonce in `nonces`, refusing the
+    /// request if another copy was recorded first.
+    pub fn admit(
+        &self,
+        genesis: &Genesis,
+        nonces: &Nonces<u64>,
+        path: &str,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<u64, RpcError> {
+        let sender = self.verify(genesis, path, body)?;
+        nonces
+            .record(&sender, self.stamp.nonce, self.stamp.expires_ms(), now_ms)
+            .map_err(|e| nonce_refusal(sender, e))?;
+        Ok(sender)
+    }
 }
 
-/// Checks everything the headers alone can tell: all three present and
-/// well-formed, the sender a genesis node, the timestamp within
-/// [`MAX_CLOCK_SKEW_MS`] of `now_ms`. Needs no body byte.
-pub fn precheck(genesis: &Genesis, headers: &HeaderMap, now_ms: u64) -> Result<Claim, RpcError> {
+/// The refusal for a nonce the store does not admit from `sender`.
+pub fn nonce_refusal(sender: u64, e: NonceError) -> RpcError {
+    match e {
+        NonceError::Replayed => RpcError::Replayed(sender),
+        NonceError::Full { cap } => RpcError::WindowFull { sender, cap },
+    }
+}
+
+/// Checks everything the headers alone can tell: all five present and
+/// well-formed, the sender a genesis node, the target `this` node, the
+/// timestamp within [`MAX_CLOCK_SKEW_MS`] of `now_ms`, the nonce not yet
+/// used by the sender (and the sender under its cap) in `nonces`. Needs no
+/// body byte and records nothing.
+pub fn precheck(
+    genesis: &Genesis,
+    this: u64,
+    nonces: &Nonces<u64>,
+    headers: &HeaderMap,
+    now_ms: u64,
+) -> Result<Claim, RpcError> {
     let node: u64 = header(headers, HEADER_NODE)?
         .parse()
         .map_err(|_| RpcError::BadHeader(HEADER_NODE))?;
-    let ts_ms: u64 = header(headers, HEADER_TS)?
-        .parse()
-        .map_err(|_| RpcError::BadHeader(HEADER_TS))?;
-    let sig_hex = header(headers, HEADER_SIG)?;
-    let raw = hex::decode(sig_hex).map_err(|_| RpcError::BadHeader(HEADER_SIG))?;
-    let sig_bytes: [u8; 64] = raw
-        .try_into()
-        .map_err(|_| RpcError::BadHeader(HEADER_SIG))?;
-    let sig = Signature::parse(sig_bytes).map_err(|_| RpcError::BadHeader(HEADER_SIG))?;
+    let (stamp, sig) = read_stamp(headers)?;
     if genesis.node(node).is_none() {
         return Err(RpcError::UnknownNode(node));
     }
-    let skew_ms = now_ms.abs_diff(ts_ms);
-    if skew_ms > MAX_CLOCK_SKEW_MS {
-        return Err(RpcError::Stale { skew_ms });
-    }
-    Ok(Claim { node, ts_ms, sig })
+    check_stamp(&stamp, this, now_ms)?;
+    nonces
+        .check(&node, &stamp.nonce, now_ms)
+        .map_err(|e| nonce_refusal(node, e))?;
+    Ok(Claim { node, stamp, sig })
 }
 
-/// Checks the three headers against genesis and the raw body, and returns
-/// the authenticated sender: [`precheck`] then [`Claim::verify`].
+/// Checks a whole request signed with a node key against genesis, this
+/// node's id and the nonces seen, records its nonce and returns the
+/// authenticated sender: [`precheck`] then [`Claim::admit`].
 pub fn authenticate(
     genesis: &Genesis,
+    this: u64,
+    nonces: &Nonces<u64>,
     path: &str,
     headers: &HeaderMap,
     body: &[u8],
     now_ms: u64,
 ) -> Result<u64, RpcError> {
-    precheck(genesis, headers, now_ms)?.verify(genesis, path, body)
+    precheck(genesis, this, nonces, headers, now_ms)?.admit(genesis, nonces, path, body, now_ms)
 }
 
 /// Refuses at once a body whose declared length (hyper takes the size hint
@@ -422,7 +697,7 @@ fn admit<T: DeserializeOwned>(
     body: &[u8],
     vote_of: impl Fn(&T) -> &Vote<u64>,
 ) -> Result<T, RpcError> {
-    let sender = claim.verify(&s.genesis, path, body)?;
+    let sender = claim.admit(&s.genesis, &s.nonces, path, body, crate::clock::now_ms())?;
     tracing::Span::current().record("from", sender);
     if s.faults.is_blocked(sender) {
         return Err(RpcError::Partitioned(sender));
@@ -450,8 +725,14 @@ where
     F: Future<Output = Response>,
 {
     // Stages 1 and 2 read no body byte and wait for nothing.
-    let claim = match precheck(&s.genesis, &headers, crate::clock::now_ms())
-        .and_then(|c| refuse_declared_oversize(&body, MAX_RPC_BODY).map(|()| c))
+    let claim = match precheck(
+        &s.genesis,
+        s.this,
+        &s.nonces,
+        &headers,
+        crate::clock::now_ms(),
+    )
+    .and_then(|c| refuse_declared_oversize(&body, MAX_RPC_BODY).map(|()| c))
     {
         Ok(c) => c,
         Err(e) => return e.into_response(),

@@ -12,12 +12,14 @@ pub mod submit;
 
 use std::sync::Arc;
 
-use rxchain_contracts::Genesis;
+use rxchain_contracts::{Genesis, SecretKey};
 
 use crate::accounts::Accounts;
 use crate::config::ApiSettings;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
+use crate::raft::nonces::Nonces;
+use crate::raft::rpc::Signer;
 use crate::raft::Faults;
 use crate::store::ChainStore;
 use crate::types::Raft;
@@ -49,4 +51,9 @@ pub struct Node {
     pub throttle: submit::Throttle,
     /// What was signed for each `Idempotency-Key`, so retries re-offer it.
     pub idempotency: Arc<idempotency::Idempotency>,
+    /// The node key, to sign the admin requests this node forwards.
+    pub node_key: Arc<SecretKey>,
+    /// The nonces of the admin requests this node accepted, per signer,
+    /// so none is accepted twice.
+    pub admin_nonces: Arc<Nonces<Signer>>,
 }

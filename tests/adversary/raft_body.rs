@@ -24,8 +24,8 @@ fn head(path: &str, len: Option<u64>, auth: &[(&str, String)]) -> String {
     h
 }
 
-/// Authentication headers for `node` at `ts`, signed by `node`'s demo key
-/// over `body`.
+/// Authentication headers for `node` at `ts`, addressed to node 1 (the
+/// demo node) with a fresh nonce, signed by `node`'s demo key over `body`.
 fn auth(
     chain_id: &str,
     node: u64,
@@ -33,12 +33,16 @@ fn auth(
     path: &str,
     body: &[u8],
 ) -> Vec<(&'static str, String)> {
-    let sig = rpc::sign(chain_id, &node_key(node), path, ts, body);
-    vec![
-        (rpc::HEADER_NODE, node.to_string()),
-        (rpc::HEADER_TS, ts.to_string()),
-        (rpc::HEADER_SIG, sig.to_hex()),
-    ]
+    let stamp = rpc::Stamp {
+        to: 1,
+        ts_ms: ts,
+        nonce: rpc::Nonce::random(),
+    };
+    let sig = rpc::sign(chain_id, &node_key(node), path, &stamp, body);
+    let mut headers = vec![(rpc::HEADER_NODE, node.to_string())];
+    headers.extend(stamp.headers());
+    headers.push((rpc::HEADER_SIG, sig.to_hex()));
+    headers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,14 +75,7 @@ async fn huge_and_endless_raft_bodies_are_refused_before_they_are_read() {
     //    know: 403 unknown_node. The answer can only come if the node did
     //    not wait for the body.
     let now = rxchain::clock::now_ms();
-    let stranger = vec![
-        (rpc::HEADER_NODE, "99".to_string()),
-        (rpc::HEADER_TS, now.to_string()),
-        (
-            rpc::HEADER_SIG,
-            rpc::sign(&chain_id, &node_key(99), rpc::PATH_APPEND, now, b"").to_hex(),
-        ),
-    ];
+    let stranger = auth(&chain_id, 99, now, rpc::PATH_APPEND, b"");
     let a = Raw::start(
         addr,
         &head(rpc::PATH_APPEND, None, &stranger),
@@ -105,7 +102,11 @@ async fn huge_and_endless_raft_bodies_are_refused_before_they_are_read() {
     // 5. A signature header that is not hex, 64 MiB declared and none
     //    sent: 401 malformed_auth.
     let mut malformed = auth(&chain_id, 1, now, rpc::PATH_SNAPSHOT, b"");
-    malformed[2].1 = "not-hex".into();
+    malformed
+        .iter_mut()
+        .find(|(name, _)| *name == rpc::HEADER_SIG)
+        .expect("a signature header")
+        .1 = "not-hex".into();
     let a = Raw::start(
         addr,
         &head(rpc::PATH_SNAPSHOT, Some(BIG), &malformed),
@@ -140,15 +141,11 @@ async fn huge_and_endless_raft_bodies_are_refused_before_they_are_read() {
     // 7. The same headers with a small body they do not sign: the body is
     //    read, the signature fails, 401 bad_signature.
     let body = br#"{"vote":{}}"#;
-    let a = reqwest::Client::new()
-        .post(format!("http://{addr}{}", rpc::PATH_APPEND))
-        .header(fresh[0].0, &fresh[0].1)
-        .header(fresh[1].0, &fresh[1].1)
-        .header(fresh[2].0, &fresh[2].1)
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("sent");
+    let mut req = reqwest::Client::new().post(format!("http://{addr}{}", rpc::PATH_APPEND));
+    for (name, value) in &fresh {
+        req = req.header(*name, value);
+    }
+    let a = req.body(body.to_vec()).send().await.expect("sent");
     let status = a.status().as_u16();
     let json: serde_json::Value = a.json().await.expect("a JSON body");
     assert_eq!(

@@ -22,15 +22,23 @@ async fn a_raft_body_that_never_arrives_is_cut_off_at_the_deadline() {
     // 2. Headers that pass the precheck, a declared 1 MiB body, and then
     //    silence.
     let now = rxchain::clock::now_ms();
-    let sig = rpc::sign(&chain_id, &node_key(1), rpc::PATH_APPEND, now, b"").to_hex();
+    let stamp = rpc::Stamp {
+        to: 1,
+        ts_ms: now,
+        nonce: rpc::Nonce::random(),
+    };
+    let sig = rpc::sign(&chain_id, &node_key(1), rpc::PATH_APPEND, &stamp, b"").to_hex();
+    let nonce = stamp.nonce.to_hex();
     let started = Instant::now();
     let raw = Raw::start(
         t.node.addr,
         &format!(
-            "POST {} HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 1048576\r\n{}: 1\r\n{}: {now}\r\n{}: {sig}",
+            "POST {} HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 1048576\r\n{}: 1\r\n{}: 1\r\n{}: {now}\r\n{}: {nonce}\r\n{}: {sig}",
             rpc::PATH_APPEND,
             rpc::HEADER_NODE,
+            rpc::HEADER_TO,
             rpc::HEADER_TS,
+            rpc::HEADER_NONCE,
             rpc::HEADER_SIG,
         ),
         Feed::Nothing,

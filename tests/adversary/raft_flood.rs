@@ -48,17 +48,25 @@ async fn a_flood_of_raft_requests_does_not_starve_the_public_api() {
     //    but wrong signature) and whose bodies trickle in a kilobyte a
     //    second: they take every RPC slot and keep it.
     let now = rxchain::clock::now_ms();
-    let forged = rpc::sign(&chain_id, &node_key(99), rpc::PATH_APPEND, now, b"").to_hex();
+    let stamp = rpc::Stamp {
+        to: 1,
+        ts_ms: now,
+        nonce: rpc::Nonce::random(),
+    };
+    let forged = rpc::sign(&chain_id, &node_key(99), rpc::PATH_APPEND, &stamp, b"").to_hex();
+    let nonce = stamp.nonce.to_hex();
     let mut holders = Vec::new();
     for _ in 0..WAVE {
         holders.push(
             Raw::start(
                 addr,
                 &format!(
-                    "POST {} HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 1048576\r\n{}: 1\r\n{}: {now}\r\n{}: {forged}",
+                    "POST {} HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 1048576\r\n{}: 1\r\n{}: 1\r\n{}: {now}\r\n{}: {nonce}\r\n{}: {forged}",
                     rpc::PATH_APPEND,
                     rpc::HEADER_NODE,
+                    rpc::HEADER_TO,
                     rpc::HEADER_TS,
+                    rpc::HEADER_NONCE,
                     rpc::HEADER_SIG
                 ),
                 Feed::Trickle {

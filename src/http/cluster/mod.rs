@@ -16,17 +16,20 @@
 //!   only when the node runs with `testing_faults = true`.
 //!
 //! Changes are signed like Raft RPCs ([`crate::raft::rpc`]): the same
-//! `x-rxchain-ts` and `x-rxchain-sig` headers over path, time and body, with
-//! either `x-rxchain-node` (a genesis node key; a node may only ask for
-//! itself) or `x-rxchain-org` (an organisation's genesis admin key, the
-//! operator). A follower checks the signature and forwards the request
-//! unchanged to the leader, which checks it again. The leader changes one
+//! `x-rxchain-to`, `x-rxchain-ts`, `x-rxchain-nonce` and `x-rxchain-sig`
+//! headers over path, target node, time, nonce and body, with either
+//! `x-rxchain-node` (a genesis node key; a node may only ask for itself) or
+//! `x-rxchain-org` (an organisation's genesis admin key, the operator).
+//! Each request is accepted once, by the node it names ([`auth`]). A
+//! follower checks the signature, then forwards the request to the leader
+//! signed with its own node key and carrying the original signature, which
+//! the leader checks again (see [`auth`]). The leader changes one
 //! member at a time and only while the cluster is healthy: the previous
 //! change is committed, and every voter (but the one being removed)
 //! answers and replicates within [`MAX_LAG`] entries; otherwise it answers
 //! 409 `cluster_unhealthy` and changes nothing.
 
-mod auth;
+pub mod auth;
 mod health;
 pub(in crate::http) mod read_index;
 
@@ -45,11 +48,12 @@ use serde::{Deserialize, Serialize};
 use super::error::ErrorBody;
 use super::{ApiBody, ApiError, ApiPath, AppState};
 use crate::raft::peers::PeerRequest;
-use crate::raft::rpc::{HEADER_NODE, HEADER_SIG, HEADER_TS};
 use crate::service::leader::{is_leader, remote_leader};
 use crate::types::Raft;
 use auth::may_act_on;
-pub use auth::{admin_headers, authenticate, signer_for, Signer, HEADER_ORG};
+pub use auth::{
+    admin_headers, authenticate, forwarded_headers, signer_for, Admitted, Signer, HEADER_ORG,
+};
 use health::{build_status, local_view};
 pub use health::{ClusterStatus, LocalView, MemberStatus, MAX_LAG};
 use read_index::read_index;
@@ -79,13 +83,15 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
         .map_err(|e| ApiError::bad("invalid_json", format!("the JSON does not fit: {e}")))
 }
 
-/// Relays the request, signature headers and all, to the leader, and
-/// answers with the leader's own answer.
+/// Sends the request to the leader and answers with the leader's own
+/// answer. An admitted admin request (`auth`) is signed anew by this node
+/// for the leader, carrying the original signature ([`forwarded_headers`]);
+/// a public request (`None`) travels without credentials.
 async fn forward_to_leader(
     s: &AppState,
     method: Method,
     uri: &Uri,
-    headers: &HeaderMap,
+    auth: Option<&Admitted>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (leader, addr) = remote_leader(&s.raft, s.node_id, &s.faults).ok_or_else(|| {
@@ -93,19 +99,26 @@ async fn forward_to_leader(
             "no Raft leader is reachable from this node; nothing was changed, retry".into(),
         )
     })?;
-    let relay: Vec<(&'static str, String)> = [
-        HEADER_NODE,
-        HEADER_ORG,
-        HEADER_TS,
-        HEADER_SIG,
-        "content-type",
-    ]
-    .into_iter()
-    .filter_map(|name| {
-        let v = headers.get(name)?.to_str().ok()?;
-        Some((name, v.to_owned()))
-    })
-    .collect();
+    let mut relay = vec![("content-type", "application/json".to_string())];
+    if let Some(admitted) = auth {
+        if admitted.forwarded_by.is_some() {
+            // One hop only: the original is addressed to the forwarder, so
+            // this node cannot vouch for it to a third node.
+            return Err(ApiError::NotCommitted(
+                "leadership moved while the request was forwarded; nothing was changed, retry"
+                    .into(),
+            ));
+        }
+        relay.extend(forwarded_headers(
+            s.genesis.chain_id.as_str(),
+            &s.node_key,
+            s.node_id,
+            leader,
+            admitted,
+            uri.path(),
+            &body,
+        ));
+    }
     let method =
         reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(ApiError::internal)?;
     let answer = s
@@ -149,10 +162,9 @@ pub(in crate::http) async fn local(State(s): State<AppState>) -> Json<LocalView>
 pub(in crate::http) async fn status(
     State(s): State<AppState>,
     uri: Uri,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if remote_leader(&s.raft, s.node_id, &s.faults).is_some() {
-        if let Ok(r) = forward_to_leader(&s, Method::GET, &uri, &headers, Bytes::new()).await {
+        if let Ok(r) = forward_to_leader(&s, Method::GET, &uri, None, Bytes::new()).await {
             if r.status().is_success() {
                 return Ok(r);
             }
@@ -219,19 +231,22 @@ fn change_failed<E: std::fmt::Display>(e: E) -> ApiError {
     params(
         ("x-rxchain-node" = Option<String>, Header, description = "The signing node's id (node key); or give x-rxchain-org"),
         ("x-rxchain-org" = Option<String>, Header, description = "The signing organisation (org admin key)"),
+        ("x-rxchain-to" = String, Header, description = "The node id the request is sent to"),
         ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
-        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+        ("x-rxchain-nonce" = String, Header, description = "16 random bytes, hex; each request is accepted once"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, target, time, nonce and body, hex"),
 
     ),
     request_body = AddLearner,
     responses(
         (status = 200, description = "Changed (or already so: `unchanged`)", body = Changed),
         (status = 400, description = "`invalid_json`, `bad_addr`, `bad_node_id`, `unreadable_body`", body = ErrorBody),
-        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
-        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`, `replayed_request`", body = ErrorBody),
+        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`, `wrong_target`, `not_a_node`", body = ErrorBody),
         (status = 404, description = "`unknown_node`", body = ErrorBody),
         (status = 409, description = "`cluster_unhealthy`, `member_exists`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 429, description = "`replay_window_full`: the signer has too many requests in the replay window", body = ErrorBody),
         (status = 503, description = "`not_committed`: no reachable leader; nothing changed", body = ErrorBody),
     )
 )]
@@ -242,9 +257,17 @@ pub(in crate::http) async fn add_learner(
     headers: HeaderMap,
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
-    let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
+    let admitted = authenticate(
+        &s.genesis,
+        s.node_id,
+        &s.admin_nonces,
+        uri.path(),
+        &headers,
+        &body,
+    )?;
+    let signer = &admitted.signer;
     let req: AddLearner = parse_body(&body)?;
-    may_act_on(&signer, req.id)?;
+    may_act_on(signer, req.id)?;
     if s.genesis.node(req.id).is_none() {
         return Err(ApiError::not_found(
             "unknown_node",
@@ -258,7 +281,7 @@ pub(in crate::http) async fn add_learner(
         ));
     }
     if !is_leader(&s.raft, s.node_id) {
-        return forward_to_leader(&s, Method::POST, &uri, &headers, body).await;
+        return forward_to_leader(&s, Method::POST, &uri, Some(&admitted), body).await;
     }
     tracing::info!(?signer, id = req.id, addr = %req.addr, "add learner requested");
     let m = s.raft.metrics().borrow().clone();
@@ -306,19 +329,22 @@ pub(in crate::http) async fn add_learner(
     params(
         ("x-rxchain-node" = Option<String>, Header, description = "The signing node's id (node key); or give x-rxchain-org"),
         ("x-rxchain-org" = Option<String>, Header, description = "The signing organisation (org admin key)"),
+        ("x-rxchain-to" = String, Header, description = "The node id the request is sent to"),
         ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
-        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+        ("x-rxchain-nonce" = String, Header, description = "16 random bytes, hex; each request is accepted once"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, target, time, nonce and body, hex"),
 
     ),
     request_body = Promote,
     responses(
         (status = 200, description = "Changed (or already so: `unchanged`)", body = Changed),
         (status = 400, description = "`invalid_json`, `bad_addr`, `bad_node_id`, `unreadable_body`", body = ErrorBody),
-        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
-        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`, `replayed_request`", body = ErrorBody),
+        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`, `wrong_target`, `not_a_node`", body = ErrorBody),
         (status = 404, description = "`not_a_learner`", body = ErrorBody),
         (status = 409, description = "`cluster_unhealthy`, a learner that has not caught up", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 429, description = "`replay_window_full`: the signer has too many requests in the replay window", body = ErrorBody),
         (status = 503, description = "`not_committed`: no reachable leader; nothing changed", body = ErrorBody),
     )
 )]
@@ -329,11 +355,19 @@ pub(in crate::http) async fn promote(
     headers: HeaderMap,
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
-    let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
+    let admitted = authenticate(
+        &s.genesis,
+        s.node_id,
+        &s.admin_nonces,
+        uri.path(),
+        &headers,
+        &body,
+    )?;
+    let signer = &admitted.signer;
     let req: Promote = parse_body(&body)?;
-    may_act_on(&signer, req.id)?;
+    may_act_on(signer, req.id)?;
     if !is_leader(&s.raft, s.node_id) {
-        return forward_to_leader(&s, Method::POST, &uri, &headers, body).await;
+        return forward_to_leader(&s, Method::POST, &uri, Some(&admitted), body).await;
     }
     let st = build_status(&s, None).await;
     if st.voters.contains(&req.id) {
@@ -375,18 +409,21 @@ pub(in crate::http) async fn promote(
     params(
         ("x-rxchain-node" = Option<String>, Header, description = "The signing node's id (node key); or give x-rxchain-org"),
         ("x-rxchain-org" = Option<String>, Header, description = "The signing organisation (org admin key)"),
+        ("x-rxchain-to" = String, Header, description = "The node id the request is sent to"),
         ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
-        ("x-rxchain-sig" = String, Header, description = "Signature over path, time and body, hex"),
+        ("x-rxchain-nonce" = String, Header, description = "16 random bytes, hex; each request is accepted once"),
+        ("x-rxchain-sig" = String, Header, description = "Signature over path, target, time, nonce and body, hex"),
         ("id" = String, Path, description = "The node id"),
     ),
     responses(
         (status = 200, description = "Changed (or already so: `unchanged`)", body = Changed),
         (status = 400, description = "`invalid_json`, `bad_addr`, `bad_node_id`, `unreadable_body`", body = ErrorBody),
-        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`", body = ErrorBody),
-        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`, `replayed_request`", body = ErrorBody),
+        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`, `wrong_target`, `not_a_node`", body = ErrorBody),
         (status = 404, description = "`not_a_member`", body = ErrorBody),
         (status = 409, description = "`cluster_unhealthy`, `last_voter`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 429, description = "`replay_window_full`: the signer has too many requests in the replay window", body = ErrorBody),
         (status = 503, description = "`not_committed`: no reachable leader; nothing changed", body = ErrorBody),
     )
 )]
@@ -398,13 +435,21 @@ pub(in crate::http) async fn remove(
     headers: HeaderMap,
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
-    let signer = authenticate(&s.genesis, uri.path(), &headers, &body)?;
+    let admitted = authenticate(
+        &s.genesis,
+        s.node_id,
+        &s.admin_nonces,
+        uri.path(),
+        &headers,
+        &body,
+    )?;
+    let signer = &admitted.signer;
     let id: u64 = id
         .parse()
         .map_err(|_| ApiError::bad("bad_node_id", "the node id is a decimal number"))?;
-    may_act_on(&signer, id)?;
+    may_act_on(signer, id)?;
     if !is_leader(&s.raft, s.node_id) {
-        return forward_to_leader(&s, Method::DELETE, &uri, &headers, body).await;
+        return forward_to_leader(&s, Method::DELETE, &uri, Some(&admitted), body).await;
     }
     let st = build_status(&s, Some(id)).await;
     let change = if st.voters.contains(&id) {
