@@ -21,7 +21,7 @@
 //! | 8 | The sign-in limiter races | `tests/revocation.rs` |
 //! | 9 | A corrupted signature on a known id passes as a replay | `submit.rs` |
 //! | 10 | A demo restart records refused `register_staff` | `chain_rules.rs` (`a_demo_restart_records_no_refused_registrations`) |
-| 11 | A captured node request or cluster admin request can be replayed, or sent to another node (issue 10, test 3) | `replay.rs` |
+//! | 11 | A captured node request or cluster admin request can be replayed, or sent to another node (issue 10, test 3) | `replay.rs` |
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -47,7 +47,11 @@ fn code(answer: &(u16, Value)) -> (u16, Option<&str>) {
     (answer.0, answer.1["code"].as_str())
 }
 
-async fn start(dir: &std::path::Path, id: u64, peers: &[(u64, std::net::SocketAddr)]) -> RunningNode {
+async fn start(
+    dir: &std::path::Path,
+    id: u64,
+    peers: &[(u64, std::net::SocketAddr)],
+) -> RunningNode {
     let mut settings = demo_settings(dir, id, "127.0.0.1:0".parse().unwrap(), None);
     settings.peers = peers
         .iter()
@@ -58,8 +62,10 @@ async fn start(dir: &std::path::Path, id: u64, peers: &[(u64, std::net::SocketAd
 
 /// Waits until node 1 reports exactly `voters` and `learners`.
 async fn wait_membership(node: &RunningNode, voters: &[u64], learners: &[u64]) {
-    let (voters, learners): (BTreeSet<u64>, BTreeSet<u64>) =
-        (voters.iter().copied().collect(), learners.iter().copied().collect());
+    let (voters, learners): (BTreeSet<u64>, BTreeSet<u64>) = (
+        voters.iter().copied().collect(),
+        learners.iter().copied().collect(),
+    );
     let mut m = node.raft.metrics();
     tokio::time::timeout(
         Duration::from_secs(30),
@@ -87,14 +93,17 @@ async fn replayed_node_and_admin_requests_are_refused() {
     //    routes, so it can be sent captured requests).
     let dir = tempfile::tempdir().expect("temp dir");
     let demo = Demo::load().expect("demo fixture");
-    demo.write_files(dir.path(), &[1, 2, 3]).expect("demo files");
+    demo.write_files(dir.path(), &[1, 2, 3])
+        .expect("demo files");
     let chain_id = demo.genesis.chain_id.to_string();
     let n1 = start(dir.path(), 1, &[]).await;
     wait_for_leader(&n1).await.expect("node 1 leads");
     let n2 = start(dir.path(), 2, &[(1, n1.addr)]).await;
     let mut settings3 = demo_settings(dir.path(), 3, "127.0.0.1:0".parse().unwrap(), None);
     settings3.bootstrap = false;
-    let n3 = rxchain::node::start(settings3).await.expect("node 3 starts");
+    let n3 = rxchain::node::start(settings3)
+        .await
+        .expect("node 3 starts");
     wait_membership(&n1, &[1, 2], &[]).await;
     let http = reqwest::Client::new();
 
@@ -104,43 +113,132 @@ async fn replayed_node_and_admin_requests_are_refused() {
     let captured = rpc::signed_headers(&chain_id, &node_key(2), 2, 1, rpc::PATH_VOTE, &vote);
     let term_before = n1.raft.metrics().borrow().current_term;
     //     (i) The original reaches Raft and is answered.
-    let first = send(&http, reqwest::Method::POST, n1.addr, rpc::PATH_VOTE, &captured, &vote).await;
+    let first = send(
+        &http,
+        reqwest::Method::POST,
+        n1.addr,
+        rpc::PATH_VOTE,
+        &captured,
+        &vote,
+    )
+    .await;
     assert_eq!(first.0, 200, "{}", first.1);
-    assert_eq!(first.1["vote_granted"].as_bool(), Some(false), "{}", first.1);
+    assert_eq!(
+        first.1["vote_granted"].as_bool(),
+        Some(false),
+        "{}",
+        first.1
+    );
     //     (ii) The same bytes again: 401 replayed_request.
-    let again = send(&http, reqwest::Method::POST, n1.addr, rpc::PATH_VOTE, &captured, &vote).await;
+    let again = send(
+        &http,
+        reqwest::Method::POST,
+        n1.addr,
+        rpc::PATH_VOTE,
+        &captured,
+        &vote,
+    )
+    .await;
     assert_eq!(code(&again), (401, Some("replayed_request")), "{}", again.1);
     //     (iii) The same bytes to node 3: 403 wrong_target.
-    let elsewhere = send(&http, reqwest::Method::POST, n3.addr, rpc::PATH_VOTE, &captured, &vote).await;
-    assert_eq!(code(&elsewhere), (403, Some("wrong_target")), "{}", elsewhere.1);
+    let elsewhere = send(
+        &http,
+        reqwest::Method::POST,
+        n3.addr,
+        rpc::PATH_VOTE,
+        &captured,
+        &vote,
+    )
+    .await;
+    assert_eq!(
+        code(&elsewhere),
+        (403, Some("wrong_target")),
+        "{}",
+        elsewhere.1
+    );
     //     (iv) Raft saw only the original.
     assert_eq!(n1.raft.metrics().borrow().current_term, term_before);
 
     // 3b. A captured cluster admin request: hosp-north's operator asks the
     //     follower, node 2, to add node 3 as a learner. Node 2 forwards it
     //     to the leader, node 1, re-signed as itself.
-    assert_eq!(n1.raft.metrics().borrow().current_leader, Some(1), "node 1 still leads");
+    assert_eq!(
+        n1.raft.metrics().borrow().current_leader,
+        Some(1),
+        "node 1 still leads"
+    );
     let operator = Signer::Operator(OrgId::parse("hosp-north").expect("org id"));
     let learners = "/v1/cluster/learners";
     let add = serde_json::json!({"id": 3, "addr": n3.addr.to_string()}).to_string();
-    let add_signed = admin_headers(&chain_id, &admin_key("hosp-north"), &operator, 2, learners, add.as_bytes());
-    let first = send(&http, reqwest::Method::POST, n2.addr, learners, &add_signed, add.as_bytes()).await;
+    let add_signed = admin_headers(
+        &chain_id,
+        &admin_key("hosp-north"),
+        &operator,
+        2,
+        learners,
+        add.as_bytes(),
+    );
+    let first = send(
+        &http,
+        reqwest::Method::POST,
+        n2.addr,
+        learners,
+        &add_signed,
+        add.as_bytes(),
+    )
+    .await;
     assert_eq!(first.0, 200, "{}", first.1);
     assert_eq!(first.1["role"].as_str(), Some("learner"), "{}", first.1);
     wait_membership(&n1, &[1, 2], &[3]).await;
     //     (i) The operator removes node 3 again, directly at the leader.
     let remove = "/v1/cluster/members/3";
-    let remove_signed = admin_headers(&chain_id, &admin_key("hosp-north"), &operator, 1, remove, b"");
-    let removed = send(&http, reqwest::Method::DELETE, n1.addr, remove, &remove_signed, b"").await;
+    let remove_signed = admin_headers(
+        &chain_id,
+        &admin_key("hosp-north"),
+        &operator,
+        1,
+        remove,
+        b"",
+    );
+    let removed = send(
+        &http,
+        reqwest::Method::DELETE,
+        n1.addr,
+        remove,
+        &remove_signed,
+        b"",
+    )
+    .await;
     assert_eq!(removed.0, 200, "{}", removed.1);
     wait_membership(&n1, &[1, 2], &[]).await;
     //     (ii) The captured add, replayed to node 2: 401 replayed_request.
-    let again = send(&http, reqwest::Method::POST, n2.addr, learners, &add_signed, add.as_bytes()).await;
+    let again = send(
+        &http,
+        reqwest::Method::POST,
+        n2.addr,
+        learners,
+        &add_signed,
+        add.as_bytes(),
+    )
+    .await;
     assert_eq!(code(&again), (401, Some("replayed_request")), "{}", again.1);
     //     (iii) Sent straight to the leader, or to node 3: 403 wrong_target.
     for addr in [n1.addr, n3.addr] {
-        let elsewhere = send(&http, reqwest::Method::POST, addr, learners, &add_signed, add.as_bytes()).await;
-        assert_eq!(code(&elsewhere), (403, Some("wrong_target")), "{}", elsewhere.1);
+        let elsewhere = send(
+            &http,
+            reqwest::Method::POST,
+            addr,
+            learners,
+            &add_signed,
+            add.as_bytes(),
+        )
+        .await;
+        assert_eq!(
+            code(&elsewhere),
+            (403, Some("wrong_target")),
+            "{}",
+            elsewhere.1
+        );
     }
     //     (iv) Even node 2 itself cannot push the operator's request through
     //     again: a fresh forward, signed with node 2's key, carries the
@@ -154,11 +252,40 @@ async fn replayed_node_and_admin_requests_are_refused() {
         add.as_bytes(),
     )
     .expect("the original verifies for node 2 (a fresh nonce store)");
-    let forged_forward = forwarded_headers(&chain_id, &node_key(2), 2, 1, &admitted, learners, add.as_bytes());
-    let forward = send(&http, reqwest::Method::POST, n1.addr, learners, &forged_forward, add.as_bytes()).await;
-    assert_eq!(code(&forward), (401, Some("replayed_request")), "{}", forward.1);
+    let forged_forward = forwarded_headers(
+        &chain_id,
+        &node_key(2),
+        2,
+        1,
+        &admitted,
+        learners,
+        add.as_bytes(),
+    );
+    let forward = send(
+        &http,
+        reqwest::Method::POST,
+        n1.addr,
+        learners,
+        &forged_forward,
+        add.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        code(&forward),
+        (401, Some("replayed_request")),
+        "{}",
+        forward.1
+    );
     //     (v) The captured removal, replayed to the leader: refused too.
-    let again = send(&http, reqwest::Method::DELETE, n1.addr, remove, &remove_signed, b"").await;
+    let again = send(
+        &http,
+        reqwest::Method::DELETE,
+        n1.addr,
+        remove,
+        &remove_signed,
+        b"",
+    )
+    .await;
     assert_eq!(code(&again), (401, Some("replayed_request")), "{}", again.1);
     //     (vi) The membership changed once each way: node 3 is not back.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -167,13 +294,28 @@ async fn replayed_node_and_admin_requests_are_refused() {
 
     // 4. An operator request without the org header, a stranger org, and
     //    a signature for another org are still refused as before.
-    let mut stranger = admin_headers(&chain_id, &admin_key("hosp-north"), &operator, 1, remove, b"");
+    let mut stranger = admin_headers(
+        &chain_id,
+        &admin_key("hosp-north"),
+        &operator,
+        1,
+        remove,
+        b"",
+    );
     for (name, value) in stranger.iter_mut() {
         if *name == HEADER_ORG {
             *value = "no-such-org".into();
         }
     }
-    let refused = send(&http, reqwest::Method::DELETE, n1.addr, remove, &stranger, b"").await;
+    let refused = send(
+        &http,
+        reqwest::Method::DELETE,
+        n1.addr,
+        remove,
+        &stranger,
+        b"",
+    )
+    .await;
     assert_eq!(code(&refused), (403, Some("unknown_org")), "{}", refused.1);
 
     n3.stop().await;
