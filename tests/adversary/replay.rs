@@ -60,7 +60,8 @@ async fn start(
     rxchain::node::start(settings).await.expect("node starts")
 }
 
-/// Waits until node 1 reports exactly `voters` and `learners`.
+/// Waits until `node` reports exactly `voters` and `learners`, in a
+/// completed (uniform, applied) configuration.
 async fn wait_membership(node: &RunningNode, voters: &[u64], learners: &[u64]) {
     let (voters, learners): (BTreeSet<u64>, BTreeSet<u64>) = (
         voters.iter().copied().collect(),
@@ -71,7 +72,11 @@ async fn wait_membership(node: &RunningNode, voters: &[u64], learners: &[u64]) {
         Duration::from_secs(30),
         m.wait_for(|m| {
             let mem = m.membership_config.membership();
-            mem.voter_ids().collect::<BTreeSet<_>>() == voters
+            // Uniform, not joint: the change is complete, so the next one
+            // is accepted.
+            mem.get_joint_config().len() == 1
+                && m.membership_config.log_id() <= &m.last_applied
+                && mem.voter_ids().collect::<BTreeSet<_>>() == voters
                 && mem.learner_ids().collect::<BTreeSet<_>>() == learners
         }),
     )
