@@ -26,6 +26,9 @@ pub struct Metrics {
     pub proposed_blocks: Counter,
     /// Seconds from a submission's arrival to its commit.
     pub commit_latency: Histogram,
+    /// Snapshots received from a leader and refused by their check
+    /// (`rxchain_snapshots_refused_total`).
+    pub snapshots_refused: Counter,
 }
 
 impl Metrics {
@@ -40,6 +43,7 @@ impl Metrics {
             raft_leader: Gauge::default(),
             committed_txs: Counter::default(),
             proposed_blocks: Counter::default(),
+            snapshots_refused: Counter::default(),
             commit_latency: Histogram::new([
                 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ]),
@@ -70,6 +74,11 @@ impl Metrics {
             "committed_txs",
             "Transactions committed through this node's API",
             m.committed_txs.clone(),
+        );
+        registry.register(
+            "snapshots_refused",
+            "Snapshots refused because they failed their check against the tip header",
+            m.snapshots_refused.clone(),
         );
         registry.register(
             "proposed_blocks",

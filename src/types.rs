@@ -5,20 +5,21 @@
 //! `raft` and the node depend on it and never on each other for these
 //! types (the layering rule in `lib.rs`).
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
+
+pub mod snapshot;
 
 openraft::declare_raft_types!(
     /// rxchain's openraft type configuration: entries carry blocks, nodes
-    /// are addressed by `host:port`, snapshots travel as one byte buffer.
+    /// are addressed by `host:port`, snapshots are files (see [`snapshot`]),
+    /// streamed in chunks and never held whole in memory.
     pub TypeConfig:
         D = RaftRequest,
         R = RaftResponse,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -325,7 +325,8 @@ fn reopened_chain_answers_every_read_and_index() {
         Tip {
             height: 4,
             hash: last.hash(&chain_id),
-            timestamp: last.header.timestamp
+            timestamp: last.header.timestamp,
+            state: rxchain_contracts::state_root::LtHash::of_state(&chain.state()),
         }
     );
 
@@ -476,6 +477,7 @@ fn apply_block_refuses_a_block_that_does_not_extend_the_tip() {
     let exec = rxchain_contracts::block::Execution {
         outcomes: h.blocks[3].outcomes.clone(),
         writes: Default::default(),
+        state: Default::default(),
     };
     let err = storage
         .chain

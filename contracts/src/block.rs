@@ -13,6 +13,7 @@ use crate::genesis::Genesis;
 use crate::lifecycle::{apply, Outcome};
 use crate::model::{NodeId, Timestamp};
 use crate::state::{CorruptState, Overlay, StateRead, WriteSet};
+use crate::state_root::LtHash;
 use crate::tx::{SignedTx, TxError, TxId, VerifiedTx};
 
 /// A block header. Its hash ([`BlockHeader::hash`]) links the chain.
@@ -29,6 +30,9 @@ pub struct BlockHeader {
     pub tx_root: Hash,
     /// Merkle root over `(tx id, outcome)` pairs.
     pub outcomes_root: Hash,
+    /// The state root after this block: [`LtHash::root`] of the world state
+    /// once the block's writes are applied (see [`crate::state_root`]).
+    pub state_root: Hash,
     /// Number of transactions.
     pub tx_count: u32,
     /// The node that proposed and signed the block.
@@ -258,12 +262,17 @@ pub struct Execution {
     pub outcomes: Vec<Outcome>,
     /// The state writes, to be committed atomically with the block.
     pub writes: WriteSet,
+    /// The state accumulator after the writes, updated from the tip's by
+    /// the write set alone; its root is the header's `state_root`.
+    pub state: LtHash,
 }
 
-/// Runs verified transactions in order at block time `now`.
+/// Runs verified transactions in order at block time `now` on `state`,
+/// whose accumulator is `base`.
 pub fn execute(
     g: &Genesis,
     state: &dyn StateRead,
+    base: &LtHash,
     txs: &[VerifiedTx],
     now: Timestamp,
 ) -> Result<Execution, CorruptState> {
@@ -272,9 +281,11 @@ pub fn execute(
     for t in txs {
         outcomes.push(apply(g, &mut overlay, t, now)?);
     }
+    let after = base.updated(state, &overlay.writes);
     Ok(Execution {
         outcomes,
         writes: overlay.writes,
+        state: after,
     })
 }
 
@@ -287,6 +298,8 @@ pub struct Tip {
     pub hash: Hash,
     /// Timestamp of the last block; block times never go backwards.
     pub timestamp: Timestamp,
+    /// The state accumulator after the last block (empty before the first).
+    pub state: LtHash,
 }
 
 impl Tip {
@@ -296,6 +309,17 @@ impl Tip {
             height: 0,
             hash: g.hash(),
             timestamp: g.created_at,
+            state: LtHash::EMPTY,
+        }
+    }
+
+    /// The tip once `block`, executed as `exec`, is applied.
+    pub fn after(chain_id: &str, block: &Block, exec: &Execution) -> Tip {
+        Tip {
+            height: block.header.height,
+            hash: block.hash(chain_id),
+            timestamp: block.header.timestamp,
+            state: exec.state,
         }
     }
 }
@@ -312,7 +336,7 @@ pub fn propose(
     node_key: &SecretKey,
 ) -> Result<(Block, Execution), CorruptState> {
     let now = now.max(tip.timestamp);
-    let exec = execute(g, state, &txs, now)?;
+    let exec = execute(g, state, &tip.state, &txs, now)?;
     let ids: Vec<TxId> = txs.iter().map(|t| t.id()).collect();
     let (tx_root, outcomes_root) = roots(&ids, &exec.outcomes);
     let header = BlockHeader {
@@ -321,6 +345,7 @@ pub fn propose(
         timestamp: now,
         tx_root,
         outcomes_root,
+        state_root: exec.state.root(),
         tx_count: txs.len() as u32,
         proposer,
     };
@@ -384,6 +409,9 @@ pub enum BlockError {
     /// `outcomes_root` does not match the outcomes.
     #[error("the outcomes merkle root does not match the outcomes")]
     OutcomesRootMismatch,
+    /// `state_root` is not the root of the state after re-execution.
+    #[error("the state root does not match the state after the block")]
+    StateRootMismatch,
     /// The state could not be read.
     #[error(transparent)]
     Corrupt(#[from] CorruptState),
@@ -448,7 +476,7 @@ pub fn check_and_execute(
     if outcomes_root != h.outcomes_root {
         return Err(BlockError::OutcomesRootMismatch);
     }
-    let exec = execute(g, state, &verified, h.timestamp)?;
+    let exec = execute(g, state, &tip.state, &verified, h.timestamp)?;
     if let Some(index) = exec
         .outcomes
         .iter()
@@ -456,6 +484,9 @@ pub fn check_and_execute(
         .position(|(a, b)| a != b)
     {
         return Err(BlockError::OutcomeMismatch { index });
+    }
+    if exec.state.root() != h.state_root {
+        return Err(BlockError::StateRootMismatch);
     }
     Ok((verified, exec))
 }

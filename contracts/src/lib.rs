@@ -88,6 +88,7 @@ pub mod privacy;
 mod rejection;
 pub mod rules;
 pub mod state;
+pub mod state_root;
 pub mod tx;
 pub mod verify;
 

@@ -68,8 +68,15 @@ impl<'g> Verifier<'g> {
             height: block.header.height,
             hash: block.hash(self.genesis.chain_id.as_str()),
             timestamp: block.header.timestamp,
+            state: exec.state,
         };
         Ok(())
+    }
+
+    /// The tip reached so far, with the state accumulator maintained
+    /// block by block (each header's `state_root` was checked against it).
+    pub fn tip(&self) -> &Tip {
+        &self.tip
     }
 
     /// The state rebuilt so far.

@@ -547,6 +547,7 @@ fn check_history(ops: &[Op]) -> Result<(), TestCaseError> {
             height: b.header.height,
             hash: b.hash(CHAIN_ID),
             timestamp: b.header.timestamp,
+            state: exec.state,
         };
     }
     prop_assert_eq!(

@@ -107,6 +107,7 @@ fn pre_states(w: &World) -> Vec<(MemStore, Tip)> {
             height: b.header.height,
             hash: b.hash(CHAIN_ID),
             timestamp: b.header.timestamp,
+            state: exec.state,
         };
     }
     out

@@ -34,6 +34,9 @@ pub struct Head {
     pub timestamp: u64,
     /// One hash over the whole world state.
     pub state_digest: Hash,
+    /// The state root the tip header commits to (LtHash, maintained per
+    /// block; the empty state's root before the first block).
+    pub state_root: Hash,
 }
 
 /// The chain head.
@@ -55,6 +58,7 @@ pub(super) async fn head(State(s): State<AppState>) -> Result<Json<Head>, ApiErr
         hash: tip.hash,
         timestamp: tip.timestamp.0,
         state_digest: digest,
+        state_root: tip.state.root(),
     }))
 }
 

@@ -473,7 +473,7 @@ mod tests {
         let head = serde_json::json!({
             "chain_id": "demo", "genesis_hash": "ab".repeat(32), "height": 3,
             "hash": "cd".repeat(32), "timestamp": 1_700_000_000_000u64,
-            "state_digest": "ef".repeat(32),
+            "state_digest": "ef".repeat(32), "state_root": "ab".repeat(32),
         });
         let ok = serde_json::to_vec(&head).unwrap();
         v.check("/v1/chain/head", &Method::GET, 200, Some(&ok))
@@ -563,7 +563,7 @@ mod tests {
 
         let head = serde_json::json!({
             "chain_id": "demo", "genesis_hash": "ab".repeat(32), "height": 3,
-            "hash": "cd".repeat(32), "timestamp": 5, "state_digest": "ef".repeat(32),
+            "hash": "cd".repeat(32), "timestamp": 5, "state_digest": "ef".repeat(32), "state_root": "ab".repeat(32),
         });
         let (status, body) = call(head.clone(), StatusCode::OK).await;
         assert_eq!(status, StatusCode::OK);

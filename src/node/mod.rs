@@ -248,7 +248,10 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         }
         accounts.add_data_key(org.id.clone(), key);
     }
-    let faults = crate::raft::Faults::new(settings.testing_faults);
+    let faults = crate::raft::Faults::with_snapshot_switch(
+        settings.testing_faults,
+        storage.sm.snapshot_tamper_switch(),
+    );
     if settings.testing_faults {
         tracing::warn!("testing_faults is on: anyone who reaches this node can cut it off from its peers; never use this in production");
     }
@@ -306,9 +309,14 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         admin_nonces: Arc::new(crate::raft::nonces::Nonces::new(rpc::NONCE_CAP_PER_SIGNER)),
     }));
     let service = state.0.clone();
-    let app = crate::http::router(state, settings.web_dir.as_deref()).merge(
-        rpc::router_with_faults(raft.clone(), genesis.clone(), faults),
-    );
+    let app = crate::http::router(state, settings.web_dir.as_deref()).merge(rpc::router_with(
+        raft.clone(),
+        genesis.clone(),
+        faults,
+        Arc::new(crate::raft::snapshot::SnapshotReceiver::new(
+            metrics.snapshots_refused.clone(),
+        )),
+    ));
 
     let node_key_for_join = node_key.clone();
     let producer = Producer {

@@ -91,6 +91,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use super::nonces::Nonce;
 use super::nonces::{NonceError, Nonces};
+use super::snapshot::{ReceiveError, SnapshotReceiver};
 use super::{Faults, Raft, TypeConfig};
 
 /// Header naming the sending node.
@@ -516,6 +517,9 @@ struct RpcState {
     slots: Arc<Semaphore>,
     /// The deadline of one request from its first slot wait to its answer.
     timeout: Duration,
+    /// Receives snapshot chunks and checks a finished snapshot before
+    /// openraft installs it.
+    snapshots: Arc<SnapshotReceiver>,
 }
 
 /// The deadline of one RPC under `config`: at least [`MIN_RPC_TIMEOUT`],
@@ -535,6 +539,18 @@ pub fn router(raft: Raft, genesis: Arc<Genesis>) -> Router {
 /// The peer-facing Raft router, refusing senders cut off by a test-only
 /// partition in `faults`.
 pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>) -> Router {
+    let snapshots = Arc::new(SnapshotReceiver::new(Default::default()));
+    router_with(raft, genesis, faults, snapshots)
+}
+
+/// The peer-facing Raft router with the node's snapshot receiver, whose
+/// refusals count in the node's metrics.
+pub fn router_with(
+    raft: Raft,
+    genesis: Arc<Genesis>,
+    faults: Arc<Faults>,
+    snapshots: Arc<SnapshotReceiver>,
+) -> Router {
     let timeout = rpc_timeout(raft.config());
     // Raft knows its own id; reading it here keeps the router's signature.
     let this = raft.metrics().borrow().id;
@@ -551,6 +567,7 @@ pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>
             nonces: Arc::new(Nonces::new(NONCE_CAP_PER_SIGNER)),
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_RPCS)),
             timeout,
+            snapshots,
         })
 }
 
@@ -794,6 +811,8 @@ async fn vote(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> Resp
 
 #[tracing::instrument(skip_all, fields(from))]
 async fn snapshot(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> Response {
+    let receiver = s.snapshots.clone();
+    let genesis = s.genesis.clone();
     serve(
         s,
         PATH_SNAPSHOT,
@@ -801,11 +820,38 @@ async fn snapshot(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> 
         body,
         |r: &InstallSnapshotRequest<TypeConfig>| &r.vote,
         |raft, req| async move {
-            match raft.install_snapshot(req).await {
+            match receiver.receive(&raft, &genesis, req).await {
                 Ok(resp) => Json(resp).into_response(),
-                Err(e) => raft_failure::<InstallSnapshotError>(e),
+                Err(e) => snapshot_failure(e),
             }
         },
     )
     .await
+}
+
+/// The answer to a snapshot chunk that was not taken: openraft's errors as
+/// for the other RPCs, 422 `snapshot_refused` for a snapshot that failed its
+/// check (the sender retries, then gives up on that copy), 500 when the
+/// received file could not be read.
+fn snapshot_failure(e: ReceiveError) -> Response {
+    let (status, code) = match e {
+        ReceiveError::Raft(e) => return raft_failure::<InstallSnapshotError>(e),
+        ReceiveError::Fatal(f) => return raft_failure::<InstallSnapshotError>(RaftError::Fatal(f)),
+        ReceiveError::Refused { .. } | ReceiveError::AlreadyRefused(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "snapshot_refused")
+        }
+        ReceiveError::Io(_) | ReceiveError::Join(_) => {
+            tracing::error!(error = %e, "a received snapshot could not be checked");
+            (StatusCode::INTERNAL_SERVER_ERROR, "snapshot_unreadable")
+        }
+    };
+    (
+        status,
+        Json(ErrorBody {
+            code: code.into(),
+            message: e.to_string(),
+            raft: None,
+        }),
+    )
+        .into_response()
 }

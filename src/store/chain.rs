@@ -18,12 +18,18 @@
 //! | `i/dy/` | UTC day `u64`, height, index             | empty                      |
 //! | `i/rf/` | height, index                            | empty                      |
 //! | `m/…`   | `applied`, `membership`, `tip`, `genesis` | JSON (genesis: raw hash)   |
+//! | `m/lthash` |                                       | state accumulator, 2048 bytes |
+//!
+//! `m/lthash` is the LtHash accumulator of the `s/` pairs after the tip
+//! (see `rxchain_contracts::state_root`); it is written in the block's batch,
+//! so it always matches the stored state and the tip's `state_root`.
 //!
 //! Indexes are key-only sets, so re-inserting an entry is harmless and a
 //! range scan returns them in order. Organisation ids never contain `0x00`,
 //! so the separator keeps one org's entries from running into another's.
 
 use std::collections::HashSet;
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use openraft::{BasicNode, LogId, StoredMembership};
@@ -35,10 +41,12 @@ use rxchain_contracts::model::{OrgId, PrescriptionId};
 use rxchain_contracts::state::{
     self, PrescriptionRecord, RxStatus, StaffRecord, StateRead, StateScan,
 };
+use rxchain_contracts::state_root::LtHash;
 use rxchain_contracts::tx::{TxBody, TxId};
 use sled::Batch;
 
 use super::{from_json, to_json, StoreError};
+use crate::types::snapshot::{self as snap, StoredTip, StreamReader, StreamWriter};
 
 /// The membership type Raft stores with the state machine.
 pub type Membership = StoredMembership<u64, BasicNode>;
@@ -47,10 +55,10 @@ pub type Membership = StoredMembership<u64, BasicNode>;
 pub(crate) mod keys {
     use super::*;
 
-    pub const BLOCK: &[u8] = b"b/";
+    pub const BLOCK: &[u8] = snap::keys::BLOCK;
     pub const HASH: &[u8] = b"h/";
     pub const TX: &[u8] = b"t/";
-    pub const STATE: &[u8] = b"s/";
+    pub const STATE: &[u8] = snap::keys::STATE;
     pub const HISTORY: &[u8] = b"i/rx/";
     pub const PRESCRIBER: &[u8] = b"i/pr/";
     pub const PHARMACY: &[u8] = b"i/ph/";
@@ -59,8 +67,12 @@ pub(crate) mod keys {
     pub const REFUSED: &[u8] = b"i/rf/";
     pub const APPLIED: &[u8] = b"m/applied";
     pub const MEMBERSHIP: &[u8] = b"m/membership";
-    pub const TIP: &[u8] = b"m/tip";
-    pub const GENESIS: &[u8] = b"m/genesis";
+    pub const TIP: &[u8] = snap::keys::TIP;
+    pub const GENESIS: &[u8] = snap::keys::GENESIS;
+    pub const LTHASH: &[u8] = snap::keys::LTHASH;
+    /// Set while a snapshot is being written into the tree in several
+    /// batches; its presence at open means the install was interrupted.
+    pub const INSTALLING: &[u8] = b"m/installing";
 
     fn cat(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
@@ -170,16 +182,19 @@ pub struct ChainStore {
 /// never failing (it logs its own trouble), since it runs inside apply.
 pub type RevocationHook = Box<dyn Fn(&PublicKey) + Send + Sync>;
 
-/// A point-in-time copy of the whole `chain` tree, with the Raft position
-/// it reflects.
-pub(crate) struct Dump {
-    /// Every `(key, value)` pair, ascending.
-    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+/// The Raft position a written snapshot reflects.
+pub(crate) struct Written {
     /// The last log id applied into it.
     pub applied: Option<LogId<u64>>,
     /// The membership applied into it.
     pub membership: Membership,
+    /// The number of pairs written.
+    pub entries: u64,
 }
+
+/// Pairs written per sled batch while installing a snapshot, so an install
+/// holds a bounded number of pairs in memory.
+const INSTALL_BATCH: usize = 1024;
 
 impl ChainStore {
     /// Opens the chain tree, recording the genesis hash in a fresh database
@@ -455,8 +470,10 @@ impl ChainStore {
             height: h,
             hash,
             timestamp: block.header.timestamp,
+            state: exec.state,
         };
-        batch.insert(keys::TIP, to_json("tip", &new_tip)?);
+        batch.insert(keys::TIP, to_json("tip", &stored_tip(&new_tip))?);
+        batch.insert(keys::LTHASH, exec.state.to_bytes().as_slice());
         if let Some(applied) = applied {
             batch.insert(keys::APPLIED, to_json("applied log id", &Some(applied))?);
         }
@@ -556,66 +573,96 @@ impl ChainStore {
         Ok(())
     }
 
-    /// Copies the whole tree at a block boundary.
-    pub(crate) fn dump(&self) -> Result<Dump, StoreError> {
+    /// Writes the whole tree, at a block boundary, as a snapshot stream
+    /// (see [`crate::types::snapshot`]) to `out`, one pair at a time.
+    /// Writers wait meanwhile: sled has no snapshot reads.
+    pub(crate) fn write_snapshot(&self, out: impl Write) -> Result<Written, StoreError> {
         let _gate = self.gate();
-        let entries = self
-            .tree
-            .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut w = StreamWriter::new(out)?;
+        for r in self.tree.iter() {
+            let (k, v) = r?;
+            if k.as_ref() == keys::INSTALLING {
+                continue;
+            }
+            w.entry(&k, &v)?;
+        }
+        let (_, entries) = w.finish()?;
         let (applied, membership) = self.last_applied()?;
-        Ok(Dump {
-            entries,
+        Ok(Written {
             applied,
             membership,
+            entries,
         })
     }
 
-    /// Replaces the whole tree with a dump from another node in one batch
-    /// (so a crash leaves the old chain or the new one, never a mix), sets
-    /// the Raft position from the snapshot's metadata and reloads the tip.
-    pub(crate) fn replace_all(
+    /// Replaces the whole tree with a checked snapshot stream, in batches
+    /// of bounded size, then sets the Raft position from the snapshot's
+    /// metadata and reloads the tip.
+    ///
+    /// A crash part-way leaves [`keys::INSTALLING`] set; the state machine
+    /// then redoes the install from the snapshot file at the next open.
+    pub(crate) fn install_snapshot(
         &self,
-        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        input: impl Read,
         applied: Option<LogId<u64>>,
         membership: &Membership,
     ) -> Result<(), StoreError> {
-        let expected = self.genesis.hash();
-        match entries.iter().find(|(k, _)| k.as_slice() == keys::GENESIS) {
-            Some((_, v)) if v.as_slice() == expected.as_bytes() => {}
-            Some((_, v)) => {
-                return Err(StoreError::GenesisMismatch {
-                    stored: hex::encode(v),
-                    expected: expected.to_hex(),
-                })
-            }
-            None => {
-                return Err(StoreError::BadSnapshot(
-                    "the chain dump names no genesis".into(),
-                ))
-            }
-        }
-        let tip = match entries.iter().find(|(k, _)| k.as_slice() == keys::TIP) {
-            Some((_, v)) => from_json(|| "snapshot tip".into(), v)?,
-            None => Tip::genesis(&self.genesis),
-        };
+        let mut reader = StreamReader::new(input)?;
         let _gate = self.gate();
+        self.tree.insert(keys::INSTALLING, &[][..])?;
+        self.tree.flush()?;
         let mut batch = Batch::default();
+        let mut n = 0;
         for k in self.tree.iter().keys() {
-            batch.remove(k?);
+            let k = k?;
+            if k.as_ref() == keys::INSTALLING {
+                continue;
+            }
+            batch.remove(k);
+            n += 1;
+            if n == INSTALL_BATCH {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                n = 0;
+            }
         }
-        // Later operations on the same key win inside a sled batch, so the
-        // inserts below override the removals above.
-        for (k, v) in entries {
+        self.tree.apply_batch(std::mem::take(&mut batch))?;
+        n = 0;
+        while let Some((k, v)) = reader.next_entry()? {
+            if k.as_slice() == keys::INSTALLING {
+                continue;
+            }
             batch.insert(k, v);
+            n += 1;
+            if n == INSTALL_BATCH {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                n = 0;
+            }
         }
         batch.insert(keys::APPLIED, to_json("applied log id", &applied)?);
         batch.insert(keys::MEMBERSHIP, to_json("membership", membership)?);
+        batch.remove(keys::INSTALLING);
         self.tree.apply_batch(batch)?;
+        self.tree.flush()?;
+        let tip = load_tip(&self.tree, &self.genesis)?;
         *self.tip.write().unwrap_or_else(PoisonError::into_inner) = tip;
         tracing::info!(height = tip.height, "chain replaced from a snapshot");
         Ok(())
+    }
+
+    /// Whether a snapshot install was interrupted (see
+    /// [`ChainStore::install_snapshot`]).
+    pub(crate) fn install_interrupted(&self) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(keys::INSTALLING)?)
+    }
+
+    /// The state accumulator recomputed from scratch over the stored
+    /// state, for `rxchain verify` and for databases written before the
+    /// accumulator was stored.
+    pub fn recompute_state_accumulator(&self) -> Result<LtHash, StoreError> {
+        let view = self.state();
+        let acc = LtHash::of_state(&view);
+        view.check()?;
+        Ok(acc)
     }
 
     /// Forces everything written so far to disk.
@@ -671,11 +718,43 @@ fn decode_block(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<Block, St
     encoding::from_bytes(bytes).map_err(|e| StoreError::corrupt(what(), e))
 }
 
-fn load_tip(tree: &sled::Tree, genesis: &Genesis) -> Result<Tip, StoreError> {
-    match tree.get(keys::TIP)? {
-        Some(v) => from_json(|| "tip".into(), &v),
-        None => Ok(Tip::genesis(genesis)),
+/// The JSON form of the tip under `m/tip` (the accumulator goes apart).
+fn stored_tip(t: &Tip) -> StoredTip {
+    StoredTip {
+        height: t.height,
+        hash: t.hash,
+        timestamp: t.timestamp,
     }
+}
+
+/// The tip from `m/tip` and `m/lthash`. A database written before the
+/// accumulator was stored has none: it is recomputed once from the state.
+fn load_tip(tree: &sled::Tree, genesis: &Genesis) -> Result<Tip, StoreError> {
+    let Some(v) = tree.get(keys::TIP)? else {
+        return Ok(Tip::genesis(genesis));
+    };
+    let t: StoredTip = from_json(|| "tip".into(), &v)?;
+    let state = match tree.get(keys::LTHASH)? {
+        Some(b) => LtHash::from_bytes(&b)
+            .ok_or_else(|| StoreError::corrupt("state accumulator", "not 2048 bytes"))?,
+        None => {
+            tracing::info!("no stored state accumulator: recomputing it over the state");
+            let view = StateView {
+                tree,
+                failure: OnceLock::new(),
+            };
+            let acc = LtHash::of_state(&view);
+            view.check()?;
+            tree.insert(keys::LTHASH, acc.to_bytes().as_slice())?;
+            acc
+        }
+    };
+    Ok(Tip {
+        height: t.height,
+        hash: t.hash,
+        timestamp: t.timestamp,
+        state,
+    })
 }
 
 /// The prescription id of a contracts state key, if it is a prescription's.

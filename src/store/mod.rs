@@ -5,7 +5,8 @@
 //! * `raft_log`: the Raft log, keyed by log index as a big-endian `u64`
 //!   (so sled's byte order is log order), each value a JSON-encoded entry.
 //! * `raft_meta`: the vote, the committed log id and the last purged log id.
-//! * `raft_snapshot`: the current snapshot's metadata and data.
+//! * `raft_snapshot`: the current snapshot's metadata and file name (the
+//!   file itself is under `rxchain-snapshots/`, see [`sm`]).
 //! * `chain`: everything the state machine owns: blocks, the world state,
 //!   the query indexes and the last applied log id (see [`chain`] for the
 //!   key layout).
@@ -126,9 +127,12 @@ pub enum StoreError {
         /// Transactions in the block.
         txs: usize,
     },
-    /// A snapshot's data is not a chain dump this node can install.
-    #[error("invalid snapshot: {0}")]
-    BadSnapshot(String),
+    /// A snapshot stream cannot be read or written.
+    #[error("snapshot stream: {0}")]
+    SnapshotStream(#[from] crate::types::snapshot::StreamError),
+    /// A snapshot failed its check and was not installed.
+    #[error("snapshot refused: {0}")]
+    SnapshotRefused(#[from] crate::types::snapshot::SnapshotRefused),
 }
 
 impl StoreError {
@@ -209,7 +213,7 @@ pub fn open(
     let db = open_db(dir)?;
     let chain = Arc::new(ChainStore::open(db.open_tree("chain")?, genesis)?);
     let log = LogStore::open(&db)?;
-    let sm = StateMachine::new(db.clone(), chain.clone(), observer)?;
+    let sm = StateMachine::new(db.clone(), chain.clone(), observer, dir)?;
     tracing::debug!(height = chain.tip().height, "storage opened");
     Ok(Storage { db, chain, log, sm })
 }

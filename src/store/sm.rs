@@ -7,11 +7,20 @@
 //! recorded and the response says why. Every node applies the same log to
 //! the same chain, so every node skips the same blocks.
 //!
-//! Snapshots are a dump of the whole `chain` tree, blocks included, so a
-//! node that catches up from a snapshot still holds the complete chain and
-//! can serve and verify it.
+//! Snapshots are the whole `chain` tree, blocks included, so a node that
+//! catches up from a snapshot still holds the complete chain and can serve
+//! and verify it. They are files in the stream format of
+//! [`crate::types::snapshot`], under `rxchain-snapshots/` in the data
+//! directory: built by streaming the tree to a file, sent by openraft in
+//! chunks read from that file, received into an unlinked temporary file,
+//! checked by the Raft RPC server before openraft sees them (see
+//! `raft::snapshot`), and installed by streaming the file into the tree in
+//! bounded batches. No layer holds a whole snapshot in memory.
 
-use std::io::Cursor;
+use std::fs;
+use std::io::{BufReader, BufWriter, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
@@ -20,24 +29,17 @@ use openraft::{
     RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
 use rxchain_contracts::block::{self, Block, BlockError};
-use serde::{Deserialize, Serialize};
 
 use super::chain::Membership;
 use super::{ApplyObserver, ChainStore, StoreError};
+use crate::types::snapshot::{StreamReader, StreamWriter};
 use crate::types::{RaftRequest, RaftResponse, TypeConfig};
 
 const SNAPSHOT_META: &[u8] = b"meta";
-const SNAPSHOT_DATA: &[u8] = b"data";
-/// Version of the snapshot data layout, so an incompatible node refuses it
-/// instead of installing garbage.
-const DUMP_FORMAT: u32 = 1;
-
-/// The snapshot data: every `(key, value)` of the `chain` tree.
-#[derive(Serialize, Deserialize)]
-struct ChainDump {
-    format: u32,
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
-}
+/// The file name, under the snapshot directory, of the current snapshot.
+const SNAPSHOT_FILE: &[u8] = b"file";
+/// The folder of snapshot files, inside the data directory.
+pub const SNAPSHOT_DIR: &str = "rxchain-snapshots";
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
 
@@ -73,6 +75,12 @@ pub struct StateMachine {
     chain: Arc<ChainStore>,
     observer: Arc<dyn ApplyObserver>,
     snapshots: sled::Tree,
+    /// Where snapshot files live.
+    dir: PathBuf,
+    /// TEST ONLY fault: when set, the snapshot handed to openraft for
+    /// sending has one byte of a state value flipped (see
+    /// [`StateMachine::snapshot_tamper_switch`]).
+    tamper: Arc<AtomicBool>,
 }
 
 impl StateMachine {
@@ -80,14 +88,68 @@ impl StateMachine {
         db: sled::Db,
         chain: Arc<ChainStore>,
         observer: Arc<dyn ApplyObserver>,
+        data_dir: &Path,
     ) -> Result<Self, StoreError> {
         let snapshots = db.open_tree("raft_snapshot")?;
-        Ok(StateMachine {
+        let dir = data_dir.join(SNAPSHOT_DIR);
+        fs::create_dir_all(&dir)?;
+        // Nothing is building yet: a `.partial` file is a build a crash cut.
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().ends_with(".partial") {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        let sm = StateMachine {
             db,
             chain,
             observer,
             snapshots,
-        })
+            dir,
+            tamper: Arc::new(AtomicBool::new(false)),
+        };
+        if sm.chain.install_interrupted()? {
+            sm.redo_install()?;
+        }
+        Ok(sm)
+    }
+
+    /// The switch of the test-only snapshot-tampering fault. The node hands
+    /// it to its fault switchboard, which flips it only when the node runs
+    /// with `testing_faults = true`.
+    pub fn snapshot_tamper_switch(&self) -> Arc<AtomicBool> {
+        self.tamper.clone()
+    }
+
+    /// Finishes a snapshot install that a crash interrupted, from the
+    /// snapshot file recorded as current before the install began.
+    fn redo_install(&self) -> Result<(), StoreError> {
+        let Some((meta, path)) = self.current()? else {
+            return Err(StoreError::corrupt(
+                "interrupted snapshot install",
+                "no current snapshot file to redo it from",
+            ));
+        };
+        tracing::warn!(snapshot = %meta.snapshot_id, "redoing an interrupted snapshot install");
+        let file = BufReader::new(fs::File::open(&path)?);
+        self.chain
+            .install_snapshot(file, meta.last_log_id, &meta.last_membership)
+    }
+
+    /// The current snapshot's metadata and file, if any.
+    fn current(
+        &self,
+    ) -> Result<Option<(SnapshotMeta<u64, openraft::BasicNode>, PathBuf)>, StoreError> {
+        let (Some(meta), Some(name)) = (
+            self.snapshots.get(SNAPSHOT_META)?,
+            self.snapshots.get(SNAPSHOT_FILE)?,
+        ) else {
+            return Ok(None);
+        };
+        let meta = super::from_json(|| "snapshot meta".into(), &meta)?;
+        let name =
+            std::str::from_utf8(&name).map_err(|e| StoreError::corrupt("snapshot file name", e))?;
+        Ok(Some((meta, self.dir.join(name))))
     }
 
     /// The chain this state machine writes.
@@ -187,72 +249,162 @@ impl StateMachine {
         }
     }
 
-    /// Stores `meta` and `data` as the current snapshot, durably.
+    /// Records `meta` and the file `name` as the current snapshot, durably,
+    /// and removes every other snapshot file.
     fn save_current(
         &self,
         meta: &SnapshotMeta<u64, openraft::BasicNode>,
-        data: &[u8],
+        name: &str,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(SNAPSHOT_META, super::to_json("snapshot meta", meta)?);
-        batch.insert(SNAPSHOT_DATA, data);
+        batch.insert(SNAPSHOT_FILE, name.as_bytes());
         self.snapshots.apply_batch(batch)?;
         self.db.flush()?;
+        // Only finished snapshot files go: a `.partial` one may be a build
+        // running concurrently (openraft builds beside apply and install).
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            if file != name && file.starts_with("snapshot-") && file.ends_with(".snap") {
+                // A file still being sent stays readable through its open
+                // handle; only its name goes.
+                if let Err(e) = fs::remove_file(entry.path()) {
+                    tracing::warn!(error = %e, file = %entry.path().display(), "old snapshot file not removed");
+                }
+            }
+        }
         Ok(())
     }
 
+    /// A new file name for a snapshot, unique in this database.
+    fn new_file_name(&self) -> Result<String, StoreError> {
+        Ok(format!("snapshot-{}.snap", self.db.generate_id()?))
+    }
+
+    /// Writes a snapshot file durably: to a `.partial` name first, synced,
+    /// then renamed, so a crash never leaves a half file under a real name.
+    fn write_file<T>(
+        &self,
+        name: &str,
+        fill: impl FnOnce(&mut BufWriter<fs::File>) -> Result<T, StoreError>,
+    ) -> Result<(PathBuf, T), StoreError> {
+        let path = self.dir.join(name);
+        let partial = self.dir.join(format!("{name}.partial"));
+        let mut out = BufWriter::new(fs::File::create(&partial)?);
+        let filled = fill(&mut out)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| StoreError::Io(e.into_error()))?;
+        file.sync_all()?;
+        fs::rename(&partial, &path)?;
+        Ok((path, filled))
+    }
+
     fn build_blocking(&self) -> Result<Snapshot<TypeConfig>, StoreError> {
-        let dump = self.chain.dump()?;
-        let data = super::to_postcard(
-            "chain dump",
-            &ChainDump {
-                format: DUMP_FORMAT,
-                entries: dump.entries,
-            },
-        )?;
+        let name = self.new_file_name()?;
+        let (path, written) = self.write_file(&name, |out| self.chain.write_snapshot(out))?;
         // Two snapshots at the same log id may differ in bytes, so the id
         // carries a database-unique counter too.
         let unique = self.db.generate_id()?;
-        let snapshot_id = match &dump.applied {
+        let snapshot_id = match &written.applied {
             Some(l) => format!("{}-{}-{unique}", l.leader_id, l.index),
             None => format!("none-{unique}"),
         };
         let meta = SnapshotMeta {
-            last_log_id: dump.applied,
-            last_membership: dump.membership,
+            last_log_id: written.applied,
+            last_membership: written.membership,
             snapshot_id,
         };
-        self.save_current(&meta, &data)?;
-        tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
+        self.save_current(&meta, &name)?;
+        let bytes = fs::metadata(&path)?.len();
+        tracing::info!(snapshot = %meta.snapshot_id, bytes, entries = written.entries, "snapshot built");
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(tokio::fs::File::from_std(fs::File::open(&path)?)),
         })
     }
 
+    /// Installs a received snapshot, already checked by the RPC server:
+    /// keeps it as the current snapshot file, then streams it into the tree.
     fn install_blocking(
         &self,
         meta: SnapshotMeta<u64, openraft::BasicNode>,
-        data: Vec<u8>,
+        mut data: fs::File,
     ) -> Result<(), StoreError> {
-        let dump: ChainDump =
-            postcard::from_bytes(&data).map_err(|e| StoreError::BadSnapshot(e.to_string()))?;
-        if dump.format != DUMP_FORMAT {
-            return Err(StoreError::BadSnapshot(format!(
-                "unknown dump format {}",
-                dump.format
-            )));
-        }
+        data.seek(SeekFrom::Start(0))?;
+        let name = self.new_file_name()?;
+        let (path, _) = self.write_file(&name, |out| Ok(std::io::copy(&mut data, out)?))?;
+        // Recorded before the tree changes, so an interrupted install can be
+        // redone from this file at the next open.
+        self.save_current(&meta, &name)?;
         let before = self.chain.tip().height;
-        self.chain
-            .replace_all(dump.entries, meta.last_log_id, &meta.last_membership)?;
-        self.save_current(&meta, &data)?;
+        self.chain.install_snapshot(
+            BufReader::new(fs::File::open(&path)?),
+            meta.last_log_id,
+            &meta.last_membership,
+        )?;
         // Tell the mempool about every block the snapshot brought, as if
         // they had been applied one by one, so it can drop what they carry.
         for b in self.chain.blocks(before + 1) {
             self.observer.applied(&b?);
         }
         Ok(())
+    }
+
+    /// An unlinked temporary file in the snapshot directory: it lives as
+    /// long as its handle, so an abandoned transfer leaves nothing behind.
+    fn anonymous_file(&self) -> Result<fs::File, StoreError> {
+        let path = self
+            .dir
+            .join(format!("incoming-{}.tmp", self.db.generate_id()?));
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        fs::remove_file(&path)?;
+        Ok(file)
+    }
+
+    /// TEST ONLY: a copy of the snapshot at `path` with the last byte of
+    /// the first non-empty state value flipped, as a forger would send it.
+    fn tampered_copy(&self, path: &Path) -> Result<fs::File, StoreError> {
+        let mut reader = StreamReader::new(BufReader::new(fs::File::open(path)?))?;
+        let mut writer = StreamWriter::new(BufWriter::new(self.anonymous_file()?))?;
+        let mut flipped = false;
+        while let Some((k, mut v)) = reader.next_entry()? {
+            if !flipped && k.starts_with(super::chain::keys::STATE) {
+                if let Some(last) = v.last_mut() {
+                    *last ^= 0x01;
+                    flipped = true;
+                }
+            }
+            writer.entry(&k, &v)?;
+        }
+        let (out, _) = writer.finish()?;
+        let mut file = out
+            .into_inner()
+            .map_err(|e| StoreError::Io(e.into_error()))?;
+        file.seek(SeekFrom::Start(0))?;
+        tracing::warn!(flipped, "TEST FAULT: handing out a tampered snapshot");
+        Ok(file)
+    }
+
+    fn current_blocking(&self) -> Result<Option<Snapshot<TypeConfig>>, StoreError> {
+        let Some((meta, path)) = self.current()? else {
+            return Ok(None);
+        };
+        let file = if self.tamper.load(Ordering::Relaxed) {
+            self.tampered_copy(&path)?
+        } else {
+            fs::File::open(&path)?
+        };
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        }))
     }
 }
 
@@ -294,19 +446,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<tokio::fs::File>> {
+        let this = self.clone();
+        let file = tokio::task::spawn_blocking(move || this.anonymous_file())
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 
     #[tracing::instrument(level = "info", skip_all, fields(snapshot = %meta.snapshot_id))]
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, openraft::BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> StorageResult<()> {
         let this = self.clone();
         let meta = meta.clone();
-        let data = snapshot.into_inner();
+        let data = snapshot.into_std().await;
         tokio::task::spawn_blocking(move || this.install_blocking(meta, data))
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))?
@@ -314,23 +471,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        let meta = self
-            .snapshots
-            .get(SNAPSHOT_META)
-            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        let data = self
-            .snapshots
-            .get(SNAPSHOT_DATA)
-            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        let (Some(meta), Some(data)) = (meta, data) else {
-            return Ok(None);
-        };
-        let meta: SnapshotMeta<u64, openraft::BasicNode> =
-            super::from_json(|| "snapshot meta".into(), &meta)
-                .map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data.to_vec())),
-        }))
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.current_blocking())
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?
+            .map_err(|e| snap_err(ErrorVerb::Read, e))
     }
 }

@@ -3,6 +3,11 @@
 //! signatures, every transaction signature, every outcome), and the state
 //! the node stored compared with the state rebuilt from the blocks.
 //!
+//! Each header's `state_root` is checked by the contracts' verifier against
+//! the accumulator it maintains block by block from the write sets; at the
+//! end the accumulator is recomputed from scratch over the stored state and
+//! compared with the one the node stored beside its tip.
+//!
 //! One function serves both the offline `rxchain verify` on a stopped node
 //! and the regulator's verification of a running one. A running node keeps
 //! committing while this runs, so the state is compared at a moment when
@@ -12,7 +17,7 @@
 use std::time::Duration;
 
 use rxchain_contracts::verify::{Verifier, VerifyFailure};
-use rxchain_contracts::{Block, Hash, Tip};
+use rxchain_contracts::{Hash, Tip};
 
 use super::{ChainStore, StoreError};
 
@@ -30,6 +35,9 @@ pub struct Verified {
     pub refused: u64,
     /// Digest of the state, stored and recomputed alike.
     pub state_digest: Hash,
+    /// The state root after the last block, stored, maintained and
+    /// recomputed alike.
+    pub state_root: Hash,
 }
 
 /// The first thing found wrong.
@@ -82,6 +90,17 @@ pub enum VerifyError {
         /// Digest of the rebuilt state.
         rebuilt: Hash,
     },
+    /// The stored state accumulator is not the one recomputed from scratch
+    /// over the stored state.
+    #[error("the node's stored state root {stored} differs from the root recomputed over its stored state ({recomputed})")]
+    StateRootMismatch {
+        /// The last block checked.
+        height: u64,
+        /// Root of the accumulator stored beside the tip.
+        stored: Hash,
+        /// Root of the accumulator recomputed over the stored state.
+        recomputed: Hash,
+    },
     /// The tip never stood still long enough to compare the state.
     #[error(
         "the chain kept growing; the stored state could not be compared at a standing tip, retry"
@@ -101,6 +120,7 @@ impl VerifyError {
             | VerifyError::MissingBlocks { height, .. }
             | VerifyError::StateUnreadable { height, .. }
             | VerifyError::StateMismatch { height, .. }
+            | VerifyError::StateRootMismatch { height, .. }
             | VerifyError::KeptGrowing { height } => *height,
             VerifyError::Invalid(f) => f.height,
             VerifyError::TipMismatch { verified, .. } => verified.height,
@@ -118,7 +138,6 @@ pub fn verify_chain(
 ) -> Result<Verified, VerifyError> {
     let genesis = chain.genesis();
     let mut v = Verifier::new(genesis);
-    let mut last: Option<Block> = None;
     let mut height = 0;
     let mut txs = 0u64;
     let mut refused = 0u64;
@@ -141,7 +160,6 @@ pub fn verify_chain(
             if let Some(p) = progress.as_mut() {
                 p(height);
             }
-            last = Some(b);
         }
         if height != tip.height {
             return Err(VerifyError::MissingBlocks {
@@ -153,17 +171,13 @@ pub fn verify_chain(
         let stored = chain
             .try_state_digest()
             .map_err(|source| VerifyError::StateUnreadable { height, source })?;
+        let recomputed = chain
+            .recompute_state_accumulator()
+            .map_err(|source| VerifyError::StateUnreadable { height, source })?;
         if before != tip || chain.tip() != tip {
             continue;
         }
-        let verified = last.as_ref().map_or_else(
-            || Tip::genesis(genesis),
-            |b| Tip {
-                height: b.header.height,
-                hash: b.hash(genesis.chain_id.as_str()),
-                timestamp: b.header.timestamp,
-            },
-        );
+        let verified = *v.tip();
         if verified != tip {
             return Err(VerifyError::TipMismatch {
                 recorded: tip,
@@ -172,11 +186,19 @@ pub fn verify_chain(
         }
         let rebuilt = rxchain_contracts::state::state_digest(v.state());
         if stored == rebuilt {
+            if recomputed != tip.state {
+                return Err(VerifyError::StateRootMismatch {
+                    height,
+                    stored: tip.state.root(),
+                    recomputed: recomputed.root(),
+                });
+            }
             return Ok(Verified {
                 height,
                 txs,
                 refused,
                 state_digest: stored,
+                state_root: recomputed.root(),
             });
         }
         // A block applied between the digest and the tip read looks like a

@@ -444,6 +444,7 @@ impl World {
             height: block.header.height,
             hash: block.hash(CHAIN_ID),
             timestamp: block.header.timestamp,
+            state: exec.state,
         };
         self.blocks.push(block);
         exec.outcomes

@@ -1,0 +1,273 @@
+//! Test 7 of issue 10: verified, streamed snapshots.
+//!
+//! Three in-process nodes on 127.0.0.1:0 with tiny snapshot settings, so a
+//! follower cut off by the test-only partition falls behind a purged log and
+//! can only catch up from a snapshot:
+//!
+//! - 7a: an honest snapshot is checked (tip signature, hash links, state
+//!   root recomputed while streaming) and installed; the follower reaches
+//!   the same head and state root as the others.
+//! - 7b: with the leaders' snapshot-tampering fault on (one byte of a state
+//!   value flipped), the follower refuses every copy: its tip and state stay
+//!   as they were, the refusal is counted in
+//!   `rxchain_snapshots_refused_total`, and it keeps running. Once the fault
+//!   is cleared it catches up from an honest snapshot.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rxchain::client::{Client, Submitted};
+use rxchain::config::RaftSettings;
+use rxchain::demo::{admin_key, staff_key, Demo};
+use rxchain::node::RunningNode;
+use rxchain::test_support::{demo_settings, register_demo_staff, wait_for_leader};
+use rxchain_contracts::{Label, OrgId};
+
+/// Snapshots every few entries, no log kept behind them.
+fn raft_settings() -> RaftSettings {
+    RaftSettings {
+        heartbeat_ms: 100,
+        election_min_ms: 600,
+        election_max_ms: 1200,
+        snapshot_after_logs: 4,
+        keep_logs: 0,
+        ..RaftSettings::default()
+    }
+}
+
+async fn start(dir: &std::path::Path, id: u64, peer: Option<&str>) -> RunningNode {
+    let mut s = demo_settings(dir, id, "127.0.0.1:0".parse().unwrap(), None);
+    s.raft = raft_settings();
+    s.testing_faults = true;
+    if let Some(p) = peer {
+        s.bootstrap = false;
+        s.peers.insert("1".into(), p.into());
+    }
+    rxchain::node::start(s).await.expect("node starts")
+}
+
+/// Waits until `f` holds, polling, or panics with `what`.
+async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn is_voter(n: &RunningNode, id: u64) -> bool {
+    n.raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == id)
+}
+
+/// Cuts node `id` off from the others, or heals every cut.
+fn partition(nodes: &[&RunningNode], id: Option<u64>) {
+    for (i, n) in nodes.iter().enumerate() {
+        let me = i as u64 + 1;
+        let blocked: BTreeSet<u64> = match id {
+            None => BTreeSet::new(),
+            Some(cut) if cut == me => (1..=nodes.len() as u64).filter(|p| *p != me).collect(),
+            Some(cut) => [cut].into(),
+        };
+        assert!(n.service.faults.set_blocked(blocked), "faults are enabled");
+    }
+}
+
+/// Commits `n` transactions (staff registrations by an org admin, each
+/// with a fresh key) through `client`, one block at least each.
+async fn commit_blocks(demo: &Demo, client: &Client, tag: &str, n: usize) {
+    let s = &demo.staff[0];
+    for i in 0..n {
+        let tx = rxchain::txbuild::register_staff(
+            &demo.genesis,
+            &admin_key(&s.org),
+            OrgId::parse(s.org.clone()).unwrap(),
+            staff_key(&format!("snapshot-test-{tag}-{i}")).public(),
+            s.role,
+            Label::parse(s.licence.clone()).unwrap(),
+            Label::parse(format!("Snapshot Test {tag} {i}")).unwrap(),
+        );
+        match client.submit(&tx).await.expect("submitted") {
+            Submitted::Applied(_) => {}
+            Submitted::Pending(poll) => {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                loop {
+                    let v: serde_json::Value = client.get(&poll).await.expect("poll");
+                    if v.get("receipt").is_some() {
+                        break;
+                    }
+                    assert!(tokio::time::Instant::now() < deadline, "still pending");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The log index node `n` has applied up to.
+fn applied_index(n: &RunningNode) -> u64 {
+    n.raft
+        .metrics()
+        .borrow()
+        .last_applied
+        .map_or(0, |l| l.index)
+}
+
+/// Whether `leader` built a snapshot and purged its log past `index`.
+fn purged_past(leader: &RunningNode, index: u64) -> bool {
+    let m = leader.raft.metrics().borrow().clone();
+    m.snapshot.is_some() && m.purged.is_some_and(|p| p.index > index)
+}
+
+fn refused_total(n: &RunningNode) -> u64 {
+    n.service.metrics.snapshots_refused.get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lagging_follower_installs_honest_snapshots_and_refuses_tampered_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = Demo::load().expect("demo fixture");
+    demo.write_files(dir.path(), &[1, 2, 3])
+        .expect("demo files");
+
+    // 1. Three voters: node 1 bootstraps, 2 and 3 join through it.
+    let n1 = start(dir.path(), 1, None).await;
+    wait_for_leader(&n1).await.expect("leader");
+    let addr1 = n1.addr.to_string();
+    let n2 = start(dir.path(), 2, Some(&addr1)).await;
+    let n3 = start(dir.path(), 3, Some(&addr1)).await;
+    wait_until("nodes 2 and 3 are voters", 60, || {
+        is_voter(&n1, 2) && is_voter(&n1, 3)
+    })
+    .await;
+    let client = Client::new(format!("http://{}", n1.addr));
+    register_demo_staff(&demo, &client)
+        .await
+        .expect("staff registered");
+    let nodes = [&n1, &n2, &n3];
+
+    // 7a. Node 3 is cut off while the others commit past a snapshot and
+    // purge their logs; healed, it can only catch up from a snapshot.
+    partition(&nodes, Some(3));
+    let cut_at = n3.chain.tip();
+    let cut_index = applied_index(&n3);
+    commit_blocks(&demo, &client, "a", 6).await;
+    wait_until(
+        "the leader built a snapshot past node 3 and purged",
+        30,
+        || purged_past(&n1, cut_index),
+    )
+    .await;
+    assert_eq!(n3.chain.tip(), cut_at, "a cut-off node learns nothing");
+    let installed_before = n3.raft.metrics().borrow().snapshot;
+    partition(&nodes, None);
+    wait_until("node 3 reaches node 1's head", 60, || {
+        n3.chain.tip() == n1.chain.tip() && n1.chain.tip() == n2.chain.tip()
+    })
+    .await;
+    assert_ne!(
+        n3.raft.metrics().borrow().snapshot,
+        installed_before,
+        "node 3 caught up by installing a snapshot"
+    );
+    assert_eq!(
+        n3.chain.tip().state.root(),
+        n1.chain.tip().state.root(),
+        "the same state root"
+    );
+    assert_eq!(
+        n3.chain.recompute_state_accumulator().expect("reads"),
+        n3.chain.tip().state,
+        "the installed state is the state the root commits to"
+    );
+    assert_eq!(refused_total(&n3), 0, "an honest snapshot is never refused");
+
+    // 7b. Cut off again; the others commit and purge; every node that may
+    // lead now tampers with the snapshots it sends.
+    partition(&nodes, Some(3));
+    let cut_at = n3.chain.tip();
+    let digest_at_cut = n3.chain.try_state_digest().expect("reads");
+    let cut_index = applied_index(&n3);
+    let leader = client_of_leader(&nodes).await;
+    commit_blocks(&demo, &leader, "b", 6).await;
+    wait_until(
+        "the others built a snapshot past node 3 and purged",
+        30,
+        || purged_past(&n1, cut_index) && purged_past(&n2, cut_index),
+    )
+    .await;
+    for n in [&n1, &n2] {
+        assert!(n.service.faults.set_tamper_snapshot(true));
+    }
+    partition(&nodes, None);
+    wait_until("node 3 refused a tampered snapshot", 60, || {
+        refused_total(&n3) >= 1
+    })
+    .await;
+    // It keeps refusing while the fault is on, and nothing is applied.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(n3.chain.tip(), cut_at, "a refused snapshot moves no tip");
+    assert_eq!(
+        n3.chain.try_state_digest().expect("reads"),
+        digest_at_cut,
+        "a refused snapshot changes no state"
+    );
+    assert!(
+        n3.raft.metrics().borrow().running_state.is_ok(),
+        "the refusing node's Raft keeps running"
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", n3.addr))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("rxchain_snapshots_refused_total ") && !l.ends_with(" 0")),
+        "the refusal is counted in /metrics:\n{metrics}"
+    );
+
+    // The fault is cleared: the next snapshot is honest and installs.
+    for n in [&n1, &n2] {
+        assert!(n.service.faults.set_tamper_snapshot(false));
+    }
+    let refused = refused_total(&n3);
+    wait_until("node 3 catches up from an honest snapshot", 90, || {
+        let head = n1.chain.tip();
+        n3.chain.tip() == head && n2.chain.tip() == head
+    })
+    .await;
+    assert!(n3.chain.tip().height > cut_at.height);
+    assert_eq!(
+        n3.chain.recompute_state_accumulator().expect("reads"),
+        n3.chain.tip().state
+    );
+    assert!(refused_total(&n3) >= refused, "counter never goes back");
+
+    for n in [n3, n2, n1] {
+        n.stop().await;
+    }
+}
+
+/// A client of the node that currently leads (commits go through it).
+async fn client_of_leader(nodes: &[&RunningNode]) -> Client {
+    for _ in 0..100 {
+        if let Some(l) = nodes[0].raft.metrics().borrow().current_leader {
+            if let Some(n) = nodes.get(l as usize - 1) {
+                return Client::new(format!("http://{}", n.addr));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no leader known");
+}
