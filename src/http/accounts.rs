@@ -95,7 +95,7 @@ fn change(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Json<StatusChange>, ApiError> {
-    let org = match authenticate(&s.genesis, uri.path(), headers, body)? {
+    let org = match authenticate(&s.consortium(), uri.path(), headers, body)? {
         Signer::Operator(org) => org,
         Signer::Node(id) => {
             return Err(ApiError::forbidden(

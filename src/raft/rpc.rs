@@ -265,7 +265,9 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 #[derive(Clone)]
 struct RpcState {
     raft: Raft,
-    genesis: Arc<Genesis>,
+    /// Senders are checked against the effective consortium, so a node
+    /// added by governance is heard and a removed one is not.
+    consortium: crate::store::ConsortiumView,
     faults: Arc<Faults>,
     /// Bounds how many requests read bodies and run at once.
     slots: Arc<Semaphore>,
@@ -283,13 +285,17 @@ pub fn rpc_timeout(config: &openraft::Config) -> Duration {
 }
 
 /// The peer-facing Raft router, state applied.
-pub fn router(raft: Raft, genesis: Arc<Genesis>) -> Router {
-    router_with_faults(raft, genesis, Faults::new(false))
+pub fn router(raft: Raft, consortium: impl Into<crate::store::ConsortiumView>) -> Router {
+    router_with_faults(raft, consortium, Faults::new(false))
 }
 
 /// The peer-facing Raft router, refusing senders cut off by a test-only
 /// partition in `faults`.
-pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>) -> Router {
+pub fn router_with_faults(
+    raft: Raft,
+    consortium: impl Into<crate::store::ConsortiumView>,
+    faults: Arc<Faults>,
+) -> Router {
     let timeout = rpc_timeout(raft.config());
     Router::new()
         .route(PATH_APPEND, post(append))
@@ -298,7 +304,7 @@ pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(RpcState {
             raft,
-            genesis,
+            consortium: consortium.into(),
             faults,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_RPCS)),
             timeout,
@@ -422,7 +428,7 @@ fn admit<T: DeserializeOwned>(
     body: &[u8],
     vote_of: impl Fn(&T) -> &Vote<u64>,
 ) -> Result<T, RpcError> {
-    let sender = claim.verify(&s.genesis, path, body)?;
+    let sender = claim.verify(&s.consortium.get(), path, body)?;
     tracing::Span::current().record("from", sender);
     if s.faults.is_blocked(sender) {
         return Err(RpcError::Partitioned(sender));
@@ -450,7 +456,7 @@ where
     F: Future<Output = Response>,
 {
     // Stages 1 and 2 read no body byte and wait for nothing.
-    let claim = match precheck(&s.genesis, &headers, crate::clock::now_ms())
+    let claim = match precheck(&s.consortium.get(), &headers, crate::clock::now_ms())
         .and_then(|c| refuse_declared_oversize(&body, MAX_RPC_BODY).map(|()| c))
     {
         Ok(c) => c,

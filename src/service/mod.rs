@@ -27,7 +27,9 @@ use crate::types::Raft;
 pub struct Node {
     /// This node's id.
     pub node_id: u64,
-    /// The consortium.
+    /// The founding document: it names the chain (chain id, genesis hash).
+    /// Look organisations, keys, nodes and parameters up in
+    /// [`Node::consortium`] instead.
     pub genesis: Arc<Genesis>,
     /// Committed chain and state.
     pub chain: Arc<ChainStore>,
@@ -49,4 +51,13 @@ pub struct Node {
     pub throttle: submit::Throttle,
     /// What was signed for each `Idempotency-Key`, so retries re-offer it.
     pub idempotency: Arc<idempotency::Idempotency>,
+}
+
+impl Node {
+    /// The effective consortium after the last committed block: genesis
+    /// plus every executed governance decision. Refreshed after each
+    /// applied block that changed it.
+    pub fn consortium(&self) -> Arc<Genesis> {
+        self.chain.consortium()
+    }
 }
