@@ -16,8 +16,7 @@ use openraft::ChangeMembers;
 use rxchain_contracts::governance::declared_nodes;
 use tokio::sync::watch;
 
-use crate::store::ConsortiumView;
-use crate::types::Raft;
+use crate::types::{ConsortiumView, Raft};
 
 /// How often the leader checks membership even without a change.
 const TICK: Duration = Duration::from_secs(1);

@@ -267,7 +267,7 @@ struct RpcState {
     raft: Raft,
     /// Senders are checked against the effective consortium, so a node
     /// added by governance is heard and a removed one is not.
-    consortium: crate::store::ConsortiumView,
+    consortium: crate::types::ConsortiumView,
     faults: Arc<Faults>,
     /// Bounds how many requests read bodies and run at once.
     slots: Arc<Semaphore>,
@@ -285,7 +285,7 @@ pub fn rpc_timeout(config: &openraft::Config) -> Duration {
 }
 
 /// The peer-facing Raft router, state applied.
-pub fn router(raft: Raft, consortium: impl Into<crate::store::ConsortiumView>) -> Router {
+pub fn router(raft: Raft, consortium: impl Into<crate::types::ConsortiumView>) -> Router {
     router_with_faults(raft, consortium, Faults::new(false))
 }
 
@@ -293,7 +293,7 @@ pub fn router(raft: Raft, consortium: impl Into<crate::store::ConsortiumView>) -
 /// partition in `faults`.
 pub fn router_with_faults(
     raft: Raft,
-    consortium: impl Into<crate::store::ConsortiumView>,
+    consortium: impl Into<crate::types::ConsortiumView>,
     faults: Arc<Faults>,
 ) -> Router {
     let timeout = rpc_timeout(raft.config());

@@ -40,6 +40,7 @@ use rxchain_contracts::tx::{TxBody, TxId};
 use sled::Batch;
 
 use super::{from_json, to_json, StoreError};
+use crate::types::ConsortiumView;
 
 /// The membership type Raft stores with the state machine.
 pub type Membership = StoredMembership<u64, BasicNode>;
@@ -247,7 +248,7 @@ impl ChainStore {
     /// A view of the effective consortium that stays current and can wait
     /// for the next change.
     pub fn consortium_view(&self) -> ConsortiumView {
-        ConsortiumView(self.consortium.subscribe())
+        ConsortiumView::new(self.consortium.subscribe())
     }
 
     /// Reloads the effective consortium from the stored state.
@@ -749,36 +750,6 @@ fn load_consortium(tree: &sled::Tree, genesis: &Genesis) -> Result<Arc<Genesis>,
                 params: record.params,
             }))
         }
-    }
-}
-
-/// A shared view of the effective consortium that always reads the latest
-/// one ([`ConsortiumView::get`]) and can wait for the next change. A view
-/// made from a fixed genesis ([`ConsortiumView::fixed`]) never changes.
-#[derive(Clone, Debug)]
-pub struct ConsortiumView(tokio::sync::watch::Receiver<Arc<Genesis>>);
-
-impl ConsortiumView {
-    /// A view that is always `genesis`, for a node part used without a chain.
-    pub fn fixed(genesis: Arc<Genesis>) -> Self {
-        let (_sender, receiver) = tokio::sync::watch::channel(genesis);
-        ConsortiumView(receiver)
-    }
-
-    /// The consortium in force now.
-    pub fn get(&self) -> Arc<Genesis> {
-        self.0.borrow().clone()
-    }
-
-    /// Waits for the next change; `false` when no change can come any more.
-    pub async fn changed(&mut self) -> bool {
-        self.0.changed().await.is_ok()
-    }
-}
-
-impl From<Arc<Genesis>> for ConsortiumView {
-    fn from(genesis: Arc<Genesis>) -> Self {
-        ConsortiumView::fixed(genesis)
     }
 }
 

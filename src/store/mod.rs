@@ -32,7 +32,8 @@ use std::sync::Arc;
 
 use rxchain_contracts::{Block, Execution, Genesis, Hash, TxId, VerifiedTx};
 
-pub use chain::{ChainStore, ConsortiumView, StateView};
+pub use crate::types::ConsortiumView;
+pub use chain::{ChainStore, StateView};
 pub use log::LogStore;
 pub use sm::StateMachine;
 
