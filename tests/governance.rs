@@ -332,6 +332,18 @@ impl Drop for Cluster {
                 let _ = c.wait();
             }
         }
+        // With CLUSTER_TEST_KEEP=<dir> (and CLUSTER_TEST_LOG=<filter>), keep
+        // the node logs for a look afterwards.
+        if let Ok(keep) = std::env::var("CLUSTER_TEST_KEEP") {
+            let dest = std::path::PathBuf::from(keep);
+            let _ = std::fs::create_dir_all(&dest);
+            for id in self.nodes.keys() {
+                let _ = std::fs::copy(
+                    self.dir.path().join(format!("node{id}.log")),
+                    dest.join(format!("node{id}.log")),
+                );
+            }
+        }
     }
 }
 
