@@ -584,7 +584,15 @@ async fn a_fourth_hospital_joins_after_genesis_and_its_doctor_prescribes() {
         .json()
         .await
         .unwrap();
-    assert_eq!(shown["hospital"], "hosp-lake", "{shown}");
+    assert_eq!(shown["record"]["hospital"], "hosp-lake", "{shown}");
+    assert_eq!(
+        shown["hospital_name"], "Lakeside Synthetic Hospital",
+        "{shown}"
+    );
+    assert_eq!(
+        shown["history"][0]["outcome"]["result"], "applied",
+        "{shown}"
+    );
     c.stop_and_verify();
     eprintln!("governance admission: {:?}", started.elapsed());
 }
