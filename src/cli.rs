@@ -1,4 +1,4 @@
-//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster | staff`.
+//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster | staff | governance`.
 
 use std::path::PathBuf;
 
@@ -34,6 +34,104 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Disable or enable a staff account on a node (organisation admin).
     Staff(StaffArgs),
+    /// Propose, approve and follow M-of-N changes to the consortium
+    /// (nodes, organisations, keys, parameters), or take your own node out.
+    Governance(GovernanceArgs),
+}
+
+/// `rxchain governance …`.
+#[derive(Args, Debug)]
+pub struct GovernanceArgs {
+    /// A node's base URL.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// The signing organisation's admin key file.
+    #[arg(long, global = true)]
+    pub admin_key: Option<PathBuf>,
+    /// DEMO ONLY: sign with the publicly derived demo admin key of this
+    /// organisation.
+    #[arg(long, global = true)]
+    pub demo_org: Option<String>,
+    /// Print JSON instead of text (`status`).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: GovernanceAction,
+}
+
+/// A governance command.
+#[derive(Subcommand, Debug)]
+pub enum GovernanceAction {
+    /// Propose a change; your organisation's approval is the first.
+    Propose {
+        /// Days the proposal stays open for approvals.
+        #[arg(long, default_value_t = 7)]
+        expires_days: u32,
+        /// The change.
+        #[command(subcommand)]
+        action: ProposeAction,
+    },
+    /// Approve an open proposal by its id (the `propose` transaction id).
+    Approve {
+        /// The proposal id, hex.
+        proposal: String,
+    },
+    /// Take one of your organisation's own nodes out of the consortium, alone.
+    Leave {
+        /// The node id.
+        #[arg(long)]
+        id: u64,
+    },
+    /// List proposals, open and decided, with their approvals.
+    Status,
+}
+
+/// The change a proposal asks for.
+#[derive(Subcommand, Debug)]
+pub enum ProposeAction {
+    /// Declare a new node for a member organisation.
+    AddNode {
+        /// The organisation that runs it.
+        #[arg(long)]
+        org: String,
+        /// The node declaration, JSON as in genesis (`{"id": .., "key": ..}`).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Take a declared node out of the consortium and of Raft.
+    RemoveNode {
+        /// The node id.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Admit a new organisation with its nodes.
+    AddOrg {
+        /// The organisation declaration, JSON as in genesis.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Replace an organisation's admin key.
+    RotateAdminKey {
+        /// The organisation.
+        #[arg(long)]
+        org: String,
+        /// The new admin public key, hex (33-byte compressed).
+        #[arg(long)]
+        key: String,
+    },
+    /// Replace a node's keys with a new declaration of the same id.
+    RotateNodeKeys {
+        /// The node declaration, JSON as in genesis.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Replace the chain parameters.
+    SetParams {
+        /// The parameters, JSON as in genesis's `params`.
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 /// `rxchain staff`.

@@ -155,14 +155,16 @@ impl Client {
             })
     }
 
-    /// The consortium's genesis organisations, rebuilt as a genesis value
-    /// sufficient for building transactions (chain id and org keys).
+    /// The effective consortium (genesis plus governance decisions),
+    /// rebuilt as a genesis value sufficient for building transactions
+    /// (chain id, org keys, parameters).
     pub async fn genesis(&self) -> Result<Genesis, ClientError> {
         let c: Value = self.get("/v1/consortium").await?;
         let g = serde_json::json!({
             "chain_id": c["chain_id"],
             "created_at": 0,
             "orgs": c["orgs"],
+            "params": c["params"],
         });
         serde_json::from_value(g).map_err(|e| ClientError::Api {
             status: 200,

@@ -113,6 +113,12 @@ impl Producer {
             {
                 tokio::time::sleep(Duration::from_millis(self.settings.max_wait_ms)).await;
             }
+            if self.chain.consortium().node(self.node_id).is_none() {
+                // Governance removed this node: its blocks would be refused
+                // by every other node. The reconciler takes it out of Raft.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             let batch = self
                 .mempool
                 .take_batch(self.settings.max_txs, self.settings.max_bytes);

@@ -43,3 +43,40 @@ pub struct RaftResponse {
     /// stale tip by a deposed leader).
     pub rejected: Option<String>,
 }
+
+/// A shared view of the effective consortium that always reads the latest
+/// one ([`ConsortiumView::get`]) and can wait for the next change. A view
+/// made from a fixed genesis ([`ConsortiumView::fixed`]) never changes.
+#[derive(Clone, Debug)]
+pub struct ConsortiumView(tokio::sync::watch::Receiver<std::sync::Arc<rxchain_contracts::Genesis>>);
+
+impl ConsortiumView {
+    /// A view over `receiver`, which the chain store feeds.
+    pub fn new(
+        receiver: tokio::sync::watch::Receiver<std::sync::Arc<rxchain_contracts::Genesis>>,
+    ) -> Self {
+        ConsortiumView(receiver)
+    }
+
+    /// A view that is always `genesis`, for a node part used without a chain.
+    pub fn fixed(genesis: std::sync::Arc<rxchain_contracts::Genesis>) -> Self {
+        let (_sender, receiver) = tokio::sync::watch::channel(genesis);
+        ConsortiumView(receiver)
+    }
+
+    /// The consortium in force now.
+    pub fn get(&self) -> std::sync::Arc<rxchain_contracts::Genesis> {
+        self.0.borrow().clone()
+    }
+
+    /// Waits for the next change; `false` when no change can come any more.
+    pub async fn changed(&mut self) -> bool {
+        self.0.changed().await.is_ok()
+    }
+}
+
+impl From<std::sync::Arc<rxchain_contracts::Genesis>> for ConsortiumView {
+    fn from(genesis: std::sync::Arc<rxchain_contracts::Genesis>) -> Self {
+        ConsortiumView::fixed(genesis)
+    }
+}

@@ -894,7 +894,10 @@ async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committi
     );
     c.wait_same_head().await;
 
-    // 3. The operator removes node 3 (signed by an org admin key) via a follower.
+    // 3. Another organisation's operator cannot remove node 3 through the
+    //    cluster API (a declared node leaves only by governance); node 3's
+    //    own organisation takes it out alone (`leave_node`) via a follower,
+    //    and the leader follows the decision.
     let leader = c.leader().await;
     let via = [1, 2, 4].into_iter().find(|&i| i != leader).unwrap();
     let path = "/v1/cluster/members/3";
@@ -904,7 +907,17 @@ async fn a_fourth_node_joins_through_a_snapshot_and_a_node_leaves_while_committi
     }
     let r = req.send().await.unwrap();
     let st = r.status();
-    assert_eq!(st, 200, "{}", r.text().await.unwrap());
+    assert_eq!(st, 403, "{}", r.text().await.unwrap());
+    let owner = g.node(3).unwrap().0.id.clone();
+    let leave = txbuild::sign(
+        &g,
+        &admin_key(owner.as_str()),
+        TxBody::LeaveNode(rxchain_contracts::tx::LeaveNode { node: 3 }),
+    );
+    assert!(matches!(
+        c.submit_until_committed(via, &leave).await,
+        Answer::Committed { applied: true, .. }
+    ));
     c.wait_voters(&BTreeSet::from([1, 2, 4])).await;
     c.kill(3);
 

@@ -269,6 +269,11 @@ pub struct Execution {
 
 /// Runs verified transactions in order at block time `now` on `state`,
 /// whose accumulator is `base`.
+///
+/// `g` is genesis; the transactions see the effective consortium
+/// ([`crate::governance::effective`]), read once per block and again after
+/// each applied governance transaction, so a decision binds the very next
+/// transaction.
 pub fn execute(
     g: &Genesis,
     state: &dyn StateRead,
@@ -278,8 +283,13 @@ pub fn execute(
 ) -> Result<Execution, CorruptState> {
     let mut overlay = Overlay::new(state);
     let mut outcomes = Vec::with_capacity(txs.len());
+    let mut consortium = crate::governance::effective(g, &overlay)?;
     for t in txs {
-        outcomes.push(apply(g, &mut overlay, t, now)?);
+        let outcome = apply(&consortium, &mut overlay, t, now)?;
+        if outcome.is_applied() && t.tx().body.is_governance() {
+            consortium = crate::governance::effective(g, &overlay)?;
+        }
+        outcomes.push(outcome);
     }
     let after = base.updated(state, &overlay.writes);
     Ok(Execution {
@@ -380,8 +390,8 @@ pub enum BlockError {
     /// The timestamp runs backwards.
     #[error("the block time runs backwards")]
     TimeBackwards,
-    /// The proposer is not a genesis node.
-    #[error("proposer node {0} is not in genesis")]
+    /// The proposer is not a node of the effective consortium.
+    #[error("proposer node {0} is not declared in the consortium")]
     UnknownProposer(NodeId),
     /// The header signature is wrong.
     #[error("the block signature does not verify under the proposer's node key")]
@@ -443,7 +453,10 @@ pub fn check_and_execute(
     if h.timestamp < tip.timestamp {
         return Err(BlockError::TimeBackwards);
     }
-    let (_, node) = g
+    // The proposer must be declared in the consortium in force before this
+    // block: genesis plus the decisions of earlier blocks.
+    let consortium = crate::governance::effective(g, &Overlay::new(state))?;
+    let (_, node) = consortium
         .node(h.proposer)
         .ok_or(BlockError::UnknownProposer(h.proposer))?;
     let digest = crate::crypto::signing_digest(

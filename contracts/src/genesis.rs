@@ -76,6 +76,12 @@ pub struct Params {
     /// reads the list in force. A genesis without the field has none.
     #[serde(default)]
     pub controlled: Vec<ControlledDrug>,
+    /// How many member organisations must approve a governance proposal
+    /// (see [`crate::governance`]); 0, the default, means a majority of the
+    /// member organisations at the time of each approval. At most the
+    /// number of organisations.
+    #[serde(default)]
+    pub governance_threshold: u32,
 }
 
 impl Default for Params {
@@ -86,6 +92,7 @@ impl Default for Params {
             max_validity_days: 365,
             max_clock_skew_ms: 300_000,
             controlled: Vec::new(),
+            governance_threshold: 0,
         }
     }
 }
@@ -126,6 +133,14 @@ pub enum GenesisError {
     /// The controlled list names a drug twice.
     #[error("the controlled drug {0} appears twice")]
     DuplicateControlled(crate::model::AtcCode),
+    /// The governance threshold asks for more organisations than there are.
+    #[error("the governance threshold {threshold} is more than the {orgs} member organisations")]
+    ThresholdTooHigh {
+        /// The threshold.
+        threshold: u32,
+        /// How many organisations there are.
+        orgs: usize,
+    },
 }
 
 impl Genesis {
@@ -183,6 +198,12 @@ impl Genesis {
         if ids.is_empty() {
             return Err(GenesisError::NoNodes);
         }
+        if self.params.governance_threshold as usize > self.orgs.len() {
+            return Err(GenesisError::ThresholdTooHigh {
+                threshold: self.params.governance_threshold,
+                orgs: self.orgs.len(),
+            });
+        }
         Ok(())
     }
 
@@ -194,6 +215,11 @@ impl Genesis {
     /// Looks an organisation up by id.
     pub fn org(&self, id: &OrgId) -> Option<&OrgDecl> {
         self.orgs.iter().find(|o| &o.id == id)
+    }
+
+    /// The organisation that declares node `id`.
+    pub fn org_of_node(&self, id: NodeId) -> Option<&OrgDecl> {
+        self.node(id).map(|(o, _)| o)
     }
 
     /// The organisation whose admin key this is.

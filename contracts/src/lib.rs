@@ -82,6 +82,7 @@ pub mod controlled;
 pub mod crypto;
 pub mod encoding;
 pub mod genesis;
+pub mod governance;
 pub mod lifecycle;
 pub mod model;
 pub mod privacy;

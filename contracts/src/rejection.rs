@@ -6,7 +6,7 @@
 //! name as its `code` tag (see [`crate::encoding`]), and the unit test below
 //! pins every code so that a rename is noticed before clients are.
 
-use crate::model::{AtcCode, OrgId, Timestamp};
+use crate::model::{AtcCode, NodeId, OrgId, Timestamp};
 use crate::tx::DeliveryStatus;
 
 /// Why a transaction was refused. Every variant is a rule of the chain
@@ -222,6 +222,63 @@ pub enum Rejection {
     /// The prescription is not for home delivery.
     #[error("the prescription is not for home delivery")]
     NotADelivery,
+    /// No governance proposal has this id.
+    #[error("no governance proposal has this id")]
+    UnknownProposal,
+    /// This organisation already approved the proposal.
+    #[error("organisation {org} already approved this proposal")]
+    AlreadyApproved {
+        /// The organisation.
+        org: OrgId,
+    },
+    /// The proposal can no longer be approved, or expires before it is made.
+    #[error("the proposal expired at {at}")]
+    ProposalExpired {
+        /// Its expiry.
+        at: Timestamp,
+    },
+    /// The proposal was already executed.
+    #[error("the proposal was already executed at {at}")]
+    ProposalExecuted {
+        /// When.
+        at: Timestamp,
+    },
+    /// The node is not declared in the consortium.
+    #[error("node {node} is not declared in the consortium")]
+    UnknownNode {
+        /// The node.
+        node: NodeId,
+    },
+    /// The node is declared by another organisation.
+    #[error("node {node} belongs to {org}; an organisation takes only its own nodes out alone")]
+    NotYourNode {
+        /// The node.
+        node: NodeId,
+        /// The organisation that declares it.
+        org: OrgId,
+    },
+    /// A node with this id or key is already declared.
+    #[error("node {node}'s id or key is already declared")]
+    NodeExists {
+        /// The node.
+        node: NodeId,
+    },
+    /// An organisation with this id is already a member.
+    #[error("organisation {org} is already a member")]
+    OrgExists {
+        /// The organisation.
+        org: OrgId,
+    },
+    /// The key is already an admin, data or staff key of the consortium.
+    #[error("this key is already in use in the consortium")]
+    KeyInUse,
+    /// The decision would leave a consortium that breaks genesis's rules
+    /// (no node left, no regulator, a threshold above the organisations).
+    #[error("the decision would leave an invalid consortium: {reason}")]
+    InvalidConsortium {
+        /// What would be wrong.
+        reason: String,
+    },
 }
 
 crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
@@ -265,6 +322,16 @@ crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
     ControlledUnchanged { atc: AtcCode },
     NotCarrier { carrier: Option<OrgId> },
     NotADelivery,
+    UnknownProposal,
+    AlreadyApproved { org: OrgId },
+    ProposalExpired { at: Timestamp },
+    ProposalExecuted { at: Timestamp },
+    UnknownNode { node: NodeId },
+    NotYourNode { node: NodeId, org: OrgId },
+    NodeExists { node: NodeId },
+    OrgExists { org: OrgId },
+    KeyInUse,
+    InvalidConsortium { reason: String },
 });
 
 impl Rejection {
@@ -363,7 +430,9 @@ mod tests {
             (Rejection::AlreadyClaimed, "already_claimed"),
             (Rejection::NotClaimed, "not_claimed"),
             (
-                Rejection::AssignedElsewhere { pharmacy: o },
+                Rejection::AssignedElsewhere {
+                    pharmacy: o.clone(),
+                },
                 "assigned_elsewhere",
             ),
             (Rejection::WrongSecret { attempts: 1 }, "wrong_secret"),
@@ -413,6 +482,30 @@ mod tests {
             ),
             (Rejection::NotCarrier { carrier: None }, "not_carrier"),
             (Rejection::NotADelivery, "not_a_delivery"),
+            (Rejection::UnknownProposal, "unknown_proposal"),
+            (
+                Rejection::AlreadyApproved { org: o.clone() },
+                "already_approved",
+            ),
+            (Rejection::ProposalExpired { at: t }, "proposal_expired"),
+            (Rejection::ProposalExecuted { at: t }, "proposal_executed"),
+            (Rejection::UnknownNode { node: 1 }, "unknown_node"),
+            (
+                Rejection::NotYourNode {
+                    node: 1,
+                    org: o.clone(),
+                },
+                "not_your_node",
+            ),
+            (Rejection::NodeExists { node: 1 }, "node_exists"),
+            (Rejection::OrgExists { org: o.clone() }, "org_exists"),
+            (Rejection::KeyInUse, "key_in_use"),
+            (
+                Rejection::InvalidConsortium {
+                    reason: String::new(),
+                },
+                "invalid_consortium",
+            ),
         ]
     }
 
@@ -421,7 +514,7 @@ mod tests {
         let all = pinned();
         // The ledger in tests/lifecycle.rs notices a new variant; this count
         // notices one dropped from this list.
-        assert_eq!(all.len(), 40);
+        assert_eq!(all.len(), 50);
         for (r, code) in &all {
             assert_eq!(r.code(), *code, "the code of {r:?} changed");
         }

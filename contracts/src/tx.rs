@@ -332,6 +332,36 @@ pub struct HandToCarrier {
     pub carrier: OrgId,
 }
 
+/// Propose a governance decision (an organisation's admin). The proposal's
+/// id is this transaction's id; the proposer's organisation is its first
+/// approval. See [`crate::governance`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Propose {
+    /// What would change.
+    pub action: crate::governance::Action,
+    /// From this block time on the proposal can no longer be approved.
+    pub expires_at: Timestamp,
+}
+
+/// Approve an open governance proposal (an organisation's admin, once per
+/// organisation). The approval that reaches the threshold executes it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approve {
+    /// The proposal: the id of its `propose` transaction.
+    pub proposal: TxId,
+}
+
+/// An organisation takes one of its own nodes out of the consortium, alone
+/// and at once (its admin).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveNode {
+    /// The node, declared by the signer's organisation.
+    pub node: crate::model::NodeId,
+}
+
 /// Every kind of transaction. The variant order is part of the canonical
 /// encoding: append new kinds at the end. JSON: `{"kind": "issue", ...}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -363,6 +393,12 @@ pub enum TxBody {
     SetControlled(SetControlled),
     /// See [`HandToCarrier`].
     HandToCarrier(HandToCarrier),
+    /// See [`Propose`].
+    Propose(Propose),
+    /// See [`Approve`].
+    Approve(Approve),
+    /// See [`LeaveNode`].
+    LeaveNode(LeaveNode),
 }
 
 crate::encoding::tagged_in_json!(TxBody, "TxBody", "kind", {
@@ -377,6 +413,9 @@ crate::encoding::tagged_in_json!(TxBody, "TxBody", "kind", {
     Delivery(DeliveryEvent),
     SetControlled(SetControlled),
     HandToCarrier(HandToCarrier),
+    Propose(Propose),
+    Approve(Approve),
+    LeaveNode(LeaveNode),
 });
 
 impl TxBody {
@@ -394,7 +433,19 @@ impl TxBody {
             TxBody::Delivery(_) => "delivery",
             TxBody::SetControlled(_) => "set_controlled",
             TxBody::HandToCarrier(_) => "hand_to_carrier",
+            TxBody::Propose(_) => "propose",
+            TxBody::Approve(_) => "approve",
+            TxBody::LeaveNode(_) => "leave_node",
         }
+    }
+
+    /// Whether this kind may change the effective consortium
+    /// ([`crate::governance`]).
+    pub fn is_governance(&self) -> bool {
+        matches!(
+            self,
+            TxBody::Propose(_) | TxBody::Approve(_) | TxBody::LeaveNode(_)
+        )
     }
 
     /// The prescription this transaction is about, if any.
@@ -408,7 +459,12 @@ impl TxBody {
             TxBody::Cancel(b) => Some(b.id),
             TxBody::Delivery(b) => Some(b.id),
             TxBody::HandToCarrier(b) => Some(b.id),
-            TxBody::RegisterStaff(_) | TxBody::RevokeStaff(_) | TxBody::SetControlled(_) => None,
+            TxBody::RegisterStaff(_)
+            | TxBody::RevokeStaff(_)
+            | TxBody::SetControlled(_)
+            | TxBody::Propose(_)
+            | TxBody::Approve(_)
+            | TxBody::LeaveNode(_) => None,
         }
     }
 }
@@ -518,6 +574,11 @@ pub mod limits {
     /// licences, staff names, schedules): 120 characters of at most 4 bytes.
     /// Enforced by [`crate::Label`] itself.
     pub const MAX_LABEL_BYTES: usize = 120 * 4;
+    /// Nodes a new organisation may declare in one governance proposal.
+    pub const MAX_ORG_NODES: usize = 16;
+    /// Drugs a governance proposal's parameters may put on the controlled
+    /// list.
+    pub const MAX_PARAMS_CONTROLLED: usize = 64;
     /// Bytes of an organisation id, enforced by [`crate::OrgId`].
     pub const MAX_ORG_ID_BYTES: usize = 32;
 
@@ -650,8 +711,23 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
             crate::rules::check_dispense_lines(&b.lines, b.complete)
                 .map_err(|e| TxError::Invalid(e.to_string()))?;
         }
+        TxBody::Propose(p) => match &p.action {
+            crate::governance::Action::AddOrg { org }
+                if org.nodes.len() > limits::MAX_ORG_NODES =>
+            {
+                return bad("a new organisation declares at most 16 nodes");
+            }
+            crate::governance::Action::SetParams { params }
+                if params.controlled.len() > limits::MAX_PARAMS_CONTROLLED =>
+            {
+                return bad("parameters list at most 64 controlled drugs");
+            }
+            _ => {}
+        },
         TxBody::RegisterStaff(_)
         | TxBody::RevokeStaff(_)
+        | TxBody::Approve(_)
+        | TxBody::LeaveNode(_)
         | TxBody::Claim(_)
         | TxBody::Release(_)
         | TxBody::Cancel(_)

@@ -9,12 +9,16 @@
 mod common;
 
 use common::*;
+use rxchain_contracts::block;
 use rxchain_contracts::crypto::signing_digest;
 use rxchain_contracts::encoding;
+use rxchain_contracts::genesis::{NodeDecl, OrgDecl, OrgKind};
+use rxchain_contracts::governance::{self, Action};
 use rxchain_contracts::lifecycle::{self, Outcome, Rejection};
 use rxchain_contracts::model::{OrgId, Timestamp};
 use rxchain_contracts::privacy::{self, AccessSecret, ContentKey, PrivacyError, WrappedKey};
 use rxchain_contracts::state::{PublicStatus, RxStatus};
+use rxchain_contracts::tx::{Approve, LeaveNode, Propose};
 use rxchain_contracts::tx::{
     AssignRx, DeliveryStatus, DispenseLine, DispenseRx, Fulfilment, Role, SignedTx, TxBody,
     TxError, TxId, CLAIM_PROOF_TAG,
@@ -2443,6 +2447,323 @@ fn admission_lets_legitimate_signers_through_to_be_refused_on_the_chain() {
     w.refused(c, "expired");
 }
 
+// ---- governance ----------------------------------------------------------
+
+/// The consortium in force after the blocks so far.
+fn consortium(w: &World) -> rxchain_contracts::Genesis {
+    let st = rxchain_contracts::state::Overlay::new(&w.store);
+    governance::effective(&w.genesis, &st).expect("the harness store is never corrupt")
+}
+
+/// `org`'s admin proposes `action`, open for a day.
+fn propose(w: &mut World, by: &str, action: Action) -> SignedTx {
+    let expires_at = w.now.plus_days(1);
+    w.tx(
+        &admin_key(by),
+        TxBody::Propose(Propose { action, expires_at }),
+    )
+}
+
+/// `org`'s admin approves `proposal`.
+fn approve(w: &mut World, by: &str, proposal: TxId) -> SignedTx {
+    w.tx(&admin_key(by), TxBody::Approve(Approve { proposal }))
+}
+
+/// The stored proposal.
+fn proposal(w: &World, id: TxId) -> governance::Proposal {
+    let st = rxchain_contracts::state::Overlay::new(&w.store);
+    st.get(&governance::proposal_key(&id))
+        .unwrap()
+        .expect("the proposal is stored")
+}
+
+/// A new hospital with one node (id 8), its keys derived like the others.
+fn new_hospital(id: &str) -> OrgDecl {
+    OrgDecl {
+        id: org(id),
+        kind: OrgKind::Hospital,
+        name: label("Synthetic new hospital"),
+        address: label("8 Test Street, Testtown"),
+        admin_key: admin_key(id).public(),
+        data_key: data_key(id).public(),
+        nodes: vec![NodeDecl {
+            id: 8,
+            key: node_key(id).public(),
+        }],
+    }
+}
+
+#[test]
+fn one_organisation_alone_cannot_remove_another_organisations_voter_but_the_threshold_can() {
+    let mut w = World::staffed_with_seed("gov-remove");
+    // Seven organisations: the default threshold is a majority, four.
+    assert_eq!(governance::threshold(&consortium(&w)), 4);
+    let p = propose(&mut w, PHARM_A, Action::RemoveNode { node: 2 });
+    let id = tx_id(&p);
+    w.applied(p);
+    assert!(
+        consortium(&w).node(2).is_some(),
+        "one approval removes nothing"
+    );
+    // The proposer's own approval already counts, once.
+    let again = approve(&mut w, PHARM_A, id);
+    assert_eq!(
+        w.refused(again, "already_approved"),
+        Rejection::AlreadyApproved { org: org(PHARM_A) }
+    );
+    let b = approve(&mut w, PHARM_B, id);
+    w.applied(b);
+    let c = approve(&mut w, PHARM_C, id);
+    w.applied(c);
+    assert!(
+        consortium(&w).node(2).is_some(),
+        "three of four remove nothing"
+    );
+    assert_eq!(proposal(&w, id).executed_at, None);
+    let r = approve(&mut w, REGULATOR, id);
+    w.applied(r);
+    assert!(
+        consortium(&w).node(2).is_none(),
+        "the fourth approval executes it"
+    );
+    assert_eq!(proposal(&w, id).executed_at, Some(w.now));
+    assert_eq!(
+        proposal(&w, id).approvals,
+        vec![org(PHARM_A), org(PHARM_B), org(PHARM_C), org(REGULATOR)]
+    );
+    let late = approve(&mut w, LOGISTICS, id);
+    assert_eq!(
+        w.refused(late, "proposal_executed"),
+        Rejection::ProposalExecuted { at: w.now }
+    );
+    // A block proposed by the removed node no longer checks.
+    let (block, _) = block::propose(
+        &w.genesis,
+        &w.store,
+        &w.tip,
+        vec![],
+        w.now,
+        2,
+        &node_key(HOSP_SOUTH),
+    )
+    .unwrap();
+    assert_eq!(
+        block::check_and_execute(&w.genesis, &w.store, &w.tip, &block, &w.known()).unwrap_err(),
+        block::BlockError::UnknownProposer(2)
+    );
+}
+
+#[test]
+fn only_open_known_proposals_are_approved() {
+    let mut w = World::staffed_with_seed("gov-open");
+    let unknown = approve(
+        &mut w,
+        PHARM_A,
+        TxId(rxchain_contracts::Hash::of(&[b"none"])),
+    );
+    w.refused(unknown, "unknown_proposal");
+    // A proposal must expire after its own block.
+    let now = w.now;
+    let stale = w.tx(
+        &admin_key(PHARM_A),
+        TxBody::Propose(Propose {
+            action: Action::RemoveNode { node: 2 },
+            expires_at: now,
+        }),
+    );
+    assert_eq!(
+        w.refused(stale, "proposal_expired"),
+        Rejection::ProposalExpired { at: now }
+    );
+    let p = propose(&mut w, PHARM_A, Action::RemoveNode { node: 2 });
+    let id = tx_id(&p);
+    w.applied(p);
+    w.advance_days(2);
+    let late = approve(&mut w, PHARM_B, id);
+    assert!(matches!(
+        w.refused(late, "proposal_expired"),
+        Rejection::ProposalExpired { .. }
+    ));
+    assert!(consortium(&w).node(2).is_some());
+}
+
+#[test]
+fn only_organisation_admins_take_part_in_governance() {
+    let mut w = World::staffed_with_seed("gov-admins");
+    let body = TxBody::Propose(Propose {
+        action: Action::RemoveNode { node: 2 },
+        expires_at: w.now.plus_days(1),
+    });
+    let by_staff = w.tx(&staff("ph-a"), body.clone());
+    assert_eq!(
+        w.refused(by_staff.clone(), "not_org_admin"),
+        Rejection::NotOrgAdmin { org: org(PHARM_A) }
+    );
+    assert!(matches!(
+        admit(&w, &by_staff),
+        Err(lifecycle::Inadmissible::Refused(
+            Rejection::NotOrgAdmin { .. }
+        ))
+    ));
+    let by_stranger = w.tx(&test_key("stranger"), body);
+    w.refused(by_stranger, "unknown_signer");
+}
+
+#[test]
+fn an_organisation_takes_its_own_node_out_alone_and_only_its_own() {
+    let mut w = World::staffed_with_seed("gov-leave");
+    let other = w.tx(
+        &admin_key(PHARM_A),
+        TxBody::LeaveNode(LeaveNode { node: 2 }),
+    );
+    assert_eq!(
+        w.refused(other, "not_your_node"),
+        Rejection::NotYourNode {
+            node: 2,
+            org: org(HOSP_SOUTH)
+        }
+    );
+    let unknown = w.tx(
+        &admin_key(PHARM_A),
+        TxBody::LeaveNode(LeaveNode { node: 99 }),
+    );
+    assert_eq!(
+        w.refused(unknown, "unknown_node"),
+        Rejection::UnknownNode { node: 99 }
+    );
+    // pharm-a declares node 3.
+    let own = w.tx(
+        &admin_key(PHARM_A),
+        TxBody::LeaveNode(LeaveNode { node: 3 }),
+    );
+    w.applied(own);
+    assert!(consortium(&w).node(3).is_none());
+    assert!(consortium(&w).org(&org(PHARM_A)).unwrap().nodes.is_empty());
+}
+
+#[test]
+fn a_new_hospital_joins_by_decision_and_its_doctor_issues() {
+    let mut g = genesis();
+    // One approval is enough in this consortium: the proposal executes at once.
+    g.params.governance_threshold = 1;
+    let mut w = World::staffed_with_genesis(g);
+    w.rng = DetRng::new("gov-add-org");
+    // Not a member yet: its admin registers nobody.
+    let doctor = staff("dr-new");
+    let early = w.register("hosp-new", &doctor.public(), Role::Practitioner);
+    w.refused(early, "not_org_admin");
+    let p = propose(
+        &mut w,
+        REGULATOR,
+        Action::AddOrg {
+            org: new_hospital("hosp-new"),
+        },
+    );
+    let id = tx_id(&p);
+    w.applied(p);
+    assert!(proposal(&w, id).executed_at.is_some());
+    assert_eq!(consortium(&w).node(8).unwrap().0.id, org("hosp-new"));
+    let reg = w.register("hosp-new", &doctor.public(), Role::Practitioner);
+    w.applied(reg);
+    let (issue, _) = w.issue(&doctor, "hosp-new", RxSpec::simple(10));
+    w.applied(issue);
+    // The same organisation, or a node already declared, is not added twice.
+    let twice = propose(
+        &mut w,
+        REGULATOR,
+        Action::AddOrg {
+            org: new_hospital("hosp-new"),
+        },
+    );
+    assert_eq!(
+        w.refused(twice, "org_exists"),
+        Rejection::OrgExists {
+            org: org("hosp-new")
+        }
+    );
+    let mut clash = new_hospital("hosp-other");
+    clash.nodes[0].key = node_key("hosp-other").public();
+    clash.nodes[0].id = 1;
+    let dup = propose(&mut w, REGULATOR, Action::AddOrg { org: clash });
+    assert_eq!(
+        w.refused(dup, "node_exists"),
+        Rejection::NodeExists { node: 1 }
+    );
+    let dup_node = propose(
+        &mut w,
+        REGULATOR,
+        Action::AddNode {
+            org: org(PHARM_A),
+            node: NodeDecl {
+                id: 9,
+                key: node_key(HOSP_NORTH).public(),
+            },
+        },
+    );
+    w.refused(dup_node, "node_exists");
+    // Keys already serving the consortium are not reused.
+    let mut reused = new_hospital("hosp-third");
+    reused.nodes.clear();
+    reused.admin_key = staff("dr-north").public();
+    let reuse = propose(&mut w, REGULATOR, Action::AddOrg { org: reused });
+    assert_eq!(w.refused(reuse, "key_in_use"), Rejection::KeyInUse);
+}
+
+#[test]
+fn a_rotated_admin_key_replaces_the_old_one_at_once() {
+    let mut g = genesis();
+    g.params.governance_threshold = 1;
+    let mut w = World::staffed_with_genesis(g);
+    let new_key = test_key("admin/pharm-a/rotated");
+    let p = propose(
+        &mut w,
+        PHARM_A,
+        Action::RotateAdminKey {
+            org: org(PHARM_A),
+            key: new_key.public(),
+        },
+    );
+    w.applied(p);
+    let someone = test_key("staff/rotated-hire");
+    // The old key is nobody's admin any more.
+    let old = w.register(PHARM_A, &someone.public(), Role::Pharmacist);
+    w.refused(old, "not_org_admin");
+    let new = w.register_by(&new_key, PHARM_A, &someone.public(), Role::Pharmacist);
+    w.applied(new);
+}
+
+#[test]
+fn parameters_change_by_decision_but_never_into_an_invalid_consortium() {
+    let mut g = genesis();
+    g.params.governance_threshold = 1;
+    let mut w = World::staffed_with_genesis(g);
+    let mut params = consortium(&w).params;
+    params.governance_threshold = 8;
+    let too_high = propose(
+        &mut w,
+        REGULATOR,
+        Action::SetParams {
+            params: params.clone(),
+        },
+    );
+    assert!(matches!(
+        w.refused(too_high, "invalid_consortium"),
+        Rejection::InvalidConsortium { .. }
+    ));
+    params.governance_threshold = 2;
+    let ok = propose(&mut w, REGULATOR, Action::SetParams { params });
+    w.applied(ok);
+    assert_eq!(governance::threshold(&consortium(&w)), 2);
+    // From now on one approval is no longer enough.
+    let p = propose(&mut w, REGULATOR, Action::RemoveNode { node: 2 });
+    let id = tx_id(&p);
+    w.applied(p);
+    assert!(consortium(&w).node(2).is_some());
+    let a = approve(&mut w, HOSP_NORTH, id);
+    w.applied(a);
+    assert!(consortium(&w).node(2).is_none());
+}
+
 // ---- coverage ledger ----------------------------------------------------
 //
 // Everything below this marker is bookkeeping, not a test of a rule: the
@@ -2526,6 +2847,21 @@ fn every_rejection() -> Vec<Rejection> {
         },
         Rejection::NotCarrier { carrier: None },
         Rejection::NotADelivery,
+        Rejection::UnknownProposal,
+        Rejection::AlreadyApproved { org: org(PHARM_B) },
+        Rejection::ProposalExpired { at: t },
+        Rejection::ProposalExecuted { at: t },
+        Rejection::UnknownNode { node: 1 },
+        Rejection::NotYourNode {
+            node: 1,
+            org: org(PHARM_B),
+        },
+        Rejection::NodeExists { node: 1 },
+        Rejection::OrgExists { org: org(PHARM_B) },
+        Rejection::KeyInUse,
+        Rejection::InvalidConsortium {
+            reason: String::new(),
+        },
     ]
 }
 
@@ -2571,7 +2907,17 @@ fn ledger_entry(r: &Rejection) -> &'static str {
         | Rejection::ControlledMismatch { .. }
         | Rejection::ControlledUnchanged { .. }
         | Rejection::NotCarrier { .. }
-        | Rejection::NotADelivery => r.code(),
+        | Rejection::NotADelivery
+        | Rejection::UnknownProposal
+        | Rejection::AlreadyApproved { .. }
+        | Rejection::ProposalExpired { .. }
+        | Rejection::ProposalExecuted { .. }
+        | Rejection::UnknownNode { .. }
+        | Rejection::NotYourNode { .. }
+        | Rejection::NodeExists { .. }
+        | Rejection::OrgExists { .. }
+        | Rejection::KeyInUse
+        | Rejection::InvalidConsortium { .. } => r.code(),
     }
 }
 

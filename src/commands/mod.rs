@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod demo;
+pub mod governance;
 pub mod staff;
 pub mod tx;
 pub mod verify;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a).await,
         Command::Cluster(a) => cluster::run(a).await,
+        Command::Governance(a) => governance::run(a).await,
         Command::Staff(a) => staff::run(a).await,
     }
 }

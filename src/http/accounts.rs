@@ -104,7 +104,7 @@ fn change(
     body: &[u8],
 ) -> Result<Json<StatusChange>, ApiError> {
     let admitted = authenticate(
-        &s.genesis,
+        &s.consortium(),
         s.node_id,
         &s.admin_nonces,
         uri.path(),

@@ -128,8 +128,8 @@ pub struct Consortium {
 pub(super) async fn consortium(State(s): State<AppState>) -> Result<Json<Consortium>, ApiError> {
     Ok(Json(Consortium {
         chain_id: s.genesis.chain_id.to_string(),
-        orgs: s.genesis.orgs.clone(),
+        orgs: s.consortium().orgs.clone(),
         staff: s.chain.all_staff()?,
-        params: s.genesis.params.clone(),
+        params: s.consortium().params.clone(),
     }))
 }

@@ -91,7 +91,7 @@ pub async fn sign_and_submit_raw(
         // One ECDSA signature is well under a millisecond: done inline,
         // like the signature check in `/v1/tx`.
         let key = staff.signing_key(s)?;
-        let tx = build(&s.genesis, &key);
+        let tx = build(&s.consortium(), &key);
         tracing::info!(tx_id = %tx.tx.id(s.genesis.chain_id.as_str()), kind = tx.tx.body.kind(), "signed on behalf of staff");
         Ok(Signed { tx, secret: None })
     })

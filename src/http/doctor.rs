@@ -134,8 +134,9 @@ pub(super) async fn issue(
     staff.require(&[Role::Practitioner], "issue prescriptions")?;
     // The chain's controlled list decides what is controlled: the form's
     // flags must agree with it, as the chain will insist.
-    let list = ControlledList::current(&s.genesis, &s.chain.state()).map_err(ApiError::internal)?;
-    check_issue(&s.genesis, &list, &req)?;
+    let list =
+        ControlledList::current(&s.consortium(), &s.chain.state()).map_err(ApiError::internal)?;
+    check_issue(&s.consortium(), &list, &req)?;
     let idem = idem.for_staff(&staff, "issue", "", &hash);
     // A retry with the key answers the prescription signed the first time;
     // its QR payload (the access secret) is kept sealed for the key's TTL,
@@ -152,7 +153,7 @@ pub(super) async fn issue(
         return Err(ApiError::internal("txbuild::issue built another kind"));
     };
     let valid_until = rules::valid_until(
-        &s.genesis.params,
+        &s.consortium().params,
         rules::is_controlled(&list, &body.items),
         body.valid_from,
         body.valid_until,
@@ -184,7 +185,7 @@ pub(super) async fn issue(
 /// Builds and signs an issue, keeping its QR payload text as the secret.
 async fn build_issue(s: &AppState, staff: &Staff, req: IssueRequest) -> Result<Signed, ApiError> {
     let key = staff.signing_key(s)?;
-    let genesis = s.genesis.clone();
+    let genesis = s.consortium();
     let hospital = staff.org().clone();
     let input = IssueInput {
         hospital,

@@ -156,7 +156,11 @@ pub struct ErrorBody {
 pub fn rejection_status(r: &Rejection) -> StatusCode {
     use Rejection::*;
     match r {
-        UnknownPrescription | UnknownStaff | UnknownOrg { .. } => StatusCode::NOT_FOUND,
+        UnknownPrescription
+        | UnknownStaff
+        | UnknownOrg { .. }
+        | UnknownProposal
+        | UnknownNode { .. } => StatusCode::NOT_FOUND,
         UnknownSigner
         | SignerRevoked { .. }
         | WrongRole { .. }
@@ -165,8 +169,9 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | NotPatient
         | WrongSecret { .. }
         | CannotRevokeAdmin
+        | NotYourNode { .. }
         | NotCarrier { .. } => StatusCode::FORBIDDEN,
-        Expired { .. } => StatusCode::GONE,
+        Expired { .. } | ProposalExpired { .. } => StatusCode::GONE,
         Duplicate
         | AlreadyClaimed
         | ClaimedByOther { .. }
@@ -184,6 +189,11 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | WrongFulfilmentMode { .. }
         | ControlledUnchanged { .. }
         | NotADelivery
+        | AlreadyApproved { .. }
+        | ProposalExecuted { .. }
+        | NodeExists { .. }
+        | OrgExists { .. }
+        | KeyInUse
         | Cancelled { .. } => StatusCode::CONFLICT,
         BadValidity
         | ValidityTooLong { .. }
@@ -193,6 +203,7 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | WrongOrgKind { .. }
         | ControlledMismatch { .. }
         | FromTheFuture
+        | InvalidConsortium { .. }
         | NotYetValid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

@@ -134,7 +134,8 @@ pub(super) async fn formulary(
     // Whether a drug is controlled is the chain's word (its controlled
     // list, which a regulator may change), not the file's: the form then
     // sends the flag the chain will insist on.
-    let list = ControlledList::current(&s.genesis, &s.chain.state()).map_err(ApiError::internal)?;
+    let list =
+        ControlledList::current(&s.consortium(), &s.chain.state()).map_err(ApiError::internal)?;
     let mut hits = search_formulary(formulary_entries()?, &q.q);
     for h in &mut hits {
         h.controlled = AtcCode::parse(h.atc.clone()).is_ok_and(|atc| list.contains(&atc));

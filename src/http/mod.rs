@@ -8,6 +8,7 @@ mod common;
 mod doctor;
 pub mod error;
 mod formulary;
+mod governance;
 pub mod idempotency;
 pub mod openapi;
 pub mod ops;
@@ -125,6 +126,7 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(reports::router())
         .merge(cluster::router())
         .merge(accounts::router())
+        .merge(governance::router())
         .route(
             "/v1/{*rest}",
             axum::routing::any(|| async {

@@ -44,6 +44,7 @@ use super::ApiError;
         super::chain::head,
         super::chain::block,
         super::chain::consortium,
+        super::governance::proposals,
         super::scan::scan_text,
         super::scan::scan_image,
         super::ops::healthz,

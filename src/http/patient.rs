@@ -161,10 +161,10 @@ pub(super) async fn open(
     })
     .await?;
     let pharmacies = s
-        .genesis
+        .consortium()
         .orgs
         .iter()
-        .filter(|o| s.genesis.is_pharmacy(&o.id))
+        .filter(|o| s.consortium().is_pharmacy(&o.id))
         .map(|o| PharmacyChoice {
             id: o.id.clone(),
             name: o.name.to_string(),
@@ -228,7 +228,7 @@ pub(super) async fn assign(
     idem: IdempotencyKey,
     HashedJson(req, hash): HashedJson<AssignRequest>,
 ) -> Result<Response, ApiError> {
-    super::common::need_pharmacy(&s.genesis, &req.pharmacy)?;
+    super::common::need_pharmacy(&s.consortium(), &req.pharmacy)?;
     let address = match req.mode {
         Mode::Delivery => Some(
             rules::check_delivery_address(req.address.as_deref())
@@ -246,10 +246,10 @@ pub(super) async fn assign(
     let signed = sign_once(&s, idem.as_ref(), || {
         blocking(move || {
             let built = match address {
-                None => txbuild::assign_pickup(&st.genesis, &payload, &pharmacy),
+                None => txbuild::assign_pickup(&st.consortium(), &payload, &pharmacy),
                 Some(a) => {
                     let ck = content_key(&st, &payload, &rec)?;
-                    txbuild::assign_delivery(&st.genesis, &payload, &ck, &pharmacy, &a)
+                    txbuild::assign_delivery(&st.consortium(), &payload, &ck, &pharmacy, &a)
                 }
             };
             let tx = built.map_err(|e| ApiError::not_found("unknown_org", e.to_string()))?;
@@ -287,7 +287,7 @@ pub(super) async fn cancel(
     let idem = idem.for_patient(&payload.id, "cancel", &hash);
     let signed = sign_once(&s, idem.as_ref(), || async {
         let tx = txbuild::cancel(
-            &s.genesis,
+            &s.consortium(),
             &payload.secret.signing_key(),
             payload.id,
             CancelReason::PatientRequest,

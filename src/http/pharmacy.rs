@@ -437,7 +437,7 @@ pub(super) async fn pharmacy_prescriptions(
                 short_id: rec.id.short(),
                 public_status: status,
                 hospital_name: st
-                    .genesis
+                    .consortium()
                     .org(&rec.hospital)
                     .map(|o| o.name.to_string())
                     .unwrap_or_default(),

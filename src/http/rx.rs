@@ -83,7 +83,7 @@ pub fn describe(
     key: &PublicKey,
     rx: Option<&PrescriptionRecord>,
 ) -> Result<SignerView, ApiError> {
-    if let Some(org) = s.genesis.org_by_admin(key) {
+    if let Some(org) = s.consortium().org_by_admin(key) {
         return Ok(SignerView {
             key: *key,
             name: Some(org.name.to_string()),
@@ -166,7 +166,7 @@ pub fn view(s: &AppState, rec: PrescriptionRecord) -> Result<PrescriptionView, A
         });
     }
     let hospital_name = s
-        .genesis
+        .consortium()
         .org(&rec.hospital)
         .map(|o| o.name.to_string())
         .unwrap_or_default();

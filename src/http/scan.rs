@@ -68,7 +68,7 @@ pub struct Verdict {
 
 /// Computes the verdict for a payload text.
 pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Verdict, ApiError> {
-    super::common::need_pharmacy(&s.genesis, pharmacy)?;
+    super::common::need_pharmacy(&s.consortium(), pharmacy)?;
     let qr =
         QrPayload::parse(payload).map_err(|e| ApiError::bad("bad_qr_payload", e.to_string()))?;
     // A verdict that decides a dispense must not be stale: confirm this

@@ -272,7 +272,7 @@ fn view(s: &AppState, session: &Session) -> SessionView {
         name: a.name.clone(),
         org: a.org.clone(),
         org_name: s
-            .genesis
+            .consortium()
             .org(&a.org)
             .map(|o| o.name.to_string())
             .unwrap_or_default(),

@@ -3,6 +3,7 @@
 //! which a new node joins a running consortium ([`join`]).
 
 mod join;
+mod reconcile;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -168,9 +169,20 @@ pub async fn start_raft(
     storage: &crate::store::Storage,
     network: Network,
 ) -> Result<Raft, RaftStartError> {
-    if storage.chain.genesis().node(node_id).is_none() {
+    if storage.chain.consortium().node(node_id).is_none() {
         return Err(RaftStartError::UnknownNode(node_id));
     }
+    start_raft_declared_or_joining(node_id, config, storage, network).await
+}
+
+/// [`start_raft`] without the declaration check, for a node that governance
+/// has declared but whose store has not seen that decision yet.
+async fn start_raft_declared_or_joining(
+    node_id: u64,
+    config: openraft::Config,
+    storage: &crate::store::Storage,
+    network: Network,
+) -> Result<Raft, RaftStartError> {
     if config.snapshot_max_chunk_size > MAX_SNAPSHOT_CHUNK {
         return Err(RaftStartError::ChunkTooLarge {
             chunk: config.snapshot_max_chunk_size,
@@ -203,10 +215,6 @@ pub async fn start_raft(
 pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let genesis = Arc::new(read_genesis(&settings.genesis)?);
     let node_key: SecretKey = crate::keys::read(&settings.node_key_file)?;
-    match genesis.node(settings.node_id) {
-        Some((_, decl)) if decl.key == node_key.public() => {}
-        _ => return Err(NodeError::NotInGenesis(settings.node_id)),
-    }
     let node_key = Arc::new(node_key);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -230,6 +238,23 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     );
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| store::StoreError::from(e))?;
     let storage = store::open(&settings.data_dir, genesis.clone(), mempool.clone())?;
+    // The node must be declared in the consortium its store knows: genesis
+    // plus the governance decisions applied so far. A node added by a
+    // decision after genesis starts from an empty store, so it is not
+    // declared there yet: it may still start to join through its peers,
+    // which check it against the decision they applied.
+    let joining = !settings.bootstrap && !settings.peers.is_empty();
+    let declared = match storage.chain.consortium().node(settings.node_id) {
+        Some((_, decl)) if decl.key == node_key.public() => true,
+        None if joining && storage.chain.tip().height == 0 => {
+            tracing::warn!(
+                node_id = settings.node_id,
+                "this node is not declared in genesis; joining in the hope that a governance decision declares it"
+            );
+            false
+        }
+        _ => return Err(NodeError::NotInGenesis(settings.node_id)),
+    };
     // The account store shares the node's database; its keys derive from the node key.
     let accounts = Arc::new(Accounts::open(&storage.db, &node_key)?);
     // So are the idempotency records; their sealing key derives from it too.
@@ -240,13 +265,15 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     accounts.end_sessions_on_revocation(&storage.chain);
     if let Some(path) = &settings.data_key_file {
         let key = crate::keys::read(path)?;
-        let (org, _) = genesis
-            .node(settings.node_id)
-            .ok_or(NodeError::NotInGenesis(settings.node_id))?;
-        if org.data_key != key.public() {
-            return Err(NodeError::DataKeyMismatch(org.id.to_string()));
+        match storage.chain.consortium().node(settings.node_id) {
+            Some((org, _)) if org.data_key != key.public() => {
+                return Err(NodeError::DataKeyMismatch(org.id.to_string()))
+            }
+            Some((org, _)) => accounts.add_data_key(org.id.clone(), key),
+            // Not declared yet: its organisation, and so the data key it
+            // must match, is unknown until the decision is applied.
+            None => tracing::warn!("the data key is not used until this node is declared"),
         }
-        accounts.add_data_key(org.id.clone(), key);
     }
     let faults = crate::raft::Faults::with_snapshot_switch(
         settings.testing_faults,
@@ -260,13 +287,12 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let network = Network::new(chain_id, settings.node_id, node_key.clone(), &peers)
         .with_faults(faults.clone());
     demote_restored_leadership(&storage, settings.node_id).await?;
-    let raft = start_raft(
-        settings.node_id,
-        raft_config(&settings.raft),
-        &storage,
-        network,
-    )
-    .await
+    let config = raft_config(&settings.raft);
+    let raft = if declared {
+        start_raft(settings.node_id, config, &storage, network).await
+    } else {
+        start_raft_declared_or_joining(settings.node_id, config, &storage, network).await
+    }
     .map_err(|e| NodeError::Raft(e.to_string()))?;
     if settings.bootstrap {
         let mut members = BTreeMap::new();
@@ -311,7 +337,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     let service = state.0.clone();
     let app = crate::http::router(state, settings.web_dir.as_deref()).merge(rpc::router_with(
         raft.clone(),
-        genesis.clone(),
+        chain.consortium_view(),
         faults,
         Arc::new(crate::raft::snapshot::SnapshotReceiver::new(
             metrics.snapshots_refused.clone(),
@@ -336,6 +362,12 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
             shutdown_rx.clone(),
         )),
         tokio::spawn(producer.run(shutdown_rx.clone())),
+        tokio::spawn(reconcile::run(
+            raft.clone(),
+            settings.node_id,
+            chain.consortium_view(),
+            shutdown_rx.clone(),
+        )),
     ];
     if !settings.bootstrap && !settings.peers.is_empty() {
         tasks.push(tokio::spawn(join::join(

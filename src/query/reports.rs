@@ -141,10 +141,11 @@ impl<'a> Names<'a> {
         Ok(n)
     }
 
-    /// An organisation's name from genesis, or its id when genesis has none.
+    /// An organisation's name from the effective consortium, or its id when
+    /// it names none.
     pub fn org(&self, org: &OrgId) -> String {
         self.chain
-            .genesis()
+            .consortium()
             .org(org)
             .map_or_else(|| org.to_string(), |o| o.name.to_string())
     }

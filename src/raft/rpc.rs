@@ -507,7 +507,9 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 #[derive(Clone)]
 struct RpcState {
     raft: Raft,
-    genesis: Arc<Genesis>,
+    /// Senders are checked against the effective consortium, so a node
+    /// added by governance is heard and a removed one is not.
+    consortium: crate::types::ConsortiumView,
     faults: Arc<Faults>,
     /// This node: the target every request must name.
     this: u64,
@@ -532,22 +534,22 @@ pub fn rpc_timeout(config: &openraft::Config) -> Duration {
 }
 
 /// The peer-facing Raft router, state applied.
-pub fn router(raft: Raft, genesis: Arc<Genesis>) -> Router {
-    router_with_faults(raft, genesis, Faults::new(false))
+pub fn router(raft: Raft, consortium: impl Into<crate::types::ConsortiumView>) -> Router {
+    router_with_faults(raft, consortium, Faults::new(false))
 }
 
 /// The peer-facing Raft router, refusing senders cut off by a test-only
 /// partition in `faults`.
-pub fn router_with_faults(raft: Raft, genesis: Arc<Genesis>, faults: Arc<Faults>) -> Router {
+pub fn router_with_faults(raft: Raft, consortium: impl Into<crate::types::ConsortiumView>, faults: Arc<Faults>) -> Router {
     let snapshots = Arc::new(SnapshotReceiver::new(Default::default()));
-    router_with(raft, genesis, faults, snapshots)
+    router_with(raft, consortium, faults, snapshots)
 }
 
 /// The peer-facing Raft router with the node's snapshot receiver, whose
 /// refusals count in the node's metrics.
 pub fn router_with(
     raft: Raft,
-    genesis: Arc<Genesis>,
+    consortium: impl Into<crate::types::ConsortiumView>,
     faults: Arc<Faults>,
     snapshots: Arc<SnapshotReceiver>,
 ) -> Router {
@@ -561,7 +563,7 @@ pub fn router_with(
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(RpcState {
             raft,
-            genesis,
+            consortium: consortium.into(),
             faults,
             this,
             nonces: Arc::new(Nonces::new(NONCE_CAP_PER_SIGNER)),
@@ -714,7 +716,7 @@ fn admit<T: DeserializeOwned>(
     body: &[u8],
     vote_of: impl Fn(&T) -> &Vote<u64>,
 ) -> Result<T, RpcError> {
-    let sender = claim.admit(&s.genesis, &s.nonces, path, body, crate::clock::now_ms())?;
+    let sender = claim.admit(&s.consortium.get(), &s.nonces, path, body, crate::clock::now_ms())?;
     tracing::Span::current().record("from", sender);
     if s.faults.is_blocked(sender) {
         return Err(RpcError::Partitioned(sender));
@@ -743,7 +745,7 @@ where
 {
     // Stages 1 and 2 read no body byte and wait for nothing.
     let claim = match precheck(
-        &s.genesis,
+        &s.consortium.get(),
         s.this,
         &s.nonces,
         &headers,
@@ -812,7 +814,7 @@ async fn vote(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> Resp
 #[tracing::instrument(skip_all, fields(from))]
 async fn snapshot(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> Response {
     let receiver = s.snapshots.clone();
-    let genesis = s.genesis.clone();
+    let genesis = s.consortium.get();
     serve(
         s,
         PATH_SNAPSHOT,

@@ -29,7 +29,9 @@ use crate::types::Raft;
 pub struct Node {
     /// This node's id.
     pub node_id: u64,
-    /// The consortium.
+    /// The founding document: it names the chain (chain id, genesis hash).
+    /// Look organisations, keys, nodes and parameters up in
+    /// [`Node::consortium`] instead.
     pub genesis: Arc<Genesis>,
     /// Committed chain and state.
     pub chain: Arc<ChainStore>,
@@ -56,4 +58,13 @@ pub struct Node {
     /// The nonces of the admin requests this node accepted, per signer,
     /// so none is accepted twice.
     pub admin_nonces: Arc<Nonces<Signer>>,
+}
+
+impl Node {
+    /// The effective consortium after the last committed block: genesis
+    /// plus every executed governance decision. Refreshed after each
+    /// applied block that changed it.
+    pub fn consortium(&self) -> Arc<Genesis> {
+        self.chain.consortium()
+    }
 }

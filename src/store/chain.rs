@@ -37,6 +37,7 @@ use rxchain_contracts::block::{Block, Execution, Tip};
 use rxchain_contracts::crypto::{Hash, PublicKey};
 use rxchain_contracts::encoding;
 use rxchain_contracts::genesis::Genesis;
+use rxchain_contracts::governance;
 use rxchain_contracts::model::{OrgId, PrescriptionId};
 use rxchain_contracts::state::{
     self, PrescriptionRecord, RxStatus, StaffRecord, StateRead, StateScan,
@@ -47,6 +48,7 @@ use sled::Batch;
 
 use super::{from_json, to_json, StoreError};
 use crate::types::snapshot::{self as snap, StoredTip, StreamReader, StreamWriter};
+use crate::types::ConsortiumView;
 
 /// The membership type Raft stores with the state machine.
 pub type Membership = StoredMembership<u64, BasicNode>;
@@ -162,6 +164,10 @@ pub(crate) mod keys {
 /// the state machine is the only writer.
 pub struct ChainStore {
     genesis: Arc<Genesis>,
+    /// The effective consortium (genesis plus executed governance
+    /// decisions), replaced after each block that changed it, with
+    /// receivers that wake on each change (see [`ChainStore::consortium`]).
+    consortium: tokio::sync::watch::Sender<Arc<Genesis>>,
     tree: sled::Tree,
     /// The tip, cached because every transaction submission and every block
     /// proposal reads it. A std lock because it is held only for a copy,
@@ -215,8 +221,10 @@ impl ChainStore {
             }
         }
         let tip = load_tip(&tree, &genesis)?;
+        let current = load_consortium(&tree, &genesis)?;
         Ok(ChainStore {
             genesis,
+            consortium: tokio::sync::watch::Sender::new(current),
             tree,
             tip: RwLock::new(tip),
             write_gate: Mutex::new(()),
@@ -242,6 +250,34 @@ impl ChainStore {
     /// The genesis, shared.
     pub fn genesis_arc(&self) -> &Arc<Genesis> {
         &self.genesis
+    }
+
+    /// The effective consortium after the last committed block: genesis
+    /// with every executed governance decision applied. Every lookup of an
+    /// organisation, an admin, data or node key, a node or a parameter uses
+    /// it; [`ChainStore::genesis`] only names the chain.
+    pub fn consortium(&self) -> Arc<Genesis> {
+        self.consortium.borrow().clone()
+    }
+
+    /// A view of the effective consortium that stays current and can wait
+    /// for the next change.
+    pub fn consortium_view(&self) -> ConsortiumView {
+        ConsortiumView::new(self.consortium.subscribe())
+    }
+
+    /// Reloads the effective consortium from the stored state.
+    fn refresh_consortium(&self) -> Result<(), StoreError> {
+        let current = load_consortium(&self.tree, &self.genesis)?;
+        self.consortium.send_if_modified(|c| {
+            if **c == *current {
+                false
+            } else {
+                *c = current;
+                true
+            }
+        });
+        Ok(())
     }
 
     /// The last committed block's height, hash and time.
@@ -344,6 +380,26 @@ impl ChainStore {
                     .map_err(|e| StoreError::corrupt(format!("state {}", hex::encode(&k)), e))
             })
             .collect()
+    }
+
+    /// Every governance proposal, open or decided, in the order proposed.
+    pub fn proposals(&self) -> Result<Vec<governance::Proposal>, StoreError> {
+        let ids: Vec<TxId> = self
+            .get_state(&governance::proposal_index_key())?
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.get_state(&governance::proposal_key(&id))? {
+                Some(p) => out.push(p),
+                None => {
+                    return Err(StoreError::corrupt(
+                        "governance proposal index",
+                        format!("proposal {id} is listed but not stored"),
+                    ))
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every transaction about a prescription, applied or refused, in chain order.
@@ -480,6 +536,13 @@ impl ChainStore {
         self.tree.apply_batch(batch)?;
         *self.tip.write().unwrap_or_else(PoisonError::into_inner) = new_tip;
         tracing::debug!(height = h, txs = block.txs.len(), "block written");
+        if exec.writes.contains_key(&governance::consortium_key()) {
+            self.refresh_consortium()?;
+            tracing::info!(
+                height = h,
+                "the consortium changed by a governance decision"
+            );
+        }
         let hooks = self
             .revocation_hooks
             .read()
@@ -645,6 +708,7 @@ impl ChainStore {
         self.tree.flush()?;
         let tip = load_tip(&self.tree, &self.genesis)?;
         *self.tip.write().unwrap_or_else(PoisonError::into_inner) = tip;
+        self.refresh_consortium()?;
         tracing::info!(height = tip.height, "chain replaced from a snapshot");
         Ok(())
     }
@@ -716,6 +780,24 @@ impl ChainStore {
 
 fn decode_block(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<Block, StoreError> {
     encoding::from_bytes(bytes).map_err(|e| StoreError::corrupt(what(), e))
+}
+
+/// The effective consortium stored in `tree`, or genesis before any
+/// decision.
+fn load_consortium(tree: &sled::Tree, genesis: &Genesis) -> Result<Arc<Genesis>, StoreError> {
+    match tree.get(keys::state(&governance::consortium_key()))? {
+        None => Ok(Arc::new(genesis.clone())),
+        Some(bytes) => {
+            let record: governance::ConsortiumRecord = encoding::from_bytes(&bytes)
+                .map_err(|e| StoreError::corrupt("effective consortium", e))?;
+            Ok(Arc::new(Genesis {
+                chain_id: genesis.chain_id.clone(),
+                created_at: genesis.created_at,
+                orgs: record.orgs,
+                params: record.params,
+            }))
+        }
+    }
 }
 
 /// The JSON form of the tip under `m/tip` (the accumulator goes apart).

@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use rxchain_contracts::{Block, Execution, Genesis, Hash, TxId, VerifiedTx};
 
+pub use crate::types::ConsortiumView;
 pub use chain::{ChainStore, StateView};
 pub use log::LogStore;
 pub use sm::StateMachine;

@@ -214,7 +214,10 @@ impl StateMachine {
         let observer = &self.observer;
         let own = observer
             .proposed(&b.hash(self.chain.genesis().chain_id.as_str()))
-            .filter(|_| b.header.prev_hash == tip.hash && b.header.height == tip.height + 1);
+            .filter(|_| b.header.prev_hash == tip.hash && b.header.height == tip.height + 1)
+            // A node that governance removed while it led must not apply its
+            // own block unchecked: every other node refuses its proposals.
+            .filter(|_| self.chain.consortium().node(b.header.proposer).is_some());
         let result = match own {
             Some(exec) => Ok((Vec::new(), exec)),
             None => block::check_and_execute(self.chain.genesis(), &view, &tip, &b, &|id| {

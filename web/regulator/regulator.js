@@ -1,6 +1,7 @@
 // Regulator page: dispensing report with a hand-drawn SVG bar chart and CSV
 // export, refused attempts (alerts), controlled-drug volumes, and the chain's
-// status with an on-demand full verification.
+// status with an on-demand full verification, and the open governance
+// proposals (changes to the consortium awaiting approvals).
 
 import {
   get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, humanize,
@@ -29,12 +30,14 @@ function start() {
   const alertsCard = el("section", { class: "card", "aria-labelledby": "alerts-title" });
   const controlledCard = el("section", { class: "card", "aria-labelledby": "controlled-title" });
   const chainCard = el("section", { class: "card", "aria-labelledby": "chain-title" });
-  setChildren(app, reportCard, el("div", { class: "grid grid-2-even" }, controlledCard, chainCard), alertsCard);
+  const governanceCard = el("section", { class: "card", "aria-labelledby": "governance-title" });
+  setChildren(app, reportCard, el("div", { class: "grid grid-2-even" }, controlledCard, chainCard), alertsCard, governanceCard);
 
   const controlled = controlledSection(controlledCard);
   reportSection(reportCard, (from, to) => controlled.load(from, to));
   alertsSection(alertsCard);
   chainSection(chainCard);
+  governanceSection(governanceCard);
 }
 
 // ---------------------------------------------------------------------------
@@ -368,4 +371,39 @@ function chainSection(card) {
     }
     say(status, "The verification is still running; check back shortly.", "info");
   }));
+}
+
+// ---------------------------------------------------------------------------
+// Governance: open proposals to change the consortium
+
+const ACTIONS = {
+  add_node: (a) => `add node ${a.node?.id} for ${orgName(a.org)}`,
+  remove_node: (a) => `remove node ${a.node}`,
+  add_org: (a) => `admit ${a.org?.name || a.org?.id} (${a.org?.kind})`,
+  rotate_admin_key: (a) => `new admin key for ${orgName(a.org)}`,
+  rotate_node_keys: (a) => `new keys for node ${a.node?.id}`,
+  set_params: () => "change the chain parameters",
+};
+
+function governanceSection(card) {
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "governance-status" });
+  const list = el("ul", { class: "rx-list", id: "proposals" });
+  const rule = el("p", { class: "hint", id: "governance-rule" });
+  setChildren(card, el("h2", { id: "governance-title" }, "Open governance proposals"), rule, list, status);
+  get("/v1/governance/proposals").then((r) => {
+    rule.textContent = `A proposal takes effect once ${r.threshold} of the ${r.orgs} member organisations approve it (rxchain governance approve).`;
+    const open = (r.proposals || []).filter((p) => p.status === "open");
+    setChildren(list, open.length === 0
+      ? el("li", { class: "empty" }, "No proposal is waiting for approvals.")
+      : open.map((p) => {
+        const a = p.proposal.action || {};
+        const what = (ACTIONS[a.action] || (() => humanize(a.action || "change")))(a);
+        return el("li", { class: "rx-entry" },
+          el("strong", {}, what),
+          el("div", { class: "hint" },
+            `proposed by ${orgName(p.proposal.proposer)}; approved by ${p.proposal.approvals.map(orgName).join(", ")}; `,
+            `${p.missing} more needed; open until ${fmtDateTime(p.proposal.expires_at)}`),
+          el("div", { class: "mono" }, p.proposal.id));
+      }));
+  }).catch((e) => say(status, errorText(e), "error"));
 }

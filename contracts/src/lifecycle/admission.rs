@@ -17,6 +17,7 @@
 //! | `set_controlled` | a regulator officer |
 //! | `assign` | the access key of the prescription named |
 //! | `cancel` | the prescriber or the access key of the prescription named |
+//! | `propose`, `approve`, `leave_node` | an organisation's admin (of the effective consortium) |
 //!
 //! Staff keys must be registered and unrevoked. The refusals are the
 //! admission codes of [`Rejection::is_admission`], plus `from_the_future`
@@ -47,7 +48,9 @@ pub enum Inadmissible {
     Corrupt(#[from] CorruptState),
 }
 
-/// Whether `tx` may enter the mempool at `now` against `state`: its signer
+/// Whether `tx` may enter the mempool at `now` against `state` (`genesis`
+/// is the founding document; the effective consortium is read from
+/// `state`): its signer
 /// is one the state knows for its kind (see the module docs). It decides
 /// nothing else, so a legitimate signer's transaction that the rules will
 /// refuse is admitted and its refusal recorded.
@@ -58,7 +61,8 @@ pub fn admissible(
     now: Timestamp,
 ) -> Result<(), Inadmissible> {
     let st = Overlay::new(state);
-    match context(genesis, &st, tx, now) {
+    let consortium = crate::governance::effective(genesis, &st)?;
+    match context(&consortium, &st, tx, now) {
         Ok(_) => Ok(()),
         Err(Stop::Refused(r)) => Err(r.into()),
         Err(Stop::Corrupt(e)) => Err(e.into()),
@@ -114,6 +118,9 @@ pub(super) fn authorize(cx: &Ctx<'_>, st: &Overlay<'_>, body: &TxBody) -> Result
         TxBody::Cancel(b) => {
             let rx = load(st, &b.id)??;
             need_prescriber_or_patient(&cx.key, &rx)?;
+        }
+        TxBody::Propose(_) | TxBody::Approve(_) | TxBody::LeaveNode(_) => {
+            super::governance::need_admin(&cx.signer)?;
         }
     }
     Ok(())

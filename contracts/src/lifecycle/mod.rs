@@ -24,6 +24,7 @@ mod claim;
 mod controlled;
 mod delivery;
 mod dispense;
+mod governance;
 mod issue;
 mod staff;
 
@@ -143,6 +144,11 @@ impl Ctx<'_> {
 
 /// Applies one verified transaction at block time `now`.
 ///
+/// `g` is the *effective* consortium ([`crate::governance::effective`]):
+/// genesis with every executed governance decision applied. A governance
+/// transaction may change it; the caller reads it again after one
+/// ([`crate::block::execute`] does).
+///
 /// Returns the outcome; the overlay holds the effects. A refusal writes only
 /// the seen marker and the prescription's refusal counters. `Err` means the
 /// stored state itself is unreadable, which no transaction can cause.
@@ -260,5 +266,8 @@ fn dispatch(cx: &Ctx<'_>, st: &mut Overlay<'_>, vtx: &VerifiedTx) -> Step {
         TxBody::Delivery(b) => delivery::delivery(cx, st, b),
         TxBody::SetControlled(b) => controlled::set(cx, st, b),
         TxBody::HandToCarrier(b) => delivery::hand_to_carrier(cx, st, b),
+        TxBody::Propose(b) => governance::propose(cx, st, b),
+        TxBody::Approve(b) => governance::approve(cx, st, b),
+        TxBody::LeaveNode(b) => governance::leave(cx, st, b),
     }
 }

@@ -9,9 +9,12 @@
 //! - `GET /v1/cluster/read-index`: the leader confirms its leadership with
 //!   a quorum and names the log index a linearizable read must wait for;
 //!   followers use it to serve reads ([`linearizable_read`]).
-//! - `POST /v1/cluster/learners {id, addr}`: add a node as a learner.
-//! - `POST /v1/cluster/voters {id}`: promote a caught-up learner.
-//! - `DELETE /v1/cluster/members/{id}`: remove a voter or learner.
+//! - `POST /v1/cluster/learners {id, addr}`: add a declared node as a learner.
+//! - `POST /v1/cluster/voters {id}`: promote a caught-up declared learner.
+//! - `DELETE /v1/cluster/members/{id}`: remove a member the consortium
+//!   no longer declares; a declared node is refused 403
+//!   `governance_required` (Raft membership follows governance decisions,
+//!   see `crate::node::reconcile`).
 //! - `POST /v1/test/partition {blocked}`: test-only fault injection, served
 //!   only when the node runs with `testing_faults = true`.
 //!
@@ -258,7 +261,7 @@ pub(in crate::http) async fn add_learner(
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let admitted = authenticate(
-        &s.genesis,
+        &s.consortium(),
         s.node_id,
         &s.admin_nonces,
         uri.path(),
@@ -268,10 +271,13 @@ pub(in crate::http) async fn add_learner(
     let signer = &admitted.signer;
     let req: AddLearner = parse_body(&body)?;
     may_act_on(signer, req.id)?;
-    if s.genesis.node(req.id).is_none() {
+    if s.consortium().node(req.id).is_none() {
         return Err(ApiError::not_found(
             "unknown_node",
-            format!("node {} is not declared in genesis", req.id),
+            format!(
+                "node {} is not declared in the consortium; declare it first with `rxchain governance propose add-node`",
+                req.id
+            ),
         ));
     }
     if req.addr.trim().is_empty() || req.addr.contains('/') {
@@ -341,7 +347,7 @@ pub(in crate::http) async fn add_learner(
         (status = 400, description = "`invalid_json`, `bad_addr`, `bad_node_id`, `unreadable_body`", body = ErrorBody),
         (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`, `replayed_request`", body = ErrorBody),
         (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`, `wrong_target`, `not_a_node`", body = ErrorBody),
-        (status = 404, description = "`not_a_learner`", body = ErrorBody),
+        (status = 404, description = "`not_a_learner`, `unknown_node`", body = ErrorBody),
         (status = 409, description = "`cluster_unhealthy`, a learner that has not caught up", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 429, description = "`replay_window_full`: the signer has too many requests in the replay window", body = ErrorBody),
@@ -356,7 +362,7 @@ pub(in crate::http) async fn promote(
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let admitted = authenticate(
-        &s.genesis,
+        &s.consortium(),
         s.node_id,
         &s.admin_nonces,
         uri.path(),
@@ -366,6 +372,12 @@ pub(in crate::http) async fn promote(
     let signer = &admitted.signer;
     let req: Promote = parse_body(&body)?;
     may_act_on(signer, req.id)?;
+    if s.consortium().node(req.id).is_none() {
+        return Err(ApiError::not_found(
+            "unknown_node",
+            format!("node {} is not declared in the consortium", req.id),
+        ));
+    }
     if !is_leader(&s.raft, s.node_id) {
         return forward_to_leader(&s, Method::POST, &uri, Some(&admitted), body).await;
     }
@@ -419,7 +431,7 @@ pub(in crate::http) async fn promote(
         (status = 200, description = "Changed (or already so: `unchanged`)", body = Changed),
         (status = 400, description = "`invalid_json`, `bad_addr`, `bad_node_id`, `unreadable_body`", body = ErrorBody),
         (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`, `replayed_request`", body = ErrorBody),
-        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`, `wrong_target`, `not_a_node`", body = ErrorBody),
+        (status = 403, description = "`unknown_node`, `unknown_org`, `not_your_node`, `wrong_target`, `not_a_node`, `governance_required`: the node is declared in the consortium, so only governance removes it", body = ErrorBody),
         (status = 404, description = "`not_a_member`", body = ErrorBody),
         (status = 409, description = "`cluster_unhealthy`, `last_voter`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
@@ -436,7 +448,7 @@ pub(in crate::http) async fn remove(
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let admitted = authenticate(
-        &s.genesis,
+        &s.consortium(),
         s.node_id,
         &s.admin_nonces,
         uri.path(),
@@ -448,6 +460,18 @@ pub(in crate::http) async fn remove(
         .parse()
         .map_err(|_| ApiError::bad("bad_node_id", "the node id is a decimal number"))?;
     may_act_on(signer, id)?;
+    // A declared node leaves Raft only when the consortium no longer
+    // declares it: by a governance decision, or its own organisation's
+    // `leave_node`. The leader's reconciler then removes it.
+    if let Some((org, _)) = s.consortium().node(id) {
+        return Err(ApiError::forbidden(
+            "governance_required",
+            format!(
+                "node {id} is declared by {}; remove it with `rxchain governance propose remove-node --id {id}` (approved by the threshold of organisations) or, as {}, `rxchain governance leave --id {id}`",
+                org.id, org.id
+            ),
+        ));
+    }
     if !is_leader(&s.raft, s.node_id) {
         return forward_to_leader(&s, Method::DELETE, &uri, Some(&admitted), body).await;
     }
