@@ -1,4 +1,4 @@
-//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster | staff`.
+//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster | staff | receipt`.
 
 use std::path::PathBuf;
 
@@ -34,6 +34,30 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Disable or enable a staff account on a node (organisation admin).
     Staff(StaffArgs),
+    /// Check a transaction receipt (`GET /v1/tx/{id}`) offline.
+    Receipt(ReceiptArgs),
+}
+
+/// `rxchain receipt`.
+#[derive(Args, Debug)]
+pub struct ReceiptArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ReceiptAction,
+}
+
+/// Receipt operations.
+#[derive(Subcommand, Debug)]
+pub enum ReceiptAction {
+    /// Check a saved `GET /v1/tx/{id}` answer against genesis alone: the
+    /// inclusion proof, the proposer's signature and the quorum certificate.
+    Verify {
+        /// The saved JSON answer.
+        file: PathBuf,
+        /// The consortium's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+    },
 }
 
 /// `rxchain staff`.

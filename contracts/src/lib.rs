@@ -78,6 +78,7 @@
 #![deny(missing_docs)]
 
 pub mod block;
+pub mod cert;
 pub mod controlled;
 pub mod crypto;
 pub mod encoding;
@@ -91,6 +92,7 @@ pub mod state;
 pub mod tx;
 pub mod verify;
 
+pub use cert::{ClockAttestation, ClockProof, CertVote, QuorumCert};
 pub use block::{Block, BlockError, BlockHeader, Execution, InclusionProof, SignedHeader, Tip};
 pub use controlled::{ControlledDrug, ControlledList};
 pub use crypto::{Hash, PublicKey, SecretKey, Signature};

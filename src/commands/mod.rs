@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod demo;
+pub mod receipt;
 pub mod staff;
 pub mod tx;
 pub mod verify;
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a).await,
         Command::Cluster(a) => cluster::run(a).await,
         Command::Staff(a) => staff::run(a).await,
+        Command::Receipt(a) => receipt::run(a),
     }
 }
 

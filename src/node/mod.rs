@@ -308,6 +308,26 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         rpc::router_with_faults(raft.clone(), genesis.clone(), faults),
     );
 
+    let clock_offset = if settings.testing_faults {
+        settings.testing_clock_offset_ms
+    } else {
+        if settings.testing_clock_offset_ms != 0 {
+            tracing::warn!("testing_clock_offset_ms is ignored without testing_faults");
+        }
+        0
+    };
+    let quorum = crate::quorum::Quorum::new(
+        settings.node_id,
+        node_key.clone(),
+        chain.clone(),
+        crate::clock::ChainClock::with_offset(clock_offset),
+        raft.clone(),
+        &peers,
+    );
+    let app = app.merge(crate::http::quorum::router(
+        quorum.clone(),
+        service.faults.clone(),
+    ));
     let node_key_for_join = node_key.clone();
     let producer = Producer {
         node_id: settings.node_id,
@@ -317,6 +337,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         mempool,
         settings: settings.block.clone(),
         metrics,
+        quorum: quorum.clone(),
     };
     let mut tasks = vec![
         tokio::spawn(crate::producer::fail_waiters_on_lost_leadership(
@@ -326,6 +347,11 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
             shutdown_rx.clone(),
         )),
         tokio::spawn(producer.run(shutdown_rx.clone())),
+        tokio::spawn(crate::quorum::vote_on_apply(
+            quorum.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(crate::quorum::poll_clocks(quorum, shutdown_rx.clone())),
     ];
     if !settings.bootstrap && !settings.peers.is_empty() {
         tasks.push(tokio::spawn(join::join(
