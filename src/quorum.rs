@@ -214,10 +214,15 @@ impl Quorum {
         let polls = self.peers().into_iter().map(|(id, addr)| {
             let q = self.clone();
             async move {
-                match post::<ClockAttestation>(&q, &addr, PATH_CLOCK, b"{}".to_vec(), timeout).await {
+                match post::<ClockAttestation>(&q, &addr, PATH_CLOCK, b"{}".to_vec(), timeout).await
+                {
                     Ok(a) if a.node == id => q.keep_attestation(a),
                     Ok(a) => {
-                        tracing::warn!(peer = id, claimed = a.node, "clock attestation names another node")
+                        tracing::warn!(
+                            peer = id,
+                            claimed = a.node,
+                            "clock attestation names another node"
+                        )
                     }
                     Err(e) => tracing::debug!(peer = id, error = %e, "clock poll failed"),
                 }
@@ -258,7 +263,10 @@ impl Quorum {
     fn own_vote(&self, height: u64) -> Result<Option<(Hash, CertVote)>, StoreError> {
         let chain_id = self.genesis.chain_id.as_str();
         Ok(self.hash_at(height)?.map(|hash| {
-            (hash, CertVote::sign(chain_id, self.node_id, &self.key, &hash))
+            (
+                hash,
+                CertVote::sign(chain_id, self.node_id, &self.key, &hash),
+            )
         }))
     }
 

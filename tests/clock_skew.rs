@@ -94,5 +94,8 @@ async fn a_leader_a_day_ahead_cannot_move_chain_time() {
     let last = blocks.last().unwrap()["header"]["timestamp"]
         .as_u64()
         .unwrap();
-    assert!(last + 120_000 >= started, "chain time {last} lags real time {started}");
+    assert!(
+        last + 120_000 >= started,
+        "chain time {last} lags real time {started}"
+    );
 }

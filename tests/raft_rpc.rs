@@ -166,9 +166,18 @@ fn next_block(chain: &ChainStore, n: u64) -> Block {
     let tip = chain.tip();
     let now = Timestamp(tip.timestamp.0 + 1_000);
     let clock = ClockProof::attested_by_all(g, tip.height, now, |n| sk(&format!("node-{n}")));
-    propose(g, &chain.state(), &tip, vec![tx], clock, now, 1, &sk("node-1"))
-        .expect("state decodes")
-        .0
+    propose(
+        g,
+        &chain.state(),
+        &tip,
+        vec![tx],
+        clock,
+        now,
+        1,
+        &sk("node-1"),
+    )
+    .expect("state decodes")
+    .0
 }
 
 /// Posts raw bytes with optional auth headers and returns status and JSON body.

@@ -123,12 +123,14 @@ async fn receipts_verify_offline_and_tampering_is_caught() {
     altered["header"]["header"]["timestamp"] = (ts + 1).into();
     let (ok, _, err) = verify(&p, "altered.json", &altered);
     assert!(!ok, "a receipt with an altered header verified");
-    assert!(err.contains("the block hash is not the header's hash"), "{err}");
+    assert!(
+        err.contains("the block hash is not the header's hash"),
+        "{err}"
+    );
 
     // 7. The same header alteration with every hash recomputed to match:
     // the proposer's signature (and the votes) no longer cover it.
-    let header: BlockHeader =
-        serde_json::from_value(altered["header"]["header"].clone()).unwrap();
+    let header: BlockHeader = serde_json::from_value(altered["header"]["header"].clone()).unwrap();
     let hash = header.hash(p.genesis.chain_id.as_str()).to_hex();
     altered["receipt"]["block_hash"] = hash.clone().into();
     altered["certificate"]["block_hash"] = hash.into();

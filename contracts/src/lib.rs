@@ -92,8 +92,8 @@ pub mod state;
 pub mod tx;
 pub mod verify;
 
-pub use cert::{ClockAttestation, ClockProof, CertVote, QuorumCert};
 pub use block::{Block, BlockError, BlockHeader, Execution, InclusionProof, SignedHeader, Tip};
+pub use cert::{CertVote, ClockAttestation, ClockProof, QuorumCert};
 pub use controlled::{ControlledDrug, ControlledList};
 pub use crypto::{Hash, PublicKey, SecretKey, Signature};
 pub use genesis::{Genesis, OrgDecl, OrgKind};

@@ -42,8 +42,8 @@ pub type Checked = (u64, Result<Tally, ReceiptError>);
 /// Verifies the receipt in `file` against `genesis`. The outer error is a
 /// file that cannot be read or is no receipt at all.
 pub fn verify_file(file: &Path, genesis: &Genesis) -> anyhow::Result<Checked> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let r: ReceiptFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a GET /v1/tx/{{id}} answer", file.display()))?;
     let height = r.receipt.height;
@@ -71,8 +71,7 @@ pub fn run(args: ReceiptArgs) -> anyhow::Result<()> {
                 Ok(t) => {
                     println!(
                         "ok: a majority of the consortium's nodes ({} of {}) applied block {}",
-                        t.votes,
-                        t.declared, height
+                        t.votes, t.declared, height
                     );
                     Ok(())
                 }

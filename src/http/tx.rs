@@ -7,9 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rxchain_contracts::{
-    Hash, InclusionProof, Outcome, QuorumCert, SignedHeader, SignedTx, TxId,
-};
+use rxchain_contracts::{Hash, InclusionProof, Outcome, QuorumCert, SignedHeader, SignedTx, TxId};
 use serde::Serialize;
 
 use super::common::{forwarded_by_member, ClientAddr};

@@ -69,7 +69,10 @@ impl Procs {
             );
             toml.push_str(&extra(id));
             if id != first {
-                toml.push_str(&format!("[peers]\n\"{first}\" = \"127.0.0.1:{}\"\n", p.ports[&first]));
+                toml.push_str(&format!(
+                    "[peers]\n\"{first}\" = \"127.0.0.1:{}\"\n",
+                    p.ports[&first]
+                ));
             }
             toml.push_str(RAFT_TIMING);
             let cfg = p.dir.path().join(format!("node{id}.toml"));
@@ -109,7 +112,12 @@ impl Procs {
     async fn wait_ready(&self, id: u64) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base(id))).send().await {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/readyz", self.base(id)))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return;
                 }
