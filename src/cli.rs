@@ -1,4 +1,4 @@
-//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster | staff | governance`.
+//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster | staff | governance | receipt`.
 
 use std::path::PathBuf;
 
@@ -37,6 +37,8 @@ pub enum Command {
     /// Propose, approve and follow M-of-N changes to the consortium
     /// (nodes, organisations, keys, parameters), or take your own node out.
     Governance(GovernanceArgs),
+    /// Check a transaction receipt (`GET /v1/tx/{id}`) offline.
+    Receipt(ReceiptArgs),
 }
 
 /// `rxchain governance …`.
@@ -131,6 +133,28 @@ pub enum ProposeAction {
         /// The parameters, JSON as in genesis's `params`.
         #[arg(long)]
         file: PathBuf,
+    },
+}
+
+/// `rxchain receipt`.
+#[derive(Args, Debug)]
+pub struct ReceiptArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ReceiptAction,
+}
+
+/// Receipt operations.
+#[derive(Subcommand, Debug)]
+pub enum ReceiptAction {
+    /// Check a saved `GET /v1/tx/{id}` answer against genesis alone: the
+    /// inclusion proof, the proposer's signature and the quorum certificate.
+    Verify {
+        /// The saved JSON answer.
+        file: PathBuf,
+        /// The consortium's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
     },
 }
 

@@ -22,3 +22,34 @@ pub fn now() -> Timestamp {
 pub fn now_ms() -> u64 {
     now().0
 }
+
+/// The clock this node reads chain time from: the block times it proposes
+/// and the clock attestations it signs (see `rxchain_contracts::cert`).
+///
+/// It is the wall clock plus a fault-injected offset, zero unless the node
+/// runs with `testing_faults` and sets `testing_clock_offset_ms`. Request
+/// signatures keep the plain wall clock, so a node with a skewed chain
+/// clock still talks to its peers, which is what the skewed-leader test
+/// needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChainClock {
+    offset_ms: i64,
+}
+
+impl ChainClock {
+    /// The wall clock shifted by `offset_ms` (test fault injection only).
+    pub fn with_offset(offset_ms: i64) -> Self {
+        ChainClock { offset_ms }
+    }
+
+    /// The current reading, saturating at 0 and `u64::MAX`.
+    pub fn now(&self) -> Timestamp {
+        let wall = now().0;
+        let shifted = if self.offset_ms >= 0 {
+            wall.saturating_add(self.offset_ms.unsigned_abs())
+        } else {
+            wall.saturating_sub(self.offset_ms.unsigned_abs())
+        };
+        Timestamp(shifted)
+    }
+}

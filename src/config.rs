@@ -231,6 +231,11 @@ pub struct Settings {
     /// the cluster tests). Never set this on a real node. Default false.
     #[serde(default)]
     pub testing_faults: bool,
+    /// TEST ONLY: milliseconds added to the clock this node proposes block
+    /// times and signs clock attestations with (negative: behind). Honoured
+    /// only with `testing_faults = true`. Default 0.
+    #[serde(default)]
+    pub testing_clock_offset_ms: i64,
 }
 
 fn default_listen() -> SocketAddr {

@@ -175,8 +175,22 @@ impl Demo {
         self.staff.iter().find(|s| s.username == username)
     }
 
-    /// Writes genesis and the node keys of `nodes` into `dir` (if absent),
-    /// returning the genesis path.
+    /// The demo genesis declaring only the nodes in `nodes` (each stays with
+    /// its organisation; organisations keep their place without the others).
+    /// The declared nodes are the ones whose majority certifies blocks and
+    /// bounds chain time, so a consortium started with fewer nodes than the
+    /// fixture declares only those it runs.
+    pub fn genesis_for(&self, nodes: &[u64]) -> Genesis {
+        let mut g = self.genesis.clone();
+        for o in &mut g.orgs {
+            o.nodes.retain(|n| nodes.contains(&n.id));
+        }
+        g
+    }
+
+    /// Writes a genesis declaring exactly `nodes` ([`Demo::genesis_for`])
+    /// and their node keys into `dir` (each file only if absent), returning
+    /// the key paths by node id.
     pub fn write_files(
         &self,
         dir: &Path,
@@ -185,8 +199,8 @@ impl Demo {
         std::fs::create_dir_all(dir)?;
         let gpath = dir.join("genesis.json");
         if !gpath.exists() {
-            let text =
-                serde_json::to_string_pretty(&self.genesis).map_err(std::io::Error::other)?;
+            let text = serde_json::to_string_pretty(&self.genesis_for(nodes))
+                .map_err(std::io::Error::other)?;
             std::fs::write(&gpath, text)?;
         }
         let mut keys = BTreeMap::new();

@@ -49,6 +49,7 @@ pub mod node;
 mod producer;
 pub mod qr;
 pub mod query;
+pub mod quorum;
 pub mod raft;
 pub mod service;
 pub mod store;

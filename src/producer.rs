@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::config::BlockSettings;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
+use crate::quorum::Quorum;
 use crate::store::ChainStore;
 use crate::types::{Raft, RaftRequest};
 
@@ -35,6 +36,8 @@ pub struct Producer {
     pub settings: BlockSettings,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The clock attestations that bound each block's time.
+    pub quorum: Arc<Quorum>,
 }
 
 /// Fails the mempool's waiters whenever this node stops being the leader,
@@ -126,20 +129,34 @@ impl Producer {
                 continue;
             }
             let ids: Vec<TxId> = batch.iter().map(|t| t.id()).collect();
+            // A leader that does not hold a majority's clocks yet (just
+            // elected, or a peer just back) asks for them once before
+            // building, so chain time does not stand still needlessly.
+            match self.quorum.has_clock_majority() {
+                Ok(true) => {}
+                Ok(false) => self.quorum.refresh_before_block().await,
+                Err(e) => tracing::warn!(error = %e, "cannot read the tip's clock proof"),
+            }
             let tip = self.chain.tip();
             let proposed = {
                 let chain = self.chain.clone();
                 let key = self.node_key.clone();
                 let node_id = self.node_id;
+                let quorum = self.quorum.clone();
                 // Executing a block is CPU work; keep it off the runtime's workers.
                 tokio::task::spawn_blocking(move || {
+                    // Without a majority's fresh clocks the block still
+                    // goes out, with the newest proof held: chain time then
+                    // cannot pass that proof's bound.
+                    let clock = quorum.clock_proof().map_err(|e| e.to_string())?;
                     let view = chain.state();
                     let proposed = block::propose(
                         chain.genesis(),
                         &view,
                         &tip,
                         batch,
-                        crate::clock::now(),
+                        clock,
+                        quorum.now(),
                         node_id,
                         &key,
                     );

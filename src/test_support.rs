@@ -49,6 +49,7 @@ pub fn demo_settings(
         },
         raft: RaftSettings::default(),
         testing_faults: false,
+        testing_clock_offset_ms: 0,
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use common::genesis::{org, synthetic_genesis, test_key as sk};
 use rxchain::store::{self, NoObserver, Storage, StoreError};
 use rxchain_contracts::block::{propose, Block, Tip};
+use rxchain_contracts::cert::ClockProof;
 use rxchain_contracts::genesis::OrgKind;
 use rxchain_contracts::lifecycle::Rejection;
 use rxchain_contracts::privacy::{self, AccessSecret};
@@ -208,6 +209,9 @@ fn append(storage: &Storage, txs: Vec<SignedTx>, at: u64) -> Block {
         &chain.state(),
         &chain.tip(),
         verified(g, txs),
+        ClockProof::attested_by_all(g, chain.tip().height, Timestamp(at), |n| {
+            sk(&format!("node-{n}"))
+        }),
         Timestamp(at),
         1,
         &sk("node-1"),
@@ -538,6 +542,9 @@ fn assigned_prescription_is_indexed_under_its_pharmacy() {
         &chain.state(),
         &chain.tip(),
         verified(&g, vec![assign]),
+        ClockProof::attested_by_all(&g, chain.tip().height, Timestamp(T0), |n| {
+            sk(&format!("node-{n}"))
+        }),
         Timestamp(T0),
         1,
         &sk("node-1"),

@@ -18,6 +18,7 @@ use rxchain::raft::peers::Peers;
 use rxchain::raft::{rpc, Raft, RaftRequest};
 use rxchain::store::{self, ApplyObserver, ChainStore};
 use rxchain_contracts::block::{propose, Block};
+use rxchain_contracts::cert::ClockProof;
 use rxchain_contracts::genesis::OrgKind;
 use rxchain_contracts::tx::{RegisterStaff, Role, Transaction, TxBody};
 use rxchain_contracts::{Genesis, Label, OrgId, SecretKey, Timestamp, TxId, VerifiedTx};
@@ -164,9 +165,19 @@ fn next_block(chain: &ChainStore, n: u64) -> Block {
     .expect("verifies");
     let tip = chain.tip();
     let now = Timestamp(tip.timestamp.0 + 1_000);
-    propose(g, &chain.state(), &tip, vec![tx], now, 1, &sk("node-1"))
-        .expect("state decodes")
-        .0
+    let clock = ClockProof::attested_by_all(g, tip.height, now, |n| sk(&format!("node-{n}")));
+    propose(
+        g,
+        &chain.state(),
+        &tip,
+        vec![tx],
+        clock,
+        now,
+        1,
+        &sk("node-1"),
+    )
+    .expect("state decodes")
+    .0
 }
 
 /// Posts raw bytes with optional auth headers and returns status and JSON body.

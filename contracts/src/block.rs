@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cert::{ClockError, ClockProof};
 use crate::crypto::{Hash, SecretKey, Signature};
 use crate::encoding;
 use crate::genesis::Genesis;
@@ -26,6 +27,10 @@ pub struct BlockHeader {
     pub prev_hash: Hash,
     /// The proposer's clock; the `now` of every transaction in the block.
     pub timestamp: Timestamp,
+    /// The latest time the block's clock proof allows (see
+    /// [`crate::cert::ClockProof::bound`]); `timestamp` never passes it
+    /// unless time stands still at the parent's.
+    pub clock_bound: Timestamp,
     /// Merkle root over the transaction ids.
     pub tx_root: Hash,
     /// Merkle root over `(tx id, outcome)` pairs.
@@ -68,6 +73,8 @@ pub struct Block {
     pub txs: Vec<SignedTx>,
     /// One outcome per transaction.
     pub outcomes: Vec<Outcome>,
+    /// The clock attestations that give `header.clock_bound`.
+    pub clock: ClockProof,
 }
 
 /// A header with its signature: what a receipt needs to be checked offline.
@@ -335,17 +342,28 @@ impl Tip {
 }
 
 /// Builds, executes and signs the next block (the leader's side).
-/// The block time is `max(now, tip.timestamp)` so time never runs backwards.
+/// The block time is `max(tip.timestamp, min(now, bound))`, the bound
+/// coming from `clock` ([`ClockProof::bound`]), so time never runs
+/// backwards nor past what a majority's clocks allow. Attestations in
+/// `clock` that are not valid for this block are dropped first.
+#[allow(clippy::too_many_arguments)]
 pub fn propose(
     g: &Genesis,
     state: &dyn StateRead,
     tip: &Tip,
     txs: Vec<VerifiedTx>,
+    clock: ClockProof,
     now: Timestamp,
     proposer: NodeId,
     node_key: &SecretKey,
 ) -> Result<(Block, Execution), CorruptState> {
-    let now = now.max(tip.timestamp);
+    // Clock attestations count for the nodes declared before this block.
+    let consortium = crate::governance::effective(g, &Overlay::new(state))?;
+    let clock = ClockProof::select(&consortium, tip.height, clock.0);
+    let clock_bound = clock
+        .bound(&consortium, tip.height, tip.timestamp)
+        .unwrap_or(tip.timestamp);
+    let now = now.min(clock_bound).max(tip.timestamp);
     let exec = execute(g, state, &tip.state, &txs, now)?;
     let ids: Vec<TxId> = txs.iter().map(|t| t.id()).collect();
     let (tx_root, outcomes_root) = roots(&ids, &exec.outcomes);
@@ -353,6 +371,7 @@ pub fn propose(
         height: tip.height + 1,
         prev_hash: tip.hash,
         timestamp: now,
+        clock_bound,
         tx_root,
         outcomes_root,
         state_root: exec.state.root(),
@@ -369,6 +388,7 @@ pub fn propose(
         signature,
         txs: txs.into_iter().map(VerifiedTx::into_signed).collect(),
         outcomes: exec.outcomes.clone(),
+        clock,
     };
     Ok((block, exec))
 }
@@ -422,9 +442,34 @@ pub enum BlockError {
     /// `state_root` is not the root of the state after re-execution.
     #[error("the state root does not match the state after the block")]
     StateRootMismatch,
+    /// The clock proof or the clock bound is wrong.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
     /// The state could not be read.
     #[error(transparent)]
     Corrupt(#[from] CorruptState),
+}
+
+/// The bounded leader clock: the header's bound is the one its proof gives,
+/// and the block time does not pass it (time standing still at the
+/// parent's is always allowed, so a consortium without a majority of
+/// clocks still commits).
+fn check_clock(g: &Genesis, tip: &Tip, block: &Block) -> Result<(), ClockError> {
+    let h = &block.header;
+    let computed = block.clock.bound(g, tip.height, tip.timestamp)?;
+    if h.clock_bound != computed {
+        return Err(ClockError::BoundMismatch {
+            recorded: h.clock_bound,
+            computed,
+        });
+    }
+    if h.timestamp > computed.max(tip.timestamp) {
+        return Err(ClockError::BeyondBound {
+            timestamp: h.timestamp,
+            bound: computed,
+        });
+    }
+    Ok(())
 }
 
 /// Checks a block against the tip and re-executes it (every node's side).
@@ -466,6 +511,8 @@ pub fn check_and_execute(
     node.key
         .verify_digest(&digest, &block.signature)
         .map_err(|_| BlockError::BadBlockSignature)?;
+    // After the signature, so a changed header reads as a bad signature.
+    check_clock(&consortium, tip, block)?;
     if block.txs.len() != h.tx_count as usize || block.outcomes.len() != block.txs.len() {
         return Err(BlockError::CountMismatch);
     }

@@ -70,6 +70,10 @@ pub struct Params {
     /// How far a transaction's `created_at` may lie after the block time, to
     /// tolerate clock skew between clients and the proposer.
     pub max_clock_skew_ms: u64,
+    /// How far a block time may run ahead of the clocks of a majority of the
+    /// declared nodes (see [`crate::cert::ClockProof::bound`]).
+    #[serde(default = "default_max_leader_skew_ms")]
+    pub max_leader_skew_ms: u64,
     /// The controlled drugs the chain starts with, by ATC code, each once.
     /// Regulator officers change the list later by transaction
     /// ([`crate::tx::SetControlled`]); [`crate::controlled::ControlledList::current`]
@@ -84,6 +88,10 @@ pub struct Params {
     pub governance_threshold: u32,
 }
 
+fn default_max_leader_skew_ms() -> u64 {
+    30_000
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {
@@ -91,6 +99,7 @@ impl Default for Params {
             default_validity_days: 90,
             max_validity_days: 365,
             max_clock_skew_ms: 300_000,
+            max_leader_skew_ms: default_max_leader_skew_ms(),
             controlled: Vec::new(),
             governance_threshold: 0,
         }

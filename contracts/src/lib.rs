@@ -78,6 +78,7 @@
 #![deny(missing_docs)]
 
 pub mod block;
+pub mod cert;
 pub mod controlled;
 pub mod crypto;
 pub mod encoding;
@@ -94,6 +95,7 @@ pub mod tx;
 pub mod verify;
 
 pub use block::{Block, BlockError, BlockHeader, Execution, InclusionProof, SignedHeader, Tip};
+pub use cert::{CertVote, ClockAttestation, ClockProof, QuorumCert};
 pub use controlled::{ControlledDrug, ControlledList};
 pub use crypto::{Hash, PublicKey, SecretKey, Signature};
 pub use genesis::{Genesis, OrgDecl, OrgKind};

@@ -2542,6 +2542,7 @@ fn one_organisation_alone_cannot_remove_another_organisations_voter_but_the_thre
         &w.store,
         &w.tip,
         vec![],
+        rxchain_contracts::cert::ClockProof(Vec::new()),
         w.now,
         2,
         &node_key(HOSP_SOUTH),

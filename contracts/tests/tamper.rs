@@ -129,6 +129,8 @@ enum Region {
     Outcome {
         j: usize,
     },
+    /// The clock attestations.
+    Clock,
 }
 
 /// The region of every byte of `block`'s encoding.
@@ -180,6 +182,10 @@ fn regions(block: &Block) -> Vec<Region> {
             encoding::to_bytes(o).len(),
         ));
     }
+    r.extend(std::iter::repeat_n(
+        Region::Clock,
+        encoding::to_bytes(&block.clock).len(),
+    ));
     assert_eq!(
         r.len(),
         encoding::to_bytes(block).len(),
@@ -239,6 +245,7 @@ fn fits(region: Region, err: &BlockError) -> bool {
         Region::TxCount | Region::OutcomeCount => true,
         Region::Tx { j, .. } => matches!(err, BadTx { index, .. } if *index == j),
         Region::Outcome { .. } => matches!(err, OutcomesRootMismatch),
+        Region::Clock => matches!(err, Clock(_)),
     }
 }
 
@@ -300,6 +307,7 @@ fn every_single_byte_change_of_every_block_is_detected() {
         "tx sig=true ciphertext=false",
         "tx sig=false ciphertext=true",
         "outcome",
+        "Clock",
     ] {
         assert!(
             seen_regions.contains(want),

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod cluster;
 pub mod demo;
 pub mod governance;
+pub mod receipt;
 pub mod staff;
 pub mod tx;
 pub mod verify;
@@ -54,6 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(a) => cluster::run(a).await,
         Command::Governance(a) => governance::run(a).await,
         Command::Staff(a) => staff::run(a).await,
+        Command::Receipt(a) => receipt::run(a),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod ops;
 mod patient;
 mod pharmacy;
 mod qr;
+pub mod quorum;
 mod reports;
 mod rx;
 mod scan;

@@ -1,12 +1,13 @@
 //! Transactions: submit a signed transaction and wait for its commit; read
-//! a committed transaction with its inclusion proof and signed header.
+//! a committed transaction with its inclusion proof, signed header and
+//! quorum certificate.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rxchain_contracts::{Hash, InclusionProof, Outcome, SignedHeader, SignedTx, TxId};
+use rxchain_contracts::{Hash, InclusionProof, Outcome, QuorumCert, SignedHeader, SignedTx, TxId};
 use serde::Serialize;
 
 use super::common::{forwarded_by_member, ClientAddr};
@@ -117,10 +118,15 @@ pub struct TxView {
     pub proof: InclusionProof,
     /// The proposer-signed header.
     pub header: SignedHeader,
+    /// Votes from a majority of the consortium's declared nodes that they
+    /// applied this block; `null` until this node has collected them.
+    /// `rxchain receipt verify` checks the whole answer offline.
+    pub certificate: Option<QuorumCert>,
 }
 
-/// A committed transaction with its inclusion proof and signed header, or
-/// 202 while it is only in the mempool.
+/// A committed transaction with its inclusion proof, signed header and
+/// quorum certificate (`null` until complete), or 202 while it is only in
+/// the mempool.
 #[utoipa::path(
     get, path = "/v1/tx/{id}", tag = "transactions",
     params(("id" = String, Path, description = "Transaction id, 64 hex characters")),
@@ -170,6 +176,7 @@ pub(super) async fn get_tx(
         tx,
         proof,
         header: block.signed_header(),
+        certificate: s.chain.cert(height)?,
     })
     .into_response())
 }

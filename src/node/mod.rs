@@ -344,6 +344,26 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         )),
     ));
 
+    let clock_offset = if settings.testing_faults {
+        settings.testing_clock_offset_ms
+    } else {
+        if settings.testing_clock_offset_ms != 0 {
+            tracing::warn!("testing_clock_offset_ms is ignored without testing_faults");
+        }
+        0
+    };
+    let quorum = crate::quorum::Quorum::new(
+        settings.node_id,
+        node_key.clone(),
+        chain.clone(),
+        crate::clock::ChainClock::with_offset(clock_offset),
+        raft.clone(),
+        &peers,
+    );
+    let app = app.merge(crate::http::quorum::router(
+        quorum.clone(),
+        service.faults.clone(),
+    ));
     let node_key_for_join = node_key.clone();
     let producer = Producer {
         node_id: settings.node_id,
@@ -353,6 +373,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         mempool,
         settings: settings.block.clone(),
         metrics,
+        quorum: quorum.clone(),
     };
     let mut tasks = vec![
         tokio::spawn(crate::producer::fail_waiters_on_lost_leadership(
@@ -368,6 +389,11 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
             chain.consortium_view(),
             shutdown_rx.clone(),
         )),
+        tokio::spawn(crate::quorum::vote_on_apply(
+            quorum.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(crate::quorum::poll_clocks(quorum, shutdown_rx.clone())),
     ];
     if !settings.bootstrap && !settings.peers.is_empty() {
         tasks.push(tokio::spawn(join::join(

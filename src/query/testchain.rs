@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use rxchain_contracts::block::propose;
+use rxchain_contracts::cert::ClockProof;
 use rxchain_contracts::privacy::{PatientDetails, PrivateContent};
 use rxchain_contracts::tx::{DispenseLine, Item};
 use rxchain_contracts::{
@@ -61,6 +62,7 @@ fn append(storage: &Storage, txs: Vec<SignedTx>) -> Block {
         &chain.state(),
         &chain.tip(),
         verified,
+        ClockProof::attested_by_all(g, chain.tip().height, now(), node_key),
         now(),
         1,
         &node_key(1),

@@ -17,6 +17,7 @@
 //! | `i/st/` | status byte, prescription id             | empty                      |
 //! | `i/dy/` | UTC day `u64`, height, index             | empty                      |
 //! | `i/rf/` | height, index                            | empty                      |
+//! | `c/`    | height `u64`                             | quorum certificate, JSON   |
 //! | `m/…`   | `applied`, `membership`, `tip`, `genesis` | JSON (genesis: raw hash)   |
 //! | `m/lthash` |                                       | state accumulator, 2048 bytes |
 //!
@@ -34,6 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use openraft::{BasicNode, LogId, StoredMembership};
 use rxchain_contracts::block::{Block, Execution, Tip};
+use rxchain_contracts::cert::QuorumCert;
 use rxchain_contracts::crypto::{Hash, PublicKey};
 use rxchain_contracts::encoding;
 use rxchain_contracts::genesis::Genesis;
@@ -67,6 +69,7 @@ pub(crate) mod keys {
     pub const STATUS: &[u8] = b"i/st/";
     pub const DAY: &[u8] = b"i/dy/";
     pub const REFUSED: &[u8] = b"i/rf/";
+    pub const CERT: &[u8] = b"c/";
     pub const APPLIED: &[u8] = b"m/applied";
     pub const MEMBERSHIP: &[u8] = b"m/membership";
     pub const TIP: &[u8] = snap::keys::TIP;
@@ -108,6 +111,9 @@ pub(crate) mod keys {
 
     pub fn block(height: u64) -> Vec<u8> {
         cat(&[BLOCK, &height.to_be_bytes()])
+    }
+    pub fn cert(height: u64) -> Vec<u8> {
+        cat(&[CERT, &height.to_be_bytes()])
     }
     pub fn hash(h: &Hash) -> Vec<u8> {
         cat(&[HASH, h.as_bytes()])
@@ -333,6 +339,24 @@ impl ChainStore {
                 StoreError::corrupt(format!("hash index of {hash}"), "not 8 bytes")
             })?);
         self.block(height)
+    }
+
+    /// The quorum certificate stored for the block at `height`, if this
+    /// node has collected (or received in a snapshot) one.
+    pub fn cert(&self, height: u64) -> Result<Option<QuorumCert>, StoreError> {
+        self.tree
+            .get(keys::cert(height))?
+            .map(|v| from_json(|| format!("certificate of block {height}"), &v))
+            .transpose()
+    }
+
+    /// Stores a quorum certificate beside its block. The caller has checked
+    /// it against the block; certificates live in the `chain` tree so that
+    /// snapshots carry them.
+    pub fn put_cert(&self, cert: &QuorumCert) -> Result<(), StoreError> {
+        self.tree
+            .insert(keys::cert(cert.height), to_json("certificate", cert)?)?;
+        Ok(())
     }
 
     /// Blocks from `from` upwards, ascending.

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use rxchain_contracts::block::{self, Block, Tip};
+use rxchain_contracts::cert::ClockProof;
 use rxchain_contracts::controlled::ControlledDrug;
 use rxchain_contracts::crypto::{Hash, PublicKey, SecretKey};
 use rxchain_contracts::encoding;
@@ -434,6 +435,9 @@ impl World {
             &self.store,
             &self.tip,
             verified,
+            ClockProof::attested_by_all(&self.genesis, self.tip.height, self.now, |n| {
+                node_key(ORGS[n as usize - 1].0)
+            }),
             self.now,
             PROPOSER,
             &node_key(HOSP_NORTH),
