@@ -39,7 +39,19 @@ pub async fn join(
 ) {
     let signer = Signer::Node(node_id);
     let chain_id = genesis.chain_id.to_string();
-    let peers: Vec<String> = peers.into_values().filter(|a| *a != advertised).collect();
+    // Peers are keyed by node id, which pins the TLS key each must present.
+    let peers: Vec<(u64, String)> = peers
+        .into_iter()
+        .filter(|(_, a)| *a != advertised)
+        .filter_map(|(id, a)| match id.parse::<u64>() {
+            Ok(id) if id != node_id => Some((id, a)),
+            Ok(_) => None,
+            Err(_) => {
+                tracing::warn!(peer = %id, "a [peers] key is not a node id; skipping it");
+                None
+            }
+        })
+        .collect();
     if peers.is_empty() {
         tracing::warn!("no peers other than this node are configured; cannot join a cluster");
         return;
@@ -62,13 +74,14 @@ pub async fn join(
             )
         };
         let body = body.to_string().into_bytes();
-        let peer = &peers[(attempt as usize) % peers.len()];
+        let (peer_id, peer) = &peers[(attempt as usize) % peers.len()];
         attempt += 1;
         let res = async {
             let mut headers = admin_headers(&chain_id, &node_key, &signer, path, &body);
             headers.push(("content-type", "application/json".into()));
             let answer = client
                 .call(
+                    *peer_id,
                     peer,
                     PeerRequest {
                         method: reqwest::Method::POST,

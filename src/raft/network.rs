@@ -47,6 +47,8 @@ enum TransportError {
     TooLarge(String),
     #[error(transparent)]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Client(#[from] super::peers::PeerClientError),
 }
 
 /// Creates connections to peers. One per node; cloned state is shared.
@@ -59,7 +61,7 @@ struct Shared {
     chain_id: String,
     self_id: u64,
     node_key: Arc<SecretKey>,
-    http: reqwest::Client,
+    peers: Peers,
     /// Test-only partitions; empty in production.
     faults: Arc<Faults>,
 }
@@ -74,7 +76,7 @@ impl Network {
                 chain_id,
                 self_id,
                 node_key,
-                http: peers.http().clone(),
+                peers: peers.clone(),
                 faults: Faults::new(false),
             }),
         }
@@ -87,7 +89,7 @@ impl Network {
             chain_id: s.chain_id.clone(),
             self_id: s.self_id,
             node_key: s.node_key.clone(),
-            http: s.http.clone(),
+            peers: s.peers.clone(),
             faults,
         };
         Network {
@@ -144,10 +146,13 @@ impl Connection {
             serde_json::to_vec(req).map_err(|e| NetworkError::new(&TransportError::Encode(e)))?;
         let ts = crate::clock::now_ms();
         let sig = rpc::sign(&s.chain_id, &s.node_key, path, ts, &body);
-        let url = Peers::url(&self.node.addr, path);
+        let url = s.peers.url(&self.node.addr, path);
         let ttl = option.hard_ttl();
-        let sent = s
-            .http
+        let http = s
+            .peers
+            .client(self.target)
+            .map_err(|e| Unreachable::new(&TransportError::Client(e)))?;
+        let sent = http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(rpc::HEADER_NODE, s.self_id.to_string())

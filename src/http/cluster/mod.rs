@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
 use super::{ApiBody, ApiError, ApiPath, AppState};
-use crate::raft::peers::PeerRequest;
+use crate::raft::peers::{PeerRequest, FORWARDED_BY};
 use crate::raft::rpc::{HEADER_NODE, HEADER_SIG, HEADER_TS};
 use crate::service::leader::{is_leader, remote_leader};
 use crate::types::Raft;
@@ -93,7 +93,7 @@ async fn forward_to_leader(
             "no Raft leader is reachable from this node; nothing was changed, retry".into(),
         )
     })?;
-    let relay: Vec<(&'static str, String)> = [
+    let mut relay: Vec<(&'static str, String)> = [
         HEADER_NODE,
         HEADER_ORG,
         HEADER_TS,
@@ -106,11 +106,16 @@ async fn forward_to_leader(
         Some((name, v.to_owned()))
     })
     .collect();
+    // Over TLS the leader sees this node's certificate, not the signer's: say
+    // that this node relays it, so a node-signed request (a joining node's)
+    // is still admitted ([`crate::tls::admit`]).
+    relay.push((FORWARDED_BY, s.node_id.to_string()));
     let method =
         reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(ApiError::internal)?;
     let answer = s
         .peers
         .call(
+            leader,
             &addr,
             PeerRequest {
                 method,
