@@ -519,6 +519,8 @@ async fn code_of(r: reqwest::Response) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_and_stranger_peers_are_refused() {
+    // The plain reqwest client below needs the process's rustls provider.
+    rxchain::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
     let demo = Demo::load().unwrap();
     demo.write_files(dir.path(), &[1, 2, 3]).unwrap();
