@@ -158,6 +158,29 @@ pub enum ReceiptAction {
     },
 }
 
+/// How the CLI trusts a node reached over `https://`: by the TLS keys the
+/// genesis declares (the default), or by a CA's certificate for a node
+/// whose public API has a CA-issued certificate. Plain `http://` ignores both.
+#[derive(Args, Debug, Clone)]
+pub struct NodeTrust {
+    /// The consortium's genesis file: the node must present a TLS key it declares.
+    #[arg(long, global = true, default_value = "genesis.json")]
+    pub genesis: PathBuf,
+    /// Trust a node whose certificate chains to a CA in this PEM file instead.
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+}
+
+impl Default for NodeTrust {
+    /// What the command line gives without `--genesis` and `--ca`.
+    fn default() -> Self {
+        NodeTrust {
+            genesis: PathBuf::from("genesis.json"),
+            ca: None,
+        }
+    }
+}
+
 /// `rxchain staff`.
 #[derive(Args, Debug)]
 pub struct StaffArgs {
@@ -167,6 +190,9 @@ pub struct StaffArgs {
     /// The organisation's genesis admin key file; it signs the request.
     #[arg(long, global = true)]
     pub key: Option<PathBuf>,
+    /// How an `https://` node is trusted.
+    #[command(flatten)]
+    pub trust: NodeTrust,
     /// Print JSON instead of a sentence.
     #[arg(long, global = true)]
     pub json: bool,
@@ -200,6 +226,10 @@ pub struct ClusterArgs {
     /// operator) or a node's own key (that node only). Not needed for `status`.
     #[arg(long, global = true)]
     pub key: Option<PathBuf>,
+    /// How an `https://` node is trusted.
+    #[command(flatten)]
+    pub trust: NodeTrust,
+
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -268,8 +298,14 @@ pub struct InitArgs {
 #[derive(Args, Debug)]
 pub struct KeygenArgs {
     /// Where to write the secret key (refuses to overwrite; mode 0600).
+    /// The TLS key and certificate go beside it, as `<out>.tls.key` and
+    /// `<out>.tls.crt`.
     #[arg(long)]
     pub out: PathBuf,
+    /// A host name or IP address the TLS certificate is valid for, besides
+    /// loopback (repeatable): the address browsers reach the node at.
+    #[arg(long = "tls-name")]
+    pub tls_names: Vec<String>,
 }
 
 /// `rxchain node`.
@@ -325,6 +361,10 @@ pub struct TxArgs {
     /// Sign as a demo identity instead: a staff username, `admin:<org>`, or `regulator-admin` (demo consortium only).
     #[arg(long, global = true)]
     pub demo_user: Option<String>,
+    /// How an `https://` node is trusted.
+    #[command(flatten)]
+    pub trust: NodeTrust,
+
     /// The transaction.
     #[command(subcommand)]
     pub kind: TxKind,

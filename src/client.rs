@@ -45,17 +45,94 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// Why a client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The genesis or CA file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The genesis file does not parse.
+    #[error("{path} is not a genesis document: {source}")]
+    Genesis {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// reqwest refused the configuration.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().timeout(Duration::from_secs(60))
+}
+
 impl Client {
-    /// A client for `base`, e.g. `http://127.0.0.1:8080`.
+    /// A client for `base`, e.g. `http://127.0.0.1:8080`. It cannot reach an
+    /// `https://` node: see [`Client::with_tls`] and [`Client::trusting`].
     pub fn new(base: impl Into<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_default();
+        crate::tls::install_default_provider();
+        let http = builder().build().unwrap_or_default();
         Client {
             base: base.into().trim_end_matches('/').to_string(),
             http,
         }
+    }
+
+    /// A client for `base` that speaks TLS with `config` (for example
+    /// [`crate::tls::genesis_client_config`]: any node the genesis declares).
+    pub fn with_tls(
+        base: impl Into<String>,
+        config: rustls::ClientConfig,
+    ) -> Result<Self, TrustError> {
+        Ok(Client {
+            base: base.into().trim_end_matches('/').to_string(),
+            http: builder().use_preconfigured_tls(config).build()?,
+        })
+    }
+
+    /// A client for `base` as the CLI makes it: plain for `http://`; for
+    /// `https://`, trusting a CA from `ca` if given, else any node TLS key the
+    /// genesis at `genesis` declares.
+    pub fn trusting(
+        base: impl Into<String>,
+        genesis: &std::path::Path,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, TrustError> {
+        let base = base.into();
+        if !base.starts_with("https://") {
+            return Ok(Client::new(base));
+        }
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).map_err(|source| TrustError::Read {
+                path: p.into(),
+                source,
+            })
+        };
+        let config = match ca {
+            Some(ca) => crate::tls::ca_client_config(&read(ca)?)?,
+            None => {
+                let g: Genesis = serde_json::from_str(&read(genesis)?).map_err(|source| {
+                    TrustError::Genesis {
+                        path: genesis.into(),
+                        source,
+                    }
+                })?;
+                crate::tls::genesis_client_config(&g)?
+            }
+        };
+        Client::with_tls(base, config)
     }
 
     /// The base URL.

@@ -184,6 +184,20 @@ impl Default for RaftSettings {
     }
 }
 
+/// The node's TLS identity: its certificate chain and private key (PEM).
+/// The same certificate serves node-to-node mutual TLS and the public HTTPS
+/// API; it may be self-signed (`rxchain keygen` makes one) or issued by a
+/// CA for the same key. Either way its key must be the one genesis declares
+/// for this node (`tls`), or the node refuses to start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain, leaf first (PEM).
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8 PEM). Never printed.
+    pub key_file: PathBuf,
+}
+
 /// Everything a node needs to run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,6 +240,16 @@ pub struct Settings {
     /// Raft timing.
     #[serde(default)]
     pub raft: RaftSettings,
+    /// Serve HTTPS and talk to peers over mutual TLS with this identity.
+    /// Without it the node speaks plain HTTP, which is allowed only on a
+    /// loopback `listen` address unless `insecure_plaintext` is set.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+    /// Allows plain HTTP on a non-loopback address: staff passwords, QR
+    /// secrets and Raft traffic then cross the network readable and
+    /// forgeable by anyone on the path. Default false.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
     /// TEST ONLY: enables `POST /v1/test/partition`, which lets anyone who
     /// can reach the node cut it off from chosen peers (fault injection for
     /// the cluster tests). Never set this on a real node. Default false.
@@ -260,9 +284,11 @@ impl Settings {
                 *p = base.join(&*p);
             }
         }
+        let tls = s.tls.as_mut().map(|t| [&mut t.cert_file, &mut t.key_file]);
         for p in [s.web_dir.as_mut(), s.data_key_file.as_mut()]
             .into_iter()
             .flatten()
+            .chain(tls.into_iter().flatten())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

@@ -119,6 +119,27 @@ pub fn node_key(id: u64) -> SecretKey {
     key(&format!("node/{id}"))
 }
 
+/// A node's TLS key (Ed25519) and a self-signed certificate for loopback,
+/// derived from the public demo seed like every demo key: DEMO-ONLY, since
+/// anyone can derive it and pose as the node.
+pub fn tls_key(id: u64) -> Result<crate::tls::GeneratedTls, crate::tls::TlsError> {
+    let seed = rxchain_contracts::Hash::of(&[
+        DEMO_TAG.as_bytes(),
+        b"\0tls/node/",
+        id.to_string().as_bytes(),
+    ]);
+    crate::tls::from_seed(*seed.as_bytes())
+}
+
+/// The files [`Demo::write_files`] writes for node `id`'s TLS identity,
+/// under `dir`: the certificate and the key.
+pub fn tls_files(dir: &Path, id: u64) -> (std::path::PathBuf, std::path::PathBuf) {
+    (
+        dir.join(format!("node{id}.tls.crt")),
+        dir.join(format!("node{id}.tls.key")),
+    )
+}
+
 /// A staff member's signing key.
 pub fn staff_key(username: &str) -> SecretKey {
     key(&format!("staff/{username}"))
@@ -147,11 +168,14 @@ impl Demo {
                 nodes: o
                     .nodes
                     .iter()
-                    .map(|&id| NodeDecl {
-                        id,
-                        key: node_key(id).public(),
+                    .map(|&id| {
+                        Ok(NodeDecl {
+                            id,
+                            key: node_key(id).public(),
+                            tls: tls_key(id).map_err(|e| DemoError(e.to_string()))?.hash,
+                        })
                     })
-                    .collect(),
+                    .collect::<Result<_, DemoError>>()?,
             });
         }
         let genesis = Genesis {
@@ -188,9 +212,10 @@ impl Demo {
         g
     }
 
-    /// Writes a genesis declaring exactly `nodes` ([`Demo::genesis_for`])
-    /// and their node keys into `dir` (each file only if absent), returning
-    /// the key paths by node id.
+    /// Writes a genesis declaring exactly `nodes` ([`Demo::genesis_for`]),
+    /// their node keys and their TLS certificates and keys ([`tls_files`])
+    /// into `dir` (each file only if absent), returning the node key paths
+    /// by node id.
     pub fn write_files(
         &self,
         dir: &Path,
@@ -208,6 +233,15 @@ impl Demo {
             let p = dir.join(format!("node{id}.key"));
             if !p.exists() {
                 crate::keys::write_new(&p, &node_key(id)).map_err(std::io::Error::other)?;
+            }
+            let (crt, key) = tls_files(dir, id);
+            if !crt.exists() || !key.exists() {
+                let tls = tls_key(id).map_err(std::io::Error::other)?;
+                std::fs::write(&crt, &tls.cert_pem)?;
+                if !key.exists() {
+                    crate::keys::write_new_secret(&key, &tls.key_pem)
+                        .map_err(std::io::Error::other)?;
+                }
             }
             keys.insert(id, p);
         }

@@ -61,6 +61,12 @@ pub fn fill_random(buf: &mut [u8]) {
 
 /// Writes a key file readable only by its owner; refuses to overwrite.
 pub fn write_new(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
+    write_new_secret(path, &format!("{}\n", hex::encode(key.to_bytes())))
+}
+
+/// Writes secret text (a hex key, a PEM private key) to a new file readable
+/// only by its owner; refuses to overwrite.
+pub fn write_new_secret(path: &Path, text: &str) -> Result<(), KeyFileError> {
     use std::io::Write;
     let io = |source| KeyFileError::Io {
         path: path.into(),
@@ -74,6 +80,6 @@ pub fn write_new(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
         opts.mode(0o600);
     }
     let mut f = opts.open(path).map_err(io)?;
-    writeln!(f, "{}", hex::encode(key.to_bytes())).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)
 }

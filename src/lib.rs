@@ -25,6 +25,8 @@
 //! - [`store`]: the sled-backed Raft log, state machine and chain store.
 //! - [`raft`]: the Raft network (client) and RPC routes (server), and the
 //!   test-only fault switch.
+//! - [`tls`]: the node's TLS identity, the genesis-pinned rustls
+//!   configurations and the node-only route rule; a leaf beside genesis.
 //! - [`types`], [`clock`]: leaves that import nothing of ours but the
 //!   contracts: openraft's type configuration, and the one wall clock.
 //! - Beside them: [`accounts`] (staff accounts, sealed keys, sessions),
@@ -54,5 +56,6 @@ pub mod raft;
 pub mod service;
 pub mod store;
 pub mod test_support;
+pub mod tls;
 pub mod txbuild;
 pub mod types;

@@ -93,7 +93,7 @@ pub struct Quorum {
     chain: Arc<ChainStore>,
     clock: ChainClock,
     raft: Raft,
-    http: reqwest::Client,
+    peers: Peers,
     /// Votes of heights whose certificate is not complete, by height.
     votes: Mutex<BTreeMap<u64, HeightVotes>>,
     /// The newest clock attestation of each node.
@@ -128,7 +128,7 @@ impl Quorum {
             chain,
             clock,
             raft,
-            http: peers.http().clone(),
+            peers: peers.clone(),
             votes: Mutex::new(BTreeMap::new()),
             attestations: Mutex::new(BTreeMap::new()),
             hashes: Mutex::new(BTreeMap::new()),
@@ -194,7 +194,11 @@ impl Quorum {
             }
         }
         all.push(self.attest());
-        Ok(ClockProof::select(&self.chain.consortium(), tip.height, all))
+        Ok(ClockProof::select(
+            &self.chain.consortium(),
+            tip.height,
+            all,
+        ))
     }
 
     /// Whether the attestations held give a majority for a block on the
@@ -224,7 +228,8 @@ impl Quorum {
         let polls = self.peers().into_iter().map(|(id, addr)| {
             let q = self.clone();
             async move {
-                match post::<ClockAttestation>(&q, id, &addr, PATH_CLOCK, b"{}".to_vec(), timeout).await
+                match post::<ClockAttestation>(&q, id, &addr, PATH_CLOCK, b"{}".to_vec(), timeout)
+                    .await
                 {
                     Ok(a) if a.node == id => q.keep_attestation(a),
                     Ok(a) => {
@@ -388,6 +393,8 @@ fn signed_headers(q: &Quorum, to: u64, path: &str, body: &[u8]) -> Vec<(&'static
 enum PeerError {
     #[error(transparent)]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Client(#[from] crate::raft::peers::PeerClientError),
     #[error("peer answered {0}")]
     Status(reqwest::StatusCode),
     #[error("cannot encode the request: {0}")]
@@ -404,8 +411,9 @@ async fn post<T: serde::de::DeserializeOwned>(
     timeout: Duration,
 ) -> Result<T, PeerError> {
     let mut req = q
-        .http
-        .post(Peers::url(addr, path))
+        .peers
+        .client(to)?
+        .post(q.peers.url(addr, path))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .timeout(timeout);
     for (k, v) in signed_headers(q, to, path, &body) {
@@ -461,7 +469,8 @@ fn send_vote(q: &Arc<Quorum>, msg: VoteMsg) {
         let (q, body) = (q.clone(), body.clone());
         let (height, hash) = (msg.height, msg.block_hash);
         tokio::spawn(async move {
-            match post::<Option<CertVote>>(&q, id, &addr, PATH_CERT_VOTE, body, PEER_TIMEOUT).await {
+            match post::<Option<CertVote>>(&q, id, &addr, PATH_CERT_VOTE, body, PEER_TIMEOUT).await
+            {
                 Ok(Some(vote)) if vote.node == id => {
                     let back = VoteMsg {
                         height,

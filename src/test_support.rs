@@ -30,6 +30,9 @@ pub fn demo_settings(
     listen: std::net::SocketAddr,
     web: Option<std::path::PathBuf>,
 ) -> Settings {
+    // Tests build plain reqwest clients right after; reqwest needs a default
+    // rustls provider even for plain HTTP.
+    crate::tls::install_default_provider();
     Settings {
         node_id: id,
         data_dir: dir.join(format!("node{id}")),
@@ -48,8 +51,20 @@ pub fn demo_settings(
             ..ApiSettings::default()
         },
         raft: RaftSettings::default(),
+        tls: None,
+        insecure_plaintext: false,
         testing_faults: false,
         testing_clock_offset_ms: 0,
+    }
+}
+
+/// The `[tls]` settings of demo node `id` whose files
+/// [`Demo::write_files`] wrote under `dir`.
+pub fn demo_tls_settings(dir: &std::path::Path, id: u64) -> crate::config::TlsSettings {
+    let (cert_file, key_file) = crate::demo::tls_files(dir, id);
+    crate::config::TlsSettings {
+        cert_file,
+        key_file,
     }
 }
 

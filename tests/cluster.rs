@@ -49,12 +49,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn http() -> reqwest::Client {
+/// The test's client: HTTPS, trusting exactly the TLS keys `genesis` declares.
+fn http(genesis: &Genesis) -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
+        .use_preconfigured_tls(rxchain::tls::genesis_client_config(genesis).unwrap())
         .build()
         .unwrap()
+}
+
+/// The genesis the nodes under `dir` run with (what `Demo::write_files` wrote).
+fn written_genesis(dir: &Path) -> Genesis {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("genesis.json")).unwrap()).unwrap()
 }
 
 /// One node process and its files.
@@ -67,7 +74,7 @@ struct Node {
 
 impl Node {
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.port)
     }
 }
 
@@ -101,11 +108,12 @@ impl Cluster {
         let demo = Demo::load().unwrap();
         let ids: Vec<u64> = (1..=5).collect();
         demo.write_files(dir.path(), &ids).unwrap();
+        let http = http(&written_genesis(dir.path()));
         let mut c = Cluster {
             dir,
             demo,
             nodes: BTreeMap::new(),
-            http: http(),
+            http,
             extra: extra.to_string(),
         };
         for id in 1..=n {
@@ -126,6 +134,10 @@ impl Cluster {
             "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\nlisten = \"127.0.0.1:{port}\"\nbootstrap = {}\ntesting_faults = true\n",
             id == 1
         );
+        // Every node serves HTTPS and talks to its peers over mutual TLS.
+        toml.push_str(&format!(
+            "[tls]\ncert_file = \"node{id}.tls.crt\"\nkey_file = \"node{id}.tls.key\"\n"
+        ));
         if let Some(p) = first.filter(|_| id != 1) {
             toml.push_str(&format!("[peers]\n\"1\" = \"127.0.0.1:{p}\"\n"));
         }
@@ -315,7 +327,11 @@ impl Cluster {
     }
 
     async fn register_staff(&self) {
-        let client = rxchain::client::Client::new(self.base(1));
+        let client = rxchain::client::Client::with_tls(
+            self.base(1),
+            rxchain::tls::genesis_client_config(&written_genesis(self.dir.path())).unwrap(),
+        )
+        .unwrap();
         rxchain::test_support::register_demo_staff(&self.demo, &client)
             .await
             .unwrap();

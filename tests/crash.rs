@@ -31,7 +31,7 @@ fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "node_id = 1\ndata_dir = \"node1\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node1.key\"\nlisten = \"127.0.0.1:{port}\"\nbootstrap = true\n"
+            "node_id = 1\ndata_dir = \"node1\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node1.key\"\nlisten = \"127.0.0.1:{port}\"\nbootstrap = true\n[tls]\ncert_file = \"node1.tls.crt\"\nkey_file = \"node1.tls.key\"\n"
         ),
     )
     .unwrap();
@@ -49,8 +49,18 @@ fn spawn(cfg: &Path) -> Child {
         .expect("spawn rxchain node")
 }
 
-async fn wait_ready(base: &str) {
-    let http = reqwest::Client::new();
+/// HTTPS trusting exactly the TLS keys the genesis under `dir` declares.
+fn tls_config(dir: &Path) -> rustls::ClientConfig {
+    let g: rxchain_contracts::Genesis =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("genesis.json")).unwrap()).unwrap();
+    rxchain::tls::genesis_client_config(&g).unwrap()
+}
+
+async fn wait_ready(base: &str, dir: &Path) {
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config(dir))
+        .build()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
@@ -90,12 +100,12 @@ async fn sigkill_under_load_loses_no_acknowledged_transaction() {
     demo.write_files(dir.path(), &[1]).unwrap();
     let port = free_port();
     let cfg = write_config(dir.path(), port);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = Client::new(base.clone());
+    let base = format!("https://127.0.0.1:{port}");
+    let client = Client::with_tls(base.clone(), tls_config(dir.path())).unwrap();
 
     // 1. Start the node and register the demo staff.
     let mut child = spawn(&cfg);
-    wait_ready(&base).await;
+    wait_ready(&base, dir.path()).await;
     rxchain::test_support::register_demo_staff(&demo, &client)
         .await
         .unwrap();
@@ -137,7 +147,7 @@ async fn sigkill_under_load_loses_no_acknowledged_transaction() {
 
         // 3. Restart: the node recovers by itself.
         child = spawn(&cfg);
-        wait_ready(&base).await;
+        wait_ready(&base, dir.path()).await;
 
         // 4. Every acknowledged transaction is on the chain, with a proof.
         let ids = acked.lock().unwrap().clone();

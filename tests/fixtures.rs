@@ -86,5 +86,9 @@ fn committed_demo_keys_match_the_derivation_and_genesis() {
     for o in &demo.genesis.orgs {
         assert_eq!(admin_key(o.id.as_str()).public(), o.admin_key);
         assert_eq!(data_key(o.id.as_str()).public(), o.data_key);
+        for n in &o.nodes {
+            assert_eq!(node_key(n.id).public(), n.key);
+            assert_eq!(rxchain::demo::tls_key(n.id).unwrap().hash, n.tls);
+        }
     }
 }

@@ -512,6 +512,7 @@ async fn a_fourth_hospital_joins_after_genesis_and_its_doctor_prescribes() {
         nodes: vec![NodeDecl {
             id: 6,
             key: node_key(6).public(),
+            tls: rxchain::demo::tls_key(6).unwrap().hash,
         }],
     };
 

@@ -274,6 +274,7 @@ async fn an_org_admin_disables_and_enables_its_own_accounts_only() {
     rxchain::commands::staff::run(StaffArgs {
         node: t.base.clone(),
         key: Some(key_file.clone()),
+        trust: Default::default(),
         json: false,
         action: StaffAction::Disable {
             username: "PH.Cara".into(),
@@ -346,6 +347,7 @@ async fn an_org_admin_disables_and_enables_its_own_accounts_only() {
     let err = rxchain::commands::staff::run(StaffArgs {
         node: t.base.clone(),
         key: Some(key_file),
+        trust: Default::default(),
         json: true,
         action: StaffAction::Disable {
             username: "ph.dan".into(),

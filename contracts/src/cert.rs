@@ -463,6 +463,7 @@ mod tests {
                     .map(|&id| NodeDecl {
                         id,
                         key: key(id).public(),
+                        tls: Hash::of(&[b"cert-test-tls", &id.to_be_bytes()]),
                     })
                     .collect(),
             }],

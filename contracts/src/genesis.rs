@@ -33,6 +33,12 @@ pub struct NodeDecl {
     pub id: NodeId,
     /// The key that signs this node's blocks and Raft messages.
     pub key: PublicKey,
+    /// SHA3-256 of the DER SubjectPublicKeyInfo of the node's TLS key. Peers
+    /// accept a TLS connection as this node only if its certificate carries
+    /// that key; it is separate from `key` because TLS cannot use secp256k1.
+    /// Required: a genesis that does not pin its nodes' TLS keys would let
+    /// anyone on the path pose as a node.
+    pub tls: Hash,
 }
 
 /// One member organisation.
@@ -129,6 +135,10 @@ pub enum GenesisError {
     /// Two nodes share an id or a key.
     #[error("node id or key {0} appears twice")]
     DuplicateNode(String),
+    /// Two nodes declare the same TLS key, so a connection presenting it
+    /// could not be told apart.
+    #[error("TLS key hash {0} appears twice")]
+    DuplicateTls(String),
     /// There is no regulator, so sealed content could not be wrapped for one.
     #[error("genesis needs at least one regulator organisation")]
     NoRegulator,
@@ -179,6 +189,7 @@ impl Genesis {
         let mut orgs = std::collections::BTreeSet::new();
         let mut ids = std::collections::BTreeSet::new();
         let mut keys = std::collections::BTreeSet::new();
+        let mut tls = std::collections::BTreeSet::new();
         for o in &self.orgs {
             if !orgs.insert(o.id.clone()) {
                 return Err(GenesisError::DuplicateOrg(o.id.clone()));
@@ -189,6 +200,9 @@ impl Genesis {
                 }
                 if !keys.insert(n.key) {
                     return Err(GenesisError::DuplicateNode(n.key.to_hex()));
+                }
+                if !tls.insert(n.tls) {
+                    return Err(GenesisError::DuplicateTls(n.tls.to_hex()));
                 }
             }
         }
@@ -244,6 +258,14 @@ impl Genesis {
             .find(|(_, n)| n.id == id)
     }
 
+    /// The node whose declared TLS key hash is `tls`, with its organisation.
+    pub fn node_by_tls(&self, tls: &Hash) -> Option<(&OrgDecl, &NodeDecl)> {
+        self.orgs
+            .iter()
+            .flat_map(|o| o.nodes.iter().map(move |n| (o, n)))
+            .find(|(_, n)| &n.tls == tls)
+    }
+
     /// Every regulator organisation.
     pub fn regulators(&self) -> impl Iterator<Item = &OrgDecl> {
         self.orgs.iter().filter(|o| o.kind == OrgKind::Regulator)
@@ -271,6 +293,7 @@ mod tests {
                 .map(|n| NodeDecl {
                     id: n,
                     key: key("node"),
+                    tls: Hash::of(&[b"genesis-test-tls", id.as_bytes()]),
                 })
                 .into_iter()
                 .collect(),
@@ -298,6 +321,29 @@ mod tests {
             genesis(max + 1).validate(),
             Err(GenesisError::TooManyRegulators)
         );
+    }
+
+    #[test]
+    fn two_nodes_may_not_share_a_tls_key_and_each_is_found_by_it() {
+        let mut g = genesis(1);
+        let mut second = org("hosp-2", OrgKind::Hospital, Some(2));
+        assert_eq!(g.validate(), Ok(()));
+        let first_tls = g.orgs[0].nodes[0].tls;
+        assert_eq!(g.node_by_tls(&first_tls).map(|(_, n)| n.id), Some(1));
+        assert!(g.node_by_tls(&Hash::of(&[b"stranger"])).is_none());
+        second.nodes[0].tls = first_tls;
+        g.orgs.push(second);
+        assert_eq!(
+            g.validate(),
+            Err(GenesisError::DuplicateTls(first_tls.to_hex()))
+        );
+        // The field is required: a node without it does not decode.
+        let mut j = serde_json::to_value(genesis(1)).unwrap();
+        j["orgs"][0]["nodes"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("tls");
+        assert!(serde_json::from_value::<Genesis>(j).is_err());
     }
 
     #[test]

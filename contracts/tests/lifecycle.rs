@@ -2489,6 +2489,7 @@ fn new_hospital(id: &str) -> OrgDecl {
         nodes: vec![NodeDecl {
             id: 8,
             key: node_key(id).public(),
+            tls: rxchain_contracts::Hash::of(&[b"contract-test-tls", b"node-8"]),
         }],
     }
 }
@@ -2698,6 +2699,7 @@ fn a_new_hospital_joins_by_decision_and_its_doctor_issues() {
             node: NodeDecl {
                 id: 9,
                 key: node_key(HOSP_NORTH).public(),
+                tls: rxchain_contracts::Hash::of(&[b"contract-test-tls", b"node-9"]),
             },
         },
     );

@@ -11,7 +11,7 @@ use crate::http::cluster::{signer_for, ClusterStatus};
 /// Runs one cluster command.
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let base = args.node.trim_end_matches('/').to_string();
-    let client = Client::new(base.clone());
+    let client = Client::trusting(base.clone(), &args.trust.genesis, args.trust.ca.as_deref())?;
     let (method, path, body) = match &args.action {
         ClusterAction::Status => {
             let (status, v) = client

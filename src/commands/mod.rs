@@ -16,6 +16,7 @@ use crate::config::Settings;
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::tls::install_default_provider();
     match cli.command {
         Command::Demo(a) => demo::run(a).await,
         Command::Init(a) => {
@@ -39,9 +40,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keygen(a) => {
+            // Both paths are checked before anything is written, so a
+            // second run neither overwrites nor leaves half a set.
+            let (tls_key, tls_crt) = keygen_tls_paths(&a.out);
+            for p in [&a.out, &tls_key, &tls_crt] {
+                if p.exists() {
+                    anyhow::bail!("{} exists; refusing to overwrite it", p.display());
+                }
+            }
             let k = crate::keys::generate();
+            let tls = crate::tls::generate(&a.tls_names)?;
             crate::keys::write_new(&a.out, &k)?;
+            crate::keys::write_new_secret(&tls_key, &tls.key_pem)?;
+            std::fs::write(&tls_crt, &tls.cert_pem)?;
+            // The first line stays the node key, as before, for scripts.
             println!("{}", k.public().to_hex());
+            println!("tls {}", tls.hash.to_hex());
+            eprintln!(
+                "wrote {} (node key), {} and {} (TLS key and self-signed certificate); declare both public identities for the node in genesis: \"key\" and \"tls\"",
+                a.out.display(),
+                tls_key.display(),
+                tls_crt.display()
+            );
             Ok(())
         }
         Command::Node(a) => {
@@ -57,6 +77,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Staff(a) => staff::run(a).await,
         Command::Receipt(a) => receipt::run(a),
     }
+}
+
+/// Where `rxchain keygen --out FILE` writes the TLS key and certificate:
+/// `FILE.tls.key` and `FILE.tls.crt`.
+pub fn keygen_tls_paths(out: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let with = |ext: &str| {
+        let mut s = out.as_os_str().to_owned();
+        s.push(ext);
+        std::path::PathBuf::from(s)
+    };
+    (with(".tls.key"), with(".tls.crt"))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

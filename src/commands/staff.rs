@@ -12,7 +12,7 @@ use crate::http::cluster::{signer_for, Signer};
 /// Runs one staff command.
 pub async fn run(args: StaffArgs) -> anyhow::Result<()> {
     let base = args.node.trim_end_matches('/').to_string();
-    let client = Client::new(base.clone());
+    let client = Client::trusting(base.clone(), &args.trust.genesis, args.trust.ca.as_deref())?;
     let (verb, username) = match &args.action {
         StaffAction::Disable { username } => ("disable", username),
         StaffAction::Enable { username } => ("enable", username),

@@ -71,7 +71,11 @@ async fn submit(client: &Client, tx: &SignedTx) -> anyhow::Result<()> {
 
 /// Runs `rxchain tx`.
 pub async fn run(args: TxArgs) -> anyhow::Result<()> {
-    let client = Client::new(args.node.clone());
+    let client = Client::trusting(
+        args.node.clone(),
+        &args.trust.genesis,
+        args.trust.ca.as_deref(),
+    )?;
     let genesis = client
         .genesis()
         .await

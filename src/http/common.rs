@@ -40,6 +40,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// Whether the request arrived over TLS (the TLS server marks every
+/// request with its [`crate::tls::PeerNode`]; plain HTTP requests carry none).
+pub struct OverTls(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for OverTls {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(OverTls(
+            parts.extensions.get::<crate::tls::PeerNode>().is_some(),
+        ))
+    }
+}
+
 /// Whether a request was forwarded by a member node (it says so, and it
 /// comes from the host of a node in the current membership): its client was
 /// counted where it connected, so the forwarding node's address is not.

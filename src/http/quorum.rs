@@ -16,9 +16,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 
 use crate::quorum::{Quorum, VoteError, VoteMsg, PATH_CERT_VOTE, PATH_CLOCK};
+use crate::raft::nonces::Nonces;
 use crate::raft::rpc::{self, ErrorBody, RpcError};
 use crate::raft::Faults;
-use crate::raft::nonces::Nonces;
 
 /// The largest body either route reads.
 pub const MAX_BODY: usize = 16 * 1024;

@@ -30,7 +30,7 @@ use rxchain_contracts::tx::Role;
 use rxchain_contracts::{OrgId, SecretKey};
 use serde::{Deserialize, Serialize};
 
-use super::common::ClientAddr;
+use super::common::{ClientAddr, OverTls};
 use super::error::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 use crate::accounts::{constant_time_eq, Account, AccountError, Session, SESSION_TTL};
@@ -281,6 +281,21 @@ fn view(s: &AppState, session: &Session) -> SessionView {
     }
 }
 
+/// The cookie's ` Secure` attribute, or nothing. Browsers drop a `Secure`
+/// cookie set over plain HTTP, except from a loopback origin (which they
+/// treat as secure), so a staff sign-in over plain HTTP on a LAN address
+/// would silently fail. The cookie is therefore `Secure` when the request
+/// came over TLS, or over loopback (or in-process, with no socket), and
+/// not otherwise: only a node an operator runs with `insecure_plaintext`
+/// sets it without, and there everything crosses the network in the clear.
+fn secure_attr(over_tls: bool, client: Option<std::net::IpAddr>) -> &'static str {
+    if over_tls || client.is_none_or(|ip| ip.is_loopback()) {
+        " Secure;"
+    } else {
+        ""
+    }
+}
+
 /// The answer to a session call: no caching anywhere, since it holds the
 /// CSRF token.
 fn session_response(
@@ -331,6 +346,7 @@ pub struct SignIn {
 pub(super) async fn sign_in(
     State(s): State<AppState>,
     ClientAddr(client): ClientAddr,
+    OverTls(tls): OverTls,
     ApiJson(req): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
     if req.username.len() <= 64 {
@@ -368,7 +384,8 @@ pub(super) async fn sign_in(
     let (token, session) = s.accounts.start_session(account)?;
     tracing::info!(org = %session.account.org, "signed in");
     let cookie = format!(
-        "{COOKIE_NAME}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
+        "{COOKIE_NAME}={token}; HttpOnly;{} SameSite=Strict; Path=/; Max-Age={}",
+        secure_attr(tls, client),
         SESSION_TTL.as_secs()
     );
     session_response(StatusCode::OK, Some(cookie), Some(view(&s, &session)))
@@ -400,10 +417,15 @@ pub(super) async fn current(State(s): State<AppState>, staff: Staff) -> Result<R
 #[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
 pub(super) async fn sign_out(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    OverTls(tls): OverTls,
     staff: StaffCsrf,
 ) -> Result<Response, ApiError> {
     s.accounts.end_session(&staff.0.token)?;
-    let cookie = format!("{COOKIE_NAME}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0");
+    let cookie = format!(
+        "{COOKIE_NAME}=; HttpOnly;{} SameSite=Strict; Path=/; Max-Age=0",
+        secure_attr(tls, client)
+    );
     session_response(StatusCode::NO_CONTENT, Some(cookie), None)
 }
 
@@ -419,5 +441,16 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(COOKIE, HeaderValue::from_static("xrxsession=1"));
         assert_eq!(cookie_token(&h), None);
+    }
+
+    #[test]
+    fn the_cookie_is_secure_over_tls_and_loopback_only() {
+        let lan: std::net::IpAddr = "192.168.1.20".parse().unwrap();
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(secure_attr(true, Some(lan)), " Secure;");
+        assert_eq!(secure_attr(false, Some(lo)), " Secure;");
+        assert_eq!(secure_attr(false, None), " Secure;");
+        // Plain HTTP on a LAN address: a browser would drop a Secure cookie.
+        assert_eq!(secure_attr(false, Some(lan)), "");
     }
 }

@@ -39,15 +39,16 @@ pub async fn join(
 ) {
     let signer = Signer::Node(node_id);
     let chain_id = genesis.chain_id.to_string();
-    // Each join request is signed for the node it is sent to, so the
-    // peer's id (the key of its `peers` entry) must be known.
+    // Peers are keyed by node id: each join request is signed for the node
+    // it is sent to, and the id pins the TLS key that node must present.
     let peers: Vec<(u64, String)> = peers
         .into_iter()
         .filter(|(_, a)| *a != advertised)
-        .filter_map(|(id, addr)| match id.parse() {
-            Ok(id) => Some((id, addr)),
+        .filter_map(|(id, a)| match id.parse::<u64>() {
+            Ok(id) if id != node_id => Some((id, a)),
+            Ok(_) => None,
             Err(_) => {
-                tracing::warn!(peer = %id, %addr, "a peers entry is not keyed by a node id; not asking it to join");
+                tracing::warn!(peer = %id, "a [peers] key is not a node id; skipping it");
                 None
             }
         })
@@ -81,6 +82,7 @@ pub async fn join(
             headers.push(("content-type", "application/json".into()));
             let answer = client
                 .call(
+                    *peer_id,
                     peer,
                     PeerRequest {
                         method: reqwest::Method::POST,

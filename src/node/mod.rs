@@ -1,9 +1,11 @@
 //! Assembling and running one node: storage, Raft, mempool, block
-//! producer and the HTTP server, with explicit shutdown; and the loop by
+//! producer and the HTTP server (HTTPS and mutual TLS between nodes when
+//! `[tls]` is set, see [`serve`]), with explicit shutdown; and the loop by
 //! which a new node joins a running consortium ([`join`]).
 
 mod join;
 mod reconcile;
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -54,6 +56,22 @@ pub enum NodeError {
     /// Raft failed to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The TLS certificate or key could not be loaded.
+    #[error("[tls]: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// The TLS certificate holds another key than genesis declares for this node.
+    #[error("the [tls] certificate's key hash is {found}, but genesis declares {declared} for node {node}")]
+    TlsNotInGenesis {
+        /// This node.
+        node: u64,
+        /// The hash genesis declares.
+        declared: String,
+        /// The hash of the configured certificate's key.
+        found: String,
+    },
+    /// Plain HTTP on a non-loopback address without `insecure_plaintext`.
+    #[error("refusing to serve plain HTTP on {0}: configure [tls] (cert_file, key_file), listen on a loopback address, or set insecure_plaintext = true to accept that anyone on the network can read and forge the traffic")]
+    PlaintextRefused(SocketAddr),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -213,8 +231,35 @@ async fn start_raft_declared_or_joining(
 
 /// Starts a node and returns once it is serving.
 pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
+    crate::tls::install_default_provider();
     let genesis = Arc::new(read_genesis(&settings.genesis)?);
     let node_key: SecretKey = crate::keys::read(&settings.node_key_file)?;
+    // TLS pins come from genesis (see ARCHITECTURE.md, "Transport"): a
+    // node declared later by governance has no genesis pin to check here.
+    let declared_tls = match genesis.node(settings.node_id) {
+        Some((_, decl)) if decl.key == node_key.public() => Some(decl.tls),
+        Some(_) => return Err(NodeError::NotInGenesis(settings.node_id)),
+        None => None,
+    };
+    let tls = match &settings.tls {
+        Some(t) => {
+            let identity = crate::tls::TlsIdentity::load(&t.cert_file, &t.key_file)?;
+            if let Some(declared_tls) = declared_tls.filter(|d| *d != identity.hash()) {
+                return Err(NodeError::TlsNotInGenesis {
+                    node: settings.node_id,
+                    declared: declared_tls.to_hex(),
+                    found: identity.hash().to_hex(),
+                });
+            }
+            let config = crate::tls::server_config(&identity, &genesis)?;
+            Some((identity, config))
+        }
+        None if serve::plaintext_allowed(settings.listen, settings.insecure_plaintext) => None,
+        None => return Err(NodeError::PlaintextRefused(settings.listen)),
+    };
+    if tls.is_none() && !settings.listen.ip().is_loopback() {
+        tracing::warn!(listen = %settings.listen, "insecure_plaintext is on: serving plain HTTP on a network address");
+    }
     let node_key = Arc::new(node_key);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -282,8 +327,11 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     if settings.testing_faults {
         tracing::warn!("testing_faults is on: anyone who reaches this node can cut it off from its peers; never use this in production");
     }
-    let peers = Peers::new()
-        .map_err(|e| NodeError::Raft(format!("cannot build the peer HTTP client: {e}")))?;
+    let peers = match &tls {
+        Some((identity, _)) => Peers::with_tls(genesis.clone(), identity.clone()),
+        None => Peers::new()
+            .map_err(|e| NodeError::Raft(format!("cannot build the peer HTTP client: {e}")))?,
+    };
     let network = Network::new(chain_id, settings.node_id, node_key.clone(), &peers)
         .with_faults(faults.clone());
     demote_restored_leadership(&storage, settings.node_id).await?;
@@ -408,19 +456,29 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         )));
     }
     let mut srv_shutdown = shutdown_rx;
-    tasks.push(tokio::spawn(async move {
-        let res = axum::serve(
+    if let Some((_, config)) = tls {
+        tasks.push(tokio::spawn(serve::serve_tls(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = srv_shutdown.wait_for(|v| *v).await;
-        })
-        .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, "http server failed");
-        }
-    }));
+            app,
+            config,
+            genesis.clone(),
+            srv_shutdown,
+        )));
+    } else {
+        tasks.push(tokio::spawn(async move {
+            let res = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = srv_shutdown.wait_for(|v| *v).await;
+            })
+            .await;
+            if let Err(e) = res {
+                tracing::error!(error = %e, "http server failed");
+            }
+        }));
+    }
     tracing::info!(%addr, node_id = settings.node_id, "node serving");
     // Keep the storage handles alive as long as Raft uses them.
     drop(storage);

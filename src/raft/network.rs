@@ -47,6 +47,8 @@ enum TransportError {
     TooLarge(String),
     #[error(transparent)]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Client(#[from] super::peers::PeerClientError),
 }
 
 /// Creates connections to peers. One per node; cloned state is shared.
@@ -59,7 +61,7 @@ struct Shared {
     chain_id: String,
     self_id: u64,
     node_key: Arc<SecretKey>,
-    http: reqwest::Client,
+    peers: Peers,
     /// Test-only partitions; empty in production.
     faults: Arc<Faults>,
 }
@@ -74,7 +76,7 @@ impl Network {
                 chain_id,
                 self_id,
                 node_key,
-                http: peers.http().clone(),
+                peers: peers.clone(),
                 faults: Faults::new(false),
             }),
         }
@@ -87,7 +89,7 @@ impl Network {
             chain_id: s.chain_id.clone(),
             self_id: s.self_id,
             node_key: s.node_key.clone(),
-            http: s.http.clone(),
+            peers: s.peers.clone(),
             faults,
         };
         Network {
@@ -152,10 +154,13 @@ impl Connection {
             path,
             &body,
         );
-        let url = Peers::url(&self.node.addr, path);
+        let url = s.peers.url(&self.node.addr, path);
         let ttl = option.hard_ttl();
-        let mut req = s
-            .http
+        let http = s
+            .peers
+            .client(self.target)
+            .map_err(|e| Unreachable::new(&TransportError::Client(e)))?;
+        let mut req = http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         for (name, value) in auth {

@@ -540,7 +540,11 @@ pub fn router(raft: Raft, consortium: impl Into<crate::types::ConsortiumView>) -
 
 /// The peer-facing Raft router, refusing senders cut off by a test-only
 /// partition in `faults`.
-pub fn router_with_faults(raft: Raft, consortium: impl Into<crate::types::ConsortiumView>, faults: Arc<Faults>) -> Router {
+pub fn router_with_faults(
+    raft: Raft,
+    consortium: impl Into<crate::types::ConsortiumView>,
+    faults: Arc<Faults>,
+) -> Router {
     let snapshots = Arc::new(SnapshotReceiver::new(Default::default()));
     router_with(raft, consortium, faults, snapshots)
 }
@@ -716,7 +720,13 @@ fn admit<T: DeserializeOwned>(
     body: &[u8],
     vote_of: impl Fn(&T) -> &Vote<u64>,
 ) -> Result<T, RpcError> {
-    let sender = claim.admit(&s.consortium.get(), &s.nonces, path, body, crate::clock::now_ms())?;
+    let sender = claim.admit(
+        &s.consortium.get(),
+        &s.nonces,
+        path,
+        body,
+        crate::clock::now_ms(),
+    )?;
     tracing::Span::current().record("from", sender);
     if s.faults.is_blocked(sender) {
         return Err(RpcError::Partitioned(sender));

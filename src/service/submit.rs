@@ -307,6 +307,7 @@ async fn forward(node: &Node, signed: &SignedTx) -> Result<Submitted, SubmitErro
     let answer = node
         .peers
         .call(
+            leader,
             &addr,
             PeerRequest {
                 method: reqwest::Method::POST,

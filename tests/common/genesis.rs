@@ -51,6 +51,9 @@ pub fn synthetic_genesis(chain_id: &str, created_at: Timestamp, orgs: &[Syntheti
                     .map(|&id| NodeDecl {
                         id,
                         key: test_key(&format!("node-{id}")).public(),
+                        // In-process test nodes speak plain HTTP on loopback;
+                        // a distinct pin per node keeps genesis valid.
+                        tls: rxchain_contracts::Hash::of(&[b"test-tls", &id.to_le_bytes()]),
                     })
                     .collect(),
             })

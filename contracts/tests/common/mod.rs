@@ -152,6 +152,8 @@ pub fn genesis() -> Genesis {
             nodes: vec![NodeDecl {
                 id: i as NodeId + 1,
                 key: node_key(id).public(),
+                // Contract tests never open TLS connections; any distinct hash will do.
+                tls: rxchain_contracts::Hash::of(&[b"contract-test-tls", id.as_bytes()]),
             }],
         })
         .collect();

@@ -10,7 +10,6 @@ use openraft::{BasicNode, RaftMetrics, ServerState};
 use serde::{Deserialize, Serialize};
 
 use crate::http::AppState;
-use crate::raft::peers::Peers;
 
 /// A voter or learner more than this many log entries behind the leader is
 /// not "caught up": no membership change while a voter lags this much, no
@@ -132,8 +131,9 @@ async fn probe(s: &AppState, id: u64, addr: &str) -> Option<LocalView> {
     }
     let resp = s
         .peers
-        .http()
-        .get(Peers::url(addr, "/v1/cluster/local"))
+        .client(id)
+        .ok()?
+        .get(s.peers.url(addr, "/v1/cluster/local"))
         .timeout(PROBE_TIMEOUT)
         .send()
         .await

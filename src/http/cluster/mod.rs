@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
 use super::{ApiBody, ApiError, ApiPath, AppState};
-use crate::raft::peers::PeerRequest;
+use crate::raft::peers::{PeerRequest, FORWARDED_BY};
 use crate::service::leader::{is_leader, remote_leader};
 use crate::types::Raft;
 use auth::may_act_on;
@@ -122,11 +122,15 @@ async fn forward_to_leader(
             &body,
         ));
     }
+    // Over TLS the leader sees this node's certificate: say that this node
+    // relays the request ([`crate::tls::admit`]).
+    relay.push((FORWARDED_BY, s.node_id.to_string()));
     let method =
         reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(ApiError::internal)?;
     let answer = s
         .peers
         .call(
+            leader,
             &addr,
             PeerRequest {
                 method,

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::error::ErrorBody;
 use crate::http::{ApiError, AppState};
-use crate::raft::peers::Peers;
 use crate::service::leader::remote_leader;
 
 /// The answer of `GET /v1/cluster/read-index`.
@@ -48,10 +47,12 @@ pub async fn linearizable_read(s: &AppState) -> Result<(), ApiError> {
         };
     }
     let (leader, addr) = remote_leader(&s.raft, s.node_id, &s.faults).ok_or_else(cannot_confirm)?;
-    let resp = s
-        .peers
-        .http()
-        .get(Peers::url(&addr, "/v1/cluster/read-index"))
+    let http = s.peers.client(leader).map_err(|e| {
+        tracing::warn!(error = %e, leader, "no client for the leader");
+        cannot_confirm()
+    })?;
+    let resp = http
+        .get(s.peers.url(&addr, "/v1/cluster/read-index"))
         .timeout(READ_WAIT)
         .send()
         .await
