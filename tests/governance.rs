@@ -65,6 +65,8 @@ impl Cluster {
         let demo = Demo::load().unwrap();
         let ids: Vec<u64> = (1..=n).collect();
         demo.write_files(dir.path(), &ids).unwrap();
+        // reqwest is built without a default rustls provider.
+        rxchain::tls::install_default_provider();
         let mut c = Cluster {
             dir,
             demo,

@@ -48,6 +48,8 @@ impl Procs {
         let demo = Demo::load().unwrap();
         demo.write_files(dir.path(), ids).unwrap();
         let genesis = demo.genesis_for(ids);
+        // reqwest is built without a default rustls provider.
+        rxchain::tls::install_default_provider();
         let mut p = Procs {
             dir,
             demo,
