@@ -281,6 +281,11 @@ pub struct DemoArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 1)]
     pub nodes: u64,
+    /// Serve HTTPS and run mutual TLS between the demo nodes, with the
+    /// demo's publicly derived TLS keys (DEMO-ONLY), as a real consortium
+    /// does. Clients trust the nodes through the written `genesis.json`.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// `rxchain init`.
@@ -335,6 +340,10 @@ pub struct BenchArgs {
     /// A running node to drive; by default a fresh one-node demo consortium is started in a temp dir.
     #[arg(long)]
     pub node: Option<String>,
+    /// For an `https://` node: the consortium's genesis file, whose declared
+    /// TLS keys are the only ones trusted.
+    #[arg(long)]
+    pub genesis: Option<std::path::PathBuf>,
     /// Full lifecycles (issue, assign, claim, partial dispense, final dispense: 5 tx each).
     #[arg(long, default_value_t = 2000)]
     pub lifecycles: usize,

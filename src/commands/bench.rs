@@ -206,7 +206,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let demo = Demo::load()?;
     let tmp = std::env::temp_dir().join(format!("rxchain-bench-{}", std::process::id()));
     let (client, node) = match &args.node {
-        Some(url) => (Client::new(url.clone()), None),
+        Some(url) => match &args.genesis {
+            Some(g) => (Client::trusting(url.clone(), g, None)?, None),
+            None => (Client::new(url.clone()), None),
+        },
         None => {
             demo.write_files(&tmp, &[1])?;
             let node = crate::node::start(crate::test_support::demo_settings(

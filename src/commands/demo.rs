@@ -40,6 +40,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut nodes = Vec::new();
     for &id in &ids {
         let mut settings = demo_settings(&args.dir, id, listen_of(id), web.clone());
+        if args.tls {
+            settings.tls = Some(crate::test_support::demo_tls_settings(&args.dir, id));
+        }
         if id != 1 {
             settings.peers.insert("1".into(), listen_of(1).to_string());
         }
@@ -52,7 +55,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         nodes.push(node);
     }
     let first = &nodes[0];
-    let base = format!("http://{}", first.addr);
+    let scheme = if args.tls { "https" } else { "http" };
+    let base = format!("{scheme}://{}", first.addr);
     // Wait until every node joined as a voter.
     let mut m = first.raft.metrics();
     tokio::time::timeout(
@@ -73,7 +77,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.dir.display()
     );
     for node in &nodes {
-        println!("  node at http://{}", node.addr);
+        println!("  node at {scheme}://{}", node.addr);
     }
     println!();
     println!("  Doctor:     {base}/doctor/");
