@@ -157,7 +157,17 @@ async fn a_lagging_follower_installs_honest_snapshots_and_refuses_tampered_ones(
     // 7a. Node 3 is cut off while the others commit past a snapshot and
     // purge their logs; healed, it can only catch up from a snapshot.
     partition(&nodes, Some(3));
-    let cut_at = n3.chain.tip();
+    // A block node 3 accepted just before the cut may still be applying;
+    // let it settle before taking the reference point.
+    let mut cut_at = n3.chain.tip();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = n3.chain.tip();
+        if now == cut_at {
+            break;
+        }
+        cut_at = now;
+    }
     let cut_index = applied_index(&n3);
     commit_blocks(&demo, &client, "a", 6).await;
     wait_until(

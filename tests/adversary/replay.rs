@@ -301,8 +301,14 @@ async fn replayed_node_and_admin_requests_are_refused() {
     assert_eq!(code(&again), (401, Some("replayed_request")), "{}", again.1);
     //     (vi) The membership changed once: node 3 is a learner, nothing more.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(membership(&n1), (BTreeSet::from([1, 2]), BTreeSet::from([3])));
-    assert_eq!(membership(&n2), (BTreeSet::from([1, 2]), BTreeSet::from([3])));
+    assert_eq!(
+        membership(&n1),
+        (BTreeSet::from([1, 2]), BTreeSet::from([3]))
+    );
+    assert_eq!(
+        membership(&n2),
+        (BTreeSet::from([1, 2]), BTreeSet::from([3]))
+    );
 
     // 4. An operator request without the org header, a stranger org, and
     //    a signature for another org are still refused as before.
