@@ -20,8 +20,11 @@ OUT=target/bench-trust
 mkdir -p "$OUT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/$OUT/target}"
 
-cargo build --release --bin rxchain
-cp "$CARGO_TARGET_DIR/release/rxchain" "$OUT/rxchain-after"
+# REUSE_BUILDS=1 keeps binaries already in target/bench-trust/.
+if [ -z "${REUSE_BUILDS:-}" ] || [ ! -x "$OUT/rxchain-after" ]; then
+  cargo build --release --bin rxchain
+  cp "$CARGO_TARGET_DIR/release/rxchain" "$OUT/rxchain-after"
+fi
 if [ ! -x "$OUT/rxchain-before" ]; then
   rm -rf "$OUT/base"
   git worktree add --force --detach "$OUT/base" "$BASE_REV"
