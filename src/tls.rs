@@ -18,6 +18,11 @@
 //!   declared for *that* node id, so a man in the middle with any other
 //!   certificate, including another member node's, is refused.
 //!
+//! The declared keys are read from a [`Directory`] at every handshake: a
+//! running node passes its live consortium (genesis plus the governance
+//! decisions applied so far), so a node added or re-keyed by governance is
+//! trusted from the block that decides it, and a removed node no longer is.
+//!
 //! The module is a leaf: it knows genesis and rustls, nothing else of ours.
 
 use std::path::{Path, PathBuf};
@@ -30,6 +35,37 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rxchain_contracts::{Genesis, Hash};
+
+/// The consortium whose declared TLS keys are trusted, asked afresh at each
+/// handshake. A node passes its live consortium view; tools pass a fixed
+/// genesis ([`Directory::fixed`]). Cheap to clone.
+#[derive(Clone)]
+pub struct Directory(Arc<dyn Fn() -> Arc<Genesis> + Send + Sync>);
+
+impl Directory {
+    /// A directory that asks `current` for the consortium as it stands.
+    pub fn new(current: impl Fn() -> Arc<Genesis> + Send + Sync + 'static) -> Self {
+        Directory(Arc::new(current))
+    }
+
+    /// A directory that is always `genesis`.
+    pub fn fixed(genesis: Arc<Genesis>) -> Self {
+        Directory::new(move || genesis.clone())
+    }
+
+    /// The consortium as it stands now.
+    pub fn get(&self) -> Arc<Genesis> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.get();
+        let nodes: Vec<u64> = g.orgs.iter().flat_map(|o| o.nodes.iter().map(|n| n.id)).collect();
+        f.debug_struct("Directory").field("nodes", &nodes).finish()
+    }
+}
 
 /// Why TLS material could not be loaded or a configuration built.
 #[derive(Debug, thiserror::Error)]
@@ -340,19 +376,47 @@ pub fn admit(peer: PeerNode, req: &NodeClaims<'_>) -> Result<(), PeerRefusal> {
     Ok(())
 }
 
-/// Accepts a certificate whose key hash is one of `pins`, whatever its
-/// issuer, names or dates: trust comes from genesis, not from a CA.
-#[derive(Debug)]
+/// Which certificate keys a [`Pinned`] verifier accepts.
+enum Pins {
+    /// Exactly these key hashes.
+    Fixed(Vec<Hash>),
+    /// Any node the directory declares now.
+    AnyNode(Directory),
+    /// The key the directory declares now for this one node.
+    Node(Directory, u64),
+}
+
+/// Accepts a certificate whose key hash is pinned, whatever its issuer,
+/// names or dates: trust comes from the consortium, not from a CA.
 struct Pinned {
-    pins: Vec<Hash>,
+    pins: Pins,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
+impl std::fmt::Debug for Pinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pins = match &self.pins {
+            Pins::Fixed(p) => format!("{} fixed", p.len()),
+            Pins::AnyNode(_) => "any declared node".into(),
+            Pins::Node(_, id) => format!("node {id}"),
+        };
+        f.debug_struct("Pinned").field("pins", &pins).finish()
+    }
+}
+
 impl Pinned {
-    fn new(pins: Vec<Hash>) -> Self {
+    fn new(pins: Pins) -> Self {
         Pinned {
             pins,
             algorithms: provider().signature_verification_algorithms,
+        }
+    }
+
+    fn accepts(&self, hash: &Hash) -> bool {
+        match &self.pins {
+            Pins::Fixed(p) => p.contains(hash),
+            Pins::AnyNode(d) => d.get().node_by_tls(hash).is_some(),
+            Pins::Node(d, id) => d.get().node(*id).is_some_and(|(_, n)| n.tls == *hash),
         }
     }
 
@@ -360,7 +424,7 @@ impl Pinned {
         let hash = spki_hash(cert).map_err(|_| {
             rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
         })?;
-        if self.pins.contains(&hash) {
+        if self.accepts(&hash) {
             Ok(())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -460,12 +524,13 @@ fn all_pins(genesis: &Genesis) -> Vec<Hash> {
 }
 
 /// The node's server configuration: presents `identity`, and accepts an
-/// optional client certificate only if its key is a node's declared `tls`.
+/// optional client certificate only if its key is the `tls` of a node the
+/// directory declares at the time of the handshake.
 pub fn server_config(
     identity: &TlsIdentity,
-    genesis: &Genesis,
+    nodes: Directory,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let verifier = Arc::new(Pinned::new(all_pins(genesis)));
+    let verifier = Arc::new(Pinned::new(Pins::AnyNode(nodes)));
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -480,6 +545,13 @@ pub fn pinned_client_config(
     pins: Vec<Hash>,
     identity: Option<&TlsIdentity>,
 ) -> Result<rustls::ClientConfig, TlsError> {
+    client_config(Pins::Fixed(pins), identity)
+}
+
+fn client_config(
+    pins: Pins,
+    identity: Option<&TlsIdentity>,
+) -> Result<rustls::ClientConfig, TlsError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -491,19 +563,15 @@ pub fn pinned_client_config(
 }
 
 /// The client configuration a node uses to reach node `target`: it presents
-/// this node's certificate and accepts only `target`'s declared key. An
-/// undeclared target gets a configuration that accepts no server at all.
+/// this node's certificate and accepts only the key the directory declares
+/// for `target` at the time of the handshake. While `target` is not
+/// declared, no server is accepted at all.
 pub fn peer_client_config(
-    genesis: &Genesis,
+    nodes: Directory,
     target: u64,
     identity: &TlsIdentity,
 ) -> Result<rustls::ClientConfig, TlsError> {
-    let pins = genesis
-        .node(target)
-        .map(|(_, n)| n.tls)
-        .into_iter()
-        .collect();
-    pinned_client_config(pins, Some(identity))
+    client_config(Pins::Node(nodes, target), Some(identity))
 }
 
 /// A client configuration for the CLI and tools: trusts any node declared

@@ -59,8 +59,8 @@ pub enum NodeError {
     /// The TLS certificate or key could not be loaded.
     #[error("[tls]: {0}")]
     Tls(#[from] crate::tls::TlsError),
-    /// The TLS certificate holds another key than genesis declares for this node.
-    #[error("the [tls] certificate's key hash is {found}, but genesis declares {declared} for node {node}")]
+    /// The TLS certificate holds another key than the consortium declares for this node.
+    #[error("the [tls] certificate's key hash is {found}, but the consortium (genesis and its governance decisions) declares {declared} for node {node}")]
     TlsNotInGenesis {
         /// This node.
         node: u64,
@@ -234,30 +234,15 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     crate::tls::install_default_provider();
     let genesis = Arc::new(read_genesis(&settings.genesis)?);
     let node_key: SecretKey = crate::keys::read(&settings.node_key_file)?;
-    // TLS pins come from genesis (see ARCHITECTURE.md, "Transport"): a
-    // node declared later by governance has no genesis pin to check here.
-    let declared_tls = match genesis.node(settings.node_id) {
-        Some((_, decl)) if decl.key == node_key.public() => Some(decl.tls),
-        Some(_) => return Err(NodeError::NotInGenesis(settings.node_id)),
-        None => None,
-    };
-    let tls = match &settings.tls {
-        Some(t) => {
-            let identity = crate::tls::TlsIdentity::load(&t.cert_file, &t.key_file)?;
-            if let Some(declared_tls) = declared_tls.filter(|d| *d != identity.hash()) {
-                return Err(NodeError::TlsNotInGenesis {
-                    node: settings.node_id,
-                    declared: declared_tls.to_hex(),
-                    found: identity.hash().to_hex(),
-                });
-            }
-            let config = crate::tls::server_config(&identity, &genesis)?;
-            Some((identity, config))
-        }
+    // The TLS identity is loaded (and a bad file refused) before anything
+    // else; whether its key is this node's declared one is checked against
+    // the consortium the store knows, below.
+    let identity = match &settings.tls {
+        Some(t) => Some(crate::tls::TlsIdentity::load(&t.cert_file, &t.key_file)?),
         None if serve::plaintext_allowed(settings.listen, settings.insecure_plaintext) => None,
         None => return Err(NodeError::PlaintextRefused(settings.listen)),
     };
-    if tls.is_none() && !settings.listen.ip().is_loopback() {
+    if identity.is_none() && !settings.listen.ip().is_loopback() {
         tracing::warn!(listen = %settings.listen, "insecure_plaintext is on: serving plain HTTP on a network address");
     }
     let node_key = Arc::new(node_key);
@@ -300,6 +285,29 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         }
         _ => return Err(NodeError::NotInGenesis(settings.node_id)),
     };
+    // TLS pins come from the live consortium (see ARCHITECTURE.md,
+    // "Transport"): genesis plus the governance decisions applied, read
+    // again at every handshake, so nodes added or re-keyed later are
+    // trusted from the block that decides it.
+    let nodes = storage.chain.consortium_view().directory();
+    if let (Some(identity), Some((_, decl))) =
+        (&identity, storage.chain.consortium().node(settings.node_id))
+    {
+        if decl.tls != identity.hash() {
+            return Err(NodeError::TlsNotInGenesis {
+                node: settings.node_id,
+                declared: decl.tls.to_hex(),
+                found: identity.hash().to_hex(),
+            });
+        }
+    }
+    let tls = match identity {
+        Some(identity) => {
+            let config = crate::tls::server_config(&identity, nodes.clone())?;
+            Some((identity, config))
+        }
+        None => None,
+    };
     // The account store shares the node's database; its keys derive from the node key.
     let accounts = Arc::new(Accounts::open(&storage.db, &node_key)?);
     // So are the idempotency records; their sealing key derives from it too.
@@ -328,7 +336,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         tracing::warn!("testing_faults is on: anyone who reaches this node can cut it off from its peers; never use this in production");
     }
     let peers = match &tls {
-        Some((identity, _)) => Peers::with_tls(genesis.clone(), identity.clone()),
+        Some((identity, _)) => Peers::with_tls(nodes.clone(), identity.clone()),
         None => Peers::new()
             .map_err(|e| NodeError::Raft(format!("cannot build the peer HTTP client: {e}")))?,
     };
@@ -461,7 +469,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
             listener,
             app,
             config,
-            genesis.clone(),
+            nodes,
             srv_shutdown,
         )));
     } else {

@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
-use rxchain_contracts::Genesis;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -23,7 +22,7 @@ use tower::ServiceExt;
 use crate::http::cluster::HEADER_ORG;
 use crate::raft::peers::FORWARDED_BY;
 use crate::raft::rpc::HEADER_NODE;
-use crate::tls::{admit, NodeClaims, PeerNode, PeerRefusal};
+use crate::tls::{admit, Directory, NodeClaims, PeerNode, PeerRefusal};
 
 /// How long a client may take to complete the TLS handshake. A stranger
 /// that opens a connection and stalls is dropped after this, so it cannot
@@ -61,13 +60,13 @@ fn claims<'a>(path: &'a str, headers: &'a HeaderMap) -> NodeClaims<'a> {
 /// Each connection is handshaken in its own task; its requests carry
 /// `ConnectInfo<SocketAddr>` (the client's address, as `axum::serve` gives
 /// on plain HTTP) and [`PeerNode`] (the node whose declared key the client
-/// certificate holds), and are checked by [`admit`] before they reach the
+/// certificate holds, looked up in the live consortium `nodes`), and are checked by [`admit`] before they reach the
 /// router.
 pub async fn serve_tls(
     listener: TcpListener,
     app: Router,
     config: Arc<rustls::ServerConfig>,
-    genesis: Arc<Genesis>,
+    nodes: Directory,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(config);
@@ -89,7 +88,7 @@ pub async fn serve_tls(
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
-        let genesis = genesis.clone();
+        let nodes = nodes.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -103,7 +102,7 @@ pub async fn serve_tls(
                     return;
                 }
             };
-            let peer = PeerNode::of(&genesis, stream.get_ref().1.peer_certificates());
+            let peer = PeerNode::of(&nodes.get(), stream.get_ref().1.peer_certificates());
             let service = hyper::service::service_fn(
                 move |mut req: Request<hyper::body::Incoming>| {
                     let app = app.clone();

@@ -10,9 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rxchain_contracts::Genesis;
 
-use crate::tls::TlsIdentity;
+use crate::tls::{Directory, TlsIdentity};
 
 /// Header a node sets on requests it forwards for its clients, so the
 /// leader does not count those clients under the forwarding node's address.
@@ -26,7 +25,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// their pools are shared).
 ///
 /// Over TLS there is one client per target node, each pinned to the TLS key
-/// genesis declares for that node ([`crate::tls::peer_client_config`]):
+/// the live consortium declares for that node at each handshake ([`crate::tls::peer_client_config`]):
 /// a reply can then only come from the node we meant to reach, and node 2
 /// cannot answer for node 3 even though both are members. Clients are built
 /// on first use and kept.
@@ -41,7 +40,7 @@ enum Inner {
     Plain(reqwest::Client),
     /// Mutual TLS, one pinned client per target node.
     Tls {
-        genesis: Arc<Genesis>,
+        nodes: Directory,
         identity: TlsIdentity,
         clients: Mutex<HashMap<u64, reqwest::Client>>,
     },
@@ -74,11 +73,11 @@ impl Peers {
     }
 
     /// A mutual-TLS peer client: it presents `identity` and accepts each
-    /// peer only under the TLS key `genesis` declares for it.
-    pub fn with_tls(genesis: Arc<Genesis>, identity: TlsIdentity) -> Self {
+    /// peer only under the TLS key `nodes` declares for it when connecting.
+    pub fn with_tls(nodes: Directory, identity: TlsIdentity) -> Self {
         Peers {
             inner: Arc::new(Inner::Tls {
-                genesis,
+                nodes,
                 identity,
                 clients: Mutex::new(HashMap::new()),
             }),
@@ -96,7 +95,7 @@ impl Peers {
         match &*self.inner {
             Inner::Plain(c) => Ok(c.clone()),
             Inner::Tls {
-                genesis,
+                nodes,
                 identity,
                 clients,
             } => {
@@ -104,7 +103,7 @@ impl Peers {
                 if let Some(c) = clients.get(&target) {
                     return Ok(c.clone());
                 }
-                let config = crate::tls::peer_client_config(genesis, target, identity)?;
+                let config = crate::tls::peer_client_config(nodes.clone(), target, identity)?;
                 let c = builder().use_preconfigured_tls(config).build()?;
                 clients.insert(target, c.clone());
                 Ok(c)
