@@ -216,6 +216,11 @@ pub struct Settings {
     /// The address other nodes reach this node at, when it differs from `listen`.
     #[serde(default)]
     pub advertise: Option<String>,
+    /// A file the node writes the address it bound to (`host:port`) into
+    /// once it listens: with `listen` on port 0, this is how a supervisor
+    /// or a test learns the port the system chose.
+    #[serde(default)]
+    pub addr_file: Option<PathBuf>,
     /// Other nodes of the consortium, by node id: `"2" = "10.0.0.2:8080"`.
     #[serde(default)]
     pub peers: BTreeMap<String, String>,
@@ -285,10 +290,14 @@ impl Settings {
             }
         }
         let tls = s.tls.as_mut().map(|t| [&mut t.cert_file, &mut t.key_file]);
-        for p in [s.web_dir.as_mut(), s.data_key_file.as_mut()]
-            .into_iter()
-            .flatten()
-            .chain(tls.into_iter().flatten())
+        for p in [
+            s.web_dir.as_mut(),
+            s.data_key_file.as_mut(),
+            s.addr_file.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(tls.into_iter().flatten())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

@@ -40,6 +40,7 @@ pub fn demo_settings(
         node_key_file: dir.join(format!("node{id}.key")),
         listen,
         advertise: None,
+        addr_file: None,
         peers: Default::default(),
         bootstrap: id == 1,
         web_dir: web,

@@ -62,7 +62,11 @@ impl Directory {
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let g = self.get();
-        let nodes: Vec<u64> = g.orgs.iter().flat_map(|o| o.nodes.iter().map(|n| n.id)).collect();
+        let nodes: Vec<u64> = g
+            .orgs
+            .iter()
+            .flat_map(|o| o.nodes.iter().map(|n| n.id))
+            .collect();
         f.debug_struct("Directory").field("nodes", &nodes).finish()
     }
 }

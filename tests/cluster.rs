@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::issue::{atorvastatin_issue, SyntheticPatient};
+use common::spawned;
 use rxchain::demo::{admin_key, staff_key, Demo};
 use rxchain::http::cluster::{admin_headers, ClusterStatus, LocalView, Signer};
 use rxchain::qr::QrPayload;
@@ -39,14 +40,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The test's client: HTTPS, trusting exactly the TLS keys `genesis` declares.
@@ -128,10 +121,10 @@ impl Cluster {
 
     /// Writes a node's settings and spawns it.
     fn add_node(&mut self, id: u64) {
-        let port = free_port();
         let first = self.nodes.get(&1).map(|n| n.port);
         let mut toml = format!(
-            "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\nlisten = \"127.0.0.1:{port}\"\nbootstrap = {}\ntesting_faults = true\n",
+            "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\n{}bootstrap = {}\ntesting_faults = true\n",
+            spawned::listen_any(id),
             id == 1
         );
         // Every node serves HTTPS and talks to its peers over mutual TLS.
@@ -150,13 +143,16 @@ impl Cluster {
         toml.push_str(&self.extra);
         let cfg = self.dir.path().join(format!("node{id}.toml"));
         std::fs::write(&cfg, toml).unwrap();
-        let mut node = Node {
+        let mut child = spawn(&cfg, id);
+        let port = spawned::wait_bound(&mut child, self.dir.path(), id);
+        // A restart comes back on the address the others know it by.
+        spawned::pin_listen(&cfg, id, port);
+        let node = Node {
             id,
             port,
             cfg,
-            child: None,
+            child: Some(child),
         };
-        node.child = Some(spawn(&node.cfg, id));
         self.nodes.insert(id, node);
     }
 
@@ -174,7 +170,10 @@ impl Cluster {
     fn restart(&mut self, id: u64) {
         let n = self.nodes.get_mut(&id).unwrap();
         assert!(n.child.is_none(), "node {id} is running");
-        n.child = Some(spawn(&n.cfg, id));
+        let mut child = spawn(&n.cfg, id);
+        let dir = n.cfg.parent().unwrap().to_path_buf();
+        spawned::wait_bound(&mut child, &dir, id);
+        n.child = Some(child);
     }
 
     fn running(&self) -> Vec<u64> {
@@ -424,27 +423,20 @@ impl Drop for Cluster {
 }
 
 fn spawn(cfg: &Path, id: u64) -> Child {
-    let log = std::env::var("CLUSTER_TEST_LOG").ok();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["node", "--config"])
+    let dir = cfg.parent().expect("settings dir");
+    spawned::forget_addr(dir, id);
+    Command::new(BIN)
+        .args(["node", "--config"])
         .arg(cfg)
-        .env("RXCHAIN_LOG", log.clone().unwrap_or_else(|| "error".into()))
-        .stdout(Stdio::null());
-    match log {
-        // Keep each node's log beside its config when asked.
-        Some(_) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(cfg.with_file_name(format!("node{id}.log")))
-                .unwrap();
-            cmd.stderr(f);
-        }
-        None => {
-            cmd.stderr(Stdio::null());
-        }
-    }
-    cmd.spawn().expect("spawn rxchain node")
+        .env(
+            "RXCHAIN_LOG",
+            std::env::var("CLUSTER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        // Each node's log is kept beside its settings (see CLUSTER_TEST_KEEP).
+        .stderr(spawned::log_sink(dir, id))
+        .spawn()
+        .expect("spawn rxchain node")
 }
 
 fn issue(g: &Genesis, i: usize, quantity: u32) -> (SignedTx, QrPayload) {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::issue::{atorvastatin_issue, SyntheticPatient};
+use common::spawned;
 use rxchain::client::{Client, ClientError, Submitted};
 use rxchain::demo::{staff_key, Demo};
 use rxchain::txbuild;
@@ -18,35 +19,33 @@ mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rxchain");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_config(dir: &Path, port: u16) -> std::path::PathBuf {
+fn write_config(dir: &Path) -> std::path::PathBuf {
     let cfg = dir.join("node.toml");
     std::fs::write(
         &cfg,
         format!(
-            "node_id = 1\ndata_dir = \"node1\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node1.key\"\nlisten = \"127.0.0.1:{port}\"\nbootstrap = true\n[tls]\ncert_file = \"node1.tls.crt\"\nkey_file = \"node1.tls.key\"\n"
+            "node_id = 1\ndata_dir = \"node1\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node1.key\"\n{}bootstrap = true\n[tls]\ncert_file = \"node1.tls.crt\"\nkey_file = \"node1.tls.key\"\n",
+            spawned::listen_any(1)
         ),
     )
     .unwrap();
     cfg
 }
 
-fn spawn(cfg: &Path) -> Child {
-    Command::new(BIN)
+/// Spawns the node and waits until it listens; returns it and its port.
+fn spawn(cfg: &Path) -> (Child, u16) {
+    let dir = cfg.parent().unwrap();
+    spawned::forget_addr(dir, 1);
+    let mut child = Command::new(BIN)
         .args(["node", "--config"])
         .arg(cfg)
         .env("RXCHAIN_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(spawned::log_sink(dir, 1))
         .spawn()
-        .expect("spawn rxchain node")
+        .expect("spawn rxchain node");
+    let port = spawned::wait_bound(&mut child, dir, 1);
+    (child, port)
 }
 
 /// HTTPS trusting exactly the TLS keys the genesis under `dir` declares.
@@ -98,13 +97,14 @@ async fn sigkill_under_load_loses_no_acknowledged_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let demo = Demo::load().unwrap();
     demo.write_files(dir.path(), &[1]).unwrap();
-    let port = free_port();
-    let cfg = write_config(dir.path(), port);
+    let cfg = write_config(dir.path());
+
+    // 1. Start the node and register the demo staff. Restarts come back on
+    //    the port it first bound.
+    let (mut child, port) = spawn(&cfg);
+    spawned::pin_listen(&cfg, 1, port);
     let base = format!("https://127.0.0.1:{port}");
     let client = Client::with_tls(base.clone(), tls_config(dir.path())).unwrap();
-
-    // 1. Start the node and register the demo staff.
-    let mut child = spawn(&cfg);
     wait_ready(&base, dir.path()).await;
     rxchain::test_support::register_demo_staff(&demo, &client)
         .await
@@ -146,7 +146,7 @@ async fn sigkill_under_load_loses_no_acknowledged_transaction() {
         }
 
         // 3. Restart: the node recovers by itself.
-        child = spawn(&cfg);
+        child = spawn(&cfg).0;
         wait_ready(&base, dir.path()).await;
 
         // 4. Every acknowledged transaction is on the chain, with a proof.

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::issue::{atorvastatin_issue, SyntheticPatient};
+use common::spawned;
 use rxchain::demo::{admin_key, node_key, Demo};
 use rxchain::http::cluster::{admin_headers, LocalView, Signer};
 use rxchain::txbuild;
@@ -44,14 +45,6 @@ fn client_tls() -> rustls::ClientConfig {
         .map(|id| rxchain::demo::tls_key(id).unwrap().hash)
         .collect();
     rxchain::tls::pinned_client_config(pins, None).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One node process.
@@ -100,7 +93,6 @@ impl Cluster {
 
     /// Writes a node's settings (node 1 as its peer) and spawns it.
     fn add_node(&mut self, id: u64) {
-        let port = free_port();
         let key = self.dir.path().join(format!("node{id}.key"));
         if !key.exists() {
             rxchain::keys::write_new(&key, &node_key(id)).unwrap();
@@ -112,7 +104,8 @@ impl Cluster {
             rxchain::keys::write_new_secret(&tls_key, &tls.key_pem).unwrap();
         }
         let mut toml = format!(
-            "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\nlisten = \"127.0.0.1:{port}\"\nbootstrap = {}\n",
+            "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\n{}bootstrap = {}\n",
+            spawned::listen_any(id),
             id == 1
         );
         if let Some(p) = self.nodes.get(&1).map(|n| n.port).filter(|_| id != 1) {
@@ -124,7 +117,9 @@ impl Cluster {
         toml.push_str(RAFT_TIMING);
         let cfg = self.dir.path().join(format!("node{id}.toml"));
         std::fs::write(&cfg, toml).unwrap();
-        let child = Some(spawn(&cfg, id));
+        let mut child = spawn(&cfg, id);
+        let port = spawned::wait_bound(&mut child, self.dir.path(), id);
+        let child = Some(child);
         self.nodes.insert(id, Node { port, child });
     }
 
@@ -372,26 +367,18 @@ impl Drop for Cluster {
 }
 
 fn spawn(cfg: &Path, id: u64) -> Child {
-    let log = std::env::var("CLUSTER_TEST_LOG").ok();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["node", "--config"])
+    let dir = cfg.parent().expect("settings dir");
+    Command::new(BIN)
+        .args(["node", "--config"])
         .arg(cfg)
-        .env("RXCHAIN_LOG", log.clone().unwrap_or_else(|| "error".into()))
-        .stdout(Stdio::null());
-    match log {
-        Some(_) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(cfg.with_file_name(format!("node{id}.log")))
-                .unwrap();
-            cmd.stderr(f);
-        }
-        None => {
-            cmd.stderr(Stdio::null());
-        }
-    }
-    cmd.spawn().expect("spawn rxchain node")
+        .env(
+            "RXCHAIN_LOG",
+            std::env::var("CLUSTER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(spawned::log_sink(dir, id))
+        .spawn()
+        .expect("spawn rxchain node")
 }
 
 fn org(id: &str) -> OrgId {

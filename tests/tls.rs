@@ -16,11 +16,12 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::issue::{atorvastatin_issue, SyntheticPatient};
+use common::spawned;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rxchain::demo::{node_key, staff_key, Demo};
@@ -38,14 +39,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_rxchain");
 /// Raft timing for debug builds on a loaded machine (as in tests/cluster.rs).
 const RAFT_TIMING: &str =
     "[raft]\nheartbeat_ms = 1000\nelection_min_ms = 3000\nelection_max_ms = 5000\n[api]\ncommit_wait_ms = 3000\n";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn written_genesis(dir: &Path) -> Genesis {
     serde_json::from_str(&std::fs::read_to_string(dir.join("genesis.json")).unwrap()).unwrap()
@@ -71,16 +64,12 @@ impl Drop for Proc {
     }
 }
 
-/// Writes node `id`'s settings (TLS on, advertising `advertise`) and starts it.
-fn start_node(
-    dir: &Path,
-    id: u64,
-    port: u16,
-    advertise: Option<String>,
-    join: Option<u16>,
-) -> Proc {
+/// Writes node `id`'s settings (TLS on, an ephemeral port, advertising
+/// `advertise`), starts it and returns it with the port it bound.
+fn start_node(dir: &Path, id: u64, advertise: Option<String>, join: Option<u16>) -> (Proc, u16) {
     let mut toml = format!(
-        "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\nlisten = \"127.0.0.1:{port}\"\nbootstrap = {}\n",
+        "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\n{}bootstrap = {}\n",
+        spawned::listen_any(id),
         id == 1
     );
     if let Some(a) = advertise {
@@ -95,22 +84,19 @@ fn start_node(
     toml.push_str(RAFT_TIMING);
     let cfg = dir.join(format!("node{id}.toml"));
     std::fs::write(&cfg, toml).unwrap();
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(["node", "--config"])
         .arg(&cfg)
         .env(
             "RXCHAIN_LOG",
-            std::env::var("TLS_TEST_LOG").unwrap_or_else(|_| "error".into()),
+            std::env::var("TLS_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .stdout(Stdio::null())
-        .stderr(if std::env::var("TLS_TEST_LOG").is_ok() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stderr(spawned::log_sink(dir, id))
         .spawn()
         .expect("spawn rxchain node");
-    Proc(child)
+    let port = spawned::wait_bound(&mut child, dir, id);
+    (Proc(child), port)
 }
 
 async fn local(http: &reqwest::Client, port: u16) -> Option<LocalView> {
@@ -160,6 +146,10 @@ enum Mode {
 struct Proxy {
     port: u16,
     mode: Arc<AtomicU8>,
+    /// The node relayed to, and the other member redirected to; set once
+    /// the nodes listen.
+    target: Arc<AtomicU16>,
+    redirect: Arc<AtomicU16>,
     epoch: tokio::sync::watch::Sender<u64>,
     /// TLS handshakes the terminating proxy completed: a client that
     /// accepted its certificate would count here.
@@ -167,7 +157,9 @@ struct Proxy {
 }
 
 impl Proxy {
-    async fn start(target: u16, redirect: u16) -> Proxy {
+    async fn start() -> Proxy {
+        let target = Arc::new(AtomicU16::new(0));
+        let redirect = Arc::new(AtomicU16::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(AtomicU8::new(Mode::Relay as u8));
@@ -188,6 +180,7 @@ impl Proxy {
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
         let (m, forged) = (mode.clone(), forged_handshakes.clone());
+        let (to, aside) = (target.clone(), redirect.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -202,6 +195,7 @@ impl Proxy {
                 let mut cut = epoch_rx.clone();
                 cut.mark_unchanged();
                 let (acceptor, forged) = (acceptor.clone(), forged.clone());
+                let (target, redirect) = (to.load(Ordering::SeqCst), aside.load(Ordering::SeqCst));
                 tokio::spawn(async move {
                     let work = async {
                         match mode {
@@ -221,9 +215,17 @@ impl Proxy {
         Proxy {
             port,
             mode,
+            target,
+            redirect,
             epoch,
             forged_handshakes,
         }
+    }
+
+    /// Points the proxy at its node's port and at the member it redirects to.
+    fn aim(&self, target: u16, redirect: u16) {
+        self.target.store(target, Ordering::SeqCst);
+        self.redirect.store(redirect, Ordering::SeqCst);
     }
 
     fn set(&self, mode: Mode) {
@@ -369,28 +371,31 @@ async fn a_man_in_the_middle_cannot_fake_a_quorum() {
     demo.write_files(dir.path(), &[1, 2, 3]).unwrap();
     let g = written_genesis(dir.path());
     let http = https(&g);
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     // Every node is advertised (and so reached by the others for Raft)
     // through its own proxy; the redirecting proxy of node i points at the
     // next node, a member whose key is declared, but not node i's.
     let mut proxies = Vec::new();
-    for i in 0..3 {
-        proxies.push(Proxy::start(ports[i], ports[(i + 1) % 3]).await);
+    for _ in 0..3 {
+        proxies.push(Proxy::start().await);
     }
     let advertised = |i: usize| Some(format!("127.0.0.1:{}", proxies[i].port));
 
     // Setup: node 1 bootstraps, nodes 2 and 3 join it; all links relay.
-    let mut procs = vec![start_node(dir.path(), 1, ports[0], advertised(0), None)];
+    // Each proxy relays to its node as soon as the node listens.
+    let (first, port1) = start_node(dir.path(), 1, advertised(0), None);
+    proxies[0].aim(port1, 0);
+    let mut procs = vec![first];
+    let mut ports = vec![port1];
     wait_ready(&http, ports[0]).await;
     for id in 2..=3u64 {
         let i = id as usize - 1;
-        procs.push(start_node(
-            dir.path(),
-            id,
-            ports[i],
-            advertised(i),
-            Some(ports[0]),
-        ));
+        let (proc, port) = start_node(dir.path(), id, advertised(i), Some(ports[0]));
+        proxies[i].aim(port, 0);
+        procs.push(proc);
+        ports.push(port);
+    }
+    for (i, p) in proxies.iter().enumerate() {
+        p.aim(ports[i], ports[(i + 1) % 3]);
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -402,7 +407,9 @@ async fn a_man_in_the_middle_cannot_fake_a_quorum() {
         }
         assert!(
             Instant::now() < deadline,
-            "the cluster never formed over TLS: {l:?}"
+            "the cluster never formed over TLS: {l:?}\nnode 2:\n{}\nnode 3:\n{}",
+            spawned::log_tail(dir.path(), 2),
+            spawned::log_tail(dir.path(), 3)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -524,8 +531,7 @@ async fn plain_http_and_stranger_peers_are_refused() {
     let demo = Demo::load().unwrap();
     demo.write_files(dir.path(), &[1, 2, 3]).unwrap();
     let g = written_genesis(dir.path());
-    let port = free_port();
-    let _node = start_node(dir.path(), 1, port, None, None);
+    let (_node, port) = start_node(dir.path(), 1, None, None);
     let http = https(&g);
     wait_ready(&http, port).await;
     let base = format!("https://127.0.0.1:{port}");

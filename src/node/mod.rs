@@ -69,6 +69,15 @@ pub enum NodeError {
         /// The hash of the configured certificate's key.
         found: String,
     },
+    /// The `addr_file` could not be written.
+    #[error("cannot write the bound address to {path}: {source}")]
+    AddrFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Plain HTTP on a non-loopback address without `insecure_plaintext`.
     #[error("refusing to serve plain HTTP on {0}: configure [tls] (cert_file, key_file), listen on a loopback address, or set insecure_plaintext = true to accept that anyone on the network can read and forge the traffic")]
     PlaintextRefused(SocketAddr),
@@ -229,6 +238,18 @@ async fn start_raft_declared_or_joining(
     Ok(raft)
 }
 
+/// Writes the bound address into `file` whole: written beside it, then
+/// renamed, so a reader never sees half an address.
+fn write_addr_file(file: &std::path::Path, addr: SocketAddr) -> Result<(), NodeError> {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, format!("{addr}\n"))
+        .and_then(|()| std::fs::rename(&tmp, file))
+        .map_err(|source| NodeError::AddrFile {
+            path: file.to_path_buf(),
+            source,
+        })
+}
+
 /// Starts a node and returns once it is serving.
 pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     crate::tls::install_default_provider();
@@ -257,6 +278,9 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         source,
     })?;
     let advertised = settings.advertised(addr);
+    if let Some(file) = &settings.addr_file {
+        write_addr_file(file, addr)?;
+    }
 
     let chain_id = genesis.chain_id.to_string();
     let mempool = Mempool::new(

@@ -7,6 +7,7 @@
 
 pub mod genesis;
 pub mod issue;
+pub mod spawned;
 
 use rxchain::client::Client;
 use rxchain::demo::Demo;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::spawned;
 use rxchain::demo::Demo;
 use rxchain::http::cluster::LocalView;
 use rxchain_contracts::{Genesis, SignedTx};
@@ -20,14 +21,6 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_rxchain");
 /// Raft timing for debug builds on a loaded machine.
 const RAFT_TIMING: &str =
     "[raft]\nheartbeat_ms = 500\nelection_min_ms = 3000\nelection_max_ms = 5000\n";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Node processes under one temp dir.
 pub struct Procs {
@@ -64,9 +57,9 @@ impl Procs {
         };
         let first = ids[0];
         for &id in ids {
-            let port = free_port();
             let mut toml = format!(
-                "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\nlisten = \"127.0.0.1:{port}\"\nbootstrap = {}\n",
+                "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\n{}bootstrap = {}\n",
+                spawned::listen_any(id),
                 id == first
             );
             toml.push_str(&extra(id));
@@ -79,8 +72,10 @@ impl Procs {
             toml.push_str(RAFT_TIMING);
             let cfg = p.dir.path().join(format!("node{id}.toml"));
             std::fs::write(&cfg, toml).unwrap();
-            p.ports.insert(id, port);
-            p.children.insert(id, spawn(&cfg, id));
+            let mut child = spawn(&cfg, id);
+            p.ports
+                .insert(id, spawned::wait_bound(&mut child, p.dir.path(), id));
+            p.children.insert(id, child);
             if id == first {
                 p.wait_ready(id).await;
             }
@@ -219,24 +214,16 @@ impl Drop for Procs {
 }
 
 fn spawn(cfg: &Path, id: u64) -> Child {
-    let log = std::env::var("CLUSTER_TEST_LOG").ok();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["node", "--config"])
+    let dir = cfg.parent().expect("settings dir");
+    Command::new(BIN)
+        .args(["node", "--config"])
         .arg(cfg)
-        .env("RXCHAIN_LOG", log.clone().unwrap_or_else(|| "error".into()))
-        .stdout(Stdio::null());
-    match log {
-        Some(_) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(cfg.with_file_name(format!("node{id}.log")))
-                .unwrap();
-            cmd.stderr(f);
-        }
-        None => {
-            cmd.stderr(Stdio::null());
-        }
-    }
-    cmd.spawn().expect("spawn rxchain node")
+        .env(
+            "RXCHAIN_LOG",
+            std::env::var("CLUSTER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(spawned::log_sink(dir, id))
+        .spawn()
+        .expect("spawn rxchain node")
 }
