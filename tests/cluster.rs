@@ -598,8 +598,18 @@ async fn leader_sigkill_under_load_loses_no_acknowledged_transaction() {
         }));
     }
 
-    // 2. SIGKILL the leader mid-stream.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // 2. SIGKILL the leader mid-stream: once 40 of the 300 are
+    //    acknowledged (not after a fixed time, which on a loaded machine
+    //    may be before the first block).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acked.lock().unwrap().len() < 40 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} acknowledged in two minutes of load",
+            acked.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let old = Cluster::leader_of(&c).await;
     c.lock().unwrap().kill(old);
     for w in workers {

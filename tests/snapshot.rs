@@ -11,7 +11,12 @@
 //!   value flipped), the follower refuses every copy: its tip and state stay
 //!   as they were, the refusal is counted in
 //!   `rxchain_snapshots_refused_total`, and it keeps running. Once the fault
-//!   is cleared it catches up from an honest snapshot.
+//!   is cleared it catches up from an honest snapshot. The same for a
+//!   snapshot without the tip's quorum certificate, and for one whose
+//!   certificates each lack a vote.
+//! - 7c: a snapshot with forged query indexes (every transaction located
+//!   in block 1) installs, and the receiver's indexes are rebuilt from the
+//!   blocks: the indexes are never taken from a snapshot.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -20,6 +25,7 @@ use rxchain::client::{Client, Submitted};
 use rxchain::config::RaftSettings;
 use rxchain::demo::{admin_key, staff_key, Demo};
 use rxchain::node::RunningNode;
+use rxchain::raft::Tamper;
 use rxchain::test_support::{demo_settings, register_demo_staff, wait_for_leader};
 use rxchain_contracts::{Label, OrgId};
 
@@ -214,22 +220,35 @@ async fn a_lagging_follower_installs_honest_snapshots_and_refuses_tampered_ones(
         || purged_past(&n1, cut_index) && purged_past(&n2, cut_index),
     )
     .await;
-    for n in [&n1, &n2] {
-        assert!(n.service.faults.set_tamper_snapshot(true));
-    }
+    // Each forgery in turn: a flipped state byte, the tip's certificate
+    // left out, a vote taken out of every certificate. Each is refused.
     partition(&nodes, None);
-    wait_until("node 3 refused a tampered snapshot", 60, || {
-        refused_total(&n3) >= 1
-    })
-    .await;
-    // It keeps refusing while the fault is on, and nothing is applied.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(n3.chain.tip(), cut_at, "a refused snapshot moves no tip");
-    assert_eq!(
-        n3.chain.try_state_digest().expect("reads"),
-        digest_at_cut,
-        "a refused snapshot changes no state"
-    );
+    for mode in [Tamper::StateByte, Tamper::DropTipCert, Tamper::DropVote] {
+        for n in [&n1, &n2] {
+            assert!(n.service.faults.set_tamper_snapshot(mode));
+        }
+        // Let a stream of the previous forgery finish, then count anew.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = refused_total(&n3);
+        wait_until(
+            &format!("node 3 refused a snapshot forged as {mode:?}"),
+            60,
+            || refused_total(&n3) > before,
+        )
+        .await;
+        // It keeps refusing while the fault is on, and nothing is applied.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            n3.chain.tip(),
+            cut_at,
+            "{mode:?}: a refused snapshot moves no tip"
+        );
+        assert_eq!(
+            n3.chain.try_state_digest().expect("reads"),
+            digest_at_cut,
+            "{mode:?}: a refused snapshot changes no state"
+        );
+    }
     assert!(
         n3.raft.metrics().borrow().running_state.is_ok(),
         "the refusing node's Raft keeps running"
@@ -249,7 +268,7 @@ async fn a_lagging_follower_installs_honest_snapshots_and_refuses_tampered_ones(
 
     // The fault is cleared: the next snapshot is honest and installs.
     for n in [&n1, &n2] {
-        assert!(n.service.faults.set_tamper_snapshot(false));
+        assert!(n.service.faults.set_tamper_snapshot(Tamper::Off));
     }
     let refused = refused_total(&n3);
     wait_until("node 3 catches up from an honest snapshot", 90, || {
@@ -263,6 +282,55 @@ async fn a_lagging_follower_installs_honest_snapshots_and_refuses_tampered_ones(
         n3.chain.tip().state
     );
     assert!(refused_total(&n3) >= refused, "counter never goes back");
+
+    // 7c. The query indexes are not covered by the state root, so they are
+    // never taken from a snapshot: a snapshot whose transaction locations
+    // all point at block 1 installs (blocks and state are sound), and the
+    // receiver's locations are the ones it rebuilt from the blocks.
+    partition(&nodes, Some(3));
+    let cut_at = n3.chain.tip();
+    let cut_index = applied_index(&n3);
+    let leader = client_of_leader(&nodes).await;
+    commit_blocks(&demo, &leader, "c", 6).await;
+    wait_until(
+        "the others built a snapshot past node 3 and purged",
+        30,
+        || purged_past(&n1, cut_index) && purged_past(&n2, cut_index),
+    )
+    .await;
+    for n in [&n1, &n2] {
+        assert!(n.service.faults.set_tamper_snapshot(Tamper::MoveTxIndex));
+    }
+    let refused = refused_total(&n3);
+    partition(&nodes, None);
+    wait_until(
+        "node 3 installs the snapshot with forged indexes",
+        90,
+        || {
+            let head = n1.chain.tip();
+            n3.chain.tip() == head && n2.chain.tip() == head
+        },
+    )
+    .await;
+    assert_eq!(refused_total(&n3), refused, "blocks and state were sound");
+    for n in [&n1, &n2] {
+        assert!(n.service.faults.set_tamper_snapshot(Tamper::Off));
+    }
+    let chain_id = demo.genesis.chain_id.to_string();
+    let mut checked = 0;
+    for b in n1.chain.blocks(cut_at.height + 1) {
+        let b = b.expect("block reads");
+        for (i, stx) in b.txs.iter().enumerate() {
+            let id = stx.tx.id(&chain_id);
+            assert_eq!(
+                n3.chain.tx_location(&id).expect("reads"),
+                Some((b.header.height, i as u32)),
+                "node 3 locates {id} where the block holds it"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "the new blocks' transactions were checked");
 
     for n in [n3, n2, n1] {
         n.stop().await;

@@ -109,13 +109,24 @@ impl QuorumCert {
     /// vote from a distinct declared node with a valid signature, and at
     /// least a majority of the declared nodes.
     pub fn verify(&self, g: &Genesis, header: &BlockHeader) -> Result<Tally, CertError> {
-        if self.height != header.height {
+        self.verify_hash(g, header.height, &header.hash(g.chain_id.as_str()))
+    }
+
+    /// [`QuorumCert::verify`] against a block known only by its height and
+    /// header hash (a snapshot check keeps no more of each block).
+    pub fn verify_hash(
+        &self,
+        g: &Genesis,
+        height: u64,
+        block_hash: &Hash,
+    ) -> Result<Tally, CertError> {
+        if self.height != height {
             return Err(CertError::HeightMismatch {
                 cert: self.height,
-                header: header.height,
+                header: height,
             });
         }
-        if self.block_hash != header.hash(g.chain_id.as_str()) {
+        if self.block_hash != *block_hash {
             return Err(CertError::HashMismatch);
         }
         let mut seen = BTreeSet::new();

@@ -420,6 +420,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         chain.consortium_view(),
         faults,
         Arc::new(crate::raft::snapshot::SnapshotReceiver::new(
+            genesis.clone(),
             metrics.snapshots_refused.clone(),
         )),
     ));

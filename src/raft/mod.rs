@@ -14,8 +14,10 @@ pub mod rpc;
 pub mod snapshot;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
+
+pub use crate::types::snapshot::Tamper;
 
 pub use crate::types::{Raft, RaftRequest, RaftResponse, TypeConfig};
 
@@ -34,20 +36,20 @@ pub struct Faults {
     /// Peers this node pretends it cannot reach. A `std` lock: held only
     /// for a set lookup or replacement, never across an `.await`.
     blocked: RwLock<BTreeSet<u64>>,
-    /// When set, the snapshots this node sends have one byte of a state
-    /// value flipped (the state machine reads the same switch).
-    tamper_snapshot: Arc<AtomicBool>,
+    /// How the snapshots this node sends are forged ([`Tamper`] as a byte;
+    /// the state machine reads the same switch).
+    tamper_snapshot: Arc<AtomicU8>,
 }
 
 impl Faults {
     /// Faults that the test endpoint may set when `enabled`.
     pub fn new(enabled: bool) -> Arc<Self> {
-        Self::with_snapshot_switch(enabled, Arc::new(AtomicBool::new(false)))
+        Self::with_snapshot_switch(enabled, Arc::new(AtomicU8::new(Tamper::Off as u8)))
     }
 
     /// Faults whose snapshot-tampering fault flips `switch`, the switch the
     /// node's state machine reads when it hands out a snapshot to send.
-    pub fn with_snapshot_switch(enabled: bool, switch: Arc<AtomicBool>) -> Arc<Self> {
+    pub fn with_snapshot_switch(enabled: bool, switch: Arc<AtomicU8>) -> Arc<Self> {
         Arc::new(Faults {
             enabled,
             blocked: RwLock::new(BTreeSet::new()),
@@ -55,20 +57,20 @@ impl Faults {
         })
     }
 
-    /// Turns the snapshot-tampering fault on or off; refused (false) unless
-    /// enabled. While on, every snapshot this node sends is a forgery that
-    /// an honest receiver must refuse.
-    pub fn set_tamper_snapshot(&self, on: bool) -> bool {
+    /// Sets the snapshot-tampering fault ([`Tamper::Off`] to clear it);
+    /// refused (false) unless enabled. While on, every snapshot this node
+    /// sends is forged that way.
+    pub fn set_tamper_snapshot(&self, mode: Tamper) -> bool {
         if !self.enabled {
             return false;
         }
-        self.tamper_snapshot.store(on, Ordering::Relaxed);
+        self.tamper_snapshot.store(mode as u8, Ordering::Relaxed);
         true
     }
 
-    /// Whether the snapshot-tampering fault is on.
-    pub fn tamper_snapshot(&self) -> bool {
-        self.tamper_snapshot.load(Ordering::Relaxed)
+    /// The snapshot-tampering fault in force.
+    pub fn tamper_snapshot(&self) -> Tamper {
+        Tamper::from_u8(self.tamper_snapshot.load(Ordering::Relaxed))
     }
 
     /// Whether fault injection is allowed on this node.

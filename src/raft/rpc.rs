@@ -539,13 +539,16 @@ pub fn router(raft: Raft, consortium: impl Into<crate::types::ConsortiumView>) -
 }
 
 /// The peer-facing Raft router, refusing senders cut off by a test-only
-/// partition in `faults`.
+/// partition in `faults`. Snapshots are checked against the consortium's
+/// value now as the chain's genesis: give a view of a chain with no
+/// governance decision yet, or use [`router_with`].
 pub fn router_with_faults(
     raft: Raft,
     consortium: impl Into<crate::types::ConsortiumView>,
     faults: Arc<Faults>,
 ) -> Router {
-    let snapshots = Arc::new(SnapshotReceiver::new(Default::default()));
+    let consortium = consortium.into();
+    let snapshots = Arc::new(SnapshotReceiver::new(consortium.get(), Default::default()));
     router_with(raft, consortium, faults, snapshots)
 }
 
@@ -824,7 +827,7 @@ async fn vote(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> Resp
 #[tracing::instrument(skip_all, fields(from))]
 async fn snapshot(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> Response {
     let receiver = s.snapshots.clone();
-    let genesis = s.consortium.get();
+    let consortium = s.consortium.get();
     serve(
         s,
         PATH_SNAPSHOT,
@@ -832,7 +835,7 @@ async fn snapshot(State(s): State<RpcState>, headers: HeaderMap, body: Body) -> 
         body,
         |r: &InstallSnapshotRequest<TypeConfig>| &r.vote,
         |raft, req| async move {
-            match receiver.receive(&raft, &genesis, req).await {
+            match receiver.receive(&raft, &consortium, req).await {
                 Ok(resp) => Json(resp).into_response(),
                 Err(e) => snapshot_failure(e),
             }

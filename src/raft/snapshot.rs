@@ -66,24 +66,29 @@ pub struct SnapshotReceiver {
     refused_id: StdMutex<Option<String>>,
     /// `rxchain_snapshots_refused_total`.
     refused_total: Counter,
+    /// The chain's genesis, which a snapshot must grow from.
+    genesis: Arc<Genesis>,
 }
 
 impl SnapshotReceiver {
-    /// A receiver counting refusals in `refused_total`.
-    pub fn new(refused_total: Counter) -> Self {
+    /// A receiver for the chain of `genesis`, counting refusals in
+    /// `refused_total`.
+    pub fn new(genesis: Arc<Genesis>, refused_total: Counter) -> Self {
         SnapshotReceiver {
             streaming: Mutex::new(None),
             refused_id: StdMutex::new(None),
             refused_total,
+            genesis,
         }
     }
 
-    /// Takes one chunk; on the last one checks the snapshot against
-    /// `genesis` and installs it if it passes.
+    /// Takes one chunk; on the last one checks the snapshot against the
+    /// genesis and the receiver's effective `consortium`, and installs it
+    /// if it passes.
     pub async fn receive(
         &self,
         raft: &Raft,
-        genesis: &Arc<Genesis>,
+        consortium: &Arc<Genesis>,
         req: InstallSnapshotRequest<TypeConfig>,
     ) -> Result<InstallSnapshotResponse<u64>, ReceiveError> {
         let id = req.meta.snapshot_id.clone();
@@ -112,9 +117,9 @@ impl SnapshotReceiver {
         use tokio::io::AsyncSeekExt;
         snap.snapshot.seek(std::io::SeekFrom::Start(0)).await?;
         let file = snap.snapshot.try_clone().await?.into_std().await;
-        let g = Arc::clone(genesis);
+        let (g, c) = (Arc::clone(&self.genesis), Arc::clone(consortium));
         let checked = tokio::task::spawn_blocking(move || {
-            snapshot::verify(&g, std::io::BufReader::new(file))
+            snapshot::verify(&g, &c, std::io::BufReader::new(file))
         })
         .await?;
         match checked {

@@ -69,7 +69,7 @@ pub(crate) mod keys {
     pub const STATUS: &[u8] = b"i/st/";
     pub const DAY: &[u8] = b"i/dy/";
     pub const REFUSED: &[u8] = b"i/rf/";
-    pub const CERT: &[u8] = b"c/";
+    pub const CERT: &[u8] = snap::keys::CERT;
     pub const APPLIED: &[u8] = b"m/applied";
     pub const MEMBERSHIP: &[u8] = b"m/membership";
     pub const TIP: &[u8] = snap::keys::TIP;
@@ -207,6 +207,9 @@ pub(crate) struct Written {
 /// Pairs written per sled batch while installing a snapshot, so an install
 /// holds a bounded number of pairs in memory.
 const INSTALL_BATCH: usize = 1024;
+
+/// How long building a snapshot waits for the tip's quorum certificate.
+const TIP_CERT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl ChainStore {
     /// Opens the chain tree, recording the genesis hash in a fresh database
@@ -513,27 +516,7 @@ impl ChainStore {
         let hash = block.hash(chain_id);
         let mut batch = Batch::default();
         batch.insert(keys::block(h), encoding::to_bytes(block));
-        batch.insert(keys::hash(&hash), h.to_be_bytes().as_slice());
-
-        let day = block.header.timestamp.day();
-        let mut first_seen = HashSet::new();
-        for ((index, stx), outcome) in (0u32..).zip(&block.txs).zip(&exec.outcomes) {
-            let id = stx.tx.id(chain_id);
-            let loc = keys::loc(h, index);
-            // The first inclusion is the one receipts point at; a replay
-            // later in this block or in a later block is refused as a
-            // duplicate and must not move it.
-            if first_seen.insert(id) && !self.tree.contains_key(keys::tx(&id))? {
-                batch.insert(keys::tx(&id), loc.as_slice());
-            }
-            if let Some(rx) = stx.tx.body.prescription() {
-                batch.insert(keys::history(&rx, h, index), &[][..]);
-            }
-            batch.insert(keys::day(day, h, index), &[][..]);
-            if !outcome.is_applied() {
-                batch.insert(keys::refused(h, index), &[][..]);
-            }
-        }
+        self.index_block(&mut batch, block, &exec.outcomes, &mut HashSet::new())?;
 
         for (key, value) in &exec.writes {
             let skey = keys::state(key);
@@ -587,6 +570,44 @@ impl ChainStore {
                 for hook in hooks.iter() {
                     hook(&key);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the index entries one block brings to `batch`: its hash, the
+    /// first location of each transaction, prescription histories, days
+    /// and refusals. `seen` holds the transaction ids given a location in
+    /// batches not applied yet (the tree knows the others).
+    fn index_block(
+        &self,
+        batch: &mut Batch,
+        block: &Block,
+        outcomes: &[rxchain_contracts::Outcome],
+        seen: &mut HashSet<TxId>,
+    ) -> Result<(), StoreError> {
+        let chain_id = self.genesis.chain_id.as_str();
+        let h = block.header.height;
+        batch.insert(
+            keys::hash(&block.hash(chain_id)),
+            h.to_be_bytes().as_slice(),
+        );
+        let day = block.header.timestamp.day();
+        for ((index, stx), outcome) in (0u32..).zip(&block.txs).zip(outcomes) {
+            let id = stx.tx.id(chain_id);
+            let loc = keys::loc(h, index);
+            // The first inclusion is the one receipts point at; a replay
+            // later in this block or in a later block is refused as a
+            // duplicate and must not move it.
+            if seen.insert(id) && !self.tree.contains_key(keys::tx(&id))? {
+                batch.insert(keys::tx(&id), loc.as_slice());
+            }
+            if let Some(rx) = stx.tx.body.prescription() {
+                batch.insert(keys::history(&rx, h, index), &[][..]);
+            }
+            batch.insert(keys::day(day, h, index), &[][..]);
+            if !outcome.is_applied() {
+                batch.insert(keys::refused(h, index), &[][..]);
             }
         }
         Ok(())
@@ -660,11 +681,36 @@ impl ChainStore {
         Ok(())
     }
 
+    /// Waits, up to [`TIP_CERT_WAIT`], for the quorum certificate of the tip:
+    /// a receiver refuses a snapshot whose tip is not certified. Called with
+    /// the gate held, so the tip cannot move meanwhile; certificates are
+    /// stored without the gate. Votes come as soon as a majority has applied
+    /// the block, normally well within a heartbeat.
+    fn wait_for_tip_cert(&self) -> Result<(), StoreError> {
+        let height = self.tip().height;
+        if height == 0 {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + TIP_CERT_WAIT;
+        while self.cert(height)?.is_none() {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    height,
+                    "the tip has no quorum certificate yet; receivers will refuse this snapshot until a later one"
+                );
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// Writes the whole tree, at a block boundary, as a snapshot stream
     /// (see [`crate::types::snapshot`]) to `out`, one pair at a time.
     /// Writers wait meanwhile: sled has no snapshot reads.
     pub(crate) fn write_snapshot(&self, out: impl Write) -> Result<Written, StoreError> {
         let _gate = self.gate();
+        self.wait_for_tip_cert()?;
         let mut w = StreamWriter::new(out)?;
         for r in self.tree.iter() {
             let (k, v) = r?;
@@ -714,14 +760,29 @@ impl ChainStore {
         }
         self.tree.apply_batch(std::mem::take(&mut batch))?;
         n = 0;
+        // The indexes are not taken from the snapshot (the state root does
+        // not cover them): they are rebuilt from its checked blocks and
+        // state, as applying those blocks would have written them.
+        let mut seen = HashSet::new();
         while let Some((k, v)) = reader.next_entry()? {
-            if k.as_slice() == keys::INSTALLING {
+            if k.as_slice() == keys::INSTALLING
+                || snap::keys::INDEXES.iter().any(|p| k.starts_with(p))
+            {
                 continue;
+            }
+            if k.starts_with(keys::BLOCK) {
+                let b = decode_block(|| format!("snapshot block at key {}", hex::encode(&k)), &v)?;
+                self.index_block(&mut batch, &b, &b.outcomes, &mut seen)?;
+                n += b.txs.len();
+            } else if let Some(id) = k.strip_prefix(keys::STATE).and_then(rx_id_of) {
+                // The tree was emptied above: every record is new to it.
+                self.index_prescription(&mut batch, &id, &k, Some(&v))?;
             }
             batch.insert(k, v);
             n += 1;
-            if n == INSTALL_BATCH {
+            if n >= INSTALL_BATCH {
                 self.tree.apply_batch(std::mem::take(&mut batch))?;
+                seen.clear();
                 n = 0;
             }
         }

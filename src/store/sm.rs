@@ -20,7 +20,7 @@
 use std::fs;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
@@ -32,7 +32,7 @@ use rxchain_contracts::block::{self, Block, BlockError};
 
 use super::chain::Membership;
 use super::{ApplyObserver, ChainStore, StoreError};
-use crate::types::snapshot::{StreamReader, StreamWriter};
+use crate::types::snapshot::{StreamReader, StreamWriter, Tamper};
 use crate::types::{RaftRequest, RaftResponse, TypeConfig};
 
 const SNAPSHOT_META: &[u8] = b"meta";
@@ -80,7 +80,7 @@ pub struct StateMachine {
     /// TEST ONLY fault: when set, the snapshot handed to openraft for
     /// sending has one byte of a state value flipped (see
     /// [`StateMachine::snapshot_tamper_switch`]).
-    tamper: Arc<AtomicBool>,
+    tamper: Arc<AtomicU8>,
 }
 
 impl StateMachine {
@@ -106,7 +106,7 @@ impl StateMachine {
             observer,
             snapshots,
             dir,
-            tamper: Arc::new(AtomicBool::new(false)),
+            tamper: Arc::new(AtomicU8::new(Tamper::Off as u8)),
         };
         if sm.chain.install_interrupted()? {
             sm.redo_install()?;
@@ -117,7 +117,7 @@ impl StateMachine {
     /// The switch of the test-only snapshot-tampering fault. The node hands
     /// it to its fault switchboard, which flips it only when the node runs
     /// with `testing_faults = true`.
-    pub fn snapshot_tamper_switch(&self) -> Arc<AtomicBool> {
+    pub fn snapshot_tamper_switch(&self) -> Arc<AtomicU8> {
         self.tamper.clone()
     }
 
@@ -371,18 +371,44 @@ impl StateMachine {
         Ok(file)
     }
 
-    /// TEST ONLY: a copy of the snapshot at `path` with the last byte of
-    /// the first non-empty state value flipped, as a forger would send it.
-    fn tampered_copy(&self, path: &Path) -> Result<fs::File, StoreError> {
+    /// TEST ONLY: a copy of the snapshot at `path` forged as `mode` says,
+    /// as a forger would send it.
+    fn tampered_copy(&self, path: &Path, mode: Tamper) -> Result<fs::File, StoreError> {
+        use super::chain::keys;
         let mut reader = StreamReader::new(BufReader::new(fs::File::open(path)?))?;
         let mut writer = StreamWriter::new(BufWriter::new(self.anonymous_file()?))?;
-        let mut flipped = false;
+        let mut changed = 0u64;
+        let mut tip_key = None;
         while let Some((k, mut v)) = reader.next_entry()? {
-            if !flipped && k.starts_with(super::chain::keys::STATE) {
-                if let Some(last) = v.last_mut() {
-                    *last ^= 0x01;
-                    flipped = true;
+            if k.starts_with(keys::BLOCK) {
+                // Blocks sort first, by height: the last one is the tip.
+                tip_key = Some(keys::cert(u64::from_be_bytes(
+                    k[keys::BLOCK.len()..].try_into().unwrap_or_default(),
+                )));
+            }
+            match mode {
+                Tamper::StateByte if changed == 0 && k.starts_with(keys::STATE) => {
+                    if let Some(last) = v.last_mut() {
+                        *last ^= 0x01;
+                        changed += 1;
+                    }
                 }
+                Tamper::DropTipCert if tip_key.as_deref() == Some(k.as_slice()) => {
+                    changed += 1;
+                    continue;
+                }
+                Tamper::DropVote if k.starts_with(keys::CERT) => {
+                    let mut cert: rxchain_contracts::cert::QuorumCert =
+                        super::from_json(|| "certificate".into(), &v)?;
+                    cert.votes.pop();
+                    v = super::to_json("certificate", &cert)?;
+                    changed += 1;
+                }
+                Tamper::MoveTxIndex if k.starts_with(keys::TX) => {
+                    v = keys::loc(1, 0).to_vec();
+                    changed += 1;
+                }
+                _ => {}
             }
             writer.entry(&k, &v)?;
         }
@@ -391,7 +417,11 @@ impl StateMachine {
             .into_inner()
             .map_err(|e| StoreError::Io(e.into_error()))?;
         file.seek(SeekFrom::Start(0))?;
-        tracing::warn!(flipped, "TEST FAULT: handing out a tampered snapshot");
+        tracing::warn!(
+            ?mode,
+            changed,
+            "TEST FAULT: handing out a tampered snapshot"
+        );
         Ok(file)
     }
 
@@ -399,8 +429,9 @@ impl StateMachine {
         let Some((meta, path)) = self.current()? else {
             return Ok(None);
         };
-        let file = if self.tamper.load(Ordering::Relaxed) {
-            self.tampered_copy(&path)?
+        let mode = Tamper::from_u8(self.tamper.load(Ordering::Relaxed));
+        let file = if mode != Tamper::Off {
+            self.tampered_copy(&path, mode)?
         } else {
             fs::File::open(&path)?
         };

@@ -15,9 +15,9 @@
 //!
 //! ## What a receiver checks ([`verify`])
 //!
-//! Keys sort as `b/` (blocks, by height) < `h/` < `i/` < `m/` < `s/` (world
-//! state) < `t/`, so one pass sees the blocks first, then the tip record,
-//! then the state:
+//! Keys sort as `b/` (blocks, by height) < `c/` (certificates) < `h/` <
+//! `i/` < `m/` < `s/` (world state) < `t/`, so one pass sees the blocks
+//! first, then their certificates, then the tip record, then the state:
 //!
 //! 1. keys strictly ascend (no pair given twice), and `m/genesis` is this
 //!    node's genesis hash;
@@ -25,18 +25,23 @@
 //!    before (the genesis hash for the first), each body matching its
 //!    header's `tx_root` and `outcomes_root`;
 //! 3. the last block, the tip, is signed by its proposer under the node key
-//!    genesis declares ([`verify_snapshot_anchor`], where the quorum
-//!    certificate check belongs too), and `m/tip` names it;
+//!    the receiver's consortium declares, and carries a quorum certificate
+//!    of a majority of that consortium's nodes ([`verify_snapshot_anchor`]);
+//!    every other certificate (`c/`) verifies against its block's hash too;
+//!    and `m/tip` names the tip;
 //! 4. the LtHash recomputed over the `s/` pairs while streaming has the
 //!    tip header's `state_root` as its root, and equals the stored
 //!    accumulator `m/lthash`.
 //!
 //! The query indexes (`h/`, `i/`, `t/`) are derived from the blocks and
-//! are not covered by the state root.
+//! the state, so they are not covered by the state root and are never
+//! taken from a snapshot: the installer skips them and rebuilds them from
+//! the checked blocks and state (`ChainStore::install_snapshot`).
 
 use std::io::{Read, Write};
 
 use rxchain_contracts::block::{self, Block, BlockHeader};
+use rxchain_contracts::cert::QuorumCert;
 use rxchain_contracts::crypto::{signing_digest, Hash};
 use rxchain_contracts::encoding;
 use rxchain_contracts::state_root::LtHash;
@@ -61,6 +66,43 @@ pub mod keys {
     pub const GENESIS: &[u8] = b"m/genesis";
     /// The state accumulator after the tip (2048 bytes).
     pub const LTHASH: &[u8] = b"m/lthash";
+    /// Quorum certificates, by big-endian height (JSON).
+    pub const CERT: &[u8] = b"c/";
+    /// The query indexes: derived from the blocks and the state, never
+    /// taken from a snapshot (the installer rebuilds them).
+    pub const INDEXES: [&[u8]; 3] = [b"h/", b"i/", b"t/"];
+}
+
+/// TEST ONLY: how a node with the snapshot-tampering fault on forges the
+/// snapshots it sends (see `Faults::set_tamper_snapshot`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Tamper {
+    /// Honest snapshots.
+    Off = 0,
+    /// The last byte of the first non-empty state value flipped: the state
+    /// root no longer holds.
+    StateByte = 1,
+    /// The tip's quorum certificate left out.
+    DropTipCert = 2,
+    /// One vote taken out of every certificate: each falls below quorum.
+    DropVote = 3,
+    /// Every transaction location (`t/`) pointed at block 1, index 0: an
+    /// index the state root does not cover, which the receiver rebuilds.
+    MoveTxIndex = 4,
+}
+
+impl Tamper {
+    /// The mode stored as `byte` in the switch.
+    pub fn from_u8(byte: u8) -> Tamper {
+        match byte {
+            1 => Tamper::StateByte,
+            2 => Tamper::DropTipCert,
+            3 => Tamper::DropVote,
+            4 => Tamper::MoveTxIndex,
+            _ => Tamper::Off,
+        }
+    }
 }
 
 /// The tip as stored under `m/tip` (JSON). The accumulator is stored apart,
@@ -258,6 +300,15 @@ pub enum SnapshotRefused {
     /// A block's body does not match its header's merkle roots.
     #[error("block {0}'s transactions or outcomes do not match its header")]
     BodyMismatch(u64),
+    /// A quorum certificate in the snapshot does not verify against its
+    /// block, or the tip has none.
+    #[error("the certificate of block {height} does not hold: {reason}")]
+    Certificate {
+        /// The certified height.
+        height: u64,
+        /// What failed.
+        reason: String,
+    },
     /// The tip header's anchor (proposer signature, certificate) fails.
     #[error("the tip block {height} is not anchored: {reason}")]
     Anchor {
@@ -294,36 +345,63 @@ pub struct Verified {
 }
 
 /// Checks the tip block against what this node can verify on its own: the
-/// proposer's signature under the node key genesis declares for it.
+/// proposer's signature under the node key `consortium` declares for it,
+/// and the tip's quorum certificate, a majority of `consortium`'s declared
+/// nodes signing the tip's header hash.
 ///
-/// This is the one place a snapshot is anchored, so the quorum certificate
-/// of the tip block (a majority of declared nodes signing its header hash)
-/// slots in here once certificates are stored beside blocks.
-pub fn verify_snapshot_anchor(genesis: &Genesis, tip: &Block) -> Result<(), SnapshotRefused> {
-    let chain_id = genesis.chain_id.as_str();
+/// `consortium` is the receiver's effective consortium (genesis plus the
+/// governance decisions it has applied): a lagging node checks a snapshot
+/// against the node set it knows, so a snapshot that only a node set it has
+/// not yet seen can certify is refused, never trusted on its own word.
+pub fn verify_snapshot_anchor(
+    consortium: &Genesis,
+    tip: &Block,
+    cert: Option<&QuorumCert>,
+) -> Result<(), SnapshotRefused> {
+    let chain_id = consortium.chain_id.as_str();
     let h = &tip.header;
     let anchor = |reason: String| SnapshotRefused::Anchor {
         height: h.height,
         reason,
     };
-    let (_, node) = genesis
-        .node(h.proposer)
-        .ok_or_else(|| anchor(format!("proposer {} is not in genesis", h.proposer)))?;
+    let (_, node) = consortium.node(h.proposer).ok_or_else(|| {
+        anchor(format!(
+            "proposer {} is not declared in the consortium",
+            h.proposer
+        ))
+    })?;
     let digest = signing_digest(
         &BlockHeader::signing_tag(chain_id),
         h.hash(chain_id).as_bytes(),
     );
     node.key
         .verify_digest(&digest, &tip.signature)
-        .map_err(|_| anchor("the proposer signature does not verify".into()))
+        .map_err(|_| anchor("the proposer signature does not verify".into()))?;
+    let cert = cert
+        .ok_or_else(|| anchor("the snapshot carries no quorum certificate for its tip".into()))?;
+    cert.verify(consortium, h)
+        .map(|_| ())
+        .map_err(|e| anchor(format!("its quorum certificate fails: {e}")))
 }
 
-/// Checks a whole snapshot stream (see the module doc) in one pass.
-pub fn verify(genesis: &Genesis, input: impl Read) -> Result<Verified, SnapshotRefused> {
+/// Checks a whole snapshot stream (see the module doc) in one pass:
+/// against `genesis` for the chain it grows from, and against the
+/// receiver's effective `consortium` for the keys that sign blocks and
+/// certificates.
+pub fn verify(
+    genesis: &Genesis,
+    consortium: &Genesis,
+    input: impl Read,
+) -> Result<Verified, SnapshotRefused> {
     let chain_id = genesis.chain_id.as_str();
     let mut reader = StreamReader::new(input)?;
     let mut last_key: Option<Vec<u8>> = None;
     let mut prev_hash = genesis.hash();
+    // Every block's header hash, by height - 1: 32 bytes a block, so the
+    // certificates (which sort after the blocks) can be checked in the
+    // same pass.
+    let mut hashes: Vec<Hash> = Vec::new();
+    let mut tip_cert: Option<QuorumCert> = None;
     let mut tip_block: Option<Block> = None;
     let mut stored_tip: Option<StoredTip> = None;
     let mut stored_acc: Option<Vec<u8>> = None;
@@ -364,7 +442,25 @@ pub fn verify(genesis: &Genesis, input: impl Read) -> Result<Verified, SnapshotR
                 return Err(SnapshotRefused::BodyMismatch(b.header.height));
             }
             prev_hash = b.hash(chain_id);
+            hashes.push(prev_hash);
             tip_block = Some(b);
+        } else if let Some(height) = k.strip_prefix(keys::CERT) {
+            let height = <[u8; 8]>::try_from(height).map(u64::from_be_bytes);
+            let bad = |height: u64, reason: String| SnapshotRefused::Certificate { height, reason };
+            let Ok(height) = height else {
+                return Err(bad(0, format!("malformed key {}", hex::encode(&k))));
+            };
+            let cert: QuorumCert = serde_json::from_slice(&v)
+                .map_err(|e| bad(height, format!("does not decode: {e}")))?;
+            let block_hash = height
+                .checked_sub(1)
+                .and_then(|i| hashes.get(i as usize))
+                .ok_or_else(|| bad(height, "no such block in the snapshot".into()))?;
+            cert.verify_hash(consortium, height, block_hash)
+                .map_err(|e| bad(height, e.to_string()))?;
+            if height == hashes.len() as u64 {
+                tip_cert = Some(cert);
+            }
         } else if k.as_slice() == keys::GENESIS {
             genesis_ok = v.as_slice() == genesis.hash().as_bytes();
         } else if k.as_slice() == keys::TIP {
@@ -380,7 +476,7 @@ pub fn verify(genesis: &Genesis, input: impl Read) -> Result<Verified, SnapshotR
     }
     let (tip, header_root) = match &tip_block {
         Some(b) => {
-            verify_snapshot_anchor(genesis, b)?;
+            verify_snapshot_anchor(consortium, b, tip_cert.as_ref())?;
             (
                 StoredTip {
                     height: b.header.height,
