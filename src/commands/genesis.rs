@@ -321,62 +321,104 @@ fn write_new_file(path: &Path, text: &str) -> Result<(), SetupError> {
     f.write_all(text.as_bytes()).map_err(io(path))
 }
 
-/// Generates an organisation's admin, data, node and TLS keys into `dir`
-/// (created) and returns its public declaration. Nothing is overwritten.
-pub fn generate_org(org: &OrgDesc, dir: &Path) -> Result<OrgDecl, SetupError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut targets = vec![dir.join(Layout::ADMIN_KEY), dir.join(Layout::DATA_KEY)];
-    for n in &org.nodes {
-        let (crt, key) = Layout::tls(n.id);
-        targets.extend([
-            dir.join(Layout::node_key(n.id)),
-            dir.join(crt),
-            dir.join(key),
-        ]);
+/// An organisation's freshly generated keys, held in memory until they
+/// are written, so that nothing reaches the disk before the whole
+/// consortium checks out.
+struct OrgKeys {
+    admin: rxchain_contracts::SecretKey,
+    data: rxchain_contracts::SecretKey,
+    /// Per node: id, node key, TLS key and certificate.
+    nodes: Vec<(u64, rxchain_contracts::SecretKey, crate::tls::GeneratedTls)>,
+    decl: OrgDecl,
+}
+
+impl OrgKeys {
+    /// Generates the admin, data, node and TLS keys of `org` (each
+    /// certificate valid for its node's address host and `tls_names`).
+    fn generate(org: &OrgDesc) -> Result<OrgKeys, SetupError> {
+        let admin = crate::keys::generate();
+        let data = crate::keys::generate();
+        let mut nodes = Vec::new();
+        for n in &org.nodes {
+            let (host, _) = n.host_port()?;
+            let mut names = vec![host.to_string()];
+            names.extend(n.tls_names.iter().filter(|t| t.as_str() != host).cloned());
+            nodes.push((n.id, crate::keys::generate(), crate::tls::generate(&names)?));
+        }
+        let decl = OrgDecl {
+            id: OrgId::parse(org.id.clone()).map_err(|source| SetupError::Value {
+                what: format!("organisation id {}", org.id),
+                source,
+            })?,
+            kind: org.kind,
+            name: label(&format!("name of {}", org.id), &org.name)?,
+            address: label(&format!("address of {}", org.id), &org.address)?,
+            admin_key: admin.public(),
+            data_key: data.public(),
+            nodes: nodes
+                .iter()
+                .map(|(id, key, tls)| NodeDecl {
+                    id: *id,
+                    key: key.public(),
+                    tls: tls.hash,
+                })
+                .collect(),
+        };
+        Ok(OrgKeys {
+            admin,
+            data,
+            nodes,
+            decl,
+        })
     }
-    // Every target is checked first, so a second run leaves no half set.
-    if let Some(p) = targets.iter().find(|p| p.exists()) {
-        return Err(SetupError::Exists(p.clone()));
+
+    /// The files [`OrgKeys::write`] creates under `dir`.
+    fn targets(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut t = vec![
+            dir.join(Layout::ADMIN_KEY),
+            dir.join(Layout::DATA_KEY),
+            dir.join(Layout::ORG_PUB),
+        ];
+        for (id, _, _) in &self.nodes {
+            let (crt, key) = Layout::tls(*id);
+            t.extend([
+                dir.join(Layout::node_key(*id)),
+                dir.join(crt),
+                dir.join(key),
+                dir.join(Layout::node_config(*id)),
+            ]);
+        }
+        t
     }
-    let admin = crate::keys::generate();
-    let data = crate::keys::generate();
-    crate::keys::write_new(&dir.join(Layout::ADMIN_KEY), &admin)?;
-    crate::keys::write_new(&dir.join(Layout::DATA_KEY), &data)?;
-    let mut nodes = Vec::new();
-    for n in &org.nodes {
-        let (host, _) = n.host_port()?;
-        let mut names = vec![host.to_string()];
-        names.extend(n.tls_names.iter().filter(|t| t.as_str() != host).cloned());
-        let key = crate::keys::generate();
-        let tls = crate::tls::generate(&names)?;
-        let (crt, tls_key) = Layout::tls(n.id);
-        crate::keys::write_new(&dir.join(Layout::node_key(n.id)), &key)?;
-        crate::keys::write_new_secret(&dir.join(tls_key), &tls.key_pem)?;
-        write_new_file(&dir.join(crt), &tls.cert_pem)?;
-        nodes.push(NodeDecl {
-            id: n.id,
-            key: key.public(),
-            tls: tls.hash,
-        });
-    }
-    let decl = OrgDecl {
-        id: OrgId::parse(org.id.clone()).map_err(|source| SetupError::Value {
-            what: format!("organisation id {}", org.id),
+
+    /// Writes the keys (secret files mode 0600), the certificates and
+    /// `org.pub.json` into `dir` (created).
+    fn write(&self, dir: &Path) -> Result<(), SetupError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::keys::write_new(&dir.join(Layout::ADMIN_KEY), &self.admin)?;
+        crate::keys::write_new(&dir.join(Layout::DATA_KEY), &self.data)?;
+        for (id, key, tls) in &self.nodes {
+            let (crt, tls_key) = Layout::tls(*id);
+            crate::keys::write_new(&dir.join(Layout::node_key(*id)), key)?;
+            crate::keys::write_new_secret(&dir.join(tls_key), &tls.key_pem)?;
+            write_new_file(&dir.join(crt), &tls.cert_pem)?;
+        }
+        let path = dir.join(Layout::ORG_PUB);
+        let json = serde_json::to_string_pretty(&self.decl).map_err(|source| SetupError::Json {
+            path: path.clone(),
             source,
-        })?,
-        kind: org.kind,
-        name: label(&format!("name of {}", org.id), &org.name)?,
-        address: label(&format!("address of {}", org.id), &org.address)?,
-        admin_key: admin.public(),
-        data_key: data.public(),
-        nodes,
-    };
-    let pub_json = serde_json::to_string_pretty(&decl).map_err(|source| SetupError::Json {
-        path: dir.join(Layout::ORG_PUB),
-        source,
-    })?;
-    write_new_file(&dir.join(Layout::ORG_PUB), &format!("{pub_json}\n"))?;
-    Ok(decl)
+        })?;
+        write_new_file(&path, &format!("{json}\n"))
+    }
+}
+
+/// Refuses if any of `paths` exists, before anything is written, so a
+/// second run neither overwrites nor leaves half a set.
+fn refuse_existing<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<(), SetupError> {
+    match paths.into_iter().find(|p| p.exists()) {
+        Some(p) => Err(SetupError::Exists(p.clone())),
+        None => Ok(()),
+    }
 }
 
 /// A TOML basic string: JSON's string escapes are valid TOML ones.
@@ -449,21 +491,25 @@ fn write_genesis(path: &Path, genesis: &Genesis) -> Result<(), SetupError> {
 /// and into each organisation's directory, with a `node<id>.toml` per node
 /// whose peers are all the other nodes. Returns the genesis.
 pub fn new_consortium(desc: &Description, out: &Path) -> Result<Genesis, SetupError> {
-    let gpath = Layout::genesis(out);
-    if gpath.exists() {
-        return Err(SetupError::Exists(gpath));
-    }
-    let mut orgs = Vec::new();
-    for o in &desc.orgs {
-        orgs.push(generate_org(o, &Layout::org_dir(out, &o.id))?);
-    }
+    let keys = desc
+        .orgs
+        .iter()
+        .map(OrgKeys::generate)
+        .collect::<Result<Vec<_>, _>>()?;
     let genesis = Genesis {
         chain_id: label("chain_id", &desc.chain_id)?,
         created_at: Timestamp(desc.created_at.unwrap_or_else(crate::clock::now_ms)),
-        orgs,
+        orgs: keys.iter().map(|k| k.decl.clone()).collect(),
         params: params(&desc.params)?,
     };
     genesis.validate()?;
+    let mut targets = vec![Layout::genesis(out)];
+    for (o, k) in desc.orgs.iter().zip(&keys) {
+        let dir = Layout::org_dir(out, &o.id);
+        targets.extend(k.targets(&dir));
+        targets.push(Layout::genesis(&dir));
+    }
+    refuse_existing(&targets)?;
     let all: Vec<(&OrgDesc, &NodeDesc)> = desc
         .orgs
         .iter()
@@ -471,21 +517,25 @@ pub fn new_consortium(desc: &Description, out: &Path) -> Result<Genesis, SetupEr
         .collect();
     let explicit = all.iter().any(|(_, n)| n.bootstrap.is_some());
     let peers: BTreeMap<u64, String> = all.iter().map(|(_, n)| (n.id, n.address.clone())).collect();
-    write_genesis(&gpath, &genesis)?;
+    let mut configs = Vec::new();
     for (i, (o, n)) in all.iter().enumerate() {
         let bootstrap = if explicit {
             n.bootstrap.unwrap_or(false)
         } else {
             i == 0
         };
-        let dir = Layout::org_dir(out, &o.id);
-        write_new_file(
-            &dir.join(Layout::node_config(n.id)),
-            &node_toml(o, n, bootstrap, &peers)?,
-        )?;
+        let path = Layout::org_dir(out, &o.id).join(Layout::node_config(n.id));
+        configs.push((path, node_toml(o, n, bootstrap, &peers)?));
     }
-    for o in &desc.orgs {
-        write_genesis(&Layout::genesis(&Layout::org_dir(out, &o.id)), &genesis)?;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    write_genesis(&Layout::genesis(out), &genesis)?;
+    for (o, k) in desc.orgs.iter().zip(&keys) {
+        let dir = Layout::org_dir(out, &o.id);
+        k.write(&dir)?;
+        write_genesis(&Layout::genesis(&dir), &genesis)?;
+    }
+    for (path, text) in configs {
+        write_new_file(&path, &text)?;
     }
     Ok(genesis)
 }
@@ -499,14 +549,23 @@ pub fn keygen_org(
     dir: &Path,
     peers: &BTreeMap<u64, String>,
 ) -> Result<OrgDecl, SetupError> {
-    let decl = generate_org(org, dir)?;
-    for n in &org.nodes {
-        write_new_file(
-            &dir.join(Layout::node_config(n.id)),
-            &node_toml(org, n, false, peers)?,
-        )?;
+    let keys = OrgKeys::generate(org)?;
+    refuse_existing(&keys.targets(dir))?;
+    let configs = org
+        .nodes
+        .iter()
+        .map(|n| {
+            Ok((
+                dir.join(Layout::node_config(n.id)),
+                node_toml(org, n, false, peers)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, SetupError>>()?;
+    keys.write(dir)?;
+    for (path, text) in configs {
+        write_new_file(&path, &text)?;
     }
-    Ok(decl)
+    Ok(keys.decl)
 }
 
 /// Parses `ID=HOST:PORT` peers.
@@ -586,5 +645,85 @@ pub fn run(action: GenesisAction) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(text: &str) -> Description {
+        Figment::from(Toml::string(text)).extract().unwrap()
+    }
+
+    const TWO: &str = r#"
+        chain_id = "t"
+        [[orgs]]
+        id = "hosp"
+        name = "H"
+        kind = "hospital"
+        address = "1 Road"
+        [[orgs.nodes]]
+        id = 1
+        address = "127.0.0.1:9001"
+        [[orgs]]
+        id = "pharm"
+        name = "P"
+        kind = "pharmacy"
+        address = "2 Road"
+        [[orgs.nodes]]
+        id = 2
+        address = "rx.p.example:9002"
+    "#;
+
+    #[test]
+    fn an_invalid_consortium_writes_nothing() {
+        // No regulator: the genesis is refused before any key is written.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let err = new_consortium(&desc(TWO), &out).unwrap_err();
+        assert!(
+            matches!(err, SetupError::Genesis(GenesisError::NoRegulator)),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing was written");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, format!("{TWO}\nbogus = 1\n")).unwrap();
+        let err = read_description(&f).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn nodes_listen_on_their_ip_or_on_all_interfaces() {
+        let d = desc(TWO);
+        assert_eq!(
+            d.orgs[0].nodes[0].listen_addr().unwrap(),
+            "127.0.0.1:9001".parse().unwrap()
+        );
+        assert_eq!(
+            d.orgs[1].nodes[0].listen_addr().unwrap(),
+            "0.0.0.0:9002".parse().unwrap()
+        );
+        let bad = NodeDesc {
+            address: "no-port".into(),
+            ..d.orgs[0].nodes[0].clone()
+        };
+        assert!(matches!(bad.listen_addr(), Err(SetupError::Address { .. })));
+    }
+
+    #[test]
+    fn peers_are_id_equals_address() {
+        let p = parse_peers(&["1=a:1".into(), " 2 = b:2 ".into()]).unwrap();
+        assert_eq!(p[&1], "a:1");
+        assert_eq!(p[&2], "b:2");
+        assert!(matches!(
+            parse_peers(&["x=a:1".into()]),
+            Err(SetupError::Peer(_))
+        ));
     }
 }
