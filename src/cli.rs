@@ -309,12 +309,14 @@ pub struct InitArgs {
 pub struct KeygenArgs {
     /// Where to write the secret key (refuses to overwrite; mode 0600).
     /// The TLS key and certificate go beside it, as `<out>.tls.key` and
-    /// `<out>.tls.crt`.
+    /// `<out>.tls.crt`, and both public identities as `<out>.pub.json`.
+    /// With `--org`, the directory to write the organisation's files into.
     #[arg(long)]
     pub out: PathBuf,
     /// A host name or IP address the TLS certificate is valid for, besides
     /// loopback (repeatable): the address browsers reach the node at.
-    #[arg(long = "tls-name")]
+    /// (With `--org`, each node's `address` and `tls_names` give them.)
+    #[arg(long = "tls-name", conflicts_with = "org")]
     pub tls_names: Vec<String>,
     /// Instead of one node key: generate the whole key set of the one
     /// organisation this file describes (an `[[orgs]]` entry of the
