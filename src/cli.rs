@@ -1,4 +1,4 @@
-//! The command line: `rxchain demo | init | keygen | node | tx | verify | bench | cluster | staff | governance | receipt`.
+//! The command line: `rxchain demo | init | keygen | genesis | node | tx | verify | bench | cluster | staff | governance | receipt`.
 
 use std::path::PathBuf;
 
@@ -20,8 +20,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Create a node's data directory from a genesis file.
     Init(InitArgs),
-    /// Generate a secp256k1 key file and print its public key.
+    /// Generate a secp256k1 key file and print its public key, or (with
+    /// `--org`) one organisation's whole key set and its public declaration.
     Keygen(KeygenArgs),
+    /// Build a consortium's genesis and every organisation's key files, or
+    /// add an organisation's public declaration to a genesis before launch.
+    Genesis(GenesisArgs),
     /// Run a node from a settings file.
     Node(NodeArgs),
     /// Build, sign and submit lifecycle transactions.
@@ -275,9 +279,10 @@ pub struct DemoArgs {
     /// Address of the first node.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// Directory of the web pages.
-    #[arg(long, default_value = "web")]
-    pub web_dir: PathBuf,
+    /// Serve the web pages from this directory instead of the copy built
+    /// into the binary (for working on the pages).
+    #[arg(long)]
+    pub web_dir: Option<PathBuf>,
     /// Number of nodes.
     #[arg(long, default_value_t = 1)]
     pub nodes: u64,
@@ -304,13 +309,59 @@ pub struct InitArgs {
 pub struct KeygenArgs {
     /// Where to write the secret key (refuses to overwrite; mode 0600).
     /// The TLS key and certificate go beside it, as `<out>.tls.key` and
-    /// `<out>.tls.crt`.
+    /// `<out>.tls.crt`, and both public identities as `<out>.pub.json`.
+    /// With `--org`, the directory to write the organisation's files into.
     #[arg(long)]
     pub out: PathBuf,
     /// A host name or IP address the TLS certificate is valid for, besides
     /// loopback (repeatable): the address browsers reach the node at.
-    #[arg(long = "tls-name")]
+    /// (With `--org`, each node's `address` and `tls_names` give them.)
+    #[arg(long = "tls-name", conflicts_with = "org")]
     pub tls_names: Vec<String>,
+    /// Instead of one node key: generate the whole key set of the one
+    /// organisation this file describes (an `[[orgs]]` entry of the
+    /// `genesis new` consortium file, at top level) into the directory
+    /// `--out`, with `org.pub.json`, its public declaration, to send to
+    /// whoever assembles genesis (`rxchain genesis add-org`).
+    #[arg(long)]
+    pub org: Option<PathBuf>,
+    /// With `--org`: another node of the consortium, `ID=HOST:PORT`
+    /// (repeatable), written into the node settings as a peer to join through.
+    #[arg(long = "peer", requires = "org")]
+    pub peers: Vec<String>,
+}
+
+/// `rxchain genesis`.
+#[derive(Args, Debug)]
+pub struct GenesisArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: GenesisAction,
+}
+
+/// Genesis operations.
+#[derive(Subcommand, Debug)]
+pub enum GenesisAction {
+    /// Write `genesis.json` and, per organisation, a directory with its
+    /// admin, data, node and TLS keys and a ready `node<id>.toml`.
+    New {
+        /// The consortium description (TOML; see fixtures/consortium.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The output directory (created; refuses to overwrite files).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Add an organisation's public declaration (`org.pub.json`, written by
+    /// `rxchain keygen --org`) to a genesis that has not launched yet.
+    AddOrg {
+        /// The genesis file, rewritten in place.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The organisation's public declaration.
+        #[arg(long)]
+        org_file: PathBuf,
+    },
 }
 
 /// `rxchain node`.

@@ -227,7 +227,9 @@ pub struct Settings {
     /// Whether this node initialises a new cluster (the first node only).
     #[serde(default)]
     pub bootstrap: bool,
-    /// Directory of the web pages; `None` serves none.
+    /// Serve the web pages from this directory instead of the copy built
+    /// into the binary (for working on the pages); `None` serves the
+    /// built-in copy.
     #[serde(default)]
     pub web_dir: Option<PathBuf>,
     /// The node's organisation's data key file (hex), for opening sealed

@@ -1,11 +1,59 @@
-//! Prometheus metrics: chain height, mempool depth, Raft role, term and
-//! leader, and a histogram of submit→commit latency.
+//! Prometheus metrics: chain height, mempool depth and bytes, Raft role,
+//! term and leader, per-peer replication lag, append latency and append
+//! failures, committed transactions, refusals by code, sign-in failures,
+//! and a histogram of submit→commit latency.
+//!
+//! Labelled series appear once something happened for their label (a peer
+//! was sent entries, a code was refused). There is no e-mail outbox gauge:
+//! the node sends no e-mail yet; add one beside the outbox when it exists.
 
+use openraft::{BasicNode, RaftMetrics};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+/// The label of a per-peer series: the peer's node id.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    /// The peer's node id.
+    pub peer: u64,
+}
+
+/// The labels of a failed AppendEntries.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppendFailureLabels {
+    /// The peer's node id.
+    pub peer: u64,
+    /// `timeout`, `unreachable`, `network`, `remote` or `too_large`.
+    pub kind: &'static str,
+}
+
+/// The label of a refusal: its machine-readable code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// The code, as in the API's error bodies and receipts.
+    pub code: &'static str,
+}
+
+/// The label of a failed sign-in: the error code answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// `bad_credentials`, `too_many_attempts`, `account_disabled`, `staff_revoked`, ...
+    pub reason: &'static str,
+}
+
+/// A histogram family's constructor.
+type NewHistogram = fn() -> Histogram;
+
+fn append_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
+}
 
 /// The node's metrics.
 pub struct Metrics {
@@ -14,14 +62,29 @@ pub struct Metrics {
     pub chain_height: Gauge,
     /// Transactions held in the mempool.
     pub mempool_depth: Gauge,
+    /// Encoded bytes of the transactions held in the mempool.
+    pub mempool_bytes: Gauge,
     /// 1 when this node is the Raft leader.
     pub raft_is_leader: Gauge,
     /// Current Raft term.
     pub raft_term: Gauge,
     /// The node id of the current leader, 0 when none is known.
     pub raft_leader: Gauge,
-    /// Transactions committed through this node's API.
+    /// Log entries (blocks) each peer is behind this leader; only the
+    /// leader has these series.
+    pub replication_lag: Family<PeerLabel, Gauge>,
+    /// Seconds each AppendEntries to a peer took, successful or not.
+    pub append_latency: Family<PeerLabel, Histogram, NewHistogram>,
+    /// AppendEntries that failed, by peer and kind of failure.
+    pub append_failures: Family<AppendFailureLabels, Counter>,
+    /// Transactions in blocks this node proposed and committed, applied or
+    /// refused by a chain rule, whether or not a client still waited.
     pub committed_txs: Counter,
+    /// Submissions refused, by code: by a chain rule in a committed block,
+    /// at admission, or as malformed or throttled.
+    pub refused: Family<CodeLabel, Counter>,
+    /// Sign-ins refused, by reason.
+    pub sign_in_failures: Family<ReasonLabel, Counter>,
     /// Blocks this node proposed.
     pub proposed_blocks: Counter,
     /// Seconds from a submission's arrival to its commit.
@@ -38,10 +101,16 @@ impl Metrics {
         let m = Metrics {
             chain_height: Gauge::default(),
             mempool_depth: Gauge::default(),
+            mempool_bytes: Gauge::default(),
             raft_is_leader: Gauge::default(),
             raft_term: Gauge::default(),
             raft_leader: Gauge::default(),
+            replication_lag: Family::default(),
+            append_latency: Family::new_with_constructor(append_histogram),
+            append_failures: Family::default(),
             committed_txs: Counter::default(),
+            refused: Family::default(),
+            sign_in_failures: Family::default(),
             proposed_blocks: Counter::default(),
             snapshots_refused: Counter::default(),
             commit_latency: Histogram::new([
@@ -60,6 +129,11 @@ impl Metrics {
             m.mempool_depth.clone(),
         );
         registry.register(
+            "mempool_bytes",
+            "Encoded bytes of the transactions waiting in the mempool",
+            m.mempool_bytes.clone(),
+        );
+        registry.register(
             "raft_is_leader",
             "1 when this node is the Raft leader",
             m.raft_is_leader.clone(),
@@ -71,9 +145,30 @@ impl Metrics {
             m.raft_leader.clone(),
         );
         registry.register(
+            "raft_replication_lag_entries",
+            "Log entries each peer is behind this leader (leader only)",
+            m.replication_lag.clone(),
+        );
+        registry.register(
+            "raft_append_seconds",
+            "Duration of AppendEntries RPCs to each peer",
+            m.append_latency.clone(),
+        );
+        registry.register(
+            "raft_append_failures",
+            "AppendEntries RPCs to each peer that failed, by kind",
+            m.append_failures.clone(),
+        );
+        registry.register(
             "committed_txs",
-            "Transactions committed through this node's API",
+            "Transactions in blocks this node proposed and committed (applied or refused by a chain rule)",
             m.committed_txs.clone(),
+        );
+        registry.register("refused", "Submissions refused, by code", m.refused.clone());
+        registry.register(
+            "sign_in_failures",
+            "Sign-ins refused, by reason",
+            m.sign_in_failures.clone(),
         );
         registry.register(
             "snapshots_refused",
@@ -91,6 +186,54 @@ impl Metrics {
             m.commit_latency.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Counts one refused submission under `code`.
+    pub fn refused(&self, code: &'static str) {
+        self.refused.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Counts one refused sign-in under `reason`.
+    pub fn sign_in_failed(&self, reason: &'static str) {
+        self.sign_in_failures
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Records one AppendEntries to `peer` that took `took`, failed with
+    /// `failure` (its kind) or succeeded (`None`).
+    pub fn append_done(&self, peer: u64, took: std::time::Duration, failure: Option<&'static str>) {
+        self.append_latency
+            .get_or_create(&PeerLabel { peer })
+            .observe(took.as_secs_f64());
+        if let Some(kind) = failure {
+            self.append_failures
+                .get_or_create(&AppendFailureLabels { peer, kind })
+                .inc();
+        }
+    }
+
+    /// Sets the Raft gauges from openraft's metrics: role, term, leader,
+    /// and (on the leader) how many entries each peer is behind.
+    pub fn observe_raft(&self, node_id: u64, m: &RaftMetrics<u64, BasicNode>) {
+        self.raft_is_leader
+            .set(i64::from(m.current_leader == Some(node_id)));
+        self.raft_term.set(m.current_term as i64);
+        self.raft_leader.set(m.current_leader.unwrap_or(0) as i64);
+        // A former leader's peers are not this node's to report any more.
+        self.replication_lag.clear();
+        if let Some(replication) = &m.replication {
+            let last = m.last_log_index.unwrap_or(0);
+            for (&peer, matched) in replication {
+                if peer == node_id {
+                    continue;
+                }
+                let matched = matched.map_or(0, |l| l.index);
+                self.replication_lag
+                    .get_or_create(&PeerLabel { peer })
+                    .set(last.saturating_sub(matched) as i64);
+            }
+        }
     }
 
     /// The Prometheus text exposition.

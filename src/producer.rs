@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rxchain_contracts::{block, SecretKey, TxId};
+use rxchain_contracts::{block, Outcome, SecretKey, TxId};
 use tokio::sync::watch;
 
 use crate::config::BlockSettings;
@@ -185,6 +185,14 @@ impl Producer {
                 }
             };
             let height = block.header.height;
+            let refusals: Vec<&'static str> = block
+                .outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    Outcome::Refused { reason } => Some(reason.code()),
+                    Outcome::Applied => None,
+                })
+                .collect();
             match self.raft.client_write(RaftRequest::Block(block)).await {
                 Ok(resp) => {
                     self.metrics.proposed_blocks.inc();
@@ -192,6 +200,11 @@ impl Producer {
                         tracing::warn!(height, %why, "proposed block was not applied; requeueing");
                         self.mempool.requeue(&ids);
                         checked_term = None;
+                    } else {
+                        // Counted here, at commit, not where a client
+                        // waits: a client that gave up still committed.
+                        self.metrics.committed_txs.inc_by(ids.len() as u64);
+                        refusals.iter().for_each(|code| self.metrics.refused(code));
                     }
                 }
                 Err(e) => {

@@ -21,9 +21,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let demo = Demo::load()?;
     demo.write_files(&args.dir, &ids)
         .with_context(|| format!("writing demo files to {}", args.dir.display()))?;
-    let web = args.web_dir.is_dir().then(|| args.web_dir.clone());
-    if web.is_none() {
-        eprintln!("warning: {} is not a directory; web pages will not be served (run from the repository root)", args.web_dir.display());
+    // Without --web-dir the pages built into the binary are served.
+    let web = args.web_dir.clone();
+    if let Some(dir) = web.as_ref().filter(|d| !d.is_dir()) {
+        anyhow::bail!("--web-dir {} is not a directory", dir.display());
     }
     // Node i listens on the first node's port + (i - 1); node 1 bootstraps
     // the cluster and every other node joins it through node 1.

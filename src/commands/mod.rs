@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod demo;
+pub mod genesis;
 pub mod governance;
 pub mod receipt;
 pub mod staff;
@@ -40,10 +41,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keygen(a) => {
+            if let Some(org) = &a.org {
+                let desc = genesis::read_org(org)?;
+                let peers = genesis::parse_peers(&a.peers)?;
+                let decl = genesis::keygen_org(&desc, &a.out, &peers)?;
+                println!("{}", a.out.join(genesis::Layout::ORG_PUB).display());
+                eprintln!(
+                    "wrote the keys of {} ({} node(s)) into {}; send only {} to whoever assembles genesis (`rxchain genesis add-org`), keep admin.key offline, and put the consortium's genesis.json beside the node settings once it is final",
+                    decl.id,
+                    decl.nodes.len(),
+                    a.out.display(),
+                    genesis::Layout::ORG_PUB
+                );
+                return Ok(());
+            }
             // Both paths are checked before anything is written, so a
             // second run neither overwrites nor leaves half a set.
             let (tls_key, tls_crt) = keygen_tls_paths(&a.out);
-            for p in [&a.out, &tls_key, &tls_crt] {
+            let public = keygen_public_path(&a.out);
+            for p in [&a.out, &tls_key, &tls_crt, &public] {
                 if p.exists() {
                     anyhow::bail!("{} exists; refusing to overwrite it", p.display());
                 }
@@ -53,14 +69,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::keys::write_new(&a.out, &k)?;
             crate::keys::write_new_secret(&tls_key, &tls.key_pem)?;
             std::fs::write(&tls_crt, &tls.cert_pem)?;
+            // The public half, to send to whoever declares the node: the
+            // `key` and `tls` fields of a genesis node declaration.
+            let decl = serde_json::json!({"key": k.public(), "tls": tls.hash});
+            std::fs::write(&public, format!("{decl:#}\n"))?;
             // The first line stays the node key, as before, for scripts.
             println!("{}", k.public().to_hex());
             println!("tls {}", tls.hash.to_hex());
             eprintln!(
-                "wrote {} (node key), {} and {} (TLS key and self-signed certificate); declare both public identities for the node in genesis: \"key\" and \"tls\"",
+                "wrote {} (node key), {} and {} (TLS key and self-signed certificate), and {} (both public identities, to declare for the node in genesis: \"key\" and \"tls\")",
                 a.out.display(),
                 tls_key.display(),
-                tls_crt.display()
+                tls_crt.display(),
+                public.display()
             );
             Ok(())
         }
@@ -69,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::node::run(settings, shutdown_signal()).await?;
             Ok(())
         }
+        Command::Genesis(a) => genesis::run(a.action),
         Command::Tx(a) => tx::run(a).await,
         Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a).await,
@@ -88,6 +110,13 @@ pub fn keygen_tls_paths(out: &std::path::Path) -> (std::path::PathBuf, std::path
         std::path::PathBuf::from(s)
     };
     (with(".tls.key"), with(".tls.crt"))
+}
+
+/// Where `rxchain keygen --out FILE` writes the public keys: `FILE.pub.json`.
+pub fn keygen_public_path(out: &std::path::Path) -> std::path::PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".pub.json");
+    std::path::PathBuf::from(s)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

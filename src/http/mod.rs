@@ -21,6 +21,7 @@ mod rx;
 mod scan;
 pub mod session;
 mod tx;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,7 +110,8 @@ impl FromRequest<AppState> for ApiBody {
 }
 
 /// The whole API, with limits, timeouts, tracing and panic safety; the web
-/// pages from `web_dir` are served for every other path.
+/// pages are served for every other path: from `web_dir` when given (for
+/// page development), else the copy embedded in the binary.
 pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
     let api = state.api.clone();
     let routes = Router::new()
@@ -154,8 +156,7 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         Some(dir) => routes.fallback_service(
             tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true),
         ),
-        None => routes
-            .fallback(|| async { ApiError::not_found("no_such_route", "there is no such route") }),
+        None => routes.fallback(web::embedded),
     };
     routes.layer(
         ServiceBuilder::new()

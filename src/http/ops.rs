@@ -98,13 +98,8 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let m = s.raft.metrics().borrow().clone();
     s.metrics.chain_height.set(s.chain.tip().height as i64);
     s.metrics.mempool_depth.set(s.mempool.depth() as i64);
-    s.metrics
-        .raft_is_leader
-        .set(i64::from(m.current_leader == Some(s.node_id)));
-    s.metrics.raft_term.set(m.current_term as i64);
-    s.metrics
-        .raft_leader
-        .set(m.current_leader.unwrap_or(0) as i64);
+    s.metrics.mempool_bytes.set(s.mempool.bytes() as i64);
+    s.metrics.observe_raft(s.node_id, &m);
     (
         [(
             header::CONTENT_TYPE,

@@ -368,7 +368,9 @@ pub(super) async fn sign_in(
             ) {
                 tracing::info!(reason = %e, ?client, "sign-in refused");
             }
-            return Err(e.into());
+            let e = ApiError::from(e);
+            s.metrics.sign_in_failed(e.code());
+            return Err(e);
         }
     };
     // The password checked out, so telling the state of the key reveals
@@ -379,7 +381,9 @@ pub(super) async fn sign_in(
             ?client,
             "sign-in refused: the staff key is not active on the chain"
         );
-        return Err(staff_revoked(&standing, StatusCode::FORBIDDEN));
+        let e = staff_revoked(&standing, StatusCode::FORBIDDEN);
+        s.metrics.sign_in_failed(e.code());
+        return Err(e);
     }
     let (token, session) = s.accounts.start_session(account)?;
     tracing::info!(org = %session.account.org, "signed in");

@@ -364,8 +364,10 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         None => Peers::new()
             .map_err(|e| NodeError::Raft(format!("cannot build the peer HTTP client: {e}")))?,
     };
+    let metrics = Arc::new(Metrics::new());
     let network = Network::new(chain_id, settings.node_id, node_key.clone(), &peers)
-        .with_faults(faults.clone());
+        .with_faults(faults.clone())
+        .with_metrics(metrics.clone());
     demote_restored_leadership(&storage, settings.node_id).await?;
     let config = raft_config(&settings.raft);
     let raft = if declared {
@@ -392,7 +394,6 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         }
     }
 
-    let metrics = Arc::new(Metrics::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let chain = storage.chain.clone();
     let state = AppState(Arc::new(Node {

@@ -9,7 +9,7 @@
 //! from the peer is a [`RemoteError`], anything else a [`NetworkError`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
@@ -29,6 +29,7 @@ use serde::Serialize;
 use super::peers::Peers;
 use super::rpc::{self, ErrorBody};
 use super::{Faults, TypeConfig};
+use crate::metrics::Metrics;
 
 /// What went wrong on the wire, wrapped into openraft's error kinds.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,8 @@ struct Shared {
     peers: Peers,
     /// Test-only partitions; empty in production.
     faults: Arc<Faults>,
+    /// Where AppendEntries latency and failures per peer are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Network {
@@ -78,6 +81,7 @@ impl Network {
                 node_key,
                 peers: peers.clone(),
                 faults: Faults::new(false),
+                metrics: Arc::new(Metrics::new()),
             }),
         }
     }
@@ -91,6 +95,24 @@ impl Network {
             node_key: s.node_key.clone(),
             peers: s.peers.clone(),
             faults,
+            metrics: s.metrics.clone(),
+        };
+        Network {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The same network, counting AppendEntries latency and failures per
+    /// peer in `metrics` (by default in a private, unexported registry).
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        let s = &self.shared;
+        let shared = Shared {
+            chain_id: s.chain_id.clone(),
+            self_id: s.self_id,
+            node_key: s.node_key.clone(),
+            peers: s.peers.clone(),
+            faults: s.faults.clone(),
+            metrics,
         };
         Network {
             shared: Arc::new(shared),
@@ -236,14 +258,27 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, openraft::error::Infallible> {
         let n = req.entries.len();
-        self.call(
-            rpc::PATH_APPEND,
-            RPCTypes::AppendEntries,
-            &req,
-            &option,
-            Some(n),
-        )
-        .await
+        let started = Instant::now();
+        let result = self
+            .call(
+                rpc::PATH_APPEND,
+                RPCTypes::AppendEntries,
+                &req,
+                &option,
+                Some(n),
+            )
+            .await;
+        let failure = result.as_ref().err().map(|e| match e {
+            RPCError::Timeout(_) => "timeout",
+            RPCError::Unreachable(_) => "unreachable",
+            RPCError::PayloadTooLarge(_) => "too_large",
+            RPCError::Network(_) => "network",
+            RPCError::RemoteError(_) => "remote",
+        });
+        self.shared
+            .metrics
+            .append_done(self.target, started.elapsed(), failure);
+        result
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(target = self.target, offset = req.offset, done = req.done))]

@@ -241,10 +241,27 @@ pub async fn submit_from(
         Err(SubmitError::Invalid(_) | SubmitError::Inadmissible(_)) => true,
         _ => false,
     };
+    // Refusals in blocks are counted where the block commits (the
+    // producer); these are the ones turned away before ordering.
+    if let Some(code) = unordered_refusal_code(&result) {
+        node.metrics.refused(code);
+    }
     if refused {
         node.throttle.record(signer, origin);
     }
     result
+}
+
+/// The code of a submission turned away before it reached a block.
+fn unordered_refusal_code(result: &Result<Submitted, SubmitError>) -> Option<&'static str> {
+    match result {
+        Err(SubmitError::Invalid(TxError::BadSignature)) => Some("bad_signature"),
+        Err(SubmitError::Invalid(TxError::Invalid(_))) => Some("invalid_transaction"),
+        Err(SubmitError::Inadmissible(r)) => Some(r.code()),
+        Err(SubmitError::Throttled { .. }) => Some("too_many_refusals"),
+        Err(SubmitError::NotAdmitted(_)) => Some("mempool_full"),
+        _ => None,
+    }
 }
 
 async fn submit_inner(
@@ -284,7 +301,6 @@ async fn submit_inner(
             node.metrics
                 .commit_latency
                 .observe(started.elapsed().as_secs_f64());
-            node.metrics.committed_txs.inc();
             Ok(Submitted::Committed(receipt))
         }
         Ok(Err(_closed)) => Err(SubmitError::LostLeadership),
