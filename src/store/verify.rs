@@ -8,18 +8,28 @@
 //! end the accumulator is recomputed from scratch over the stored state and
 //! compared with the one the node stored beside its tip.
 //!
+//! Each block's storage key must name its header's height. Offline, the
+//! Raft log is checked against the chain too ([`verify_chain_and_log`]):
+//! the applied log entries that carried a block the chain holds must come
+//! in chain order and reach the tip, and an applied entry whose block is
+//! not on the chain must be one the state machine had to skip (it did not
+//! extend the chain at that point, or the contracts refuse it there).
+//!
 //! One function serves both the offline `rxchain verify` on a stopped node
 //! and the regulator's verification of a running one. A running node keeps
 //! committing while this runs, so the state is compared at a moment when
 //! the tip stood still around the digest, catching up block by block until
 //! it does; on a stopped node the first comparison is the only one.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use openraft::EntryPayload;
 use rxchain_contracts::verify::{Verifier, VerifyFailure};
-use rxchain_contracts::{Hash, Tip};
+use rxchain_contracts::{Block, Hash, Tip};
 
-use super::{ChainStore, StoreError};
+use super::{ChainStore, LogStore, StoreError};
+use crate::types::RaftRequest;
 
 /// How many times the tip may move under the comparison before giving up.
 const ATTEMPTS: usize = 20;
@@ -35,6 +45,9 @@ pub struct Verified {
     pub refused: u64,
     /// Digest of the state, stored and recomputed alike.
     pub state_digest: Hash,
+    /// Applied Raft log entries checked against the chain (0 when the log
+    /// was not checked).
+    pub log_entries: u64,
     /// The state root after the last block, stored, maintained and
     /// recomputed alike.
     pub state_root: Hash,
@@ -101,6 +114,27 @@ pub enum VerifyError {
         /// Root of the accumulator recomputed over the stored state.
         recomputed: Hash,
     },
+    /// A block is stored under a key naming another height.
+    #[error("the block under the key of height {key_height} is block {height}")]
+    MisplacedBlock {
+        /// The height the storage key names.
+        key_height: u64,
+        /// The block's own height.
+        height: u64,
+    },
+    /// The Raft log does not agree with the chain.
+    #[error("raft log entry {index} disagrees with the chain at block {height}: {reason}")]
+    LogMismatch {
+        /// The log index.
+        index: u64,
+        /// The block height concerned.
+        height: u64,
+        /// What disagrees.
+        reason: String,
+    },
+    /// The Raft log cannot be read.
+    #[error("the raft log cannot be read: {0}")]
+    LogUnreadable(#[source] StoreError),
     /// The tip never stood still long enough to compare the state.
     #[error(
         "the chain kept growing; the stored state could not be compared at a standing tip, retry"
@@ -121,7 +155,10 @@ impl VerifyError {
             | VerifyError::StateUnreadable { height, .. }
             | VerifyError::StateMismatch { height, .. }
             | VerifyError::StateRootMismatch { height, .. }
-            | VerifyError::KeptGrowing { height } => *height,
+            | VerifyError::KeptGrowing { height }
+            | VerifyError::MisplacedBlock { height, .. }
+            | VerifyError::LogMismatch { height, .. } => *height,
+            VerifyError::LogUnreadable(_) => 0,
             VerifyError::Invalid(f) => f.height,
             VerifyError::TipMismatch { verified, .. } => verified.height,
         }
@@ -134,6 +171,133 @@ impl VerifyError {
 /// block has verified, so a caller can show how far it got.
 pub fn verify_chain(
     chain: &ChainStore,
+    progress: Option<&mut dyn FnMut(u64)>,
+) -> Result<Verified, VerifyError> {
+    verify_with(chain, LogCheck::default(), progress)
+}
+
+/// [`verify_chain`], and the Raft log `log` checked against the chain (see
+/// the module doc). For a stopped node: the log must not move meanwhile.
+pub fn verify_chain_and_log(
+    chain: &ChainStore,
+    log: &LogStore,
+    progress: Option<&mut dyn FnMut(u64)>,
+) -> Result<Verified, VerifyError> {
+    let check = check_log(chain, log)?;
+    verify_with(chain, check, progress)
+}
+
+/// What the log pass leaves for the block pass: applied entries whose
+/// block extended the chain where they stood but is not on it, by height;
+/// the contracts must refuse each at that height.
+#[derive(Default)]
+struct LogCheck {
+    unapplied: BTreeMap<u64, Vec<(u64, Block)>>,
+    entries: u64,
+}
+
+/// Walks the applied entries of the Raft log against the stored chain.
+fn check_log(chain: &ChainStore, log: &LogStore) -> Result<LogCheck, VerifyError> {
+    let chain_id = chain.genesis().chain_id.to_string();
+    let (applied, _) = chain.last_applied().map_err(VerifyError::LogUnreadable)?;
+    let Some(applied) = applied else {
+        return Ok(LogCheck::default());
+    };
+    let tip = chain.tip();
+    let hash_at = |h: u64| -> Result<Option<Hash>, VerifyError> {
+        if h == 0 {
+            return Ok(Some(chain.genesis().hash()));
+        }
+        Ok(chain
+            .block(h)
+            .map_err(|source| VerifyError::Unreadable { height: h, source })?
+            .map(|b| b.hash(&chain_id)))
+    };
+    let mut entries = 0u64;
+    let mut first_matched: Option<u64> = None;
+    let mut last_matched: Option<u64> = None;
+    // Entries whose block is not the stored one, with the last matched
+    // height before them.
+    let mut others: Vec<(u64, Option<u64>, Block)> = Vec::new();
+    for e in log.entries() {
+        let e = e.map_err(VerifyError::LogUnreadable)?;
+        let index = e.log_id.index;
+        if index > applied.index {
+            break;
+        }
+        entries += 1;
+        let EntryPayload::Normal(RaftRequest::Block(b)) = e.payload else {
+            continue;
+        };
+        let h = b.header.height;
+        if hash_at(h)? == Some(b.hash(&chain_id)) {
+            if let Some(m) = last_matched.filter(|m| h != m + 1) {
+                return Err(VerifyError::LogMismatch {
+                    index,
+                    height: h,
+                    reason: format!(
+                        "the log applies block {h} right after block {m}, the chain has block {} there",
+                        m + 1
+                    ),
+                });
+            }
+            first_matched.get_or_insert(h);
+            last_matched = Some(h);
+        } else {
+            others.push((index, last_matched, b));
+        }
+    }
+    if let Some(m) = last_matched.filter(|m| *m != tip.height) {
+        return Err(VerifyError::LogMismatch {
+            index: applied.index,
+            height: m + 1,
+            reason: format!(
+                "the applied log entries end at block {m}, but the chain's tip is block {}: block {} has no log entry",
+                tip.height,
+                m + 1
+            ),
+        });
+    }
+    let mut unapplied: BTreeMap<u64, Vec<(u64, Block)>> = BTreeMap::new();
+    for (index, before, b) in others {
+        // Where the chain stood when this entry was applied.
+        let at = before.unwrap_or_else(|| first_matched.map_or(tip.height, |f| f - 1));
+        if b.header.height == at + 1 && hash_at(at)? == Some(b.header.prev_hash) {
+            unapplied.entry(at + 1).or_default().push((index, b));
+        }
+    }
+    Ok(LogCheck { unapplied, entries })
+}
+
+/// The refusal of an applied log entry whose block the contracts accept
+/// where it stood, yet is not on the chain.
+fn check_unapplied(
+    chain: &ChainStore,
+    v: &Verifier<'_>,
+    candidates: Option<&Vec<(u64, Block)>>,
+) -> Result<(), VerifyError> {
+    for (index, b) in candidates.into_iter().flatten() {
+        let verdict = rxchain_contracts::block::check_and_execute(
+            chain.genesis(),
+            v.state(),
+            v.tip(),
+            b,
+            &|_| None,
+        );
+        if verdict.is_ok() {
+            return Err(VerifyError::LogMismatch {
+                index: *index,
+                height: b.header.height,
+                reason: "the entry carries a valid next block that the chain does not hold".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn verify_with(
+    chain: &ChainStore,
+    log: LogCheck,
     mut progress: Option<&mut dyn FnMut(u64)>,
 ) -> Result<Verified, VerifyError> {
     let genesis = chain.genesis();
@@ -144,14 +308,21 @@ pub fn verify_chain(
     let mut mismatches = 0;
     for _attempt in 0..ATTEMPTS {
         let tip = chain.tip();
-        for b in chain.blocks(height + 1) {
-            let b = b.map_err(|source| VerifyError::Unreadable {
+        for b in chain.stored_blocks(height + 1) {
+            let (key_height, b) = b.map_err(|source| VerifyError::Unreadable {
                 height: height + 1,
                 source,
             })?;
+            if key_height != b.header.height {
+                return Err(VerifyError::MisplacedBlock {
+                    key_height,
+                    height: b.header.height,
+                });
+            }
             if b.header.height > tip.height {
                 break;
             }
+            check_unapplied(chain, &v, log.unapplied.get(&b.header.height))?;
             v.push(&b)?;
             txs += b.txs.len() as u64;
             // The verifier re-executed the block, so its recorded outcomes are the true ones.
@@ -193,10 +364,12 @@ pub fn verify_chain(
                     recomputed: recomputed.root(),
                 });
             }
+            check_unapplied(chain, &v, log.unapplied.get(&(height + 1)))?;
             return Ok(Verified {
                 height,
                 txs,
                 refused,
+                log_entries: log.entries,
                 state_digest: stored,
                 state_root: recomputed.root(),
             });
