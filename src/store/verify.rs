@@ -231,6 +231,11 @@ fn check_log(chain: &ChainStore, log: &LogStore) -> Result<LogCheck, VerifyError
         };
         let h = b.header.height;
         if hash_at(h)? == Some(b.hash(&chain_id)) {
+            // The same block again, after it was applied: the state
+            // machine refused the copy as not extending the chain.
+            if last_matched.is_some_and(|m| h <= m) {
+                continue;
+            }
             if let Some(m) = last_matched.filter(|m| h != m + 1) {
                 return Err(VerifyError::LogMismatch {
                     index,
@@ -403,6 +408,169 @@ mod tests {
         assert!(v.txs >= 5, "{v:?}");
         assert_eq!(v.state_digest, t.storage.chain.state_digest());
         assert_eq!(seen, [1, 2, 3, 4]);
+    }
+
+    /// The chain's blocks 1 to 4.
+    fn chain_blocks(t: &testchain::TestChain) -> Vec<Block> {
+        t.storage.chain.blocks(1).map(Result::unwrap).collect()
+    }
+
+    /// Writes `blocks` as Raft log entries `1..=n` (term 1, node 1) and
+    /// records entry `n` as applied.
+    fn write_log(t: &testchain::TestChain, blocks: Vec<Block>) -> u64 {
+        use openraft::{CommittedLeaderId, Entry, LogId};
+        let log = t.storage.db.open_tree("raft_log").unwrap();
+        let n = blocks.len() as u64;
+        for (i, b) in (1u64..).zip(blocks) {
+            let entry: Entry<crate::types::TypeConfig> = Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+                payload: EntryPayload::Normal(RaftRequest::Block(b)),
+            };
+            log.insert(
+                i.to_be_bytes(),
+                crate::store::to_postcard("entry", &entry).unwrap(),
+            )
+            .unwrap();
+        }
+        t.storage
+            .chain
+            .record_applied(LogId::new(CommittedLeaderId::new(1, 1), n), None)
+            .unwrap();
+        n
+    }
+
+    #[test]
+    fn a_raft_log_that_matches_the_chain_verifies() {
+        let t = testchain::build();
+        let n = write_log(&t, chain_blocks(&t));
+        let v = verify_chain_and_log(&t.storage.chain, &t.storage.log, None).unwrap();
+        assert_eq!((v.height, v.log_entries), (4, n));
+    }
+
+    #[test]
+    fn a_raft_log_entry_that_differs_from_the_stored_block_fails() {
+        let t = testchain::build();
+        let mut blocks = chain_blocks(&t);
+        blocks[2].header.timestamp = rxchain_contracts::Timestamp(blocks[2].header.timestamp.0 + 1);
+        write_log(&t, blocks);
+        let e = verify_chain_and_log(&t.storage.chain, &t.storage.log, None).unwrap_err();
+        match e {
+            VerifyError::LogMismatch { index, height, .. } => assert_eq!((index, height), (4, 4)),
+            other => panic!("expected a log mismatch, got {other}"),
+        }
+        // The chain alone is sound: only the log disagrees.
+        assert!(verify_chain(&t.storage.chain, None).is_ok());
+    }
+
+    #[test]
+    fn a_raft_log_missing_the_last_block_fails() {
+        let t = testchain::build();
+        let mut blocks = chain_blocks(&t);
+        blocks.pop();
+        write_log(&t, blocks);
+        let e = verify_chain_and_log(&t.storage.chain, &t.storage.log, None).unwrap_err();
+        assert!(
+            matches!(e, VerifyError::LogMismatch { height: 4, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_raft_log_repeating_an_applied_block_verifies() {
+        let t = testchain::build();
+        let mut blocks = chain_blocks(&t);
+        // A copy of block 2 committed after it, as a retried proposal would
+        // be: the state machine skipped it as not extending the chain.
+        blocks.insert(2, blocks[1].clone());
+        let n = write_log(&t, blocks);
+        let v = verify_chain_and_log(&t.storage.chain, &t.storage.log, None).unwrap();
+        assert_eq!((v.height, v.log_entries), (4, n));
+    }
+
+    #[test]
+    fn a_refused_block_in_the_log_verifies() {
+        let t = testchain::build();
+        let blocks = chain_blocks(&t);
+        // A block 3 the contracts refuse where it stood (its header no
+        // longer matches its signature): the state machine skipped it.
+        let mut refused = blocks[2].clone();
+        refused.header.timestamp = rxchain_contracts::Timestamp(refused.header.timestamp.0 + 1);
+        let mut log = blocks;
+        log.insert(2, refused);
+        let n = write_log(&t, log);
+        let v = verify_chain_and_log(&t.storage.chain, &t.storage.log, None).unwrap();
+        assert_eq!(v.log_entries, n);
+    }
+
+    #[test]
+    fn a_valid_next_block_in_the_log_but_not_on_the_chain_fails() {
+        use crate::demo::node_key;
+        use rxchain_contracts::cert::ClockProof;
+        let t = testchain::build();
+        let g = t.storage.chain.genesis().clone();
+        let mut blocks = chain_blocks(&t);
+        // A valid empty block 3 other than the chain's, committed before
+        // it: the state machine would have applied it, so this log
+        // contradicts the chain.
+        let mut at2 = Verifier::new(&g);
+        for b in &blocks[..2] {
+            at2.push(b).unwrap();
+        }
+        let tip = *at2.tip();
+        let (valid, _) = rxchain_contracts::block::propose(
+            &g,
+            at2.state(),
+            &tip,
+            Vec::new(),
+            ClockProof::attested_by_all(&g, tip.height, crate::clock::now(), node_key),
+            crate::clock::now(),
+            1,
+            &node_key(1),
+        )
+        .unwrap();
+        blocks.insert(2, valid);
+        write_log(&t, blocks);
+        let e = verify_chain_and_log(&t.storage.chain, &t.storage.log, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VerifyError::LogMismatch {
+                    index: 3,
+                    height: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_block_stored_under_another_height_fails() {
+        let t = testchain::build();
+        let tree = t.storage.db.open_tree("chain").unwrap();
+        let three = tree
+            .get(crate::store::chain::keys::block(3))
+            .unwrap()
+            .unwrap();
+        let four = tree
+            .get(crate::store::chain::keys::block(4))
+            .unwrap()
+            .unwrap();
+        tree.insert(crate::store::chain::keys::block(3), four)
+            .unwrap();
+        tree.insert(crate::store::chain::keys::block(4), three)
+            .unwrap();
+        let e = verify_chain(&t.storage.chain, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VerifyError::MisplacedBlock {
+                    key_height: 3,
+                    height: 4
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
