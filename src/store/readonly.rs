@@ -66,8 +66,15 @@ pub fn open_copy(dir: &Path, genesis: Arc<Genesis>) -> Result<ReadOnlyCopy, Read
         return Err(ReadOnlyError::NotADataDir(dir.to_path_buf()));
     }
     let lock = fs::File::open(&db_file).map_err(io(&db_file))?;
-    if lock.try_lock_shared().is_err() {
-        return Err(ReadOnlyError::Running(dir.to_path_buf()));
+    // A database closed a moment ago keeps its lock until sled's flusher
+    // thread ends its cycle (see `store::open_db`): wait that long, no more.
+    let mut tries = 0;
+    while lock.try_lock_shared().is_err() {
+        tries += 1;
+        if tries > 40 {
+            return Err(ReadOnlyError::Running(dir.to_path_buf()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let folder = tempfile::Builder::new()
         .prefix("rxchain-readonly-")

@@ -240,3 +240,53 @@ fn spawn(cfg: &Path, id: u64) -> Child {
     }
     cmd.spawn().expect("spawn rxchain node")
 }
+
+// Helpers for the backup test (tests/backup.rs): stopping one node, and
+// starting it again with its log kept.
+impl Procs {
+    /// The data directory of node `id`.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node{id}"))
+    }
+
+    /// Kills node `id`'s process (SIGKILL) and waits until it is gone.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.children.remove(&id) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts node `id` again from its settings file, on its port, with
+    /// `RXCHAIN_LOG=filter` written to `node{id}.restart.log` (returned).
+    pub fn respawn_logged(&mut self, id: u64, filter: &str) -> PathBuf {
+        let cfg = self.dir.path().join(format!("node{id}.toml"));
+        let log = self.dir.path().join(format!("node{id}.restart.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = Command::new(BIN)
+            .args(["node", "--config"])
+            .arg(&cfg)
+            .env("RXCHAIN_LOG", filter)
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .expect("spawn rxchain node");
+        self.children.insert(id, child);
+        log
+    }
+
+    /// Node `id`'s chain head (`GET /v1/chain/head`), if it answers.
+    pub async fn head(&self, id: u64) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}/v1/chain/head", self.base(id)))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        if r.status() != 200 {
+            return None;
+        }
+        r.json().await.ok()
+    }
+}
