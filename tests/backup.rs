@@ -44,6 +44,17 @@ where
         .expect("rxchain runs")
 }
 
+/// Runs `rxchain verify --quiet DIR --genesis GENESIS`.
+fn verify(dir: &Path, genesis: &Path) -> Output {
+    rxchain([
+        "verify".as_ref(),
+        "--quiet".as_ref(),
+        dir.as_os_str(),
+        "--genesis".as_ref(),
+        genesis.as_os_str(),
+    ])
+}
+
 fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout: {}\nstderr: {}",
@@ -130,7 +141,7 @@ async fn offline_backup_restore_tamper_and_read_only_verify() {
     assert!(!before.is_empty());
 
     // verify reads a private copy: every file byte-identical, none added.
-    let v = rxchain(["verify".as_ref(), "--quiet".as_ref(), data.as_os_str()]);
+    let v = verify(&data, &genesis);
     assert!(v.status.success(), "{}", text(&v));
     assert!(String::from_utf8_lossy(&v.stdout).contains("storage key"));
     assert_eq!(files(&data), before, "verify wrote to the data directory");
@@ -140,6 +151,8 @@ async fn offline_backup_restore_tamper_and_read_only_verify() {
     let b = rxchain([
         "backup".as_ref(),
         data.as_os_str(),
+        "--genesis".as_ref(),
+        genesis.as_os_str(),
         "--out".as_ref(),
         backup.as_os_str(),
         "--quiet".as_ref(),
@@ -153,6 +166,8 @@ async fn offline_backup_restore_tamper_and_read_only_verify() {
     let again = rxchain([
         "backup".as_ref(),
         data.as_os_str(),
+        "--genesis".as_ref(),
+        genesis.as_os_str(),
         "--out".as_ref(),
         backup.as_os_str(),
     ]);
@@ -175,7 +190,7 @@ async fn offline_backup_restore_tamper_and_read_only_verify() {
     assert!(r.status.success(), "{}", text(&r));
     assert_eq!(head_of(&restored, &genesis), head_of(&data, &genesis));
     assert!(head_of(&restored, &genesis).0.height >= 1);
-    let v = rxchain(["verify".as_ref(), "--quiet".as_ref(), restored.as_os_str()]);
+    let v = verify(&restored, &genesis);
     assert!(v.status.success(), "{}", text(&v));
     no_staging_left(dir.path());
 
@@ -282,7 +297,7 @@ async fn format_versions_migrate_old_and_refuse_new() {
         let chain = s.db.open_tree("chain").unwrap();
         assert_eq!(chain.get(b"m/lthash").unwrap(), Some(lthash));
     }
-    let v = rxchain(["verify".as_ref(), "--quiet".as_ref(), data.as_os_str()]);
+    let v = verify(&data, &genesis);
     assert!(
         v.status.success(),
         "the migrated dir verifies: {}",
@@ -297,7 +312,7 @@ async fn format_versions_migrate_old_and_refuse_new() {
             .unwrap();
         db.flush().unwrap();
     }
-    let v = rxchain(["verify".as_ref(), "--quiet".as_ref(), data.as_os_str()]);
+    let v = verify(&data, &genesis);
     assert!(!v.status.success(), "{}", text(&v));
     assert!(
         String::from_utf8_lossy(&v.stderr).contains("format version 3"),
@@ -536,6 +551,10 @@ async fn an_online_backup_under_load_restores_a_node_that_rejoins_and_catches_up
     );
     assert_eq!(heads[0].as_ref().unwrap()["state_root"], head["state_root"]);
     let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("node serving"),
+        "node 3's log is kept:\n{log_text}"
+    );
     assert!(
         !log_text.contains("chain replaced from a snapshot"),
         "node 3 caught up by a snapshot, not by log entries:\n{log_text}"
