@@ -561,3 +561,101 @@ async fn an_online_backup_under_load_restores_a_node_that_rejoins_and_catches_up
     );
     assert!(issued.load(Ordering::Relaxed) > at_backup);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_declared_node_starts_from_another_nodes_backup() {
+    let mut p = Procs::start_declaring(&[1, 2, 3, 4], &[1, 2, 3]).await;
+    let demo = Demo::load().unwrap();
+    for s in &demo.staff {
+        let tx = rxchain::txbuild::register_staff(
+            &p.genesis,
+            &admin_key(&s.org),
+            OrgId::parse(s.org.clone()).unwrap(),
+            staff_key(&s.username).public(),
+            s.role,
+            Label::parse(s.licence.clone()).unwrap(),
+            Label::parse(s.name.clone()).unwrap(),
+        );
+        p.commit(1, &tx).await;
+    }
+    for n in 0..3 {
+        p.commit(1, &issue_tx(&p.genesis, 1000 + n)).await;
+    }
+
+    // Node 1's own key signs the backup of node 1.
+    let backup = p.dir.path().join("node1.backup");
+    let node1_key = p.dir.path().join("node1.key");
+    let b = rxchain([
+        "backup".as_ref(),
+        "--node".as_ref(),
+        p.base(1).as_ref(),
+        "--key".as_ref(),
+        node1_key.as_os_str(),
+        "--genesis".as_ref(),
+        p.genesis_path().as_os_str(),
+        "--out".as_ref(),
+        backup.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert!(b.status.success(), "{}", text(&b));
+    let backup_height = store::backup::check_file(&p.genesis, &backup)
+        .expect("the backup checks")
+        .tip
+        .height;
+    // The chain moves on before the new node starts.
+    for n in 0..3 {
+        p.commit(1, &issue_tx(&p.genesis, 2000 + n)).await;
+    }
+
+    // Node 4 is seeded from node 1's backup and joins.
+    let r = rxchain([
+        "restore".as_ref(),
+        backup.as_os_str(),
+        "--data-dir".as_ref(),
+        p.data_dir(4).as_os_str(),
+        "--genesis".as_ref(),
+        p.genesis_path().as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    let log = p.spawn_joiner_logged(4, "info,openraft=warn,sled=warn");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let voter = p.local(1).await.is_some_and(|l| l.voters.contains(&4));
+        if voter {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 4 never became a voter; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // It takes part: one more block, then every head is the same.
+    p.commit(4, &issue_tx(&p.genesis, 3000)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut hashes = Vec::new();
+        for id in [1, 2, 3, 4] {
+            hashes.push(
+                p.head(id)
+                    .await
+                    .map(|h| (h["hash"].clone(), h["height"].clone())),
+            );
+        }
+        if hashes.iter().all(|h| h.is_some()) && hashes.windows(2).all(|w| w[0] == w[1]) {
+            let height = hashes[0].as_ref().unwrap().1.as_u64().unwrap();
+            assert!(height > backup_height + 3, "{hashes:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "heads differ: {hashes:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(log_text.contains("node serving"), "{log_text}");
+    assert!(
+        !log_text.contains("chain replaced from a snapshot"),
+        "node 4 caught up by a snapshot, not by log entries:\n{log_text}"
+    );
+}

@@ -290,3 +290,64 @@ impl Procs {
         r.json().await.ok()
     }
 }
+
+impl Procs {
+    /// Like [`Procs::start`], but the genesis declares the nodes
+    /// `declared` while only `started` run (the first bootstraps): the
+    /// others can join later with [`Procs::spawn_joiner_logged`].
+    pub async fn start_declaring(declared: &[u64], started: &[u64]) -> Procs {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::load().unwrap();
+        demo.write_files(dir.path(), declared).unwrap();
+        let genesis = demo.genesis_for(declared);
+        rxchain::tls::install_default_provider();
+        let mut p = Procs {
+            dir,
+            demo,
+            genesis,
+            ports: BTreeMap::new(),
+            children: BTreeMap::new(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        for &id in started {
+            let cfg = p.write_config(id, id == started[0]);
+            p.children.insert(id, spawn(&cfg, id));
+            if id == started[0] {
+                p.wait_ready(id).await;
+            }
+        }
+        p.wait_voters(&started.iter().copied().collect()).await;
+        p
+    }
+
+    /// Writes node `id`'s settings file on a free port (joining through
+    /// the lowest-numbered running node unless it bootstraps).
+    fn write_config(&mut self, id: u64, bootstrap: bool) -> PathBuf {
+        let port = free_port();
+        let mut toml = format!(
+            "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\nlisten = \"127.0.0.1:{port}\"\nbootstrap = {bootstrap}\n",
+        );
+        if !bootstrap {
+            let (first, first_port) = self.ports.iter().next().expect("a running node");
+            toml.push_str(&format!(
+                "[peers]\n\"{first}\" = \"127.0.0.1:{first_port}\"\n"
+            ));
+        }
+        toml.push_str(RAFT_TIMING);
+        let cfg = self.dir.path().join(format!("node{id}.toml"));
+        std::fs::write(&cfg, toml).unwrap();
+        self.ports.insert(id, port);
+        cfg
+    }
+
+    /// Starts a new node `id` (declared, not running yet) that joins the
+    /// running ones, logging at `filter` into `node{id}.restart.log`.
+    pub fn spawn_joiner_logged(&mut self, id: u64, filter: &str) -> PathBuf {
+        self.write_config(id, false);
+        self.respawn_logged(id, filter)
+    }
+}
