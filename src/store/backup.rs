@@ -379,9 +379,12 @@ pub fn write_pairs(
     Ok(w.finish()?.1)
 }
 
+/// The `(key, value)` pairs of a backup, in memory.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Reads every pair of a backup stream (for tests and tools; holds them
 /// all in memory).
-pub fn read_pairs(input: impl Read) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StreamError> {
+pub fn read_pairs(input: impl Read) -> Result<Pairs, StreamError> {
     let mut r = StreamReader::new(input)?;
     let mut out = Vec::new();
     while let Some(p) = r.next_entry()? {

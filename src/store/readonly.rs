@@ -69,7 +69,9 @@ pub fn open_copy(dir: &Path, genesis: Arc<Genesis>) -> Result<ReadOnlyCopy, Read
     // A database closed a moment ago keeps its lock until sled's flusher
     // thread ends its cycle (see `store::open_db`): wait that long, no more.
     let mut tries = 0;
-    while lock.try_lock_shared().is_err() {
+    // fs2's lock, the one sled takes (std's own `File` locks need a newer
+    // Rust than the workspace's minimum).
+    while FileExt::try_lock_shared(&lock).is_err() {
         tries += 1;
         if tries > 40 {
             return Err(ReadOnlyError::Running(dir.to_path_buf()));
