@@ -339,6 +339,20 @@ async fn format_versions_migrate_old_and_refuse_new() {
     assert_eq!(store::format::stored_version(&db).unwrap(), Some(3));
 }
 
+/// Stops every node of `p` and verifies each one's data directory offline,
+/// the Raft log against the chain included.
+fn stop_and_verify_all(p: &mut Procs, ids: &[u64]) {
+    for &id in ids {
+        p.kill(id);
+    }
+    for &id in ids {
+        let v = verify(&p.data_dir(id), &p.genesis_path());
+        assert!(v.status.success(), "node {id}: {}", text(&v));
+        let out = String::from_utf8_lossy(&v.stdout).into_owned();
+        assert!(out.contains("applied Raft log entries verify"), "{out}");
+    }
+}
+
 /// An issue transaction of a fresh prescription by dr.ada.
 fn issue_tx(genesis: &Genesis, n: u64) -> rxchain_contracts::SignedTx {
     use rxchain_contracts::privacy::{PatientDetails, PrivateContent};
@@ -560,6 +574,7 @@ async fn an_online_backup_under_load_restores_a_node_that_rejoins_and_catches_up
         "node 3 caught up by a snapshot, not by log entries:\n{log_text}"
     );
     assert!(issued.load(Ordering::Relaxed) > at_backup);
+    stop_and_verify_all(&mut p, &[1, 2, 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -658,4 +673,5 @@ async fn a_new_declared_node_starts_from_another_nodes_backup() {
         !log_text.contains("chain replaced from a snapshot"),
         "node 4 caught up by a snapshot, not by log entries:\n{log_text}"
     );
+    stop_and_verify_all(&mut p, &[1, 2, 3, 4]);
 }

@@ -219,12 +219,14 @@ fn check_log(chain: &ChainStore, log: &LogStore) -> Result<LogCheck, VerifyError
     // Entries whose block is not the stored one, with the last matched
     // height before them.
     let mut others: Vec<(u64, Option<u64>, Block)> = Vec::new();
+    let mut reaches_applied = false;
     for e in log.entries() {
         let e = e.map_err(VerifyError::LogUnreadable)?;
         let index = e.log_id.index;
         if index > applied.index {
             break;
         }
+        reaches_applied |= index == applied.index;
         entries += 1;
         let EntryPayload::Normal(RaftRequest::Block(b)) = e.payload else {
             continue;
@@ -252,7 +254,9 @@ fn check_log(chain: &ChainStore, log: &LogStore) -> Result<LogCheck, VerifyError
             others.push((index, last_matched, b));
         }
     }
-    if let Some(m) = last_matched.filter(|m| *m != tip.height) {
+    // Blocks past the log's last entry came in a snapshot; only a log that
+    // holds the last applied entry must carry the blocks up to the tip.
+    if let Some(m) = last_matched.filter(|m| reaches_applied && *m != tip.height) {
         return Err(VerifyError::LogMismatch {
             index: applied.index,
             height: m + 1,
