@@ -4,7 +4,10 @@
 //!   prescriptions are being issued is restored into a fresh directory; a
 //!   node started on it rejoins, catches up by log entries (no snapshot is
 //!   installed) and ends at the same head hash as the others;
-//! - the online backup is signed: the public and another node are refused;
+//! - the online backup is signed: the public and another organisation are
+//!   refused, and its answers match the OpenAPI document;
+//! - a new declared node seeded from another node's backup joins and
+//!   catches up by log entries; every node's directory then verifies offline;
 //! - offline backup and restore of a stopped node's directory; a tampered
 //!   backup (a state value, an index pair) is refused and writes nothing;
 //!   a non-empty target is refused;
@@ -674,4 +677,54 @@ async fn a_new_declared_node_starts_from_another_nodes_backup() {
         "node 4 caught up by a snapshot, not by log entries:\n{log_text}"
     );
     stop_and_verify_all(&mut p, &[1, 2, 3, 4]);
+}
+
+/// The backup endpoint on an in-process node that checks every answer
+/// against the OpenAPI document: an unsigned request is a documented 401,
+/// and a backup signed with the node's own key is the node's chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_endpoint_answers_as_documented() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = Demo::load().expect("demo fixture");
+    demo.write_files(dir.path(), &[1]).expect("demo files");
+    let settings = demo_settings(dir.path(), 1, "127.0.0.1:0".parse().unwrap(), None);
+    assert!(settings.api.testing_validate_openapi);
+    let genesis = settings.genesis.clone();
+    let node = rxchain::node::start(settings).await.expect("node starts");
+    wait_for_leader(&node).await.expect("leader");
+    let base = format!("http://{}", node.addr);
+    register_demo_staff(&demo, &Client::new(base.clone()))
+        .await
+        .expect("staff registered");
+
+    let r = reqwest::get(format!("{base}/v1/admin/backup"))
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.expect("a JSON error");
+    assert_eq!(body["code"], "missing_auth", "{body}");
+
+    let out = dir.path().join("n1.backup");
+    let key = dir.path().join("node1.key");
+    let b = rxchain([
+        "backup".as_ref(),
+        "--node".as_ref(),
+        base.as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--genesis".as_ref(),
+        genesis.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert!(b.status.success(), "{}", text(&b));
+    let checked = store::backup::check_file(&read_genesis(&genesis), &out).expect("checks");
+    let tip = node.chain.tip();
+    assert_eq!(
+        (checked.tip.height, checked.tip.hash),
+        (tip.height, tip.hash)
+    );
+    assert_eq!(checked.state, tip.state);
+    node.stop().await;
 }
