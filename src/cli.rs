@@ -1,4 +1,4 @@
-//! The command line: `rxchain demo | init | keygen | genesis | node | tx | verify | bench | cluster | staff | governance | receipt`.
+//! The command line: `rxchain demo | init | keygen | genesis | node | tx | verify | bench | cluster | staff | governance | receipt | backup | restore`.
 
 use std::path::PathBuf;
 
@@ -43,6 +43,56 @@ pub enum Command {
     Governance(GovernanceArgs),
     /// Check a transaction receipt (`GET /v1/tx/{id}`) offline.
     Receipt(ReceiptArgs),
+    /// Back up a node's chain: online from a running node (`--node URL`),
+    /// or offline from a stopped node's data directory.
+    Backup(BackupArgs),
+    /// Check a backup completely and restore it into a new data directory.
+    Restore(RestoreArgs),
+}
+
+/// `rxchain backup`.
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// A stopped node's data directory (offline backup; read, never written).
+    #[arg(required_unless_present = "node", conflicts_with = "node")]
+    pub data_dir: Option<PathBuf>,
+    /// A running node's base URL (online backup, signed with `--key`).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Online: the key that signs the request, the admin key of the
+    /// organisation that runs the node or the node's own key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The genesis file: it checks the backup, and trusts an `https://`
+    /// node by the TLS keys it declares. Offline it defaults to
+    /// `<data dir>/genesis.json`.
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// Online over `https://`: trust a CA's certificate instead.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Where to write the backup (refuses to overwrite).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// No progress bar (for scripts).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `rxchain restore`.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub file: PathBuf,
+    /// The new (or empty) data directory to restore into.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The consortium's genesis file the backup must grow from.
+    #[arg(long, default_value = "genesis.json")]
+    pub genesis: PathBuf,
+    /// No progress bar (for scripts).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `rxchain governance …`.

@@ -51,13 +51,6 @@ pub struct RaftResponse {
 pub struct ConsortiumView(tokio::sync::watch::Receiver<std::sync::Arc<rxchain_contracts::Genesis>>);
 
 impl ConsortiumView {
-    /// The TLS directory of this view: the declared nodes as they stand at
-    /// each handshake.
-    pub fn directory(&self) -> crate::tls::Directory {
-        let view = self.clone();
-        crate::tls::Directory::new(move || view.get())
-    }
-
     /// A view over `receiver`, which the chain store feeds.
     pub fn new(
         receiver: tokio::sync::watch::Receiver<std::sync::Arc<rxchain_contracts::Genesis>>,

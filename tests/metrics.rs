@@ -17,6 +17,7 @@ use rxchain_contracts::tx::Role;
 use rxchain_contracts::{Label, OrgId};
 use serde_json::Value;
 
+mod common;
 mod procs;
 
 /// The value of the sample `name{labels}` (labels as printed, `""` for

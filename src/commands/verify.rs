@@ -1,43 +1,31 @@
 //! `rxchain verify <data dir>`: re-verifies a stopped node's whole chain
-//! offline with the contracts' verifier, and compares the recomputed state
-//! with the state the node stored.
+//! offline with the contracts' verifier, compares the recomputed state with
+//! the state the node stored, checks each block's storage key and the Raft
+//! log against the chain.
+//!
+//! The directory is never written: the check runs on a private copy (see
+//! [`crate::store::readonly`]), and a running node makes it fail at once.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use rxchain_contracts::{Block, TxId, VerifiedTx};
 
 use crate::cli::VerifyArgs;
-use crate::store::verify::verify_chain;
+use crate::store::readonly;
+use crate::store::verify::verify_chain_and_log;
 pub use crate::store::verify::Verified;
-use crate::store::ApplyObserver;
 
-/// Observes nothing: verification opens the store read-only in spirit.
-struct Quiet;
-
-impl ApplyObserver for Quiet {
-    fn known(&self, _: &TxId) -> Option<VerifiedTx> {
-        None
-    }
-    fn applied(&self, _: &Block) {}
-}
-
-/// Verifies the chain in `args.data_dir`.
+/// Verifies the chain in `args.data_dir`, without writing to it.
 pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
     let gpath = args
         .genesis
         .clone()
         .unwrap_or_else(|| args.data_dir.join("genesis.json"));
     let genesis = Arc::new(crate::node::read_genesis(&gpath)?);
-    let storage =
-        crate::store::open(&args.data_dir, genesis, Arc::new(Quiet)).with_context(|| {
-            format!(
-                "opening {} (is the node still running?)",
-                args.data_dir.display()
-            )
-        })?;
-    let chain = storage.chain.clone();
+    let copy = readonly::open_copy(&args.data_dir, genesis)
+        .with_context(|| format!("opening {} read-only", args.data_dir.display()))?;
+    let chain = copy.storage.chain.clone();
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -49,7 +37,11 @@ pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let result = verify_chain(&chain, Some(&mut |height| bar.set_position(height)));
+    let result = verify_chain_and_log(
+        &chain,
+        &copy.storage.log,
+        Some(&mut |height| bar.set_position(height)),
+    );
     bar.finish_and_clear();
     Ok(result?)
 }
@@ -58,8 +50,8 @@ pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let r = verify_dir(&args)?;
     println!(
-        "ok: {} blocks, {} transactions ({} refused and recorded); hash links, block signatures, every transaction signature, every outcome and the derived state verify",
-        r.height, r.txs, r.refused
+        "ok: {} blocks, {} transactions ({} refused and recorded); hash links, block signatures, every transaction signature, every outcome, the derived state, every block's storage key and {} applied Raft log entries verify",
+        r.height, r.txs, r.refused, r.log_entries
     );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! [`AppState`], and JSON errors from [`error::ApiError`].
 
 mod accounts;
+pub mod backup;
 mod chain;
 pub mod cluster;
 mod common;
@@ -130,6 +131,7 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(cluster::router())
         .merge(accounts::router())
         .merge(governance::router())
+        .merge(backup::router())
         .route(
             "/v1/{*rest}",
             axum::routing::any(|| async {

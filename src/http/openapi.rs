@@ -83,6 +83,7 @@ use super::ApiError;
         super::cluster::promote,
         super::cluster::remove,
         super::cluster::partition,
+        super::backup::backup,
     ),
     components(schemas(ErrorBody)),
     modifiers(&EveryOperation, &Submissions)

@@ -313,7 +313,8 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     // "Transport"): genesis plus the governance decisions applied, read
     // again at every handshake, so nodes added or re-keyed later are
     // trusted from the block that decides it.
-    let nodes = storage.chain.consortium_view().directory();
+    let view = storage.chain.consortium_view();
+    let nodes = crate::tls::Directory::new(move || view.get());
     if let (Some(identity), Some((_, decl))) =
         (&identity, storage.chain.consortium().node(settings.node_id))
     {

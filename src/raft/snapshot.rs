@@ -119,7 +119,7 @@ impl SnapshotReceiver {
         let file = snap.snapshot.try_clone().await?.into_std().await;
         let (g, c) = (Arc::clone(&self.genesis), Arc::clone(consortium));
         let checked = tokio::task::spawn_blocking(move || {
-            snapshot::verify(&g, &c, std::io::BufReader::new(file))
+            snapshot::verify(&g, Some(&c), std::io::BufReader::new(file))
         })
         .await?;
         match checked {

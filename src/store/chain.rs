@@ -188,6 +188,9 @@ pub struct ChainStore {
     /// Called with each staff key a block revokes, after the block is
     /// written (see [`ChainStore::on_staff_revoked`]).
     revocation_hooks: RwLock<Vec<RevocationHook>>,
+    /// Where an online backup is spooled before it is sent (the data
+    /// directory's snapshot folder); the system's temporary folder if unset.
+    spool_dir: OnceLock<std::path::PathBuf>,
 }
 
 /// What [`ChainStore::on_staff_revoked`] calls: quick, synchronous, and
@@ -202,6 +205,8 @@ pub(crate) struct Written {
     pub membership: Membership,
     /// The number of pairs written.
     pub entries: u64,
+    /// The tip the written pairs end at.
+    pub tip: Tip,
 }
 
 /// Pairs written per sled batch while installing a snapshot, so an install
@@ -238,7 +243,71 @@ impl ChainStore {
             tip: RwLock::new(tip),
             write_gate: Mutex::new(()),
             revocation_hooks: RwLock::new(Vec::new()),
+            spool_dir: OnceLock::new(),
         })
+    }
+
+    /// Sets the folder online backups are spooled in (once; later calls
+    /// keep the first).
+    pub(crate) fn set_spool_dir(&self, dir: std::path::PathBuf) {
+        if self.spool_dir.set(dir).is_err() {
+            tracing::debug!("the backup spool folder was set already");
+        }
+    }
+
+    /// Writes a consistent backup of the whole chain (one block boundary,
+    /// see [`crate::store::backup`]) into an unlinked temporary file and
+    /// returns it rewound, with what it holds. Writers wait only while the
+    /// local file is written, never while a client downloads it.
+    pub fn backup_to_spool(
+        &self,
+    ) -> Result<(std::fs::File, super::backup::BackupInfo), StoreError> {
+        let file = match self.spool_dir.get() {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                tempfile::tempfile_in(d)?
+            }
+            None => tempfile::tempfile()?,
+        };
+        let mut out = std::io::BufWriter::new(file);
+        let info = super::backup::write_backup(self, &mut out)?;
+        let mut file = out
+            .into_inner()
+            .map_err(|e| StoreError::Io(e.into_error()))?;
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        Ok((file, info))
+    }
+
+    /// Every pair of the tree in key order, as a backup compares them.
+    pub(crate) fn pairs(
+        &self,
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
+        self.tree
+            .iter()
+            .filter(|r| !matches!(r, Ok((k, _)) if k.as_ref() == keys::INSTALLING))
+            .map(|r| r.map_err(StoreError::from))
+    }
+
+    /// Blocks from `from` upwards, ascending, each with the height its
+    /// storage key names (which [`crate::store::verify`] checks against
+    /// the header's).
+    pub fn stored_blocks(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<(u64, Block), StoreError>> + '_ {
+        self.tree
+            .range(keys::block(from)..=keys::block(u64::MAX))
+            .map(|r| {
+                let (k, v) = r?;
+                let key_height = k
+                    .get(keys::BLOCK.len()..)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StoreError::corrupt("block key", hex::encode(&k)))?;
+                let b = decode_block(|| format!("block at key {}", hex::encode(&k)), &v)?;
+                Ok((key_height, b))
+            })
     }
 
     /// Registers `hook` to be called with every staff key an applied
@@ -725,6 +794,7 @@ impl ChainStore {
             applied,
             membership,
             entries,
+            tip: self.tip(),
         })
     }
 
@@ -795,6 +865,24 @@ impl ChainStore {
         *self.tip.write().unwrap_or_else(PoisonError::into_inner) = tip;
         self.refresh_consortium()?;
         tracing::info!(height = tip.height, "chain replaced from a snapshot");
+        Ok(())
+    }
+
+    /// Writes the Raft position a restored backup carries, as the backup
+    /// stored it (`m/applied`, `m/membership`), byte for byte.
+    pub(crate) fn restore_raft_position(
+        &self,
+        applied: Option<&[u8]>,
+        membership: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        if let Some(a) = applied {
+            batch.insert(keys::APPLIED, a);
+        }
+        if let Some(m) = membership {
+            batch.insert(keys::MEMBERSHIP, m);
+        }
+        self.tree.apply_batch(batch)?;
         Ok(())
     }
 
@@ -905,13 +993,10 @@ fn load_tip(tree: &sled::Tree, genesis: &Genesis) -> Result<Tip, StoreError> {
         Some(b) => LtHash::from_bytes(&b)
             .ok_or_else(|| StoreError::corrupt("state accumulator", "not 2048 bytes"))?,
         None => {
+            // The format migration to version 2 stores it, so only a tree
+            // opened without `store::open` gets here.
             tracing::info!("no stored state accumulator: recomputing it over the state");
-            let view = StateView {
-                tree,
-                failure: OnceLock::new(),
-            };
-            let acc = LtHash::of_state(&view);
-            view.check()?;
+            let acc = accumulator_of(tree)?;
             tree.insert(keys::LTHASH, acc.to_bytes().as_slice())?;
             acc
         }
@@ -922,6 +1007,17 @@ fn load_tip(tree: &sled::Tree, genesis: &Genesis) -> Result<Tip, StoreError> {
         timestamp: t.timestamp,
         state,
     })
+}
+
+/// The state accumulator computed from scratch over the `s/` pairs of `tree`.
+pub(crate) fn accumulator_of(tree: &sled::Tree) -> Result<LtHash, StoreError> {
+    let view = StateView {
+        tree,
+        failure: OnceLock::new(),
+    };
+    let acc = LtHash::of_state(&view);
+    view.check()?;
+    Ok(acc)
 }
 
 /// The prescription id of a contracts state key, if it is a prescription's.

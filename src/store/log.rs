@@ -74,6 +74,30 @@ impl LogStore {
         Ok(())
     }
 
+    /// Records `log_id` as the last purged entry of an empty log, so that a
+    /// store restored from a backup at `log_id` starts as openraft leaves a
+    /// node after installing a snapshot there.
+    pub(crate) fn restore_purged(&self, log_id: LogId<u64>) -> Result<(), StoreError> {
+        if !self.log.is_empty() {
+            return Err(StoreError::corrupt(
+                "raft log",
+                "a restored store must start with an empty log",
+            ));
+        }
+        self.put_meta(LAST_PURGED, &log_id)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every stored log entry in index order, read synchronously (for
+    /// `rxchain verify`, which compares them with the chain).
+    pub fn entries(&self) -> impl Iterator<Item = Result<Entry<TypeConfig>, StoreError>> + '_ {
+        self.log.iter().map(|r| {
+            let (k, v) = r?;
+            Self::decode_entry(&k, &v)
+        })
+    }
+
     fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
         super::from_postcard(
             || format!("raft log entry at key {}", hex::encode(key)),

@@ -23,8 +23,11 @@
 //! untouched; the small metadata records (vote, log ids, membership, tip)
 //! are JSON so that an operator can read them with any sled tool.
 
+pub mod backup;
 pub mod chain;
+pub mod format;
 pub mod log;
+pub mod readonly;
 pub mod sm;
 pub mod verify;
 
@@ -134,6 +137,14 @@ pub enum StoreError {
     /// A snapshot failed its check and was not installed.
     #[error("snapshot refused: {0}")]
     SnapshotRefused(#[from] crate::types::snapshot::SnapshotRefused),
+    /// The data directory was written by a newer rxchain (see [`format`]).
+    #[error("the data directory has format version {found}, but this rxchain reads versions up to {supported}: run the newer binary that wrote it (or restore a backup); nothing was changed")]
+    FormatTooNew {
+        /// The version recorded in the directory.
+        found: u32,
+        /// The newest version this binary reads.
+        supported: u32,
+    },
 }
 
 impl StoreError {
@@ -203,8 +214,10 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
 
 /// Opens (or creates) the node's database in `dir`.
 ///
-/// Refuses a database created for a different genesis, so a node can never
-/// mix two consortiums' chains.
+/// Checks the format version first ([`format::check_and_migrate`]): a
+/// newer format is refused before anything is written, an older one is
+/// migrated. Refuses a database created for a different genesis, so a node
+/// can never mix two consortiums' chains.
 #[tracing::instrument(skip(genesis, observer), fields(dir = %dir.display()))]
 pub fn open(
     dir: &Path,
@@ -212,7 +225,9 @@ pub fn open(
     observer: Arc<dyn ApplyObserver>,
 ) -> Result<Storage, StoreError> {
     let db = open_db(dir)?;
+    format::check_and_migrate(&db)?;
     let chain = Arc::new(ChainStore::open(db.open_tree("chain")?, genesis)?);
+    chain.set_spool_dir(dir.join(sm::SNAPSHOT_DIR));
     let log = LogStore::open(&db)?;
     let sm = StateMachine::new(db.clone(), chain.clone(), observer, dir)?;
     tracing::debug!(height = chain.tip().height, "storage opened");

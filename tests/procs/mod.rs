@@ -73,8 +73,10 @@ impl Procs {
             let cfg = p.dir.path().join(format!("node{id}.toml"));
             std::fs::write(&cfg, toml).unwrap();
             let mut child = spawn(&cfg, id);
-            p.ports
-                .insert(id, spawned::wait_bound(&mut child, p.dir.path(), id));
+            let port = spawned::wait_bound(&mut child, p.dir.path(), id);
+            // A restart comes back on the address the others know.
+            spawned::pin_listen(&cfg, id, port);
+            p.ports.insert(id, port);
             p.children.insert(id, child);
             if id == first {
                 p.wait_ready(id).await;
@@ -226,4 +228,123 @@ fn spawn(cfg: &Path, id: u64) -> Child {
         .stderr(spawned::log_sink(dir, id))
         .spawn()
         .expect("spawn rxchain node")
+}
+
+// Helpers for the backup test (tests/backup.rs): stopping one node, and
+// starting it again with its log kept.
+impl Procs {
+    /// The data directory of node `id`.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node{id}"))
+    }
+
+    /// Kills node `id`'s process (SIGKILL) and waits until it is gone.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.children.remove(&id) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts node `id` again from its settings file, on its port, with
+    /// `RXCHAIN_LOG=filter` written to `node{id}.restart.log` (returned).
+    pub fn respawn_logged(&mut self, id: u64, filter: &str) -> PathBuf {
+        let cfg = self.dir.path().join(format!("node{id}.toml"));
+        let log = self.dir.path().join(format!("node{id}.restart.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        spawned::forget_addr(self.dir.path(), id);
+        let mut child = Command::new(BIN)
+            .args(["node", "--config"])
+            .arg(&cfg)
+            .env("RXCHAIN_LOG", filter)
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .expect("spawn rxchain node");
+        let port = spawned::wait_bound(&mut child, self.dir.path(), id);
+        spawned::pin_listen(&cfg, id, port);
+        self.ports.insert(id, port);
+        self.children.insert(id, child);
+        log
+    }
+
+    /// Node `id`'s chain head (`GET /v1/chain/head`), if it answers.
+    pub async fn head(&self, id: u64) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}/v1/chain/head", self.base(id)))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        if r.status() != 200 {
+            return None;
+        }
+        r.json().await.ok()
+    }
+}
+
+impl Procs {
+    /// Like [`Procs::start`], but the genesis declares the nodes
+    /// `declared` while only `started` run (the first bootstraps): the
+    /// others can join later with [`Procs::spawn_joiner_logged`].
+    pub async fn start_declaring(declared: &[u64], started: &[u64]) -> Procs {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::load().unwrap();
+        demo.write_files(dir.path(), declared).unwrap();
+        let genesis = demo.genesis_for(declared);
+        rxchain::tls::install_default_provider();
+        let mut p = Procs {
+            dir,
+            demo,
+            genesis,
+            ports: BTreeMap::new(),
+            children: BTreeMap::new(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        for &id in started {
+            let cfg = p.write_config(id, id == started[0]);
+            let mut child = spawn(&cfg, id);
+            let port = spawned::wait_bound(&mut child, p.dir.path(), id);
+            spawned::pin_listen(&cfg, id, port);
+            p.ports.insert(id, port);
+            p.children.insert(id, child);
+            if id == started[0] {
+                p.wait_ready(id).await;
+            }
+        }
+        p.wait_voters(&started.iter().copied().collect()).await;
+        p
+    }
+
+    /// Writes node `id`'s settings file on an ephemeral port, which the
+    /// first start pins (joining through the lowest-numbered running node
+    /// unless it bootstraps).
+    fn write_config(&mut self, id: u64, bootstrap: bool) -> PathBuf {
+        let mut toml = format!(
+            "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\n{}bootstrap = {bootstrap}\n",
+            spawned::listen_any(id),
+        );
+        if !bootstrap {
+            let (first, first_port) = self.ports.iter().next().expect("a running node");
+            toml.push_str(&format!(
+                "[peers]\n\"{first}\" = \"127.0.0.1:{first_port}\"\n"
+            ));
+        }
+        toml.push_str(RAFT_TIMING);
+        let cfg = self.dir.path().join(format!("node{id}.toml"));
+        std::fs::write(&cfg, toml).unwrap();
+        cfg
+    }
+
+    /// Starts a new node `id` (declared, not running yet) that joins the
+    /// running ones, logging at `filter` into `node{id}.restart.log`.
+    pub fn spawn_joiner_logged(&mut self, id: u64, filter: &str) -> PathBuf {
+        self.write_config(id, false);
+        self.respawn_logged(id, filter)
+    }
 }
