@@ -428,6 +428,9 @@ fn spawn(cfg: &Path, id: u64) -> Child {
     Command::new(BIN)
         .args(["node", "--config"])
         .arg(cfg)
+        // The node reads every RXCHAIN_ variable as a setting; the soak
+        // switch is the test's, not the node's.
+        .env_remove("RXCHAIN_SOAK")
         .env(
             "RXCHAIN_LOG",
             std::env::var("CLUSTER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
