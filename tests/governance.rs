@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -367,18 +367,7 @@ impl Drop for Cluster {
 }
 
 fn spawn(cfg: &Path, id: u64) -> Child {
-    let dir = cfg.parent().expect("settings dir");
-    Command::new(BIN)
-        .args(["node", "--config"])
-        .arg(cfg)
-        .env(
-            "RXCHAIN_LOG",
-            std::env::var("CLUSTER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(spawned::log_sink(dir, id))
-        .spawn()
-        .expect("spawn rxchain node")
+    spawned::spawn_node(BIN, cfg, id)
 }
 
 fn org(id: &str) -> OrgId {

@@ -95,3 +95,26 @@ pub fn forget_addr(dir: &Path, id: u64) {
         Err(e) => panic!("cannot remove node {id}'s address file: {e}"),
     }
 }
+
+/// Spawns `rxchain node --config cfg` for node `id` (the binary `bin`),
+/// with its stderr in [`log_file`] at the level `CLUSTER_TEST_LOG` gives
+/// (default `warn`). Its old address file is removed first, so
+/// [`wait_bound`] waits for this process.
+pub fn spawn_node(bin: &str, cfg: &Path, id: u64) -> Child {
+    let dir = cfg.parent().expect("settings dir");
+    forget_addr(dir, id);
+    std::process::Command::new(bin)
+        .args(["node", "--config"])
+        .arg(cfg)
+        // The node reads every RXCHAIN_ variable as a setting; the soak
+        // switch is the tests', not the node's.
+        .env_remove("RXCHAIN_SOAK")
+        .env(
+            "RXCHAIN_LOG",
+            std::env::var("CLUSTER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(log_sink(dir, id))
+        .spawn()
+        .expect("spawn rxchain node")
+}

@@ -37,10 +37,16 @@ impl Procs {
     /// Starts nodes `ids` (the first bootstraps), each with the settings
     /// lines `extra(id)`, and waits until they all vote.
     pub async fn start(ids: &[u64], extra: impl Fn(u64) -> String) -> Procs {
+        Self::launch(ids, ids, extra).await
+    }
+
+    /// The genesis declares `declared`; nodes `started` run (the first
+    /// bootstraps), each with the settings lines `extra(id)`.
+    async fn launch(declared: &[u64], started: &[u64], extra: impl Fn(u64) -> String) -> Procs {
         let dir = tempfile::tempdir().unwrap();
         let demo = Demo::load().unwrap();
-        demo.write_files(dir.path(), ids).unwrap();
-        let genesis = demo.genesis_for(ids);
+        demo.write_files(dir.path(), declared).unwrap();
+        let genesis = demo.genesis_for(declared);
         // reqwest is built without a default rustls provider.
         rxchain::tls::install_default_provider();
         let mut p = Procs {
@@ -55,34 +61,19 @@ impl Procs {
                 .build()
                 .unwrap(),
         };
-        let first = ids[0];
-        for &id in ids {
-            let mut toml = format!(
-                "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\n{}bootstrap = {}\n",
-                spawned::listen_any(id),
-                id == first
-            );
-            toml.push_str(&extra(id));
-            if id != first {
-                toml.push_str(&format!(
-                    "[peers]\n\"{first}\" = \"127.0.0.1:{}\"\n",
-                    p.ports[&first]
-                ));
-            }
-            toml.push_str(RAFT_TIMING);
-            let cfg = p.dir.path().join(format!("node{id}.toml"));
-            std::fs::write(&cfg, toml).unwrap();
+        for &id in started {
+            let cfg = p.write_config(id, id == started[0], &extra(id));
             let mut child = spawn(&cfg, id);
             let port = spawned::wait_bound(&mut child, p.dir.path(), id);
             // A restart comes back on the address the others know.
             spawned::pin_listen(&cfg, id, port);
             p.ports.insert(id, port);
             p.children.insert(id, child);
-            if id == first {
+            if id == started[0] {
                 p.wait_ready(id).await;
             }
         }
-        p.wait_voters(&ids.iter().copied().collect()).await;
+        p.wait_voters(&started.iter().copied().collect()).await;
         p
     }
 
@@ -216,18 +207,7 @@ impl Drop for Procs {
 }
 
 fn spawn(cfg: &Path, id: u64) -> Child {
-    let dir = cfg.parent().expect("settings dir");
-    Command::new(BIN)
-        .args(["node", "--config"])
-        .arg(cfg)
-        .env(
-            "RXCHAIN_LOG",
-            std::env::var("CLUSTER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(spawned::log_sink(dir, id))
-        .spawn()
-        .expect("spawn rxchain node")
+    spawned::spawn_node(BIN, cfg, id)
 }
 
 // Helpers for the backup test (tests/backup.rs): stopping one node, and
@@ -289,44 +269,15 @@ impl Procs {
     /// `declared` while only `started` run (the first bootstraps): the
     /// others can join later with [`Procs::spawn_joiner_logged`].
     pub async fn start_declaring(declared: &[u64], started: &[u64]) -> Procs {
-        let dir = tempfile::tempdir().unwrap();
-        let demo = Demo::load().unwrap();
-        demo.write_files(dir.path(), declared).unwrap();
-        let genesis = demo.genesis_for(declared);
-        rxchain::tls::install_default_provider();
-        let mut p = Procs {
-            dir,
-            demo,
-            genesis,
-            ports: BTreeMap::new(),
-            children: BTreeMap::new(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        };
-        for &id in started {
-            let cfg = p.write_config(id, id == started[0]);
-            let mut child = spawn(&cfg, id);
-            let port = spawned::wait_bound(&mut child, p.dir.path(), id);
-            spawned::pin_listen(&cfg, id, port);
-            p.ports.insert(id, port);
-            p.children.insert(id, child);
-            if id == started[0] {
-                p.wait_ready(id).await;
-            }
-        }
-        p.wait_voters(&started.iter().copied().collect()).await;
-        p
+        Self::launch(declared, started, |_| String::new()).await
     }
 
     /// Writes node `id`'s settings file on an ephemeral port, which the
     /// first start pins (joining through the lowest-numbered running node
     /// unless it bootstraps).
-    fn write_config(&mut self, id: u64, bootstrap: bool) -> PathBuf {
+    fn write_config(&mut self, id: u64, bootstrap: bool, extra: &str) -> PathBuf {
         let mut toml = format!(
-            "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\n{}bootstrap = {bootstrap}\n",
+            "node_id = {id}\ndata_dir = \"node{id}\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node{id}.key\"\n{}bootstrap = {bootstrap}\n{extra}",
             spawned::listen_any(id),
         );
         if !bootstrap {
@@ -344,7 +295,7 @@ impl Procs {
     /// Starts a new node `id` (declared, not running yet) that joins the
     /// running ones, logging at `filter` into `node{id}.restart.log`.
     pub fn spawn_joiner_logged(&mut self, id: u64, filter: &str) -> PathBuf {
-        self.write_config(id, false);
+        self.write_config(id, false, "");
         self.respawn_logged(id, filter)
     }
 }
