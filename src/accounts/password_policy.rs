@@ -104,7 +104,9 @@ mod tests {
             Err(PolicyError::ContainsUsername)
         );
         assert_eq!(
-            check(&"x".repeat(MAX_LENGTH), "dr.x").unwrap_err().code(),
+            check(&"x".repeat(MAX_LENGTH + 1), "dr.x")
+                .unwrap_err()
+                .code(),
             "password_too_long"
         );
         check("violet tram ninety lamps", "dr.grace").unwrap();
