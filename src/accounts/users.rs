@@ -744,6 +744,17 @@ impl Accounts {
         Ok(out)
     }
 
+    /// Every signing key the account has had: the current one first, then
+    /// the rotated ones, newest first. What each signed is the person's.
+    pub fn keys_of(&self, username: &str) -> Result<Vec<PublicKey>, AccountError> {
+        let stored = self
+            .stored(username)?
+            .ok_or_else(|| AccountError::UnknownAccount(normalise(username)))?;
+        Ok(std::iter::once(stored.account.public_key)
+            .chain(stored.past_keys.iter().rev().map(|p| p.key))
+            .collect())
+    }
+
     /// One account's summary, if it belongs to `org`.
     pub fn summary(&self, username: &str, org: &OrgId) -> Result<AccountSummary, AccountError> {
         let stored = self
