@@ -22,7 +22,8 @@ async function start(session) {
   const app = document.getElementById("app");
   const addCard = el("section", { class: "card", "aria-labelledby": "add-title" });
   const listCard = el("section", { class: "card", "aria-labelledby": "staff-title" });
-  setChildren(app, el("div", { class: "grid grid-2" }, addCard, listCard));
+  // The table needs the width: the list spans the page, the form below it.
+  setChildren(app, el("div", { class: "grid" }, listCard, addCard));
   const list = staffList(listCard, session);
   addForm(addCard, list.refresh);
   await list.refresh();
