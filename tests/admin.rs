@@ -434,3 +434,53 @@ async fn the_cli_adds_lists_and_rotates_as_a_signed_in_admin() {
     assert!(err.to_string().contains("bad_credentials"), "{err}");
     t.node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prescriber_with_a_second_factor_signs_in_with_a_fresh_code_only() {
+    let t = staff_client::start().await;
+    let base = t.base.clone();
+    bootstrap(t.dir.path(), &base, "hosp-north", "admin.north", ADMIN_PW).await;
+    let admin = sign_in(&base, "admin.north", ADMIN_PW).await;
+    let enrolled = admin
+        .ok("/v1/admin/staff/dr.ada/second-factor", &json!({}))
+        .await;
+    let uri = enrolled["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains("digits=6&period=30"),
+        "{uri}"
+    );
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(enrolled["secret_base32"].as_str().unwrap().as_bytes())
+        .unwrap();
+    let pw = rxchain::demo::DEMO_PASSWORD;
+    let sign_in_otp = |otp: Option<String>| {
+        let base = base.clone();
+        async move {
+            staff_client::send(
+                reqwest::Client::new()
+                    .post(format!("{base}/v1/session"))
+                    .json(&json!({"username": "dr.ada", "password": pw, "otp": otp})),
+            )
+            .await
+        }
+    };
+    // The password alone, then a wrong code, are refused.
+    assert_error(&sign_in_otp(None).await, 403, "second_factor_required");
+    let now = rxchain::clock::now_ms();
+    let code = rxchain::accounts::totp::code_at(&secret, rxchain::accounts::totp::step_of(now));
+    let wrong = format!("{:06}", (code + 1) % 1_000_000);
+    assert_error(&sign_in_otp(Some(wrong)).await, 401, "bad_credentials");
+    // The current code works once; the same code again is a replay.
+    let right = format!("{code:06}");
+    assert_eq!(sign_in_otp(Some(right.clone())).await.0, StatusCode::OK);
+    assert_error(&sign_in_otp(Some(right)).await, 401, "bad_credentials");
+    // Another organisation's admin cannot enrol it.
+    assert_error(
+        &admin
+            .post("/v1/admin/staff/dr.ben/second-factor", &json!({}))
+            .await,
+        403,
+        "wrong_org",
+    );
+    t.node.stop().await;
+}

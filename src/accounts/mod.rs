@@ -5,7 +5,7 @@
 //!
 //! Each concern has its own file: `users` (accounts, password hashes and
 //! sign-in, and the admin's changes), `password_policy` (what a new password
-//! must be), `keystore` (staff signing keys sealed at rest), `sessions`
+//! must be), `totp` (the second factor's codes), `keystore` (staff signing keys sealed at rest), `sessions`
 //! (sessions and CSRF tokens, and ending them when a key is revoked on the
 //! chain), `rate_limit` (the failed-sign-in limiter),
 //! `data_keys` (organisations' data keys) and `verification` (the last chain
@@ -62,6 +62,7 @@ mod keystore;
 pub mod password_policy;
 mod rate_limit;
 mod sessions;
+pub mod totp;
 mod users;
 mod verification;
 
@@ -133,9 +134,9 @@ pub enum AccountError {
     /// never be enabled, reset or given a key again.
     #[error("the account {0} is revoked permanently")]
     Revoked(String),
-    /// The account needs a second factor, which sign-in does not take yet.
+    /// The account needs a second factor (a TOTP code) and none was given.
     /// Only said to someone who gave its right password.
-    #[error("the account {0} needs a second sign-in factor")]
+    #[error("the account {0} needs a one-time code from its authenticator app")]
     SecondFactorRequired(String),
     /// A new password does not meet the password policy.
     #[error(transparent)]

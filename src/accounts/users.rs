@@ -61,20 +61,25 @@ pub struct PastKey {
     pub until: Timestamp,
 }
 
-/// A second sign-in factor an account may be required to give.
+/// A second sign-in factor an account must give.
 ///
-/// The hook for prescribers of controlled drugs (US EPCS rules require two
-/// factors to sign such prescriptions): an account with a second factor is
-/// refused sign-in with its password alone ([`AccountError::SecondFactorRequired`]).
-/// Only the type and the refusal exist so far; enrolment and checking a
-/// TOTP code (RFC 6238) are the next step, see ARCHITECTURE.md.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// For prescribers of controlled drugs (US EPCS rules require two factors
+/// to sign such prescriptions): an account with a second factor is refused
+/// sign-in with its password alone ([`AccountError::SecondFactorRequired`])
+/// or with a wrong or replayed code ([`AccountError::BadCredentials`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum SecondFactor {
-    /// A time-based one-time password (RFC 6238, 30 s steps, 6 digits).
+    /// A time-based one-time password (RFC 6238, 30 s steps, 6 digits;
+    /// see [`super::totp`]).
     Totp {
-        /// The shared secret, sealed like signing keys, hex.
+        /// The ChaCha20-Poly1305 nonce of the sealed secret, hex.
+        nonce: String,
+        /// The shared secret sealed under the key-store key, hex.
         sealed_secret: String,
+        /// The last step a code was accepted for: no code is accepted twice.
+        #[serde(default)]
+        last_step: Option<u64>,
     },
 }
 
@@ -189,6 +194,8 @@ pub enum ChangeKind {
     KeyRotated,
     /// The person's key was revoked on the chain; permanent.
     Revoked,
+    /// A TOTP second factor was enrolled (replacing any earlier one).
+    SecondFactorEnrolled,
 }
 
 /// One audited change to an account.
@@ -438,6 +445,22 @@ impl Accounts {
         password: Secret<String>,
         client: Option<IpAddr>,
     ) -> Result<Account, AccountError> {
+        self.check_sign_in_with(username, password, None, client)
+            .await
+    }
+
+    /// [`Accounts::check_sign_in`] with a one-time code for an account
+    /// with a second factor. A wrong or replayed code counts as a failed
+    /// sign-in, like a wrong password; a missing one is
+    /// [`AccountError::SecondFactorRequired`], told only after the right
+    /// password.
+    pub async fn check_sign_in_with(
+        &self,
+        username: &str,
+        password: Secret<String>,
+        otp: Option<Secret<String>>,
+        client: Option<IpAddr>,
+    ) -> Result<Account, AccountError> {
         let username = normalise(username);
         if username.is_empty()
             || username.len() > MAX_USERNAME
@@ -472,14 +495,34 @@ impl Accounts {
         let Some(stored) = stored.filter(|_| matches) else {
             return Err(AccountError::BadCredentials);
         };
+        if let Some(SecondFactor::Totp {
+            nonce,
+            sealed_secret,
+            last_step,
+        }) = &stored.second_factor
+        {
+            let Some(otp) = otp else {
+                self.limiter.release(reservation);
+                return Err(AccountError::SecondFactorRequired(stored.account.username));
+            };
+            let secret = self.keystore.open_bytes(
+                &stored.account.username,
+                "totp",
+                &SealedKey {
+                    nonce: nonce.clone(),
+                    sealed: sealed_secret.clone(),
+                },
+            )?;
+            // A wrong or replayed code keeps the reservation, as a wrong
+            // password does.
+            let Some(step) = super::totp::check(&secret, otp.expose(), now().0, *last_step) else {
+                return Err(AccountError::BadCredentials);
+            };
+            self.use_totp_step(&stored.account.username, &stored.account.org, step)?;
+        }
         self.limiter.release(reservation);
         if stored.disabled.is_some() {
             return Err(AccountError::Disabled(stored.account.username));
-        }
-        if stored.second_factor.is_some() {
-            // The hook for a second factor (see [`SecondFactor`]): a
-            // password alone never opens such an account.
-            return Err(AccountError::SecondFactorRequired(stored.account.username));
         }
         Ok(stored.account)
     }
@@ -719,6 +762,48 @@ impl Accounts {
         })?;
         self.end_sessions_of(&stored.account.username)?;
         Ok(stored.account)
+    }
+
+    /// Records the step of an accepted code; refuses one not later than
+    /// the last (two sign-ins racing with the same code).
+    fn use_totp_step(&self, username: &str, org: &OrgId, step: u64) -> Result<(), AccountError> {
+        self.modify(username, org, |stored| match &mut stored.second_factor {
+            Some(SecondFactor::Totp { last_step, .. }) => {
+                if last_step.is_some_and(|l| l >= step) {
+                    return Err(AccountError::BadCredentials);
+                }
+                *last_step = Some(step);
+                Ok(true)
+            }
+            None => Ok(false),
+        })?;
+        Ok(())
+    }
+
+    /// Enrols a TOTP second factor for the account (replacing any earlier
+    /// one) and answers its new shared secret, to show the holder once.
+    /// From now on sign-in needs a code.
+    pub fn enrol_totp(&self, username: &str, by: &Actor) -> Result<Vec<u8>, AccountError> {
+        let secret = super::totp::new_secret();
+        self.modify(username, &by.org, |stored| {
+            if stored.revoked.is_some() {
+                return Err(AccountError::Revoked(stored.account.username.clone()));
+            }
+            let sealed = self
+                .keystore
+                .seal_bytes(&stored.account.username, "totp", &secret)?;
+            stored.second_factor = Some(SecondFactor::Totp {
+                nonce: sealed.nonce,
+                sealed_secret: sealed.sealed,
+                last_step: None,
+            });
+            stored
+                .changes
+                .push(AccountChange::new(ChangeKind::SecondFactorEnrolled, by));
+            Ok(true)
+        })?;
+        tracing::info!(target: "rxchain::audit", %username, by = %by.org, by_user = by.user.as_deref().unwrap_or("-"), "TOTP second factor enrolled");
+        Ok(secret.to_vec())
     }
 
     /// Records a successful sign-in's time.

@@ -38,6 +38,7 @@
 //! | `POST …/{username}/reset-password` | a new initial password, to be changed at the next sign-in; ends every session |
 //! | `POST …/{username}/rotate-key` | a fresh key registered on the chain, the old one revoked; the old public key stays in the account's history |
 //! | `POST …/{username}/revoke` | the key revoked on the chain and the account disabled for good; ends every session |
+//! | `POST …/{username}/second-factor` | enrols a TOTP second factor (for prescribers of controlled drugs) and answers its secret and `otpauth://` URI once; sign-in then needs a code |
 //!
 //! An account of another organisation is 403 `wrong_org`; a non-admin is
 //! 403 `wrong_role`. Creating an account and registering its key is one
@@ -87,6 +88,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/admin/staff/{username}/rotate-key", post(rotate_key))
         .route("/v1/admin/staff/{username}/revoke", post(revoke))
+        .route(
+            "/v1/admin/staff/{username}/second-factor",
+            post(enrol_second_factor),
+        )
 }
 
 #[utoipa::path(
@@ -795,4 +800,53 @@ pub(super) async fn bootstrap(
     }
     tracing::info!(target: "rxchain::audit", username = %account.username, %org, "first staff admin bootstrapped with the organisation's admin key");
     Ok(Json(entry(&s, s.accounts.summary(&username, &org)?)?))
+}
+
+/// A new TOTP second factor, shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SecondFactorEnrolled {
+    /// The account.
+    pub username: String,
+    /// The shared secret, base32, for typing into an authenticator app.
+    pub secret_base32: String,
+    /// The `otpauth://` URI (show it as a QR code for the app to scan).
+    pub otpauth_uri: String,
+}
+
+#[utoipa::path(
+    post, path = "/v1/admin/staff/{username}/second-factor", tag = "accounts",
+    params(
+        ("username" = String, Path, description = "The account's sign-in name"),
+        ("x-csrf-token" = String, Header, description = "The session's CSRF token"),
+    ),
+    responses(
+        (status = 200, description = "Enrolled (replacing any earlier one); sign-in needs a code from now on. The secret is shown only here.", body = SecondFactorEnrolled),
+        (status = 400, description = "`bad_path`", body = ErrorBody),
+        (status = 401, description = "`no_session`, `staff_revoked`", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, `password_change_required`", body = ErrorBody),
+        (status = 404, description = "`unknown_account`", body = ErrorBody),
+        (status = 409, description = "`account_revoked`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(%username))]
+pub(super) async fn enrol_second_factor(
+    State(s): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+    staff: StaffCsrf,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let admin = Admin::of(staff.0)?;
+    let target = admin.summary(&s, &username)?;
+    let secret = s
+        .accounts
+        .enrol_totp(&target.account.username, &admin.actor)
+        .map_err(account_error)?;
+    let issuer = format!("rxchain {}", admin.org());
+    let answer = SecondFactorEnrolled {
+        otpauth_uri: crate::accounts::totp::otpauth_uri(&issuer, &target.account.username, &secret),
+        secret_base32: data_encoding::BASE32_NOPAD.encode(&secret),
+        username: target.account.username,
+    };
+    // The secret is a credential: never cached.
+    Ok(super::common::no_store(Json(answer).into_response()))
 }

@@ -74,6 +74,7 @@ use super::ApiError;
         super::accounts::reset_password,
         super::accounts::rotate_key,
         super::accounts::revoke,
+        super::accounts::enrol_second_factor,
         super::session::change_password,
         super::pharmacy::pharmacy_prescriptions,
         super::patient::open,

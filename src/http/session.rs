@@ -397,6 +397,10 @@ pub struct SignIn {
     pub username: String,
     /// Password.
     pub password: String,
+    /// The one-time code of an account with a second factor (6 digits from
+    /// its authenticator app); ignored for other accounts.
+    #[serde(default)]
+    pub otp: Option<String>,
 }
 
 /// Signs in: sets the `rxsession` cookie and answers the session with its
@@ -407,7 +411,7 @@ pub struct SignIn {
     responses(
         (status = 200, description = "Signed in; `Set-Cookie: rxsession=...`", body = SessionView),
         (status = 400, description = "`malformed_json`, `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`bad_credentials`", body = ErrorBody),
+        (status = 401, description = "`bad_credentials` (a wrong password, or a wrong or reused one-time code)", body = ErrorBody),
         (status = 403, description = "`staff_revoked` (the chain revoked the key), `account_disabled` (the organisation's admin disabled the account) or `second_factor_required`; said only after a right password", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
@@ -426,7 +430,12 @@ pub(super) async fn sign_in(
     }
     let account = match s
         .accounts
-        .check_sign_in(&req.username, Secret::new(req.password), client)
+        .check_sign_in_with(
+            &req.username,
+            Secret::new(req.password),
+            req.otp.map(Secret::new),
+            client,
+        )
         .await
     {
         Ok(ok) => ok,
