@@ -105,6 +105,15 @@ function staffList(card, session) {
         await act(b, `Rotating ${a.username}'s key…`, `${base}/rotate-key`);
       }
     }));
+    if (a.role === "practitioner") {
+      out.push(btn(a.second_factor ? "Replace second factor" : "Require second factor", "btn-quiet", async (b) => {
+        if (!confirm(`From now on ${a.username} signs in with a code from an authenticator app as well. Continue?`)) return;
+        const r = await act(b, `Enrolling a second factor for ${a.username}…`, `${base}/second-factor`);
+        if (r) {
+          say(status, `Give ${a.username} this secret for their authenticator app (shown once): ${r.secret_base32}`, "ok");
+        }
+      }));
+    }
     out.push(btn("Revoke", "btn-danger", async (b) => {
       if (confirm(`Revoke ${a.username} for good? Their key is revoked on the chain and the account can never be used again.`)) {
         await act(b, `Revoking ${a.username}…`, `${base}/revoke`, { reason: "left_organisation" });
@@ -128,7 +137,7 @@ function staffList(card, session) {
       el("span", {}, el("strong", {}, a.name), el("br"), el("span", { class: "mono" }, a.username)),
       roleLabel(a.role),
       el("span", { class: "badge", dataset: { chain: a.chain_status } }, chainText(a)),
-      [a.revoked ? "revoked" : a.disabled ? "disabled" : "enabled", a.must_change_password ? " · initial password" : ""].join(""),
+      [a.revoked ? "revoked" : a.disabled ? "disabled" : "enabled", a.must_change_password ? " · initial password" : "", a.second_factor ? " · 2 factors" : ""].join(""),
       a.last_sign_in ? fmtDateTime(a.last_sign_in) : "never",
       String(a.past_keys.length + 1),
       actions(a),

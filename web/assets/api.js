@@ -391,9 +391,9 @@ export async function currentSession() {
   }
 }
 
-/** Signs in; answers the session. */
-export async function signIn(username, password) {
-  const s = await post("/v1/session", { username, password });
+/** Signs in (with a one-time code when the account has a second factor); answers the session. */
+export async function signIn(username, password, otp) {
+  const s = await post("/v1/session", otp ? { username, password, otp } : { username, password });
   setCsrf(s.csrf);
   return s;
 }
@@ -474,6 +474,9 @@ export async function staffPage({ root, roles, userArea, start }) {
     const wanted = roles.map(roleLabel).join(" or ");
     const user = el("input", { id: "username", name: "username", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false" });
     const pass = el("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+    const otp = el("input", { id: "otp", name: "otp", autocomplete: "one-time-code", inputmode: "numeric", pattern: "[0-9]{6}", maxlength: "6" });
+    const otpField = el("div", { class: "field", hidden: true, id: "otp-field" },
+      el("label", { for: "otp" }, "Code from your authenticator app"), otp);
     const err = el("p", { class: "status", role: "alert", hidden: true });
     const btn = el("button", { type: "submit", class: "btn btn-primary", id: "sign-in" }, "Sign in");
     const form = el("form", { class: "card signin", id: "signin-form", novalidate: true },
@@ -485,6 +488,7 @@ export async function staffPage({ root, roles, userArea, start }) {
       el("p", { class: "hint" }, `For a ${wanted} of a consortium member.`),
       el("div", { class: "field" }, el("label", { for: "username" }, "Username"), user),
       el("div", { class: "field" }, el("label", { for: "password" }, "Password"), pass),
+      otpField,
       err,
       el("div", { class: "actions" }, btn),
     );
@@ -495,9 +499,20 @@ export async function staffPage({ root, roles, userArea, start }) {
         (user.value.trim() ? pass : user).focus();
         return;
       }
-      const s = await withBusy(btn, err, "Signing in…", () => signIn(user.value.trim(), pass.value));
+      let needsCode = false;
+      const s = await withBusy(btn, err, "Signing in…", async () => {
+        try {
+          return await signIn(user.value.trim(), pass.value, otpField.hidden ? undefined : otp.value.trim());
+        } catch (e) {
+          needsCode = e instanceof ApiError && e.code === "second_factor_required";
+          throw e;
+        }
+      });
       if (s) enter(s);
-      else pass.select();
+      else if (needsCode) {
+        otpField.hidden = false;
+        otp.focus();
+      } else pass.select();
     });
     setChildren(root, form);
     user.focus();
