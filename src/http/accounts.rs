@@ -177,14 +177,12 @@ fn operator(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result
     }
     match admitted.signer {
         Signer::Operator(org) => Ok(org),
-        Signer::Node(id) => {
-            return Err(ApiError::forbidden(
-                "not_an_operator",
-                format!(
+        Signer::Node(id) => Err(ApiError::forbidden(
+            "not_an_operator",
+            format!(
                 "node {id}'s key cannot change accounts; sign with your organisation's admin key"
             ),
-            ))
-        }
+        )),
     }
 }
 
