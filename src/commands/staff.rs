@@ -288,7 +288,7 @@ fn print_list(v: &Value) {
     for a in v["staff"].as_array().into_iter().flatten() {
         let last = a["last_sign_in"]
             .as_u64()
-            .map_or_else(|| "never".to_string(), |ms| ms.to_string());
+            .map_or_else(|| "never".to_string(), utc_minute);
         println!(
             "{:<20} {:<18} {:<13} {:<9} {:<9} {:<7}  {last}",
             a["username"].as_str().unwrap_or("?"),
@@ -303,6 +303,22 @@ fn print_list(v: &Value) {
             a["past_keys"].as_array().map_or(0, Vec::len) + 1,
         );
     }
+}
+
+/// A block time (ms) as `YYYY-MM-DD HH:MM UTC`, or the raw number when
+/// it is out of range.
+fn utc_minute(ms: u64) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64) else {
+        return ms.to_string();
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
 }
 
 fn print_status(v: &Value, username: &str) {
