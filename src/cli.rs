@@ -1,4 +1,4 @@
-//! The command line: `rxchain demo | init | keygen | genesis | node | tx | verify | bench | cluster | staff | governance | receipt | backup | restore`.
+//! The command line: `rxchain demo | init | keygen | genesis | node | tx | verify | bench | cluster | staff | admin | governance | receipt | backup | restore`.
 
 use std::path::PathBuf;
 
@@ -36,8 +36,11 @@ pub enum Command {
     Bench(BenchArgs),
     /// Inspect and change the Raft cluster's membership.
     Cluster(ClusterArgs),
-    /// Disable or enable a staff account on a node (organisation admin).
+    /// Manage your organisation's staff accounts on its node (a staff admin).
     Staff(StaffArgs),
+    /// Organisation set-up on its own node: `admin bootstrap` creates the
+    /// first staff admin from the organisation's admin key file.
+    Admin(AdminArgs),
     /// Propose, approve and follow M-of-N changes to the consortium
     /// (nodes, organisations, keys, parameters), or take your own node out.
     Governance(GovernanceArgs),
@@ -241,7 +244,10 @@ pub struct StaffArgs {
     /// The node that holds the account (accounts are kept per node).
     #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
     pub node: String,
-    /// The organisation's genesis admin key file; it signs the request.
+    /// The organisation's genesis admin key file; it signs the request
+    /// (`disable` and `enable` only). Without it, the command signs in as
+    /// a staff admin: username from `RXCHAIN_USERNAME`, password from
+    /// `RXCHAIN_PASSWORD`, each prompted for when unset.
     #[arg(long, global = true)]
     pub key: Option<PathBuf>,
     /// How an `https://` node is trusted.
@@ -253,6 +259,53 @@ pub struct StaffArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: StaffAction,
+}
+
+/// `rxchain admin`.
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AdminAction,
+}
+
+/// Organisation set-up.
+#[derive(Subcommand, Debug)]
+pub enum AdminAction {
+    /// Create the organisation's first staff admin on its own node and
+    /// register the admin's key on the chain, signed with the
+    /// organisation's admin key.
+    Bootstrap(BootstrapArgs),
+}
+
+/// `rxchain admin bootstrap`.
+#[derive(Args, Debug)]
+pub struct BootstrapArgs {
+    /// The organisation's own node.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// The organisation's genesis admin key file.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The admin's sign-in name.
+    #[arg(long)]
+    pub username: String,
+    /// The admin's display name.
+    #[arg(long)]
+    pub name: String,
+    /// A reference recorded as the admin's licence number.
+    #[arg(long, default_value = "admin")]
+    pub licence: String,
+    /// Read the admin's password from this file (first line) instead of
+    /// the `RXCHAIN_NEW_PASSWORD` environment variable or a prompt.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// How an `https://` node is trusted.
+    #[command(flatten)]
+    pub trust: NodeTrust,
+    /// Print JSON instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Staff account operations.
@@ -267,6 +320,49 @@ pub enum StaffAction {
     Enable {
         /// The account's sign-in name.
         username: String,
+    },
+    /// Create an account and register its new key on the chain; its
+    /// initial password must be changed at first sign-in.
+    Add {
+        /// The new account's sign-in name.
+        account: String,
+        /// Display name, as the chain shows it.
+        #[arg(long)]
+        name: String,
+        /// practitioner, pharmacist, courier, regulator_officer or admin.
+        #[arg(long)]
+        role: String,
+        /// Professional licence number.
+        #[arg(long)]
+        licence: String,
+        /// Read the initial password from this file (first line) instead
+        /// of `RXCHAIN_NEW_PASSWORD` or a prompt.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// List the organisation's accounts with their chain status and last sign-in.
+    List,
+    /// Set a new initial password, to be changed at the next sign-in.
+    ResetPassword {
+        /// The account's sign-in name.
+        account: String,
+        /// Read the new password from this file (first line) instead of
+        /// `RXCHAIN_NEW_PASSWORD` or a prompt.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Register a fresh key for the account and revoke the old one.
+    RotateKey {
+        /// The account's sign-in name.
+        account: String,
+    },
+    /// Revoke the person's key on the chain and disable the account for good.
+    Revoke {
+        /// The account's sign-in name.
+        account: String,
+        /// left_organisation, key_compromised, licence_suspended or other.
+        #[arg(long, default_value = "left_organisation")]
+        reason: String,
     },
 }
 

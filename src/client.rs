@@ -208,6 +208,34 @@ impl Client {
         Ok((status, resp.json().await?))
     }
 
+    /// [`Client::request_raw`] that also answers the response headers (a
+    /// session's `Set-Cookie`, for the staff CLI).
+    pub async fn request_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: Option<String>,
+    ) -> Result<(u16, reqwest::header::HeaderMap, Value), ClientError> {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await?;
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, headers, v))
+    }
+
     /// Submits a signed transaction and waits for its commit.
     pub async fn submit(&self, tx: &SignedTx) -> Result<Submitted, ClientError> {
         let resp = self

@@ -35,6 +35,10 @@ pub enum Role {
     Courier,
     /// A regulator's officer.
     RegulatorOfficer,
+    /// A person who manages their organisation's staff: their key may
+    /// register and revoke staff keys of their own organisation only, and
+    /// signs nothing else (no prescriptions, no dispenses, no governance).
+    Admin,
 }
 
 impl Role {
@@ -45,6 +49,7 @@ impl Role {
             Role::Pharmacist => "pharmacist",
             Role::Courier => "courier",
             Role::RegulatorOfficer => "regulator officer",
+            Role::Admin => "staff admin",
         }
     }
 }
@@ -282,7 +287,8 @@ pub struct DeliveryEvent {
     pub status: DeliveryStatus,
 }
 
-/// Register a staff key (org admin).
+/// Register a staff key (the org admin key, or an active staff admin of
+/// the same organisation).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterStaff {
@@ -298,7 +304,7 @@ pub struct RegisterStaff {
     pub name: Label,
 }
 
-/// Revoke a staff key (its org's admin, or a regulator).
+/// Revoke a staff key (its org's admin key or staff admin, or a regulator).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokeStaff {

@@ -1373,6 +1373,71 @@ fn only_the_organisations_own_admin_registers_its_staff() {
 }
 
 #[test]
+fn a_staff_admin_registers_and_revokes_for_its_own_organisation_only() {
+    let mut w = World::staffed();
+    // 1. The hospital's admin key registers a staff admin; so may that
+    //    admin register a second one, and a doctor.
+    let admin = test_key("staff-admin/north");
+    let t = w.register(HOSP_NORTH, &admin.public(), Role::Admin);
+    w.applied(t);
+    let second = test_key("staff-admin/north-2");
+    let t = w.register_by(&admin, HOSP_NORTH, &second.public(), Role::Admin);
+    w.applied(t);
+    let doctor = test_key("staff-admin/doctor");
+    let t = w.register_by(&admin, HOSP_NORTH, &doctor.public(), Role::Practitioner);
+    w.applied(t);
+    let rec = w.staff_record(&doctor.public()).unwrap();
+    assert_eq!((rec.org, rec.role), (org(HOSP_NORTH), Role::Practitioner));
+    // Every kind of organisation may have a staff admin.
+    let pharm_admin = test_key("staff-admin/pharm-a");
+    let t = w.register(PHARM_A, &pharm_admin.public(), Role::Admin);
+    w.applied(t);
+
+    // 2. Not for another organisation, and the role must still fit.
+    let t = w.register_by(&admin, PHARM_A, &test_key("x").public(), Role::Pharmacist);
+    assert_eq!(
+        w.refused(t, "not_org_admin"),
+        Rejection::NotOrgAdmin { org: org(PHARM_A) }
+    );
+    let t = w.register_by(
+        &admin,
+        HOSP_NORTH,
+        &test_key("y").public(),
+        Role::Pharmacist,
+    );
+    w.refused(t, "wrong_org_kind");
+
+    // 3. It revokes its own organisation's staff, not another's.
+    let t = w.revoke(&admin, &staff("ph-a").public());
+    assert_eq!(
+        w.refused(t, "not_org_admin"),
+        Rejection::NotOrgAdmin { org: org(PHARM_A) }
+    );
+    let t = w.revoke(&admin, &test_key("never-registered").public());
+    w.refused(t, "unknown_staff");
+    let t = w.revoke(&admin, &doctor.public());
+    w.applied(t);
+    let rev = w.staff_record(&doctor.public()).unwrap().revoked.unwrap();
+    assert_eq!(rev.by, admin.public());
+
+    // 4. It signs no prescription and no governance.
+    let (tx, _) = w.issue(&admin, HOSP_NORTH, RxSpec::simple(1));
+    let r = w.refused(tx, "wrong_role");
+    assert!(r.to_string().contains("staff admin"), "{r}");
+
+    // 5. Once revoked itself, it registers nothing more.
+    let t = w.revoke(&second, &admin.public());
+    w.applied(t);
+    let t = w.register_by(
+        &admin,
+        HOSP_NORTH,
+        &test_key("z").public(),
+        Role::Practitioner,
+    );
+    w.refused(t, "signer_revoked");
+}
+
+#[test]
 fn a_key_is_registered_once_and_admin_keys_never() {
     let mut w = World::staffed();
     // 1. The same key again, even for another organisation or role.

@@ -1,5 +1,6 @@
-//! Staff signing keys sealed at rest: ChaCha20-Poly1305 under the node's
-//! key-store key, bound to the account by associated data.
+//! Staff signing keys (and other per-account secrets, such as a TOTP
+//! secret) sealed at rest: ChaCha20-Poly1305 under the node's key-store
+//! key, bound to the account by associated data.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
@@ -99,6 +100,69 @@ impl KeyStore {
             return Err(unavailable());
         }
         Ok(key)
+    }
+}
+
+impl KeyStore {
+    fn secret_aad(username: &str, purpose: &str) -> Vec<u8> {
+        [
+            b"rxchain-staff-secret-v1\0".as_slice(),
+            purpose.as_bytes(),
+            &[0],
+            username.as_bytes(),
+        ]
+        .concat()
+    }
+
+    /// Seals a per-account secret for `purpose` (e.g. `totp`).
+    pub(super) fn seal_bytes(
+        &self,
+        username: &str,
+        purpose: &str,
+        secret: &[u8],
+    ) -> Result<SealedKey, AccountError> {
+        let mut nonce = [0u8; 12];
+        fill_random(&mut nonce);
+        let aad = Self::secret_aad(username, purpose);
+        let sealed = self
+            .cipher()
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: secret,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| AccountError::Hashing("sealing a secret failed".into()))?;
+        Ok(SealedKey {
+            nonce: hex::encode(nonce),
+            sealed: hex::encode(sealed),
+        })
+    }
+
+    /// Opens what [`KeyStore::seal_bytes`] sealed.
+    pub(super) fn open_bytes(
+        &self,
+        username: &str,
+        purpose: &str,
+        sealed: &SealedKey,
+    ) -> Result<Vec<u8>, AccountError> {
+        let unavailable = || AccountError::KeyUnavailable(username.to_string());
+        let nonce: [u8; 12] = hex::decode(&sealed.nonce)
+            .map_err(|_| unavailable())?
+            .try_into()
+            .map_err(|_| unavailable())?;
+        let ciphertext = hex::decode(&sealed.sealed).map_err(|_| unavailable())?;
+        let aad = Self::secret_aad(username, purpose);
+        self.cipher()
+            .decrypt(
+                &nonce.into(),
+                Payload {
+                    msg: &ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| unavailable())
     }
 }
 

@@ -4,7 +4,8 @@
 //! the last full chain verification a regulator asked for.
 //!
 //! Each concern has its own file: `users` (accounts, password hashes and
-//! sign-in, disabling and enabling), `keystore` (staff signing keys sealed at rest), `sessions`
+//! sign-in, and the admin's changes), `password_policy` (what a new password
+//! must be), `totp` (the second factor's codes), `keystore` (staff signing keys sealed at rest), `sessions`
 //! (sessions and CSRF tokens, and ending them when a key is revoked on the
 //! chain), `rate_limit` (the failed-sign-in limiter),
 //! `data_keys` (organisations' data keys) and `verification` (the last chain
@@ -58,14 +59,20 @@ use crate::store::StoreError;
 
 mod data_keys;
 mod keystore;
+pub mod password_policy;
 mod rate_limit;
 mod sessions;
+pub mod totp;
 mod users;
 mod verification;
 
+pub use password_policy::PolicyError;
 pub use rate_limit::{FAILURE_WINDOW, MAX_FAILURES, MAX_FAILURES_PER_ADDRESS};
 pub use sessions::{constant_time_eq, Session, SESSION_TTL};
-pub use users::{hash_password, Account, AccountChange, ChangeKind, NewAccount, StatusChange};
+pub use users::{
+    hash_password, Account, AccountChange, AccountSummary, Actor, ChangeKind, NewAccount, PastKey,
+    SecondFactor, StatusChange,
+};
 pub use verification::Verification;
 
 /// Password hashes computed at once. Each argon2id run holds 19 MiB for
@@ -123,6 +130,17 @@ pub enum AccountError {
     /// Password hashing failed (a bad stored hash or a bug).
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// The person was revoked: the account stays for the record but can
+    /// never be enabled, reset or given a key again.
+    #[error("the account {0} is revoked permanently")]
+    Revoked(String),
+    /// The account needs a second factor (a TOTP code) and none was given.
+    /// Only said to someone who gave its right password.
+    #[error("the account {0} needs a one-time code from its authenticator app")]
+    SecondFactorRequired(String),
+    /// A new password does not meet the password policy.
+    #[error(transparent)]
+    WeakPassword(#[from] PolicyError),
 }
 
 impl From<sled::Error> for AccountError {

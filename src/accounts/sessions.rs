@@ -59,8 +59,10 @@ impl Accounts {
     }
 
     /// Starts a session for an account that has just proven its password.
+    /// The sign-in time is recorded on the account.
     pub fn start_session(&self, account: Account) -> Result<(String, Session), AccountError> {
         self.purge_expired()?;
+        self.record_sign_in(&account.username, &account.org)?;
         let token = random_hex();
         let created_at = now();
         let expires_at = Timestamp(created_at.0 + SESSION_TTL.as_millis() as u64);

@@ -1,7 +1,14 @@
 //! Staff accounts: creation with a password hash and a sealed signing key,
-//! look-up, sign-in (password check behind the rate limiter), and disabling
-//! and enabling by the organisation's admin, each change recorded on the
-//! account with who made it and when.
+//! look-up, sign-in (password check behind the rate limiter), and the
+//! changes an organisation's admin makes (disable, enable, password reset,
+//! key rotation, revocation), each recorded on the account with who made it
+//! and when.
+//!
+//! An account created by an admin ([`Accounts::create_enrolled`]) or whose
+//! password an admin reset must change its password before anything else
+//! (`must_change_password`, enforced by the HTTP session layer). A rotated
+//! key is kept in the account's key history, so what the old key signed
+//! stays attributed to the same person.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -39,6 +46,85 @@ pub struct Account {
     pub role: Role,
     /// The public half of the signing key; the chain names this key.
     pub public_key: PublicKey,
+    /// Whether the password must be changed before the account may do
+    /// anything else: set at enrolment by an admin and after a reset.
+    #[serde(default)]
+    pub must_change_password: bool,
+}
+
+/// A signing key the account used before a rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PastKey {
+    /// The old public key; the chain still names it on what it signed.
+    pub key: PublicKey,
+    /// When it was replaced (ms).
+    pub until: Timestamp,
+}
+
+/// A second sign-in factor an account must give.
+///
+/// For prescribers of controlled drugs (US EPCS rules require two factors
+/// to sign such prescriptions): an account with a second factor is refused
+/// sign-in with its password alone ([`AccountError::SecondFactorRequired`])
+/// or with a wrong or replayed code ([`AccountError::BadCredentials`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SecondFactor {
+    /// A time-based one-time password (RFC 6238, 30 s steps, 6 digits;
+    /// see [`super::totp`]).
+    Totp {
+        /// The ChaCha20-Poly1305 nonce of the sealed secret, hex.
+        nonce: String,
+        /// The shared secret sealed under the key-store key, hex.
+        sealed_secret: String,
+        /// The last step a code was accepted for: no code is accepted twice.
+        #[serde(default)]
+        last_step: Option<u64>,
+    },
+}
+
+/// Who made an account change: the organisation, and the admin's username
+/// when a signed-in admin made it (none when the organisation's genesis
+/// admin key signed the request).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// The organisation.
+    pub org: OrgId,
+    /// The admin's username, when a person signed in made the change.
+    pub user: Option<String>,
+}
+
+impl Actor {
+    /// The organisation's admin key itself.
+    pub fn org_key(org: &OrgId) -> Self {
+        Actor {
+            org: org.clone(),
+            user: None,
+        }
+    }
+}
+
+/// An account as its organisation's admin sees it: its standing and its
+/// history, no secrets.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountSummary {
+    /// The account.
+    #[serde(flatten)]
+    pub account: Account,
+    /// When it was created (ms).
+    pub created_at: Timestamp,
+    /// Whether sign-in is refused.
+    pub disabled: bool,
+    /// The revocation, once the person was revoked (permanent).
+    pub revoked: Option<AccountChange>,
+    /// The last successful sign-in (ms), if any.
+    pub last_sign_in: Option<Timestamp>,
+    /// The keys the account used before, oldest first.
+    pub past_keys: Vec<PastKey>,
+    /// Whether a second factor is enrolled.
+    pub second_factor: bool,
+    /// Every audited change, oldest first.
+    pub changes: Vec<AccountChange>,
 }
 
 /// The stored form of an account.
@@ -58,9 +144,36 @@ struct StoredAccount {
     /// in records written before accounts could be disabled.
     #[serde(default)]
     disabled: Option<AccountChange>,
-    /// Every disable and enable, oldest first: the account's audit trail.
+    /// Every audited change, oldest first: the account's audit trail.
     #[serde(default)]
     changes: Vec<AccountChange>,
+    /// The last successful sign-in.
+    #[serde(default)]
+    last_sign_in: Option<Timestamp>,
+    /// Keys replaced by rotation, oldest first.
+    #[serde(default)]
+    past_keys: Vec<PastKey>,
+    /// The revocation of the person, once revoked (permanent).
+    #[serde(default)]
+    revoked: Option<AccountChange>,
+    /// The second factor, when one is required.
+    #[serde(default)]
+    second_factor: Option<SecondFactor>,
+}
+
+impl StoredAccount {
+    fn summary(&self) -> AccountSummary {
+        AccountSummary {
+            account: self.account.clone(),
+            created_at: self.created_at,
+            disabled: self.disabled.is_some(),
+            revoked: self.revoked.clone(),
+            last_sign_in: self.last_sign_in,
+            past_keys: self.past_keys.clone(),
+            second_factor: self.second_factor.is_some(),
+            changes: self.changes.clone(),
+        }
+    }
 }
 
 /// What an audited account change did.
@@ -71,6 +184,18 @@ pub enum ChangeKind {
     Disabled,
     /// Sign-in allowed again.
     Enabled,
+    /// Created by an admin, with an initial password to change.
+    Created,
+    /// The password was reset by an admin; it must be changed.
+    PasswordReset,
+    /// The account's holder changed the password.
+    PasswordChanged,
+    /// A new signing key replaced the old one, which was revoked.
+    KeyRotated,
+    /// The person's key was revoked on the chain; permanent.
+    Revoked,
+    /// A TOTP second factor was enrolled (replacing any earlier one).
+    SecondFactorEnrolled,
 }
 
 /// One audited change to an account.
@@ -78,10 +203,26 @@ pub enum ChangeKind {
 pub struct AccountChange {
     /// What was done.
     pub action: ChangeKind,
-    /// The organisation whose genesis admin key signed the request.
+    /// The organisation that made the change (its genesis admin key
+    /// signed the request, or one of its admins was signed in).
     pub by: OrgId,
+    /// The signed-in admin (or, for a password change, the holder) who
+    /// made the change; absent when the organisation's admin key signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_user: Option<String>,
     /// When (ms).
     pub at: Timestamp,
+}
+
+impl AccountChange {
+    fn new(action: ChangeKind, by: &Actor) -> Self {
+        AccountChange {
+            action,
+            by: by.org.clone(),
+            by_user: by.user.clone(),
+            at: now(),
+        }
+    }
 }
 
 /// The result of disabling or enabling an account.
@@ -140,12 +281,52 @@ fn dummy_hash() -> &'static str {
 impl Accounts {
     /// Creates an account from a password hash (see [`hash_password`]) and
     /// the staff member's signing key, sealing the key. Refuses an existing
-    /// username.
+    /// username. The password needs no change (the demo's accounts, and the
+    /// first admin, who chose their own password).
     pub fn create(
         &self,
         new: NewAccount,
         password_hash: &str,
         key: &SecretKey,
+    ) -> Result<Account, AccountError> {
+        self.insert(new, password_hash, key, None)
+    }
+
+    /// Creates an account enrolled by an admin (`by`): its initial password
+    /// must be changed at first sign-in, and the creation is audited.
+    pub fn create_enrolled(
+        &self,
+        new: NewAccount,
+        password_hash: &str,
+        key: &SecretKey,
+        by: &Actor,
+    ) -> Result<Account, AccountError> {
+        self.insert(
+            new,
+            password_hash,
+            key,
+            Some(AccountChange::new(ChangeKind::Created, by)),
+        )
+    }
+
+    /// Removes an account whose key never made it onto the chain: the undo
+    /// of a creation whose `register_staff` was refused or not committed,
+    /// so that no account is left without its registration.
+    pub fn remove_unregistered(&self, username: &str) -> Result<(), AccountError> {
+        let username = normalise(username);
+        self.end_sessions_of(&username)?;
+        self.tree.remove([ACCOUNT, username.as_bytes()].concat())?;
+        self.tree.flush()?;
+        tracing::info!(target: "rxchain::audit", %username, "account removed: its key was not registered on the chain");
+        Ok(())
+    }
+
+    fn insert(
+        &self,
+        new: NewAccount,
+        password_hash: &str,
+        key: &SecretKey,
+        created: Option<AccountChange>,
     ) -> Result<Account, AccountError> {
         let username = normalise(&new.username);
         if username.is_empty()
@@ -164,6 +345,7 @@ impl Accounts {
             org: new.org,
             role: new.role,
             public_key: key.public(),
+            must_change_password: created.is_some(),
         };
         let sealed = self.keystore.seal(&username, key)?;
         let stored = StoredAccount {
@@ -173,7 +355,11 @@ impl Accounts {
             sealed_key: sealed.sealed,
             created_at: now(),
             disabled: None,
-            changes: Vec::new(),
+            changes: created.into_iter().collect(),
+            last_sign_in: None,
+            past_keys: Vec::new(),
+            revoked: None,
+            second_factor: None,
         };
         let bytes = to_json(&stored)?;
         let key = [ACCOUNT, username.as_bytes()].concat();
@@ -259,6 +445,22 @@ impl Accounts {
         password: Secret<String>,
         client: Option<IpAddr>,
     ) -> Result<Account, AccountError> {
+        self.check_sign_in_with(username, password, None, client)
+            .await
+    }
+
+    /// [`Accounts::check_sign_in`] with a one-time code for an account
+    /// with a second factor. A wrong or replayed code counts as a failed
+    /// sign-in, like a wrong password; a missing one is
+    /// [`AccountError::SecondFactorRequired`], told only after the right
+    /// password.
+    pub async fn check_sign_in_with(
+        &self,
+        username: &str,
+        password: Secret<String>,
+        otp: Option<Secret<String>>,
+        client: Option<IpAddr>,
+    ) -> Result<Account, AccountError> {
         let username = normalise(username);
         if username.is_empty()
             || username.len() > MAX_USERNAME
@@ -293,6 +495,31 @@ impl Accounts {
         let Some(stored) = stored.filter(|_| matches) else {
             return Err(AccountError::BadCredentials);
         };
+        if let Some(SecondFactor::Totp {
+            nonce,
+            sealed_secret,
+            last_step,
+        }) = &stored.second_factor
+        {
+            let Some(otp) = otp else {
+                self.limiter.release(reservation);
+                return Err(AccountError::SecondFactorRequired(stored.account.username));
+            };
+            let secret = self.keystore.open_bytes(
+                &stored.account.username,
+                "totp",
+                &SealedKey {
+                    nonce: nonce.clone(),
+                    sealed: sealed_secret.clone(),
+                },
+            )?;
+            // A wrong or replayed code keeps the reservation, as a wrong
+            // password does.
+            let Some(step) = super::totp::check(&secret, otp.expose(), now().0, *last_step) else {
+                return Err(AccountError::BadCredentials);
+            };
+            self.use_totp_step(&stored.account.username, &stored.account.org, step)?;
+        }
         self.limiter.release(reservation);
         if stored.disabled.is_some() {
             return Err(AccountError::Disabled(stored.account.username));
@@ -310,20 +537,21 @@ impl Accounts {
         disable: bool,
         by: &OrgId,
     ) -> Result<StatusChange, AccountError> {
-        let username = normalise(username);
-        let key = [ACCOUNT, username.as_bytes()].concat();
-        // Compare-and-swap, so a concurrent change is never overwritten
-        // with a stale copy of the record.
-        let (stored, change, unchanged) = loop {
-            let Some(old) = self.tree.get(&key)? else {
-                return Err(AccountError::UnknownAccount(username));
-            };
-            let mut stored: StoredAccount = from_json("account", &old)?;
-            if &stored.account.org != by {
-                return Err(AccountError::NotYourAccount {
-                    username,
-                    org: by.clone(),
-                });
+        self.set_disabled_by(username, disable, &Actor::org_key(by))
+    }
+
+    /// [`Accounts::set_disabled`] by an actor, who may be a signed-in admin.
+    /// A revoked person cannot be enabled again ([`AccountError::Revoked`]).
+    pub fn set_disabled_by(
+        &self,
+        username: &str,
+        disable: bool,
+        by: &Actor,
+    ) -> Result<StatusChange, AccountError> {
+        let mut outcome = None;
+        let stored = self.modify(username, &by.org, |stored| {
+            if !disable && stored.revoked.is_some() {
+                return Err(AccountError::Revoked(stored.account.username.clone()));
             }
             if stored.disabled.is_some() == disable {
                 let standing = if disable {
@@ -331,29 +559,24 @@ impl Accounts {
                 } else {
                     stored.changes.last().cloned()
                 };
-                break (stored, standing, true);
+                outcome = Some((standing, true));
+                return Ok(false);
             }
-            let change = AccountChange {
-                action: if disable {
+            let change = AccountChange::new(
+                if disable {
                     ChangeKind::Disabled
                 } else {
                     ChangeKind::Enabled
                 },
-                by: by.clone(),
-                at: now(),
-            };
+                by,
+            );
             stored.disabled = disable.then(|| change.clone());
             stored.changes.push(change.clone());
-            let new = to_json(&stored)?;
-            if self
-                .tree
-                .compare_and_swap(&key, Some(old), Some(new))?
-                .is_ok()
-            {
-                self.tree.flush()?;
-                break (stored, Some(change), false);
-            }
-        };
+            outcome = Some((Some(change), false));
+            Ok(true)
+        })?;
+        let (change, unchanged) = outcome.unwrap_or((None, true));
+        let username = stored.account.username.clone();
         let sessions_ended = if disable {
             self.end_sessions_of(&username)?
         } else {
@@ -362,7 +585,8 @@ impl Accounts {
         tracing::info!(
             target: "rxchain::audit",
             %username,
-            by = %by,
+            by = %by.org,
+            by_user = by.user.as_deref().unwrap_or("-"),
             disabled = disable,
             unchanged,
             sessions_ended,
@@ -375,6 +599,259 @@ impl Accounts {
             unchanged,
             sessions_ended,
         })
+    }
+
+    /// Changes the stored account of `username` with `f`, which answers
+    /// whether it changed anything, by compare-and-swap so that a
+    /// concurrent change is never overwritten with a stale copy. Refuses an
+    /// account of another organisation than `org`. Answers the record as
+    /// it stands afterwards.
+    fn modify(
+        &self,
+        username: &str,
+        org: &OrgId,
+        mut f: impl FnMut(&mut StoredAccount) -> Result<bool, AccountError>,
+    ) -> Result<StoredAccount, AccountError> {
+        let username = normalise(username);
+        let key = [ACCOUNT, username.as_bytes()].concat();
+        loop {
+            let Some(old) = self.tree.get(&key)? else {
+                return Err(AccountError::UnknownAccount(username));
+            };
+            let mut stored: StoredAccount = from_json("account", &old)?;
+            if &stored.account.org != org {
+                return Err(AccountError::NotYourAccount {
+                    username,
+                    org: org.clone(),
+                });
+            }
+            if !f(&mut stored)? {
+                return Ok(stored);
+            }
+            let new = to_json(&stored)?;
+            if self
+                .tree
+                .compare_and_swap(&key, Some(old), Some(new))?
+                .is_ok()
+            {
+                self.tree.flush()?;
+                return Ok(stored);
+            }
+        }
+    }
+
+    /// Sets a new initial password (its hash) chosen by an admin: it must be
+    /// changed at the next sign-in, and every session of the account ends.
+    pub fn reset_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        by: &Actor,
+    ) -> Result<Account, AccountError> {
+        PasswordHash::new(password_hash)
+            .map_err(|e| AccountError::Invalid(format!("not a password hash: {e}")))?;
+        let stored = self.modify(username, &by.org, |stored| {
+            if stored.revoked.is_some() {
+                return Err(AccountError::Revoked(stored.account.username.clone()));
+            }
+            stored.password_hash = password_hash.to_string();
+            stored.account.must_change_password = true;
+            stored
+                .changes
+                .push(AccountChange::new(ChangeKind::PasswordReset, by));
+            Ok(true)
+        })?;
+        let ended = self.end_sessions_of(&stored.account.username)?;
+        tracing::info!(target: "rxchain::audit", username = %stored.account.username, by = %by.org, by_user = by.user.as_deref().unwrap_or("-"), sessions_ended = ended, "password reset");
+        Ok(stored.account)
+    }
+
+    /// The holder changes their own password: `current` must match, and
+    /// the new hash replaces it; a forced change is then satisfied.
+    /// Sessions other than the caller's are not ended: the holder is
+    /// signed in and proved the password.
+    pub async fn change_password(
+        &self,
+        username: &str,
+        current: Secret<String>,
+        new_hash: &str,
+    ) -> Result<Account, AccountError> {
+        PasswordHash::new(new_hash)
+            .map_err(|e| AccountError::Invalid(format!("not a password hash: {e}")))?;
+        let stored = self
+            .stored(username)?
+            .ok_or_else(|| AccountError::UnknownAccount(normalise(username)))?;
+        let phc = stored.password_hash.clone();
+        let permit = self
+            .hashing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| AccountError::Hashing(e.to_string()))?;
+        let matches = tokio::task::spawn_blocking(move || {
+            let ok = verify_password(current.expose(), &phc);
+            drop(permit);
+            ok
+        })
+        .await
+        .map_err(|e| AccountError::Hashing(e.to_string()))??;
+        if !matches {
+            return Err(AccountError::BadCredentials);
+        }
+        let me = Actor {
+            org: stored.account.org.clone(),
+            user: Some(stored.account.username.clone()),
+        };
+        let stored = self.modify(username, &me.org, |s| {
+            s.password_hash = new_hash.to_string();
+            s.account.must_change_password = false;
+            s.changes
+                .push(AccountChange::new(ChangeKind::PasswordChanged, &me));
+            Ok(true)
+        })?;
+        tracing::info!(target: "rxchain::audit", username = %stored.account.username, "password changed by its holder");
+        Ok(stored.account)
+    }
+
+    /// Replaces the account's signing key with `new_key`, keeping the old
+    /// public key in its key history. The caller registers the new key on
+    /// the chain first and revokes the old one after. Answers the old key.
+    pub fn rotate_key(
+        &self,
+        username: &str,
+        new_key: &SecretKey,
+        by: &Actor,
+    ) -> Result<PublicKey, AccountError> {
+        let mut old_key = None;
+        self.modify(username, &by.org, |stored| {
+            if stored.revoked.is_some() {
+                return Err(AccountError::Revoked(stored.account.username.clone()));
+            }
+            let sealed = self.keystore.seal(&stored.account.username, new_key)?;
+            let old = stored.account.public_key;
+            stored.past_keys.push(PastKey {
+                key: old,
+                until: now(),
+            });
+            stored.account.public_key = new_key.public();
+            stored.key_nonce = sealed.nonce;
+            stored.sealed_key = sealed.sealed;
+            stored
+                .changes
+                .push(AccountChange::new(ChangeKind::KeyRotated, by));
+            old_key = Some(old);
+            Ok(true)
+        })?;
+        let old = old_key.ok_or_else(|| AccountError::UnknownAccount(normalise(username)))?;
+        tracing::info!(target: "rxchain::audit", %username, old_key = %old.to_hex(), new_key = %new_key.public().to_hex(), by = %by.org, "signing key rotated");
+        Ok(old)
+    }
+
+    /// Marks the person revoked (after their key's revocation committed):
+    /// permanently disabled, every session ended.
+    pub fn mark_revoked(&self, username: &str, by: &Actor) -> Result<Account, AccountError> {
+        let stored = self.modify(username, &by.org, |stored| {
+            if stored.revoked.is_some() {
+                return Ok(false);
+            }
+            let change = AccountChange::new(ChangeKind::Revoked, by);
+            stored.revoked = Some(change.clone());
+            stored.disabled = Some(change.clone());
+            stored.changes.push(change);
+            Ok(true)
+        })?;
+        self.end_sessions_of(&stored.account.username)?;
+        Ok(stored.account)
+    }
+
+    /// Records the step of an accepted code; refuses one not later than
+    /// the last (two sign-ins racing with the same code).
+    fn use_totp_step(&self, username: &str, org: &OrgId, step: u64) -> Result<(), AccountError> {
+        self.modify(username, org, |stored| match &mut stored.second_factor {
+            Some(SecondFactor::Totp { last_step, .. }) => {
+                if last_step.is_some_and(|l| l >= step) {
+                    return Err(AccountError::BadCredentials);
+                }
+                *last_step = Some(step);
+                Ok(true)
+            }
+            None => Ok(false),
+        })?;
+        Ok(())
+    }
+
+    /// Enrols a TOTP second factor for the account (replacing any earlier
+    /// one) and answers its new shared secret, to show the holder once.
+    /// From now on sign-in needs a code.
+    pub fn enrol_totp(&self, username: &str, by: &Actor) -> Result<Vec<u8>, AccountError> {
+        let secret = super::totp::new_secret();
+        self.modify(username, &by.org, |stored| {
+            if stored.revoked.is_some() {
+                return Err(AccountError::Revoked(stored.account.username.clone()));
+            }
+            let sealed = self
+                .keystore
+                .seal_bytes(&stored.account.username, "totp", &secret)?;
+            stored.second_factor = Some(SecondFactor::Totp {
+                nonce: sealed.nonce,
+                sealed_secret: sealed.sealed,
+                last_step: None,
+            });
+            stored
+                .changes
+                .push(AccountChange::new(ChangeKind::SecondFactorEnrolled, by));
+            Ok(true)
+        })?;
+        tracing::info!(target: "rxchain::audit", %username, by = %by.org, by_user = by.user.as_deref().unwrap_or("-"), "TOTP second factor enrolled");
+        Ok(secret.to_vec())
+    }
+
+    /// Records a successful sign-in's time.
+    pub(super) fn record_sign_in(&self, username: &str, org: &OrgId) -> Result<(), AccountError> {
+        self.modify(username, org, |stored| {
+            stored.last_sign_in = Some(now());
+            Ok(true)
+        })?;
+        Ok(())
+    }
+
+    /// The accounts of organisation `org` with their standing and history,
+    /// by username.
+    pub fn staff_of(&self, org: &OrgId) -> Result<Vec<AccountSummary>, AccountError> {
+        let mut out = Vec::new();
+        for r in self.tree.scan_prefix(ACCOUNT) {
+            let (_, v) = r?;
+            let stored: StoredAccount = from_json("account", &v)?;
+            if &stored.account.org == org {
+                out.push(stored.summary());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every signing key the account has had: the current one first, then
+    /// the rotated ones, newest first. What each signed is the person's.
+    pub fn keys_of(&self, username: &str) -> Result<Vec<PublicKey>, AccountError> {
+        let stored = self
+            .stored(username)?
+            .ok_or_else(|| AccountError::UnknownAccount(normalise(username)))?;
+        Ok(std::iter::once(stored.account.public_key)
+            .chain(stored.past_keys.iter().rev().map(|p| p.key))
+            .collect())
+    }
+
+    /// One account's summary, if it belongs to `org`.
+    pub fn summary(&self, username: &str, org: &OrgId) -> Result<AccountSummary, AccountError> {
+        let stored = self
+            .stored(username)?
+            .ok_or_else(|| AccountError::UnknownAccount(normalise(username)))?;
+        if &stored.account.org != org {
+            return Err(AccountError::NotYourAccount {
+                username: stored.account.username,
+                org: org.clone(),
+            });
+        }
+        Ok(stored.summary())
     }
 
     /// The audited changes of an account, oldest first.

@@ -1,5 +1,6 @@
 //! What each subcommand does. `main` parses and dispatches here.
 
+pub mod admin;
 pub mod backup;
 pub mod bench;
 pub mod cluster;
@@ -98,6 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(a) => cluster::run(a).await,
         Command::Governance(a) => governance::run(a).await,
         Command::Staff(a) => staff::run(a).await,
+        Command::Admin(a) => admin::run(a).await,
         Command::Receipt(a) => receipt::run(a),
         Command::Backup(a) => backup::run(a).await,
         Command::Restore(a) => backup::restore(a),

@@ -270,16 +270,19 @@ pub(super) async fn my_prescriptions(
 ) -> Result<Json<Vec<MyPrescription>>, ApiError> {
     staff.require(&[Role::Practitioner], "list a prescriber's prescriptions")?;
     let limit = list_limit(&q)?;
-    let me = staff.account().public_key;
+    // The current key and every key rotated away: all the doctor's own.
+    let keys = s.accounts.keys_of(&staff.account().username)?;
     let org = staff.org().clone();
     let data_key = s.accounts.data_key(&org);
     let st = s.clone();
     // Index scans and one ECDH per row: blocking work.
     let rows = blocking(move || {
         let mut recs = Vec::new();
-        for id in st.chain.by_prescriber(&me)? {
-            if let Some(r) = st.chain.prescription(&id)? {
-                recs.push(r);
+        for me in &keys {
+            for id in st.chain.by_prescriber(me)? {
+                if let Some(r) = st.chain.prescription(&id)? {
+                    recs.push(r);
+                }
             }
         }
         recs.sort_by(|a, b| b.issued_at.cmp(&a.issued_at));

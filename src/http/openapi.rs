@@ -66,6 +66,16 @@ use super::ApiError;
         super::pharmacy::hand_over,
         super::accounts::disable,
         super::accounts::enable,
+        super::accounts::bootstrap,
+        super::accounts::list_staff,
+        super::accounts::create_staff,
+        super::accounts::admin_disable,
+        super::accounts::admin_enable,
+        super::accounts::reset_password,
+        super::accounts::rotate_key,
+        super::accounts::revoke,
+        super::accounts::enrol_second_factor,
+        super::session::change_password,
         super::pharmacy::pharmacy_prescriptions,
         super::patient::open,
         super::patient::assign,
@@ -86,7 +96,7 @@ use super::ApiError;
         super::backup::backup,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&EveryOperation, &Submissions)
+    modifiers(&EveryOperation, &Submissions, &ForcedPasswordChange)
 )]
 struct ApiDoc;
 
@@ -130,6 +140,57 @@ impl Modify for EveryOperation {
                 r.entry("500".into()).or_insert_with(|| {
                     error("`internal`: the node hit an internal error; nothing was applied")
                 });
+            }
+        }
+    }
+}
+
+/// Adds 403 `password_change_required` to every operation that takes a
+/// staff session (its 401 names `no_session`), except the session calls
+/// that a session with a forced password change may still make.
+struct ForcedPasswordChange;
+
+impl Modify for ForcedPasswordChange {
+    fn modify(&self, doc: &mut Document) {
+        const CODE: &str = "`password_change_required`";
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if path.starts_with("/v1/session") {
+                continue;
+            }
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                let r = &mut op.responses.responses;
+                let takes_session = matches!(
+                    r.get("401"),
+                    Some(RefOr::T(resp)) if resp.description.contains("no_session")
+                );
+                if !takes_session {
+                    continue;
+                }
+                match r.get_mut("403") {
+                    Some(RefOr::T(resp)) => {
+                        if !resp.description.contains(CODE) {
+                            resp.description.push_str(&format!(
+                                "; {CODE}: the initial password must be changed first"
+                            ));
+                        }
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        r.insert(
+                            "403".into(),
+                            error(&format!(
+                                "{CODE}: the initial password must be changed first"
+                            )),
+                        );
+                    }
+                }
             }
         }
     }

@@ -18,6 +18,13 @@
 //!   (403 `account_disabled`) only after the password checked out.
 //! * Role and organisation checks ([`Staff::require`], [`Staff::act_for`])
 //!   answer 403 `wrong_role` and `wrong_org` before anything is signed.
+//! * A session whose account must change its password (enrolled by an
+//!   admin, or reset) is refused by every staff endpoint with 403
+//!   `password_change_required`; only `GET` and `DELETE /v1/session` and
+//!   `POST /v1/session/password` take it ([`PendingStaff`]). Sign-in answers
+//!   `must_change_password: true` so the page shows the change form first.
+//!   A new password must pass [`crate::accounts::password_policy`] (400
+//!   `password_too_short`, `password_too_common`, `password_contains_username`).
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
@@ -44,7 +51,9 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// `POST`, `GET` and `DELETE /v1/session`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/session", post(sign_in).get(current).delete(sign_out))
+    Router::new()
+        .route("/v1/session", post(sign_in).get(current).delete(sign_out))
+        .route("/v1/session/password", post(change_password))
 }
 
 impl From<AccountError> for ApiError {
@@ -68,6 +77,14 @@ impl From<AccountError> for ApiError {
                 "account_exists",
                 format!("an account named {u} exists already"),
             ),
+            e @ AccountError::Revoked(_) => ApiError::Conflict {
+                code: "account_revoked",
+                message: e.to_string(),
+            },
+            e @ AccountError::SecondFactorRequired(_) => {
+                ApiError::forbidden("second_factor_required", e.to_string())
+            }
+            AccountError::WeakPassword(p) => ApiError::bad(p.code(), p.to_string()),
             e @ (AccountError::Store(_)
             | AccountError::KeyUnavailable(_)
             | AccountError::Hashing(_)) => ApiError::internal(e),
@@ -195,24 +212,67 @@ impl Staff {
     }
 }
 
+/// The session of the request's cookie, checked against the chain, whether
+/// or not its password must be changed.
+async fn live_staff(parts: &Parts, s: &AppState) -> Result<Staff, ApiError> {
+    let token = cookie_token(&parts.headers).ok_or_else(no_session)?;
+    let session = s.accounts.session(&token)?.ok_or_else(no_session)?;
+    let standing = standing(s, &session.account)?;
+    if !matches!(standing, Standing::Active) {
+        let ended = s.accounts.end_sessions_of(&session.account.username)?;
+        tracing::info!(
+            target: "rxchain::audit",
+            username = %session.account.username,
+            sessions_ended = ended,
+            "session refused: the staff key is not active on the chain"
+        );
+        return Err(staff_revoked(&standing, StatusCode::UNAUTHORIZED));
+    }
+    Ok(Staff { session, token })
+}
+
+/// 403 `csrf_missing` / `csrf_mismatch` unless the request echoes the
+/// session's CSRF token.
+fn check_csrf(parts: &Parts, staff: &Staff) -> Result<(), ApiError> {
+    let sent = match parts.headers.get(CSRF_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) if v.trim().is_empty() => None,
+        Some(Ok(v)) => Some(v.trim().to_string()),
+        // Not even text: certainly not our token.
+        Some(Err(_)) => Some(String::new()),
+    };
+    let Some(sent) = sent else {
+        return Err(forbidden(
+            "csrf_missing",
+            format!("send the session's CSRF token in the {CSRF_HEADER} header"),
+        ));
+    };
+    if !constant_time_eq(&sent, &staff.session.csrf) {
+        return Err(forbidden(
+            "csrf_mismatch",
+            "the CSRF token does not belong to this session; reload the page".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// 403 `password_change_required`.
+pub fn password_change_required() -> ApiError {
+    ApiError::forbidden(
+        "password_change_required",
+        "change your initial password first (POST /v1/session/password)",
+    )
+}
+
 impl FromRequestParts<AppState> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
-        let token = cookie_token(&parts.headers).ok_or_else(no_session)?;
-        let session = s.accounts.session(&token)?.ok_or_else(no_session)?;
-        let standing = standing(s, &session.account)?;
-        if !matches!(standing, Standing::Active) {
-            let ended = s.accounts.end_sessions_of(&session.account.username)?;
-            tracing::info!(
-                target: "rxchain::audit",
-                username = %session.account.username,
-                sessions_ended = ended,
-                "session refused: the staff key is not active on the chain"
-            );
-            return Err(staff_revoked(&standing, StatusCode::UNAUTHORIZED));
+        let staff = live_staff(parts, s).await?;
+        if staff.session.account.must_change_password {
+            return Err(password_change_required());
         }
-        Ok(Staff { session, token })
+        Ok(staff)
     }
 }
 
@@ -225,26 +285,35 @@ impl FromRequestParts<AppState> for StaffCsrf {
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
         let staff = Staff::from_request_parts(parts, s).await?;
-        let sent = match parts.headers.get(CSRF_HEADER).map(|v| v.to_str()) {
-            None => None,
-            Some(Ok(v)) if v.trim().is_empty() => None,
-            Some(Ok(v)) => Some(v.trim().to_string()),
-            // Not even text: certainly not our token.
-            Some(Err(_)) => Some(String::new()),
-        };
-        let Some(sent) = sent else {
-            return Err(forbidden(
-                "csrf_missing",
-                format!("send the session's CSRF token in the {CSRF_HEADER} header"),
-            ));
-        };
-        if !constant_time_eq(&sent, &staff.session.csrf) {
-            return Err(forbidden(
-                "csrf_mismatch",
-                "the CSRF token does not belong to this session; reload the page".into(),
-            ));
-        }
+        check_csrf(parts, &staff)?;
         Ok(StaffCsrf(staff))
+    }
+}
+
+/// A signed-in staff member who may still have to change their password:
+/// only for the session calls themselves (see the module docs).
+#[derive(Debug)]
+pub struct PendingStaff(pub Staff);
+
+impl FromRequestParts<AppState> for PendingStaff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        Ok(PendingStaff(live_staff(parts, s).await?))
+    }
+}
+
+/// [`PendingStaff`] whose request carries the session's CSRF token.
+#[derive(Debug)]
+pub struct PendingStaffCsrf(pub Staff);
+
+impl FromRequestParts<AppState> for PendingStaffCsrf {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let staff = live_staff(parts, s).await?;
+        check_csrf(parts, &staff)?;
+        Ok(PendingStaffCsrf(staff))
     }
 }
 
@@ -263,6 +332,8 @@ pub struct SessionView {
     pub role: Role,
     /// The CSRF token for `x-csrf-token`.
     pub csrf: String,
+    /// Whether the password must be changed before anything else.
+    pub must_change_password: bool,
 }
 
 fn view(s: &AppState, session: &Session) -> SessionView {
@@ -278,6 +349,7 @@ fn view(s: &AppState, session: &Session) -> SessionView {
             .unwrap_or_default(),
         role: a.role,
         csrf: session.csrf.clone(),
+        must_change_password: a.must_change_password,
     }
 }
 
@@ -325,6 +397,10 @@ pub struct SignIn {
     pub username: String,
     /// Password.
     pub password: String,
+    /// The one-time code of an account with a second factor (6 digits from
+    /// its authenticator app); ignored for other accounts.
+    #[serde(default)]
+    pub otp: Option<String>,
 }
 
 /// Signs in: sets the `rxsession` cookie and answers the session with its
@@ -335,8 +411,8 @@ pub struct SignIn {
     responses(
         (status = 200, description = "Signed in; `Set-Cookie: rxsession=...`", body = SessionView),
         (status = 400, description = "`malformed_json`, `invalid_json`", body = ErrorBody),
-        (status = 401, description = "`bad_credentials`", body = ErrorBody),
-        (status = 403, description = "`staff_revoked` (the chain revoked the key) or `account_disabled` (the organisation's admin disabled the account); said only after a right password", body = ErrorBody),
+        (status = 401, description = "`bad_credentials` (a wrong password, or a wrong or reused one-time code)", body = ErrorBody),
+        (status = 403, description = "`staff_revoked` (the chain revoked the key), `account_disabled` (the organisation's admin disabled the account) or `second_factor_required`; said only after a right password", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`, with `Retry-After`", body = ErrorBody),
@@ -354,7 +430,12 @@ pub(super) async fn sign_in(
     }
     let account = match s
         .accounts
-        .check_sign_in(&req.username, Secret::new(req.password), client)
+        .check_sign_in_with(
+            &req.username,
+            Secret::new(req.password),
+            req.otp.map(Secret::new),
+            client,
+        )
         .await
     {
         Ok(ok) => ok,
@@ -404,8 +485,65 @@ pub(super) async fn sign_in(
     )
 )]
 #[tracing::instrument(skip_all, fields(username = %staff.account().username))]
-pub(super) async fn current(State(s): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
+pub(super) async fn current(
+    State(s): State<AppState>,
+    PendingStaff(staff): PendingStaff,
+) -> Result<Response, ApiError> {
     session_response(StatusCode::OK, None, Some(view(&s, &staff.session)))
+}
+
+/// A password change. Deliberately not `Debug`: it holds passwords.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ChangePassword {
+    /// The password the session signed in with.
+    pub current_password: String,
+    /// The new password; see the password policy.
+    pub new_password: String,
+}
+
+/// Changes the signed-in account's own password; satisfies a forced change.
+#[utoipa::path(
+    post, path = "/v1/session/password", tag = "session",
+    params(("x-csrf-token" = String, Header, description = "The session's CSRF token")),
+    request_body = ChangePassword,
+    responses(
+        (status = 200, description = "Changed; the session goes on", body = SessionView),
+        (status = 400, description = "`malformed_json`, `invalid_json`, `password_too_short`, `password_too_long`, `password_too_common`, `password_contains_username`, `password_unchanged`", body = ErrorBody),
+        (status = 401, description = "`no_session`, `staff_revoked`, `bad_credentials` (the current password is wrong)", body = ErrorBody),
+        (status = 403, description = "`csrf_missing`, `csrf_mismatch`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(username = %staff.0.account().username))]
+pub(super) async fn change_password(
+    State(s): State<AppState>,
+    staff: PendingStaffCsrf,
+    ApiJson(req): ApiJson<ChangePassword>,
+) -> Result<Response, ApiError> {
+    let staff = staff.0;
+    let username = staff.account().username.clone();
+    crate::accounts::password_policy::check(&req.new_password, &username)
+        .map_err(AccountError::from)?;
+    if req.new_password == req.current_password {
+        return Err(ApiError::bad(
+            "password_unchanged",
+            "the new password must differ from the current one",
+        ));
+    }
+    let new = Secret::new(req.new_password);
+    let phc = tokio::task::spawn_blocking(move || crate::accounts::hash_password(new.expose()))
+        .await
+        .map_err(ApiError::internal)??;
+    let account = s
+        .accounts
+        .change_password(&username, Secret::new(req.current_password), &phc)
+        .await?;
+    let session = Session {
+        account,
+        ..staff.session
+    };
+    session_response(StatusCode::OK, None, Some(view(&s, &session)))
 }
 
 /// Signs out: ends the session and clears the cookie.
@@ -423,7 +561,7 @@ pub(super) async fn sign_out(
     State(s): State<AppState>,
     ClientAddr(client): ClientAddr,
     OverTls(tls): OverTls,
-    staff: StaffCsrf,
+    staff: PendingStaffCsrf,
 ) -> Result<Response, ApiError> {
     s.accounts.end_session(&staff.0.token)?;
     let cookie = format!(

@@ -130,6 +130,15 @@ async function call(method, path, { json, body, contentType, signal, key }) {
       ? humanize(data.message)
       : fallbackMessage(resp.status);
     const code = data && typeof data === "object" && data.code ? data.code : `http_${resp.status}`;
+    // A staff page whose session ended under it (disabled, revoked, reset
+    // by an admin) says so on the sign-in form after its reload.
+    if (resp.status === 401 && (code === "no_session" || code === "staff_revoked") && path !== "/v1/session") {
+      try {
+        sessionStorage.setItem("rxchain-session-ended", code);
+      } catch {
+        // Storage may be off; the form then simply appears.
+      }
+    }
     throw new ApiError(resp.status, code, message, data && typeof data === "object" ? data : null);
   }
   return { status: resp.status, data };
@@ -382,12 +391,22 @@ export async function currentSession() {
   }
 }
 
-/** Signs in; answers the session. */
-export async function signIn(username, password) {
-  const s = await post("/v1/session", { username, password });
+/** Signs in (with a one-time code when the account has a second factor); answers the session. */
+export async function signIn(username, password, otp) {
+  const s = await post("/v1/session", otp ? { username, password, otp } : { username, password });
   setCsrf(s.csrf);
   return s;
 }
+
+/** Changes the signed-in account's password; answers the session. */
+export async function changePassword(currentPassword, newPassword) {
+  const s = await post("/v1/session/password", { current_password: currentPassword, new_password: newPassword });
+  setCsrf(s.csrf);
+  return s;
+}
+
+/** The shortest password the node accepts (its password policy). */
+export const MIN_PASSWORD_LENGTH = 12;
 
 /** Signs out. */
 export async function signOut() {
@@ -404,6 +423,7 @@ const ROLE_LABELS = {
   regulator_officer: "regulator's officer",
   courier: "courier",
   org_admin: "organisation admin",
+  admin: "staff admin",
 };
 
 /** A role for people. */
@@ -444,16 +464,31 @@ export async function staffPage({ root, roles, userArea, start }) {
 
   const showForm = () => {
     showUser(null);
+    let ended = null;
+    try {
+      ended = sessionStorage.getItem("rxchain-session-ended");
+      sessionStorage.removeItem("rxchain-session-ended");
+    } catch {
+      ended = null;
+    }
     const wanted = roles.map(roleLabel).join(" or ");
     const user = el("input", { id: "username", name: "username", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false" });
     const pass = el("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+    const otp = el("input", { id: "otp", name: "otp", autocomplete: "one-time-code", inputmode: "numeric", pattern: "[0-9]{6}", maxlength: "6" });
+    const otpField = el("div", { class: "field", hidden: true, id: "otp-field" },
+      el("label", { for: "otp" }, "Code from your authenticator app"), otp);
     const err = el("p", { class: "status", role: "alert", hidden: true });
     const btn = el("button", { type: "submit", class: "btn btn-primary", id: "sign-in" }, "Sign in");
     const form = el("form", { class: "card signin", id: "signin-form", novalidate: true },
       el("h2", {}, "Sign in"),
+      ended ? el("p", { class: "status", id: "session-ended", role: "alert", dataset: { kind: "error" } },
+        ended === "staff_revoked"
+          ? "Your session has ended: your signing key was revoked. Ask your organisation's administrator."
+          : "Your session has ended (signed out, disabled or reset by your organisation's administrator). Sign in again.") : null,
       el("p", { class: "hint" }, `For a ${wanted} of a consortium member.`),
       el("div", { class: "field" }, el("label", { for: "username" }, "Username"), user),
       el("div", { class: "field" }, el("label", { for: "password" }, "Password"), pass),
+      otpField,
       err,
       el("div", { class: "actions" }, btn),
     );
@@ -464,16 +499,69 @@ export async function staffPage({ root, roles, userArea, start }) {
         (user.value.trim() ? pass : user).focus();
         return;
       }
-      const s = await withBusy(btn, err, "Signing in…", () => signIn(user.value.trim(), pass.value));
+      let needsCode = false;
+      const s = await withBusy(btn, err, "Signing in…", async () => {
+        try {
+          return await signIn(user.value.trim(), pass.value, otpField.hidden ? undefined : otp.value.trim());
+        } catch (e) {
+          needsCode = e instanceof ApiError && e.code === "second_factor_required";
+          throw e;
+        }
+      });
       if (s) enter(s);
-      else pass.select();
+      else if (needsCode) {
+        otpField.hidden = false;
+        otp.focus();
+      } else pass.select();
     });
     setChildren(root, form);
     user.focus();
   };
 
+  // A forced password change (first sign-in, or after a reset) comes
+  // before the page itself, for every role.
+  const showChange = (s) => {
+    showUser(s);
+    const current = el("input", { id: "current-password", type: "password", autocomplete: "current-password", required: true });
+    const next = el("input", { id: "new-password", type: "password", autocomplete: "new-password", required: true, minlength: String(MIN_PASSWORD_LENGTH), "aria-describedby": "new-password-hint" });
+    const again = el("input", { id: "new-password-again", type: "password", autocomplete: "new-password", required: true });
+    const err = el("p", { class: "status", role: "alert", hidden: true });
+    const btn = el("button", { type: "submit", class: "btn btn-primary", id: "change-password" }, "Change password");
+    const form = el("form", { class: "card signin", id: "change-password-form", novalidate: true },
+      el("h2", {}, "Choose your own password"),
+      el("p", { class: "hint" }, "Your administrator gave you an initial password. Choose a new one before you continue."),
+      el("div", { class: "field" }, el("label", { for: "current-password" }, "Initial password"), current),
+      el("div", { class: "field" }, el("label", { for: "new-password" }, "New password"), next,
+        el("p", { class: "hint", id: "new-password-hint" }, `At least ${MIN_PASSWORD_LENGTH} characters; a few unrelated words work well. Common passwords are refused.`)),
+      el("div", { class: "field" }, el("label", { for: "new-password-again" }, "New password again"), again),
+      err,
+      el("div", { class: "actions" }, btn),
+    );
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (next.value.length < MIN_PASSWORD_LENGTH) {
+        say(err, `The new password needs at least ${MIN_PASSWORD_LENGTH} characters.`, "error");
+        next.focus();
+        return;
+      }
+      if (next.value !== again.value) {
+        say(err, "The two new passwords differ.", "error");
+        again.select();
+        return;
+      }
+      const changed = await withBusy(btn, err, "Changing the password…", () => changePassword(current.value, next.value));
+      if (changed) enter(changed);
+    });
+    setChildren(root, form);
+    current.focus();
+  };
+
   const enter = (s) => {
     session = s;
+    if (s.must_change_password) {
+      showChange(s);
+      return;
+    }
     if (!roles.includes(s.role)) {
       showUser(s);
       setChildren(root, el("div", { class: "card", role: "alert" },

@@ -8,8 +8,8 @@
 //!
 //! | Kind | Signer |
 //! |---|---|
-//! | `register_staff` | the admin key of the organisation named |
-//! | `revoke_staff` | the admin of the key's organisation, a regulator's admin, or a regulator officer |
+//! | `register_staff` | the admin key of the organisation named, or a staff admin of it |
+//! | `revoke_staff` | the admin key or a staff admin of the key's organisation, a regulator's admin, or a regulator officer |
 //! | `issue` | a practitioner |
 //! | `claim` | a pharmacist of the pharmacy named |
 //! | `release`, `dispense`, `hand_to_carrier` | a pharmacist |
@@ -74,7 +74,7 @@ pub fn admissible(
 pub(super) fn authorize(cx: &Ctx<'_>, st: &Overlay<'_>, body: &TxBody) -> Result<(), Stop> {
     match body {
         TxBody::RegisterStaff(b) => {
-            staff::registering_admin(&cx.signer, &b.org)?;
+            staff::registering_admin(cx.g, &cx.signer, &b.org)?;
         }
         TxBody::RevokeStaff(b) => staff::may_revoke(cx, st, b)?,
         TxBody::Issue(_) => {

@@ -1,15 +1,24 @@
 //! The staff registry: organisation admins register keys for their own
 //! organisation, in roles that fit its kind; an admin or a regulator revokes
 //! them.
+//!
+//! "Admin" here is either the organisation's admin key from the effective
+//! consortium or a registered, unrevoked staff key in the [`Role::Admin`]
+//! role of that same organisation (a person the organisation put in charge
+//! of its staff). A staff admin acts for its own organisation only: it can
+//! neither register nor revoke another organisation's keys, and, unlike a
+//! regulator's admin key, a regulator's staff admin has no reach beyond its
+//! own organisation either.
 
 use super::{Ctx, Signer, Step, Stop};
-use crate::genesis::{OrgDecl, OrgKind};
+use crate::genesis::{Genesis, OrgDecl, OrgKind};
 use crate::model::OrgId;
 use crate::rejection::Rejection;
 use crate::state::{staff_key, Overlay, Revocation, StaffRecord};
 use crate::tx::{RegisterStaff, RevokeStaff, Role};
 
-/// Whether an organisation of `kind` may register staff in `role`.
+/// Whether an organisation of `kind` may register staff in `role`. Every
+/// kind of organisation has staff to manage, so any may have staff admins.
 fn role_fits(kind: OrgKind, role: Role) -> bool {
     matches!(
         (kind, role),
@@ -18,17 +27,22 @@ fn role_fits(kind: OrgKind, role: Role) -> bool {
             | (OrgKind::Pharmacy, Role::Courier)
             | (OrgKind::Logistics, Role::Courier)
             | (OrgKind::Regulator, Role::RegulatorOfficer)
-    )
+    ) || role == Role::Admin
 }
 
 /// The organisation whose admin signs a registration for `org`: only its
-/// own admin may.
+/// own admin key, or a staff admin of `org` (whose revocation `context`
+/// has checked already), may.
 pub(super) fn registering_admin<'g>(
+    g: &'g Genesis,
     signer: &Signer<'g>,
     org: &OrgId,
 ) -> Result<&'g OrgDecl, Rejection> {
     match signer {
         Signer::Admin(o) if &o.id == org => Ok(o),
+        Signer::Staff(s) if s.role == Role::Admin && &s.org == org => g
+            .org(org)
+            .ok_or_else(|| Rejection::NotOrgAdmin { org: org.clone() }),
         _ => Err(Rejection::NotOrgAdmin { org: org.clone() }),
     }
 }
@@ -46,7 +60,10 @@ pub(super) fn may_revoke(cx: &Ctx<'_>, st: &Overlay<'_>, b: &RevokeStaff) -> Res
     };
     let allowed = match &cx.signer {
         Signer::Other => return Err(Rejection::UnknownSigner.into()),
-        Signer::Staff(s) => s.role == Role::RegulatorOfficer,
+        Signer::Staff(s) => {
+            s.role == Role::RegulatorOfficer
+                || (s.role == Role::Admin && target_org.as_ref() == Some(&s.org))
+        }
         Signer::Admin(org) => {
             org.kind == OrgKind::Regulator || target_org.as_ref().is_none_or(|t| t == &org.id)
         }
@@ -61,7 +78,7 @@ pub(super) fn may_revoke(cx: &Ctx<'_>, st: &Overlay<'_>, b: &RevokeStaff) -> Res
 /// Registers a staff key: signed by the admin of `b.org`, in a role that
 /// fits the organisation, for a key not known yet (staff or admin).
 pub(super) fn register(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &RegisterStaff) -> Step {
-    let org = registering_admin(&cx.signer, &b.org)?;
+    let org = registering_admin(cx.g, &cx.signer, &b.org)?;
     if !role_fits(org.kind, b.role) {
         return Err(Rejection::WrongOrgKind {
             org: org.id.clone(),
