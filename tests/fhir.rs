@@ -456,6 +456,18 @@ async fn a_prescription_exports_as_valid_fhir_at_every_step_and_only_its_hospita
             .any(|t| t["reference"] == format!("MedicationRequest/{id}-1")));
     }
     assert_eq!(all[0]["agent"][0]["who"]["display"], "Dr Ada Example");
+    assert_eq!(
+        all[1]["agent"][0]["who"]["type"], "Patient",
+        "the patient's access key signed the assignment"
+    );
+    assert_anonymous(&prov, name, ident);
+    assert_eq!(
+        prov["entry"][0]["fullUrl"],
+        format!(
+            "{base}/fhir/r4/Provenance/{}",
+            all[0]["id"].as_str().unwrap()
+        )
+    );
     assert!(all[3]["target"]
         .as_array()
         .unwrap()
@@ -479,7 +491,10 @@ async fn a_prescription_exports_as_valid_fhir_at_every_step_and_only_its_hospita
         .as_str()
         .unwrap()
         .to_string();
-    let (_, page2) = get(&base, Some(&gail), &next).await;
+    let next = next
+        .strip_prefix(&base)
+        .unwrap_or_else(|| panic!("an absolute link on this node: {next}"));
+    let (_, page2) = get(&base, Some(&gail), next).await;
     assert_eq!(page2["entry"].as_array().unwrap().len(), 1);
     assert_ne!(page2["entry"][0]["fullUrl"], page1["entry"][0]["fullUrl"]);
     assert!(page2["link"]

@@ -24,6 +24,8 @@ pub const SYS_PRESCRIPTION: &str = "urn:rxchain:prescription";
 pub const SYS_ITEM: &str = "urn:rxchain:prescription-item";
 /// Staff keys (hex).
 pub const SYS_STAFF: &str = "urn:rxchain:staff-key";
+/// A prescription's access key (hex), the patient's signing key.
+pub const SYS_ACCESS_KEY: &str = "urn:rxchain:access-key";
 /// Consortium organisation ids.
 pub const SYS_ORG: &str = "urn:rxchain:org";
 /// Consortium node ids.
@@ -369,8 +371,11 @@ pub struct TxProof {
     pub block_hash: String,
     /// Block time.
     pub at: Timestamp,
-    /// The signer and their organisation.
+    /// The signer.
     pub signer: Party,
+    /// Whether the signer is the patient (the prescription's access key)
+    /// rather than staff or an organisation's admin.
+    pub signer_is_patient: bool,
     /// The signer's organisation, when known.
     pub signer_org: Option<Party>,
     /// The block's proposer.
@@ -440,7 +445,16 @@ pub fn provenance(p: &TxProof) -> Provenance {
             text: Some(p.kind.into()),
         },
         agent: vec![ProvenanceAgent {
-            who: staff_ref(&p.signer),
+            who: if p.signer_is_patient {
+                // The access key is public on the chain and names nobody.
+                Reference::logical(
+                    "Patient",
+                    Identifier::new(SYS_ACCESS_KEY, &p.signer.id),
+                    Some("the patient (holder of the QR code)".into()),
+                )
+            } else {
+                staff_ref(&p.signer)
+            },
             on_behalf_of: p.signer_org.as_ref().map(org_ref),
         }],
         entity: vec![

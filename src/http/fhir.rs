@@ -141,6 +141,28 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// The absolute base of this endpoint as the client reached it
+/// (`http[s]://<Host>/fhir/r4`): FHIR wants absolute `fullUrl`s and links.
+pub(super) struct FhirBase(String);
+
+impl FromRequestParts<AppState> for FhirBase {
+    type Rejection = FhirError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, FhirError> {
+        let super::common::OverTls(tls) = super::common::OverTls::from_request_parts(parts, s)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let host = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| bad("bad_host", "send a Host header: links are absolute"))?;
+        let scheme = if tls { "https" } else { "http" };
+        Ok(FhirBase(format!("{scheme}://{host}/fhir/r4")))
+    }
+}
+
 /// Opens a prescription's sealed content for `who` when the rules let
 /// them see the patient and this node holds their organisation's data key.
 fn content_for(
@@ -368,20 +390,26 @@ fn page(params: &[(String, String)]) -> Result<Page, FhirError> {
 
 /// A searchset page of `all`, with self, next and previous links built
 /// from the search's own parameters.
-fn searchset(path: &str, params: &[(String, String)], p: &Page, all: Vec<Resource>) -> Bundle {
+fn searchset(
+    base: &str,
+    path: &str,
+    params: &[(String, String)],
+    p: &Page,
+    all: Vec<Resource>,
+) -> Bundle {
     let total = all.len();
-    let base: Vec<String> = params
+    let kept: Vec<String> = params
         .iter()
         .filter(|(k, _)| k != "_offset" && k != "_count")
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
         .collect();
     let link = |relation: &'static str, offset: usize| {
-        let mut q = base.clone();
+        let mut q = kept.clone();
         q.push(format!("_count={}", p.count));
         q.push(format!("_offset={offset}"));
         BundleLink {
             relation,
-            url: format!("{path}?{}", q.join("&")),
+            url: format!("{base}/{path}?{}", q.join("&")),
         }
     };
     let mut links = vec![link("self", p.offset)];
@@ -397,9 +425,9 @@ fn searchset(path: &str, params: &[(String, String)], p: &Page, all: Vec<Resourc
         .take(p.count)
         .map(|r| {
             let full_url = match &r {
-                Resource::MedicationRequest(x) => format!("MedicationRequest/{}", x.id),
-                Resource::MedicationDispense(x) => format!("MedicationDispense/{}", x.id),
-                Resource::Provenance(x) => format!("Provenance/{}", x.id),
+                Resource::MedicationRequest(x) => format!("{base}/MedicationRequest/{}", x.id),
+                Resource::MedicationDispense(x) => format!("{base}/MedicationDispense/{}", x.id),
+                Resource::Provenance(x) => format!("{base}/Provenance/{}", x.id),
             };
             BundleEntry {
                 full_url,
@@ -459,7 +487,7 @@ fn prescription_of(v: &str, prefix: &str) -> Result<PrescriptionId, FhirError> {
     ),
     responses(
         (status = 200, description = "A searchset Bundle of MedicationDispense", body = Object, content_type = "application/fhir+json"),
-        (status = 400, description = "OperationOutcome `bad_query`, `bad_date`, `bad_range`, `unsupported_search_parameter`, `missing_search_parameter`", body = Object, content_type = "application/fhir+json"),
+        (status = 400, description = "OperationOutcome `bad_host`, `bad_query`, `bad_date`, `bad_range`, `unsupported_search_parameter`, `missing_search_parameter`", body = Object, content_type = "application/fhir+json"),
         (status = 401, description = "OperationOutcome `no_session` (the regulator's search)", body = Object, content_type = "application/fhir+json"),
         (status = 403, description = "OperationOutcome `wrong_role`: the period search is for regulators", body = Object, content_type = "application/fhir+json"),
         (status = 404, description = "OperationOutcome `unknown_prescription`", body = Object, content_type = "application/fhir+json"),
@@ -468,6 +496,7 @@ fn prescription_of(v: &str, prefix: &str) -> Result<PrescriptionId, FhirError> {
 #[tracing::instrument(skip_all)]
 pub(super) async fn search_dispenses(
     State(s): State<AppState>,
+    base: FhirBase,
     viewer: Viewer,
     q: Result<ApiQuery<Vec<(String, String)>>, ApiError>,
 ) -> Result<Response, FhirError> {
@@ -525,7 +554,7 @@ pub(super) async fn search_dispenses(
             .map_err(|e| bad("bad_range", e.to_string()))?;
         blocking(move || regulator_search(&st, &who, performer.as_ref(), from, to, range)).await?
     };
-    let bundle = searchset("/fhir/r4/MedicationDispense", &params, &p, all);
+    let bundle = searchset(&base.0, "MedicationDispense", &params, &p, all);
     Ok(private(named, fhir_json(StatusCode::OK, &bundle)))
 }
 
@@ -617,13 +646,14 @@ fn regulator_search(
     ),
     responses(
         (status = 200, description = "A searchset Bundle of Provenance", body = Object, content_type = "application/fhir+json"),
-        (status = 400, description = "OperationOutcome `bad_query`, `bad_resource_id`, `missing_search_parameter`, `unsupported_search_parameter`", body = Object, content_type = "application/fhir+json"),
+        (status = 400, description = "OperationOutcome `bad_host`, `bad_query`, `bad_resource_id`, `missing_search_parameter`, `unsupported_search_parameter`", body = Object, content_type = "application/fhir+json"),
         (status = 404, description = "OperationOutcome `unknown_prescription`", body = Object, content_type = "application/fhir+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
 pub(super) async fn search_provenance(
     State(s): State<AppState>,
+    base: FhirBase,
     q: Result<ApiQuery<Vec<(String, String)>>, ApiError>,
 ) -> Result<Response, FhirError> {
     let ApiQuery(params) = q?;
@@ -640,7 +670,7 @@ pub(super) async fn search_provenance(
     let all = blocking(move || provenances(&st, &id)).await?;
     Ok(fhir_json(
         StatusCode::OK,
-        &searchset("/fhir/r4/Provenance", &params, &p, all),
+        &searchset(&base.0, "Provenance", &params, &p, all),
     ))
 }
 
@@ -690,6 +720,7 @@ fn provenances(s: &AppState, id: &PrescriptionId) -> Result<Vec<Resource>, ApiEr
             height,
             block_hash: block.header.hash(chain_id).to_hex(),
             at: block.header.timestamp,
+            signer_is_patient: signer.role == "patient",
             signer: Party {
                 id: t.tx.signer.to_hex(),
                 name: signer.name,
