@@ -32,7 +32,7 @@
 //! - Beside them: [`accounts`] (staff accounts, sealed keys, sessions),
 //!   [`qr`] (payload, rendering, decoding), [`txbuild`] (building and
 //!   signing every transaction kind), [`client`] (an HTTP client for the
-//!   API), [`config`], [`keys`], [`demo`] (the synthetic demo consortium)
+//!   API), [`fhir`] (HL7 FHIR R4 mapping, no HTTP), [`config`], [`keys`], [`demo`] (the synthetic demo consortium)
 //!   and [`test_support`] (what the integration tests and the demo share).
 
 pub mod accounts;
@@ -42,6 +42,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod fhir;
 pub mod http;
 pub mod keys;
 mod limiter;

@@ -80,6 +80,20 @@ impl IdempotencyKey {
         ))
     }
 
+    /// This key, or when the request sent none, one derived from a FHIR
+    /// `If-None-Exist` condition (hashed, so any condition text fits), so
+    /// the same condition again answers the same transaction.
+    pub fn or_condition(self, condition: Option<&str>) -> Self {
+        match (self.0, condition) {
+            (Some(k), _) => IdempotencyKey(Some(k)),
+            (None, Some(c)) => IdempotencyKey(Some(format!(
+                "if-none-exist:{}",
+                hex::encode(Sha3_256::digest(c.as_bytes()))
+            ))),
+            (None, None) => IdempotencyKey(None),
+        }
+    }
+
     /// The key scoped to the holder of prescription `id`'s code.
     pub fn for_patient(&self, id: &PrescriptionId, route: &str, body: &BodyHash) -> Option<Scoped> {
         let key = self.0.as_ref()?;

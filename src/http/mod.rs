@@ -8,6 +8,7 @@ pub mod cluster;
 mod common;
 mod doctor;
 pub mod error;
+mod fhir;
 mod formulary;
 mod governance;
 pub mod idempotency;
@@ -132,6 +133,7 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(accounts::router())
         .merge(governance::router())
         .merge(backup::router())
+        .merge(fhir::router())
         .route(
             "/v1/{*rest}",
             axum::routing::any(|| async {

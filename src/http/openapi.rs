@@ -94,6 +94,11 @@ use super::ApiError;
         super::cluster::remove,
         super::cluster::partition,
         super::backup::backup,
+        super::fhir::metadata,
+        super::fhir::read_request,
+        super::fhir::create_request,
+        super::fhir::search_dispenses,
+        super::fhir::search_provenance,
     ),
     components(schemas(ErrorBody)),
     modifiers(&EveryOperation, &Submissions, &ForcedPasswordChange)
