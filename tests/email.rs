@@ -9,6 +9,7 @@
 //! `RXCHAIN_SKIP_EMAIL=1` opts out (they then say SKIPPED on stderr).
 
 mod common;
+mod procs;
 mod staff_client;
 
 use std::path::{Path, PathBuf};
@@ -469,4 +470,239 @@ async fn an_smtp_outage_of_30_seconds_delays_mail_and_slows_nothing() {
     payloads.sort();
     assert_eq!(decoded, payloads);
     t.node.stop().await;
+}
+
+/// Spawns `rxchain node` on `cfg` and waits until it listens.
+fn spawn_node(cfg: &Path) -> (Child, u16) {
+    let dir = cfg.parent().unwrap();
+    common::spawned::forget_addr(dir, 1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rxchain"))
+        .args(["node", "--config"])
+        .arg(cfg)
+        .env("RXCHAIN_LOG", "warn")
+        // The SMTP password as an operator would give it: a setting from
+        // the environment, never in the file.
+        .env("RXCHAIN_EMAIL__PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(common::spawned::log_sink(dir, 1))
+        .spawn()
+        .expect("spawn rxchain node");
+    let port = common::spawned::wait_bound(&mut child, dir, 1);
+    (child, port)
+}
+
+async fn wait_applied(client: &rxchain::client::Client, tx: &rxchain_contracts::SignedTx) {
+    match client.submit(tx).await.expect("submitted") {
+        rxchain::client::Submitted::Applied(r) => {
+            assert!(r.outcome.is_applied(), "{:?}", r.outcome)
+        }
+        rxchain::client::Submitted::Pending(poll) => panic!("not committed in time: {poll}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_between_apply_and_send_still_sends_exactly_one_message() {
+    if skipped("a_sigkill_between_apply_and_send_still_sends_exactly_one_message") {
+        return;
+    }
+    let mut smtp = Smtp::start(None);
+    smtp.down();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = rxchain::demo::Demo::load().unwrap();
+    demo.write_files(dir.path(), &[1]).unwrap();
+    // Node 1 is its hospital's node and holds the hospital's data key, which
+    // opens the address sealed in an issue signed outside the web app.
+    let hospital = demo.genesis.node(1).unwrap().0.id.clone();
+    rxchain::keys::write_new(
+        &dir.path().join("data.key"),
+        &rxchain::demo::data_key(hospital.as_str()),
+    )
+    .unwrap();
+    let doctor = demo
+        .staff
+        .iter()
+        .find(|s| s.org == hospital.as_str() && s.role == rxchain_contracts::tx::Role::Practitioner)
+        .expect("a doctor of node 1's hospital")
+        .username
+        .clone();
+    let s = smtp.settings();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "node_id = 1\ndata_dir = \"node1\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node1.key\"\ndata_key_file = \"data.key\"\n{}bootstrap = true\n[email]\ntransport = \"smtp\"\nsmtp_url = \"{}\"\nusername = \"{USER}\"\nca_file = \"{}\"\npublic_url = \"https://rx.example.invalid\"\nretry_initial_ms = 500\nmax_per_minute = 0\n",
+            common::spawned::listen_any(1),
+            s.smtp_url,
+            s.ca_file.unwrap().display(),
+        ),
+    )
+    .unwrap();
+    let (mut child, port) = spawn_node(&cfg);
+    common::spawned::pin_listen(&cfg, 1, port);
+    let client = rxchain::client::Client::new(format!("http://127.0.0.1:{port}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    while !reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) {
+        assert!(Instant::now() < deadline, "the node never answered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    register_demo_staff(&demo, &client).await.unwrap();
+
+    let mut input = common::issue::atorvastatin_issue(
+        hospital.as_str(),
+        30,
+        0,
+        common::issue::SyntheticPatient {
+            name: "Synthetic Crash Mail".into(),
+            birth_date: "1970-01-01",
+            identifier: "SYN-MAIL-1".into(),
+        },
+        "one tablet at night",
+    );
+    input.content.patient.email = Some("crash.patient@example.invalid".into());
+    let g = demo.genesis.clone();
+    let new = rxchain::txbuild::issue(&g, &rxchain::demo::staff_key(&doctor), input).unwrap();
+    wait_applied(&client, &new.tx).await;
+    let pharmacy = g
+        .orgs
+        .iter()
+        .find(|o| g.is_pharmacy(&o.id))
+        .unwrap()
+        .id
+        .clone();
+    let assign = rxchain::txbuild::assign_pickup(&g, &new.payload, &pharmacy).unwrap();
+    wait_applied(&client, &assign).await;
+    // Applied, queued, not sent (the server is down): kill the node now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(smtp.received().is_empty());
+
+    smtp.up();
+    let (mut child, _) = spawn_node(&cfg);
+    let got = smtp.wait_for(1, Duration::from_secs(60)).await;
+    let (subject, message_id, ..) = parse(&got[0]);
+    assert_eq!(
+        subject,
+        format!("Prescription {}: pharmacy chosen", new.payload.id.short())
+    );
+    assert!(
+        message_id.starts_with(&hex::encode(new.payload.id.as_bytes())),
+        "{message_id}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        // A folder not written yet holds nothing.
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_node_but_the_issuing_one_holds_the_patients_address() {
+    const ADDRESS: &str = "privacy.patient.7731@example.invalid";
+    let keys = tempfile::tempdir().unwrap();
+    let demo = rxchain::demo::Demo::load().unwrap();
+    let hospital = demo.genesis.node(1).unwrap().0.id.clone();
+    let key_file = keys.path().join("data.key");
+    rxchain::keys::write_new(&key_file, &rxchain::demo::data_key(hospital.as_str())).unwrap();
+    let line = format!("data_key_file = \"{}\"\n", key_file.display());
+    let p = procs::Procs::start(&[1, 2, 3], move |id| {
+        if id == 1 {
+            line.clone()
+        } else {
+            String::new()
+        }
+    })
+    .await;
+    let client = rxchain::client::Client::new(p.base(1));
+    register_demo_staff(&p.demo, &client).await.unwrap();
+    let doctor = p
+        .demo
+        .staff
+        .iter()
+        .find(|s| s.org == hospital.as_str() && s.role == rxchain_contracts::tx::Role::Practitioner)
+        .unwrap()
+        .username
+        .clone();
+    let mut input = common::issue::atorvastatin_issue(
+        hospital.as_str(),
+        30,
+        0,
+        common::issue::SyntheticPatient {
+            name: "Synthetic Privacy".into(),
+            birth_date: "1970-01-01",
+            identifier: "SYN-PRIV-1".into(),
+        },
+        "one tablet at night",
+    );
+    input.content.patient.email = Some(ADDRESS.into());
+    let g = p.genesis.clone();
+    let new = rxchain::txbuild::issue(&g, &rxchain::demo::staff_key(&doctor), input).unwrap();
+    p.commit(1, &new.tx).await;
+    let pharmacy = g
+        .orgs
+        .iter()
+        .find(|o| g.is_pharmacy(&o.id))
+        .unwrap()
+        .id
+        .clone();
+    p.commit(
+        1,
+        &rxchain::txbuild::assign_pickup(&g, &new.payload, &pharmacy).unwrap(),
+    )
+    .await;
+    // The issuing node mailed it (the demo's file outbox): the scan finds
+    // the address there, so it would find it anywhere else too.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files_containing(&p.data_dir(1).join("outbox"), ADDRESS.as_bytes()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the issuing node never wrote the message"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every node applied both blocks.
+    let height = p.head(1).await.unwrap()["height"].as_u64().unwrap();
+    for id in [2, 3] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while p
+            .head(id)
+            .await
+            .and_then(|h| h["height"].as_u64())
+            .unwrap_or(0)
+            < height
+        {
+            assert!(Instant::now() < deadline, "node {id} did not catch up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for id in [2, 3] {
+        let hits = files_containing(&p.data_dir(id), ADDRESS.as_bytes());
+        assert!(hits.is_empty(), "node {id} holds the address in {hits:?}");
+        assert!(
+            !p.data_dir(id).join("outbox").exists(),
+            "node {id} wrote no message"
+        );
+    }
 }
