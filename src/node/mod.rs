@@ -358,12 +358,18 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
     }
     // The e-mail outbox observes every applied block from the start, so
     // it must be installed before Raft replays or applies anything.
-    let my_org = storage
-        .chain
-        .consortium()
-        .node(settings.node_id)
-        .map(|(org, _)| org.id.clone());
-    let data_key = my_org.as_ref().and_then(|o| accounts.data_key(o));
+    let consortium = storage.chain.consortium();
+    let mine = consortium.node(settings.node_id);
+    let my_org = mine.map(|(org, _)| org.id.clone());
+    // Addresses sealed in issues signed outside this node's web app are
+    // opened with the data key by one node per organisation only (its
+    // lowest declared id), so a hospital with two nodes mails once.
+    let first_of_org =
+        mine.is_some_and(|(org, _)| org.nodes.iter().map(|n| n.id).min() == Some(settings.node_id));
+    let data_key = my_org
+        .as_ref()
+        .filter(|_| first_of_org)
+        .and_then(|o| accounts.data_key(o));
     let outbox = crate::email::Outbox::open(
         &storage.db,
         my_org,
