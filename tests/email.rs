@@ -706,3 +706,120 @@ async fn no_node_but_the_issuing_one_holds_the_patients_address() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_email_button_sends_the_code_once_and_unsubscribing_stops_status_mail() {
+    if skipped("the_email_button_sends_the_code_once_and_unsubscribing_stops_status_mail") {
+        return;
+    }
+    let smtp = Smtp::start(None);
+    let t = start_node(smtp.settings()).await;
+    let ada = Staff::sign_in(&t.base, "dr.ada").await;
+    let cara = Staff::sign_in(&t.base, "ph.cara").await;
+    // The code cannot be mailed without an address: a field error at issue.
+    let mut no_address = issue_body("Synthetic No Address", 14);
+    no_address["patient"]
+        .as_object_mut()
+        .unwrap()
+        .remove("email");
+    no_address["email_code"] = json!(true);
+    staff_client::assert_error(
+        &ada.post("/v1/staff/prescriptions", &no_address).await,
+        400,
+        "bad_patient",
+    );
+    // A malformed address is refused as before.
+    let mut bad = issue_with_email("Synthetic Bad Address", "not an address", "en");
+    bad["email_code"] = json!(false);
+    staff_client::assert_error(
+        &ada.post("/v1/staff/prescriptions", &bad).await,
+        400,
+        "bad_patient",
+    );
+
+    let mut body = issue_with_email("Synthetic Button", "button.patient@example.invalid", "en");
+    body["email_code"] = json!(false);
+    let issued = ada.ok("/v1/staff/prescriptions", &body).await;
+    let id = issued["id"].as_str().unwrap().to_string();
+    let payload = issued["payload"].as_str().unwrap().to_string();
+    let path = format!("/v1/staff/prescriptions/{id}/email");
+    let first = ada.ok(&path, &json!({"payload": payload})).await;
+    assert_eq!(first["queued"], true);
+    let again = ada.ok(&path, &json!({"payload": payload})).await;
+    assert_eq!(again["queued"], false, "the code is mailed once");
+    let got = smtp.wait_for(1, Duration::from_secs(60)).await;
+    let png = parse(&got[0]).4.expect("the QR mail");
+    let decoded = tokio::task::spawn_blocking(move || decode_image(&png, &DecodeLimits::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decoded, payload);
+
+    // One status mail, then the patient follows its unsubscribe link.
+    post_anon(
+        &t.base,
+        "/v1/patient/assign",
+        &json!({"payload": payload, "mode": "pickup", "pharmacy": "pharm-central"}),
+    )
+    .await;
+    let got = smtp.wait_for(2, Duration::from_secs(60)).await;
+    let text = parse(&got[1]).2;
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/v1/email/unsubscribe?"))
+        .expect("an unsubscribe link");
+    let query = link.split_once('?').unwrap().1;
+    let forged = query.replace("token=", "token=00");
+    let r = reqwest::get(format!("{}/v1/email/unsubscribe?{forged}", t.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = reqwest::get(format!("{}/v1/email/unsubscribe?{query}", t.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("stopped"));
+    cara.ok("/v1/staff/claim", &json!({"payload": payload}))
+        .await;
+    cara.ok(
+        "/v1/staff/delivery",
+        &json!({"id": id, "status": "ready_for_pickup"}),
+    )
+    .await;
+    smtp.wait_for(2, Duration::from_secs(5)).await;
+    // The patient page's switch turns it on again (the code proves the holder).
+    let (s, _, r) = post_anon(
+        &t.base,
+        "/v1/patient/email",
+        &json!({"payload": payload, "subscribed": true}),
+    )
+    .await;
+    assert_eq!((s.as_u16(), &r["subscribed"]), (200, &json!(true)), "{r}");
+    cara.ok(
+        "/v1/staff/dispense",
+        &json!({"id": id, "lines": [{"item": 0, "quantity": 20, "batch": "LOT-B1"}, {"item": 1, "quantity": 10, "batch": "LOT-B2"}], "complete": true}),
+    )
+    .await;
+    let got = smtp.wait_for(3, Duration::from_secs(60)).await;
+    assert_eq!(
+        parse(&got[2]).0,
+        format!(
+            "Prescription {}: dispensed",
+            issued["short_id"].as_str().unwrap()
+        )
+    );
+    // The hospital's outbox view lists all three as sent, addresses by domain only.
+    let (s, _, rows) = ada.get("/v1/staff/outbox").await;
+    assert_eq!(s, 200, "{rows}");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["state"] == "sent" && r["to_domain"] == "example.invalid"),
+        "{rows:?}"
+    );
+    assert!(!serde_json::to_string(rows)
+        .unwrap()
+        .contains("button.patient"));
+    t.node.stop().await;
+}
