@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the non-Rust things the tests use, so that no test has to be
 # skipped: python3 with the package the signature interop test needs
-# (contracts/tests/interop.rs) and the FHIR validator's models
-# (fhir.resources, for tests/fhir.rs via scripts/fhir/validate.py), and Debian's Chromium and ChromeDriver for the
+# (contracts/tests/interop.rs), the FHIR validator's models
+# (fhir.resources, for tests/fhir.rs via scripts/fhir/validate.py), aiosmtpd
+# for the SMTP server the e-mail tests start (tests/email.rs), and Debian's
+# Chromium and ChromeDriver for the
 # browser test (tests/browser.rs). Safe to run repeatedly; it installs only
 # what is missing.
 set -euo pipefail
@@ -26,9 +28,12 @@ elif ! python3 -m pip --version >/dev/null 2>&1; then
   apt_install python3-pip
 fi
 
+# The interop test's package, the FHIR validator's models, and aiosmtpd for
+# the e-mail tests' real SMTP server (scripts/smtp-server.py, tests/email.rs).
 pip_install() {
   python3 -m pip install --quiet --disable-pip-version-check "$@" \
-    -r scripts/interop/requirements.txt -r scripts/fhir/requirements.txt
+    -r scripts/interop/requirements.txt -r scripts/fhir/requirements.txt \
+    -r scripts/email-test-requirements.txt
 }
 # Debian's own python3 refuses installs into the system environment
 # (PEP 668, "externally-managed-environment"); the user's site-packages is

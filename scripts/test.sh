@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # The signature interop test checks k256 against an independent secp256k1
 # implementation from PyPI, and the browser test drives Chromium. Both fail
 # when their tools are missing (nothing is skipped silently), so install them
-# first; CI must never need RXCHAIN_SKIP_INTEROP or RXCHAIN_SKIP_BROWSER.
+# first; CI must never need RXCHAIN_SKIP_INTEROP, RXCHAIN_SKIP_BROWSER or
+# RXCHAIN_SKIP_EMAIL (the e-mail tests start aiosmtpd, scripts/smtp-server.py).
 ./scripts/install-test-deps.sh
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then

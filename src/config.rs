@@ -64,6 +64,18 @@ impl<T: secrecy::zeroize::Zeroize> Secret<T> {
     }
 }
 
+impl<'de, T: secrecy::zeroize::Zeroize + Deserialize<'de>> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Secret::new)
+    }
+}
+
+impl<T: secrecy::zeroize::Zeroize + Clone> Clone for Secret<T> {
+    fn clone(&self) -> Self {
+        Secret::new(self.expose().clone())
+    }
+}
+
 impl<T: secrecy::zeroize::Zeroize> std::fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -267,6 +279,84 @@ pub struct Settings {
     /// only with `testing_faults = true`. Default 0.
     #[serde(default)]
     pub testing_clock_offset_ms: i64,
+    /// Patient e-mail (`[email]`): where the issuing hospital's node sends
+    /// the QR code and status notifications.
+    #[serde(default)]
+    pub email: EmailSettings,
+}
+
+/// How the issuing hospital's node delivers patient e-mail.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailSettings {
+    /// `file` (the default: `.eml` files under `<data_dir>/outbox`, for the
+    /// demo), `smtp` (through `smtp_url`) or `off` (nothing is queued).
+    pub transport: EmailTransport,
+    /// lettre's URL form: `smtps://host:465` (TLS from the start) or
+    /// `smtp://host:587` (STARTTLS, required unless `?tls=opportunistic`
+    /// is added, which should never be done outside a test).
+    pub smtp_url: String,
+    /// SMTP user name, if the server wants AUTH.
+    pub username: Option<String>,
+    /// SMTP password (`RXCHAIN_EMAIL__PASSWORD`); never printed.
+    #[serde(skip_serializing)]
+    pub password: Option<Secret<String>>,
+    /// Extra PEM root certificates to trust for the SMTP server (a private
+    /// CA); the public web roots are always trusted.
+    pub ca_file: Option<PathBuf>,
+    /// The sender address.
+    pub from: String,
+    /// Where patients' replies go, if not to `from`.
+    pub reply_to: Option<String>,
+    /// The base of the patient link (the patient page's public URL).
+    pub public_url: String,
+    /// Messages sent per minute at most (0: unlimited).
+    pub max_per_minute: u32,
+    /// Attempts before a message is marked failed.
+    pub max_attempts: u32,
+    /// The first retry's delay; each further retry doubles it, up to 5 min.
+    pub retry_initial_ms: u64,
+    /// Seconds one SMTP exchange may take before it counts as a temporary
+    /// failure.
+    pub timeout_secs: u64,
+    /// `en` or `zh`: the language when a prescription names none.
+    pub default_lang: String,
+    /// Days before the end of validity at which an unfilled prescription's
+    /// patient is reminded.
+    pub expiry_notice_days: u32,
+}
+
+/// Where patient e-mail goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailTransport {
+    /// `.eml` files under the data directory.
+    File,
+    /// A real SMTP server.
+    Smtp,
+    /// Nothing is queued.
+    Off,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        EmailSettings {
+            transport: EmailTransport::File,
+            smtp_url: String::new(),
+            username: None,
+            password: None,
+            ca_file: None,
+            from: "rxchain <no-reply@rxchain.invalid>".into(),
+            reply_to: None,
+            public_url: String::new(),
+            max_per_minute: 120,
+            max_attempts: 8,
+            retry_initial_ms: 2_000,
+            timeout_secs: 10,
+            default_lang: "en".into(),
+            expiry_notice_days: 3,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -296,6 +386,7 @@ impl Settings {
             s.web_dir.as_mut(),
             s.data_key_file.as_mut(),
             s.addr_file.as_mut(),
+            s.email.ca_file.as_mut(),
         ]
         .into_iter()
         .flatten()

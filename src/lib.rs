@@ -29,7 +29,8 @@
 //!   configurations and the node-only route rule; a leaf beside genesis.
 //! - [`types`], [`clock`]: leaves that import nothing of ours but the
 //!   contracts: openraft's type configuration, and the one wall clock.
-//! - Beside them: [`accounts`] (staff accounts, sealed keys, sessions),
+//! - Beside them: [`email`] (the issuing hospital's patient e-mail outbox
+//!   and its sender), [`accounts`] (staff accounts, sealed keys, sessions),
 //!   [`qr`] (payload, rendering, decoding), [`txbuild`] (building and
 //!   signing every transaction kind), [`client`] (an HTTP client for the
 //!   API), [`fhir`] (HL7 FHIR R4 mapping, no HTTP), [`config`], [`keys`], [`demo`] (the synthetic demo consortium)
@@ -42,6 +43,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod email;
 pub mod fhir;
 pub mod http;
 pub mod keys;

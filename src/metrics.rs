@@ -60,6 +60,11 @@ pub struct Metrics {
     registry: Registry,
     /// Height of the last applied block.
     pub chain_height: Gauge,
+    /// Patient e-mails queued on this (issuing) node, not yet sent.
+    pub email_outbox_depth: Gauge,
+    /// Patient e-mails given up (a permanent refusal or too many attempts),
+    /// shown to the hospital's admin at `/admin/outbox`.
+    pub email_failed: Gauge,
     /// Transactions held in the mempool.
     pub mempool_depth: Gauge,
     /// Encoded bytes of the transactions held in the mempool.
@@ -100,6 +105,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("rxchain");
         let m = Metrics {
             chain_height: Gauge::default(),
+            email_outbox_depth: Gauge::default(),
+            email_failed: Gauge::default(),
             mempool_depth: Gauge::default(),
             mempool_bytes: Gauge::default(),
             raft_is_leader: Gauge::default(),
@@ -122,6 +129,16 @@ impl Metrics {
             "chain_height",
             "Height of the last applied block",
             m.chain_height.clone(),
+        );
+        registry.register(
+            "email_outbox_depth",
+            "Patient e-mails queued, not yet sent",
+            m.email_outbox_depth.clone(),
+        );
+        registry.register(
+            "email_failed",
+            "Patient e-mails given up after a permanent refusal or too many attempts",
+            m.email_failed.clone(),
         );
         registry.register(
             "mempool_depth",

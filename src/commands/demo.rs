@@ -86,6 +86,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  Regulator:  {base}/regulator/");
     println!("  Patient:    opened from the link or QR code a doctor hands out");
     println!("  API:        {base}/v1/chain/head   OpenAPI: {base}/openapi.json   Metrics: {base}/metrics");
+    println!("  E-mail:     {base}/admin/outbox/ (patient e-mail goes to .eml files, not sent)");
+    for node in &nodes {
+        let outbox = &node.service.outbox;
+        if outbox.enabled() {
+            let dir = outbox.dir();
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok().map(|e| e.file_name()))
+                        .filter(|n| n.to_string_lossy().ends_with(".eml"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            files.sort();
+            println!("    {} ({} message(s) so far)", dir.display(), files.len());
+            for f in files.iter().rev().take(10) {
+                println!("      {}", f.to_string_lossy());
+            }
+        }
+    }
     println!();
     println!("Demo identities (synthetic; password for every account: {DEMO_PASSWORD}; keys are DEMO-ONLY):");
     for s in &demo.staff {

@@ -60,6 +60,14 @@ pub struct IssueRequest {
     /// Notes for the pharmacist; sealed.
     #[serde(default)]
     pub notes: Option<String>,
+    /// E-mail the QR code to `patient.email` once the issue is committed
+    /// (the issuing node sends it; the address never leaves that node).
+    #[serde(default)]
+    pub email_code: bool,
+    /// The language of the patient's e-mail (`en`, `zh`); the node's
+    /// `email.default_lang` when absent.
+    #[serde(default)]
+    pub lang: Option<crate::email::Lang>,
 }
 
 /// The answer to an issue. `payload` carries the access secret: shown to
@@ -137,6 +145,23 @@ pub(super) async fn issue(
     let list =
         ControlledList::current(&s.consortium(), &s.chain.state()).map_err(ApiError::internal)?;
     check_issue(&s.consortium(), &list, &req)?;
+    let email = req
+        .patient
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_string);
+    if req.email_code && email.is_none() {
+        return Err(ApiError::bad(
+            "bad_patient",
+            "the patient's e-mail address is needed to e-mail the code",
+        ));
+    }
+    let email_code = req.email_code;
+    let lang = req
+        .lang
+        .unwrap_or_else(|| crate::email::Lang::parse_or_en(&s.outbox.settings().default_lang));
     let idem = idem.for_staff(&staff, "issue", "", &hash);
     // A retry with the key answers the prescription signed the first time;
     // its QR payload (the access secret) is kept sealed for the key's TTL,
@@ -149,6 +174,22 @@ pub(super) async fn issue(
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::internal("an issue was signed without its payload"))?;
     let payload = QrPayload::parse(&text).map_err(ApiError::internal)?;
+    if let Some(email) = email {
+        // Left for the apply of the issue's block, which turns it into the
+        // patient's contact (and the QR mail) in the block's own batch.
+        let pending = crate::email::PendingIssue {
+            email,
+            lang,
+            qr_payload: email_code.then(|| text.clone()),
+        };
+        let (outbox, id) = (s.outbox.clone(), payload.id);
+        blocking(move || {
+            outbox
+                .expect_issue(&id, &pending)
+                .map_err(ApiError::internal)
+        })
+        .await?;
+    }
     let TxBody::Issue(body) = &signed.tx.tx.body else {
         return Err(ApiError::internal("txbuild::issue built another kind"));
     };

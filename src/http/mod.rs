@@ -7,6 +7,7 @@ mod chain;
 pub mod cluster;
 mod common;
 mod doctor;
+mod email;
 pub mod error;
 mod fhir;
 mod formulary;
@@ -126,6 +127,7 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(formulary::router())
         .merge(qr::router())
         .merge(doctor::router())
+        .merge(email::router())
         .merge(pharmacy::router())
         .merge(patient::router())
         .merge(reports::router())

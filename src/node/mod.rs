@@ -50,6 +50,9 @@ pub enum NodeError {
     /// Storage failed to open.
     #[error("storage: {0}")]
     Store(#[from] store::StoreError),
+    /// The e-mail outbox could not be opened.
+    #[error("the e-mail outbox")]
+    Email(#[from] crate::email::EmailError),
     /// The data key file holds a key that is not the organisation's data key in genesis.
     #[error("the data key file does not hold the data key genesis declares for {0}")]
     DataKeyMismatch(String),
@@ -353,6 +356,28 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
             None => tracing::warn!("the data key is not used until this node is declared"),
         }
     }
+    // The e-mail outbox observes every applied block from the start, so
+    // it must be installed before Raft replays or applies anything.
+    let consortium = storage.chain.consortium();
+    let mine = consortium.node(settings.node_id);
+    let my_org = mine.map(|(org, _)| org.id.clone());
+    // Addresses sealed in issues signed outside this node's web app are
+    // opened with the data key by one node per organisation only (its
+    // lowest declared id), so a hospital with two nodes mails once.
+    let first_of_org =
+        mine.is_some_and(|(org, _)| org.nodes.iter().map(|n| n.id).min() == Some(settings.node_id));
+    let data_key = my_org
+        .as_ref()
+        .filter(|_| first_of_org)
+        .and_then(|o| accounts.data_key(o));
+    let outbox = crate::email::Outbox::open(
+        &storage.db,
+        my_org,
+        data_key,
+        settings.email.clone(),
+        &settings.data_dir,
+    )?;
+    storage.chain.set_apply_observer(outbox.clone());
     let faults = crate::raft::Faults::with_snapshot_switch(
         settings.testing_faults,
         storage.sm.snapshot_tamper_switch(),
@@ -415,6 +440,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         idempotency,
         node_key: node_key.clone(),
         admin_nonces: Arc::new(crate::raft::nonces::Nonces::new(rpc::NONCE_CAP_PER_SIGNER)),
+        outbox: outbox.clone(),
     }));
     let service = state.0.clone();
     let app = crate::http::router(state, settings.web_dir.as_deref()).merge(rpc::router_with(
@@ -455,7 +481,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         chain: chain.clone(),
         mempool,
         settings: settings.block.clone(),
-        metrics,
+        metrics: metrics.clone(),
         quorum: quorum.clone(),
     };
     let mut tasks = vec![
@@ -466,6 +492,12 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
             shutdown_rx.clone(),
         )),
         tokio::spawn(producer.run(shutdown_rx.clone())),
+        tokio::spawn(crate::email::sender::run(
+            outbox.clone(),
+            chain.clone(),
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(reconcile::run(
             raft.clone(),
             settings.node_id,

@@ -58,6 +58,8 @@ pub struct Node {
     /// The nonces of the admin requests this node accepted, per signer,
     /// so none is accepted twice.
     pub admin_nonces: Arc<Nonces<Signer>>,
+    /// The issuing hospital's patient e-mail outbox (idle on other nodes).
+    pub outbox: Arc<crate::email::Outbox>,
 }
 
 impl Node {

@@ -191,6 +191,32 @@ pub struct ChainStore {
     /// Where an online backup is spooled before it is sent (the data
     /// directory's snapshot folder); the system's temporary folder if unset.
     spool_dir: OnceLock<std::path::PathBuf>,
+    /// Writes of this node's own that must commit with each block (the
+    /// issuing hospital's e-mail outbox), see [`ChainStore::set_apply_observer`].
+    observer: OnceLock<Arc<dyn ApplyObserver>>,
+}
+
+/// Something that adds writes to a tree of its own in the same atomic
+/// transaction as a block, so that its records follow committed facts
+/// exactly once: a crash leaves both the block and them, or neither.
+///
+/// It lives in the store as a trait so that the store names nothing above
+/// it (the e-mail outbox implements it).
+pub trait ApplyObserver: Send + Sync {
+    /// The observer's own tree; it is never part of a snapshot or backup.
+    fn tree(&self) -> &sled::Tree;
+    /// The writes one block brings to [`ApplyObserver::tree`], if any.
+    /// `after` reads a prescription's record as the block leaves it. It
+    /// must be quick and must not fail: trouble is logged and skipped,
+    /// since a block is never refused for the observer's sake.
+    fn plan(
+        &self,
+        block: &Block,
+        outcomes: &[rxchain_contracts::lifecycle::Outcome],
+        after: &dyn Fn(&PrescriptionId) -> Option<PrescriptionRecord>,
+    ) -> Option<Batch>;
+    /// Called once the block and the planned writes are written.
+    fn applied(&self);
 }
 
 /// What [`ChainStore::on_staff_revoked`] calls: quick, synchronous, and
@@ -243,6 +269,7 @@ impl ChainStore {
             tip: RwLock::new(tip),
             write_gate: Mutex::new(()),
             revocation_hooks: RwLock::new(Vec::new()),
+            observer: OnceLock::new(),
             spool_dir: OnceLock::new(),
         })
     }
@@ -308,6 +335,14 @@ impl ChainStore {
                 let b = decode_block(|| format!("block at key {}", hex::encode(&k)), &v)?;
                 Ok((key_height, b))
             })
+    }
+
+    /// Installs the one [`ApplyObserver`]; a second call is ignored and
+    /// logged, since a node has one outbox.
+    pub fn set_apply_observer(&self, observer: Arc<dyn ApplyObserver>) {
+        if self.observer.set(observer).is_err() {
+            tracing::warn!("an apply observer was already installed; the second is ignored");
+        }
     }
 
     /// Registers `hook` to be called with every staff key an applied
@@ -609,8 +644,33 @@ impl ChainStore {
         if let Some(applied) = applied {
             batch.insert(keys::APPLIED, to_json("applied log id", &Some(applied))?);
         }
-        self.tree.apply_batch(batch)?;
+        let observer = self.observer.get();
+        let extra =
+            observer.and_then(|o| o.plan(block, &exec.outcomes, &|id| self.record_after(exec, id)));
+        match (observer, extra) {
+            (Some(o), Some(extra)) => {
+                use sled::Transactional;
+                // One transaction over both trees: the outbox entries are
+                // written exactly when the block is.
+                (&self.tree, o.tree())
+                    .transaction(|(chain, own)| {
+                        chain.apply_batch(&batch)?;
+                        own.apply_batch(&extra)?;
+                        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+                    })
+                    .map_err(|e| match e {
+                        sled::transaction::TransactionError::Storage(e) => StoreError::from(e),
+                        sled::transaction::TransactionError::Abort(()) => {
+                            StoreError::corrupt("block transaction", "aborted")
+                        }
+                    })?;
+            }
+            _ => self.tree.apply_batch(batch)?,
+        }
         *self.tip.write().unwrap_or_else(PoisonError::into_inner) = new_tip;
+        if let Some(o) = observer {
+            o.applied();
+        }
         tracing::debug!(height = h, txs = block.txs.len(), "block written");
         if exec.writes.contains_key(&governance::consortium_key()) {
             self.refresh_consortium()?;
@@ -642,6 +702,24 @@ impl ChainStore {
             }
         }
         Ok(())
+    }
+
+    /// A prescription's record as `exec` leaves it: its write in the block
+    /// if there is one, else the stored one. A failed read is logged and
+    /// answers `None` (only the observer asks, and it must not fail a block).
+    fn record_after(&self, exec: &Execution, id: &PrescriptionId) -> Option<PrescriptionRecord> {
+        let key = state::rx_key(id);
+        let read = match exec.writes.get(&key) {
+            Some(Some(v)) => encoding::from_bytes(v)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(format!("state {}", hex::encode(&key)), e)),
+            Some(None) => Ok(None),
+            None => self.prescription(id),
+        };
+        read.unwrap_or_else(|e| {
+            tracing::warn!(%id, error = %e, "a prescription record could not be read for the outbox");
+            None
+        })
     }
 
     /// Adds the index entries one block brings to `batch`: its hash, the

@@ -51,6 +51,9 @@ function issueForm(card, session, onIssued, params) {
   const pBirth = el("input", { id: "patient-birth", name: "patient_birth", type: "date", required: true });
   const pIdent = el("input", { id: "patient-id", name: "patient_identifier", autocomplete: "off", required: true, "aria-describedby": "patient-id-hint" });
   const pEmail = el("input", { id: "patient-email", name: "patient_email", type: "email", autocomplete: "off" });
+  const emailCode = el("input", { id: "email-code", name: "email_code", type: "checkbox" });
+  const lang = el("select", { id: "email-lang", name: "lang" },
+    el("option", { value: "zh" }, "简体中文"), el("option", { value: "en" }, "English"));
   const notes = el("textarea", { id: "notes", name: "notes", rows: "2" });
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "issue-status" });
   const submit = el("button", { type: "submit", class: "btn btn-primary", id: "issue" }, "Sign and issue");
@@ -74,6 +77,9 @@ function issueForm(card, session, onIssued, params) {
         el("div", { class: "field" }, el("label", { for: "patient-id" }, "Health-service number"), pIdent,
           el("p", { class: "hint", id: "patient-id-hint" }, "Insurance or health-service number."))),
       el("div", { class: "field" }, el("label", { for: "patient-email" }, "E-mail (optional)"), pEmail),
+      el("div", { class: "row" },
+        el("div", { class: "field" }, el("label", { for: "email-code" }, emailCode, " E-mail the code to the patient")),
+        el("div", { class: "field" }, el("label", { for: "email-lang" }, "E-mail language"), lang)),
       el("p", { class: "hint" }, "The patient's details are encrypted; they never appear on the chain in plain text.")),
     el("div", { class: "field" }, el("label", { for: "notes" }, "Notes for the pharmacist (optional)"), notes),
     status,
@@ -131,6 +137,8 @@ function issueForm(card, session, onIssued, params) {
         ...(pEmail.value.trim() ? { email: pEmail.value.trim() } : {}),
       },
       ...(notes.value.trim() ? { notes: notes.value.trim() } : {}),
+      email_code: emailCode.checked,
+      lang: lang.value,
     };
     const issued = await withBusy(submit, status, "Signing and recording the prescription on the chain…",
       () => post("/v1/staff/prescriptions", body));
@@ -166,6 +174,7 @@ function issueForm(card, session, onIssued, params) {
     if (pBirth.value > new Date().toISOString().slice(0, 10)) return { text: "The date of birth is in the future.", field: pBirth };
     if (!pIdent.value.trim()) return { text: "Enter the patient's health-service number.", field: pIdent };
     if (pEmail.value.trim() && !pEmail.checkValidity()) return { text: "The e-mail address does not look right.", field: pEmail };
+    if (emailCode.checked && !pEmail.value.trim()) return { text: "Enter the patient's e-mail address to e-mail the code.", field: pEmail };
     return null;
   };
 }
@@ -359,6 +368,19 @@ function showResult(box, issued, body, session, again) {
   });
   const print = el("button", { type: "button", class: "btn btn-primary", id: "print-slip" }, "Print slip");
   print.addEventListener("click", () => printSlip());
+  // The e-mail button: only when an address was given and the code was not
+  // already mailed at issue. The issuing node sends it once.
+  const mailStatus = el("span", { class: "hint", role: "status", "aria-live": "polite" });
+  const mail = body.patient.email && !body.email_code
+    ? el("button", { type: "button", class: "btn btn-quiet", id: "email-code-later" }, "E-mail the code")
+    : null;
+  if (mail) {
+    mail.addEventListener("click", async () => {
+      const r = await withBusy(mail, mailStatus, "Queuing the e-mail…",
+        () => post(`/v1/staff/prescriptions/${issued.id}/email`, { payload: issued.payload }));
+      if (r) say(mailStatus, r.queued ? "The code will be e-mailed to the patient." : "The code was already e-mailed.");
+    });
+  }
   const another = el("button", { type: "button", class: "btn btn-quiet", id: "issue-another" }, "Write another prescription");
   another.addEventListener("click", again);
 
@@ -376,7 +398,7 @@ function showResult(box, issued, body, session, again) {
           el("div", { class: "link-box" }, linkInput, copy),
           el("p", { class: "hint", id: "link-hint" }, "The link and the code are the patient's key to this prescription: hand them to the patient only."),
           copyStatus))),
-    el("div", { class: "actions" }, print, another)));
+    el("div", { class: "actions" }, print, mail, another, mailStatus)));
 
   // The slip shows the code, never its text: the text is the patient's key.
   const slip = document.getElementById("slip");

@@ -105,8 +105,30 @@ function render() {
     el("h2", { id: "tl-title" }, "What has happened"),
     el("ol", { class: "timeline", id: "timeline" }));
 
-  setChildren(app, el("div", { class: "grid grid-2-even" }, el("div", {}, details, where), timeline));
+  setChildren(app, el("div", { class: "grid grid-2-even" }, el("div", {}, details, where, emailSwitch(patient)), timeline));
   renderTimeline();
+}
+
+// Status e-mails for this prescription, on or off. Only the issuing
+// hospital's node holds the address, so the switch is shown when the
+// patient gave one; another node answers `no_email` and the switch says so.
+function emailSwitch(patient) {
+  if (!patient.email) return null;
+  const box = el("input", { type: "checkbox", id: "email-status", checked: true });
+  const note = el("span", { class: "hint", role: "status", "aria-live": "polite" });
+  box.addEventListener("change", async () => {
+    try {
+      const r = await post("/v1/patient/email", { payload, subscribed: box.checked });
+      say(note, r.subscribed ? "Status e-mails are on." : "Status e-mails are off.");
+    } catch (e) {
+      box.checked = !box.checked;
+      say(note, errorText(e), "error");
+    }
+  });
+  return el("section", { class: "card", "aria-labelledby": "mail-title" },
+    el("h2", { id: "mail-title" }, "E-mail"),
+    el("label", { for: "email-status" }, box, " E-mail me when this prescription's status changes"),
+    note);
 }
 
 function fillWhere(box) {

@@ -1,0 +1,825 @@
+//! Patient e-mail through a real SMTP server (issue 12): aiosmtpd with
+//! STARTTLS and AUTH required (`scripts/smtp-server.py`, installed by
+//! `scripts/install-test-deps.sh`), a real node sending through lettre.
+//!
+//! Each message is parsed as MIME; the QR mail's inline PNG is decoded with
+//! the project's QR decoder and must be the prescription's payload.
+//!
+//! Without python3 and aiosmtpd these tests fail, unless
+//! `RXCHAIN_SKIP_EMAIL=1` opts out (they then say SKIPPED on stderr).
+
+mod common;
+mod procs;
+mod staff_client;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mail_parser::{MessageParser, MimeHeaders};
+use rxchain::config::{EmailSettings, EmailTransport, Secret};
+use rxchain::qr::{decode_image, DecodeLimits};
+use rxchain::test_support::{
+    create_demo_accounts, demo_settings, register_demo_staff, wait_for_leader,
+};
+use serde_json::{json, Value};
+use staff_client::{issue_body, post_anon, Staff};
+
+const SKIP_VAR: &str = "RXCHAIN_SKIP_EMAIL";
+const USER: &str = "rxchain-test";
+const PASSWORD: &str = "synthetic-smtp-password";
+
+/// Whether the tests were told to do without the SMTP server.
+fn skipped(test: &str) -> bool {
+    let skip = std::env::var(SKIP_VAR).is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("SKIPPED {test}: {SKIP_VAR}=1 is set");
+    }
+    skip
+}
+
+/// A certificate authority and a server certificate for 127.0.0.1, as PEM
+/// files under `dir`: (ca, cert, key).
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let (c, l, k) = (
+        dir.join("ca.pem"),
+        dir.join("smtp.crt"),
+        dir.join("smtp.key"),
+    );
+    std::fs::write(&c, ca.pem()).unwrap();
+    std::fs::write(&l, leaf.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c, l, k)
+}
+
+/// The SMTP server process and where it writes what it receives.
+struct Smtp {
+    dir: tempfile::TempDir,
+    maildir: PathBuf,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    reject: Option<String>,
+}
+
+impl Smtp {
+    /// Starts the server on a free port; `reject` makes it answer 550 to
+    /// recipients containing it.
+    fn start(reject: Option<&str>) -> Smtp {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = tls_files(dir.path());
+        let mut s = Smtp {
+            maildir: dir.path().join("mail"),
+            dir,
+            ca,
+            cert,
+            key,
+            port: 0,
+            child: None,
+            reject: reject.map(str::to_string),
+        };
+        s.up();
+        s
+    }
+
+    /// (Re)starts the process, on the port it had if any.
+    fn up(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/smtp-server.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script)
+            .args(["--port", &self.port.to_string()])
+            .arg("--cert")
+            .arg(&self.cert)
+            .arg("--key")
+            .arg(&self.key)
+            .args(["--user", USER, "--password", PASSWORD])
+            .arg("--maildir")
+            .arg(&self.maildir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(r) = &self.reject {
+            cmd.args(["--reject", r]);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot run python3 for the SMTP server ({e}); run scripts/install-test-deps.sh or set {SKIP_VAR}=1")
+        });
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("the SMTP server did not start (is aiosmtpd installed? run scripts/install-test-deps.sh or set {SKIP_VAR}=1); it said {line:?}")
+            });
+        self.port = port;
+        self.child = Some(child);
+    }
+
+    /// Stops the process (an outage).
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The node's `[email]` settings for this server.
+    fn settings(&self) -> EmailSettings {
+        EmailSettings {
+            transport: EmailTransport::Smtp,
+            smtp_url: format!("smtp://127.0.0.1:{}", self.port),
+            username: Some(USER.into()),
+            password: Some(Secret::new(PASSWORD.to_string())),
+            ca_file: Some(self.ca.clone()),
+            from: "North Hospital <no-reply@hosp-north.example.invalid>".into(),
+            reply_to: Some("help@hosp-north.example.invalid".into()),
+            public_url: "https://rx.example.invalid".into(),
+            max_per_minute: 0,
+            retry_initial_ms: 1_000,
+            timeout_secs: 5,
+            ..EmailSettings::default()
+        }
+    }
+
+    /// Every message received so far, in order of arrival.
+    fn received(&self) -> Vec<Vec<u8>> {
+        let mut names: Vec<_> = match std::fs::read_dir(&self.maildir) {
+            Ok(d) => d
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    /// Waits until `n` messages arrived, then a little more to see that no
+    /// further one comes.
+    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + within;
+        while self.received().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{n} messages expected within {within:?}, got {}",
+                self.received().len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let got = self.received();
+        assert_eq!(got.len(), n, "exactly {n} messages, no more");
+        got
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        self.down();
+        let _ = &self.dir;
+    }
+}
+
+/// A one-node demo consortium sending through `email`, with the demo's
+/// staff and accounts.
+async fn start_node(email: EmailSettings) -> common::TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = rxchain::demo::Demo::load().unwrap();
+    demo.write_files(dir.path(), &[1]).unwrap();
+    let mut settings = demo_settings(dir.path(), 1, "127.0.0.1:0".parse().unwrap(), None);
+    settings.email = email;
+    let node = rxchain::node::start(settings).await.expect("node starts");
+    wait_for_leader(&node).await.unwrap();
+    let base = format!("http://{}", node.addr);
+    let client = rxchain::client::Client::new(base.clone());
+    register_demo_staff(&demo, &client).await.unwrap();
+    create_demo_accounts(&demo, &node.accounts).await.unwrap();
+    common::TestNode {
+        node,
+        client,
+        demo,
+        base,
+        dir,
+    }
+}
+
+fn issue_with_email(patient: &str, email: &str, lang: &str) -> Value {
+    let mut b = issue_body(patient, 14);
+    b["patient"]["email"] = json!(email);
+    b["email_code"] = json!(true);
+    b["lang"] = json!(lang);
+    b
+}
+
+/// Parses a received message: (subject, message id, plain text, html, the
+/// inline `cid:qr` PNG if any).
+fn parse(raw: &[u8]) -> (String, String, String, String, Option<Vec<u8>>) {
+    let m = MessageParser::default().parse(raw).expect("a MIME message");
+    let png = m
+        .attachments()
+        .find(|p| p.content_id() == Some("qr"))
+        .map(|p| {
+            let ct = p.content_type().expect("a content type");
+            assert_eq!(
+                (ct.ctype(), ct.subtype()),
+                ("image", Some("png")),
+                "the inline QR is a PNG"
+            );
+            p.contents().to_vec()
+        });
+    (
+        m.subject().unwrap_or_default().to_string(),
+        m.message_id().unwrap_or_default().to_string(),
+        m.body_text(0).unwrap_or_default().to_string(),
+        m.body_html(0).unwrap_or_default().to_string(),
+        png,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_pickup_lifecycle_mails_the_patient_in_order() {
+    if skipped("the_whole_pickup_lifecycle_mails_the_patient_in_order") {
+        return;
+    }
+    let smtp = Smtp::start(None);
+    let t = start_node(smtp.settings()).await;
+    let ada = Staff::sign_in(&t.base, "dr.ada").await;
+    let cara = Staff::sign_in(&t.base, "ph.cara").await;
+
+    let issued = ada
+        .ok(
+            "/v1/staff/prescriptions",
+            &issue_with_email(
+                "Synthetic Mail Patient",
+                "patient.one@example.invalid",
+                "en",
+            ),
+        )
+        .await;
+    let id = issued["id"].as_str().unwrap().to_string();
+    let short = issued["short_id"].as_str().unwrap().to_string();
+    let payload = issued["payload"].as_str().unwrap().to_string();
+    let (s, _, r) = post_anon(
+        &t.base,
+        "/v1/patient/assign",
+        &json!({"payload": payload, "mode": "pickup", "pharmacy": "pharm-central"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    cara.ok("/v1/staff/claim", &json!({"payload": payload}))
+        .await;
+    cara.ok(
+        "/v1/staff/delivery",
+        &json!({"id": id, "status": "ready_for_pickup"}),
+    )
+    .await;
+    cara.ok(
+        "/v1/staff/dispense",
+        &json!({"id": id, "lines": [{"item": 0, "quantity": 5, "batch": "LOT-M1"}], "complete": false}),
+    )
+    .await;
+    cara.ok(
+        "/v1/staff/dispense",
+        &json!({"id": id, "lines": [{"item": 0, "quantity": 15, "batch": "LOT-M2"}, {"item": 1, "quantity": 10, "batch": "LOT-M3"}], "complete": false}),
+    )
+    .await;
+
+    let got = smtp.wait_for(6, Duration::from_secs(60)).await;
+    let parsed: Vec<_> = got.iter().map(|m| parse(m)).collect();
+    let subjects: Vec<&str> = parsed.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            format!("Your e-prescription {short}"),
+            format!("Prescription {short}: pharmacy chosen"),
+            format!("Prescription {short}: being prepared"),
+            format!("Prescription {short}: ready for pickup"),
+            format!("Prescription {short}: partly dispensed"),
+            format!("Prescription {short}: dispensed"),
+        ]
+    );
+    // No subject names a drug.
+    for s in &subjects {
+        assert!(!s.contains("Amoxicillin") && !s.contains("Tramadol"), "{s}");
+    }
+    // Stable, distinct Message-IDs naming the prescription.
+    let ids: std::collections::BTreeSet<&str> = parsed.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    let hex_id = hex::encode(
+        rxchain::qr::QrPayload::parse(&payload)
+            .unwrap()
+            .id
+            .as_bytes(),
+    );
+    assert!(ids.iter().all(|m| m.starts_with(&hex_id)), "{ids:?}");
+
+    // The QR mail: the inline PNG decodes to the payload; text and HTML
+    // carry the patient link and the validity; no unsubscribe link.
+    let (_, _, text, html, png) = &parsed[0];
+    let png = png.clone().expect("the QR mail has an inline PNG");
+    let decoded = tokio::task::spawn_blocking(move || decode_image(&png, &DecodeLimits::default()))
+        .await
+        .unwrap()
+        .expect("the inline QR decodes");
+    assert_eq!(decoded, payload);
+    let link = format!("https://rx.example.invalid/patient/#{payload}");
+    assert!(text.contains(&link), "{text}");
+    assert!(html.contains("cid:qr") && html.contains(&link), "{html}");
+    assert!(!text.contains("unsubscribe"), "{text}");
+    // Status mail carries the unsubscribe link and no secret.
+    let (_, _, text, _, png) = &parsed[4];
+    assert!(png.is_none());
+    assert!(text.contains("/v1/email/unsubscribe?rx="), "{text}");
+    assert!(!text.contains(&payload), "{text}");
+    assert!(text.contains("Tramadol 50 mg: 10"), "what remains: {text}");
+    t.node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinese_prescriptions_are_mailed_in_chinese_and_a_550_marks_the_message_failed() {
+    if skipped("chinese_prescriptions_are_mailed_in_chinese_and_a_550_marks_the_message_failed") {
+        return;
+    }
+    let smtp = Smtp::start(Some("refused"));
+    let t = start_node(smtp.settings()).await;
+    let ada = Staff::sign_in(&t.base, "dr.ada").await;
+    let ok = ada
+        .ok(
+            "/v1/staff/prescriptions",
+            &issue_with_email("Synthetic Zh", "zh.patient@example.invalid", "zh"),
+        )
+        .await;
+    ada.ok(
+        "/v1/staff/prescriptions",
+        &issue_with_email("Synthetic Refused", "refused@example.invalid", "en"),
+    )
+    .await;
+    let got = smtp.wait_for(1, Duration::from_secs(60)).await;
+    let (subject, _, text, _, _) = parse(&got[0]);
+    assert_eq!(
+        subject,
+        format!("您的电子处方 {}", ok["short_id"].as_str().unwrap())
+    );
+    assert!(text.contains("有效期至"), "{text}");
+    // The refused one is failed at once (a permanent answer), not retried.
+    let outbox = t.node.service.outbox.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (queued, failed) = outbox.depth();
+        if failed == 1 {
+            assert_eq!(queued, 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the 550 was never marked failed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let list = outbox.list(10).unwrap();
+    let failed = list
+        .iter()
+        .find(|(s, _)| *s == rxchain::email::MessageState::Failed)
+        .unwrap();
+    assert_eq!(failed.1.attempts, 1, "a permanent refusal is not retried");
+    assert!(
+        failed.1.last_error.as_deref().unwrap_or("").contains("550"),
+        "{:?}",
+        failed.1.last_error
+    );
+    let metrics = reqwest::get(format!("{}/metrics", t.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("rxchain_email_failed 1"), "{metrics}");
+    assert!(
+        metrics.contains("rxchain_email_outbox_depth 0"),
+        "{metrics}"
+    );
+    t.node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smtp_outage_of_30_seconds_delays_mail_and_slows_nothing() {
+    if skipped("an_smtp_outage_of_30_seconds_delays_mail_and_slows_nothing") {
+        return;
+    }
+    let mut smtp = Smtp::start(None);
+    let t = start_node(smtp.settings()).await;
+    smtp.down();
+    let ada = Staff::sign_in(&t.base, "dr.ada").await;
+    let started = Instant::now();
+    let mut payloads = Vec::new();
+    for i in 0..3 {
+        let issued = ada
+            .ok(
+                "/v1/staff/prescriptions",
+                &issue_with_email(
+                    &format!("Synthetic Outage {i}"),
+                    &format!("outage{i}@example.invalid"),
+                    "en",
+                ),
+            )
+            .await;
+        payloads.push(issued["payload"].as_str().unwrap().to_string());
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "issuing during an outage took {took:?}"
+    );
+    // The outbox fills, the metrics show it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = reqwest::get(format!("{}/metrics", t.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rxchain_email_outbox_depth 3"),
+        "{metrics}"
+    );
+    tokio::time::sleep(Duration::from_secs(28)).await;
+    assert!(smtp.received().is_empty());
+    smtp.up();
+    let got = smtp.wait_for(3, Duration::from_secs(90)).await;
+    let mut decoded = Vec::new();
+    for raw in &got {
+        let png = parse(raw).4.expect("a QR mail");
+        decoded.push(
+            tokio::task::spawn_blocking(move || decode_image(&png, &DecodeLimits::default()))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    decoded.sort();
+    payloads.sort();
+    assert_eq!(decoded, payloads);
+    t.node.stop().await;
+}
+
+/// Spawns `rxchain node` on `cfg` and waits until it listens.
+fn spawn_node(cfg: &Path) -> (Child, u16) {
+    let dir = cfg.parent().unwrap();
+    common::spawned::forget_addr(dir, 1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rxchain"))
+        .args(["node", "--config"])
+        .arg(cfg)
+        .env("RXCHAIN_LOG", "warn")
+        // The SMTP password as an operator would give it: a setting from
+        // the environment, never in the file.
+        .env("RXCHAIN_EMAIL__PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(common::spawned::log_sink(dir, 1))
+        .spawn()
+        .expect("spawn rxchain node");
+    let port = common::spawned::wait_bound(&mut child, dir, 1);
+    (child, port)
+}
+
+async fn wait_applied(client: &rxchain::client::Client, tx: &rxchain_contracts::SignedTx) {
+    match client.submit(tx).await.expect("submitted") {
+        rxchain::client::Submitted::Applied(r) => {
+            assert!(r.outcome.is_applied(), "{:?}", r.outcome)
+        }
+        rxchain::client::Submitted::Pending(poll) => panic!("not committed in time: {poll}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_between_apply_and_send_still_sends_exactly_one_message() {
+    if skipped("a_sigkill_between_apply_and_send_still_sends_exactly_one_message") {
+        return;
+    }
+    let mut smtp = Smtp::start(None);
+    smtp.down();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = rxchain::demo::Demo::load().unwrap();
+    demo.write_files(dir.path(), &[1]).unwrap();
+    // Node 1 is its hospital's node and holds the hospital's data key, which
+    // opens the address sealed in an issue signed outside the web app.
+    let hospital = demo.genesis.node(1).unwrap().0.id.clone();
+    rxchain::keys::write_new(
+        &dir.path().join("data.key"),
+        &rxchain::demo::data_key(hospital.as_str()),
+    )
+    .unwrap();
+    let doctor = demo
+        .staff
+        .iter()
+        .find(|s| s.org == hospital.as_str() && s.role == rxchain_contracts::tx::Role::Practitioner)
+        .expect("a doctor of node 1's hospital")
+        .username
+        .clone();
+    let s = smtp.settings();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "node_id = 1\ndata_dir = \"node1\"\ngenesis = \"genesis.json\"\nnode_key_file = \"node1.key\"\ndata_key_file = \"data.key\"\n{}bootstrap = true\n[email]\ntransport = \"smtp\"\nsmtp_url = \"{}\"\nusername = \"{USER}\"\nca_file = \"{}\"\npublic_url = \"https://rx.example.invalid\"\nretry_initial_ms = 500\nmax_per_minute = 0\n",
+            common::spawned::listen_any(1),
+            s.smtp_url,
+            s.ca_file.unwrap().display(),
+        ),
+    )
+    .unwrap();
+    let (mut child, port) = spawn_node(&cfg);
+    common::spawned::pin_listen(&cfg, 1, port);
+    let client = rxchain::client::Client::new(format!("http://127.0.0.1:{port}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    while !reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) {
+        assert!(Instant::now() < deadline, "the node never answered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    register_demo_staff(&demo, &client).await.unwrap();
+
+    let mut input = common::issue::atorvastatin_issue(
+        hospital.as_str(),
+        30,
+        0,
+        common::issue::SyntheticPatient {
+            name: "Synthetic Crash Mail".into(),
+            birth_date: "1970-01-01",
+            identifier: "SYN-MAIL-1".into(),
+        },
+        "one tablet at night",
+    );
+    input.content.patient.email = Some("crash.patient@example.invalid".into());
+    let g = demo.genesis.clone();
+    let new = rxchain::txbuild::issue(&g, &rxchain::demo::staff_key(&doctor), input).unwrap();
+    wait_applied(&client, &new.tx).await;
+    let pharmacy = g
+        .orgs
+        .iter()
+        .find(|o| g.is_pharmacy(&o.id))
+        .unwrap()
+        .id
+        .clone();
+    let assign = rxchain::txbuild::assign_pickup(&g, &new.payload, &pharmacy).unwrap();
+    wait_applied(&client, &assign).await;
+    // Applied, queued, not sent (the server is down): kill the node now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(smtp.received().is_empty());
+
+    smtp.up();
+    let (mut child, _) = spawn_node(&cfg);
+    let got = smtp.wait_for(1, Duration::from_secs(60)).await;
+    let (subject, message_id, ..) = parse(&got[0]);
+    assert_eq!(
+        subject,
+        format!("Prescription {}: pharmacy chosen", new.payload.id.short())
+    );
+    assert!(
+        message_id.starts_with(&hex::encode(new.payload.id.as_bytes())),
+        "{message_id}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        // A folder not written yet holds nothing.
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_node_but_the_issuing_one_holds_the_patients_address() {
+    const ADDRESS: &str = "privacy.patient.7731@example.invalid";
+    let keys = tempfile::tempdir().unwrap();
+    let demo = rxchain::demo::Demo::load().unwrap();
+    let hospital = demo.genesis.node(1).unwrap().0.id.clone();
+    let key_file = keys.path().join("data.key");
+    rxchain::keys::write_new(&key_file, &rxchain::demo::data_key(hospital.as_str())).unwrap();
+    let line = format!("data_key_file = \"{}\"\n", key_file.display());
+    let p = procs::Procs::start(&[1, 2, 3], move |id| {
+        if id == 1 {
+            line.clone()
+        } else {
+            String::new()
+        }
+    })
+    .await;
+    let client = rxchain::client::Client::new(p.base(1));
+    register_demo_staff(&p.demo, &client).await.unwrap();
+    let doctor = p
+        .demo
+        .staff
+        .iter()
+        .find(|s| s.org == hospital.as_str() && s.role == rxchain_contracts::tx::Role::Practitioner)
+        .unwrap()
+        .username
+        .clone();
+    let mut input = common::issue::atorvastatin_issue(
+        hospital.as_str(),
+        30,
+        0,
+        common::issue::SyntheticPatient {
+            name: "Synthetic Privacy".into(),
+            birth_date: "1970-01-01",
+            identifier: "SYN-PRIV-1".into(),
+        },
+        "one tablet at night",
+    );
+    input.content.patient.email = Some(ADDRESS.into());
+    let g = p.genesis.clone();
+    let new = rxchain::txbuild::issue(&g, &rxchain::demo::staff_key(&doctor), input).unwrap();
+    p.commit(1, &new.tx).await;
+    let pharmacy = g
+        .orgs
+        .iter()
+        .find(|o| g.is_pharmacy(&o.id))
+        .unwrap()
+        .id
+        .clone();
+    p.commit(
+        1,
+        &rxchain::txbuild::assign_pickup(&g, &new.payload, &pharmacy).unwrap(),
+    )
+    .await;
+    // The issuing node mailed it (the demo's file outbox): the scan finds
+    // the address there, so it would find it anywhere else too.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files_containing(&p.data_dir(1).join("outbox"), ADDRESS.as_bytes()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the issuing node never wrote the message"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every node applied both blocks.
+    let height = p.head(1).await.unwrap()["height"].as_u64().unwrap();
+    for id in [2, 3] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while p
+            .head(id)
+            .await
+            .and_then(|h| h["height"].as_u64())
+            .unwrap_or(0)
+            < height
+        {
+            assert!(Instant::now() < deadline, "node {id} did not catch up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for id in [2, 3] {
+        let hits = files_containing(&p.data_dir(id), ADDRESS.as_bytes());
+        assert!(hits.is_empty(), "node {id} holds the address in {hits:?}");
+        assert!(
+            !p.data_dir(id).join("outbox").exists(),
+            "node {id} wrote no message"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_email_button_sends_the_code_once_and_unsubscribing_stops_status_mail() {
+    if skipped("the_email_button_sends_the_code_once_and_unsubscribing_stops_status_mail") {
+        return;
+    }
+    let smtp = Smtp::start(None);
+    let t = start_node(smtp.settings()).await;
+    let ada = Staff::sign_in(&t.base, "dr.ada").await;
+    let cara = Staff::sign_in(&t.base, "ph.cara").await;
+    // The code cannot be mailed without an address: a field error at issue.
+    let mut no_address = issue_body("Synthetic No Address", 14);
+    no_address["patient"]
+        .as_object_mut()
+        .unwrap()
+        .remove("email");
+    no_address["email_code"] = json!(true);
+    staff_client::assert_error(
+        &ada.post("/v1/staff/prescriptions", &no_address).await,
+        400,
+        "bad_patient",
+    );
+    // A malformed address is refused as before.
+    let mut bad = issue_with_email("Synthetic Bad Address", "not an address", "en");
+    bad["email_code"] = json!(false);
+    staff_client::assert_error(
+        &ada.post("/v1/staff/prescriptions", &bad).await,
+        400,
+        "bad_patient",
+    );
+
+    let mut body = issue_with_email("Synthetic Button", "button.patient@example.invalid", "en");
+    body["email_code"] = json!(false);
+    let issued = ada.ok("/v1/staff/prescriptions", &body).await;
+    let id = issued["id"].as_str().unwrap().to_string();
+    let payload = issued["payload"].as_str().unwrap().to_string();
+    let path = format!("/v1/staff/prescriptions/{id}/email");
+    let first = ada.ok(&path, &json!({"payload": payload})).await;
+    assert_eq!(first["queued"], true);
+    let again = ada.ok(&path, &json!({"payload": payload})).await;
+    assert_eq!(again["queued"], false, "the code is mailed once");
+    let got = smtp.wait_for(1, Duration::from_secs(60)).await;
+    let png = parse(&got[0]).4.expect("the QR mail");
+    let decoded = tokio::task::spawn_blocking(move || decode_image(&png, &DecodeLimits::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decoded, payload);
+
+    // One status mail, then the patient follows its unsubscribe link.
+    post_anon(
+        &t.base,
+        "/v1/patient/assign",
+        &json!({"payload": payload, "mode": "pickup", "pharmacy": "pharm-central"}),
+    )
+    .await;
+    let got = smtp.wait_for(2, Duration::from_secs(60)).await;
+    let text = parse(&got[1]).2;
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/v1/email/unsubscribe?"))
+        .expect("an unsubscribe link");
+    let query = link.split_once('?').unwrap().1;
+    let forged = query.replace("token=", "token=00");
+    let r = reqwest::get(format!("{}/v1/email/unsubscribe?{forged}", t.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = reqwest::get(format!("{}/v1/email/unsubscribe?{query}", t.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("stopped"));
+    cara.ok("/v1/staff/claim", &json!({"payload": payload}))
+        .await;
+    cara.ok(
+        "/v1/staff/delivery",
+        &json!({"id": id, "status": "ready_for_pickup"}),
+    )
+    .await;
+    smtp.wait_for(2, Duration::from_secs(5)).await;
+    // The patient page's switch turns it on again (the code proves the holder).
+    let (s, _, r) = post_anon(
+        &t.base,
+        "/v1/patient/email",
+        &json!({"payload": payload, "subscribed": true}),
+    )
+    .await;
+    assert_eq!((s.as_u16(), &r["subscribed"]), (200, &json!(true)), "{r}");
+    cara.ok(
+        "/v1/staff/dispense",
+        &json!({"id": id, "lines": [{"item": 0, "quantity": 20, "batch": "LOT-B1"}, {"item": 1, "quantity": 10, "batch": "LOT-B2"}], "complete": true}),
+    )
+    .await;
+    let got = smtp.wait_for(3, Duration::from_secs(60)).await;
+    assert_eq!(
+        parse(&got[2]).0,
+        format!(
+            "Prescription {}: dispensed",
+            issued["short_id"].as_str().unwrap()
+        )
+    );
+    // The hospital's outbox view lists all three as sent, addresses by domain only.
+    let (s, _, rows) = ada.get("/v1/staff/outbox").await;
+    assert_eq!(s, 200, "{rows}");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["state"] == "sent" && r["to_domain"] == "example.invalid"),
+        "{rows:?}"
+    );
+    assert!(!serde_json::to_string(rows)
+        .unwrap()
+        .contains("button.patient"));
+    t.node.stop().await;
+}

@@ -1,0 +1,34 @@
+// The hospital's patient e-mail outbox (GET /v1/staff/outbox): queued, sent
+// and failed messages, newest first. Addresses show their domain only.
+import { get, el, setChildren, say, errorText, staffPage } from "/assets/api.js";
+
+staffPage({
+  root: document.getElementById("app"),
+  roles: ["practitioner", "pharmacist", "courier", "regulator_officer"],
+  userArea: document.getElementById("user-area"),
+  start,
+});
+
+function when(ms) {
+  return ms ? new Date(ms).toLocaleString() : "—";
+}
+
+async function start() {
+  const app = document.getElementById("app");
+  const status = el("p", { class: "status", role: "status", "aria-live": "polite", hidden: true });
+  const table = el("table", { class: "table", id: "outbox" });
+  setChildren(app, status, table);
+  say(status, "Loading the outbox…", "busy");
+  try {
+    const rows = await get("/v1/staff/outbox");
+    say(status, rows.length ? "" : "No messages yet.");
+    setChildren(table,
+      el("thead", {}, el("tr", {}, ["Prescription", "Event", "State", "Attempts", "To (domain)", "Queued", "Sent", "Last error"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows.map((r) => el("tr", { "data-state": r.state },
+        el("td", {}, r.short_id), el("td", {}, r.kind), el("td", {}, r.state), el("td", {}, String(r.attempts)),
+        el("td", {}, r.to_domain), el("td", {}, when(r.queued_at_ms)), el("td", {}, when(r.sent_at_ms)),
+        el("td", {}, r.last_error || "")))));
+  } catch (e) {
+    say(status, errorText(e), "error");
+  }
+}
