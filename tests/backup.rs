@@ -101,6 +101,24 @@ async fn stopped_node() -> (tempfile::TempDir, PathBuf, PathBuf) {
         .await
         .expect("staff registered");
     node.stop().await;
+    // `stop` returns once the node's tasks and Raft have ended; sled may
+    // still write its last flush as the final handles drop. Wait until the
+    // directory is quiet, so the read-only checks below compare against
+    // the directory as the stopped node left it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut last = files(&data);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = files(&data);
+        if now == last {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stopped node's directory kept changing"
+        );
+        last = now;
+    }
     (dir, data, genesis)
 }
 
