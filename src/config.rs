@@ -324,6 +324,13 @@ pub struct EmailSettings {
     /// Days before the end of validity at which an unfilled prescription's
     /// patient is reminded.
     pub expiry_notice_days: u32,
+    /// Seconds between two runs of the expiry scheduler and the outbox
+    /// pruner.
+    pub scan_secs: u64,
+    /// Days a sent or failed message is kept (for the outbox view) before it
+    /// is deleted; a closed prescription's contact (the patient's address)
+    /// goes once its last message has. 0 deletes them at the next scan.
+    pub retention_days: u32,
 }
 
 /// Where patient e-mail goes.
@@ -355,6 +362,8 @@ impl Default for EmailSettings {
             timeout_secs: 10,
             default_lang: "en".into(),
             expiry_notice_days: 3,
+            scan_secs: 60,
+            retention_days: 30,
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Prometheus metrics: chain height, mempool depth and bytes, Raft role,
 //! term and leader, per-peer replication lag, append latency and append
 //! failures, committed transactions, refusals by code, sign-in failures,
-//! and a histogram of submit→commit latency.
+//! the patient e-mail outbox (queued, failed, scheduler runs), and a
+//! histogram of submit→commit latency.
 //!
 //! Labelled series appear once something happened for their label (a peer
-//! was sent entries, a code was refused). There is no e-mail outbox gauge:
-//! the node sends no e-mail yet; add one beside the outbox when it exists.
+//! was sent entries, a code was refused).
 
 use openraft::{BasicNode, RaftMetrics};
 use prometheus_client::encoding::text::encode;
@@ -65,6 +65,8 @@ pub struct Metrics {
     /// Patient e-mails given up (a permanent refusal or too many attempts),
     /// shown to the hospital's admin at `/admin/outbox`.
     pub email_failed: Gauge,
+    /// Completed runs of the expiry scheduler and outbox pruner.
+    pub email_scans: Counter,
     /// Transactions held in the mempool.
     pub mempool_depth: Gauge,
     /// Encoded bytes of the transactions held in the mempool.
@@ -107,6 +109,7 @@ impl Metrics {
             chain_height: Gauge::default(),
             email_outbox_depth: Gauge::default(),
             email_failed: Gauge::default(),
+            email_scans: Counter::default(),
             mempool_depth: Gauge::default(),
             mempool_bytes: Gauge::default(),
             raft_is_leader: Gauge::default(),
@@ -139,6 +142,11 @@ impl Metrics {
             "email_failed",
             "Patient e-mails given up after a permanent refusal or too many attempts",
             m.email_failed.clone(),
+        );
+        registry.register(
+            "email_scans",
+            "Completed runs of the e-mail expiry scheduler and outbox pruner",
+            m.email_scans.clone(),
         );
         registry.register(
             "mempool_depth",

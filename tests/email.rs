@@ -808,8 +808,16 @@ async fn the_email_button_sends_the_code_once_and_unsubscribing_stops_status_mai
             issued["short_id"].as_str().unwrap()
         )
     );
-    // The hospital's outbox view lists all three as sent, addresses by domain only.
-    let (s, _, rows) = ada.get("/v1/staff/outbox").await;
+    // The outbox view is for the hospital's staff admins, not its doctors.
+    let (s, _, r) = ada.get("/v1/staff/outbox").await;
+    assert_eq!(
+        (s.as_u16(), r["code"].as_str()),
+        (403, Some("wrong_role")),
+        "{r}"
+    );
+    // It lists all three as sent, addresses by domain only.
+    let admin = Staff::sign_in(&t.base, "admin.north").await;
+    let (s, _, rows) = admin.get("/v1/staff/outbox").await;
     assert_eq!(s, 200, "{rows}");
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 3, "{rows:?}");
@@ -822,4 +830,348 @@ async fn the_email_button_sends_the_code_once_and_unsubscribing_stops_status_mai
         .unwrap()
         .contains("button.patient"));
     t.node.stop().await;
+}
+
+/// The `To` address of a received message.
+fn to_of(raw: &[u8]) -> String {
+    let m = MessageParser::default().parse(raw).expect("a MIME message");
+    m.to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .expect("a To address")
+        .to_string()
+}
+
+/// `rxchain_email_scans_total` on the node's `/metrics`.
+async fn scans(base: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("rxchain_email_scans_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rxchain_email_scans_total in {text}"))
+}
+
+/// Waits until the scheduler has completed `more` further runs.
+async fn wait_scans(base: &str, more: u64) {
+    let start = scans(base).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scans(base).await < start + more {
+        assert!(
+            Instant::now() < deadline,
+            "the scheduler did not run {more} more times"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Issues a prescription valid `days` for `email`, without the code mail.
+async fn issue_for(ada: &Staff, name: &str, email: &str, days: u32) -> (String, String) {
+    let mut body = issue_with_email(name, email, "en");
+    body["email_code"] = json!(false);
+    body["valid_days"] = json!(days);
+    let r = ada.ok("/v1/staff/prescriptions", &body).await;
+    (
+        r["id"].as_str().unwrap().to_string(),
+        r["payload"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn choose_central(base: &str, payload: &str) {
+    let (s, _, r) = post_anon(
+        base,
+        "/v1/patient/assign",
+        &json!({"payload": payload, "mode": "pickup", "pharmacy": "pharm-central"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expiry_scheduler_reminds_once_and_only_of_unfilled_prescriptions_ending_soon() {
+    if skipped("the_expiry_scheduler_reminds_once_and_only_of_unfilled_prescriptions_ending_soon") {
+        return;
+    }
+    let smtp = Smtp::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let demo = rxchain::demo::Demo::load().unwrap();
+    demo.write_files(dir.path(), &[1]).unwrap();
+    // First life: the scheduler runs at start-up, then not for an hour, so
+    // the prescriptions below are all in place before it looks at them.
+    let (node, base) = common::boot(dir.path(), |s| {
+        s.email = smtp.settings();
+        s.email.scan_secs = 3600;
+    })
+    .await;
+    register_demo_staff(&demo, &rxchain::client::Client::new(base.clone()))
+        .await
+        .unwrap();
+    create_demo_accounts(&demo, &node.accounts).await.unwrap();
+    let ada = Staff::sign_in(&base, "dr.ada").await;
+    let cara = Staff::sign_in(&base, "ph.cara").await;
+    // Ending within 3 days and unfilled: reminded.
+    let (a, _) = issue_for(&ada, "Synthetic Expiring", "expiring.a@example.invalid", 2).await;
+    // Ending in 20 days: not yet.
+    issue_for(&ada, "Synthetic Later", "later.b@example.invalid", 20).await;
+    // Ending within 3 days but dispensed: nothing to remind of.
+    let (c, pc) = issue_for(&ada, "Synthetic Filled", "filled.c@example.invalid", 2).await;
+    choose_central(&base, &pc).await;
+    cara.ok("/v1/staff/claim", &json!({"payload": pc})).await;
+    cara.ok(
+        "/v1/staff/dispense",
+        &json!({"id": c, "lines": [{"item": 0, "quantity": 20, "batch": "LOT-X1"}, {"item": 1, "quantity": 10, "batch": "LOT-X2"}], "complete": true}),
+    )
+    .await;
+    // Ending within 3 days, but the patient turned status mail off.
+    let (_, pd) = issue_for(&ada, "Synthetic Quiet", "quiet.d@example.invalid", 2).await;
+    let (s, _, r) = post_anon(
+        &base,
+        "/v1/patient/email",
+        &json!({"payload": pd, "subscribed": false}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    // Claimed by the pharmacy but not collected: still unfilled, reminded.
+    let (e, pe) = issue_for(&ada, "Synthetic Claimed", "claimed.e@example.invalid", 2).await;
+    choose_central(&base, &pe).await;
+    cara.ok("/v1/staff/claim", &json!({"payload": pe})).await;
+    // C: chosen, claimed, dispensed; E: chosen, claimed.
+    let before = smtp.wait_for(5, Duration::from_secs(60)).await;
+    assert!(
+        before.iter().all(|m| !parse(m).0.ends_with("expires soon")),
+        "no reminder before the scheduler's next run"
+    );
+    node.stop().await;
+
+    // Second life: the scheduler runs every second.
+    let (node, base) = common::boot(dir.path(), |s| {
+        s.email = smtp.settings();
+        s.email.scan_secs = 1;
+    })
+    .await;
+    let got = smtp.wait_for(7, Duration::from_secs(60)).await;
+    let reminders = |got: &[Vec<u8>]| -> Vec<(String, String, String)> {
+        got.iter()
+            .filter(|m| parse(m).0.ends_with("expires soon"))
+            .map(|m| {
+                let (subject, _, text, _, _) = parse(m);
+                (to_of(m), subject, text)
+            })
+            .collect()
+    };
+    let mut r = reminders(&got);
+    r.sort();
+    assert_eq!(
+        r.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+        ["claimed.e@example.invalid", "expiring.a@example.invalid"],
+        "reminders for A and E only"
+    );
+    for ((_, subject, text), id) in r.iter().zip([&e, &a]) {
+        let rec = reqwest::get(format!("{base}/v1/prescriptions/{id}"))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let short_id = rec["short_id"].as_str().unwrap_or_else(|| panic!("{rec}"));
+        assert_eq!(subject, &format!("Prescription {short_id}: expires soon"));
+        assert!(text.contains("has not been filled"), "{text}");
+    }
+    // More runs of the scheduler remind nobody twice.
+    wait_scans(&base, 3).await;
+    assert_eq!(
+        smtp.received().len(),
+        7,
+        "each prescription is reminded at most once"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_sent_mail_and_the_address_of_closed_prescriptions_only() {
+    if skipped("retention_deletes_sent_mail_and_the_address_of_closed_prescriptions_only") {
+        return;
+    }
+    let smtp = Smtp::start(None);
+    let mut settings = smtp.settings();
+    settings.retention_days = 0;
+    settings.scan_secs = 1;
+    let t = start_node(settings).await;
+    let ada = Staff::sign_in(&t.base, "dr.ada").await;
+    let cara = Staff::sign_in(&t.base, "ph.cara").await;
+    let admin = Staff::sign_in(&t.base, "admin.north").await;
+    // X runs its whole course; Y stays open.
+    let (x, px) = issue_for(&ada, "Synthetic Closed", "closed.x@example.invalid", 14).await;
+    let (_, py) = issue_for(&ada, "Synthetic Open", "open.y@example.invalid", 14).await;
+    choose_central(&t.base, &px).await;
+    choose_central(&t.base, &py).await;
+    cara.ok("/v1/staff/claim", &json!({"payload": px})).await;
+    cara.ok(
+        "/v1/staff/dispense",
+        &json!({"id": x, "lines": [{"item": 0, "quantity": 20, "batch": "LOT-R1"}, {"item": 1, "quantity": 10, "batch": "LOT-R2"}], "complete": true}),
+    )
+    .await;
+    // X: chosen, claimed, dispensed; Y: chosen.
+    smtp.wait_for(4, Duration::from_secs(60)).await;
+    // With no retention, the sent messages go at the next runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, _, rows) = admin.get("/v1/staff/outbox").await;
+        assert_eq!(s, 200, "{rows}");
+        if rows.as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sent messages are never pruned: {rows}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_scans(&t.base, 2).await;
+    // The closed prescription's address is gone from the node...
+    let (s, _, r) = post_anon(
+        &t.base,
+        "/v1/patient/email",
+        &json!({"payload": px, "subscribed": true}),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), r["code"].as_str()),
+        (404, Some("no_email")),
+        "{r}"
+    );
+    // ...the open one's is kept, and its patient still hears of it.
+    let (s, _, r) = post_anon(
+        &t.base,
+        "/v1/patient/email",
+        &json!({"payload": py, "subscribed": true}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    cara.ok("/v1/staff/claim", &json!({"payload": py})).await;
+    let got = smtp.wait_for(5, Duration::from_secs(60)).await;
+    assert_eq!(to_of(&got[4]), "open.y@example.invalid");
+    assert!(
+        parse(&got[4]).0.ends_with("being prepared"),
+        "{}",
+        parse(&got[4]).0
+    );
+    t.node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hospital_node_caught_up_by_a_snapshot_mails_where_things_stand_once() {
+    if skipped("a_hospital_node_caught_up_by_a_snapshot_mails_where_things_stand_once") {
+        return;
+    }
+    use common::inproc::{applied_index, is_voter, partition, purged_past, start, wait_until};
+    let smtp = Smtp::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let demo = rxchain::demo::Demo::load().unwrap();
+    demo.write_files(dir.path(), &[1, 2, 3]).unwrap();
+    // Node 1 is North Hospital's, the one that mails its patients.
+    let email = smtp.settings();
+    let n1 = start(dir.path(), 1, None, |s| s.email = email).await;
+    wait_for_leader(&n1).await.unwrap();
+    let addr1 = n1.addr.to_string();
+    let n2 = start(dir.path(), 2, Some(&addr1), |_| {}).await;
+    let n3 = start(dir.path(), 3, Some(&addr1), |_| {}).await;
+    wait_until("nodes 2 and 3 are voters", 60, || {
+        is_voter(&n1, 2) && is_voter(&n1, 3)
+    })
+    .await;
+    let (base1, base2) = (format!("http://{}", n1.addr), format!("http://{}", n2.addr));
+    register_demo_staff(&demo, &rxchain::client::Client::new(base1.clone()))
+        .await
+        .unwrap();
+    create_demo_accounts(&demo, &n1.accounts).await.unwrap();
+    create_demo_accounts(&demo, &n2.accounts).await.unwrap();
+    let ada = Staff::sign_in(&base1, "dr.ada").await;
+    let issued = ada
+        .ok(
+            "/v1/staff/prescriptions",
+            &issue_with_email("Synthetic Away", "away.patient@example.invalid", "en"),
+        )
+        .await;
+    let id = issued["id"].as_str().unwrap().to_string();
+    let payload = issued["payload"].as_str().unwrap().to_string();
+    smtp.wait_for(1, Duration::from_secs(60)).await;
+
+    // The hospital's node is cut off; its last block settles first.
+    let nodes = [&n1, &n2, &n3];
+    partition(&nodes, Some(1));
+    let mut cut_at = n1.chain.tip();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if n1.chain.tip() == cut_at {
+            break;
+        }
+        cut_at = n1.chain.tip();
+    }
+    let cut_index = applied_index(&n1);
+    wait_until("node 2 or 3 leads", 60, || {
+        matches!(n2.raft.metrics().borrow().current_leader, Some(2 | 3))
+    })
+    .await;
+    // Meanwhile the patient chooses Central, which claims, readies and
+    // dispenses everything; more blocks follow, past a snapshot.
+    choose_central(&base2, &payload).await;
+    let cara = Staff::sign_in(&base2, "ph.cara").await;
+    cara.ok("/v1/staff/claim", &json!({"payload": payload}))
+        .await;
+    cara.ok(
+        "/v1/staff/delivery",
+        &json!({"id": id, "status": "ready_for_pickup"}),
+    )
+    .await;
+    cara.ok(
+        "/v1/staff/dispense",
+        &json!({"id": id, "lines": [{"item": 0, "quantity": 20, "batch": "LOT-S1"}, {"item": 1, "quantity": 10, "batch": "LOT-S2"}], "complete": true}),
+    )
+    .await;
+    common::inproc::commit_blocks(
+        &demo,
+        &rxchain::client::Client::new(base2.clone()),
+        "mail",
+        6,
+    )
+    .await;
+    wait_until(
+        "nodes 2 and 3 built a snapshot past node 1 and purged",
+        60,
+        || purged_past(&n2, cut_index) && purged_past(&n3, cut_index),
+    )
+    .await;
+    assert_eq!(n1.chain.tip(), cut_at, "a cut-off node learns nothing");
+    assert_eq!(smtp.received().len(), 1, "and mails nothing");
+    let installed_before = n1.raft.metrics().borrow().snapshot;
+
+    // Healed, node 1 can only catch up from a snapshot; its patient hears
+    // where things stand now, once, not the three steps it missed.
+    partition(&nodes, None);
+    wait_until("node 1 reaches the others' head", 90, || {
+        n1.chain.tip() == n2.chain.tip()
+    })
+    .await;
+    assert_ne!(
+        n1.raft.metrics().borrow().snapshot,
+        installed_before,
+        "node 1 caught up by installing a snapshot"
+    );
+    let got = smtp.wait_for(2, Duration::from_secs(60)).await;
+    assert_eq!(to_of(&got[1]), "away.patient@example.invalid");
+    assert_eq!(
+        parse(&got[1]).0,
+        format!(
+            "Prescription {}: dispensed",
+            issued["short_id"].as_str().unwrap()
+        )
+    );
+    for n in [n3, n2, n1] {
+        n.stop().await;
+    }
 }

@@ -10,44 +10,17 @@
 mod common;
 mod staff_client;
 
-use std::path::Path;
 use std::time::Duration;
 
+use common::boot;
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
-use rxchain::config::Settings;
 use rxchain::demo::Demo;
-use rxchain::node::RunningNode;
-use rxchain::test_support::{
-    create_demo_accounts, demo_settings, register_demo_staff, wait_for_leader,
-};
+use rxchain::test_support::{create_demo_accounts, register_demo_staff};
 use serde_json::{json, Value};
 use staff_client::{assert_error, issue_body, post_anon, send, Staff};
 
 type Answer = (StatusCode, reqwest::header::HeaderMap, Value);
-
-/// Starts demo node 1 over `dir` with `tweak` applied to its settings.
-async fn boot(dir: &Path, tweak: impl FnOnce(&mut Settings)) -> (RunningNode, String) {
-    let mut settings = demo_settings(dir, 1, "127.0.0.1:0".parse().unwrap(), None);
-    tweak(&mut settings);
-    let mut tries = 0;
-    // The database lock of a stopped node goes with its last handle, which
-    // a finishing task may hold a moment longer.
-    let node = loop {
-        match rxchain::node::start(settings.clone()).await {
-            Ok(n) => break n,
-            Err(e) if tries < 50 => {
-                tries += 1;
-                tracing::debug!(error = %e, "node not startable yet");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("the node restarts over its data: {e}"),
-        }
-    };
-    wait_for_leader(&node).await.expect("leader");
-    let base = format!("http://{}", node.addr);
-    (node, base)
-}
 
 /// The same signed-in session, reached at a restarted node's address
 /// (sessions live in the node's database, so they survive the restart).

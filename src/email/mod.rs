@@ -489,8 +489,11 @@ impl Outbox {
                     continue;
                 }
             };
-            let unfilled =
-                matches!(rec.status, RxStatus::Issued | RxStatus::Assigned) && rec.fills.is_empty();
+            // Claimed but not yet dispensed counts: the medicine still waits.
+            let unfilled = matches!(
+                rec.status,
+                RxStatus::Issued | RxStatus::Assigned | RxStatus::Claimed
+            ) && rec.fills.is_empty();
             if unfilled && rec.valid_until > now && rec.valid_until <= horizon {
                 let (key, msg) = self.message(
                     &rec,
@@ -512,6 +515,72 @@ impl Outbox {
             self.wake.notify_one();
         }
         Ok(n)
+    }
+
+    /// Deletes what the outbox no longer needs (the retention rule in
+    /// `docs/rules.md`, "Patient e-mail"): sent and failed messages older
+    /// than `retention_days`, and the contact (the patient's address, the
+    /// unsubscribe token and the QR and expiry marks) of a prescription that
+    /// is closed (completed, cancelled or expired, its delivery finished or
+    /// stalled for as long), has nothing queued and no message left.
+    /// Returns (messages, contacts) deleted.
+    pub fn prune(&self, chain: &ChainStore, now: Timestamp) -> Result<(usize, usize), EmailError> {
+        let keep_ms = u64::from(self.settings.retention_days).saturating_mul(86_400_000);
+        let cutoff = now.0.saturating_sub(keep_ms);
+        let mut messages = 0;
+        for prefix in [keys::SENT, keys::FAILED] {
+            let mut b = Batch::default();
+            for r in self.tree.scan_prefix(prefix) {
+                let (k, v) = r?;
+                let m: Message = decode(&k, &v)?;
+                if m.sent_at_ms.unwrap_or(m.queued_at_ms) <= cutoff {
+                    b.remove(k);
+                    messages += 1;
+                }
+            }
+            self.tree.apply_batch(b)?;
+        }
+        let mut contacts = 0;
+        for r in self.tree.scan_prefix(keys::CONTACT) {
+            let (k, _) = r?;
+            let Some(rx) = crate::store::chain::keys::parse_rx_suffix(&k) else {
+                continue;
+            };
+            let rec = match chain.prescription(&rx) {
+                Ok(Some(rec)) => rec,
+                // Not on this chain (yet): a contact is only made at apply,
+                // so this is a chain replaced under us; keep it.
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(%rx, error = %e, "cannot read a prescription for the outbox pruner");
+                    continue;
+                }
+            };
+            if rec.public_status(now).is_open() || !delivery_settled(&rec, cutoff) {
+                continue;
+            }
+            let left = [keys::QUEUED, keys::SENT, keys::FAILED].iter().any(|p| {
+                self.tree
+                    .scan_prefix(keys::of(p, rx.as_bytes()))
+                    .next()
+                    .is_some()
+            });
+            if left {
+                continue;
+            }
+            let mut b = Batch::default();
+            for p in [
+                keys::CONTACT,
+                keys::QR_MARK,
+                keys::EXPIRY_MARK,
+                keys::PENDING,
+            ] {
+                b.remove(keys::of(p, rx.as_bytes()));
+            }
+            self.tree.apply_batch(b)?;
+            contacts += 1;
+        }
+        Ok((messages, contacts))
     }
 
     /// The status event one applied transaction means for its patient.
@@ -552,15 +621,133 @@ impl Outbox {
         })
     }
 
+    /// What an issue brings to the batch: the pending request's removal,
+    /// and for an applied issue of this hospital the contact (from the
+    /// doctor's request, or the address sealed in the issue) and the QR
+    /// message if the doctor asked for it. Answers whether it wrote
+    /// anything, and the new contact.
+    fn issue_contact(
+        &self,
+        b: &rxchain_contracts::tx::IssueRx,
+        outcome: &Outcome,
+        after: &dyn Fn(&PrescriptionId) -> Option<PrescriptionRecord>,
+        (h, index): (u64, u32),
+        batch: &mut Batch,
+    ) -> Result<(bool, Option<Contact>), EmailError> {
+        let pkey = keys::of(keys::PENDING, b.id.as_bytes());
+        let pending: Option<PendingIssue> = self.get(&pkey)?;
+        let wrote = pending.is_some();
+        if wrote {
+            batch.remove(pkey);
+        }
+        if !outcome.is_applied() {
+            return Ok((wrote, None));
+        }
+        let Some(rec) = after(&b.id) else {
+            return Ok((wrote, None));
+        };
+        if Some(&rec.hospital) != self.org.as_ref() {
+            return Ok((wrote, None));
+        }
+        let (email, lang, qr) = match pending {
+            Some(p) => (p.email, p.lang, p.qr_payload),
+            None => match self.sealed_email(b) {
+                Some(e) => (e, Lang::parse_or_en(&self.settings.default_lang), None),
+                None => return Ok((wrote, None)),
+            },
+        };
+        let mut token = [0u8; 16];
+        if let Err(e) = getrandom::fill(&mut token) {
+            tracing::warn!(error = %e, "no randomness for an unsubscribe token; no e-mail for this prescription");
+            return Ok((wrote, None));
+        }
+        let c = Contact {
+            email,
+            lang,
+            token: hex::encode(token),
+            subscribed: true,
+        };
+        batch.insert(keys::of(keys::CONTACT, b.id.as_bytes()), json(&c));
+        if let Some(payload) = qr {
+            let (k, m) = self.message(
+                &rec,
+                &c,
+                Event::Qr {
+                    payload: Some(payload),
+                    valid_until: rec.valid_until,
+                },
+                h,
+                index,
+            );
+            batch.insert(keys::of(keys::QR_MARK, b.id.as_bytes()), &[][..]);
+            batch.insert(keys::of(keys::QUEUED, &k), json(&m));
+        }
+        Ok((true, Some(c)))
+    }
+
+    /// The messages for blocks a snapshot brought (see
+    /// [`ApplyObserver::catch_up`]): contacts and requested QR mails for
+    /// every issue, as applying them would have made, but of the status
+    /// events only each prescription's newest, and only from a block at
+    /// most [`CATCH_UP_MAX_AGE_MS`] old. A patient whose hospital's node was
+    /// away hears where things stand now, once, not a burst of old news.
+    fn catch_up_inner(
+        &self,
+        blocks: &mut dyn Iterator<Item = Block>,
+        after: &dyn Fn(&PrescriptionId) -> Option<PrescriptionRecord>,
+        now: Timestamp,
+    ) -> Result<Option<Batch>, EmailError> {
+        if self.org.is_none() {
+            return Ok(None);
+        }
+        let mut batch = Batch::default();
+        let mut fresh: HashMap<PrescriptionId, Contact> = HashMap::new();
+        let mut newest: HashMap<PrescriptionId, (u64, u32, TxBody)> = HashMap::new();
+        let mut touched = false;
+        for block in blocks {
+            let h = block.header.height;
+            let recent = block.header.timestamp.0.saturating_add(CATCH_UP_MAX_AGE_MS) >= now.0;
+            for (index, (stx, outcome)) in (0u32..).zip(block.txs.iter().zip(&block.outcomes)) {
+                let body = &stx.tx.body;
+                if let TxBody::Issue(b) = body {
+                    let (wrote, c) =
+                        self.issue_contact(b, outcome, after, (h, index), &mut batch)?;
+                    touched |= wrote;
+                    if let Some(c) = c {
+                        fresh.insert(b.id, c);
+                    }
+                } else if let (true, true, Some(id)) = (outcome.is_applied(), recent, body_rx(body))
+                {
+                    newest.insert(id, (h, index, body.clone()));
+                }
+            }
+        }
+        for (id, (h, index, body)) in newest {
+            let contact = match fresh.get(&id) {
+                Some(c) => Some(c.clone()),
+                None => self.contact(&id)?,
+            };
+            let (Some(c), Some(rec)) = (contact.filter(|c| c.subscribed), after(&id)) else {
+                continue;
+            };
+            if let Some(ev) = Self::status_event(&body, &rec) {
+                let (k, m) = self.message(&rec, &c, ev, h, index);
+                batch.insert(keys::of(keys::QUEUED, &k), json(&m));
+                touched = true;
+            }
+        }
+        Ok(touched.then_some(batch))
+    }
+
     fn plan_inner(
         &self,
         block: &Block,
         outcomes: &[Outcome],
         after: &dyn Fn(&PrescriptionId) -> Option<PrescriptionRecord>,
     ) -> Result<Option<Batch>, EmailError> {
-        let Some(org) = &self.org else {
+        if self.org.is_none() {
             return Ok(None);
-        };
+        }
         let mut batch = Batch::default();
         let mut touched = false;
         // Contacts created earlier in this same block.
@@ -570,54 +757,11 @@ impl Outbox {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             let body = &stx.tx.body;
             if let TxBody::Issue(b) = body {
-                let pkey = keys::of(keys::PENDING, b.id.as_bytes());
-                let pending: Option<PendingIssue> = self.get(&pkey)?;
-                if pending.is_some() {
-                    batch.remove(pkey);
-                    touched = true;
+                let (wrote, c) = self.issue_contact(b, outcome, after, (h, index), &mut batch)?;
+                touched |= wrote;
+                if let Some(c) = c {
+                    fresh.insert(b.id, c);
                 }
-                if !outcome.is_applied() {
-                    continue;
-                }
-                let Some(rec) = after(&b.id) else { continue };
-                if &rec.hospital != org {
-                    continue;
-                }
-                let (email, lang, qr) = match pending {
-                    Some(p) => (p.email, p.lang, p.qr_payload),
-                    None => match self.sealed_email(b) {
-                        Some(e) => (e, Lang::parse_or_en(&self.settings.default_lang), None),
-                        None => continue,
-                    },
-                };
-                let mut token = [0u8; 16];
-                if let Err(e) = getrandom::fill(&mut token) {
-                    tracing::warn!(error = %e, "no randomness for an unsubscribe token; no e-mail for this prescription");
-                    continue;
-                }
-                let c = Contact {
-                    email,
-                    lang,
-                    token: hex::encode(token),
-                    subscribed: true,
-                };
-                batch.insert(keys::of(keys::CONTACT, b.id.as_bytes()), json(&c));
-                touched = true;
-                if let Some(payload) = qr {
-                    let (k, m) = self.message(
-                        &rec,
-                        &c,
-                        Event::Qr {
-                            payload: Some(payload),
-                            valid_until: rec.valid_until,
-                        },
-                        h,
-                        index,
-                    );
-                    batch.insert(keys::of(keys::QR_MARK, b.id.as_bytes()), &[][..]);
-                    batch.insert(keys::of(keys::QUEUED, &k), json(&m));
-                }
-                fresh.insert(b.id, c);
                 continue;
             }
             if !outcome.is_applied() {
@@ -639,6 +783,24 @@ impl Outbox {
             }
         }
         Ok(touched.then_some(batch))
+    }
+}
+
+/// Whether a closed prescription's delivery, if it has one, will bring no
+/// more mail: delivered or returned, or its last step at or before `cutoff`.
+fn delivery_settled(rec: &PrescriptionRecord, cutoff: u64) -> bool {
+    if !matches!(rec.fulfilment, Some(Fulfilment::Delivery { .. })) {
+        return true;
+    }
+    match rec.delivery.last() {
+        Some(d) => {
+            matches!(
+                d.status,
+                DeliveryStatus::Delivered | DeliveryStatus::Returned
+            ) || d.at.0 <= cutoff
+        }
+        // Completed or cancelled before anything was sent out.
+        None => true,
     }
 }
 
@@ -674,10 +836,29 @@ impl ApplyObserver for Outbox {
         })
     }
 
+    fn catch_up(
+        &self,
+        blocks: &mut dyn Iterator<Item = Block>,
+        after: &dyn Fn(&PrescriptionId) -> Option<PrescriptionRecord>,
+    ) -> Option<Batch> {
+        if !self.enabled() {
+            return None;
+        }
+        self.catch_up_inner(blocks, after, crate::clock::now())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the outbox could not catch up with a snapshot's blocks; none queued");
+                None
+            })
+    }
+
     fn applied(&self) {
         self.wake.notify_one();
     }
 }
+
+/// How old a block a snapshot brought may be for its status event to be
+/// mailed (see [`Outbox::catch_up_inner`]): one day.
+pub const CATCH_UP_MAX_AGE_MS: u64 = 86_400_000;
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
     // Our own plain structs: serialising them cannot fail.

@@ -159,9 +159,37 @@ fn backoff(initial_ms: u64, attempts: u32) -> u64 {
         .min(300_000)
 }
 
+/// The periodic work: the expiry notices due, then the pruning of what the
+/// retention rule lets go. Trouble is logged; the sender goes on.
+async fn scan(outbox: &Arc<Outbox>, chain: &Arc<ChainStore>, metrics: &Metrics) {
+    let (o, c) = (outbox.clone(), chain.clone());
+    let r = tokio::task::spawn_blocking(move || {
+        let now = crate::clock::now();
+        let queued = o.queue_expiry_notices(&c, now)?;
+        let pruned = o.prune(&c, now)?;
+        Ok::<_, EmailError>((queued, pruned))
+    })
+    .await;
+    match r {
+        Ok(Ok((queued, (messages, contacts)))) => {
+            if queued > 0 {
+                tracing::info!(queued, "expiry notices queued");
+            }
+            if messages + contacts > 0 {
+                tracing::info!(messages, contacts, "outbox pruned");
+            }
+            metrics.email_scans.inc();
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %error_chain(&e), "the expiry scheduler or pruner failed")
+        }
+        Err(e) => tracing::warn!(error = %e, "the expiry scheduler or pruner panicked"),
+    }
+}
+
 /// Runs until `shutdown` changes: sends what is due, then waits to be woken
-/// (an applied block), for the next retry, or a minute for the expiry
-/// scheduler.
+/// (an applied block), for the next retry, or the next scan (`scan_secs`) of the expiry
+/// scheduler and pruner.
 pub async fn run(
     outbox: Arc<Outbox>,
     chain: Arc<ChainStore>,
@@ -196,26 +224,12 @@ pub async fn run(
         0 => Duration::ZERO,
         n => Duration::from_millis(60_000 / u64::from(n)),
     };
-    let mut last_expiry_scan = None::<tokio::time::Instant>;
+    let scan_every = Duration::from_secs(s.scan_secs.max(1));
+    let mut last_scan = None::<tokio::time::Instant>;
     loop {
-        if last_expiry_scan
-            .is_none_or(|t: tokio::time::Instant| t.elapsed() >= Duration::from_secs(60))
-        {
-            let o = outbox.clone();
-            let c = chain.clone();
-            let r = tokio::task::spawn_blocking(move || {
-                o.queue_expiry_notices(&c, crate::clock::now())
-            })
-            .await;
-            match r {
-                Ok(Ok(n)) if n > 0 => tracing::info!(queued = n, "expiry notices queued"),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %error_chain(&e), "the expiry scheduler failed")
-                }
-                Err(e) => tracing::warn!(error = %e, "the expiry scheduler panicked"),
-            }
-            last_expiry_scan = Some(tokio::time::Instant::now());
+        if last_scan.is_none_or(|t: tokio::time::Instant| t.elapsed() >= scan_every) {
+            scan(&outbox, &chain, &metrics).await;
+            last_scan = Some(tokio::time::Instant::now());
         }
         let next = match pass(&outbox, &t, &s, &hospital, min_gap, &mut shutdown).await {
             Ok(next) => next,
@@ -231,8 +245,9 @@ pub async fn run(
         metrics
             .email_failed
             .set(i64::try_from(f).unwrap_or(i64::MAX));
-        let wait = next.map_or(60_000, |at| {
-            at.saturating_sub(crate::clock::now_ms()).min(60_000)
+        let scan_ms = u64::try_from(scan_every.as_millis()).unwrap_or(60_000);
+        let wait = next.map_or(scan_ms, |at| {
+            at.saturating_sub(crate::clock::now_ms()).min(scan_ms)
         });
         tokio::select! {
             _ = outbox.woken() => {}

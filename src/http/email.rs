@@ -32,7 +32,7 @@ fn email_error(e: EmailError) -> ApiError {
     match e {
         EmailError::NoContact => ApiError::not_found(
             "no_email",
-            "this node holds no e-mail address for the prescription (it is kept only on the issuing hospital's node)",
+            "this node holds no e-mail address for the prescription (addresses are kept only on the issuing hospital's node, and deleted when a closed prescription's retention period ends)",
         ),
         EmailError::BadToken => ApiError::forbidden("bad_token", "the unsubscribe link is not valid"),
         e => ApiError::internal(e),
@@ -234,19 +234,21 @@ pub struct OutboxRow {
 }
 
 /// The outbox of this node's hospital, newest first (the `/admin/outbox`
-/// page). Any staff member of this node's organisation may read it.
+/// page). Only the staff admins of this node's organisation may read it:
+/// it shows which prescriptions' patients were mailed, and when.
 #[utoipa::path(
     get, path = "/v1/staff/outbox", tag = "doctor",
     responses(
         (status = 200, description = "Newest first, at most 500", body = Vec<OutboxRow>),
         (status = 401, description = "`no_session`", body = ErrorBody),
-        (status = 403, description = "`wrong_org`", body = ErrorBody),
+        (status = 403, description = "`wrong_role` (not a staff admin) or `wrong_org`", body = ErrorBody),
     )
 )]
 pub(super) async fn outbox(
     State(s): State<AppState>,
     staff: Staff,
 ) -> Result<Json<Vec<OutboxRow>>, ApiError> {
+    staff.require(&[Role::Admin], "read the e-mail outbox")?;
     let mine = s.consortium().node(s.node_id).map(|(o, _)| o.id.clone());
     if mine.as_ref() != Some(staff.org()) {
         return Err(ApiError::forbidden(

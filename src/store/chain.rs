@@ -215,9 +215,23 @@ pub trait ApplyObserver: Send + Sync {
         outcomes: &[rxchain_contracts::lifecycle::Outcome],
         after: &dyn Fn(&PrescriptionId) -> Option<PrescriptionRecord>,
     ) -> Option<Batch>;
+    /// The writes for blocks a snapshot brought, which this node never
+    /// applied one by one; `after` reads a record as the snapshot left it.
+    /// Called once per install, after it (again at the next open if a crash
+    /// came first: the store keeps [`CATCH_UP`] in the observer's tree until
+    /// these writes are made, in their batch).
+    fn catch_up(
+        &self,
+        blocks: &mut dyn Iterator<Item = Block>,
+        after: &dyn Fn(&PrescriptionId) -> Option<PrescriptionRecord>,
+    ) -> Option<Batch>;
     /// Called once the block and the planned writes are written.
     fn applied(&self);
 }
+
+/// The one key the store keeps in its observer's tree: the first height a
+/// snapshot install brought, until [`ApplyObserver::catch_up`] has seen it.
+pub const CATCH_UP: &[u8] = b"__store/catch_up_from";
 
 /// What [`ChainStore::on_staff_revoked`] calls: quick, synchronous, and
 /// never failing (it logs its own trouble), since it runs inside apply.
@@ -342,6 +356,13 @@ impl ChainStore {
     pub fn set_apply_observer(&self, observer: Arc<dyn ApplyObserver>) {
         if self.observer.set(observer).is_err() {
             tracing::warn!("an apply observer was already installed; the second is ignored");
+            return;
+        }
+        // A crash may have come between a snapshot install and the
+        // observer's catch-up with it (an interrupted install was redone at
+        // open, before any observer was set).
+        if let Err(e) = self.observer_catch_up() {
+            tracing::error!(error = %e, "the apply observer could not catch up with a snapshot");
         }
     }
 
@@ -890,6 +911,16 @@ impl ChainStore {
     ) -> Result<(), StoreError> {
         let mut reader = StreamReader::new(input)?;
         let _gate = self.gate();
+        // The observer will be told of the blocks this install brings beyond
+        // the current tip (a fresh node's brings nothing it should act on).
+        let before = self.tip().height;
+        if let Some(o) = self.observer.get() {
+            if before > 0 && !o.tree().contains_key(CATCH_UP)? {
+                o.tree()
+                    .insert(CATCH_UP, (before + 1).to_be_bytes().as_slice())?;
+                o.tree().flush()?;
+            }
+        }
         self.tree.insert(keys::INSTALLING, &[][..])?;
         self.tree.flush()?;
         let mut batch = Batch::default();
@@ -943,6 +974,47 @@ impl ChainStore {
         *self.tip.write().unwrap_or_else(PoisonError::into_inner) = tip;
         self.refresh_consortium()?;
         tracing::info!(height = tip.height, "chain replaced from a snapshot");
+        self.observer_catch_up()
+    }
+
+    /// Hands the observer the blocks from its [`CATCH_UP`] mark on, and
+    /// writes what it plans together with the mark's removal.
+    fn observer_catch_up(&self) -> Result<(), StoreError> {
+        let Some(o) = self.observer.get() else {
+            return Ok(());
+        };
+        let Some(mark) = o.tree().get(CATCH_UP)? else {
+            return Ok(());
+        };
+        let from = <[u8; 8]>::try_from(mark.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::corrupt("the observer's catch-up mark", "not 8 bytes"))?;
+        let mut failed = None;
+        let mut blocks = self.blocks(from).map_while(|b| match b {
+            Ok(b) => Some(b),
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        });
+        let planned = o.catch_up(&mut blocks, &|id| {
+            self.prescription(id).unwrap_or_else(|e| {
+                tracing::warn!(%id, error = %e, "a prescription record could not be read for the outbox");
+                None
+            })
+        });
+        drop(blocks);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let mut batch = planned.unwrap_or_default();
+        batch.remove(CATCH_UP);
+        o.tree().apply_batch(batch)?;
+        o.applied();
+        tracing::info!(
+            from,
+            "the apply observer caught up with a snapshot's blocks"
+        );
         Ok(())
     }
 

@@ -6,10 +6,15 @@
 #![allow(dead_code)]
 
 pub mod genesis;
+pub mod inproc;
 pub mod issue;
 pub mod spawned;
 
+use std::path::Path;
+use std::time::Duration;
+
 use rxchain::client::Client;
+use rxchain::config::Settings;
 use rxchain::demo::Demo;
 use rxchain::node::RunningNode;
 use rxchain::test_support::{demo_settings, register_demo_staff, wait_for_leader};
@@ -49,4 +54,29 @@ pub async fn start_demo_node() -> TestNode {
         base,
         dir,
     }
+}
+
+/// Starts (or restarts) demo node 1 over `dir`, its files already written,
+/// with `tweak` applied to its settings; answers the node and its base URL
+/// once it leads.
+pub async fn boot(dir: &Path, tweak: impl FnOnce(&mut Settings)) -> (RunningNode, String) {
+    let mut settings = demo_settings(dir, 1, "127.0.0.1:0".parse().unwrap(), None);
+    tweak(&mut settings);
+    let mut tries = 0;
+    // The database lock of a stopped node goes with its last handle, which
+    // a finishing task may hold a moment longer.
+    let node = loop {
+        match rxchain::node::start(settings.clone()).await {
+            Ok(n) => break n,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                tracing::debug!(error = %e, "node not startable yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the node restarts over its data: {e}"),
+        }
+    };
+    wait_for_leader(&node).await.expect("leader");
+    let base = format!("http://{}", node.addr);
+    (node, base)
 }
