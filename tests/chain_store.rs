@@ -14,8 +14,9 @@ use rxchain_contracts::lifecycle::Rejection;
 use rxchain_contracts::privacy::{self, AccessSecret};
 use rxchain_contracts::state::RxStatus;
 use rxchain_contracts::tx::{
-    claim_proof_message, CancelReason, CancelRx, ClaimRx, DispenseLine, DispenseRx, IssueRx, Item,
-    RegisterStaff, Role, Transaction, TxBody, CLAIM_PROOF_TAG,
+    claim_proof_message, AssignRx, CancelReason, CancelRx, ClaimRx, DeliveryEvent, DeliveryStatus,
+    DispenseLine, DispenseRx, Fulfilment, IssueRx, Item, RegisterStaff, Role, Transaction, TxBody,
+    CLAIM_PROOF_TAG,
 };
 use rxchain_contracts::verify::verify_chain;
 use rxchain_contracts::{
@@ -173,6 +174,49 @@ impl<'g> Txs<'g> {
                 complete: false,
             }),
         )
+    }
+
+    fn assign_delivery(
+        &mut self,
+        pharmacy: &str,
+        id: PrescriptionId,
+        secret: &AccessSecret,
+        at: u64,
+    ) -> SignedTx {
+        let mut entropy = |buf: &mut [u8]| buf.fill(5);
+        let address = privacy::seal(
+            &[7u8; 32],
+            &privacy::address_context(&id),
+            b"1 Synthetic Street",
+            &mut entropy,
+        );
+        let data_key = self.g.org(&org_id(pharmacy)).expect("pharmacy").data_key;
+        let handover = privacy::wrap_for_key(
+            &data_key,
+            &privacy::handover_context(&id),
+            secret.expose(),
+            &mut entropy,
+        )
+        .expect("genesis data keys are valid points");
+        let body = TxBody::Assign(AssignRx {
+            id,
+            fulfilment: Fulfilment::Delivery {
+                pharmacy: org_id(pharmacy),
+                address,
+            },
+            handover: Some(handover),
+        });
+        self.sign(&secret.signing_key(), at, body)
+    }
+
+    fn delivery(
+        &mut self,
+        who: &SecretKey,
+        id: PrescriptionId,
+        status: DeliveryStatus,
+        at: u64,
+    ) -> SignedTx {
+        self.sign(who, at, TxBody::Delivery(DeliveryEvent { id, status }))
     }
 
     fn cancel(&mut self, doctor: &SecretKey, id: PrescriptionId, at: u64) -> SignedTx {
@@ -558,4 +602,98 @@ fn assigned_prescription_is_indexed_under_its_pharmacy() {
         vec![rx]
     );
     assert_eq!(chain.by_status(RxStatus::Assigned).expect("read"), vec![rx]);
+}
+
+/// The regulator's "handed over in this period" (FHIR `whenhandedover`): a
+/// delivery dispensed on day 1 and delivered on day 3 is a candidate for a
+/// period of day 3 alone, where no dispense happened (the search then keeps
+/// the lines whose hand-over time lies in the period).
+#[test]
+fn a_delivery_dispensed_before_a_period_and_delivered_in_it_is_a_candidate_of_the_period() {
+    use rxchain::query::day::{Day, DayRange};
+    use rxchain::query::reports::{fills, handed_over_candidates};
+    let dir = TempDir::new().expect("temp dir");
+    let g = genesis("rx-handed-over");
+    let storage = open(&dir, &g).expect("storage opens");
+    let mut t = Txs { g: &g, nonce: 0 };
+    let doctor = sk("doctor");
+    let pharmacist = sk("pharmacist-b");
+    let rx = PrescriptionId::from_bytes([9; 16]);
+    let secret = AccessSecret::from_bytes([99; 32]);
+    append(
+        &storage,
+        vec![
+            t.register("hosp-a", &doctor, Role::Practitioner, T0),
+            t.register("pharm-b", &pharmacist, Role::Pharmacist, T0),
+        ],
+        T0,
+    );
+    // Day 1: issued, sent for delivery by pharmacy b, claimed, dispensed, packed.
+    let d1 = T0 + DAY;
+    append(&storage, vec![t.issue(&doctor, rx, &secret, d1)], d1);
+    append(
+        &storage,
+        vec![t.assign_delivery("pharm-b", rx, &secret, d1 + 1)],
+        d1 + 1,
+    );
+    append(
+        &storage,
+        vec![t.claim(&pharmacist, "pharm-b", rx, &secret, d1 + 2)],
+        d1 + 2,
+    );
+    append(
+        &storage,
+        vec![t.dispense_all(&pharmacist, rx, d1 + 3)],
+        d1 + 3,
+    );
+    append(
+        &storage,
+        vec![t.delivery(&pharmacist, rx, DeliveryStatus::Packed, d1 + 4)],
+        d1 + 4,
+    );
+    // Day 3: dispatched and delivered.
+    let d3 = T0 + 3 * DAY;
+    for (i, status) in [
+        DeliveryStatus::Dispatched,
+        DeliveryStatus::OutForDelivery,
+        DeliveryStatus::Delivered,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = d3 + i as u64;
+        let b = append(&storage, vec![t.delivery(&pharmacist, rx, status, at)], at);
+        assert_eq!(b.outcomes, vec![Outcome::Applied], "{status:?}");
+    }
+    let chain = &storage.chain;
+    let rec = chain.prescription(&rx).expect("reads").expect("exists");
+    assert_eq!(rec.status, RxStatus::Completed);
+    let days = |from: u64, to: u64| {
+        DayRange::new(
+            Some(Day::of(Timestamp(from)).expect("day")),
+            Day::of(Timestamp(to)).expect("day"),
+        )
+        .expect("range")
+    };
+    // Day 3 has no dispense, yet the hand-over is in it.
+    assert!(fills(chain, days(d3, d3)).expect("reads").is_empty());
+    assert_eq!(
+        handed_over_candidates(chain, days(d3, d3)).expect("reads"),
+        vec![rx]
+    );
+    // Day 1 has the dispense (its hand-over time then keeps it out of a
+    // day-1 search); day 2 has nothing.
+    assert_eq!(
+        handed_over_candidates(chain, days(d1, d1)).expect("reads"),
+        vec![rx]
+    );
+    let d2 = T0 + 2 * DAY;
+    assert!(handed_over_candidates(chain, days(d2, d2))
+        .expect("reads")
+        .is_empty());
+    // Over all three days it is listed once.
+    assert_eq!(
+        handed_over_candidates(chain, days(d1, d3)).expect("reads"),
+        vec![rx]
+    );
 }

@@ -529,6 +529,62 @@ async fn a_prescription_exports_as_valid_fhir_at_every_step_and_only_its_hospita
         None,
     );
 
+    // 6b. A delivery that fails, then comes back: on-hold, then stopped,
+    // never handed over, so the regulator's period search still finds
+    // only the two delivered lines.
+    let failed = ada
+        .ok(
+            "/v1/staff/prescriptions",
+            &issue_body("Synthetic Patient Not Home", 14),
+        )
+        .await;
+    let fid = failed["id"].as_str().unwrap().to_string();
+    let fpayload = failed["payload"].as_str().unwrap().to_string();
+    let (s, _, r) = post_anon(
+        &base,
+        "/v1/patient/assign",
+        &json!({"payload": fpayload, "mode": "delivery", "pharmacy": "pharm-harbour", "address": "2 Synthetic Road"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    dan.ok("/v1/staff/claim", &json!({"payload": fpayload}))
+        .await;
+    dan.ok("/v1/staff/dispense", &json!({"id": fid, "lines": [{"item": 0, "quantity": 20, "batch": "LOT-F1"}, {"item": 1, "quantity": 10, "batch": "LOT-F2"}], "complete": true})).await;
+    dan.ok(
+        "/v1/staff/delivery",
+        &json!({"id": fid, "status": "packed"}),
+    )
+    .await;
+    dan.ok(
+        "/v1/staff/hand-over",
+        &json!({"id": fid, "carrier": "logi-swift"}),
+    )
+    .await;
+    let fq = format!("/fhir/r4/MedicationDispense?prescription={fid}");
+    for (status, fhir) in [
+        ("dispatched", "in-progress"),
+        ("failed", "on-hold"),
+        ("returned", "stopped"),
+    ] {
+        finn.ok("/v1/staff/delivery", &json!({"id": fid, "status": status}))
+            .await;
+        let (s, md) = get(&base, Some(&gail), &fq).await;
+        assert_eq!(s, StatusCode::OK, "{md}");
+        assert_eq!(statuses(&md), [fhir, fhir], "after {status}: {md}");
+        assert!(
+            resources(&md)
+                .iter()
+                .all(|d| d.get("whenHandedOver").is_none()),
+            "after {status}, nothing was handed over: {md}"
+        );
+        seen.keep(&md);
+    }
+    let (_, again) = get(&base, Some(&gail), &search).await;
+    assert_eq!(
+        again["total"], 2,
+        "a returned delivery is no hand-over: {again}"
+    );
+
     // 7. A cancelled prescription is cancelled in FHIR too.
     let other = ada
         .ok(
@@ -678,6 +734,18 @@ async fn a_hospital_systems_medication_request_imports_round_trips_and_bad_ones_
     let p = contained(&back, "Patient").unwrap();
     assert_eq!(p["name"][0]["text"], "Synthia Q Importwell");
     assert_eq!(p["identifier"][0]["value"], "SYNTH-IMPORT-0042");
+    assert_eq!(
+        p["identifier"][0]["system"], "urn:oid:2.16.840.1.113883.2.4.6.3",
+        "the patient identifier keeps its system"
+    );
+    // The hospital's own order number comes back beside our item id.
+    let idents = back["identifier"].as_array().unwrap();
+    assert!(
+        idents
+            .iter()
+            .any(|i| i["system"] == "urn:oid:1.2.36.146.595.217.0.1" && i["value"] == "ORD-77812"),
+        "{idents:?}"
+    );
     assert_eq!(p["birthDate"], "1975-03-09");
     assert_eq!(p["telecom"][0]["value"], "synthia@example.invalid");
     assert_eq!(
@@ -701,15 +769,60 @@ async fn a_hospital_systems_medication_request_imports_round_trips_and_bad_ones_
         (StatusCode::CREATED, Some(id.as_str())),
         "{again}"
     );
+    // If-None-Exist is a search for the order: the order posted first
+    // (ORD-77812) exists, so it answers that prescription, 200, without its
+    // code (this request did not create it).
+    let (s, found) = post(
+        &ada,
+        path,
+        &input,
+        &[(
+            "if-none-exist",
+            "identifier=urn:oid:1.2.36.146.595.217.0.1|ORD-77812",
+        )],
+    )
+    .await;
+    assert_eq!(
+        (s, found["id"].as_str()),
+        (StatusCode::OK, Some(id.as_str())),
+        "{found}"
+    );
+    assert!(found.get("extension").is_none(), "{found}");
+    // A new order creates (201); the same condition again answers it (200),
+    // with its code for the same doctor's same request, and even with
+    // another body nothing new is created.
+    let mut other = input.clone();
+    other["identifier"][0]["value"] = json!("ORD-77813");
     let cond = [(
         "if-none-exist",
-        "identifier=urn:oid:1.2.36.146.595.217.0.1|ORD-77813",
+        "identifier=urn:oid:1.2.36.146.595.217.0.1%7CORD-77813",
     )];
-    let (s, c1) = post(&ada, path, &input, &cond).await;
+    let (s, c1) = post(&ada, path, &other, &cond).await;
     assert_eq!(s, StatusCode::CREATED, "{c1}");
-    let (_, c2) = post(&ada, path, &input, &cond).await;
-    assert_eq!(c1["id"], c2["id"]);
+    let (s, c2) = post(&ada, path, &other, &cond).await;
+    assert_eq!((s, &c1["id"]), (StatusCode::OK, &c2["id"]), "{c2}");
+    assert_eq!(
+        c2["extension"], c1["extension"],
+        "the creator's retry gets its code back"
+    );
+    let mut changed = other.clone();
+    changed["note"] = json!([{"text": "a second note, same order"}]);
+    let (s, c3) = post(&ada, path, &changed, &cond).await;
+    assert_eq!((s, &c3["id"]), (StatusCode::OK, &c1["id"]), "{c3}");
+    assert!(c3.get("extension").is_none(), "{c3}");
     assert_ne!(c1["id"].as_str(), Some(id.as_str()));
+    // Conditions we do not evaluate are refused, never ignored.
+    for (cond, code) in [
+        ("patient=Patient/1", "unsupported_search_parameter"),
+        (
+            "identifier=ORD-1&status=active",
+            "unsupported_search_parameter",
+        ),
+        ("identifier=ORD-1", "bad_query"),
+    ] {
+        let got = post(&ada, path, &other, &[("if-none-exist", cond)]).await;
+        assert_outcome(&got, 400, code, None);
+    }
     let (_, _, mine) = ada.get("/v1/staff/prescriptions").await;
     let imported = mine
         .as_array()
@@ -717,7 +830,13 @@ async fn a_hospital_systems_medication_request_imports_round_trips_and_bad_ones_
         .iter()
         .filter(|p| p["patient_name"] == "Synthia Q Importwell")
         .count();
-    assert_eq!(imported, 2, "two prescriptions for three posts: {mine}");
+    assert_eq!(imported, 2, "two prescriptions, however many posts: {mine}");
+
+    // Paths and methods we do not serve answer an OperationOutcome too.
+    let got = get(&base, Some(&ada), "/fhir/r4/Patient/1").await;
+    assert_outcome(&got, 404, "not_supported", None);
+    let got = get(&base, None, "/fhir/r4/MedicationRequest").await;
+    assert_outcome(&got, 405, "method_not_allowed", None);
 
     // 4. Refusals name the exact element.
     let bad = |f: &dyn Fn(&mut Value)| {

@@ -164,12 +164,24 @@ pub fn medication_concept(item: &Item) -> CodeableConcept {
     }
 }
 
+/// The patient's identifier as a FHIR Identifier: an imported one was kept
+/// as the token `system|value` (the system a URI); one typed in our form is
+/// a plain value in [`SYS_PATIENT_ID`].
+pub fn patient_identifier(stored: &str) -> Identifier {
+    match stored.split_once('|') {
+        Some((system, value)) if system.contains(':') && !value.is_empty() => {
+            Identifier::new(system, value)
+        }
+        _ => Identifier::new(SYS_PATIENT_ID, stored),
+    }
+}
+
 fn patient(content: &PrivateContent) -> Patient {
     let p = &content.patient;
     Patient {
         resource_type: "Patient",
         id: "patient".into(),
-        identifier: vec![Identifier::new(SYS_PATIENT_ID, &p.identifier)],
+        identifier: vec![patient_identifier(&p.identifier)],
         name: vec![HumanName {
             text: p.name.clone(),
         }],

@@ -17,7 +17,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::export::ATC;
+use super::export::{self, ATC};
 use super::time;
 
 /// Why a MedicationRequest cannot become a prescription, and where.
@@ -76,6 +76,11 @@ pub struct Imported {
     pub patient: PatientDetails,
     /// Notes, joined by new lines.
     pub notes: String,
+    /// The hospital system's own identifiers of the order
+    /// (`MedicationRequest.identifier`) that name their system, as
+    /// (system, value); one without a system identifies nothing outside
+    /// its sender and is not kept.
+    pub identifiers: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -89,7 +94,7 @@ struct InRequest {
     #[serde(default)]
     text: Option<IgnoredAny>,
     #[serde(default)]
-    identifier: Option<IgnoredAny>,
+    identifier: Vec<InIdentifier>,
     status: String,
     intent: String,
     #[serde(default)]
@@ -224,7 +229,7 @@ struct InIdentifier {
     #[serde(default, rename = "type")]
     kind: Option<IgnoredAny>,
     #[serde(default)]
-    system: Option<IgnoredAny>,
+    system: Option<String>,
     #[serde(default)]
     value: Option<String>,
 }
@@ -320,7 +325,7 @@ pub fn medication_request(
         return err_r("invalid_element", MR, "the body must be a JSON object");
     }
     let mut r: InRequest = read(body, MR, false)?;
-    let _ = (&r.id, &r.meta, &r.text, &r.identifier, &r.category);
+    let _ = (&r.id, &r.meta, &r.text, &r.category);
     let _ = (&r.encounter, &r.authored_on, &r.requester);
     if r.resource_type != MR {
         return err_r(
@@ -436,6 +441,30 @@ fn finish(
 ) -> Result<Imported, ImportError> {
     const MR: &str = "MedicationRequest";
     let _ = &concept.text;
+    let mut identifiers = Vec::new();
+    for (n, i) in r.identifier.iter().enumerate() {
+        let _ = (&i.usage, &i.kind);
+        let at = format!("{MR}.identifier[{n}]");
+        let Some(value) = i.value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+            return err_r(
+                "missing_element",
+                format!("{at}.value"),
+                "an identifier needs a value",
+            );
+        };
+        let system = i.system.as_deref().map_or("", str::trim);
+        if value.chars().count() > 200 || system.chars().count() > 200 {
+            return err_r(
+                "invalid_element",
+                at,
+                "an identifier's system and value have at most 200 characters each",
+            );
+        }
+        if !system.is_empty() {
+            identifiers.push((system.to_string(), value.to_string()));
+        }
+    }
+
     // The ATC coding; other systems are not ours to translate.
     if concept.coding.is_empty() {
         return err_r(
@@ -610,10 +639,28 @@ fn finish(
             "the patient's name is required",
         );
     };
-    let identifier = p.identifier.iter().find_map(|i| {
-        let _ = (&i.usage, &i.kind, &i.system);
-        i.value.clone()
+    let identifier = p.identifier.iter().enumerate().find_map(|(n, i)| {
+        let _ = (&i.usage, &i.kind);
+        i.value.as_ref().map(|v| (n, i.system.as_deref(), v.trim()))
     });
+    let identifier = match identifier {
+        Some((n, _, v)) if v.contains('|') => {
+            return err_r(
+                "invalid_element",
+                format!("{pat_at}.identifier[{n}].value"),
+                "an identifier value may not contain '|'",
+            )
+        }
+        // The system is kept with the value as a FHIR token,
+        // `system|value`, so that the export gives both back.
+        Some((_, Some(system), v))
+            if !system.trim().is_empty() && system != export::SYS_PATIENT_ID =>
+        {
+            Some(format!("{}|{v}", system.trim()))
+        }
+        Some((_, _, v)) => Some(v.to_string()),
+        None => None,
+    };
     let Some(identifier) = identifier else {
         return err_r(
             "missing_element",
@@ -654,5 +701,6 @@ fn finish(
             email,
         },
         notes,
+        identifiers,
     })
 }

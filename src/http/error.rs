@@ -209,6 +209,21 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
 }
 
 impl ApiError {
+    /// The seconds a client should wait before retrying, for the answers
+    /// sent with `Retry-After` (429 and 503).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyAttempts { retry_after_secs }
+            | ApiError::Busy {
+                retry_after_secs, ..
+            }
+            | ApiError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -330,16 +345,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let code = self.code().to_string();
-        let retry_after = match &self {
-            ApiError::TooManyAttempts { retry_after_secs }
-            | ApiError::Busy {
-                retry_after_secs, ..
-            }
-            | ApiError::RateLimited {
-                retry_after_secs, ..
-            } => Some(*retry_after_secs),
-            _ => None,
-        };
+        let retry_after = self.retry_after_secs();
         let (receipt, detail) = match self {
             ApiError::Refused(r, receipt) => (receipt, Some(r)),
             ApiError::NotAdmitted(r) => (None, Some(r)),

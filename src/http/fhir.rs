@@ -13,8 +13,6 @@
 //! OperationOutcome with our stable code. The mapping itself is
 //! [`crate::fhir`].
 
-use std::collections::HashMap;
-
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::request::Parts;
@@ -32,13 +30,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::common::{blocking, no_store, opened};
-use super::idempotency::{sign_once, HashedJson, IdempotencyKey, Signed};
+use super::idempotency::{sign_once, signed_before, HashedJson, IdempotencyKey, Signed};
 use super::session::{Staff, StaffCsrf};
 use super::{ApiError, ApiPath, ApiQuery, AppState};
 use crate::clock::now;
 use crate::fhir::export::{self, Party, RxView, TxProof};
 use crate::fhir::import::{self, Drug, ImportError, Imported};
-use crate::fhir::resources::{Bundle, BundleEntry, BundleLink, BundleSearch, Extension, Resource};
+use crate::fhir::resources::{
+    Bundle, BundleEntry, BundleLink, BundleSearch, Extension, Identifier, Resource,
+};
 use crate::fhir::{self as model, MEDIA_TYPE};
 use crate::qr::QrPayload;
 use crate::query::day::{Day, DayRange};
@@ -48,14 +48,44 @@ use crate::txbuild::{self, IssueInput};
 /// `/fhir/r4/...`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/fhir/r4/metadata", get(metadata))
+        .route("/fhir/r4/metadata", get(metadata).fallback(not_allowed))
         .route(
             "/fhir/r4/MedicationRequest",
-            axum::routing::post(create_request),
+            axum::routing::post(create_request).fallback(not_allowed),
         )
-        .route("/fhir/r4/MedicationRequest/{id}", get(read_request))
-        .route("/fhir/r4/MedicationDispense", get(search_dispenses))
-        .route("/fhir/r4/Provenance", get(search_provenance))
+        .route(
+            "/fhir/r4/MedicationRequest/{id}",
+            get(read_request).fallback(not_allowed),
+        )
+        .route(
+            "/fhir/r4/MedicationDispense",
+            get(search_dispenses).fallback(not_allowed),
+        )
+        .route(
+            "/fhir/r4/Provenance",
+            get(search_provenance).fallback(not_allowed),
+        )
+        .route("/fhir/r4", axum::routing::any(not_served))
+        .route("/fhir/r4/", axum::routing::any(not_served))
+        .route("/fhir/r4/{*rest}", axum::routing::any(not_served))
+}
+
+/// A path under `/fhir/r4/` that is not served: an OperationOutcome, as
+/// FHIR clients expect, never the JSON API's error body.
+async fn not_served(uri: axum::http::Uri) -> FhirError {
+    ApiError::not_found(
+        "not_supported",
+        format!(
+            "{} is not served here; /fhir/r4/metadata lists what is",
+            uri.path()
+        ),
+    )
+    .into()
+}
+
+/// A served FHIR path asked with a method it does not take.
+async fn not_allowed() -> FhirError {
+    ApiError::MethodNotAllowed.into()
 }
 
 /// A failure as an OperationOutcome: the JSON API's error with its status
@@ -93,13 +123,19 @@ impl IntoResponse for FhirError {
         if let ApiError::Internal(e) = &self.error {
             tracing::error!(error = %super::error::error_chain(e.as_ref()), "FHIR request failed");
         }
+        let retry_after = self.error.retry_after_secs();
         let outcome = export::operation_outcome(
             status.as_u16(),
             self.error.code(),
             &self.error.to_string(),
             self.expression,
         );
-        fhir_json(status, &outcome)
+        let mut resp = fhir_json(status, &outcome);
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 
@@ -343,7 +379,11 @@ pub(super) async fn read_request(
         Ok((load(&st, rec, who.as_ref())?, i))
     })
     .await?;
-    let resource = export::medication_request(&loaded.view(), i);
+    let mut resource = export::medication_request(&loaded.view(), i);
+    // The hospital's own order numbers go back to those who see identity.
+    if loaded.content.is_some() {
+        add_order_identifiers(&s, &rx, &mut resource).await?;
+    }
     Ok(private(
         loaded.content.is_some(),
         fhir_json(StatusCode::OK, &resource),
@@ -592,8 +632,12 @@ fn handed_over_bounds(params: &[(String, String)]) -> Result<(Timestamp, Timesta
     }
 }
 
-/// The regulator's search: every line dispensed in the days of the range,
-/// by `performer` when given, whose hand-over falls within `[from, to]`.
+/// The regulator's search: every dispensed line, by `performer` when
+/// given, whose hand-over falls within `[from, to]`: a pickup at its
+/// dispense, a delivery when it was delivered (possibly days after the
+/// dispense, so the candidates are the prescriptions with either in the
+/// days of the range). Ordered by hand-over time, then resource id, so
+/// that pages are stable.
 fn regulator_search(
     s: &AppState,
     who: &Who,
@@ -602,35 +646,36 @@ fn regulator_search(
     to: Timestamp,
     range: DayRange,
 ) -> Result<(Vec<Resource>, bool), ApiError> {
-    let lines = crate::query::reports::fills(&s.chain, range).map_err(ApiError::internal)?;
-    let mut seen = Vec::new();
-    let mut loaded: HashMap<PrescriptionId, Loaded> = HashMap::new();
-    let mut out = Vec::new();
+    let candidates = crate::query::reports::handed_over_candidates(&s.chain, range)
+        .map_err(ApiError::internal)?;
+    let mut found = Vec::new();
     let mut named = false;
-    for line in lines {
-        if performer.is_some_and(|p| p != &line.pharmacy) || seen.contains(&line.tx) {
-            continue;
-        }
-        seen.push(line.tx);
-        if !loaded.contains_key(&line.rx) {
-            let rec = super::rx::load(s, &line.rx)?;
-            loaded.insert(line.rx, load(s, rec, Some(who))?);
-        }
-        let l = &loaded[&line.rx];
-        named |= l.content.is_some();
-        let Some(f) = l.rec.fills.iter().position(|x| x.tx == line.tx) else {
-            continue;
-        };
-        for d in export::fill_dispenses(&l.view(), f) {
-            let handed = d
-                .when_handed_over
-                .as_deref()
-                .and_then(|t| crate::fhir::time::parse(t).ok());
-            if handed.is_some_and(|t| t >= from && t <= to) {
-                out.push(Resource::MedicationDispense(Box::new(d)));
+    for rx in candidates {
+        let rec = super::rx::load(s, &rx)?;
+        let l = load(s, rec, Some(who))?;
+        let mut any = false;
+        for (f, fill) in l.rec.fills.iter().enumerate() {
+            if performer.is_some_and(|p| p != &fill.pharmacy) {
+                continue;
+            }
+            for d in export::fill_dispenses(&l.view(), f) {
+                let handed = d
+                    .when_handed_over
+                    .as_deref()
+                    .and_then(|t| crate::fhir::time::parse(t).ok());
+                if let Some(t) = handed.filter(|t| *t >= from && *t <= to) {
+                    any = true;
+                    found.push((t, d));
+                }
             }
         }
+        named |= any && l.content.is_some();
     }
+    found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    let out = found
+        .into_iter()
+        .map(|(_, d)| Resource::MedicationDispense(Box::new(d)))
+        .collect();
     Ok((out, named))
 }
 
@@ -746,16 +791,17 @@ fn provenances(s: &AppState, id: &PrescriptionId) -> Result<Vec<Resource>, ApiEr
 /// with the signed-in doctor's key.
 #[utoipa::path(
     post, path = "/fhir/r4/MedicationRequest", tag = "fhir",
-    description = "Create from a hospital system signed in as a doctor (session cookie and CSRF token). The answer is the created MedicationRequest with the QR payload and the patient link as extensions (`urn:rxchain:fhir:qr-payload`, `urn:rxchain:fhir:patient-link`), shown once. A retry with the same `Idempotency-Key` or `If-None-Exist` creates nothing new and answers the same prescription.",
+    description = "Create from a hospital system signed in as a doctor (session cookie and CSRF token). The answer is the created MedicationRequest with the QR payload and the patient link as extensions (`urn:rxchain:fhir:qr-payload`, `urn:rxchain:fhir:patient-link`), shown once. A retry with the same `Idempotency-Key` creates nothing new and answers the same prescription. `If-None-Exist: identifier=<system>|<value>` is conditional create: when this hospital already created a prescription for that order identifier, the answer is 200 with it and nothing is created.",
     params(
         ("x-csrf-token" = String, Header, description = "The session's CSRF token"),
-        ("If-None-Exist" = Option<String>, Header, description = "A condition; the same one again creates nothing new"),
+        ("If-None-Exist" = Option<String>, Header, description = "`identifier=<system>|<value>`: create only if this hospital has no prescription for that order"),
     ),
     request_body(content = Object, content_type = "application/fhir+json", description = "A FHIR R4 MedicationRequest with a contained Patient"),
     responses(
+        (status = 200, description = "If-None-Exist matched: the existing MedicationRequest (its code only for the request that created it); nothing was created", body = Object, content_type = "application/fhir+json"),
         (status = 201, description = "MedicationRequest, committed", body = Object, content_type = "application/fhir+json"),
         (status = 202, description = "OperationOutcome: signed, the commit is slow; carries the QR payload and the poll URL", body = Object, content_type = "application/fhir+json"),
-        (status = 400, description = "OperationOutcome: malformed JSON, `bad_idempotency_key`, a form check", body = Object, content_type = "application/fhir+json"),
+        (status = 400, description = "OperationOutcome: malformed JSON, `bad_idempotency_key`, a form check, `unsupported_search_parameter` or `bad_query` (an If-None-Exist we do not evaluate)", body = Object, content_type = "application/fhir+json"),
         (status = 401, description = "OperationOutcome `no_session`, `staff_revoked`", body = Object, content_type = "application/fhir+json"),
         (status = 403, description = "OperationOutcome `csrf_missing`, `csrf_mismatch`, `wrong_role`, or a chain refusal", body = Object, content_type = "application/fhir+json"),
         (status = 404, description = "OperationOutcome: a chain refusal (unknown organisation)", body = Object, content_type = "application/fhir+json"),
@@ -801,8 +847,25 @@ pub(super) async fn create_request(
         .map(|v| v.to_str().map(str::to_owned))
         .transpose()
         .map_err(|_| bad("bad_query", "If-None-Exist must be visible ASCII text"))?;
+    let order = condition.as_deref().map(order_condition).transpose()?;
     let idem = idem?.or_condition(condition.as_deref());
     let scoped = idem.for_staff(&staff, "fhir-medication-request", "", &hash);
+    // Conditional create: an order this hospital already made a
+    // prescription for answers that prescription (200), creating nothing.
+    if let Some((system, value)) = order.clone() {
+        let (st, org) = (s.clone(), staff.org().clone());
+        let found = blocking(move || Ok(st.orders.find(&org, &system, &value)?)).await?;
+        if let Some(rx) = found {
+            let before = signed_before(&s, scoped.as_ref()).await?;
+            return existing_request(&s, &staff, rx, before).await;
+        }
+    }
+    let mut orders = imported.identifiers.clone();
+    if let Some(o) = order {
+        if !orders.contains(&o) {
+            orders.push(o);
+        }
+    }
     let content = PrivateContent {
         patient: imported.patient.clone(),
         dosage: vec![imported.dosage.clone()],
@@ -816,16 +879,7 @@ pub(super) async fn create_request(
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::internal("an issue was signed without its payload"))?;
     let payload = QrPayload::parse(&text).map_err(ApiError::internal)?;
-    let extensions = vec![
-        Extension {
-            url: export::EXT_QR_PAYLOAD.into(),
-            value_string: text.clone(),
-        },
-        Extension {
-            url: export::EXT_PATIENT_LINK.into(),
-            value_string: payload.patient_link(""),
-        },
-    ];
+    let extensions = code_extensions(&text, &payload);
     match submit(&s, signed.tx).await.map_err(ApiError::from)? {
         Submitted::Committed(r) => match &r.outcome {
             Outcome::Applied => {}
@@ -848,6 +902,10 @@ pub(super) async fn create_request(
         }
         Submitted::Relayed(r) => return Err(ApiError::Relayed(r).into()),
     }
+    if !orders.is_empty() {
+        let (st, org, id) = (s.clone(), staff.org().clone(), payload.id);
+        blocking(move || Ok(st.orders.record(&org, &id, &orders)?)).await?;
+    }
     let who = Who {
         org: staff.org().clone(),
         role: staff.account().role,
@@ -865,8 +923,124 @@ pub(super) async fn create_request(
         loaded.content = Some(content);
     }
     let mut resource = export::medication_request(&loaded.view(), 0);
+    add_order_identifiers(&s, &id, &mut resource).await?;
     resource.extension = extensions;
     let mut resp = no_store(fhir_json(StatusCode::CREATED, &resource));
+    if let Ok(v) = HeaderValue::from_str(&format!("/fhir/r4/MedicationRequest/{}", resource.id)) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// The QR payload and patient link as the extensions of an import's answer.
+fn code_extensions(text: &str, payload: &QrPayload) -> Vec<Extension> {
+    vec![
+        Extension {
+            url: export::EXT_QR_PAYLOAD.into(),
+            value_string: text.to_string(),
+        },
+        Extension {
+            url: export::EXT_PATIENT_LINK.into(),
+            value_string: payload.patient_link(""),
+        },
+    ]
+}
+
+/// The If-None-Exist condition we evaluate: `identifier=<system>|<value>`,
+/// the order's identifier; anything else is refused, not ignored (ignoring
+/// it would create what the client asked us not to).
+fn order_condition(condition: &str) -> Result<(String, String), FhirError> {
+    let unsupported = || {
+        bad(
+            "unsupported_search_parameter",
+            "If-None-Exist takes one condition, identifier=<system>|<value>",
+        )
+    };
+    let token = condition
+        .trim()
+        .strip_prefix("identifier=")
+        .ok_or_else(unsupported)?;
+    if token.contains('&') {
+        return Err(unsupported());
+    }
+    let token = percent_decode(token).ok_or_else(unsupported)?;
+    match token.split_once('|') {
+        Some((system, value)) if !system.is_empty() && !value.is_empty() => {
+            Ok((system.to_string(), value.to_string()))
+        }
+        _ => Err(bad(
+            "bad_query",
+            "If-None-Exist: the identifier needs its system, as identifier=<system>|<value>",
+        )),
+    }
+}
+
+/// `%XX` escapes decoded, as UTF-8; `None` for a broken escape.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The order identifiers this node keeps for `rx`, added to `resource`.
+async fn add_order_identifiers(
+    s: &AppState,
+    rx: &PrescriptionId,
+    resource: &mut model::resources::MedicationRequest,
+) -> Result<(), ApiError> {
+    let (st, id) = (s.clone(), *rx);
+    let orders = blocking(move || Ok(st.orders.of(&id)?)).await?;
+    resource.identifier.extend(
+        orders
+            .iter()
+            .map(|(system, value)| Identifier::new(system, value.as_str())),
+    );
+    Ok(())
+}
+
+/// Conditional create's answer when the order exists: 200 with the
+/// prescription, and its code only when this same doctor's same request
+/// made it (the code is shown to whoever created it, never to others).
+async fn existing_request(
+    s: &AppState,
+    staff: &Staff,
+    rx: PrescriptionId,
+    before: Option<Signed>,
+) -> Result<Response, FhirError> {
+    let who = Who {
+        org: staff.org().clone(),
+        role: staff.account().role,
+    };
+    let st = s.clone();
+    let loaded = blocking(move || {
+        let rec = super::rx::load(&st, &rx)?;
+        load(&st, rec, Some(&who))
+    })
+    .await?;
+    let mut resource = export::medication_request(&loaded.view(), 0);
+    add_order_identifiers(s, &rx, &mut resource).await?;
+    let text = before
+        .and_then(|b| b.secret)
+        .and_then(|t| String::from_utf8(t).ok());
+    if let Some(text) = text {
+        if let Ok(payload) = QrPayload::parse(&text) {
+            if payload.id == rx {
+                resource.extension = code_extensions(&text, &payload);
+            }
+        }
+    }
+    let mut resp = no_store(fhir_json(StatusCode::OK, &resource));
     if let Ok(v) = HeaderValue::from_str(&format!("/fhir/r4/MedicationRequest/{}", resource.id)) {
         resp.headers_mut().insert(LOCATION, v);
     }
@@ -925,4 +1099,59 @@ async fn build(s: &AppState, staff: &Staff, m: Imported) -> Result<Signed, ApiEr
         tx: new.tx,
         secret: Some(new.payload.encode().into_bytes()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FHIR client told to come back later is told when, as the JSON API
+    /// tells its clients: `Retry-After` on the OperationOutcome's 429 and 503.
+    #[test]
+    fn busy_and_throttled_outcomes_carry_retry_after() {
+        let busy = ApiError::Busy {
+            code: "not_committed",
+            message: "nothing was committed".into(),
+            retry_after_secs: 2,
+        };
+        let throttled = ApiError::RateLimited {
+            code: "too_many_refusals",
+            message: "too many refusals".into(),
+            retry_after_secs: 30,
+        };
+        for (e, status, secs) in [(busy, 503, "2"), (throttled, 429, "30")] {
+            let resp = FhirError::from(e).into_response();
+            assert_eq!(resp.status().as_u16(), status);
+            assert_eq!(resp.headers()[CONTENT_TYPE], MEDIA_TYPE);
+            assert_eq!(resp.headers()[axum::http::header::RETRY_AFTER], secs);
+        }
+        let plain = FhirError::from(ApiError::MethodNotAllowed).into_response();
+        assert!(plain
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .is_none());
+    }
+
+    #[test]
+    fn only_an_identifier_condition_is_evaluated() {
+        assert_eq!(
+            order_condition("identifier=urn:oid:1.2.3%7CORD-1").unwrap(),
+            ("urn:oid:1.2.3".to_string(), "ORD-1".to_string())
+        );
+        assert_eq!(
+            order_condition(" identifier=http://x.example/ids|A B ").unwrap(),
+            ("http://x.example/ids".to_string(), "A B".to_string())
+        );
+        for bad in [
+            "",
+            "identifier=",
+            "identifier=|x",
+            "identifier=sys|",
+            "name=x",
+            "identifier=a|b&c=d",
+            "identifier=%zz|x",
+        ] {
+            assert!(order_condition(bad).is_err(), "{bad:?}");
+        }
+    }
 }

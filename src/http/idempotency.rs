@@ -203,6 +203,26 @@ fn replay(scoped: &Scoped, r: Record) -> Result<Signed, ApiError> {
     })
 }
 
+/// What was signed before for this key and this very request, if anything;
+/// a record of another request under the key is not an error here.
+pub async fn signed_before(
+    s: &AppState,
+    scoped: Option<&Scoped>,
+) -> Result<Option<Signed>, ApiError> {
+    let Some(scoped) = scoped else {
+        return Ok(None);
+    };
+    let store = s.idempotency.clone();
+    let key = scoped.key.clone();
+    let found = super::common::blocking(move || Ok(store.get(&key)?)).await?;
+    Ok(found
+        .filter(|r| r.fingerprint == scoped.fingerprint)
+        .map(|r| Signed {
+            tx: r.tx,
+            secret: r.secret,
+        }))
+}
+
 /// Signs at most once per key: without a key, `build` runs; with one, the
 /// transaction stored for it is answered, or `build` runs and its result is
 /// stored (atomically, before anyone submits it) unless a concurrent first

@@ -441,6 +441,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         node_key: node_key.clone(),
         admin_nonces: Arc::new(crate::raft::nonces::Nonces::new(rpc::NONCE_CAP_PER_SIGNER)),
         outbox: outbox.clone(),
+        orders: Arc::new(crate::service::orders::Orders::open(&storage.db)?),
     }));
     let service = state.0.clone();
     let app = crate::http::router(state, settings.web_dir.as_deref()).merge(rpc::router_with(

@@ -10,7 +10,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rxchain_contracts::state::PrescriptionRecord;
-use rxchain_contracts::tx::{Item, TxBody};
+use rxchain_contracts::tx::{DeliveryStatus, Item, TxBody};
 use rxchain_contracts::{Block, Label, OrgId, Outcome, PrescriptionId, PublicKey, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
 
@@ -218,6 +218,47 @@ pub fn fills(chain: &ChainStore, range: DayRange) -> Result<Vec<FillLine>, Query
                 quantity: line.quantity.get(),
                 batch: line.batch.clone(),
             });
+        }
+    }
+    Ok(out)
+}
+
+/// The prescriptions with an applied dispense or an applied delivery
+/// hand-over (`delivered`) in the days of `range`, in chain order, each
+/// once: the candidates for "handed over in this period", since a delivery
+/// dispensed before the period may reach the patient inside it.
+pub fn handed_over_candidates(
+    chain: &ChainStore,
+    range: DayRange,
+) -> Result<Vec<PrescriptionId>, QueryError> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut block: Option<Block> = None;
+    for (height, index) in chain.txs_in_days(range.from().number(), range.to().number())? {
+        if block.as_ref().map(|b| b.header.height) != Some(height) {
+            block = chain.block(height)?;
+        }
+        let Some(b) = &block else {
+            return Err(QueryError::MissingBlock {
+                index: "day",
+                height,
+            });
+        };
+        let (Some(t), Some(outcome)) = (b.txs.get(index as usize), b.outcomes.get(index as usize))
+        else {
+            return Err(QueryError::PastBlock {
+                index: "day",
+                height,
+                position: index,
+            });
+        };
+        let id = match &t.tx.body {
+            TxBody::Dispense(d) => d.id,
+            TxBody::Delivery(d) if d.status == DeliveryStatus::Delivered => d.id,
+            _ => continue,
+        };
+        if matches!(outcome, Outcome::Applied) && seen.insert(id) {
+            out.push(id);
         }
     }
     Ok(out)

@@ -8,6 +8,7 @@
 
 pub mod idempotency;
 pub mod leader;
+pub mod orders;
 pub mod submit;
 
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct Node {
     pub admin_nonces: Arc<Nonces<Signer>>,
     /// The issuing hospital's patient e-mail outbox (idle on other nodes).
     pub outbox: Arc<crate::email::Outbox>,
+    /// The order identifiers of prescriptions created here through FHIR.
+    pub orders: Arc<orders::Orders>,
 }
 
 impl Node {
