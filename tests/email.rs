@@ -816,7 +816,7 @@ async fn the_email_button_sends_the_code_once_and_unsubscribing_stops_status_mai
         "{r}"
     );
     // It lists all three as sent, addresses by domain only.
-    let admin = Staff::sign_in(&t.base, "admin.north").await;
+    let admin = Staff::sign_in(&t.base, "alex.admin").await;
     let (s, _, rows) = admin.get("/v1/staff/outbox").await;
     assert_eq!(s, 200, "{rows}");
     let rows = rows.as_array().unwrap();
@@ -1003,7 +1003,7 @@ async fn retention_deletes_sent_mail_and_the_address_of_closed_prescriptions_onl
     let t = start_node(settings).await;
     let ada = Staff::sign_in(&t.base, "dr.ada").await;
     let cara = Staff::sign_in(&t.base, "ph.cara").await;
-    let admin = Staff::sign_in(&t.base, "admin.north").await;
+    let admin = Staff::sign_in(&t.base, "alex.admin").await;
     // X runs its whole course; Y stays open.
     let (x, px) = issue_for(&ada, "Synthetic Closed", "closed.x@example.invalid", 14).await;
     let (_, py) = issue_for(&ada, "Synthetic Open", "open.y@example.invalid", 14).await;

@@ -838,6 +838,129 @@ async fn a_hospital_systems_medication_request_imports_round_trips_and_bad_ones_
     let got = get(&base, None, "/fhir/r4/MedicationRequest").await;
     assert_outcome(&got, 405, "method_not_allowed", None);
 
+    // 3b. A hospital system without a browser: a staff admin issues an API
+    // token acting as Dr Ada; it creates with `Authorization: Bearer` alone
+    // (no cookie, no CSRF) until it is revoked.
+    let admin = Staff::sign_in(&base, "alex.admin").await;
+    let issued = admin
+        .ok(
+            "/v1/admin/tokens",
+            &json!({"username": "dr.ada", "label": "Synthetic EHR", "days": 30}),
+        )
+        .await;
+    let token = issued["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("rxt_") && token.len() == 68, "{issued}");
+    let (s, _, listed) = admin.get("/v1/admin/tokens").await;
+    assert_eq!(s, StatusCode::OK, "{listed}");
+    assert_eq!(listed[0]["id"], issued["id"]);
+    assert_eq!(listed[0]["username"], "dr.ada");
+    assert!(
+        !listed.to_string().contains(&token),
+        "a list never shows the token"
+    );
+    let with_token = |t: &str, body: &Value| {
+        reqwest::Client::new()
+            .post(format!("{base}{path}"))
+            .header("authorization", format!("Bearer {t}"))
+            .header("content-type", "application/fhir+json")
+            .body(serde_json::to_vec(body).unwrap())
+    };
+    let mut by_system = input.clone();
+    by_system["identifier"][0]["value"] = json!("ORD-90001");
+    let (s, made) = fhir_answer(with_token(&token, &by_system)).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let (_, back) = get(
+        &base,
+        Some(&ada),
+        &format!("{path}/{}", made["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        contained(&back, "PractitionerRole").unwrap()["practitioner"]["display"],
+        "Dr Ada Example",
+        "the token signs as the doctor it acts for: {back}"
+    );
+    let mut forged = token.clone();
+    forged.replace_range(10..12, if &token[10..12] == "00" { "11" } else { "00" });
+    assert_outcome(
+        &fhir_answer(with_token(&forged, &by_system)).await,
+        401,
+        "bad_token",
+        None,
+    );
+    // Only staff admins manage tokens, for enabled practitioners of their own
+    // organisation.
+    let (s, _, r) = ada
+        .post(
+            "/v1/admin/tokens",
+            &json!({"username": "dr.ada", "label": "mine"}),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), r["code"].as_str()),
+        (403, Some("wrong_role")),
+        "{r}"
+    );
+    for (body, status, code) in [
+        (
+            json!({"username": "alex.admin", "label": "x"}),
+            400,
+            "invalid_token_request",
+        ),
+        (
+            json!({"username": "dr.ada", "label": ""}),
+            400,
+            "invalid_token_request",
+        ),
+        (
+            json!({"username": "dr.ada", "label": "x", "days": 400}),
+            400,
+            "invalid_token_request",
+        ),
+        (
+            json!({"username": "dr.ben", "label": "x"}),
+            403,
+            "wrong_org",
+        ),
+        (
+            json!({"username": "nobody", "label": "x"}),
+            404,
+            "unknown_account",
+        ),
+    ] {
+        let (s, _, r) = admin.post("/v1/admin/tokens", &body).await;
+        assert_eq!(
+            (s.as_u16(), r["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {r}"
+        );
+    }
+    let revoked = admin
+        .ok(
+            &format!("/v1/admin/tokens/{}/revoke", issued["id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(revoked["revoked"], true);
+    by_system["identifier"][0]["value"] = json!("ORD-90002");
+    assert_outcome(
+        &fhir_answer(with_token(&token, &by_system)).await,
+        401,
+        "bad_token",
+        None,
+    );
+    let (s, _, r) = admin
+        .post(
+            &format!("/v1/admin/tokens/{}/revoke", issued["id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), r["code"].as_str()),
+        (404, Some("unknown_token")),
+        "{r}"
+    );
+
     // 4. Refusals name the exact element.
     let bad = |f: &dyn Fn(&mut Value)| {
         let mut v = input.clone();

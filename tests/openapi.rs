@@ -29,8 +29,11 @@ fn scan_routes(dir: &std::path::Path, out: &mut BTreeSet<String>) {
                     continue;
                 };
                 let route = rest.split('"').next().unwrap().to_string();
-                // The catch-all that answers unknown API routes with a JSON 404.
-                if route != "/v1/{*rest}" {
+                // The catch-alls that answer unknown API and FHIR routes
+                // with a JSON 404 or an OperationOutcome.
+                if !["/v1/{*rest}", "/fhir/r4", "/fhir/r4/", "/fhir/r4/{*rest}"]
+                    .contains(&route.as_str())
+                {
                     out.insert(route);
                 }
             }

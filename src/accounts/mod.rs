@@ -7,7 +7,8 @@
 //! sign-in, and the admin's changes), `password_policy` (what a new password
 //! must be), `totp` (the second factor's codes), `keystore` (staff signing keys sealed at rest), `sessions`
 //! (sessions and CSRF tokens, and ending them when a key is revoked on the
-//! chain), `rate_limit` (the failed-sign-in limiter),
+//! chain), `tokens` (API tokens for hospital systems), `rate_limit` (the
+//! failed-sign-in limiter),
 //! `data_keys` (organisations' data keys) and `verification` (the last chain
 //! verification). [`Accounts`] ties them together over one sled tree.
 //!
@@ -22,6 +23,7 @@
 //! |--------|--------------------------------|----------------------------------------|
 //! | `a/`   | username (lower case)          | a stored account, JSON, with its disable/enable audit trail |
 //! | `s/`   | keyed SHA3-256 of the token    | a stored session, JSON                 |
+//! | `t/`   | keyed SHA3-256 of the API token | a [`TokenInfo`], JSON                 |
 //! | `m/verification` |                      | [`Verification`], JSON                 |
 //!
 //! Secrets at rest:
@@ -62,6 +64,7 @@ mod keystore;
 pub mod password_policy;
 mod rate_limit;
 mod sessions;
+mod tokens;
 pub mod totp;
 mod users;
 mod verification;
@@ -69,6 +72,7 @@ mod verification;
 pub use password_policy::PolicyError;
 pub use rate_limit::{FAILURE_WINDOW, MAX_FAILURES, MAX_FAILURES_PER_ADDRESS};
 pub use sessions::{constant_time_eq, Session, SESSION_TTL};
+pub use tokens::{TokenInfo, MAX_TOKEN_DAYS, TOKEN_PREFIX};
 pub use users::{
     hash_password, Account, AccountChange, AccountSummary, Actor, ChangeKind, NewAccount, PastKey,
     SecondFactor, StatusChange,

@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use super::common::{blocking, no_store, opened};
 use super::idempotency::{sign_once, signed_before, HashedJson, IdempotencyKey, Signed};
-use super::session::{Staff, StaffCsrf};
+use super::session::{Staff, StaffOrToken};
 use super::{ApiError, ApiPath, ApiQuery, AppState};
 use crate::clock::now;
 use crate::fhir::export::{self, Party, RxView, TxProof};
@@ -791,9 +791,10 @@ fn provenances(s: &AppState, id: &PrescriptionId) -> Result<Vec<Resource>, ApiEr
 /// with the signed-in doctor's key.
 #[utoipa::path(
     post, path = "/fhir/r4/MedicationRequest", tag = "fhir",
-    description = "Create from a hospital system signed in as a doctor (session cookie and CSRF token). The answer is the created MedicationRequest with the QR payload and the patient link as extensions (`urn:rxchain:fhir:qr-payload`, `urn:rxchain:fhir:patient-link`), shown once. A retry with the same `Idempotency-Key` creates nothing new and answers the same prescription. `If-None-Exist: identifier=<system>|<value>` is conditional create: when this hospital already created a prescription for that order identifier, the answer is 200 with it and nothing is created.",
+    description = "Create from a hospital system acting as a doctor: an API token a staff admin issued (`Authorization: Bearer rxt_…`), or a session cookie and CSRF token. The answer is the created MedicationRequest with the QR payload and the patient link as extensions (`urn:rxchain:fhir:qr-payload`, `urn:rxchain:fhir:patient-link`), shown once. A retry with the same `Idempotency-Key` creates nothing new and answers the same prescription. `If-None-Exist: identifier=<system>|<value>` is conditional create: when this hospital already created a prescription for that order identifier, the answer is 200 with it and nothing is created.",
     params(
-        ("x-csrf-token" = String, Header, description = "The session's CSRF token"),
+        ("x-csrf-token" = Option<String>, Header, description = "The session's CSRF token (not with an API token)"),
+        ("Authorization" = Option<String>, Header, description = "`Bearer rxt_…`: an API token instead of a session"),
         ("If-None-Exist" = Option<String>, Header, description = "`identifier=<system>|<value>`: create only if this hospital has no prescription for that order"),
     ),
     request_body(content = Object, content_type = "application/fhir+json", description = "A FHIR R4 MedicationRequest with a contained Patient"),
@@ -802,7 +803,7 @@ fn provenances(s: &AppState, id: &PrescriptionId) -> Result<Vec<Resource>, ApiEr
         (status = 201, description = "MedicationRequest, committed", body = Object, content_type = "application/fhir+json"),
         (status = 202, description = "OperationOutcome: signed, the commit is slow; carries the QR payload and the poll URL", body = Object, content_type = "application/fhir+json"),
         (status = 400, description = "OperationOutcome: malformed JSON, `bad_idempotency_key`, a form check, `unsupported_search_parameter` or `bad_query` (an If-None-Exist we do not evaluate)", body = Object, content_type = "application/fhir+json"),
-        (status = 401, description = "OperationOutcome `no_session`, `staff_revoked`", body = Object, content_type = "application/fhir+json"),
+        (status = 401, description = "OperationOutcome `no_session`, `staff_revoked`, `bad_token`", body = Object, content_type = "application/fhir+json"),
         (status = 403, description = "OperationOutcome `csrf_missing`, `csrf_mismatch`, `wrong_role`, or a chain refusal", body = Object, content_type = "application/fhir+json"),
         (status = 404, description = "OperationOutcome: a chain refusal (unknown organisation)", body = Object, content_type = "application/fhir+json"),
         (status = 409, description = "OperationOutcome: a chain refusal (state conflict)", body = Object, content_type = "application/fhir+json"),
@@ -817,7 +818,7 @@ fn provenances(s: &AppState, id: &PrescriptionId) -> Result<Vec<Resource>, ApiEr
 #[tracing::instrument(skip_all)]
 pub(super) async fn create_request(
     State(s): State<AppState>,
-    staff: Result<StaffCsrf, ApiError>,
+    staff: Result<StaffOrToken, ApiError>,
     idem: Result<IdempotencyKey, ApiError>,
     headers: HeaderMap,
     body: Result<HashedJson<Value>, ApiError>,

@@ -23,6 +23,7 @@ mod reports;
 mod rx;
 mod scan;
 pub mod session;
+mod tokens;
 mod tx;
 mod web;
 
@@ -136,6 +137,7 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(governance::router())
         .merge(backup::router())
         .merge(fhir::router())
+        .merge(tokens::router())
         .route(
             "/v1/{*rest}",
             axum::routing::any(|| async {

@@ -290,6 +290,53 @@ impl FromRequestParts<AppState> for StaffCsrf {
     }
 }
 
+/// A staff member acting from a browser session with its CSRF token, or
+/// from a hospital system with an API token (`Authorization: Bearer
+/// rxt_…`, issued by a staff admin; no cookie, so no CSRF to check). Only
+/// the routes made for systems (FHIR import) take it. A token that is not
+/// live is 401 `bad_token`; one whose account's key is no longer active on
+/// the chain is refused as a session would be.
+#[derive(Debug)]
+pub struct StaffOrToken(pub Staff);
+
+impl FromRequestParts<AppState> for StaffOrToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string());
+        let Some(token) = bearer else {
+            return StaffCsrf::from_request_parts(parts, s)
+                .await
+                .map(|c| StaffOrToken(c.0));
+        };
+        let (account, info) = s.accounts.token(&token)?.ok_or_else(|| {
+            ApiError::unauthorized(
+                "bad_token",
+                "the API token is unknown, expired or revoked; ask your organisation's staff admin for a new one",
+            )
+        })?;
+        let standing = standing(s, &account)?;
+        if !matches!(standing, Standing::Active) {
+            return Err(staff_revoked(&standing, StatusCode::UNAUTHORIZED));
+        }
+        tracing::debug!(target: "rxchain::audit", username = %account.username, token = %info.id, "request with an API token");
+        Ok(StaffOrToken(Staff {
+            session: Session {
+                account,
+                // No cookie, no CSRF: the token itself is the credential.
+                csrf: String::new(),
+                expires_at: info.expires_at,
+            },
+            token: String::new(),
+        }))
+    }
+}
+
 /// A signed-in staff member who may still have to change their password:
 /// only for the session calls themselves (see the module docs).
 #[derive(Debug)]
