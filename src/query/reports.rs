@@ -151,14 +151,16 @@ impl<'a> Names<'a> {
     }
 }
 
-/// Every applied dispense line in the range, in chain order.
-pub fn fills(chain: &ChainStore, range: DayRange) -> Result<Vec<FillLine>, QueryError> {
-    let chain_id = chain.genesis().chain_id.as_str();
-    let mut out = Vec::new();
+/// Calls `f` with each transaction in the days of `range`, its block and
+/// outcome, in chain order. The day index lists a block's transactions
+/// together, so each block is decoded once.
+fn for_each_tx_in_days(
+    chain: &ChainStore,
+    range: DayRange,
+    mut f: impl FnMut(&Block, &rxchain_contracts::SignedTx, &Outcome) -> Result<(), QueryError>,
+) -> Result<(), QueryError> {
     let mut block: Option<Block> = None;
-    let mut records = HashMap::new();
     for (height, index) in chain.txs_in_days(range.from().number(), range.to().number())? {
-        // The day index lists a block's transactions together: decode each block once.
         if block.as_ref().map(|b| b.header.height) != Some(height) {
             block = chain.block(height)?;
         }
@@ -176,11 +178,23 @@ pub fn fills(chain: &ChainStore, range: DayRange) -> Result<Vec<FillLine>, Query
                 position: index,
             });
         };
+        f(b, t, outcome)?;
+    }
+    Ok(())
+}
+
+/// Every applied dispense line in the range, in chain order.
+pub fn fills(chain: &ChainStore, range: DayRange) -> Result<Vec<FillLine>, QueryError> {
+    let chain_id = chain.genesis().chain_id.as_str();
+    let mut out = Vec::new();
+    let mut records = HashMap::new();
+    for_each_tx_in_days(chain, range, |b, t, outcome| {
+        let height = b.header.height;
         let TxBody::Dispense(d) = &t.tx.body else {
-            continue;
+            return Ok(());
         };
         if !matches!(outcome, Outcome::Applied) {
-            continue;
+            return Ok(());
         }
         let rec = match records.entry(d.id) {
             Entry::Occupied(e) => e.into_mut(),
@@ -196,7 +210,7 @@ pub fn fills(chain: &ChainStore, range: DayRange) -> Result<Vec<FillLine>, Query
             Some(f) => f.pharmacy.clone(),
             None => match chain.staff(&t.tx.signer)? {
                 Some(st) => st.org,
-                None => continue,
+                None => return Ok(()),
             },
         };
         let day = Day::of(b.header.timestamp)
@@ -219,7 +233,8 @@ pub fn fills(chain: &ChainStore, range: DayRange) -> Result<Vec<FillLine>, Query
                 batch: line.batch.clone(),
             });
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -233,34 +248,17 @@ pub fn handed_over_candidates(
 ) -> Result<Vec<PrescriptionId>, QueryError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let mut block: Option<Block> = None;
-    for (height, index) in chain.txs_in_days(range.from().number(), range.to().number())? {
-        if block.as_ref().map(|b| b.header.height) != Some(height) {
-            block = chain.block(height)?;
-        }
-        let Some(b) = &block else {
-            return Err(QueryError::MissingBlock {
-                index: "day",
-                height,
-            });
-        };
-        let (Some(t), Some(outcome)) = (b.txs.get(index as usize), b.outcomes.get(index as usize))
-        else {
-            return Err(QueryError::PastBlock {
-                index: "day",
-                height,
-                position: index,
-            });
-        };
+    for_each_tx_in_days(chain, range, |_, t, outcome| {
         let id = match &t.tx.body {
             TxBody::Dispense(d) => d.id,
             TxBody::Delivery(d) if d.status == DeliveryStatus::Delivered => d.id,
-            _ => continue,
+            _ => return Ok(()),
         };
         if matches!(outcome, Outcome::Applied) && seen.insert(id) {
             out.push(id);
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use rxchain::demo::{staff_key, Demo};
 use rxchain::qr::QrPayload;
-use rxchain::test_support::{demo_settings, register_demo_staff, wait_for_leader};
+use rxchain::test_support::register_demo_staff;
 use rxchain::txbuild::{self, NewPrescription};
 use rxchain_contracts::privacy::{self, ContentKey, Sealed};
 use rxchain_contracts::tx::{limits, DeliveryStatus, DispenseLine, Fulfilment, IssueRx, TxBody};
@@ -17,7 +17,7 @@ use rxchain_contracts::{AtcCode, Label, OrgId, Quantity, SignedTx};
 use serde_json::{json, Value};
 
 use super::common::issue::{atorvastatin_issue, SyntheticPatient};
-use super::common::{start_demo_node, TestNode};
+use super::common::{boot, start_demo_node, TestNode};
 use super::post_signed;
 use super::staff_client::{self, Staff};
 
@@ -351,10 +351,8 @@ async fn a_demo_restart_records_no_refused_registrations() {
     let dir = tempfile::tempdir().expect("temp dir");
     let demo = Demo::load().expect("demo fixture");
     demo.write_files(dir.path(), &[1]).expect("demo files");
-    let settings = || demo_settings(dir.path(), 1, "127.0.0.1:0".parse().unwrap(), None);
-    let node = rxchain::node::start(settings()).await.expect("node starts");
-    wait_for_leader(&node).await.expect("leader");
-    let client = rxchain::client::Client::new(format!("http://{}", node.addr));
+    let (node, base) = boot(dir.path(), |_| {}).await;
+    let client = rxchain::client::Client::new(base);
     register_demo_staff(&demo, &client)
         .await
         .expect("staff registered");
@@ -365,22 +363,8 @@ async fn a_demo_restart_records_no_refused_registrations() {
     // 2. Started again on the same data directory, the demo registers its
     //    staff again: nothing is sent, so no refused `register_staff` (and no
     //    regulator alert) reaches the chain.
-    // The database lock of a stopped node goes with its last handle, which
-    // a finishing task may hold a moment longer.
-    let mut tries = 0;
-    let node = loop {
-        match rxchain::node::start(settings()).await {
-            Ok(n) => break n,
-            Err(e) if tries < 50 => {
-                tries += 1;
-                tracing::debug!(error = %e, "node not startable yet");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("the node restarts over its data: {e}"),
-        }
-    };
-    wait_for_leader(&node).await.expect("leader");
-    let client = rxchain::client::Client::new(format!("http://{}", node.addr));
+    let (node, base) = boot(dir.path(), |_| {}).await;
+    let client = rxchain::client::Client::new(base);
     register_demo_staff(&demo, &client)
         .await
         .expect("staff registered again");
