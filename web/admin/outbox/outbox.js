@@ -4,7 +4,7 @@ import { get, el, setChildren, say, errorText, staffPage } from "/assets/api.js"
 
 staffPage({
   root: document.getElementById("app"),
-  roles: ["practitioner", "pharmacist", "courier", "regulator_officer"],
+  roles: ["admin"],
   userArea: document.getElementById("user-area"),
   start,
 });
