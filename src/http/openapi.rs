@@ -81,6 +81,7 @@ use super::ApiError;
         super::accounts::enrol_second_factor,
         super::session::change_password,
         super::pharmacy::pharmacy_prescriptions,
+        super::courier::deliveries,
         super::patient::open,
         super::patient::assign,
         super::patient::cancel,
