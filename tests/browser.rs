@@ -1155,8 +1155,10 @@ impl Story<'_> {
             let local = (at / 60_000 + 8 * 60) % (24 * 60);
             let (h, m) = (local / 60, local % 60);
             let hhmm = format!("{:02}:{m:02} {}", if h % 12 == 0 { 12 } else { h % 12 }, if h < 12 { "AM" } else { "PM" });
-            let refusal = b.find("#action-status").await?.text().await?;
-            if refusal.contains("UTC") || !refusal.contains("Already dispensed at Central Pharmacy on") || !refusal.contains(&hhmm) {
+            // ICU writes a narrow no-break space before AM/PM.
+            let refusal: String = b.find("#action-status").await?.text().await?
+                .chars().map(|c| if c.is_whitespace() { ' ' } else { c }).collect();
+            if refusal.contains("UTC") || !refusal.contains("Already dispensed at Central Pharmacy (demo) on") || !refusal.contains(&hhmm) {
                 bail!("step 9c: the refusal should give the dispense time {hhmm} in Shanghai time: {refusal:?}");
             }
             cdp.send_raw("Network.setBlockedURLs", json!({"urls": []})).await?;

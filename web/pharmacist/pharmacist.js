@@ -194,8 +194,11 @@ function start(session) {
   textForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const v = await scanText(text.value, check);
-    if (v) text.value = "";
     text.focus();
+    // After a bad code the field keeps it, selected: the next scan replaces
+    // it instead of being appended to it.
+    if (v) text.value = "";
+    else text.select();
   });
 
   // A row without a code (completed, or not handed over): its record only,

@@ -60,8 +60,8 @@ function reportSection(card, onPeriod) {
     el("div", { class: "row" },
       el("div", { class: "field" }, el("label", { for: "from" }, "From"), from),
       el("div", { class: "field" }, el("label", { for: "to" }, "To (inclusive)"), to),
-      el("div", { class: "field" }, el("label", { for: "group-by" }, "Group by"), group),
-      el("div", { class: "field" }, el("label", { for: "metric" }, "Chart shows"), metric)),
+      el("div", { class: "field wide" }, el("label", { for: "group-by" }, "Group by"), group),
+      el("div", { class: "field wide" }, el("label", { for: "metric" }, "Chart shows"), metric)),
     el("div", { class: "actions" }, submit, csv));
   setChildren(card, el("h2", { id: "report-title" }, "Dispensing report"), form, status, out);
 
@@ -235,8 +235,8 @@ function controlledSection(card) {
                 el("td", { class: "num" }, `${r.quantity} ${r.unit || ""}`.trim())))),
               data.total_quantity !== undefined
                 ? el("tfoot", {}, el("tr", {}, el("th", { scope: "row", colspan: "3" }, "Total units"), el("td", { class: "num" }, String(data.total_quantity))))
-                : null), "Controlled-drug volumes")
-          : genericTable(rows, "Controlled-drug volumes"));
+                : null), "Controlled-drug volumes table")
+          : genericTable(rows, "Controlled-drug volumes table"));
       } catch (e) {
         say(status, errorText(e), "error");
         out.replaceChildren();
