@@ -210,7 +210,11 @@ impl Browser {
     }
 
     /// A browser started with `extra` command-line switches (e.g. a fake camera).
-    async fn open_with(driver: &ChromeDriver, base: &str, extra: &[String]) -> anyhow::Result<Browser> {
+    async fn open_with(
+        driver: &ChromeDriver,
+        base: &str,
+        extra: &[String],
+    ) -> anyhow::Result<Browser> {
         let profile = tempfile::tempdir()?;
         let mut caps = DesiredCapabilities::chrome();
         caps.set_binary(&driver.chromium.to_string_lossy())?;
@@ -368,7 +372,10 @@ impl Browser {
         let m = self.js(PHONE_LAYOUT_JS, vec![]).await?;
         story.shot(self, name).await?;
         self.viewport(None).await?;
-        let (scroll, inner) = (m["scroll"].as_i64().unwrap_or(-1), m["inner"].as_i64().unwrap_or(-1));
+        let (scroll, inner) = (
+            m["scroll"].as_i64().unwrap_or(-1),
+            m["inner"].as_i64().unwrap_or(-1),
+        );
         if inner != WIDTH {
             bail!("the phone emulation did not take: innerWidth is {inner}");
         }
@@ -387,7 +394,11 @@ impl Browser {
     /// table headers (moderate, fixed once and kept fixed).
     async fn axe_check(&self, page: &str) -> anyhow::Result<()> {
         let source = axe_source()?;
-        self.js(&format!("{source}\n;return typeof axe === 'object';"), vec![]).await?;
+        self.js(
+            &format!("{source}\n;return typeof axe === 'object';"),
+            vec![],
+        )
+        .await?;
         let script = "axe.run(document, { resultTypes: ['violations'] }).then((r) => done(r.violations.map((v) => \
             ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) })))) \
             .catch((e) => done([{ id: 'axe-error', impact: 'critical', help: String(e), nodes: [] }]));";
@@ -398,7 +409,16 @@ impl Browser {
                 a.iter()
                     .filter(|x| {
                         matches!(x["impact"].as_str(), Some("serious" | "critical"))
-                            || matches!(x["id"].as_str(), Some("landmark-unique" | "empty-table-header" | "landmark-no-duplicate-banner" | "landmark-no-duplicate-contentinfo" | "landmark-no-duplicate-main"))
+                            || matches!(
+                                x["id"].as_str(),
+                                Some(
+                                    "landmark-unique"
+                                        | "empty-table-header"
+                                        | "landmark-no-duplicate-banner"
+                                        | "landmark-no-duplicate-contentinfo"
+                                        | "landmark-no-duplicate-main"
+                                )
+                            )
                     })
                     .collect()
             })
@@ -860,11 +880,15 @@ impl Story<'_> {
         let (_rx, text) = self.issue_by_api("Camera Scan").await?;
         let video = self.artifacts.join("camera-qr.y4m");
         write_qr_video(&text, &video)?;
-        let b = Browser::open_with(self.driver, &self.stack.base, &[
-            "--use-fake-device-for-media-stream".to_string(),
-            "--use-fake-ui-for-media-stream".to_string(),
-            format!("--use-file-for-fake-video-capture={}", video.display()),
-        ])
+        let b = Browser::open_with(
+            self.driver,
+            &self.stack.base,
+            &[
+                "--use-fake-device-for-media-stream".to_string(),
+                "--use-fake-ui-for-media-stream".to_string(),
+                format!("--use-file-for-fake-video-capture={}", video.display()),
+            ],
+        )
         .await?;
         let out = async {
             b.goto("/pharmacist/").await?;
@@ -878,7 +902,10 @@ impl Story<'_> {
         }
         .await;
         if out.is_err() {
-            let _ = b.driver.screenshot(&self.artifacts.join("failure-camera.png")).await;
+            let _ = b
+                .driver
+                .screenshot(&self.artifacts.join("failure-camera.png"))
+                .await;
         }
         let _ = b.driver.quit().await;
         out.context("the camera steps failed (see failure-camera.png)")
@@ -899,11 +926,38 @@ impl Story<'_> {
             .await?;
         let central = rxchain_contracts::OrgId::parse("pharm-central")?;
         let cara = staff_key("ph.cara");
-        client.submit(&rxchain::txbuild::claim(&g, &cara, &central, &rx)).await?;
-        client.submit(&rxchain::txbuild::dispense(&g, &cara, rx.id,
-            vec![DispenseLine { item: 0, quantity: Quantity::new(30)?, batch: Label::parse("LOT-PARCEL")? }], true)).await?;
-        client.submit(&rxchain::txbuild::delivery(&g, &cara, rx.id, DeliveryStatus::Packed)).await?;
-        client.submit(&rxchain::txbuild::hand_to_carrier(&g, &cara, rx.id, rxchain_contracts::OrgId::parse("logi-swift")?)).await?;
+        client
+            .submit(&rxchain::txbuild::claim(&g, &cara, &central, &rx))
+            .await?;
+        client
+            .submit(&rxchain::txbuild::dispense(
+                &g,
+                &cara,
+                rx.id,
+                vec![DispenseLine {
+                    item: 0,
+                    quantity: Quantity::new(30)?,
+                    batch: Label::parse("LOT-PARCEL")?,
+                }],
+                true,
+            ))
+            .await?;
+        client
+            .submit(&rxchain::txbuild::delivery(
+                &g,
+                &cara,
+                rx.id,
+                DeliveryStatus::Packed,
+            ))
+            .await?;
+        client
+            .submit(&rxchain::txbuild::hand_to_carrier(
+                &g,
+                &cara,
+                rx.id,
+                rxchain_contracts::OrgId::parse("logi-swift")?,
+            ))
+            .await?;
         let id = rx.id.to_string();
         self.as_role("courier", async |s: &mut Self, b: &Browser| {
             b.goto("/courier/").await?;
@@ -932,8 +986,15 @@ impl Story<'_> {
             Ok(())
         })
         .await?;
-        let view: Value = self.stack.client.get(&format!("/v1/prescriptions/{id}")).await?;
-        let trail: Vec<&str> = view["record"]["delivery"].as_array().map(|a| a.iter().filter_map(|d| d["status"].as_str()).collect()).unwrap_or_default();
+        let view: Value = self
+            .stack
+            .client
+            .get(&format!("/v1/prescriptions/{id}"))
+            .await?;
+        let trail: Vec<&str> = view["record"]["delivery"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d["status"].as_str()).collect())
+            .unwrap_or_default();
         if trail != ["packed", "dispatched", "out_for_delivery", "delivered"] {
             bail!("the chain should hold the courier's steps, it holds {trail:?}");
         }
@@ -1258,9 +1319,12 @@ fn write_qr_photo(payload: &str, path: &Path) -> anyhow::Result<()> {
 /// axe-core's script: the file `RXCHAIN_AXE` names, else the copy
 /// `scripts/install-test-deps.sh` installs under `target/test-deps/`.
 fn axe_source() -> anyhow::Result<String> {
-    let path = std::env::var_os("RXCHAIN_AXE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-deps/axe/node_modules/axe-core/axe.min.js")
-    });
+    let path = std::env::var_os("RXCHAIN_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/test-deps/axe/node_modules/axe-core/axe.min.js")
+        });
     std::fs::read_to_string(&path).with_context(|| {
         format!("reading axe-core from {} (scripts/install-test-deps.sh installs it, or point RXCHAIN_AXE at axe.min.js)", path.display())
     })
@@ -1283,10 +1347,20 @@ fn write_qr_video(payload: &str, path: &Path) -> anyhow::Result<()> {
             let (dx, dy) = (x as f64 - cx, y as f64 - cy);
             let (sx, sy) = (cos * dx + sin * dy + hw, -sin * dx + cos * dy + hh);
             let noise = ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) % 19) as u8;
-            let v = if sx >= 0.0 && sy >= 0.0 && (sx as u32) < code.width() && (sy as u32) < code.height() {
-                if code.get_pixel(sx as u32, sy as u32).0[0] < 128 { 30 } else { 225 }
+            let v = if sx >= 0.0
+                && sy >= 0.0
+                && (sx as u32) < code.width()
+                && (sy as u32) < code.height()
+            {
+                if code.get_pixel(sx as u32, sy as u32).0[0] < 128 {
+                    30
+                } else {
+                    225
+                }
             } else {
-                150u8.saturating_add(((x + y) * 40 / (w + h)) as u8).saturating_add(noise)
+                150u8
+                    .saturating_add(((x + y) * 40 / (w + h)) as u8)
+                    .saturating_add(noise)
             };
             luma[(y * w + x) as usize] = v;
         }

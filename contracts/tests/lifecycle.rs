@@ -608,7 +608,10 @@ fn a_released_prescription_goes_back_to_the_patient_to_choose_again() {
     w.applied(r);
     let rec = w.rx(&rx.id);
     assert_eq!(rec.status, RxStatus::Issued);
-    assert_eq!(rec.fulfilment, None, "the patient's choice goes back with it");
+    assert_eq!(
+        rec.fulfilment, None,
+        "the patient's choice goes back with it"
+    );
     assert_eq!(rec.claim, None);
     assert_eq!(rec.public_status(w.now), PublicStatus::Issued);
     // 2. The patient chooses pharm-b: pharm-a, which still knows the
