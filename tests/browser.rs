@@ -369,7 +369,7 @@ impl Browser {
         // Let layout settle after the last render.
         self.js_async("requestAnimationFrame(() => requestAnimationFrame(() => done(true)));")
             .await?;
-        let m = self.js(PHONE_LAYOUT_JS, vec![]).await?;
+        let m = self.js(common::browser::PHONE_LAYOUT_JS, vec![]).await?;
         story.shot(self, name).await?;
         self.viewport(None).await?;
         let (scroll, inner) = (
@@ -377,7 +377,9 @@ impl Browser {
             m["inner"].as_i64().unwrap_or(-1),
         );
         if inner != WIDTH {
-            bail!("the phone emulation did not take: innerWidth is {inner}");
+            // Mobile emulation widens the layout viewport to fit content
+            // that does not fit the phone.
+            bail!("{path} is wider than the phone: the emulated viewport grew to {inner} px ({m})");
         }
         if scroll > WIDTH {
             bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > {WIDTH}");
@@ -389,44 +391,9 @@ impl Browser {
         Ok(())
     }
 
-    /// Runs axe-core in the page as it is now: fails on any violation of
-    /// serious or critical impact, and on duplicate landmarks and empty
-    /// table headers (moderate, fixed once and kept fixed).
+    /// Runs axe-core in the page as it is now (see `common::browser::axe_check`).
     async fn axe_check(&self, page: &str) -> anyhow::Result<()> {
-        let source = axe_source()?;
-        self.js(
-            &format!("{source}\n;return typeof axe === 'object';"),
-            vec![],
-        )
-        .await?;
-        let script = "axe.run(document, { resultTypes: ['violations'] }).then((r) => done(r.violations.map((v) => \
-            ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) })))) \
-            .catch((e) => done([{ id: 'axe-error', impact: 'critical', help: String(e), nodes: [] }]));";
-        let v = self.js_async(script).await?;
-        let bad: Vec<&Value> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|x| {
-                        matches!(x["impact"].as_str(), Some("serious" | "critical"))
-                            || matches!(
-                                x["id"].as_str(),
-                                Some(
-                                    "landmark-unique"
-                                        | "empty-table-header"
-                                        | "landmark-no-duplicate-banner"
-                                        | "landmark-no-duplicate-contentinfo"
-                                        | "landmark-no-duplicate-main"
-                                )
-                            )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !bad.is_empty() {
-            bail!("axe found accessibility violations on {page}: {bad:#?}");
-        }
-        Ok(())
+        common::browser::axe_check(&self.driver, page).await
     }
 
     /// Runs an asynchronous script whose last argument `done` must be called.
@@ -1230,51 +1197,6 @@ impl Story<'_> {
     }
 }
 
-/// The phone layout check run in the page: answers `{scroll, inner,
-/// problems}`, where each problem names an element that is cut off, a wide
-/// table without its scroll hint, or a short id broken across lines.
-const PHONE_LAYOUT_JS: &str = r#"
-const vw = window.innerWidth;
-const problems = [];
-const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
-  (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\s+/).join('.') : '') +
-  ' "' + (e.textContent || '').trim().slice(0, 30) + '"';
-const scrollsX = (a) => { const o = getComputedStyle(a).overflowX; return (o === 'auto' || o === 'scroll'); };
-const clipsX = (a) => { const o = getComputedStyle(a).overflowX; return o === 'hidden' || o === 'clip'; };
-const main = document.querySelector('main') || document.body;
-for (const e of main.querySelectorAll('*')) {
-  if (!e.getClientRects().length) continue;
-  if (e.closest('.visually-hidden, [hidden], details:not([open]) > :not(summary)')) continue;
-  const r = e.getBoundingClientRect();
-  if (r.width === 0 || r.height === 0) continue;
-  let a = e.parentElement, inScroller = false, clippedBy = null;
-  while (a && a !== document.documentElement) {
-    if (scrollsX(a)) { inScroller = true; break; }
-    if (clipsX(a)) {
-      const ar = a.getBoundingClientRect();
-      // A 1-px clipped box is the visually-hidden idiom (read aloud, not shown).
-      if (ar.width <= 1 || ar.height <= 1) { inScroller = true; break; }
-      if (r.right > ar.right + 1 || r.left < ar.left - 1) { clippedBy = a; break; }
-    }
-    a = a.parentElement;
-  }
-  if (inScroller) continue;
-  if (clippedBy) problems.push('cut off by an overflow:hidden box: ' + name(e));
-  else if (r.right > vw + 1 || r.left < -1) problems.push('outside the screen: ' + name(e));
-}
-for (const w of document.querySelectorAll('.table-wrap')) {
-  if (w.scrollWidth > w.clientWidth + 1) {
-    const hint = w.parentElement && w.parentElement.querySelector('.scroll-hint');
-    if (!hint || hint.hidden || !hint.getClientRects().length) problems.push('a table scrolls sideways with no hint: ' + name(w));
-  }
-}
-for (const id of document.querySelectorAll('.short-id')) {
-  const lines = new Set([...id.getClientRects()].map((r) => Math.round(r.top)));
-  if (lines.size > 1) problems.push('a short id breaks across lines: ' + name(id));
-}
-return { scroll: document.documentElement.scrollWidth, inner: vw, problems: [...new Set(problems)].slice(0, 20) };
-"#;
-
 /// `target/browser-artifacts`, emptied of old screenshots.
 fn artifacts_dir() -> anyhow::Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -1314,20 +1236,6 @@ fn write_qr_photo(payload: &str, path: &Path) -> anyhow::Result<()> {
     }
     canvas.save(path)?;
     Ok(())
-}
-
-/// axe-core's script: the file `RXCHAIN_AXE` names, else the copy
-/// `scripts/install-test-deps.sh` installs under `target/test-deps/`.
-fn axe_source() -> anyhow::Result<String> {
-    let path = std::env::var_os("RXCHAIN_AXE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/test-deps/axe/node_modules/axe-core/axe.min.js")
-        });
-    std::fs::read_to_string(&path).with_context(|| {
-        format!("reading axe-core from {} (scripts/install-test-deps.sh installs it, or point RXCHAIN_AXE at axe.min.js)", path.display())
-    })
 }
 
 /// Writes a short Y4M video (640 × 480, 4:2:0) for Chromium's fake camera:
