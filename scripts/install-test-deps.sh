@@ -5,7 +5,8 @@
 # (fhir.resources, for tests/fhir.rs via scripts/fhir/validate.py), aiosmtpd
 # for the SMTP server the e-mail tests start (tests/email.rs), and Debian's
 # Chromium and ChromeDriver for the
-# browser test (tests/browser.rs). Safe to run repeatedly; it installs only
+# browser test (tests/browser.rs), with poppler-utils and axe-core for its
+# printed-PDF and accessibility checks. Safe to run repeatedly; it installs only
 # what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,4 +45,23 @@ fi
 
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   apt_install chromium chromium-driver
+fi
+
+# poppler-utils: the browser test prints the prescription to PDF and renders
+# its first page to PNG with pdftoppm to decode the printed QR code.
+if ! command -v pdftoppm >/dev/null 2>&1; then
+  apt_install poppler-utils
+fi
+
+# axe-core, injected by the browser test into every page (accessibility:
+# no violation of serious or critical impact). Installed under target/ (not
+# committed); the test reads target/test-deps/axe/node_modules/axe-core/axe.min.js
+# or the file named by RXCHAIN_AXE.
+AXE_DIR=target/test-deps/axe
+if [ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    apt_install npm
+  fi
+  mkdir -p "$AXE_DIR"
+  npm install --prefix "$AXE_DIR" --no-audit --no-fund --silent axe-core@4
 fi

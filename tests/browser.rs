@@ -18,6 +18,8 @@
 //! out explicitly: the test then passes without starting anything and says
 //! on stderr that it was skipped and why.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -204,6 +206,15 @@ struct Browser {
 
 impl Browser {
     async fn open(driver: &ChromeDriver, base: &str) -> anyhow::Result<Browser> {
+        Browser::open_with(driver, base, &[]).await
+    }
+
+    /// A browser started with `extra` command-line switches (e.g. a fake camera).
+    async fn open_with(
+        driver: &ChromeDriver,
+        base: &str,
+        extra: &[String],
+    ) -> anyhow::Result<Browser> {
         let profile = tempfile::tempdir()?;
         let mut caps = DesiredCapabilities::chrome();
         caps.set_binary(&driver.chromium.to_string_lossy())?;
@@ -222,6 +233,9 @@ impl Browser {
             caps.add_arg(arg)?;
         }
         caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))?;
+        for arg in extra {
+            caps.add_arg(arg)?;
+        }
         caps.set_browser_log_level(LoggingPrefsLogLevel::All)?;
         let driver = WebDriver::new(driver.url.clone(), caps)
             .await
@@ -336,8 +350,11 @@ impl Browser {
         Ok(())
     }
 
-    /// Checks that `path` has no horizontal overflow at phone width (375 px)
-    /// once `ready_css` is visible, and saves a screenshot.
+    /// Checks `path` at phone width (390 px) once `ready_css` is visible, and
+    /// saves a screenshot: no horizontal page overflow; nothing cut off
+    /// (outside the viewport, or past an `overflow: hidden` box) unless it
+    /// sits in a box that scrolls sideways; every table wider than its box
+    /// shows the scroll hint; no short id broken across lines.
     async fn phone_check(
         &self,
         story: &mut Story<'_>,
@@ -345,28 +362,38 @@ impl Browser {
         ready_css: &str,
         name: &str,
     ) -> anyhow::Result<()> {
-        self.viewport(Some((375, 800, true))).await?;
+        const WIDTH: i64 = 390;
+        self.viewport(Some((WIDTH as u32, 844, true))).await?;
         self.goto(path).await?;
         self.find(ready_css).await?;
         // Let layout settle after the last render.
         self.js_async("requestAnimationFrame(() => requestAnimationFrame(() => done(true)));")
             .await?;
-        let m = self
-            .js(
-                "return [document.documentElement.scrollWidth, window.innerWidth];",
-                vec![],
-            )
-            .await?;
+        let m = self.js(common::browser::PHONE_LAYOUT_JS, vec![]).await?;
         story.shot(self, name).await?;
         self.viewport(None).await?;
-        let (scroll, inner) = (m[0].as_i64().unwrap_or(-1), m[1].as_i64().unwrap_or(-1));
-        if inner != 375 {
-            bail!("the phone emulation did not take: innerWidth is {inner}");
+        let (scroll, inner) = (
+            m["scroll"].as_i64().unwrap_or(-1),
+            m["inner"].as_i64().unwrap_or(-1),
+        );
+        if inner != WIDTH {
+            // Mobile emulation widens the layout viewport to fit content
+            // that does not fit the phone.
+            bail!("{path} is wider than the phone: the emulated viewport grew to {inner} px ({m})");
         }
-        if scroll > 375 {
-            bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > 375");
+        if scroll > WIDTH {
+            bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > {WIDTH}");
+        }
+        let problems = m["problems"].as_array().cloned().unwrap_or_default();
+        if !problems.is_empty() {
+            bail!("{path} at phone width: {problems:#?}");
         }
         Ok(())
+    }
+
+    /// Runs axe-core in the page as it is now (see `common::browser::axe_check`).
+    async fn axe_check(&self, page: &str) -> anyhow::Result<()> {
+        common::browser::axe_check(&self.driver, page).await
     }
 
     /// Runs an asynchronous script whose last argument `done` must be called.
@@ -487,13 +514,18 @@ impl Story<'_> {
                 b.goto("/doctor/").await?;
                 b.sign_in("dr.ada").await?;
                 b.find("#issue-form").await?;
+                // 1a. Signing an empty form says what is missing; choosing
+                //     the medicine takes that error away (it used to stay).
+                b.click("#issue").await?;
+                b.wait_text("#issue-status", "Choose medicine 1 from the formulary list").await?;
                 // The formulary search is driven by the keyboard only.
                 b.type_into("#item-0-drug", "amox").await?;
                 b.find("#item-0-list li[role=option]").await?;
                 let drug = b.driver.find(By::Css("#item-0-drug")).await?;
                 drug.send_keys(Key::Down).await?;
                 drug.send_keys(Key::Enter).await?;
-                b.wait_text("#item-0-drug-hint", "ATC").await?;
+                b.wait_text("#item-0-drug-hint", "Amoxicillin").await?;
+                b.wait_js("the stale 'choose medicine 1' error to go", "return document.querySelector('#issue-status').hidden;", vec![]).await?;
                 b.type_into("#item-0-quantity", "20").await?;
                 b.type_into("#item-0-dosage", "One capsule three times a day for 7 days").await?;
                 let days = b.js("return document.querySelector('#valid-days').value;", vec![]).await?;
@@ -536,8 +568,26 @@ impl Story<'_> {
                 if slip.contains("RX1:") || !slip.contains(&short_id) || !slip.contains("Amoxicillin") || !slip.contains("Morphine") || !slip.contains("Dr Ada Example") {
                     bail!("the slip must show the short id, drugs and prescriber and never the payload: {slip}");
                 }
+                // 1b. "Download PNG" saves the node's PNG of the code; it
+                //     decodes to the payload of the link.
+                let href = b.find("#download-png").await?.attr("href").await?.unwrap_or_default();
+                let name = b.driver.find(By::Css("#download-png")).await?.attr("download").await?.unwrap_or_default();
+                let png = href.strip_prefix("data:image/png;base64,")
+                    .ok_or_else(|| anyhow!("the Download PNG link is not a PNG: {:.40}", href))?;
+                use base64::Engine as _;
+                let png = base64::engine::general_purpose::STANDARD.decode(png)?;
+                let decoded = rxchain::qr::decode_image(&png, &rxchain::qr::DecodeLimits::default())?;
+                let fragment = percent_decode(link.split_once('#').map(|(_, f)| f).unwrap_or_default());
+                if decoded != fragment || !name.ends_with(".png") || !name.contains(&short_id) {
+                    bail!("the downloaded PNG ({name}) should decode to the link's payload: {decoded}");
+                }
+                // 1c. The printed prescription: printed to PDF by Chromium
+                //     itself (its print stylesheet, A5), page 1 rendered to
+                //     PNG by pdftoppm, and its QR code decoded.
+                s.printed_prescription(b, &fragment, &short_id).await?;
                 b.wait_text("#mine-list", &short_id).await?;
                 s.shot(b, "doctor-issued").await?;
+                b.axe_check("the doctor's page").await?;
                 b.phone_check(s, "/doctor/", "#mine-list", "doctor-phone").await?;
                 Ok((link, short_id))
             })
@@ -550,6 +600,17 @@ impl Story<'_> {
         // 2. The patient opens the link and picks Central Pharmacy for pickup.
         let t = Instant::now();
         self.as_role("patient", async |s: &mut Self, b: &Browser| {
+            // 2a. A cut-off link gets plain words; the precise reason is
+            //     kept in the technical details.
+            let cut = &link[..link.find("#RX1:").map_or(link.len(), |i| i + 15)];
+            b.goto(cut).await?;
+            b.wait_text("#link-problem", "incomplete or was mistyped").await?;
+            let shown = b.js("return document.querySelector('#page-status').innerText;", vec![]).await?;
+            let tech = b.js("return document.querySelector('#link-tech').textContent;", vec![]).await?;
+            if shown.as_str().unwrap_or_default().contains("characters") || !tech.as_str().unwrap_or_default().contains("characters after the prefix") {
+                bail!("step 2a: the patient should see plain words, the count only in the details: {shown} / {tech}");
+            }
+            s.shot(b, "patient-cut-link-plain").await?;
             b.goto(&link).await?;
             b.wait_text("#patient-name", "Synthetic Patient Browser")
                 .await?;
@@ -561,6 +622,7 @@ impl Story<'_> {
             b.wait_text("#timeline", "You chose pickup at Central Pharmacy")
                 .await?;
             s.shot(b, "patient-chose-pickup").await?;
+            b.axe_check("the patient's page").await?;
             b.phone_check(s, &link, "#timeline li", "patient-phone")
                 .await?;
             Ok(())
@@ -590,6 +652,14 @@ impl Story<'_> {
                 }
                 b.wait_text("#verdict-prescriber", "Dr Ada Example").await?;
                 b.wait_text("#verdict-short-id", &short_id).await?;
+                // No jargon on the card; the codes are in its technical details.
+                let card = b.js("return document.querySelector('#verdict').innerText;", vec![]).await?;
+                let card = card.as_str().unwrap_or_default();
+                let tech = b.js("return document.querySelector('#verdict-tech').textContent;", vec![]).await?;
+                if card.contains("ATC") || card.contains("QR secret") || !card.contains("Genuine: it belongs to this prescription")
+                    || !tech.as_str().unwrap_or_default().contains("ATC J01CA04") {
+                    bail!("the verdict card should speak plainly and keep ATC codes in its details: {card}");
+                }
                 s.shot(b, "pharmacist-photo-verdict-green").await?;
                 s.timed("3a. pharmacist scans an uploaded photo", t);
 
@@ -617,6 +687,7 @@ impl Story<'_> {
                 b.wait_text("#action-status", "Dispensed 20 capsules of Amoxicillin, 10 tablets of Morphine").await?;
                 b.wait_text("#verdict-title", "Dispensed and complete").await?;
                 s.shot(b, "pharmacist-dispensed").await?;
+                b.axe_check("the pharmacist's page").await?;
                 s.timed("4. pharmacist claims and dispenses", t);
 
                 // 5. A second scan is red and names where and when.
@@ -632,6 +703,17 @@ impl Story<'_> {
                 }
                 s.shot(b, "pharmacist-second-scan-red").await?;
                 b.wait_text("#pharmacy-table", &short_id).await?;
+                // 5b. A completed row has an Open button too: it shows the
+                //     record read from the chain, with nothing to act on.
+                b.js("document.querySelector('#verdict').replaceChildren(); return true;", vec![]).await?;
+                b.wait_js("the completed row's Open button",
+                    "const row = [...document.querySelectorAll('#pharmacy-table tbody tr')].find((r) => r.textContent.includes(arguments[0])); \
+                     const btn = row && row.querySelector('button'); if (btn) btn.click(); return !!btn;", vec![json!(short_id)]).await?;
+                b.wait_text("#verdict-title", "Record: Completed").await?;
+                if b.js("return !!document.querySelector('#verdict button#claim, #verdict #dispense-form, #verdict #delivery-form');", vec![]).await? != false {
+                    bail!("step 5b: a record opened from the list must offer no action");
+                }
+                s.shot(b, "pharmacist-completed-row-opened").await?;
                 b.phone_check(s, "/pharmacist/", "#pharmacy-table", "pharmacist-phone").await?;
                 s.timed("5. second scan is refused", t);
                 Ok(year)
@@ -660,6 +742,35 @@ impl Story<'_> {
                 bail!("a second dispense should be refused as already_dispensed, got {other:?}")
             }
         }
+
+        // 5b. The patient's timeline shows what concerns the patient, in
+        //     plain words: their own refused cancel, never the pharmacy's
+        //     refused second dispense (it used to show its raw sentence).
+        let late_cancel = rxchain::txbuild::cancel(
+            &g,
+            &payload.secret.signing_key(),
+            payload.id,
+            rxchain_contracts::tx::CancelReason::PatientRequest,
+        );
+        match self.stack.client.submit(&late_cancel).await {
+            Err(ClientError::Api { code, .. }) if code == "already_dispensed" => {}
+            other => bail!("a cancel after the dispense should be refused, got {other:?}"),
+        }
+        let t = Instant::now();
+        self.as_role("patient-timeline", async |s: &mut Self, b: &Browser| {
+            b.goto(&link).await?;
+            b.wait_text("#timeline", "Completed").await?;
+            b.wait_text("#timeline", "You tried to cancel the prescription, but this was not possible: it had already been dispensed.").await?;
+            let tl = b.find("#timeline").await?.text().await?;
+            let dispensed = tl.matches("Dispensed at").count();
+            if dispensed != 1 || tl.contains("already dispensed") || tl.contains("refused attempt") || tl.contains("LOT-") {
+                bail!("the patient's timeline should show one dispense and no pharmacy refusal: {tl}");
+            }
+            s.shot(b, "patient-timeline-plain").await?;
+            Ok(())
+        })
+        .await?;
+        self.timed("5b. patient timeline in plain words", t);
 
         // 6. The regulator sees the dispense and the refused attempt.
         let t = Instant::now();
@@ -692,17 +803,397 @@ impl Story<'_> {
             )
             .await?;
             b.wait_text("#alerts-table", &year).await?;
+            // Plain words in the alerts; codes and block numbers in the details.
+            let shown = b.js("return document.querySelector('#alerts-table').innerText;", vec![]).await?;
+            let shown = shown.as_str().unwrap_or_default();
+            let tech = b.js("return document.querySelector('#alerts-table tr[data-code=already_dispensed] details').textContent;", vec![]).await?;
+            if shown.contains("already_dispensed") || shown.contains("Block") || !shown.contains("Dispensing")
+                || !tech.as_str().unwrap_or_default().contains("already_dispensed") {
+                bail!("the alerts should read plainly, codes only in the details: {shown}");
+            }
             b.find("#chain-height").await?;
             b.click("#verify").await?;
             b.wait_text("#chain-status", "verified").await?;
             s.shot(b, "regulator-report-alerts").await?;
+            b.axe_check("the regulator's page").await?;
             b.phone_check(s, "/regulator/", "#report-table", "regulator-phone")
                 .await?;
             Ok(())
         })
         .await?;
         self.timed("6. regulator sees dispense and alert", t);
+
+        let t = Instant::now();
+        self.verdict_card_safety().await?;
+        self.timed("7-9. the verdict card is never stale", t);
+
+        let t = Instant::now();
+        self.release_goes_back_to_the_patient().await?;
+        self.timed("10. change of pharmacy, and a release", t);
+
+        let t = Instant::now();
+        self.courier_delivers().await?;
+        self.timed("11. a courier delivers through their page", t);
+
+        let t = Instant::now();
+        self.camera_scan().await?;
+        self.timed("12. the camera path scans", t);
         Ok(())
+    }
+
+    /// Step 12: Chromium's fake camera plays a video of the QR code held at
+    /// an angle; the pharmacist starts the camera and gets the verdict.
+    async fn camera_scan(&mut self) -> anyhow::Result<()> {
+        let (_rx, text) = self.issue_by_api("Camera Scan").await?;
+        let video = self.artifacts.join("camera-qr.y4m");
+        write_qr_video(&text, &video)?;
+        let b = Browser::open_with(
+            self.driver,
+            &self.stack.base,
+            &[
+                "--use-fake-device-for-media-stream".to_string(),
+                "--use-fake-ui-for-media-stream".to_string(),
+                format!("--use-file-for-fake-video-capture={}", video.display()),
+            ],
+        )
+        .await?;
+        let out = async {
+            b.goto("/pharmacist/").await?;
+            b.sign_in("ph.cara").await?;
+            b.click("#camera-start").await?;
+            b.wait_js("a verdict from the camera",
+                "const v = document.querySelector('#verdict .verdict'); return v && v.dataset.code === 'claimable';", vec![]).await?;
+            b.wait_text("#verdict-prescriber", "Dr Ada Example").await?;
+            self.shot(&b, "pharmacist-camera-verdict").await?;
+            anyhow::Ok(())
+        }
+        .await;
+        if out.is_err() {
+            let _ = b
+                .driver
+                .screenshot(&self.artifacts.join("failure-camera.png"))
+                .await;
+        }
+        let _ = b.driver.quit().await;
+        out.context("the camera steps failed (see failure-camera.png)")
+    }
+
+    /// Step 11: Central Pharmacy packs a home delivery and hands it to Swift
+    /// Couriers; their courier takes it through dispatched, out for delivery
+    /// and delivered on the courier page, seeing the address and nothing
+    /// else about the patient.
+    async fn courier_delivers(&mut self) -> anyhow::Result<()> {
+        use rxchain_contracts::tx::DeliveryStatus;
+        let g = self.stack.client.genesis().await?;
+        let (rx, text) = self.issue_by_api("Courier Parcel").await?;
+        let client = self.stack.client.clone();
+        let address = "7 Synthetic Lane, Testville";
+        let _: Value = client
+            .post("/v1/patient/assign", &json!({"payload": text, "mode": "delivery", "pharmacy": "pharm-central", "address": address}))
+            .await?;
+        let central = rxchain_contracts::OrgId::parse("pharm-central")?;
+        let cara = staff_key("ph.cara");
+        client
+            .submit(&rxchain::txbuild::claim(&g, &cara, &central, &rx))
+            .await?;
+        client
+            .submit(&rxchain::txbuild::dispense(
+                &g,
+                &cara,
+                rx.id,
+                vec![DispenseLine {
+                    item: 0,
+                    quantity: Quantity::new(30)?,
+                    batch: Label::parse("LOT-PARCEL")?,
+                }],
+                true,
+            ))
+            .await?;
+        client
+            .submit(&rxchain::txbuild::delivery(
+                &g,
+                &cara,
+                rx.id,
+                DeliveryStatus::Packed,
+            ))
+            .await?;
+        client
+            .submit(&rxchain::txbuild::hand_to_carrier(
+                &g,
+                &cara,
+                rx.id,
+                rxchain_contracts::OrgId::parse("logi-swift")?,
+            ))
+            .await?;
+        let id = rx.id.to_string();
+        self.as_role("courier", async |s: &mut Self, b: &Browser| {
+            b.goto("/courier/").await?;
+            b.sign_in("courier.finn").await?;
+            let row = format!("li[data-id='{id}']");
+            b.wait_text(&format!("#address-{id}"), address).await?;
+            let page = b.js("return document.querySelector('main').innerText;", vec![]).await?;
+            let page = page.as_str().unwrap_or_default();
+            if page.contains("Courier Parcel") || page.contains("RX1:") || page.contains("Atorvastatin") {
+                bail!("the courier must see the address only, not the patient, code or medicines: {page}");
+            }
+            s.shot(b, "courier-open-delivery").await?;
+            b.axe_check("the courier's page").await?;
+            for (step, label) in [("dispatched", "Handed to the courier"), ("out_for_delivery", "Out for delivery"), ("delivered", "Delivered")] {
+                // The next step is preselected; the courier only confirms.
+                b.wait_js(&format!("{step} to be preselected"),
+                    "const s = document.getElementById('next-' + arguments[0]); return s && s.value === arguments[1];",
+                    vec![json!(id), json!(step)]).await?;
+                b.click(&format!("#record-{id}")).await?;
+                b.wait_text("#courier-status", &format!("{label} — recorded")).await?;
+            }
+            b.wait_js("the delivered parcel to leave the list",
+                "return !document.querySelector(arguments[0]);", vec![json!(row)]).await?;
+            s.shot(b, "courier-delivered").await?;
+            b.phone_check(s, "/courier/", "#deliveries", "courier-phone").await?;
+            Ok(())
+        })
+        .await?;
+        let view: Value = self
+            .stack
+            .client
+            .get(&format!("/v1/prescriptions/{id}"))
+            .await?;
+        let trail: Vec<&str> = view["record"]["delivery"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d["status"].as_str()).collect())
+            .unwrap_or_default();
+        if trail != ["packed", "dispatched", "out_for_delivery", "delivered"] {
+            bail!("the chain should hold the courier's steps, it holds {trail:?}");
+        }
+        Ok(())
+    }
+
+    /// Step 10: the patient changes the chosen pharmacy before it is
+    /// claimed; the pharmacy then claims and releases it, and the patient's
+    /// page says so and offers the choice again.
+    async fn release_goes_back_to_the_patient(&mut self) -> anyhow::Result<()> {
+        let g = self.stack.client.genesis().await?;
+        let (rx, text) = self.issue_by_api("Release Rule").await?;
+        let client = self.stack.client.clone();
+        self.as_role("patient-release", async |s: &mut Self, b: &Browser| {
+            b.goto(&format!("/patient/#{text}")).await?;
+            b.click("label[for='pharmacy-pharm-central']").await?;
+            b.click("#assign").await?;
+            b.wait_text("#choice", "Central Pharmacy").await?;
+            // 10a. A change of mind before any pharmacy claims it.
+            b.click("#change-choice").await?;
+            b.click("label[for='pharmacy-pharm-harbour']").await?;
+            b.click("#assign").await?;
+            b.wait_text("#choice", "Harbour Pharmacy").await?;
+            let central = rxchain_contracts::OrgId::parse("pharm-central")?;
+            match client.submit(&rxchain::txbuild::claim(&g, &staff_key("ph.cara"), &central, &rx)).await {
+                Err(ClientError::Api { code, .. }) if code == "assigned_elsewhere" => {}
+                other => bail!("step 10a: the first pharmacy should be refused after the change, got {other:?}"),
+            }
+            s.shot(b, "patient-changed-pharmacy").await?;
+            // 10b. Harbour claims and releases it: the page says it is back
+            //      with the patient and offers the choice again.
+            let harbour = rxchain_contracts::OrgId::parse("pharm-harbour")?;
+            client.submit(&rxchain::txbuild::claim(&g, &staff_key("ph.dan"), &harbour, &rx)).await?;
+            client.submit(&rxchain::txbuild::release(&g, &staff_key("ph.dan"), rx.id)).await?;
+            b.wait_text("#released-note", "Harbour Pharmacy (demo) returned your prescription").await?;
+            b.find("#assign-form").await?;
+            b.wait_text("#timeline", "returned the prescription without filling it").await?;
+            s.shot(b, "patient-told-of-release").await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Prints the doctor's page to PDF (print media, the page's own `@page`
+    /// size), renders page 1 with `pdftoppm`, and checks the paper: A5, the
+    /// facts a pharmacist needs, and a QR code that decodes to `payload`.
+    async fn printed_prescription(
+        &mut self,
+        b: &Browser,
+        payload: &str,
+        short_id: &str,
+    ) -> anyhow::Result<()> {
+        let pdf = b
+            .driver
+            .cdp()
+            .send_raw(
+                "Page.printToPDF",
+                json!({"preferCSSPageSize": true, "printBackground": true}),
+            )
+            .await?;
+        use base64::Engine as _;
+        let pdf = base64::engine::general_purpose::STANDARD.decode(
+            pdf["data"]
+                .as_str()
+                .ok_or_else(|| anyhow!("printToPDF answered no data: {pdf}"))?,
+        )?;
+        let pdf_path = self.artifacts.join("prescription.pdf");
+        std::fs::write(&pdf_path, &pdf)?;
+        let png_base = self.artifacts.join("printed-prescription");
+        let out = Command::new("pdftoppm")
+            .args(["-r", "200", "-f", "1", "-l", "1", "-png", "-singlefile"])
+            .arg(&pdf_path)
+            .arg(&png_base)
+            .output()
+            .context("running pdftoppm (scripts/install-test-deps.sh installs poppler-utils)")?;
+        if !out.status.success() {
+            bail!("pdftoppm failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let png = std::fs::read(png_base.with_extension("png"))?;
+        let page = image::load_from_memory(&png)?;
+        // A5 is 148 × 210 mm: 1166 × 1654 pixels at 200 dpi.
+        let (w, h) = (page.width(), page.height());
+        if w.abs_diff(1166) > 12 || h.abs_diff(1654) > 12 {
+            bail!("the printed prescription should be A5 (1166 × 1654 px at 200 dpi), page 1 is {w} × {h}");
+        }
+        let decoded = rxchain::qr::decode_image(&png, &rxchain::qr::DecodeLimits::default())
+            .map_err(|e| anyhow!("the printed QR code does not decode: {e}"))?;
+        if decoded != payload {
+            bail!("the printed QR code decodes to {decoded:?}, not the prescription's payload");
+        }
+        let text = Command::new("pdftotext")
+            .args(["-f", "1", "-l", "1"])
+            .arg(&pdf_path)
+            .arg("-")
+            .output()?;
+        // Table cells wrap: compare with the white space collapsed.
+        let text = String::from_utf8_lossy(&text.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for want in [
+            "Northgate General Hospital (synthetic)",
+            "Synthetic Patient Browser",
+            "Dr Ada Example",
+            "Amoxicillin",
+            "One capsule three times a day for 7 days",
+            "Morphine",
+            "Valid until",
+            "Repeat fills",
+            "What to do",
+            short_id,
+        ] {
+            if !text.contains(want) {
+                bail!("the printed prescription lacks {want:?}:\n{text}");
+            }
+        }
+        if text.contains("RX1:") || text.contains("Sign and issue") {
+            bail!("the printed prescription shows the payload text or the page around it:\n{text}");
+        }
+        Ok(())
+    }
+
+    /// Issues an Atorvastatin prescription from Dr Ada through the API and
+    /// answers its QR payload text.
+    async fn issue_by_api(&self, name: &str) -> anyhow::Result<(QrPayload, String)> {
+        let g = self.stack.client.genesis().await?;
+        let input = common::issue::atorvastatin_issue(
+            "hosp-north",
+            30,
+            0,
+            common::issue::SyntheticPatient {
+                name: name.to_string(),
+                birth_date: "1970-01-01",
+                identifier: format!("SYNTH-{name}"),
+            },
+            "One tablet at night",
+        );
+        let rx = rxchain::txbuild::issue(&g, &staff_key("dr.ada"), input)?;
+        self.stack.client.submit(&rx.tx).await?;
+        let text = rx.payload.encode();
+        Ok((rx.payload, text))
+    }
+
+    /// Steps 7–9: the pharmacist's verdict card after a bad scan, after a
+    /// change made elsewhere, when old, and after a refusal.
+    async fn verdict_card_safety(&mut self) -> anyhow::Result<()> {
+        let g = self.stack.client.genesis().await?;
+        let central = rxchain_contracts::OrgId::parse("pharm-central")?;
+        let (rx, text) = self.issue_by_api("Card Safety").await?;
+        let client = self.stack.client.clone();
+        self.as_role("pharmacist-safety", async |s: &mut Self, b: &Browser| {
+            // This pharmacist works in Shanghai: times are shown in that zone.
+            b.driver.cdp().send_raw("Emulation.setTimezoneOverride", json!({"timezoneId": "Asia/Shanghai"})).await?;
+            b.goto("/pharmacist/").await?;
+            b.sign_in("ph.cara").await?;
+            // 7. A mistyped code after a good scan: the old card is gone
+            //    before the error is shown, never left under it.
+            b.find("#scan-text").await?.send_keys(TypingData::from(text.clone()) + Key::Enter).await?;
+            b.wait_js("a green verdict", "const v = document.querySelector('#verdict .verdict'); return v && v.dataset.code === 'claimable';", vec![]).await?;
+            b.wait_text("#verdict-checked", "Chain state at block").await?;
+            let mistyped = format!("{}X", &text[..text.len() - 3]);
+            b.find("#scan-text").await?.send_keys(TypingData::from(mistyped) + Key::Enter).await?;
+            b.wait_js("the bad scan's error", "const s = document.querySelector('#scan-status'); return s && !s.hidden && s.dataset.kind === 'error';", vec![]).await?;
+            let left = b.js("return document.querySelector('#verdict').childElementCount;", vec![]).await?;
+            if left != 0 {
+                bail!("step 7: after a bad scan the previous prescription's card is still on screen");
+            }
+            s.shot(b, "pharmacist-bad-scan-clears-card").await?;
+
+            // 8. The card refreshes by itself when the chain changes: another
+            //    pharmacist of this pharmacy claims it from elsewhere.
+            b.find("#scan-text").await?.send_keys(TypingData::from(text.clone()) + Key::Enter).await?;
+            b.wait_js("a green claimable verdict", "const v = document.querySelector('#verdict .verdict'); return v && v.dataset.code === 'claimable';", vec![]).await?;
+            client.submit(&rxchain::txbuild::claim(&g, &staff_key("ph.cara"), &central, &rx)).await?;
+            b.wait_js("the card to reload after the claim made elsewhere",
+                "const v = document.querySelector('#verdict .verdict'); return v && v.dataset.code === 'already_claimed_here' && !!document.querySelector('#action-status[data-changed=true]') && !!document.querySelector('#dispense-form');", vec![]).await?;
+            s.shot(b, "pharmacist-card-refreshed-after-change").await?;
+
+            // 9a. While the chain cannot be asked, the card ages; once old it
+            //     is greyed out and its Dispense button is off. The page's
+            //     clock is moved a minute on to age it without waiting.
+            let cdp = b.driver.cdp();
+            cdp.send_raw("Network.enable", json!({})).await?;
+            cdp.send_raw("Network.setBlockedURLs", json!({"urls": ["*/v1/prescriptions/*"]})).await?;
+            client.submit(&rxchain::txbuild::dispense(&g, &staff_key("ph.cara"), rx.id,
+                vec![DispenseLine { item: 0, quantity: Quantity::new(30)?, batch: Label::parse("LOT-ELSEWHERE")? }], true)).await?;
+            b.js("window.__realNow = Date.now; Date.now = () => window.__realNow.call(Date) + 60000; return true;", vec![]).await?;
+            b.wait_js("the old card to grey out",
+                "const v = document.querySelector('#verdict .verdict'); const d = document.querySelector('#dispense'); \
+                 const n = document.querySelector('#verdict-stale'); return v && v.dataset.stale === 'true' && d && d.disabled && n && !n.hidden;", vec![]).await?;
+            b.wait_text("#verdict-stale", "Do not act on this card").await?;
+            s.shot(b, "pharmacist-old-card-greyed").await?;
+            b.js("Date.now = window.__realNow; return true;", vec![]).await?;
+            b.wait_js("the card to be fresh again", "const d = document.querySelector('#dispense'); return d && !d.disabled;", vec![]).await?;
+
+            // 9b. The card still says "ready to dispense" (the background
+            //     check is blocked), but the chain has it dispensed: the
+            //     Dispense click is refused, and the card reloads from the
+            //     chain instead of staying green under the refusal.
+            let title = b.find("#verdict-title").await?.text().await?;
+            if !title.contains("ready to dispense") {
+                bail!("step 9b needs the outdated green card on screen, it shows {title:?}");
+            }
+            b.type_into("#dispense-batch-0", "LOT-STALE").await?;
+            b.click("#dispense").await?;
+            b.wait_js("the refused dispense to reload the card",
+                "const v = document.querySelector('#verdict .verdict'); return v && v.dataset.code === 'already_dispensed' && v.dataset.verdict === 'red';", vec![]).await?;
+            if b.js("return !!document.querySelector('#dispense-form, #claim');", vec![]).await? != false {
+                bail!("step 9b: after the refusal the card still offers an action");
+            }
+            b.wait_text("#verdict-title", "Do not dispense").await?;
+            b.wait_text("#action-status", "Refused").await?;
+            b.wait_text("#verdict-sentence", "Already dispensed at Central Pharmacy").await?;
+            // 9c. The refusal's time comes as a number in the error's
+            //     details and is written in the viewer's zone (UTC+8), like
+            //     every other time on the page, never as "… UTC".
+            let view: Value = client.get(&format!("/v1/prescriptions/{}", rx.id)).await?;
+            let at = view["record"]["fills"][0]["at"].as_u64().ok_or_else(|| anyhow!("no fill time in {view}"))?;
+            let local = (at / 60_000 + 8 * 60) % (24 * 60);
+            let (h, m) = (local / 60, local % 60);
+            let hhmm = format!("{:02}:{m:02} {}", if h % 12 == 0 { 12 } else { h % 12 }, if h < 12 { "AM" } else { "PM" });
+            // ICU writes a narrow no-break space before AM/PM.
+            let refusal: String = b.find("#action-status").await?.text().await?
+                .chars().map(|c| if c.is_whitespace() { ' ' } else { c }).collect();
+            if refusal.contains("UTC") || !refusal.contains("Already dispensed at Central Pharmacy (demo) on") || !refusal.contains(&hhmm) {
+                bail!("step 9c: the refusal should give the dispense time {hhmm} in Shanghai time: {refusal:?}");
+            }
+            cdp.send_raw("Network.setBlockedURLs", json!({"urls": []})).await?;
+            s.shot(b, "pharmacist-refusal-reloads-card").await?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -744,6 +1235,53 @@ fn write_qr_photo(payload: &str, path: &Path) -> anyhow::Result<()> {
         canvas.put_pixel(ox + x, oy + y, image::Rgb([v, v, v.saturating_sub(4)]));
     }
     canvas.save(path)?;
+    Ok(())
+}
+
+/// Writes a short Y4M video (640 × 480, 4:2:0) for Chromium's fake camera:
+/// the QR code for `payload`, turned 12 degrees, on a grey, uneven
+/// background, as a phone held up to the camera would show it.
+fn write_qr_video(payload: &str, path: &Path) -> anyhow::Result<()> {
+    let png = rxchain::qr::render_png(payload, 4)?;
+    let code = image::load_from_memory(&png)?.to_luma8();
+    let (w, h) = (640u32, 480u32);
+    let (cx, cy) = (w as f64 / 2.0 + 20.0, h as f64 / 2.0 - 10.0);
+    let (sin, cos) = 12f64.to_radians().sin_cos();
+    let (hw, hh) = (code.width() as f64 / 2.0, code.height() as f64 / 2.0);
+    let mut luma = vec![0u8; (w * h) as usize];
+    for y in 0..h {
+        for x in 0..w {
+            // Where this pixel comes from in the upright code.
+            let (dx, dy) = (x as f64 - cx, y as f64 - cy);
+            let (sx, sy) = (cos * dx + sin * dy + hw, -sin * dx + cos * dy + hh);
+            let noise = ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) % 19) as u8;
+            let v = if sx >= 0.0
+                && sy >= 0.0
+                && (sx as u32) < code.width()
+                && (sy as u32) < code.height()
+            {
+                if code.get_pixel(sx as u32, sy as u32).0[0] < 128 {
+                    30
+                } else {
+                    225
+                }
+            } else {
+                150u8
+                    .saturating_add(((x + y) * 40 / (w + h)) as u8)
+                    .saturating_add(noise)
+            };
+            luma[(y * w + x) as usize] = v;
+        }
+    }
+    let mut out = format!("YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n").into_bytes();
+    let chroma = vec![128u8; (w / 2 * h / 2) as usize];
+    for _ in 0..2 {
+        out.extend_from_slice(b"FRAME\n");
+        out.extend_from_slice(&luma);
+        out.extend_from_slice(&chroma);
+        out.extend_from_slice(&chroma);
+    }
+    std::fs::write(path, out)?;
     Ok(())
 }
 

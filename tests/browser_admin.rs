@@ -4,13 +4,16 @@
 //! change the initial password, and issues a prescription; the admin
 //! disables the doctor, and the doctor's open page stops working: it falls
 //! back to the sign-in form saying the session ended. The admin page is
-//! also checked at phone width for horizontal overflow.
+//! also checked at phone width (nothing cut off, see
+//! `common::browser::PHONE_LAYOUT_JS`) and with axe-core.
 //!
 //! Like `tests/browser.rs`, it drives `/usr/bin/chromium` through
 //! `/usr/bin/chromedriver` (`RXCHAIN_CHROMIUM`, `RXCHAIN_CHROMEDRIVER`
 //! name others), fails saying how to install them when they are missing,
 //! and passes without starting anything when `RXCHAIN_SKIP_BROWSER=1`.
 //! Screenshots go to `target/browser-admin-artifacts/`.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -111,6 +114,7 @@ async fn story(admin: &Browser, doctor: &Browser, artifacts: &Path) -> anyhow::R
     admin.wait_text("#staff-list", "dr.grace").await?;
     admin.wait_text("#staff-list", "initial password").await?;
     admin.shot(artifacts, "01-admin-enrolled").await?;
+    common::browser::axe_check(&admin.driver, "the admin page").await?;
     admin
         .phone_check("/admin/", "#staff-list table", artifacts)
         .await?;
@@ -393,7 +397,8 @@ impl Browser {
             .with_context(|| format!("saving {}", path.display()))
     }
 
-    /// Checks that `path` has no horizontal overflow at phone width.
+    /// Checks `path` at phone width (390 px) with the shared layout check:
+    /// no page overflow, nothing cut off, scroll hints on wide tables.
     async fn phone_check(
         &self,
         path: &str,
@@ -403,26 +408,36 @@ impl Browser {
         let cdp = self.driver.cdp();
         cdp.send_raw(
             "Emulation.setDeviceMetricsOverride",
-            json!({"width": 375, "height": 800, "deviceScaleFactor": 1, "mobile": true}),
+            json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
         )
         .await?;
         self.goto(path).await?;
         self.find(ready_css).await?;
-        let m = self
-            .js(
-                "return [document.documentElement.scrollWidth, window.innerWidth];",
-                vec![],
+        // Let layout settle after the last render.
+        self.driver
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                Vec::<Value>::new(),
             )
             .await?;
+        let m = self.js(common::browser::PHONE_LAYOUT_JS, vec![]).await?;
         self.shot(artifacts, "admin-phone").await?;
         cdp.send_raw("Emulation.clearDeviceMetricsOverride", json!({}))
             .await?;
-        let (scroll, inner) = (m[0].as_i64().unwrap_or(-1), m[1].as_i64().unwrap_or(-1));
-        if inner != 375 {
-            bail!("the phone emulation did not take: innerWidth is {inner}");
+        let (scroll, inner) = (
+            m["scroll"].as_i64().unwrap_or(-1),
+            m["inner"].as_i64().unwrap_or(-1),
+        );
+        if inner != 390 {
+            bail!("{path} is wider than the phone: the emulated viewport grew to {inner} px ({m})");
         }
-        if scroll > 375 {
-            bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > 375");
+        if scroll > 390 {
+            bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > 390");
+        }
+        let problems = m["problems"].as_array().cloned().unwrap_or_default();
+        if !problems.is_empty() {
+            bail!("{path} at phone width: {problems:#?}");
         }
         Ok(())
     }

@@ -592,6 +592,46 @@ fn a_claim_for_another_pharmacy_than_the_assigned_one_is_refused() {
     w.applied(c);
 }
 
+/// The release rule (E-Rezept's "reject"): a pharmacy that returns a
+/// prescription returns the patient's choice with it. The prescription is
+/// back with the patient, who chooses again; a pharmacy the patient did not
+/// choose then cannot claim it, even the one that released it and saw the code.
+#[test]
+fn a_released_prescription_goes_back_to_the_patient_to_choose_again() {
+    let (mut w, rx) = with_rx("release-to-patient", RxSpec::simple(10));
+    // 1. Chosen, claimed and released by pharm-a.
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let r = w.release(&staff("ph-a"), rx.id);
+    w.applied(r);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.status, RxStatus::Issued);
+    assert_eq!(
+        rec.fulfilment, None,
+        "the patient's choice goes back with it"
+    );
+    assert_eq!(rec.claim, None);
+    assert_eq!(rec.public_status(w.now), PublicStatus::Issued);
+    // 2. The patient chooses pharm-b: pharm-a, which still knows the
+    //    code, can no longer claim it; pharm-b can.
+    let a = w.assign_pickup(&rx, PHARM_B);
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    assert_eq!(
+        w.refused(c, "assigned_elsewhere"),
+        Rejection::AssignedElsewhere {
+            pharmacy: org(PHARM_B)
+        }
+    );
+    let c = w.claim(&staff("ph-b"), PHARM_B, &rx);
+    w.applied(c);
+    // 3. Once claimed, the patient's choice is fixed until a release.
+    let a = w.assign_pickup(&rx, PHARM_A);
+    w.refused(a, "claimed_cannot_change");
+}
+
 #[test]
 fn a_pharmacist_claims_only_for_their_own_pharmacy() {
     let (mut w, rx) = with_rx("own-pharmacy", RxSpec::simple(10));

@@ -6,6 +6,7 @@ pub mod backup;
 mod chain;
 pub mod cluster;
 mod common;
+mod courier;
 mod doctor;
 mod email;
 pub mod error;
@@ -130,6 +131,7 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(doctor::router())
         .merge(email::router())
         .merge(pharmacy::router())
+        .merge(courier::router())
         .merge(patient::router())
         .merge(reports::router())
         .merge(cluster::router())

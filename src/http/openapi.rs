@@ -84,6 +84,7 @@ use super::ApiError;
         super::tokens::revoke,
         super::session::change_password,
         super::pharmacy::pharmacy_prescriptions,
+        super::courier::deliveries,
         super::patient::open,
         super::patient::assign,
         super::patient::cancel,

@@ -330,7 +330,7 @@ fn handover_for(
 }
 
 /// Recovers the payload (and a delivery address) the patient handed over.
-fn open_handover(
+pub(super) fn open_handover(
     s: &AppState,
     rec: &PrescriptionRecord,
     org: &OrgId,

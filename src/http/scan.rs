@@ -64,6 +64,11 @@ pub struct Verdict {
     pub secret_ok: bool,
     /// The prescription as the chain has it (who signed it and when).
     pub prescription: PrescriptionView,
+    /// The chain height the verdict was read at: the state is that of this
+    /// block or a later one. Pages show it so that an old card is noticed.
+    pub height: u64,
+    /// When the node read the state (its clock, ms since the epoch).
+    pub read_at: rxchain_contracts::Timestamp,
 }
 
 /// Computes the verdict for a payload text.
@@ -75,6 +80,8 @@ pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Ve
     // node's state is current with the leader before reading it.
     // On a follower this asks the leader for a read index and waits for it.
     super::cluster::linearizable_read(s).await?;
+    // The tip before the read: the state read is at least this new.
+    let height = s.chain.tip().height;
     let rec = load(s, &qr.id)?;
     let secret_ok = rec.secret_matches(&qr.secret);
     let now = now();
@@ -109,6 +116,8 @@ pub async fn verdict(s: &AppState, payload: &str, pharmacy: &OrgId) -> Result<Ve
         payload: qr.encode(),
         secret_ok,
         prescription: view(s, rec)?,
+        height,
+        read_at: now,
     })
 }
 

@@ -564,7 +564,8 @@ impl ChainStore {
         self.scan_ids(keys::prescriber_prefix(key))
     }
 
-    /// Prescriptions ever assigned to, claimed by or dispensed at a pharmacy, by id.
+    /// Prescriptions ever assigned to, claimed by or dispensed at a pharmacy,
+    /// or handed to a logistics member to carry, by id.
     pub fn by_pharmacy(&self, org: &OrgId) -> Result<Vec<PrescriptionId>, StoreError> {
         self.scan_ids(keys::pharmacy_prefix(org))
     }
@@ -811,7 +812,10 @@ impl ChainStore {
                 .iter()
                 .map(|f| f.pharmacy())
                 .chain(rec.claim.iter().map(|c| &c.pharmacy))
-                .chain(rec.fills.iter().map(|f| &f.pharmacy));
+                .chain(rec.fills.iter().map(|f| &f.pharmacy))
+                // The logistics member carrying a delivery finds it here too
+                // (the courier's list, `http/courier.rs`).
+                .chain(rec.carrier.iter());
             for org in pharmacies {
                 batch.insert(keys::pharmacy(org, id), &[][..]);
             }

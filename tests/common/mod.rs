@@ -1,10 +1,12 @@
 //! Shared test harness: real nodes on port 0, each in its own temp dir, a
 //! synthetic genesis for the storage and Raft tests ([`genesis`]), and
-//! synthetic issue inputs for the process tests ([`issue`]).
+//! synthetic issue inputs for the process tests ([`issue`]), and what the
+//! browser tests share ([`browser`]).
 //!
 //! Each test binary uses only part of it, so unused items are expected.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod genesis;
 pub mod inproc;
 pub mod issue;

@@ -126,8 +126,10 @@ async function call(method, path, { json, body, contentType, signal, key }) {
     }
   }
   if (!resp.ok) {
+    // A chain refusal carries its details (times as numbers): its
+    // sentence is written here, with times in the viewer's own zone.
     const message = data && typeof data === "object" && typeof data.message === "string" && data.message
-      ? humanize(data.message)
+      ? refusalSentence(data.detail) || humanize(data.message)
       : fallbackMessage(resp.status);
     const code = data && typeof data === "object" && data.code ? data.code : `http_${resp.status}`;
     // A staff page whose session ended under it (disabled, revoked, reset
@@ -219,13 +221,38 @@ export function orgAddress(id) {
  */
 export function humanize(message) {
   if (!message) return "";
-  let m = String(message).replace(/Timestamp\((\d+)\)/g, (_, ms) => fmtDateTime(Number(ms)));
+  let m = String(message).replace(/Timestamp\((\d+)\)/g, (_, ms) => fmtDateTime(Number(ms)))
+    // The chain's own sentences write block times as "2026-12-01 18:18 UTC".
+    .replace(/\b(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}) UTC\b/g,
+      (_, y, mo, d, h, mi) => fmtDateTime(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi))));
   for (const [id, o] of orgs) {
     m = m.replace(new RegExp(`\\b${id.replace(/[-.]/g, "\\$&")}\\b`, "g"), o.name);
   }
   m = m.charAt(0).toUpperCase() + m.slice(1);
   if (!/[.!?]$/.test(m)) m += ".";
   return m;
+}
+
+/**
+ * The sentence for a chain refusal whose details hold a time, written from
+ * the structured details (`{code, at, pharmacy…}`, times in ms since the
+ * epoch) so that it reads like every other time on the page. Answers null
+ * for refusals without a time: their server sentence is used.
+ */
+export function refusalSentence(detail) {
+  if (!detail || typeof detail !== "object" || !detail.code) return null;
+  const at = fmtDateTime(detail.at);
+  switch (detail.code) {
+    case "already_dispensed": return `Already dispensed at ${orgName(detail.pharmacy)} on ${at}.`;
+    case "claimed_by_other": return `Claimed by ${orgName(detail.pharmacy)} since ${at}; only that pharmacy may dispense it.`;
+    case "expired": return `The prescription expired on ${at}.`;
+    case "cancelled": return `The prescription was cancelled on ${at}.`;
+    case "not_yet_valid": return `The prescription is not valid until ${fmtDateTime(detail.from)}.`;
+    case "signer_revoked": return `The signing key was revoked on ${at}.`;
+    case "proposal_expired": return `The proposal expired on ${at}.`;
+    case "proposal_executed": return `The proposal was already carried out on ${at}.`;
+    default: return null;
+  }
 }
 
 const dateFmt = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" });
@@ -579,16 +606,35 @@ export async function staffPage({ root, roles, userArea, start }) {
   else showForm();
 }
 
-/** Wraps a table so that it scrolls on its own on narrow screens. */
+/**
+ * Wraps a table so that it scrolls on its own on narrow screens. While the
+ * table is wider than its box, a hint under it says that it scrolls
+ * (`data-scrolls="true"` on the wrapper), so no column is hidden unseen.
+ */
 export function tableWrap(table, label) {
-  return el("div", { class: "table-wrap", role: "region", "aria-label": label, tabindex: "0" }, table);
+  const wrap = el("div", { class: "table-wrap", role: "region", "aria-label": label, tabindex: "0" }, table);
+  const hint = el("p", { class: "hint scroll-hint", "aria-hidden": "true", hidden: true }, "Scroll sideways to see every column →");
+  const box = el("div", { class: "table-box" }, wrap, hint);
+  const sync = () => {
+    const scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+    wrap.dataset.scrolls = String(scrolls);
+    hint.hidden = !scrolls;
+  };
+  if (typeof ResizeObserver === "function") {
+    const ro = new ResizeObserver(sync);
+    ro.observe(wrap);
+    ro.observe(table);
+  }
+  requestAnimationFrame(sync);
+  return box;
 }
 
 /** A table from column headers and rows of cells (nodes or text). */
 export function table(headers, rows, { caption, className } = {}) {
   return el("table", { class: className },
     caption ? el("caption", {}, caption) : null,
-    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+    // A column of buttons still gets a header for screen readers.
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h || el("span", { class: "visually-hidden" }, "Actions"))))),
     el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))));
 }
 

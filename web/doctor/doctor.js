@@ -3,7 +3,7 @@
 
 import {
   ApiError, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll,
-  fmtDate, fmtDateTime, statusBadge, drugText, svgImage, query, chainParams,
+  fmtDate, fmtDateTime, statusBadge, drugText, svgImage, query, chainParams, loadOrgs, orgAddress,
 } from "/assets/api.js";
 
 const CANCELLABLE = new Set(["issued", "assigned"]);
@@ -21,6 +21,7 @@ async function start(session) {
   let params;
   try {
     params = await chainParams();
+    await loadOrgs();
   } catch (e) {
     setChildren(app, el("p", { class: "error", role: "alert" }, `Cannot load the chain's parameters: ${errorText(e)}`));
     return;
@@ -89,7 +90,25 @@ function issueForm(card, session, onIssued, params) {
   setChildren(card, el("h2", { id: "issue-title" }, "New prescription"),
     el("p", { class: "hint" }, `Signed by ${session.name}, ${session.org_name || session.org}.`), result, form);
 
+  // The sentence of the last failed check. Any edit re-runs the check, and
+  // a sentence that no longer holds is taken away at once: an error left on
+  // screen after its cause was fixed reads as a new one.
+  let shownProblem = null;
+  const recheck = () => {
+    if (!shownProblem) return;
+    const p = validate();
+    if (p && p.text === shownProblem) {
+      p.field?.setAttribute("aria-invalid", "true");
+      return;
+    }
+    shownProblem = null;
+    if (status.dataset.kind === "error") say(status, "");
+  };
+  form.addEventListener("input", recheck);
+  form.addEventListener("change", recheck);
+
   const updateValidity = () => {
+    recheck();
     const controlled = rows.some((r) => r.selected && r.selected.controlled);
     if (!validTouched) validDays.value = String(controlled ? CONTROLLED_DAYS : DEFAULT_DAYS);
     validHint.textContent = controlled
@@ -119,6 +138,7 @@ function issueForm(card, session, onIssued, params) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const problem = validate();
+    shownProblem = problem?.text || null;
     if (problem) {
       say(status, problem.text, "error");
       problem.field?.setAttribute("aria-invalid", "true");
@@ -366,7 +386,10 @@ function showResult(box, issued, body, session, again) {
       copyStatus.textContent = "Press Ctrl+C (or ⌘C) to copy the selected link.";
     }
   });
-  const print = el("button", { type: "button", class: "btn btn-primary", id: "print-slip" }, "Print slip");
+  const print = el("button", { type: "button", class: "btn btn-primary", id: "print-slip" }, "Print prescription");
+  // The PNG the node drew, saved as a file (for a message or another printer).
+  const png = el("a", { class: "btn btn-quiet", id: "download-png", href: `data:image/png;base64,${issued.qr_png_base64}`,
+    download: `prescription-${issued.short_id}.png` }, "Download PNG");
   print.addEventListener("click", () => printSlip());
   // The e-mail button: only when an address was given and the code was not
   // already mailed at issue. The issuing node sends it once.
@@ -398,19 +421,40 @@ function showResult(box, issued, body, session, again) {
           el("div", { class: "link-box" }, linkInput, copy),
           el("p", { class: "hint", id: "link-hint" }, "The link and the code are the patient's key to this prescription: hand them to the patient only."),
           copyStatus))),
-    el("div", { class: "actions" }, print, mail, another, mailStatus)));
+    el("div", { class: "actions" }, print, png, mail, another, mailStatus)));
 
-  // The slip shows the code, never its text: the text is the patient's key.
+  // The printed prescription (A5, the print rules in app.css). It shows the code as a
+  // picture, never its text: the text is the patient's key.
   const slip = document.getElementById("slip");
+  const issuedOn = fmtDate(Date.now());
+  const hospital = session.org_name || session.org;
   setChildren(slip,
-    el("h1", {}, "Prescription"),
-    svgImage(issued.qr_svg, `QR code of prescription ${issued.short_id}`, "slip-qr"),
-    el("span", { class: "short-id" }, issued.short_id),
-    el("ul", {}, body.items.map((it, i) => el("li", {}, `${drugText(it)} — ${it.quantity} ${it.unit}`,
-      body.dosage[i] ? el("br") : null, body.dosage[i] || ""))),
-    body.repeats ? el("p", {}, `Repeat fills: ${body.repeats}`) : null,
-    el("p", {}, `Prescriber: ${session.name}, ${session.org_name || session.org}`),
-    el("p", {}, `Valid until ${fmtDate(issued.valid_until)}. Take this slip to any pharmacy, or open your prescription with the code.`));
+    el("header", { class: "slip-head" },
+      el("div", {},
+        el("p", { class: "slip-hospital", id: "slip-hospital" }, hospital),
+        orgAddress(session.org) ? el("p", { class: "slip-address" }, orgAddress(session.org)) : null),
+      el("p", { class: "slip-title" }, "Prescription")),
+    el("dl", { class: "slip-facts" },
+      el("dt", {}, "Patient"), el("dd", { id: "slip-patient" }, body.patient.name,
+        body.patient.birth_date ? ` · born ${fmtDate(Date.parse(body.patient.birth_date))}` : ""),
+      el("dt", {}, "Prescriber"), el("dd", {}, `${session.name}, ${hospital}`),
+      el("dt", {}, "Date"), el("dd", {}, issuedOn),
+      el("dt", {}, "Valid until"), el("dd", {}, fmtDate(issued.valid_until)),
+      el("dt", {}, "Repeat fills"), el("dd", {}, body.repeats ? `${body.repeats} after the first` : "None")),
+    el("table", { class: "slip-items" },
+      el("thead", {}, el("tr", {}, ["Medicine", "Quantity", "Dosage"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, body.items.map((it, i) => el("tr", {},
+        el("td", {}, drugText(it), it.controlled ? el("span", { class: "slip-controlled" }, " (controlled drug)") : null),
+        el("td", {}, `${it.quantity} ${it.unit}`),
+        el("td", {}, body.dosage[i] || ""))))),
+    el("div", { class: "slip-code" },
+      svgImage(issued.qr_svg, `QR code of prescription ${issued.short_id}`, "slip-qr"),
+      el("div", {},
+        el("p", {}, "Prescription ", el("span", { class: "short-id" }, issued.short_id)),
+        el("p", { class: "slip-todo", id: "slip-todo" },
+          `What to do: take this paper to any pharmacy before ${fmtDate(issued.valid_until)}, `,
+          "or scan the code with your phone to choose a pharmacy or home delivery. ",
+          "Keep it private: the code is the key to your prescription."))));
   heading.focus();
 }
 

@@ -3,7 +3,7 @@
 // never shown on the page.
 
 import {
-  get, post, el, setChildren, say, withBusy, errorText, poll, loadOrgs, orgName, humanize,
+  get, post, el, setChildren, say, withBusy, errorText, poll, loadOrgs, orgName,
   fmtDate, fmtDateTime, statusBadge, drugText, allowance, deliveryLabel,
 } from "/assets/api.js";
 
@@ -40,8 +40,21 @@ async function open() {
     render();
     stopPolling = poll(refresh, 6000);
   } catch (e) {
-    say(pageStatus, errorText(e), "error");
-    if (e.code === "bad_qr_payload" || e.code === "wrong_secret") askForLink(true);
+    const bad = e.code === "bad_qr_payload" || e.code === "wrong_secret";
+    if (bad) {
+      // Plain words first; the service's precise sentence is kept in a
+      // closed "technical details" toggle for a call to the help desk.
+      setChildren(pageStatus,
+        el("span", { id: "link-problem" }, e.code === "wrong_secret"
+          ? "This link does not belong to a prescription we know. Open it again from your doctor's message, or scan the QR code on your slip."
+          : "This link is incomplete or was mistyped. Open it again from your doctor's message, or scan the QR code on your slip."),
+        el("details", { class: "tech", id: "link-tech" }, el("summary", {}, "Technical details"), el("p", { class: "mono" }, errorText(e))));
+      pageStatus.dataset.kind = "error";
+      pageStatus.hidden = false;
+      askForLink(true);
+    } else {
+      say(pageStatus, errorText(e), "error");
+    }
   }
 }
 
@@ -137,12 +150,30 @@ function fillWhere(box) {
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "where-status" });
   const parts = [el("h2", { id: "where-title", tabindex: "-1" }, "Where to fill it")];
 
+  // A pharmacy that returned the prescription: it is back with the patient
+  // (docs/rules.md, "Release"), who is told and chooses again.
+  const released = lastRelease(rx);
+  if (released && !rec.fulfilment && rx.public_status === "issued") {
+    parts.push(el("p", { class: "status", id: "released-note", dataset: { kind: "info" } },
+      `${released.pharmacy} returned your prescription on ${fmtDateTime(released.at)} without filling it. `,
+      "It is back with you: choose a pharmacy again, or take the code to any pharmacy."));
+  }
   if (rec.fulfilment) {
     const f = rec.fulfilment;
     const p = opened.pharmacies?.find((x) => x.id === f.pharmacy);
     parts.push(el("p", { id: "choice" }, f.mode === "delivery"
       ? ["Home delivery by ", el("strong", {}, p?.name || orgName(f.pharmacy)), "."]
       : ["Pickup at ", el("strong", {}, p?.name || orgName(f.pharmacy)), p?.address ? `, ${p.address}` : "", "."]));
+    // Until the pharmacy claims it, the patient may change their mind.
+    if (rx.public_status === "assigned") {
+      const change = el("button", { type: "button", class: "btn btn-quiet", id: "change-choice" }, "Choose another pharmacy");
+      const slot = el("div", {}, el("p", { class: "hint" }, "You can change this until the pharmacy starts preparing it."), change);
+      change.addEventListener("click", () => {
+        setChildren(slot, chooseForm(status, f));
+        slot.querySelector("input:checked")?.focus();
+      });
+      parts.push(slot);
+    }
   } else if (rx.public_status === "issued") {
     parts.push(chooseForm(status));
   } else {
@@ -166,17 +197,30 @@ function fillWhere(box) {
   setChildren(box, parts);
 }
 
-function chooseForm(status) {
+/** The last applied release, if it came after the last applied choice. */
+function lastRelease(rx) {
+  let found = null;
+  const history = [...(rx.history || [])].sort((a, b) => a.height - b.height || a.index - b.index);
+  for (const h of history) {
+    if (h.outcome?.result !== "applied") continue;
+    if (h.kind === "release") found = { at: h.at, pharmacy: orgName(h.signer?.org) || "The pharmacy" };
+    else if (h.kind === "assign" || h.kind === "claim") found = null;
+  }
+  return found;
+}
+
+function chooseForm(status, current) {
   const pharmacies = opened.pharmacies || [];
-  const pickup = el("input", { type: "radio", name: "mode", value: "pickup", id: "mode-pickup", checked: true });
-  const delivery = el("input", { type: "radio", name: "mode", value: "delivery", id: "mode-delivery" });
+  const wantDelivery = current?.mode === "delivery";
+  const pickup = el("input", { type: "radio", name: "mode", value: "pickup", id: "mode-pickup", checked: !wantDelivery });
+  const delivery = el("input", { type: "radio", name: "mode", value: "delivery", id: "mode-delivery", checked: wantDelivery });
   const address = el("textarea", { id: "address", name: "address", rows: "3", autocomplete: "street-address" });
   const addressField = el("div", { class: "field", hidden: true },
     el("label", { for: "address" }, "Delivery address"), address,
     el("p", { class: "hint" }, "Encrypted so that only the pharmacy can read it."));
   const pharmacyLegend = el("legend", {}, "Pharmacy");
   const choices = pharmacies.map((p, i) => el("label", { class: "choice", for: `pharmacy-${p.id}` },
-    el("input", { type: "radio", name: "pharmacy", value: p.id, id: `pharmacy-${p.id}`, checked: i === 0 }),
+    el("input", { type: "radio", name: "pharmacy", value: p.id, id: `pharmacy-${p.id}`, checked: current ? p.id === current.pharmacy : i === 0 }),
     el("span", {}, el("strong", {}, p.name), el("span", { class: "sub" }, p.address))));
   const submit = el("button", { type: "submit", class: "btn btn-primary", id: "assign" }, "Confirm");
 
@@ -239,7 +283,13 @@ function renderTimeline() {
   const entries = history.map((h) => {
     const by = h.signer || {};
     if (h.outcome?.result === "refused") {
-      return { at: h.at, cls: "refused", text: `A refused attempt (${kindLabel(h.kind)}): ${humanize(h.message || "refused")}` };
+      // Only what concerns the patient: their own requests that were
+      // refused, and a code that does not match theirs. A pharmacy's own
+      // refused steps are for staff and regulators, not for this page.
+      const code = h.outcome.reason?.code;
+      if (by.role === "patient") return { at: h.at, cls: "refused", text: patientRefusal(h.kind, code) };
+      if (code === "wrong_secret") return { at: h.at, cls: "refused", text: "Someone tried to use a code that is not yours for this prescription; it was refused." };
+      return null;
     }
     switch (h.kind) {
       case "issue":
@@ -255,7 +305,7 @@ function renderTimeline() {
       case "claim":
         return { at: h.at, text: `${pharmacyName(by.org)} took the prescription to prepare it.` };
       case "release":
-        return { at: h.at, text: `${pharmacyName(by.org)} released the prescription; another pharmacy may fill it.` };
+        return { at: h.at, text: `${pharmacyName(by.org)} returned the prescription without filling it; it came back to you to choose again.` };
       case "dispense": {
         const f = rec.fills?.[fill++];
         const what = f ? f.lines.map(([i, q]) => `${q} ${rec.items[i]?.unit || ""} ${rec.items[i]?.name || ""}`.trim()).join(", ") : "";
@@ -271,11 +321,28 @@ function renderTimeline() {
         return { at: h.at, text: kindLabel(h.kind) };
     }
   });
-  if (rec.completed_at) entries.push({ at: rec.completed_at, cls: "delivery", text: "Completed: everything has been dispensed." });
-  if (rx.public_status === "expired") entries.push({ at: rec.valid_until, cls: "refused", text: "Expired without being filled." });
-  entries.sort((a, b) => Number(a.at) - Number(b.at));
-  setChildren(list, entries.map((e) => el("li", { class: e.cls || "" },
+  const shown = entries.filter(Boolean);
+  if (rec.completed_at) shown.push({ at: rec.completed_at, cls: "delivery", text: "Completed: everything has been dispensed." });
+  if (rx.public_status === "expired") shown.push({ at: rec.valid_until, cls: "refused", text: "Expired without being filled." });
+  shown.sort((a, b) => Number(a.at) - Number(b.at));
+  setChildren(list, shown.map((e) => el("li", { class: e.cls || "" },
     el("time", { datetime: new Date(Number(e.at)).toISOString() }, fmtDateTime(e.at)), e.text)));
+}
+
+/** The patient's own refused request, in plain words. */
+function patientRefusal(kind, code) {
+  const what = { assign: "choose a pharmacy", cancel: "cancel the prescription" }[kind] || "change the prescription";
+  const why = {
+    claimed_cannot_change: "the pharmacy had already started preparing it",
+    dispensed_cannot_cancel: "medicine had already been dispensed on it",
+    already_dispensed: "it had already been dispensed",
+    cancelled: "it was already cancelled",
+    expired: "it had expired",
+    not_yet_valid: "it was not valid yet",
+    assigned_elsewhere: "it was already sent to another pharmacy",
+    duplicate: "the same request had already been made",
+  }[code];
+  return why ? `You tried to ${what}, but this was not possible: ${why}.` : `You tried to ${what}, but this was not possible.`;
 }
 
 function kindLabel(kind) {

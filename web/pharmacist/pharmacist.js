@@ -4,10 +4,17 @@
 
 import {
   ApiError, api, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll, loadOrgs,
-  orgName, humanize, fmtDate, fmtDateTime, statusBadge, drugText, allowance, deliveryLabel, tableWrap, query,
+  orgName, humanize, fmtDate, fmtDateTime, statusBadge, statusLabel, drugText, allowance, deliveryLabel, tableWrap, query,
 } from "/assets/api.js";
 
 const FRAME_INTERVAL_MS = 700;
+/** How often the card on screen is re-checked against the chain. */
+const VERDICT_CHECK_MS = 4000;
+/** A card the chain has not confirmed for this long is greyed out. */
+const VERDICT_STALE_MS = 20000;
+
+/** What must match for a card to still be true: the status and the record. */
+const stateKey = (view) => JSON.stringify([view.public_status, view.record]);
 const DELIVERY_STEPS = ["packed", "dispatched", "out_for_delivery", "delivered", "failed", "returned"];
 
 staffPage({
@@ -23,19 +30,36 @@ function start(session) {
   loadOrgs().catch(() => {});
 
   const scanStatus = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "scan-status" });
-  const verdictBox = el("section", { id: "verdict", "aria-live": "polite" });
+  // Not a live region: the card's heading takes focus when a verdict
+  // arrives, and the "checked at" line changes every few seconds.
+  const verdictBox = el("section", { id: "verdict", "aria-label": "Verdict" });
   const listCard = el("section", { class: "card", "aria-labelledby": "list-title" });
 
-  // State of the current scan: the last verdict and what we did with it.
+  // The verdict on screen, and when (this browser's clock) the chain last
+  // confirmed it. A card the chain has not confirmed for VERDICT_STALE_MS is
+  // greyed out and its actions are disabled.
   let current = null;
+  let confirmedAt = 0;
+  let card = null;
 
-  const showVerdict = async (v, note) => {
+  const showVerdict = async (v, note, noteKind = "ok", changed = false) => {
     current = v;
+    confirmedAt = Date.now();
     await loadOrgs().catch(() => {});
-    renderVerdict(verdictBox, v, { pharmacy, note, actions });
+    card = renderVerdict(verdictBox, v, { pharmacy, note, noteKind, changed, actions, refresh: () => rescan() });
+    freshness();
+  };
+
+  // A new scan clears the old card first, so that nothing on screen can be
+  // read as the verdict for the code just scanned.
+  const clearVerdict = () => {
+    current = null;
+    card = null;
+    verdictBox.replaceChildren();
   };
 
   const scanText = async (payload, button) => {
+    clearVerdict();
     const text = payload.trim();
     if (!text) {
       say(scanStatus, "The field is empty: scan the code into it, or type it.", "error");
@@ -50,51 +74,112 @@ function start(session) {
   const scanBytes = (blob, contentType) =>
     api("POST", `/v1/scan/image${query({ pharmacy })}`, { body: blob, contentType: contentType || "application/octet-stream" });
 
-  // Re-reads the verdict for the current payload after an action.
-  const rescan = async (note) => {
+  // Re-reads the verdict for the current payload from the chain (after an
+  // action, a refusal, a change seen in the background, or on request). If
+  // the chain cannot be asked, the card is marked old at once.
+  const rescan = async (note, noteKind = "ok", changed = false) => {
     if (!current) return;
+    const payload = current.payload;
+    const id = current.prescription.record.id;
     try {
-      const v = await post("/v1/scan", { payload: current.payload, pharmacy });
-      await showVerdict(v, note);
+      const v = payload ? await post("/v1/scan", { payload, pharmacy }) : recordVerdict(await get(`/v1/prescriptions/${encodeURIComponent(id)}`));
+      if (current?.prescription.record.id === id) await showVerdict(v, note, noteKind, changed);
     } catch (e) {
+      confirmedAt = 0;
+      freshness();
       say(scanStatus, errorText(e), "error");
     }
     list.refresh();
   };
 
-  const actions = {
-    claim: async (button, status) => {
-      const r = await withBusy(button, status, "Claiming the prescription on the chain…", () => post("/v1/staff/claim", { payload: current.payload }));
-      if (r) await rescan(`Claimed for ${session.org_name || orgName(pharmacy)}. No other pharmacy can dispense it now.`);
-    },
-    release: async (button, status) => {
-      const id = current.prescription.record.id;
-      const r = await withBusy(button, status, "Releasing…", () => post("/v1/staff/release", { id }));
-      if (r) await rescan("Released: the prescription is available to other pharmacies again.");
-    },
-    dispense: async (button, status, lines, complete) => {
-      const id = current.prescription.record.id;
-      const r = await withBusy(button, status, "Recording the dispense on the chain…", () => post("/v1/staff/dispense", { id, lines, complete }));
-      if (r) {
-        const items = current.prescription.record.items;
-        const what = lines.map((l) => `${l.quantity} ${items[l.item].unit} of ${items[l.item].name}`).join(", ");
-        await rescan(`Dispensed ${what || "nothing more"}${complete ? "; the prescription is complete" : ""}.`);
+  // Greys the card out when its state is old, and says when it was read.
+  const freshness = () => {
+    if (!card || !current) return;
+    const age = Date.now() - confirmedAt;
+    card.setFresh(age <= VERDICT_STALE_MS, confirmedAt);
+  };
+
+  // In the background, the chain is asked whether the prescription on
+  // screen changed (another tab, another pharmacist, the patient). A change
+  // reloads the whole verdict; no change only renews the "checked" time.
+  let checking = false;
+  const recheck = async () => {
+    if (!current || checking || document.hidden) return;
+    checking = true;
+    const v = current;
+    try {
+      const fresh = await get(`/v1/prescriptions/${encodeURIComponent(v.prescription.record.id)}`);
+      if (current !== v) return;
+      if (stateKey(fresh) === stateKey(v.prescription)) {
+        confirmedAt = Date.now();
+      } else {
+        await rescan("This prescription changed on the chain while it was on screen; the card now shows its current state.", "info", true);
       }
+    } catch {
+      // The card ages and greys out; the next check tries again.
+    } finally {
+      checking = false;
+      freshness();
+    }
+  };
+  setInterval(recheck, VERDICT_CHECK_MS);
+  setInterval(freshness, 1000);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) recheck();
+  });
+
+  // Every action ends with the card reloaded from the chain: on success to
+  // show the new state, on a refusal because the card was evidently wrong
+  // about what may be done (the refusal's sentence is shown on the new card).
+  const act = async (button, status, busyText, call, okNote) => {
+    let failure = null;
+    const r = await withBusy(button, status, busyText, async () => {
+      try {
+        return await call();
+      } catch (e) {
+        failure = e;
+        throw e;
+      }
+    });
+    if (failure) {
+      if (failure instanceof ApiError && failure.status === 0) {
+        confirmedAt = 0;
+        freshness();
+        return;
+      }
+      await rescan(`Refused: ${errorText(failure)} The card below was reloaded from the chain.`, "error");
+      return;
+    }
+    await rescan(typeof okNote === "function" ? okNote(r) : okNote);
+  };
+
+  const actions = {
+    claim: (button, status) => act(button, status, "Claiming the prescription on the chain…",
+      () => post("/v1/staff/claim", { payload: current.payload }),
+      `Claimed for ${session.org_name || orgName(pharmacy)}. No other pharmacy can dispense it now.`),
+    release: (button, status) => act(button, status, "Releasing…",
+      () => post("/v1/staff/release", { id: current.prescription.record.id }),
+      "Released: the prescription is available to other pharmacies again."),
+    dispense: (button, status, lines, complete) => {
+      const items = current.prescription.record.items;
+      const what = lines.map((l) => `${l.quantity} ${items[l.item].unit} of ${items[l.item].name}`).join(", ");
+      return act(button, status, "Recording the dispense on the chain…",
+        () => post("/v1/staff/dispense", { id: current.prescription.record.id, lines, complete }),
+        `Dispensed ${what || "nothing more"}${complete ? "; the prescription is complete" : ""}.`);
     },
-    delivery: async (button, status, value) => {
-      const id = current.prescription.record.id;
-      const r = await withBusy(button, status, "Recording the delivery status…", () => post("/v1/staff/delivery", { id, status: value }));
-      if (r) await rescan(`Recorded: ${deliveryLabel(value)}.`);
-    },
+    delivery: (button, status, value) => act(button, status, "Recording the delivery status…",
+      () => post("/v1/staff/delivery", { id: current.prescription.record.id, status: value }),
+      `Recorded: ${deliveryLabel(value)}.`),
   };
 
   // 1. Camera.
-  const camera = cameraScanner({ scanBytes, onVerdict: (v) => showVerdict(v) });
+  const camera = cameraScanner({ scanBytes, onStart: clearVerdict, onVerdict: (v) => showVerdict(v) });
   // 2. Photo upload.
   const photo = el("input", { type: "file", id: "photo", name: "photo", accept: "image/*", capture: "environment", "aria-describedby": "photo-hint" });
   photo.addEventListener("change", async () => {
     const file = photo.files?.[0];
     if (!file) return;
+    clearVerdict();
     const v = await withBusy(photo, scanStatus, "Reading the QR code in the photo…", () => scanBytes(file, file.type));
     if (v) await showVerdict(v);
     photo.value = "";
@@ -109,13 +194,24 @@ function start(session) {
   textForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const v = await scanText(text.value, check);
-    if (v) text.value = "";
     text.focus();
+    // After a bad code the field keeps it, selected: the next scan replaces
+    // it instead of being appended to it.
+    if (v) text.value = "";
+    else text.select();
   });
 
+  // A row without a code (completed, or not handed over): its record only,
+  // read from the chain, with no actions: acting needs the patient's code.
+  const openRecord = async (id) => {
+    clearVerdict();
+    const view = await withBusy(null, scanStatus, "Reading the record from the chain…",
+      () => get(`/v1/prescriptions/${encodeURIComponent(id)}`));
+    if (view) await showVerdict(recordVerdict(view));
+  };
   const list = pharmacyList(listCard, pharmacy, async (payload) => {
     await scanText(payload, null);
-  });
+  }, openRecord);
 
   setChildren(app,
     el("section", { "aria-labelledby": "scan-title" },
@@ -136,7 +232,7 @@ function start(session) {
 // ---------------------------------------------------------------------------
 // Camera: frames go to the node every ~700 ms until it finds a verdict.
 
-function cameraScanner({ scanBytes, onVerdict }) {
+function cameraScanner({ scanBytes, onStart, onVerdict }) {
   const startBtn = el("button", { type: "button", class: "btn btn-primary", id: "camera-start" }, "Start camera");
   const stopBtn = el("button", { type: "button", class: "btn btn-quiet", id: "camera-stop", hidden: true }, "Stop camera");
   const video = el("video", { class: "camera", playsinline: true, muted: true, hidden: true, "aria-label": "Camera view" });
@@ -191,6 +287,7 @@ function cameraScanner({ scanBytes, onVerdict }) {
       say(status, "This browser cannot use a camera on this page (it needs a secure https address). Upload a photo or use the scanner field instead.", "error");
       return;
     }
+    onStart();
     say(status, "Asking for the camera…", "busy");
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: { ideal: "environment" } }, audio: false });
@@ -229,6 +326,16 @@ function cameraScanner({ scanBytes, onVerdict }) {
 // ---------------------------------------------------------------------------
 // The verdict card
 
+/** A card for a record opened from the list, without a scanned code. */
+function recordVerdict(view) {
+  const rec = view.record;
+  const code = view.public_status === "completed" ? "already_dispensed"
+    : view.public_status === "cancelled" ? "cancelled"
+    : view.public_status === "expired" ? "expired"
+    : "record_only";
+  return { verdict: "record", code, message: "Scan the patient's code to act on this prescription.", payload: null, secret_ok: null, prescription: { ...view, record: rec }, height: null };
+}
+
 /** The sentence for a red verdict, naming where and when from the record. */
 export function redSentence(v) {
   const rec = v.prescription?.record || {};
@@ -256,15 +363,18 @@ export function redSentence(v) {
   return humanize(v.message);
 }
 
-function renderVerdict(box, v, { pharmacy, note, actions }) {
+function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, refresh }) {
   const rx = v.prescription;
   const rec = rx.record;
   const lastFill = rec.fills?.[rec.fills.length - 1];
   // After our own final dispense the chain says "already dispensed": that is
   // the good ending here, shown as done rather than as a warning.
-  const doneHere = v.verdict === "red" && v.code === "already_dispensed" && lastFill?.pharmacy === pharmacy && note;
-  const kind = doneHere ? "done" : v.verdict === "green" ? "green" : "red";
-  const title = doneHere
+  const doneHere = v.verdict === "red" && v.code === "already_dispensed" && lastFill?.pharmacy === pharmacy && note && noteKind === "ok";
+  const recordOnly = !v.payload;
+  const kind = doneHere || (recordOnly && rx.public_status === "completed") ? "done" : v.verdict === "green" ? "green" : "red";
+  const title = recordOnly
+    ? `Record: ${statusLabel(rx.public_status)}`
+    : doneHere
     ? "Dispensed and complete"
     : v.code === "claimable" ? "Genuine — you may claim it"
     : v.code === "already_claimed_here" ? "Claimed by your pharmacy — ready to dispense"
@@ -273,7 +383,8 @@ function renderVerdict(box, v, { pharmacy, note, actions }) {
     ? `Dispensed at ${orgName(lastFill.pharmacy)} on ${fmtDateTime(lastFill.at)}.`
     : v.verdict === "green" ? v.message : redSentence(v);
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "action-status" });
-  if (note) say(status, note, "ok");
+  if (note) say(status, note, noteKind);
+  if (changed) status.dataset.changed = "true";
 
   const f = rec.fulfilment;
   const facts = el("dl", { class: "facts" },
@@ -282,29 +393,39 @@ function renderVerdict(box, v, { pharmacy, note, actions }) {
     el("dt", {}, "Hospital"), el("dd", {}, rx.hospital_name || orgName(rec.hospital)),
     el("dt", {}, "Issued"), el("dd", {}, fmtDateTime(rec.issued_at)),
     el("dt", {}, "Valid until"), el("dd", {}, fmtDateTime(rec.valid_until)),
-    el("dt", {}, "QR secret"), el("dd", {}, v.secret_ok ? "Matches the chain" : "Does NOT match — forged or damaged code"),
+    el("dt", {}, "Code"), el("dd", { id: "verdict-code-check" }, recordOnly ? "Not scanned: opened from the list"
+      : v.secret_ok ? "Genuine: it belongs to this prescription" : "NOT genuine: a forged or damaged code"),
     f ? [el("dt", {}, "Patient chose"), el("dd", {}, f.mode === "delivery" ? `Home delivery by ${orgName(f.pharmacy)}` : `Pickup at ${orgName(f.pharmacy)}`)] : null,
     rec.repeats ? [el("dt", {}, "Repeat fills"), el("dd", {}, String(rec.repeats))] : null);
 
   const items = el("table", { id: "verdict-items" },
     el("thead", {}, el("tr", {}, ["Medicine", "Per fill", "Dispensed / allowed"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rec.items.map((it, i) => el("tr", {},
-      el("td", {}, drugText(it), it.controlled ? [" ", el("span", { class: "badge badge-controlled" }, "Controlled")] : null, el("div", { class: "hint" }, `ATC ${it.atc}`)),
+      el("td", {}, drugText(it), it.controlled ? [" ", el("span", { class: "badge badge-controlled" }, "Controlled")] : null),
       el("td", { class: "num" }, `${it.quantity} ${it.unit}`),
       el("td", { class: "num" }, `${rec.dispensed?.[i] ?? 0} / ${allowance(rx, i)}`)))));
 
   const heading = el("h2", { tabindex: "-1", id: "verdict-title" }, title);
-  const info = el("div", { class: "verdict-info" }, facts, tableWrap(items, "Medicines"));
+  // The precise codes, for a call to the help desk or an audit; closed by default.
+  const tech = el("details", { class: "tech", id: "verdict-tech" },
+    el("summary", {}, "Technical details"),
+    el("dl", { class: "facts" },
+      el("dt", {}, "Verdict code"), el("dd", { class: "mono" }, v.code),
+      recordOnly ? null : [el("dt", {}, "QR secret"), el("dd", {}, v.secret_ok ? "matches the access key on the chain" : "does not match the access key on the chain")],
+      el("dt", {}, "Prescription id"), el("dd", { class: "mono" }, rec.id),
+      v.height === null ? null : [el("dt", {}, "Read at block"), el("dd", {}, String(v.height))],
+      rec.items.map((it) => [el("dt", {}, it.name), el("dd", { class: "mono" }, `ATC ${it.atc}`)])));
+  const info = el("div", { class: "verdict-info" }, facts, tableWrap(items, "Medicines"), tech);
   const act = el("div", { class: "verdict-actions" });
 
   const claimedHere = rec.claim?.pharmacy === pharmacy && rec.status === "claimed";
-  if (v.code === "claimable") {
+  if (v.code === "claimable" && !recordOnly) {
     const claim = el("button", { type: "button", class: "btn btn-ok", id: "claim" }, "Claim for my pharmacy");
     claim.addEventListener("click", () => actions.claim(claim, status));
     act.append(el("p", {}, "Claiming locks it for this pharmacy; nobody else can dispense it until you release it."),
       el("div", { class: "actions" }, claim));
   }
-  if (v.code === "already_claimed_here" || claimedHere) {
+  if (!recordOnly && (v.code === "already_claimed_here" || claimedHere)) {
     act.append(dispenseForm(rx, status, actions));
     const release = el("button", { type: "button", class: "btn btn-quiet", id: "release" }, "Release (return it)");
     release.addEventListener("click", () => {
@@ -315,15 +436,42 @@ function renderVerdict(box, v, { pharmacy, note, actions }) {
   // Delivery events follow the dispense, so they stay available after
   // completion; a pickup is only marked ready while it is still open.
   const open = !["completed", "cancelled", "expired"].includes(rx.public_status);
-  if (rec.claim?.pharmacy === pharmacy && f && (f.mode === "delivery" ? rx.public_status !== "cancelled" : open)) {
+  if (!recordOnly && rec.claim?.pharmacy === pharmacy && f && (f.mode === "delivery" ? rx.public_status !== "cancelled" : open)) {
     act.append(deliveryControl(rec, status, actions));
   }
-  setChildren(box, el("div", { class: `card verdict verdict-${kind}`, dataset: { verdict: v.verdict, code: v.code } },
+  // When the state was read, and a way to read it again once it is old.
+  const checked = el("p", { class: "hint verdict-checked", id: "verdict-checked" });
+  const again = el("button", { type: "button", class: "btn btn-primary", id: "verdict-refresh" }, "Check again");
+  again.addEventListener("click", () => refresh());
+  const stale = el("div", { class: "status verdict-stale-note", id: "verdict-stale", role: "alert", hidden: true, dataset: { kind: "error" } },
+    el("span", { class: "stale-text" }), " ", again);
+  const node = el("div", { class: `card verdict verdict-${kind}`, dataset: { verdict: v.verdict, code: v.code, height: String(v.height) } },
     el("div", { class: "verdict-title" }, el("span", { class: "icon", "aria-hidden": "true" }, kind === "red" ? "✕" : "✓"), heading),
     el("p", { class: "sentence", id: "verdict-sentence" }, sentence),
+    checked,
+    stale,
     status,
-    el("div", { class: act.childElementCount ? "verdict-body" : "" }, info, act.childElementCount ? act : null)));
+    el("div", { class: act.childElementCount ? "verdict-body" : "" }, info, act.childElementCount ? act : null));
+  setChildren(box, node);
   heading.focus();
+  const fmtTime = (ms) => new Date(ms).toLocaleTimeString();
+  return {
+    // An old card is greyed out and cannot be acted on until it is read again.
+    setFresh(fresh, at) {
+      const state = v.height === null ? "Chain state" : `Chain state at block ${v.height}`;
+      checked.textContent = at
+        ? `${state}; last confirmed at ${fmtTime(at)}.`
+        : `${state}; not confirmed since it was read.`;
+      if ((node.dataset.stale === "true") === !fresh) return;
+      node.dataset.stale = fresh ? "false" : "true";
+      node.classList.toggle("verdict-old", !fresh);
+      stale.hidden = fresh;
+      stale.querySelector(".stale-text").textContent = fresh ? "" : at
+        ? `Not confirmed by the chain since ${fmtTime(at)}: it may have changed. Do not act on this card.`
+        : "This card could not be confirmed by the chain: it may have changed. Do not act on this card.";
+      for (const c of act.querySelectorAll("button, input, select")) c.disabled = !fresh;
+    },
+  };
 }
 
 function dispenseForm(rx, status, actions) {
@@ -418,9 +566,9 @@ function deliveryControl(rec, status, actions) {
 // ---------------------------------------------------------------------------
 // My pharmacy's prescriptions
 
-const HEADERS = ["Short id", "Status", "Mode", "Medicines", "Last event", "Valid until", ""];
+const HEADERS = ["Short id", "Status", "Mode", "Medicines", "Last event", "Valid until", "Action"];
 
-function pharmacyList(card, pharmacy, openPayload) {
+function pharmacyList(card, pharmacy, openPayload, openRecord) {
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "list-status" });
   const body = el("div", { id: "pharmacy-list" }, el("p", { class: "empty" }, "Loading…"));
   setChildren(card, el("h2", { id: "list-title" }, "My pharmacy's prescriptions"),
@@ -440,9 +588,8 @@ function pharmacyList(card, pharmacy, openPayload) {
       const f = rec.fulfilment;
       const events = rec.delivery || [];
       const last = events[events.length - 1];
-      const open = p.payload
-        ? el("button", { type: "button", class: "btn btn-small", "aria-label": `Open prescription ${p.short_id}`, onclick: () => openPayload(p.payload) }, "Open")
-        : "";
+      const open = el("button", { type: "button", class: "btn btn-small", "aria-label": `Open prescription ${p.short_id}`,
+        onclick: () => (p.payload ? openPayload(p.payload) : openRecord(p.id)) }, "Open");
       const mode = f
         ? (f.mode === "delivery" ? ["Delivery", p.delivery_address ? el("div", { class: "hint" }, p.delivery_address) : null] : "Pickup")
         : (p.claimed_here ? "Walk-in" : "");
@@ -458,9 +605,10 @@ function pharmacyList(card, pharmacy, openPayload) {
       return el("tr", { dataset: { id: p.id } }, cells.map((c, i) => el("td", { "data-label": HEADERS[i] }, el("div", {}, c))));
     });
     const t = el("table", { id: "pharmacy-table", class: "stack" },
-      el("thead", {}, el("tr", {}, HEADERS.map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, HEADERS.map((h, i) => el("th", { scope: "col" },
+        i === HEADERS.length - 1 ? el("span", { class: "visually-hidden" }, h) : h)))),
       el("tbody", {}, rows));
-    setChildren(body, tableWrap(t, "My pharmacy's prescriptions"));
+    setChildren(body, tableWrap(t, "Prescription list"));
   };
 
   const refresh = async () => {

@@ -60,8 +60,8 @@ function reportSection(card, onPeriod) {
     el("div", { class: "row" },
       el("div", { class: "field" }, el("label", { for: "from" }, "From"), from),
       el("div", { class: "field" }, el("label", { for: "to" }, "To (inclusive)"), to),
-      el("div", { class: "field" }, el("label", { for: "group-by" }, "Group by"), group),
-      el("div", { class: "field" }, el("label", { for: "metric" }, "Chart shows"), metric)),
+      el("div", { class: "field wide" }, el("label", { for: "group-by" }, "Group by"), group),
+      el("div", { class: "field wide" }, el("label", { for: "metric" }, "Chart shows"), metric)),
     el("div", { class: "actions" }, submit, csv));
   setChildren(card, el("h2", { id: "report-title" }, "Dispensing report"), form, status, out);
 
@@ -235,8 +235,8 @@ function controlledSection(card) {
                 el("td", { class: "num" }, `${r.quantity} ${r.unit || ""}`.trim())))),
               data.total_quantity !== undefined
                 ? el("tfoot", {}, el("tr", {}, el("th", { scope: "row", colspan: "3" }, "Total units"), el("td", { class: "num" }, String(data.total_quantity))))
-                : null), "Controlled-drug volumes")
-          : genericTable(rows, "Controlled-drug volumes"));
+                : null), "Controlled-drug volumes table")
+          : genericTable(rows, "Controlled-drug volumes table"));
       } catch (e) {
         say(status, errorText(e), "error");
         out.replaceChildren();
@@ -287,21 +287,36 @@ function alertsSection(card) {
     }
     rows.sort((a, b) => Number(b.at) - Number(a.at));
     setChildren(out, tableWrap(stackTable("alerts-table",
-      ["When", "What", "Reason", "Prescription", "Signed by", "Block"],
+      ["When", "What was refused", "Reason", "Prescription", "Signed by", "Technical details"],
       rows.map((a) => ({
         dataset: { code: a.code || "" },
         cells: [
           fmtDateTime(a.at),
-          String(a.kind || "").replace(/_/g, " "),
+          attemptLabel(a.kind),
           humanize(a.message || a.code || ""),
           el("span", { class: a.short_id ? "short-id" : "mono" }, a.short_id || prescriptionText(a.prescription)),
           signerText(a.signer),
-          String(a.height ?? ""),
+          // The precise codes stay one click away, for audits and exports.
+          el("details", { class: "tech" }, el("summary", {}, "Codes"),
+            el("dl", { class: "facts" },
+              el("dt", {}, "Refusal code"), el("dd", { class: "mono" }, a.code || ""),
+              el("dt", {}, "Transaction"), el("dd", { class: "mono" }, `${a.kind || ""} ${String(a.tx_id || "").slice(0, 16)}…`),
+              el("dt", {}, "Block"), el("dd", {}, String(a.height ?? "")))),
         ],
       }))), "Alerts"));
   };
   refresh.addEventListener("click", load);
   load();
+}
+
+/** What a refused transaction tried to do, for people. */
+function attemptLabel(kind) {
+  return {
+    issue: "Issuing a prescription", assign: "Choosing a pharmacy", claim: "Claiming", release: "Releasing",
+    dispense: "Dispensing", cancel: "Cancelling", delivery: "A delivery update", hand_to_carrier: "Handing to a courier",
+    set_controlled: "Changing the controlled-drug list", propose: "A consortium proposal", approve: "Approving a proposal", leave_node: "A node leaving",
+    register_staff: "Registering staff", revoke_staff: "Revoking staff",
+  }[kind] || "Another change";
 }
 
 /** A table that becomes labelled blocks on narrow screens (see app.css). */
