@@ -121,6 +121,7 @@ fn fhir_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
 pub(super) struct Who {
     org: OrgId,
     role: Role,
+    account: crate::accounts::Account,
 }
 
 /// The caller, when signed in; no session is anyone, a revoked one an error.
@@ -134,6 +135,7 @@ impl FromRequestParts<AppState> for Viewer {
             Ok(st) => Ok(Viewer(Some(Who {
                 org: st.org().clone(),
                 role: st.account().role,
+                account: st.account().clone(),
             }))),
             Err(e) if e.code() == "no_session" => Ok(Viewer(None)),
             Err(e) => Err(e.into()),
@@ -194,13 +196,17 @@ fn content_for(
         privacy::unwrap_with_key(&key, &privacy::content_context(&rec.id), &wrap),
     )
     .map(ContentKey::from_bytes);
-    Ok(ck.and_then(|ck| {
+    let content = ck.and_then(|ck| {
         opened(
             "sealed content",
             &rec.id,
             privacy::open_content(&rec.id, &body.sealed, &ck),
         )
-    }))
+    });
+    if content.is_some() {
+        super::access::record_fhir(s, &rec.id, &who.account)?;
+    }
+    Ok(content)
 }
 
 /// A record with everything its export names.
@@ -851,6 +857,7 @@ pub(super) async fn create_request(
     let who = Who {
         org: staff.org().clone(),
         role: staff.account().role,
+        account: staff.account().clone(),
     };
     let st = s.clone();
     let id = payload.id;

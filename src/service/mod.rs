@@ -60,6 +60,8 @@ pub struct Node {
     pub admin_nonces: Arc<Nonces<Signer>>,
     /// The issuing hospital's patient e-mail outbox (idle on other nodes).
     pub outbox: Arc<crate::email::Outbox>,
+    /// This node's log of reads of private content.
+    pub access_log: Arc<crate::access_log::AccessLog>,
 }
 
 impl Node {
