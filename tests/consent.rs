@@ -10,6 +10,7 @@ mod staff_client;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use rxchain::node::RunningNode;
 use rxchain::qr::QrPayload;
 use rxchain::test_support::{create_demo_accounts, demo_settings, register_demo_staff};
 use rxchain_contracts::privacy::ContentKey;
@@ -436,4 +437,117 @@ async fn a_prescription_past_retention_can_be_neither_shared_nor_requested() {
     assert!(v["grants"].as_array().unwrap().is_empty(), "{v}");
     assert!(v["requests"].as_array().unwrap().is_empty(), "{v}");
     assert_error(&ivy.get(&format!("/v1/shared/{id}")).await, 404, "no_grant");
+}
+
+/// Starts demo node `id` of a three-node consortium under `dir`, joining
+/// through `peer` unless it is node 1, with the demo sign-in accounts.
+async fn start_member(dir: &std::path::Path, id: u64, peer: Option<&str>) -> RunningNode {
+    let mut s = demo_settings(dir, id, "127.0.0.1:0".parse().unwrap(), None);
+    if let Some(p) = peer {
+        s.bootstrap = false;
+        s.peers.insert("1".into(), p.into());
+    }
+    let node = rxchain::node::start(s).await.expect("node starts");
+    let demo = rxchain::demo::Demo::load().unwrap();
+    create_demo_accounts(&demo, &node.accounts).await.unwrap();
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_stops_reading_on_every_node_and_each_node_logs_its_own_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = rxchain::demo::Demo::load().unwrap();
+    demo.write_files(dir.path(), &[1, 2, 3]).unwrap();
+
+    // 1. Three members; node 1 bootstraps, 2 and 3 join through it.
+    let n1 = start_member(dir.path(), 1, None).await;
+    rxchain::test_support::wait_for_leader(&n1).await.unwrap();
+    let addr1 = n1.addr.to_string();
+    let n2 = start_member(dir.path(), 2, Some(&addr1)).await;
+    let n3 = start_member(dir.path(), 3, Some(&addr1)).await;
+    let base1 = format!("http://{}", n1.addr);
+    eventually("nodes 2 and 3 to be voters", || async {
+        let m = n1.raft.metrics().borrow().clone();
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        (voters.contains(&2) && voters.contains(&3)).then_some(())
+    })
+    .await;
+    register_demo_staff(&demo, &rxchain::client::Client::new(base1.clone()))
+        .await
+        .unwrap();
+
+    // 2. The doctor issues on node 1 and the patient shares with the insurer.
+    let ada = Staff::sign_in(&base1, "dr.ada").await;
+    let issued = ada
+        .ok(
+            "/v1/staff/prescriptions",
+            &issue_body("Synthetic Patient Cluster", 14),
+        )
+        .await;
+    let id = issued["id"].as_str().unwrap().to_string();
+    let payload = issued["payload"].as_str().unwrap().to_string();
+    let shared = post_anon(
+        &base1,
+        "/v1/patient/share",
+        &json!({"payload": payload, "org": "ins-civic", "days": 30}),
+    )
+    .await;
+    assert_eq!(shared.0, StatusCode::OK, "{}", shared.2);
+
+    // 3. The reviewer reads on nodes 2 and 3 once each has applied the grant.
+    for n in [&n2, &n3] {
+        eventually("the node to catch up", || async {
+            (n.chain.tip().height >= n1.chain.tip().height).then_some(())
+        })
+        .await;
+    }
+    let bases: Vec<String> = [&n2, &n3]
+        .iter()
+        .map(|n| format!("http://{}", n.addr))
+        .collect();
+    for base in &bases {
+        let ivy = Staff::sign_in(base, "ins.ivy").await;
+        let read = eventually("the grant to reach this node", || async {
+            let got = ivy.get(&format!("/v1/shared/{id}")).await;
+            (got.0 == StatusCode::OK).then_some(got.2)
+        })
+        .await;
+        assert_eq!(
+            read["content"]["patient"]["name"],
+            "Synthetic Patient Cluster"
+        );
+        // The read is in this node's own log, and the patient sees it there.
+        let log = post_anon(base, "/v1/patient/access", &json!({"payload": payload})).await;
+        assert_eq!(log.0, StatusCode::OK, "{}", log.2);
+        let reads = log.2["reads"].as_array().unwrap();
+        assert!(
+            reads
+                .iter()
+                .any(|r| r["name"] == "Ivy Reviewer" && r["purpose"] == "shared_read"),
+            "{}",
+            log.2
+        );
+        assert!(reads.iter().all(|r| r["node"] == log.2["node"]));
+    }
+
+    // 4. The patient revokes on node 1: every node refuses from then on.
+    let revoked = post_anon(
+        &base1,
+        "/v1/patient/unshare",
+        &json!({"payload": payload, "org": "ins-civic"}),
+    )
+    .await;
+    assert_eq!(revoked.0, StatusCode::OK, "{}", revoked.2);
+    for base in bases.iter().chain(std::iter::once(&base1)) {
+        let ivy = Staff::sign_in(base, "ins.ivy").await;
+        let got = eventually("the revocation to reach this node", || async {
+            let got = ivy.get(&format!("/v1/shared/{id}")).await;
+            (got.0 != StatusCode::OK).then_some(got)
+        })
+        .await;
+        assert_error(&got, 409, "grant_revoked");
+    }
+    for n in [n3, n2, n1] {
+        n.stop().await;
+    }
 }

@@ -37,6 +37,18 @@ const STRINGS = {
   shared: (org, until) => `${org} may read this prescription until ${until}.`,
   badDays: (max) => `Enter a number of days from 1 to ${max}.`,
   loading: "Loading who may read it…",
+  lookedTitle: "Who looked at this prescription",
+  lookedIntro: "Every time someone opens your name or your prescription's details on this member's system, it is recorded here: who, for which organisation, when and why.",
+  lookedNone: "Nobody has opened it yet.",
+  lookedYou: "You (this page)",
+  purposes: {
+    patient_open: "opened this page",
+    staff_list: "saw your name in their list",
+    pharmacy_handover: "opened your hand-over to the pharmacy",
+    fhir_export: "exported it with your identity",
+    shared_read: "read what you shared",
+    regulator_view: "looked at it for the regulator",
+  },
 };
 
 const box = document.getElementById("sharing");
@@ -86,8 +98,29 @@ function render(v, message) {
     el("h3", {}, STRINGS.grantsTitle), grants,
     el("h3", {}, STRINGS.requestsTitle), requests,
     shareForm(v, status),
-    status));
+    status),
+  el("section", { class: "card", "aria-labelledby": "looked-title", id: "looked-card" },
+    el("h2", { id: "looked-title" }, STRINGS.lookedTitle),
+    el("p", { class: "hint" }, STRINGS.lookedIntro),
+    el("ol", { class: "timeline", id: "who-looked" })));
   if (message) say(status, message, "ok");
+  loadLooked();
+}
+
+async function loadLooked() {
+  const list = document.getElementById("who-looked");
+  if (!list) return;
+  try {
+    const v = await post("/v1/patient/access", { payload });
+    setChildren(list, v.reads.length
+      ? [...v.reads].reverse().map((r) => el("li", { "data-purpose": r.purpose },
+        el("time", { datetime: new Date(Number(r.at)).toISOString() }, fmtDateTime(r.at)),
+        r.role === "patient" ? STRINGS.lookedYou : [el("strong", {}, r.name), r.org_name ? `, ${r.org_name}` : ""],
+        ` ${STRINGS.purposes[r.purpose] || r.purpose}`))
+      : el("li", { class: "empty" }, STRINGS.lookedNone));
+  } catch (e) {
+    setChildren(list, el("li", { class: "empty" }, errorText(e)));
+  }
 }
 
 function grantItem(g, status) {
