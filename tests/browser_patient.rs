@@ -221,8 +221,9 @@ async fn story(
         .await?;
     insurer.shot(artifacts, "03-insurer-reads").await?;
 
-    // 5. The patient's "who looked" names the reviewer and the insurer.
-    patient.goto(&link).await?;
+    // 5. The patient's "who looked" names the reviewer and the insurer
+    //    once the page is reloaded.
+    patient.driver.refresh().await?;
     patient
         .wait_text("#who-looked", "Ivy Reviewer, Civic Health Insurance (demo)")
         .await?;

@@ -202,28 +202,46 @@ impl AccessLog {
         purpose: Purpose,
         at: Timestamp,
     ) -> Result<AccessRecord, AccessLogError> {
+        let mut out = self.record_all(vec![(prescription, reader, purpose)], at)?;
+        out.pop().ok_or(AccessLogError::Broken { seq: 0 })
+    }
+
+    /// Records several reads (a list view) in one batch with one flush.
+    pub fn record_all(
+        &self,
+        reads: Vec<(PrescriptionId, Reader, Purpose)>,
+        at: Timestamp,
+    ) -> Result<Vec<AccessRecord>, AccessLogError> {
+        if reads.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
-        let rec = AccessRecord {
-            seq: head.seq + 1,
-            at,
-            node: self.node,
-            prescription,
-            reader,
-            purpose,
-            prev: head.hash,
-        };
-        let next = Head {
-            seq: rec.seq,
-            hash: rec.hash(),
-        };
+        let mut next = *head;
         let mut batch = sled::Batch::default();
-        batch.insert(record_key(rec.seq), encoding::to_bytes(&rec));
-        batch.insert(rx_index_key(&prescription, rec.seq), Vec::new());
+        let mut out = Vec::with_capacity(reads.len());
+        for (prescription, reader, purpose) in reads {
+            let rec = AccessRecord {
+                seq: next.seq + 1,
+                at,
+                node: self.node,
+                prescription,
+                reader,
+                purpose,
+                prev: next.hash,
+            };
+            next = Head {
+                seq: rec.seq,
+                hash: rec.hash(),
+            };
+            batch.insert(record_key(rec.seq), encoding::to_bytes(&rec));
+            batch.insert(rx_index_key(&prescription, rec.seq), Vec::new());
+            out.push(rec);
+        }
         batch.insert(HEAD, encoding::to_bytes(&next));
         self.tree.apply_batch(batch)?;
         self.tree.flush()?;
         *head = next;
-        Ok(rec)
+        Ok(out)
     }
 
     /// The head now.
@@ -355,6 +373,24 @@ mod tests {
             .unwrap();
         assert_eq!(fourth.prev, third.hash());
         assert_eq!(log.verify(Some(anchored)).unwrap(), 4);
+        // A list view's reads go in as one batch, linked like single ones.
+        let many = log
+            .record_all(
+                vec![
+                    (a, reader("w"), Purpose::StaffList),
+                    (b, reader("w"), Purpose::StaffList),
+                ],
+                Timestamp(50),
+            )
+            .unwrap();
+        assert_eq!(many.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![5, 6]);
+        assert_eq!(many[0].prev, fourth.hash());
+        assert_eq!(many[1].prev, many[0].hash());
+        assert_eq!(log.verify(Some(anchored)).unwrap(), 6);
+        assert!(log
+            .record_all(Vec::new(), Timestamp(60))
+            .unwrap()
+            .is_empty());
 
         // Rewriting an anchored record (another reader's name) is caught.
         let tree = db.open_tree("access").unwrap();
@@ -368,7 +404,7 @@ mod tests {
         ));
         // Even rewritten consistently up to the head, the anchor differs.
         let mut prev = log.read(1).unwrap().unwrap().hash();
-        for seq in 2..=4 {
+        for seq in 2..=6 {
             let mut r = if seq == 2 {
                 forged.clone()
             } else {
@@ -379,13 +415,13 @@ mod tests {
             tree.insert(record_key(seq), encoding::to_bytes(&r))
                 .unwrap();
         }
-        tree.insert(HEAD, encoding::to_bytes(&Head { seq: 4, hash: prev }))
+        tree.insert(HEAD, encoding::to_bytes(&Head { seq: 6, hash: prev }))
             .unwrap();
         let log = AccessLog::open(&db, 7).unwrap();
         assert!(matches!(
             log.verify(Some(anchored)),
             Err(AccessLogError::AnchorMismatch { seq: 3 })
         ));
-        assert_eq!(log.verify(None).unwrap(), 4);
+        assert_eq!(log.verify(None).unwrap(), 6);
     }
 }

@@ -62,6 +62,15 @@ pub fn record(
     Ok(())
 }
 
+/// Records the reads of a list view in one batch, before it is answered.
+pub fn record_all(
+    s: &AppState,
+    reads: Vec<(PrescriptionId, Reader, Purpose)>,
+) -> Result<(), ApiError> {
+    s.access_log.record_all(reads, now())?;
+    Ok(())
+}
+
 /// The FHIR export's hook: records a read with identity by `account`.
 pub fn record_fhir(s: &AppState, id: &PrescriptionId, account: &Account) -> Result<(), ApiError> {
     record(s, id, staff_reader(account), Purpose::FhirExport)

@@ -332,6 +332,7 @@ pub(super) async fn my_prescriptions(
         recs.truncate(limit);
         let t = now();
         let mut out = Vec::with_capacity(recs.len());
+        let mut reads = Vec::new();
         for rec in recs {
             // The hospital's wrap opens with the hospital's data key only;
             // a prescription from the doctor's earlier employer stays sealed.
@@ -351,7 +352,7 @@ pub(super) async fn my_prescriptions(
                 _ => None,
             };
             if name.is_some() {
-                super::access::record(&st, &rec.id, reader.clone(), Purpose::StaffList)?;
+                reads.push((rec.id, reader.clone(), Purpose::StaffList));
             }
             out.push(MyPrescription {
                 id: rec.id,
@@ -363,6 +364,8 @@ pub(super) async fn my_prescriptions(
                 items: rec.items,
             });
         }
+        // Recorded (and flushed) before the list is answered.
+        super::access::record_all(&st, reads)?;
         Ok(out)
     })
     .await?;

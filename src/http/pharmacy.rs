@@ -426,6 +426,7 @@ pub(super) async fn pharmacy_prescriptions(
         recs.truncate(limit);
         let t = now();
         let mut out = Vec::with_capacity(recs.len());
+        let mut reads = Vec::new();
         for (rec, assigned_here, claimed_here) in recs {
             let status = rec.public_status(t);
             let open = status.is_open();
@@ -435,7 +436,7 @@ pub(super) async fn pharmacy_prescriptions(
             };
             let payload = if courier { None } else { payload };
             if payload.is_some() || delivery_address.is_some() {
-                super::access::record(&st, &rec.id, reader.clone(), Purpose::PharmacyHandover)?;
+                reads.push((rec.id, reader.clone(), Purpose::PharmacyHandover));
             }
             out.push(PharmacyPrescription {
                 id: rec.id,
@@ -453,6 +454,8 @@ pub(super) async fn pharmacy_prescriptions(
                 record: rec,
             });
         }
+        // Recorded (and flushed) before the list is answered.
+        super::access::record_all(&st, reads)?;
         Ok(out)
     })
     .await?;
