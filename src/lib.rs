@@ -29,13 +29,15 @@
 //!   configurations and the node-only route rule; a leaf beside genesis.
 //! - [`types`], [`clock`]: leaves that import nothing of ours but the
 //!   contracts: openraft's type configuration, and the one wall clock.
-//! - Beside them: [`email`] (the issuing hospital's patient e-mail outbox
+//! - Beside them: [`access_log`] (this node's hash-chained log of reads
+//!   of private content), [`email`] (the issuing hospital's patient e-mail outbox
 //!   and its sender), [`accounts`] (staff accounts, sealed keys, sessions),
 //!   [`qr`] (payload, rendering, decoding), [`txbuild`] (building and
 //!   signing every transaction kind), [`client`] (an HTTP client for the
 //!   API), [`fhir`] (HL7 FHIR R4 mapping, no HTTP), [`config`], [`keys`], [`demo`] (the synthetic demo consortium)
 //!   and [`test_support`] (what the integration tests and the demo share).
 
+pub mod access_log;
 pub mod accounts;
 pub mod cli;
 pub mod client;

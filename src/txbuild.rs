@@ -10,8 +10,9 @@ use rxchain_contracts::privacy::{
 };
 use rxchain_contracts::tx::{
     claim_proof_message, AssignRx, CancelReason, CancelRx, ClaimRx, DeliveryEvent, DeliveryStatus,
-    DispenseLine, DispenseRx, Fulfilment, HandToCarrier, IssueRx, Item, RegisterStaff, ReleaseRx,
-    RevokeReason, RevokeStaff, Role, SetControlled, CLAIM_PROOF_TAG,
+    DispenseLine, DispenseRx, Fulfilment, GrantAccess, HandToCarrier, IssueRx, Item, RefuseRequest,
+    RegisterStaff, ReleaseRx, RequestAccess, RevokeAccess, RevokeReason, RevokeStaff, Role,
+    SetControlled, CLAIM_PROOF_TAG,
 };
 use rxchain_contracts::{
     Genesis, Label, OrgId, PrescriptionId, PublicKey, SecretKey, SignedTx, Timestamp, Transaction,
@@ -324,5 +325,86 @@ pub fn revoke_staff(
         genesis,
         by,
         TxBody::RevokeStaff(RevokeStaff { key, reason }),
+    )
+}
+
+/// Why a grant could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantBuildError {
+    /// The organisation is not a member.
+    #[error("organisation {0} is not a member of the consortium")]
+    UnknownOrg(OrgId),
+    /// Its data key cannot be wrapped for.
+    #[error(transparent)]
+    Privacy(#[from] privacy::PrivacyError),
+}
+
+/// The patient shares the prescription with `org` until `until`: the
+/// content key wrapped for the organisation's data key, signed with the
+/// access key.
+pub fn grant_access(
+    genesis: &Genesis,
+    payload: &QrPayload,
+    content_key: &ContentKey,
+    org: &OrgId,
+    until: Timestamp,
+) -> Result<SignedTx, GrantBuildError> {
+    let decl = genesis
+        .org(org)
+        .ok_or_else(|| GrantBuildError::UnknownOrg(org.clone()))?;
+    let mut e = entropy();
+    let key_for_org = wrap_for_key(
+        &decl.data_key,
+        &privacy::content_context(&payload.id),
+        content_key.expose(),
+        &mut e,
+    )?;
+    Ok(sign(
+        genesis,
+        &payload.secret.signing_key(),
+        TxBody::GrantAccess(GrantAccess {
+            id: payload.id,
+            org: org.clone(),
+            until,
+            key_for_org,
+        }),
+    ))
+}
+
+/// The patient ends `org`'s access.
+pub fn revoke_access(genesis: &Genesis, payload: &QrPayload, org: &OrgId) -> SignedTx {
+    sign(
+        genesis,
+        &payload.secret.signing_key(),
+        TxBody::RevokeAccess(RevokeAccess {
+            id: payload.id,
+            org: org.clone(),
+        }),
+    )
+}
+
+/// The patient refuses `org`'s pending access request.
+pub fn refuse_request(genesis: &Genesis, payload: &QrPayload, org: &OrgId) -> SignedTx {
+    sign(
+        genesis,
+        &payload.secret.signing_key(),
+        TxBody::RefuseRequest(RefuseRequest {
+            id: payload.id,
+            org: org.clone(),
+        }),
+    )
+}
+
+/// A staff member asks for access to `id` until `until`.
+pub fn request_access(
+    genesis: &Genesis,
+    staff: &SecretKey,
+    id: PrescriptionId,
+    until: Timestamp,
+) -> SignedTx {
+    sign(
+        genesis,
+        staff,
+        TxBody::RequestAccess(RequestAccess { id, until }),
     )
 }

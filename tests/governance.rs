@@ -1,6 +1,6 @@
 //! Governance with real `rxchain node` processes on loopback, over mutual
-//! TLS (issue 10, tests 4 and 5): three nodes of the demo consortium (seven
-//! organisations, so the default threshold is four), changed only by M-of-N
+//! TLS (issue 10, tests 4 and 5): three nodes of the demo consortium (eight
+//! organisations, so the default threshold is five), changed only by M-of-N
 //! decisions on chain. A node added by governance is trusted over TLS from
 //! the decision on: its pin is in no genesis file.
 //!
@@ -428,7 +428,7 @@ async fn one_organisation_alone_cannot_remove_a_voter_the_threshold_can() {
         "the refusal is on chain: {v}"
     );
 
-    // 4.3 As a proposal it stays open with one approval of four.
+    // 4.3 As a proposal it stays open with one approval of five.
     let (p, status, v) = c
         .submit(
             1,
@@ -439,11 +439,11 @@ async fn one_organisation_alone_cannot_remove_a_voter_the_threshold_can() {
     assert_eq!(status, 200, "{v}");
     let id = p.tx.id(&chain_id);
     let listed = c.wait_proposal(2, id, "open").await;
-    assert_eq!(listed["missing"], 3, "{listed}");
+    assert_eq!(listed["missing"], 4, "{listed}");
     assert_eq!(c.voters().await, BTreeSet::from([1, 2, 3]));
 
-    // 4.4 Two more approvals: still open, node 3 still a voter.
-    for by in ["hosp-north", "pharm-central"] {
+    // 4.4 Three more approvals: still open, node 3 still a voter.
+    for by in ["hosp-north", "pharm-central", "ins-civic"] {
         let (_, status, v) = c.submit(2, &admin_key(by), approve(id)).await;
         assert_eq!(status, 200, "{v}");
     }
@@ -454,13 +454,13 @@ async fn one_organisation_alone_cannot_remove_a_voter_the_threshold_can() {
     let listed = c.wait_proposal(1, id, "open").await;
     assert_eq!(
         listed["proposal"]["approvals"].as_array().unwrap().len(),
-        3,
+        4,
         "{listed}"
     );
     assert!(c.consortium(1).await.node(3).is_some());
     assert_eq!(c.voters().await, BTreeSet::from([1, 2, 3]));
 
-    // 4.5 The fourth approval executes it: node 3 leaves the consortium on
+    // 4.5 The fifth approval executes it: node 3 leaves the consortium on
     //     chain and Raft follows.
     let (_, status, v) = c.submit(1, &admin_key("hosp-river"), approve(id)).await;
     assert_eq!(status, 200, "{v}");
@@ -516,8 +516,8 @@ async fn a_fourth_hospital_joins_after_genesis_and_its_doctor_prescribes() {
         }],
     };
 
-    // 5.2 hosp-north proposes; three more organisations approve; the
-    //     fourth approval admits it.
+    // 5.2 hosp-north proposes; four more organisations approve; the
+    //     fifth approval admits it.
     let (p, status, v) = c
         .submit(
             1,
@@ -527,7 +527,7 @@ async fn a_fourth_hospital_joins_after_genesis_and_its_doctor_prescribes() {
         .await;
     assert_eq!(status, 200, "{v}");
     let id = p.tx.id(&chain_id);
-    for by in ["pharm-central", "reg-health", "hosp-river"] {
+    for by in ["pharm-central", "reg-health", "hosp-river", "ins-civic"] {
         let (_, status, v) = c.submit(2, &admin_key(by), approve(id)).await;
         assert_eq!(status, 200, "{v}");
     }

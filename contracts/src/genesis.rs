@@ -23,6 +23,10 @@ pub enum OrgKind {
     Regulator,
     /// Carries home deliveries.
     Logistics,
+    /// Reviews reimbursement of the prescriptions patients share with it
+    /// (see [`crate::tx::GrantAccess`]); its staff sign access requests,
+    /// nothing else.
+    Insurer,
 }
 
 /// A node that may propose blocks and take part in Raft.
@@ -92,10 +96,37 @@ pub struct Params {
     /// number of organisations.
     #[serde(default)]
     pub governance_threshold: u32,
+    /// The longest period a patient may share a prescription with an
+    /// organisation for, in days ([`crate::tx::GrantAccess`]).
+    #[serde(default = "default_max_grant_days")]
+    pub max_grant_days: u32,
+    /// Days after a prescription is completed, cancelled or expired at the
+    /// end of which the organisations' nodes delete their key wraps for its
+    /// personal data (crypto-shredding). From then on the chain refuses
+    /// grants and access requests for it (`personal_data_erased`). 100 days,
+    /// as Germany's E-Rezept keeps a redeemed prescription.
+    #[serde(default = "default_personal_data_retention_days")]
+    pub personal_data_retention_days: u32,
+    /// The regulators' own, longer retention, in days after the same end:
+    /// a regulator's node keeps its key wraps until then.
+    #[serde(default = "default_regulator_retention_days")]
+    pub regulator_retention_days: u32,
 }
 
 fn default_max_leader_skew_ms() -> u64 {
     30_000
+}
+
+fn default_max_grant_days() -> u32 {
+    365
+}
+
+fn default_personal_data_retention_days() -> u32 {
+    100
+}
+
+fn default_regulator_retention_days() -> u32 {
+    3650
 }
 
 impl Default for Params {
@@ -108,6 +139,9 @@ impl Default for Params {
             max_leader_skew_ms: default_max_leader_skew_ms(),
             controlled: Vec::new(),
             governance_threshold: 0,
+            max_grant_days: default_max_grant_days(),
+            personal_data_retention_days: default_personal_data_retention_days(),
+            regulator_retention_days: default_regulator_retention_days(),
         }
     }
 }

@@ -279,6 +279,68 @@ pub enum Rejection {
         /// What would be wrong.
         reason: String,
     },
+    /// A grant or access request ends before the block time or later than
+    /// the longest period the consortium allows.
+    #[error("access may be shared from now for at most {max_days} days")]
+    GrantPeriodInvalid {
+        /// `Params::max_grant_days`.
+        max_days: u32,
+    },
+    /// The patient never shared this prescription with the organisation.
+    #[error("the prescription is not shared with {org}")]
+    NoGrant {
+        /// The organisation.
+        org: OrgId,
+    },
+    /// The patient already revoked the organisation's access.
+    #[error("access of {org} was revoked at {at}")]
+    GrantRevoked {
+        /// The organisation.
+        org: OrgId,
+        /// When.
+        at: Timestamp,
+    },
+    /// The organisation's access already ended.
+    #[error("access of {org} ended at {at}")]
+    GrantExpired {
+        /// The organisation.
+        org: OrgId,
+        /// When.
+        at: Timestamp,
+    },
+    /// The prescription's retention period is over: its personal data was
+    /// erased, so nothing can be shared or requested any more.
+    #[error("the prescription's personal data was erased at {at}")]
+    PersonalDataErased {
+        /// When the retention period ended.
+        at: Timestamp,
+    },
+    /// The organisation already has a request waiting for the patient.
+    #[error("{org} already asked for access; the patient has not answered yet")]
+    RequestPending {
+        /// The organisation.
+        org: OrgId,
+    },
+    /// The organisation already has access.
+    #[error("{org} already has access until {until}")]
+    AlreadyGranted {
+        /// The organisation.
+        org: OrgId,
+        /// Until when.
+        until: Timestamp,
+    },
+    /// No request of the organisation waits for an answer.
+    #[error("{org} has no access request waiting for an answer")]
+    NoPendingRequest {
+        /// The organisation.
+        org: OrgId,
+    },
+    /// An access-log anchor must move the node's anchored head forward.
+    #[error("the node's access log is already anchored up to record {seq}")]
+    AnchorNotNewer {
+        /// The sequence number anchored so far.
+        seq: u64,
+    },
 }
 
 crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
@@ -332,6 +394,15 @@ crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
     OrgExists { org: OrgId },
     KeyInUse,
     InvalidConsortium { reason: String },
+    GrantPeriodInvalid { max_days: u32 },
+    NoGrant { org: OrgId },
+    GrantRevoked { org: OrgId, at: Timestamp },
+    GrantExpired { org: OrgId, at: Timestamp },
+    PersonalDataErased { at: Timestamp },
+    RequestPending { org: OrgId },
+    AlreadyGranted { org: OrgId, until: Timestamp },
+    NoPendingRequest { org: OrgId },
+    AnchorNotNewer { seq: u64 },
 });
 
 impl Rejection {
@@ -506,6 +577,45 @@ mod tests {
                 },
                 "invalid_consortium",
             ),
+            (
+                Rejection::GrantPeriodInvalid { max_days: 1 },
+                "grant_period_invalid",
+            ),
+            (Rejection::NoGrant { org: o.clone() }, "no_grant"),
+            (
+                Rejection::GrantRevoked {
+                    org: o.clone(),
+                    at: t,
+                },
+                "grant_revoked",
+            ),
+            (
+                Rejection::GrantExpired {
+                    org: o.clone(),
+                    at: t,
+                },
+                "grant_expired",
+            ),
+            (
+                Rejection::PersonalDataErased { at: t },
+                "personal_data_erased",
+            ),
+            (
+                Rejection::RequestPending { org: o.clone() },
+                "request_pending",
+            ),
+            (
+                Rejection::AlreadyGranted {
+                    org: o.clone(),
+                    until: t,
+                },
+                "already_granted",
+            ),
+            (
+                Rejection::NoPendingRequest { org: o.clone() },
+                "no_pending_request",
+            ),
+            (Rejection::AnchorNotNewer { seq: 1 }, "anchor_not_newer"),
         ]
     }
 
@@ -514,7 +624,7 @@ mod tests {
         let all = pinned();
         // The ledger in tests/lifecycle.rs notices a new variant; this count
         // notices one dropped from this list.
-        assert_eq!(all.len(), 50);
+        assert_eq!(all.len(), 59);
         for (r, code) in &all {
             assert_eq!(r.code(), *code, "the code of {r:?} changed");
         }

@@ -149,6 +149,128 @@ pub fn claim_nonce_key(id: &PrescriptionId, nonce: &[u8; 16]) -> Vec<u8> {
     [b"cnonce/".as_slice(), id.as_bytes(), nonce].concat()
 }
 
+/// Key of the grant of one prescription to one organisation.
+pub fn grant_key(id: &PrescriptionId, org: &OrgId) -> Vec<u8> {
+    [grant_prefix(id).as_slice(), org.as_str().as_bytes()].concat()
+}
+/// Prefix of every grant of one prescription.
+pub fn grant_prefix(id: &PrescriptionId) -> Vec<u8> {
+    [b"grant/".as_slice(), id.as_bytes()].concat()
+}
+/// Key marking that a prescription was ever shared with an organisation,
+/// so an organisation's shared prescriptions can be listed.
+pub fn grantee_key(org: &OrgId, id: &PrescriptionId) -> Vec<u8> {
+    [grantee_prefix(org).as_slice(), id.as_bytes()].concat()
+}
+/// Prefix of every prescription ever shared with an organisation. The
+/// organisation id ends with a `/`, which ids never contain, so one
+/// organisation's prefix is never another's.
+pub fn grantee_prefix(org: &OrgId) -> Vec<u8> {
+    [b"grantee/".as_slice(), org.as_str().as_bytes(), b"/"].concat()
+}
+/// Key of one organisation's access request for one prescription.
+pub fn request_key(id: &PrescriptionId, org: &OrgId) -> Vec<u8> {
+    [request_prefix(id).as_slice(), org.as_str().as_bytes()].concat()
+}
+/// Prefix of every access request for one prescription.
+pub fn request_prefix(id: &PrescriptionId) -> Vec<u8> {
+    [b"areq/".as_slice(), id.as_bytes()].concat()
+}
+
+/// Key of a node's last anchored access-log head.
+pub fn anchor_key(node: crate::model::NodeId) -> Vec<u8> {
+    [b"alog/".as_slice(), &node.to_be_bytes()].concat()
+}
+
+/// The head of a node's access log as last anchored on the chain
+/// ([`crate::tx::AnchorAccessLog`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnchorRecord {
+    /// The last anchored record's sequence number.
+    pub seq: u64,
+    /// Its hash.
+    pub head: Hash,
+    /// Block time of the anchor.
+    pub at: Timestamp,
+    /// The anchor transaction.
+    pub tx: TxId,
+}
+
+/// A patient's grant of read access to one organisation
+/// ([`crate::tx::GrantAccess`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GrantRecord {
+    /// The organisation that may read.
+    pub org: OrgId,
+    /// Block time of the grant.
+    pub granted_at: Timestamp,
+    /// End of access (exclusive).
+    pub until: Timestamp,
+    /// The content key wrapped for the organisation's data key.
+    pub key_for_org: crate::privacy::WrappedKey,
+    /// The grant transaction.
+    pub tx: TxId,
+    /// When the patient revoked it, if they did.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl GrantRecord {
+    /// Whether the organisation may read at `now`: not revoked, not ended.
+    /// This is the check every node makes before it opens shared content,
+    /// and the refusal names why not.
+    pub fn check_active(&self, now: Timestamp) -> Result<(), crate::rejection::Rejection> {
+        if let Some(at) = self.revoked_at {
+            return Err(crate::rejection::Rejection::GrantRevoked {
+                org: self.org.clone(),
+                at,
+            });
+        }
+        if now >= self.until {
+            return Err(crate::rejection::Rejection::GrantExpired {
+                org: self.org.clone(),
+                at: self.until,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where an access request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum RequestStatus {
+    /// Waiting for the patient.
+    Pending,
+    /// The patient granted access.
+    Approved,
+    /// The patient refused.
+    Refused,
+}
+
+/// An organisation's request for access to one prescription
+/// ([`crate::tx::RequestAccess`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccessRequest {
+    /// The asking organisation.
+    pub org: OrgId,
+    /// The staff key that asked.
+    pub by: PublicKey,
+    /// Block time of the request.
+    pub at: Timestamp,
+    /// Until when access is asked for.
+    pub until: Timestamp,
+    /// The request transaction.
+    pub tx: TxId,
+    /// Where it stands.
+    pub status: RequestStatus,
+    /// When the patient answered.
+    pub answered_at: Option<Timestamp>,
+}
+
 /// A registered staff member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -383,5 +505,28 @@ impl PrescriptionRecord {
     /// The last fill, if any.
     pub fn last_fill(&self) -> Option<&Fill> {
         self.fills.last()
+    }
+
+    /// When the prescription ended: completed, cancelled, or the end of its
+    /// validity window if it is still open then. `None` while it is open.
+    pub fn ended_at(&self, now: Timestamp) -> Option<Timestamp> {
+        match self.status {
+            RxStatus::Completed => Some(self.completed_at.unwrap_or(self.valid_until)),
+            RxStatus::Cancelled => Some(self.cancelled.as_ref().map_or(self.valid_until, |c| c.0)),
+            _ if self.is_expired(now) => Some(self.valid_until),
+            _ => None,
+        }
+    }
+
+    /// When the retention of its personal data ends, `days` after it
+    /// [ended](Self::ended_at); `None` while it is open.
+    pub fn erased_at(&self, now: Timestamp, days: u32) -> Option<Timestamp> {
+        self.ended_at(now).map(|t| t.plus_days(days))
+    }
+
+    /// Whether the retention of its personal data (`days` after the end) is
+    /// over at `now`: the organisations' nodes have deleted their key wraps.
+    pub fn is_erased(&self, now: Timestamp, days: u32) -> bool {
+        self.erased_at(now, days).is_some_and(|t| now >= t)
     }
 }

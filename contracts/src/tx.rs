@@ -39,6 +39,9 @@ pub enum Role {
     /// register and revoke staff keys of their own organisation only, and
     /// signs nothing else (no prescriptions, no dispenses, no governance).
     Admin,
+    /// An insurer's reviewer: asks patients for access to a prescription
+    /// and reads the ones shared with the insurer.
+    ClaimsReviewer,
 }
 
 impl Role {
@@ -50,6 +53,7 @@ impl Role {
             Role::Courier => "courier",
             Role::RegulatorOfficer => "regulator officer",
             Role::Admin => "staff admin",
+            Role::ClaimsReviewer => "claims reviewer",
         }
     }
 }
@@ -368,6 +372,70 @@ pub struct LeaveNode {
     pub node: crate::model::NodeId,
 }
 
+/// The patient shares read access to one prescription with a member
+/// organisation until `until` (signed by the prescription's access key).
+/// It also approves that organisation's pending request, if any. A new
+/// grant to the same organisation replaces the previous one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantAccess {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// The organisation that may read it.
+    pub org: OrgId,
+    /// The end of the grant (block time, exclusive).
+    pub until: Timestamp,
+    /// The content key wrapped for the organisation's data key.
+    pub key_for_org: WrappedKey,
+}
+
+/// The patient ends a grant (signed by the prescription's access key).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeAccess {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// The organisation whose grant ends.
+    pub org: OrgId,
+}
+
+/// A staff member asks the patient to share a prescription with their
+/// organisation until `until`; the patient approves with a
+/// [`GrantAccess`] or refuses with a [`RefuseRequest`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestAccess {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// Until when access is asked for.
+    pub until: Timestamp,
+}
+
+/// The patient refuses an organisation's pending access request (signed by
+/// the prescription's access key).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefuseRequest {
+    /// Which prescription.
+    pub id: PrescriptionId,
+    /// The organisation whose request is refused.
+    pub org: OrgId,
+}
+
+/// A node anchors the head of its access log on the chain (signed by the
+/// node's key): after this, the node cannot rewrite its log up to `seq`
+/// without the difference showing against the chain.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorAccessLog {
+    /// The node whose log it is.
+    pub node: crate::model::NodeId,
+    /// The last record's sequence number.
+    pub seq: u64,
+    /// The last record's hash.
+    pub head: Hash,
+}
+
 /// Every kind of transaction. The variant order is part of the canonical
 /// encoding: append new kinds at the end. JSON: `{"kind": "issue", ...}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -405,6 +473,16 @@ pub enum TxBody {
     Approve(Approve),
     /// See [`LeaveNode`].
     LeaveNode(LeaveNode),
+    /// See [`GrantAccess`].
+    GrantAccess(GrantAccess),
+    /// See [`RevokeAccess`].
+    RevokeAccess(RevokeAccess),
+    /// See [`RequestAccess`].
+    RequestAccess(RequestAccess),
+    /// See [`RefuseRequest`].
+    RefuseRequest(RefuseRequest),
+    /// See [`AnchorAccessLog`].
+    AnchorAccessLog(AnchorAccessLog),
 }
 
 crate::encoding::tagged_in_json!(TxBody, "TxBody", "kind", {
@@ -422,6 +500,11 @@ crate::encoding::tagged_in_json!(TxBody, "TxBody", "kind", {
     Propose(Propose),
     Approve(Approve),
     LeaveNode(LeaveNode),
+    GrantAccess(GrantAccess),
+    RevokeAccess(RevokeAccess),
+    RequestAccess(RequestAccess),
+    RefuseRequest(RefuseRequest),
+    AnchorAccessLog(AnchorAccessLog),
 });
 
 impl TxBody {
@@ -442,6 +525,11 @@ impl TxBody {
             TxBody::Propose(_) => "propose",
             TxBody::Approve(_) => "approve",
             TxBody::LeaveNode(_) => "leave_node",
+            TxBody::GrantAccess(_) => "grant_access",
+            TxBody::RevokeAccess(_) => "revoke_access",
+            TxBody::RequestAccess(_) => "request_access",
+            TxBody::RefuseRequest(_) => "refuse_request",
+            TxBody::AnchorAccessLog(_) => "anchor_access_log",
         }
     }
 
@@ -465,7 +553,12 @@ impl TxBody {
             TxBody::Cancel(b) => Some(b.id),
             TxBody::Delivery(b) => Some(b.id),
             TxBody::HandToCarrier(b) => Some(b.id),
+            TxBody::GrantAccess(b) => Some(b.id),
+            TxBody::RevokeAccess(b) => Some(b.id),
+            TxBody::RequestAccess(b) => Some(b.id),
+            TxBody::RefuseRequest(b) => Some(b.id),
             TxBody::RegisterStaff(_)
+            | TxBody::AnchorAccessLog(_)
             | TxBody::RevokeStaff(_)
             | TxBody::SetControlled(_)
             | TxBody::Propose(_)
@@ -730,7 +823,14 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
             }
             _ => {}
         },
+        TxBody::GrantAccess(b) => {
+            check_wrap("the grantee's key wrap", &b.key_for_org)?;
+        }
         TxBody::RegisterStaff(_)
+        | TxBody::RevokeAccess(_)
+        | TxBody::AnchorAccessLog(_)
+        | TxBody::RequestAccess(_)
+        | TxBody::RefuseRequest(_)
         | TxBody::RevokeStaff(_)
         | TxBody::Approve(_)
         | TxBody::LeaveNode(_)

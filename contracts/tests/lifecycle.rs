@@ -11,13 +11,18 @@ mod common;
 use common::*;
 use rxchain_contracts::block;
 use rxchain_contracts::crypto::signing_digest;
+use rxchain_contracts::crypto::SecretKey;
 use rxchain_contracts::encoding;
 use rxchain_contracts::genesis::{NodeDecl, OrgDecl, OrgKind};
 use rxchain_contracts::governance::{self, Action};
 use rxchain_contracts::lifecycle::{self, Outcome, Rejection};
 use rxchain_contracts::model::{OrgId, Timestamp};
 use rxchain_contracts::privacy::{self, AccessSecret, ContentKey, PrivacyError, WrappedKey};
+use rxchain_contracts::state::{self, AccessRequest, GrantRecord, RequestStatus, StateRead};
 use rxchain_contracts::state::{PublicStatus, RxStatus};
+use rxchain_contracts::tx::{
+    AnchorAccessLog, GrantAccess, RefuseRequest, RequestAccess, RevokeAccess,
+};
 use rxchain_contracts::tx::{Approve, LeaveNode, Propose};
 use rxchain_contracts::tx::{
     AssignRx, DeliveryStatus, DispenseLine, DispenseRx, Fulfilment, Role, SignedTx, TxBody,
@@ -2872,6 +2877,340 @@ fn parameters_change_by_decision_but_never_into_an_invalid_consortium() {
     assert!(consortium(&w).node(2).is_none());
 }
 
+// ---- sharing by consent -------------------------------------------------
+
+fn grant_tx(w: &mut World, rx: &Rx, to: &str, until: Timestamp) -> SignedTx {
+    let mut e = entropy("grant");
+    let key_for_org = privacy::wrap_for_key(
+        &data_key(to).public(),
+        &privacy::content_context(&rx.id),
+        rx.content_key.expose(),
+        &mut e,
+    )
+    .unwrap();
+    w.tx(
+        &rx.patient.clone(),
+        TxBody::GrantAccess(GrantAccess {
+            id: rx.id,
+            org: org(to),
+            until,
+            key_for_org,
+        }),
+    )
+}
+
+fn grant_record(w: &World, rx: &Rx, to: &str) -> Option<GrantRecord> {
+    w.store
+        .get(&state::grant_key(&rx.id, &org(to)))
+        .map(|b| encoding::from_bytes(&b).unwrap())
+}
+
+fn request_record(w: &World, rx: &Rx, from: &str) -> Option<AccessRequest> {
+    w.store
+        .get(&state::request_key(&rx.id, &org(from)))
+        .map(|b| encoding::from_bytes(&b).unwrap())
+}
+
+#[test]
+fn the_patient_grants_an_organisation_access_whose_wrap_opens_with_its_data_key_then_revokes() {
+    let (mut w, rx) = with_rx("grant", RxSpec::simple(10));
+    let until = w.now.plus_days(30);
+    let g = grant_tx(&mut w, &rx, PHARM_B, until);
+    w.applied(g);
+    let rec = grant_record(&w, &rx, PHARM_B).expect("the grant is recorded");
+    assert_eq!(rec.until, until);
+    assert_eq!(rec.revoked_at, None);
+    assert_eq!(rec.check_active(w.now), Ok(()));
+    // Only the grantee's data key opens the wrap, and it opens the content.
+    let ck = privacy::unwrap_with_key(
+        &data_key(PHARM_B),
+        &privacy::content_context(&rx.id),
+        &rec.key_for_org,
+    )
+    .unwrap();
+    let content =
+        privacy::open_content(&rx.id, &rx.body.sealed, &ContentKey::from_bytes(ck)).unwrap();
+    assert_eq!(content, rx.content);
+    assert_eq!(
+        privacy::unwrap_with_key(
+            &data_key(PHARM_C),
+            &privacy::content_context(&rx.id),
+            &rec.key_for_org
+        ),
+        Err(PrivacyError::OpenFailed)
+    );
+    // The grant is listed for the grantee.
+    assert!(w
+        .store
+        .get(&state::grantee_key(&org(PHARM_B), &rx.id))
+        .is_some());
+
+    // Revoking ends it at the block time; a second revocation is refused.
+    w.advance_ms(HOUR_MS);
+    let revoke = w.tx(
+        &rx.patient.clone(),
+        TxBody::RevokeAccess(RevokeAccess {
+            id: rx.id,
+            org: org(PHARM_B),
+        }),
+    );
+    w.applied(revoke);
+    let rec = grant_record(&w, &rx, PHARM_B).unwrap();
+    assert_eq!(rec.revoked_at, Some(w.now));
+    assert!(matches!(
+        rec.check_active(w.now),
+        Err(Rejection::GrantRevoked { .. })
+    ));
+    let again = w.tx(
+        &rx.patient.clone(),
+        TxBody::RevokeAccess(RevokeAccess {
+            id: rx.id,
+            org: org(PHARM_B),
+        }),
+    );
+    w.refused(again, "grant_revoked");
+    let never = w.tx(
+        &rx.patient.clone(),
+        TxBody::RevokeAccess(RevokeAccess {
+            id: rx.id,
+            org: org(PHARM_C),
+        }),
+    );
+    assert_eq!(
+        w.refused(never, "no_grant"),
+        Rejection::NoGrant { org: org(PHARM_C) }
+    );
+}
+
+#[test]
+fn bad_grants_are_refused_and_change_nothing() {
+    let (mut w, rx) = with_rx("bad-grants", RxSpec::simple(10));
+    // 1. An unknown organisation.
+    let mut e = entropy("x");
+    let key_for_org = privacy::wrap_for_key(
+        &data_key(PHARM_B).public(),
+        &privacy::content_context(&rx.id),
+        rx.content_key.expose(),
+        &mut e,
+    )
+    .unwrap();
+    let unknown = w.tx(
+        &rx.patient.clone(),
+        TxBody::GrantAccess(GrantAccess {
+            id: rx.id,
+            org: org("nobody"),
+            until: w.now.plus_days(1),
+            key_for_org: key_for_org.clone(),
+        }),
+    );
+    w.refused(unknown, "unknown_org");
+    // 2. A period that already ended, and one beyond the maximum.
+    let now = w.now;
+    let past = grant_tx(&mut w, &rx, PHARM_B, now);
+    assert_eq!(
+        w.refused(past, "grant_period_invalid"),
+        Rejection::GrantPeriodInvalid { max_days: 365 }
+    );
+    let long = grant_tx(&mut w, &rx, PHARM_B, Timestamp(now.plus_days(365).0 + 1));
+    w.refused(long, "grant_period_invalid");
+    // 3. Signed with another key than the prescription's access key.
+    let stranger = test_key("stranger");
+    let forged = w.tx(
+        &stranger,
+        TxBody::GrantAccess(GrantAccess {
+            id: rx.id,
+            org: org(PHARM_B),
+            until: now.plus_days(1),
+            key_for_org,
+        }),
+    );
+    w.refused(forged, "not_patient");
+    // 4. A prescriber is not the patient either.
+    let by_doctor = w.tx(
+        &staff("dr-north"),
+        TxBody::RevokeAccess(RevokeAccess {
+            id: rx.id,
+            org: org(PHARM_B),
+        }),
+    );
+    w.refused(by_doctor, "not_patient");
+    assert_eq!(grant_record(&w, &rx, PHARM_B), None);
+    assert!(w
+        .store
+        .get(&state::grantee_key(&org(PHARM_B), &rx.id))
+        .is_none());
+}
+
+#[test]
+fn a_grant_ends_on_its_own_and_an_ended_grant_cannot_be_revoked() {
+    let (mut w, rx) = with_rx("grant-ends", RxSpec::simple(10));
+    let until = w.now.plus_days(2);
+    let g = grant_tx(&mut w, &rx, HOSP_SOUTH, until);
+    w.applied(g);
+    w.advance_days(2);
+    let rec = grant_record(&w, &rx, HOSP_SOUTH).unwrap();
+    assert_eq!(
+        rec.check_active(w.now),
+        Err(Rejection::GrantExpired {
+            org: org(HOSP_SOUTH),
+            at: until
+        })
+    );
+    let revoke = w.tx(
+        &rx.patient.clone(),
+        TxBody::RevokeAccess(RevokeAccess {
+            id: rx.id,
+            org: org(HOSP_SOUTH),
+        }),
+    );
+    w.refused(revoke, "grant_expired");
+}
+
+#[test]
+fn staff_ask_for_access_the_patient_refuses_or_approves_with_a_grant() {
+    let (mut w, rx) = with_rx("requests", RxSpec::simple(10));
+    let ask = |w: &mut World, who: &str, days: u32| {
+        let until = w.now.plus_days(days);
+        w.tx(
+            &staff(who),
+            TxBody::RequestAccess(RequestAccess { id: rx.id, until }),
+        )
+    };
+    // 1. A pharmacist of pharm-b asks; asking again while pending is refused.
+    let a = ask(&mut w, "ph-b", 10);
+    w.applied(a);
+    let r = request_record(&w, &rx, PHARM_B).unwrap();
+    assert_eq!(r.status, RequestStatus::Pending);
+    assert_eq!(r.by, staff("ph-b").public());
+    let again = ask(&mut w, "ph-b", 10);
+    assert_eq!(
+        w.refused(again, "request_pending"),
+        Rejection::RequestPending { org: org(PHARM_B) }
+    );
+    // An admin key may not ask; nor a period beyond the maximum.
+    let by_admin = w.tx(
+        &admin_key(PHARM_C),
+        TxBody::RequestAccess(RequestAccess {
+            id: rx.id,
+            until: w.now.plus_days(1),
+        }),
+    );
+    w.refused(by_admin, "wrong_role");
+    let long = ask(&mut w, "ph-c", 400);
+    w.refused(long, "grant_period_invalid");
+
+    // 2. The patient refuses; refusing again is refused.
+    let refuse = |w: &mut World, from: &str| {
+        w.tx(
+            &rx.patient.clone(),
+            TxBody::RefuseRequest(RefuseRequest {
+                id: rx.id,
+                org: org(from),
+            }),
+        )
+    };
+    let no = refuse(&mut w, PHARM_B);
+    w.applied(no);
+    let r = request_record(&w, &rx, PHARM_B).unwrap();
+    assert_eq!(r.status, RequestStatus::Refused);
+    assert_eq!(r.answered_at, Some(w.now));
+    let no_again = refuse(&mut w, PHARM_B);
+    w.refused(no_again, "no_pending_request");
+
+    // 3. Asked again, the patient approves by granting.
+    let a = ask(&mut w, "ph-b", 10);
+    w.applied(a);
+    let until = w.now.plus_days(10);
+    let g = grant_tx(&mut w, &rx, PHARM_B, until);
+    w.applied(g);
+    assert_eq!(
+        request_record(&w, &rx, PHARM_B).unwrap().status,
+        RequestStatus::Approved
+    );
+    // While access lasts, asking is refused as already granted.
+    let more = ask(&mut w, "ph-b", 5);
+    assert_eq!(
+        w.refused(more, "already_granted"),
+        Rejection::AlreadyGranted {
+            org: org(PHARM_B),
+            until
+        }
+    );
+}
+
+#[test]
+fn after_retention_a_prescription_can_be_neither_shared_nor_requested() {
+    let (mut w, rx) = with_rx("erased", RxSpec::simple(10));
+    let cancel = w.tx(
+        &rx.patient.clone(),
+        TxBody::Cancel(rxchain_contracts::tx::CancelRx {
+            id: rx.id,
+            reason: rxchain_contracts::tx::CancelReason::PatientRequest,
+        }),
+    );
+    w.applied(cancel);
+    let ended = w.now;
+    // 1. Within the 100 days a grant is still possible (a reimbursement
+    //    review of a cancelled prescription, say).
+    w.advance_days(99);
+    let now = w.now;
+    let g = grant_tx(&mut w, &rx, PHARM_B, now.plus_days(1));
+    w.applied(g);
+    // 2. From day 100 on, both are refused, naming when the data was erased.
+    w.advance_days(1);
+    let rec = w.rx(&rx.id);
+    assert!(rec.is_erased(w.now, 100));
+    assert_eq!(rec.erased_at(w.now, 100), Some(ended.plus_days(100)));
+    let now = w.now;
+    let g = grant_tx(&mut w, &rx, PHARM_C, now.plus_days(1));
+    assert_eq!(
+        w.refused(g, "personal_data_erased"),
+        Rejection::PersonalDataErased {
+            at: ended.plus_days(100)
+        }
+    );
+    let ask = w.tx(
+        &staff("ph-c"),
+        TxBody::RequestAccess(RequestAccess {
+            id: rx.id,
+            until: now.plus_days(1),
+        }),
+    );
+    w.refused(ask, "personal_data_erased");
+    assert_eq!(grant_record(&w, &rx, PHARM_C), None);
+    assert_eq!(request_record(&w, &rx, PHARM_C), None);
+}
+
+#[test]
+fn a_node_anchors_its_access_log_forward_only_and_only_with_its_own_key() {
+    let mut w = World::staffed();
+    let anchor = |w: &mut World, signer: &SecretKey, seq: u64| {
+        w.tx(
+            signer,
+            TxBody::AnchorAccessLog(AnchorAccessLog {
+                node: PROPOSER,
+                seq,
+                head: rxchain_contracts::crypto::Hash::of(&[&seq.to_be_bytes()]),
+            }),
+        )
+    };
+    let a = anchor(&mut w, &node_key(HOSP_NORTH), 3);
+    w.applied(a);
+    let rec: state::AnchorRecord =
+        encoding::from_bytes(&w.store.get(&state::anchor_key(PROPOSER)).unwrap()).unwrap();
+    assert_eq!(rec.seq, 3);
+    let same = anchor(&mut w, &node_key(HOSP_NORTH), 3);
+    assert_eq!(
+        w.refused(same, "anchor_not_newer"),
+        Rejection::AnchorNotNewer { seq: 3 }
+    );
+    // Another node's key cannot anchor node 1's log.
+    let other = anchor(&mut w, &node_key(PHARM_A), 9);
+    w.refused(other, "unknown_signer");
+    let next = anchor(&mut w, &node_key(HOSP_NORTH), 4);
+    w.applied(next);
+}
+
 // ---- coverage ledger ----------------------------------------------------
 //
 // Everything below this marker is bookkeeping, not a test of a rule: the
@@ -2970,6 +3309,24 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::InvalidConsortium {
             reason: String::new(),
         },
+        Rejection::GrantPeriodInvalid { max_days: 1 },
+        Rejection::NoGrant { org: org(PHARM_B) },
+        Rejection::GrantRevoked {
+            org: org(PHARM_B),
+            at: t,
+        },
+        Rejection::GrantExpired {
+            org: org(PHARM_B),
+            at: t,
+        },
+        Rejection::PersonalDataErased { at: t },
+        Rejection::RequestPending { org: org(PHARM_B) },
+        Rejection::AlreadyGranted {
+            org: org(PHARM_B),
+            until: t,
+        },
+        Rejection::NoPendingRequest { org: org(PHARM_B) },
+        Rejection::AnchorNotNewer { seq: 1 },
     ]
 }
 
@@ -3025,7 +3382,16 @@ fn ledger_entry(r: &Rejection) -> &'static str {
         | Rejection::NodeExists { .. }
         | Rejection::OrgExists { .. }
         | Rejection::KeyInUse
-        | Rejection::InvalidConsortium { .. } => r.code(),
+        | Rejection::InvalidConsortium { .. }
+        | Rejection::GrantPeriodInvalid { .. }
+        | Rejection::NoGrant { .. }
+        | Rejection::GrantRevoked { .. }
+        | Rejection::GrantExpired { .. }
+        | Rejection::PersonalDataErased { .. }
+        | Rejection::RequestPending { .. }
+        | Rejection::AlreadyGranted { .. }
+        | Rejection::NoPendingRequest { .. }
+        | Rejection::AnchorNotNewer { .. } => r.code(),
     }
 }
 

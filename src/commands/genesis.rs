@@ -118,6 +118,12 @@ pub struct Description {
 pub struct ParamsDesc {
     /// See [`Params::governance_threshold`].
     pub governance_threshold: Option<u32>,
+    /// See [`Params::max_grant_days`].
+    pub max_grant_days: Option<u32>,
+    /// See [`Params::personal_data_retention_days`].
+    pub personal_data_retention_days: Option<u32>,
+    /// See [`Params::regulator_retention_days`].
+    pub regulator_retention_days: Option<u32>,
     /// See [`Params::max_leader_skew_ms`].
     pub max_leader_skew_ms: Option<u64>,
     /// See [`Params::max_clock_skew_ms`].
@@ -301,6 +307,13 @@ fn params(p: &ParamsDesc) -> Result<Params, SetupError> {
         max_leader_skew_ms: p.max_leader_skew_ms.unwrap_or(d.max_leader_skew_ms),
         controlled,
         governance_threshold: p.governance_threshold.unwrap_or(d.governance_threshold),
+        max_grant_days: p.max_grant_days.unwrap_or(d.max_grant_days),
+        personal_data_retention_days: p
+            .personal_data_retention_days
+            .unwrap_or(d.personal_data_retention_days),
+        regulator_retention_days: p
+            .regulator_retention_days
+            .unwrap_or(d.regulator_retention_days),
     })
 }
 

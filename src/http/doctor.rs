@@ -29,6 +29,7 @@ use super::session::{Staff, StaffCsrf};
 use super::tx::receipt_response;
 use super::tx::Pending;
 use super::{ApiError, ApiPath, ApiQuery, AppState};
+use crate::access_log::Purpose;
 use crate::clock::now;
 use crate::mempool::Receipt;
 use crate::qr::QrPayload;
@@ -315,6 +316,7 @@ pub(super) async fn my_prescriptions(
     let keys = s.accounts.keys_of(&staff.account().username)?;
     let org = staff.org().clone();
     let data_key = s.accounts.data_key(&org);
+    let reader = super::access::staff_reader(staff.account());
     let st = s.clone();
     // Index scans and one ECDH per row: blocking work.
     let rows = blocking(move || {
@@ -330,6 +332,7 @@ pub(super) async fn my_prescriptions(
         recs.truncate(limit);
         let t = now();
         let mut out = Vec::with_capacity(recs.len());
+        let mut reads = Vec::new();
         for rec in recs {
             // The hospital's wrap opens with the hospital's data key only;
             // a prescription from the doctor's earlier employer stays sealed.
@@ -348,6 +351,9 @@ pub(super) async fn my_prescriptions(
                 }
                 _ => None,
             };
+            if name.is_some() {
+                reads.push((rec.id, reader.clone(), Purpose::StaffList));
+            }
             out.push(MyPrescription {
                 id: rec.id,
                 short_id: rec.id.short(),
@@ -358,6 +364,8 @@ pub(super) async fn my_prescriptions(
                 items: rec.items,
             });
         }
+        // Recorded (and flushed) before the list is answered.
+        super::access::record_all(&st, reads)?;
         Ok(out)
     })
     .await?;

@@ -160,6 +160,8 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | UnknownStaff
         | UnknownOrg { .. }
         | UnknownProposal
+        | NoGrant { .. }
+        | NoPendingRequest { .. }
         | UnknownNode { .. } => StatusCode::NOT_FOUND,
         UnknownSigner
         | SignerRevoked { .. }
@@ -171,7 +173,10 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | CannotRevokeAdmin
         | NotYourNode { .. }
         | NotCarrier { .. } => StatusCode::FORBIDDEN,
-        Expired { .. } | ProposalExpired { .. } => StatusCode::GONE,
+        Expired { .. }
+        | ProposalExpired { .. }
+        | GrantExpired { .. }
+        | PersonalDataErased { .. } => StatusCode::GONE,
         Duplicate
         | AlreadyClaimed
         | ClaimedByOther { .. }
@@ -194,6 +199,10 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | NodeExists { .. }
         | OrgExists { .. }
         | KeyInUse
+        | GrantRevoked { .. }
+        | RequestPending { .. }
+        | AlreadyGranted { .. }
+        | AnchorNotNewer { .. }
         | Cancelled { .. } => StatusCode::CONFLICT,
         BadValidity
         | ValidityTooLong { .. }
@@ -204,6 +213,7 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | ControlledMismatch { .. }
         | FromTheFuture
         | InvalidConsortium { .. }
+        | GrantPeriodInvalid { .. }
         | NotYetValid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

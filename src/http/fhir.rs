@@ -157,6 +157,17 @@ fn fhir_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
 pub(super) struct Who {
     org: OrgId,
     role: Role,
+    account: crate::accounts::Account,
+}
+
+impl Who {
+    fn of(staff: &Staff) -> Who {
+        Who {
+            org: staff.org().clone(),
+            role: staff.account().role,
+            account: staff.account().clone(),
+        }
+    }
 }
 
 /// The caller, when signed in; no session is anyone, a revoked one an error.
@@ -167,10 +178,7 @@ impl FromRequestParts<AppState> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, FhirError> {
         match Staff::from_request_parts(parts, s).await {
-            Ok(st) => Ok(Viewer(Some(Who {
-                org: st.org().clone(),
-                role: st.account().role,
-            }))),
+            Ok(st) => Ok(Viewer(Some(Who::of(&st)))),
             Err(e) if e.code() == "no_session" => Ok(Viewer(None)),
             Err(e) => Err(e.into()),
         }
@@ -230,13 +238,17 @@ fn content_for(
         privacy::unwrap_with_key(&key, &privacy::content_context(&rec.id), &wrap),
     )
     .map(ContentKey::from_bytes);
-    Ok(ck.and_then(|ck| {
+    let content = ck.and_then(|ck| {
         opened(
             "sealed content",
             &rec.id,
             privacy::open_content(&rec.id, &body.sealed, &ck),
         )
-    }))
+    });
+    if content.is_some() {
+        super::access::record_fhir(s, &rec.id, &who.account)?;
+    }
+    Ok(content)
 }
 
 /// A record with everything its export names.
@@ -907,10 +919,7 @@ pub(super) async fn create_request(
         let (st, org, id) = (s.clone(), staff.org().clone(), payload.id);
         blocking(move || Ok(st.orders.record(&org, &id, &orders)?)).await?;
     }
-    let who = Who {
-        org: staff.org().clone(),
-        role: staff.account().role,
-    };
+    let who = Who::of(&staff);
     let st = s.clone();
     let id = payload.id;
     let mut loaded = blocking(move || {
@@ -1019,10 +1028,7 @@ async fn existing_request(
     rx: PrescriptionId,
     before: Option<Signed>,
 ) -> Result<Response, FhirError> {
-    let who = Who {
-        org: staff.org().clone(),
-        role: staff.account().role,
-    };
+    let who = Who::of(staff);
     let st = s.clone();
     let loaded = blocking(move || {
         let rec = super::rx::load(&st, &rx)?;

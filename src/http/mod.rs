@@ -1,12 +1,14 @@
 //! The HTTP API: one module per resource, each exporting `router()`, one
 //! [`AppState`], and JSON errors from [`error::ApiError`].
 
+mod access;
 mod accounts;
 pub mod backup;
 mod chain;
 pub mod cluster;
 mod common;
 mod courier;
+mod consent;
 mod doctor;
 mod email;
 pub mod error;
@@ -133,6 +135,8 @@ pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
         .merge(pharmacy::router())
         .merge(courier::router())
         .merge(patient::router())
+        .merge(consent::router())
+        .merge(access::router())
         .merge(reports::router())
         .merge(cluster::router())
         .merge(accounts::router())

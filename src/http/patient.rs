@@ -87,7 +87,10 @@ fn wrong_secret() -> ApiError {
 /// Parses the payload, loads the prescription and checks the secret.
 /// Deriving the access key from the secret is one scalar multiplication:
 /// done on a blocking thread with the storage read.
-async fn authorise(s: &AppState, text: &str) -> Result<(QrPayload, PrescriptionRecord), ApiError> {
+pub(super) async fn authorise(
+    s: &AppState,
+    text: &str,
+) -> Result<(QrPayload, PrescriptionRecord), ApiError> {
     let payload = parse_payload(text)?;
     let st = s.clone();
     blocking(move || {
@@ -101,7 +104,7 @@ async fn authorise(s: &AppState, text: &str) -> Result<(QrPayload, PrescriptionR
 }
 
 /// The prescription's content key, opened with the QR secret.
-fn content_key(
+pub(super) fn content_key(
     s: &AppState,
     payload: &QrPayload,
     rec: &PrescriptionRecord,
@@ -150,6 +153,12 @@ pub(super) async fn open(
                 message: "the prescription's sealed content cannot be opened with its code".into(),
             }
         })?;
+        super::access::record(
+            &st,
+            &payload.id,
+            crate::access_log::Reader::patient(),
+            crate::access_log::Purpose::PatientOpen,
+        )?;
         Ok((
             ContentView {
                 patient: c.patient,

@@ -23,6 +23,7 @@ use super::idempotency::{HashedJson, IdempotencyKey};
 use super::session::{Staff, StaffCsrf};
 use super::tx::Pending;
 use super::{ApiError, ApiQuery, AppState};
+use crate::access_log::Purpose;
 use crate::clock::now;
 use crate::mempool::Receipt;
 use crate::qr::QrPayload;
@@ -407,6 +408,7 @@ pub(super) async fn pharmacy_prescriptions(
     // payload (with it one could open the patient's identity, or cancel
     // and reassign as if one were the patient).
     let courier = staff.account().role == Role::Courier;
+    let reader = super::access::staff_reader(staff.account());
     let st = s.clone();
     let rows = blocking(move || {
         let mut recs = Vec::new();
@@ -424,6 +426,7 @@ pub(super) async fn pharmacy_prescriptions(
         recs.truncate(limit);
         let t = now();
         let mut out = Vec::with_capacity(recs.len());
+        let mut reads = Vec::new();
         for (rec, assigned_here, claimed_here) in recs {
             let status = rec.public_status(t);
             let open = status.is_open();
@@ -432,6 +435,9 @@ pub(super) async fn pharmacy_prescriptions(
                 _ => (None, None),
             };
             let payload = if courier { None } else { payload };
+            if payload.is_some() || delivery_address.is_some() {
+                reads.push((rec.id, reader.clone(), Purpose::PharmacyHandover));
+            }
             out.push(PharmacyPrescription {
                 id: rec.id,
                 short_id: rec.id.short(),
@@ -448,6 +454,8 @@ pub(super) async fn pharmacy_prescriptions(
                 record: rec,
             });
         }
+        // Recorded (and flushed) before the list is answered.
+        super::access::record_all(&st, reads)?;
         Ok(out)
     })
     .await?;

@@ -3,6 +3,7 @@
 //! `[tls]` is set, see [`serve`]), with explicit shutdown; and the loop by
 //! which a new node joins a running consortium ([`join`]).
 
+mod anchor;
 mod join;
 mod reconcile;
 pub mod serve;
@@ -50,6 +51,9 @@ pub enum NodeError {
     /// Storage failed to open.
     #[error("storage: {0}")]
     Store(#[from] store::StoreError),
+    /// The access log could not be opened.
+    #[error("the access log")]
+    AccessLog(#[source] crate::access_log::AccessLogError),
     /// The e-mail outbox could not be opened.
     #[error("the e-mail outbox")]
     Email(#[from] crate::email::EmailError),
@@ -420,6 +424,10 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         }
     }
 
+    let access_log = Arc::new(
+        crate::access_log::AccessLog::open(&storage.db, settings.node_id)
+            .map_err(NodeError::AccessLog)?,
+    );
     let (shutdown, shutdown_rx) = watch::channel(false);
     let chain = storage.chain.clone();
     let state = AppState(Arc::new(Node {
@@ -442,6 +450,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         admin_nonces: Arc::new(crate::raft::nonces::Nonces::new(rpc::NONCE_CAP_PER_SIGNER)),
         outbox: outbox.clone(),
         orders: Arc::new(crate::service::orders::Orders::open(&storage.db)?),
+        access_log,
     }));
     let service = state.0.clone();
     let app = crate::http::router(state, settings.web_dir.as_deref()).merge(rpc::router_with(
@@ -486,6 +495,7 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         quorum: quorum.clone(),
     };
     let mut tasks = vec![
+        tokio::spawn(anchor::run(service.clone(), shutdown_rx.clone())),
         tokio::spawn(crate::producer::fail_waiters_on_lost_leadership(
             raft.clone(),
             settings.node_id,

@@ -63,6 +63,8 @@ pub struct Node {
     pub outbox: Arc<crate::email::Outbox>,
     /// The order identifiers of prescriptions created here through FHIR.
     pub orders: Arc<orders::Orders>,
+    /// This node's log of reads of private content.
+    pub access_log: Arc<crate::access_log::AccessLog>,
 }
 
 impl Node {

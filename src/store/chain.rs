@@ -534,6 +534,33 @@ impl ChainStore {
             .collect()
     }
 
+    /// The state record under a contracts key, decoded.
+    pub fn state_record<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        self.get_state(key)
+    }
+
+    /// Every state record under `prefix` (a contracts key prefix such as
+    /// `state::grant_prefix`), in key order, with its key.
+    pub fn state_records<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
+        let full = keys::state(prefix);
+        let skip = full.len() - prefix.len();
+        self.tree
+            .scan_prefix(full)
+            .map(|r| {
+                let (k, v) = r?;
+                let value = encoding::from_bytes(&v)
+                    .map_err(|e| StoreError::corrupt(format!("state {}", hex::encode(&k)), e))?;
+                Ok((k[skip..].to_vec(), value))
+            })
+            .collect()
+    }
+
     /// Every governance proposal, open or decided, in the order proposed.
     pub fn proposals(&self) -> Result<Vec<governance::Proposal>, StoreError> {
         let ids: Vec<TxId> = self

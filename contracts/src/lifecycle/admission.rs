@@ -15,7 +15,9 @@
 //! | `release`, `dispense`, `hand_to_carrier` | a pharmacist |
 //! | `delivery` | a pharmacist or a courier |
 //! | `set_controlled` | a regulator officer |
-//! | `assign` | the access key of the prescription named |
+//! | `assign`, `grant_access`, `revoke_access`, `refuse_request` | the access key of the prescription named |
+//! | `request_access` | a staff member of any role but staff admin (for their own organisation) |
+//! | `anchor_access_log` | the declared key of the node named |
 //! | `cancel` | the prescriber or the access key of the prescription named |
 //! | `propose`, `approve`, `leave_node` | an organisation's admin (of the effective consortium) |
 //!
@@ -29,13 +31,13 @@
 //! out-of-order delivery event, an expired prescription) is not checked
 //! here: those refusals go on the chain as audit.
 
-use super::checks::{load, need_prescriber_or_patient, need_role};
+use super::checks::{load, need_one_of, need_prescriber_or_patient, need_role};
 use super::{context, delivery, staff, Ctx, Stop};
 use crate::genesis::Genesis;
 use crate::model::Timestamp;
 use crate::rejection::Rejection;
 use crate::state::{CorruptState, Overlay, StateRead};
-use crate::tx::{Role, TxBody, VerifiedTx};
+use crate::tx::{AssignRx, GrantAccess, RefuseRequest, RevokeAccess, Role, TxBody, VerifiedTx};
 
 /// Why a transaction is not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,11 +111,32 @@ pub(super) fn authorize(cx: &Ctx<'_>, st: &Overlay<'_>, body: &TxBody) -> Result
                 "change the controlled-drug list",
             )?;
         }
-        TxBody::Assign(b) => {
-            let rx = load(st, &b.id)??;
+        TxBody::Assign(AssignRx { id, .. })
+        | TxBody::GrantAccess(GrantAccess { id, .. })
+        | TxBody::RevokeAccess(RevokeAccess { id, .. })
+        | TxBody::RefuseRequest(RefuseRequest { id, .. }) => {
+            let rx = load(st, id)??;
             if cx.key != rx.access_key {
                 return Err(Rejection::NotPatient.into());
             }
+        }
+        TxBody::AnchorAccessLog(b) => {
+            if cx.g.node(b.node).map(|(_, n)| n.key) != Some(cx.key) {
+                return Err(Rejection::UnknownSigner.into());
+            }
+        }
+        TxBody::RequestAccess(_) => {
+            need_one_of(
+                &cx.signer,
+                &[
+                    Role::Practitioner,
+                    Role::Pharmacist,
+                    Role::Courier,
+                    Role::RegulatorOfficer,
+                    Role::ClaimsReviewer,
+                ],
+                "ask for access to a prescription",
+            )?;
         }
         TxBody::Cancel(b) => {
             let rx = load(st, &b.id)??;

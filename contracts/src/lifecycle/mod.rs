@@ -11,8 +11,9 @@
 //! checks the mempool runs through [`admissible`]), and hands the body to
 //! one private function per kind, in one file each: `staff` (registry),
 //! `issue`, `assign`, `claim` (claim and release), `dispense`, `cancel`,
-//! `delivery` (events and the hand-over to a carrier) and `controlled` (the
-//! controlled-drug list). The checks they share are in `checks`.
+//! `delivery` (events and the hand-over to a carrier), `controlled` (the
+//! controlled-drug list) and `consent` (grants, revocations, access
+//! requests and access-log anchors). The checks they share are in `checks`.
 //! docs/rules.md in the repository lists every rule with the function and
 //! refusal that enforce it.
 
@@ -21,6 +22,7 @@ mod assign;
 mod cancel;
 mod checks;
 mod claim;
+mod consent;
 mod controlled;
 mod delivery;
 mod dispense;
@@ -269,5 +271,10 @@ fn dispatch(cx: &Ctx<'_>, st: &mut Overlay<'_>, vtx: &VerifiedTx) -> Step {
         TxBody::Propose(b) => governance::propose(cx, st, b),
         TxBody::Approve(b) => governance::approve(cx, st, b),
         TxBody::LeaveNode(b) => governance::leave(cx, st, b),
+        TxBody::GrantAccess(b) => consent::grant(cx, st, b),
+        TxBody::RevokeAccess(b) => consent::revoke(cx, st, b),
+        TxBody::RequestAccess(b) => consent::request(cx, st, b),
+        TxBody::RefuseRequest(b) => consent::refuse(cx, st, b),
+        TxBody::AnchorAccessLog(b) => consent::anchor(cx, st, b),
     }
 }

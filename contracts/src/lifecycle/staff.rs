@@ -27,6 +27,7 @@ fn role_fits(kind: OrgKind, role: Role) -> bool {
             | (OrgKind::Pharmacy, Role::Courier)
             | (OrgKind::Logistics, Role::Courier)
             | (OrgKind::Regulator, Role::RegulatorOfficer)
+            | (OrgKind::Insurer, Role::ClaimsReviewer)
     ) || role == Role::Admin
 }
 

@@ -1,0 +1,538 @@
+//! The patient's sharing and "who looked" screens in real headless
+//! Chromium: an insurer's reviewer asks for access over the API; the
+//! patient opens the prescription page, sees the request naming the
+//! reviewer, allows it; the reviewer reads the prescription and finds it on
+//! the insurer's review page; the patient's "who looked" list names the
+//! reviewer and the insurer; the patient stops sharing, and the reviewer is
+//! refused; the patient shares with a hospital from the form. The patient
+//! page is also checked at phone width for horizontal overflow.
+//!
+//! Like `tests/browser.rs`, it drives `/usr/bin/chromium` through
+//! `/usr/bin/chromedriver` (`RXCHAIN_CHROMIUM`, `RXCHAIN_CHROMEDRIVER`
+//! name others), fails saying how to install them when they are missing,
+//! and passes without starting anything when `RXCHAIN_SKIP_BROWSER=1`.
+//! Screenshots go to `target/browser-patient-artifacts/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rxchain::demo::{Demo, DEMO_PASSWORD};
+use rxchain::node::RunningNode;
+use rxchain::test_support::{demo_settings, register_demo_staff, wait_for_leader};
+use serde_json::{json, Value};
+use thirtyfour::prelude::*;
+use thirtyfour::LoggingPrefsLogLevel;
+
+const CHROMIUM: (&str, &str) = ("RXCHAIN_CHROMIUM", "/usr/bin/chromium");
+const CHROMEDRIVER: (&str, &str) = ("RXCHAIN_CHROMEDRIVER", "/usr/bin/chromedriver");
+const SKIP_VAR: &str = "RXCHAIN_SKIP_BROWSER";
+/// How long any single wait may take.
+const WAIT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(100);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_shares_sees_who_looked_and_revokes_in_chromium() -> anyhow::Result<()> {
+    if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED the patient browser test: {SKIP_VAR}=1 is set");
+        return Ok(());
+    }
+    let chromium = tool(CHROMIUM);
+    let chromedriver = tool(CHROMEDRIVER);
+    if !chromium.exists() || !chromedriver.exists() {
+        bail!(
+            "the browser test needs {} and {}; install them with \
+             scripts/install-test-deps.sh (apt-get install chromium chromium-driver), \
+             point {} and {} at other binaries, or opt out explicitly with {SKIP_VAR}=1",
+            chromium.display(),
+            chromedriver.display(),
+            CHROMIUM.0,
+            CHROMEDRIVER.0,
+        );
+    }
+    let artifacts = artifacts_dir()?;
+    let dir = tempfile::tempdir()?;
+    let node = start_node(dir.path()).await?;
+    let base = format!("http://{}", node.addr);
+    let driver = ChromeDriver::spawn(&chromedriver, chromium, &artifacts)?;
+    driver.wait_ready().await?;
+    let patient = Browser::open(&driver, &base).await?;
+    let insurer = Browser::open(&driver, &base).await?;
+    let result = story(&base, &patient, &insurer, &artifacts).await;
+    if result.is_err() {
+        for (b, role) in [(&patient, "patient"), (&insurer, "insurer")] {
+            let _ = b
+                .driver
+                .screenshot(&artifacts.join(format!("failure-{role}.png")))
+                .await;
+            let _ = std::fs::write(
+                artifacts.join(format!("failure-{role}.html")),
+                b.driver.source().await.unwrap_or_default(),
+            );
+        }
+    }
+    let mut js_errors = Vec::new();
+    for (b, role) in [(&patient, "patient"), (&insurer, "insurer")] {
+        js_errors.extend(b.console_errors(&artifacts, role).await?);
+    }
+    let _ = patient.driver.clone().quit().await;
+    let _ = insurer.driver.clone().quit().await;
+    node.stop().await;
+    result?;
+    if !js_errors.is_empty() {
+        bail!("the pages raised JavaScript errors: {js_errors:#?}");
+    }
+    Ok(())
+}
+
+/// A signed-in API session: the cookie and the CSRF token.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Api {
+    async fn sign_in(base: &str, username: &str) -> anyhow::Result<Api> {
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{base}/v1/session"))
+            .json(&json!({"username": username, "password": DEMO_PASSWORD}))
+            .send()
+            .await?;
+        let cookie = r
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("rxsession="))
+            .and_then(|v| v.split(';').next())
+            .context("a session cookie")?
+            .to_string();
+        let v: Value = r.json().await?;
+        let csrf = v["csrf"].as_str().context("a CSRF token")?.to_string();
+        Ok(Api {
+            http,
+            base: base.to_string(),
+            cookie,
+            csrf,
+        })
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .json(body)
+            .send()
+            .await?;
+        Ok((r.status().as_u16(), r.json().await?))
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .send()
+            .await?;
+        Ok((r.status().as_u16(), r.json().await?))
+    }
+}
+
+async fn story(
+    base: &str,
+    patient: &Browser,
+    insurer: &Browser,
+    artifacts: &Path,
+) -> anyhow::Result<()> {
+    // 1. A doctor issues (API); the insurer's reviewer asks for access.
+    let ada = Api::sign_in(base, "dr.ada").await?;
+    let ivy = Api::sign_in(base, "ins.ivy").await?;
+    let (s, issued) = ada
+        .post(
+            "/v1/staff/prescriptions",
+            &json!({
+                "items": [{"atc": "J01CA04", "name": "Amoxicillin", "strength": "500 mg", "form": "capsule", "quantity": 20, "unit": "capsules", "controlled": false}],
+                "dosage": ["one capsule three times a day"],
+                "repeats": 0,
+                "valid_days": 14,
+                "patient": {"name": "Synthetic Patient Sharing Browser", "birth_date": "1975-03-04", "identifier": "SYNTH-SHARE-1"},
+            }),
+        )
+        .await?;
+    if s != 200 {
+        bail!("issue: {s} {issued}");
+    }
+    let id = issued["id"].as_str().context("an id")?.to_string();
+    let link = issued["patient_link"]
+        .as_str()
+        .context("a link")?
+        .to_string();
+    let (s, asked) = ivy
+        .post("/v1/consent/requests", &json!({"id": id, "days": 30}))
+        .await?;
+    if s != 200 {
+        bail!("request: {s} {asked}");
+    }
+
+    // 2. The patient opens the page: the request names the reviewer.
+    patient.goto(&link).await?;
+    patient
+        .wait_text("#patient-name", "Synthetic Patient Sharing Browser")
+        .await?;
+    patient.find("#sharing-card").await?;
+    patient
+        .wait_text("#sharing-unread", "cannot be unread")
+        .await?;
+    patient.wait_text("#requests", "Ivy Reviewer").await?;
+    patient
+        .wait_text("#requests", "Civic Health Insurance")
+        .await?;
+    patient.shot(artifacts, "01-patient-sees-request").await?;
+
+    // 3. The patient allows it: the grant is active.
+    patient.click("#approve-ins-civic").await?;
+    patient.wait_text("#sharing-status", "may now read").await?;
+    patient
+        .find("#grants li[data-org='ins-civic'][data-state='active']")
+        .await?;
+    patient
+        .find("#requests li[data-org='ins-civic'][data-status='approved']")
+        .await?;
+    patient.shot(artifacts, "02-patient-allowed").await?;
+
+    // 4. The reviewer finds it on the insurer page and opens it.
+    insurer.goto("/insurer/").await?;
+    insurer.sign_in("ins.ivy", DEMO_PASSWORD).await?;
+    insurer
+        .find(&format!("#claims tr[data-id='{id}'][data-state='active']"))
+        .await?;
+    insurer.wait_text("#claims", "J01CA04").await?;
+    insurer
+        .click(&format!("#claims tr[data-id='{id}'] button"))
+        .await?;
+    insurer
+        .wait_text("#shared-patient", "Synthetic Patient Sharing Browser")
+        .await?;
+    insurer.shot(artifacts, "03-insurer-reads").await?;
+
+    // 5. The patient's "who looked" names the reviewer and the insurer
+    //    once the page is reloaded.
+    patient.driver.refresh().await?;
+    patient
+        .wait_text("#who-looked", "Ivy Reviewer, Civic Health Insurance (demo)")
+        .await?;
+    patient
+        .wait_text("#who-looked", "read what you shared")
+        .await?;
+    patient.shot(artifacts, "04-patient-who-looked").await?;
+
+    // 6. The patient stops sharing; the reviewer is refused.
+    patient.click("#revoke-ins-civic").await?;
+    patient
+        .wait_text("#sharing-status", "can no longer read")
+        .await?;
+    patient
+        .find("#grants li[data-org='ins-civic'][data-state='revoked']")
+        .await?;
+    let (s, refused) = ivy.get(&format!("/v1/shared/{id}")).await?;
+    if (s, refused["code"].as_str()) != (409, Some("grant_revoked")) {
+        bail!("the reviewer should be refused after the revocation: {s} {refused}");
+    }
+    patient.shot(artifacts, "05-patient-revoked").await?;
+
+    // 7. The patient shares with another hospital from the form.
+    patient
+        .js(
+            "const s = document.querySelector('#share-org'); s.value = 'hosp-river'; \
+             s.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+            vec![],
+        )
+        .await?;
+    patient.type_into("#share-days", "10").await?;
+    patient.click("#share").await?;
+    patient
+        .wait_text("#sharing-status", "Riverside Internet Hospital")
+        .await?;
+    patient
+        .find("#grants li[data-org='hosp-river'][data-state='active']")
+        .await?;
+    // A period beyond the maximum is refused on the page, before the chain.
+    patient.type_into("#share-days", "9999").await?;
+    patient.click("#share").await?;
+    patient
+        .wait_text("#sharing-status", "from 1 to 365")
+        .await?;
+    patient
+        .shot(artifacts, "06-patient-shared-with-hospital")
+        .await?;
+    patient
+        .phone_check(&link, "#sharing-card", artifacts)
+        .await?;
+    Ok(())
+}
+
+/// A one-node demo consortium serving `web/` with the demo staff and
+/// their accounts.
+async fn start_node(dir: &Path) -> anyhow::Result<RunningNode> {
+    let demo = Demo::load()?;
+    demo.write_files(dir, &[1])?;
+    let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
+    let node =
+        rxchain::node::start(demo_settings(dir, 1, "127.0.0.1:0".parse()?, Some(web))).await?;
+    wait_for_leader(&node).await?;
+    let base = format!("http://{}", node.addr);
+    register_demo_staff(&demo, &rxchain::client::Client::new(base.clone())).await?;
+    rxchain::test_support::create_demo_accounts(&demo, &node.accounts).await?;
+    Ok(node)
+}
+
+fn tool((var, default): (&str, &str)) -> PathBuf {
+    std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+/// `chromedriver` on a free local port; killed when dropped.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+    chromium: PathBuf,
+}
+
+impl ChromeDriver {
+    fn spawn(chromedriver: &Path, chromium: PathBuf, artifacts: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                artifacts.join("chromedriver.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", chromedriver.display()))?;
+        Ok(ChromeDriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            chromium,
+        })
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(r) = http.get(format!("{}/status", self.url)).send().await {
+                let v: Value = r.json().await.unwrap_or_default();
+                if v["value"]["ready"] == true {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("chromedriver did not become ready within {WAIT:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One person's browser: a fresh Chromium profile and WebDriver session.
+struct Browser {
+    driver: WebDriver,
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn open(driver: &ChromeDriver, base: &str) -> anyhow::Result<Browser> {
+        let profile = tempfile::tempdir()?;
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary(&driver.chromium.to_string_lossy())?;
+        for arg in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+        ] {
+            caps.add_arg(arg)?;
+        }
+        caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))?;
+        caps.set_browser_log_level(LoggingPrefsLogLevel::All)?;
+        let driver = WebDriver::new(driver.url.clone(), caps)
+            .await
+            .context("starting a Chromium session")?;
+        Ok(Browser {
+            driver,
+            base: base.to_string(),
+            _profile: profile,
+        })
+    }
+
+    async fn goto(&self, path: &str) -> anyhow::Result<()> {
+        self.driver.goto(format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+
+    async fn js(&self, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
+        Ok(self.driver.execute(script, args).await?.json().clone())
+    }
+
+    async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self.js(script, args.clone()).await?;
+            if !(v.is_null() || v == false || v == "" || v == 0) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("timed out after {WAIT:?} waiting for {what}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn find(&self, css: &str) -> anyhow::Result<WebElement> {
+        self.wait_js(
+            &format!("a visible {css}"),
+            "const e = document.querySelector(arguments[0]); return !!(e && e.getClientRects().length);",
+            vec![json!(css)],
+        )
+        .await?;
+        Ok(self.driver.find(By::Css(css)).await?)
+    }
+
+    async fn wait_text(&self, css: &str, text: &str) -> anyhow::Result<String> {
+        let v = self
+            .wait_js(
+                &format!("{css} to contain {text:?}"),
+                "const e = document.querySelector(arguments[0]); \
+                 return e && e.textContent.includes(arguments[1]) ? e.textContent : null;",
+                vec![json!(css), json!(text)],
+            )
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    async fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
+        let e = self.find(css).await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+
+    async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.find(css).await?.click().await?;
+        Ok(())
+    }
+
+    async fn sign_in(&self, username: &str, password: &str) -> anyhow::Result<()> {
+        self.type_into("#username", username).await?;
+        self.type_into("#password", password).await?;
+        self.click("#sign-in").await?;
+        self.find("#sign-out").await?;
+        Ok(())
+    }
+
+    async fn shot(&self, artifacts: &Path, name: &str) -> anyhow::Result<()> {
+        let path = artifacts.join(format!("{name}.png"));
+        self.driver
+            .screenshot(&path)
+            .await
+            .with_context(|| format!("saving {}", path.display()))
+    }
+
+    /// Checks that `path` has no horizontal overflow at phone width.
+    async fn phone_check(
+        &self,
+        path: &str,
+        ready_css: &str,
+        artifacts: &Path,
+    ) -> anyhow::Result<()> {
+        let cdp = self.driver.cdp();
+        cdp.send_raw(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 375, "height": 800, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await?;
+        self.goto(path).await?;
+        self.find(ready_css).await?;
+        let m = self
+            .js(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await?;
+        self.shot(artifacts, "patient-phone").await?;
+        cdp.send_raw("Emulation.clearDeviceMetricsOverride", json!({}))
+            .await?;
+        let (scroll, inner) = (m[0].as_i64().unwrap_or(-1), m[1].as_i64().unwrap_or(-1));
+        if inner != 375 {
+            bail!("the phone emulation did not take: innerWidth is {inner}");
+        }
+        if scroll > 375 {
+            bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > 375");
+        }
+        Ok(())
+    }
+
+    async fn console_errors(&self, artifacts: &Path, role: &str) -> anyhow::Result<Vec<String>> {
+        let log = self.driver.browser_log().await.unwrap_or_default();
+        let lines: Vec<String> = log
+            .iter()
+            .map(|e| format!("{} {}", e.level, e.message))
+            .collect();
+        std::fs::write(
+            artifacts.join(format!("console-{role}.log")),
+            lines.join("\n"),
+        )?;
+        Ok(log
+            .iter()
+            .map(|e| e.message.clone())
+            .filter(|m| {
+                m.contains("Uncaught")
+                    || m.contains("SyntaxError")
+                    || m.contains("TypeError")
+                    || m.contains("ReferenceError")
+            })
+            .collect())
+    }
+}
+
+/// `target/browser-patient-artifacts`, emptied of old screenshots.
+fn artifacts_dir() -> anyhow::Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("browser-patient-artifacts");
+    std::fs::create_dir_all(&dir)?;
+    for e in std::fs::read_dir(&dir)? {
+        let p = e?.path();
+        if p.extension()
+            .is_some_and(|x| x == "png" || x == "log" || x == "html")
+        {
+            std::fs::remove_file(p)?;
+        }
+    }
+    Ok(dir)
+}

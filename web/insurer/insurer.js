@@ -1,0 +1,110 @@
+// Insurer page: the prescriptions patients shared with this insurer, with
+// drug codes, quantities and what was dispensed, for reimbursement review;
+// opening one while the grant lasts; asking a patient for access. Every
+// sentence is in STRINGS so it can move to a catalogue.
+
+import {
+  get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, orgName, fmtDate, statusBadge,
+} from "/assets/api.js";
+
+const STRINGS = {
+  listTitle: "Shared with us",
+  intro: "Patients share a prescription with you for a period. Once they stop sharing, or the period ends, you keep only what the chain shows everyone: codes, quantities and dates.",
+  none: "No prescription has been shared with you yet.",
+  headers: ["Prescription", "Issued", "Hospital", "Medicines", "Dispensed", "Status", "Access", ""],
+  active: (d) => `until ${d}`,
+  revoked: "stopped by the patient",
+  expired: "ended",
+  open: "Open",
+  opening: "Opening…",
+  patient: "Patient",
+  born: "born",
+  identifier: "Insurance number",
+  requestTitle: "Ask a patient for access",
+  idLabel: "Prescription id",
+  daysLabel: "For how many days",
+  request: "Ask",
+  requesting: "Sending the request…",
+  requested: "The patient will see your request on their prescription page.",
+  loading: "Loading…",
+};
+
+staffPage({
+  root: document.getElementById("app"),
+  roles: ["claims_reviewer"],
+  userArea: document.getElementById("user-area"),
+  start,
+});
+
+function start() {
+  const app = document.getElementById("app");
+  loadOrgs().catch(() => {});
+  const list = el("section", { class: "card", "aria-labelledby": "claims-title", id: "claims-card" });
+  const detail = el("section", { class: "card", id: "shared-detail", hidden: true });
+  const ask = el("section", { class: "card", "aria-labelledby": "request-title" });
+  setChildren(app, list, detail, ask);
+  loadClaims(list, detail);
+  requestForm(ask);
+}
+
+async function loadClaims(card, detail) {
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", id: "claims-status" });
+  setChildren(card, el("h2", { id: "claims-title" }, STRINGS.listTitle), el("p", {}, STRINGS.intro), status);
+  say(status, STRINGS.loading, "busy");
+  try {
+    const v = await get("/v1/insurer/claims");
+    say(status, "");
+    if (!v.claims.length) {
+      card.append(el("p", { class: "empty", id: "claims-empty" }, STRINGS.none));
+      return;
+    }
+    const rows = v.claims.map((c) => {
+      const access = c.grant.state === "active" ? STRINGS.active(fmtDate(c.grant.until))
+        : c.grant.state === "revoked" ? STRINGS.revoked : STRINGS.expired;
+      const open = el("button", { type: "button", class: "btn btn-quiet", disabled: c.grant.state !== "active" }, STRINGS.open);
+      open.addEventListener("click", () => withBusy(open, status, STRINGS.opening, async () => showShared(detail, await get(`/v1/shared/${c.id}`))));
+      return el("tr", { "data-id": c.id, "data-state": c.grant.state },
+        el("td", {}, el("span", { class: "short-id" }, c.short_id)),
+        el("td", {}, fmtDate(c.issued_at)),
+        el("td", {}, orgName(c.hospital)),
+        el("td", {}, c.lines.map((l) => el("div", {}, `${l.atc} ${l.name} × ${l.quantity} ${l.unit}`))),
+        el("td", {}, c.lines.map((l) => el("div", {}, `${l.dispensed} ${l.unit}`))),
+        el("td", {}, statusBadge(c.public_status)),
+        el("td", { class: "access" }, access),
+        el("td", {}, open));
+    });
+    card.append(el("div", { class: "table-wrap" }, el("table", { id: "claims" },
+      el("thead", {}, el("tr", {}, STRINGS.headers.map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows))));
+  } catch (e) {
+    say(status, errorText(e), "error");
+  }
+}
+
+function showShared(card, v) {
+  const p = v.content.patient;
+  card.hidden = false;
+  setChildren(card,
+    el("h2", {}, v.prescription.short_id, " ", statusBadge(v.prescription.public_status)),
+    el("dl", { class: "facts" },
+      el("dt", {}, STRINGS.patient), el("dd", { id: "shared-patient" }, p.name, el("span", { class: "hint" }, ` · ${STRINGS.born} ${p.birth_date}`)),
+      el("dt", {}, STRINGS.identifier), el("dd", {}, p.identifier)));
+}
+
+function requestForm(card) {
+  const id = el("input", { id: "request-id", name: "id", autocomplete: "off", spellcheck: "false" });
+  const days = el("input", { id: "request-days", name: "days", type: "number", min: "1", value: "30" });
+  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "request-submit" }, STRINGS.request);
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true });
+  const form = el("form", { id: "request-form", novalidate: true },
+    el("div", { class: "row" },
+      el("div", { class: "field" }, el("label", { for: "request-id" }, STRINGS.idLabel), id),
+      el("div", { class: "field" }, el("label", { for: "request-days" }, STRINGS.daysLabel), days)),
+    el("div", { class: "actions" }, submit));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const ok = await withBusy(submit, status, STRINGS.requesting, () => post("/v1/consent/requests", { id: id.value.trim(), days: Number(days.value) }));
+    if (ok) say(status, STRINGS.requested, "ok");
+  });
+  setChildren(card, el("h2", { id: "request-title" }, STRINGS.requestTitle), form, status);
+}
