@@ -3,7 +3,10 @@
 //! doctor on `/admin/`; the doctor signs in on `/doctor/`, is made to
 //! change the initial password, and issues a prescription; the admin
 //! disables the doctor, and the doctor's open page stops working: it falls
-//! back to the sign-in form saying the session ended. The admin page is
+//! back to the sign-in form saying the session ended. Before that, the
+//! doctor's e-mail button mails the code once (the demo's file transport;
+//! its inline QR is decoded), the patient turns status mail off on their
+//! page, and the admin sees the message on `/admin/outbox/`. The admin page is
 //! also checked at phone width (nothing cut off, see
 //! `common::browser::PHONE_LAYOUT_JS`) and with axe-core.
 //!
@@ -66,7 +69,7 @@ async fn a_hospital_admin_enrols_a_doctor_who_is_then_disabled_in_chromium() -> 
     driver.wait_ready().await?;
     let admin = Browser::open(&driver, &base).await?;
     let doctor = Browser::open(&driver, &base).await?;
-    let result = story(&admin, &doctor, &artifacts).await;
+    let result = story(&admin, &doctor, &artifacts, &dir.path().join("node1")).await;
     if result.is_err() {
         for (b, role) in [(&admin, "admin"), (&doctor, "doctor")] {
             let _ = b
@@ -93,7 +96,12 @@ async fn a_hospital_admin_enrols_a_doctor_who_is_then_disabled_in_chromium() -> 
     Ok(())
 }
 
-async fn story(admin: &Browser, doctor: &Browser, artifacts: &Path) -> anyhow::Result<()> {
+async fn story(
+    admin: &Browser,
+    doctor: &Browser,
+    artifacts: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     // 1. The admin signs in on /admin/ and enrols Dr Grace.
     admin.goto("/admin/").await?;
     admin.sign_in("admin.north", ADMIN_PW).await?;
@@ -162,10 +170,68 @@ async fn story(admin: &Browser, doctor: &Browser, artifacts: &Path) -> anyhow::R
         )
         .await?;
     doctor.type_into("#patient-id", "SYNTH-ADMIN-1").await?;
+    doctor
+        .type_into("#patient-email", "grace.patient@example.invalid")
+        .await?;
     doctor.click("#issue").await?;
     let short_id = doctor.find("#short-id").await?.text().await?;
     doctor.wait_text("#mine-list", &short_id).await?;
     doctor.shot(artifacts, "03-doctor-issued").await?;
+
+    // 3b. The code was not ticked for e-mail at issue: the doctor's e-mail
+    // button mails it, once; a second press says so. The demo node's file
+    // transport writes the message, whose inline QR is the code.
+    doctor.click("#email-code-later").await?;
+    doctor
+        .wait_text("#email-code-status", "will be e-mailed")
+        .await?;
+    doctor.click("#email-code-later").await?;
+    doctor
+        .wait_text("#email-code-status", "already e-mailed")
+        .await?;
+    let link = doctor
+        .find("#patient-link")
+        .await?
+        .prop("value")
+        .await?
+        .context("the patient link")?;
+    let payload = link
+        .split_once('#')
+        .map(|(_, p)| p.to_string())
+        .context("the link carries the code after #")?;
+    let eml = wait_for_eml(&data_dir.join("outbox")).await?;
+    use mail_parser::MimeHeaders;
+    let msg = mail_parser::MessageParser::default()
+        .parse(&eml)
+        .context("a MIME message")?;
+    let png = msg
+        .attachments()
+        .find(|a| a.content_id() == Some("qr"))
+        .map(|a| a.contents().to_vec())
+        .context("the message holds the QR as an inline image")?;
+    let decoded = tokio::task::spawn_blocking(move || {
+        rxchain::qr::decode_image(&png, &rxchain::qr::DecodeLimits::default())
+    })
+    .await??;
+    if decoded != payload {
+        bail!("the mailed QR is {decoded:?}, not the prescription's code");
+    }
+
+    // 3c. The patient turns status mail off on their page.
+    admin.goto(&link.replacen(&admin.base, "", 1)).await?;
+    admin.click("#email-status").await?;
+    admin.wait_text("#email-status-note", "off").await?;
+    admin.shot(artifacts, "03c-patient-mail-off").await?;
+
+    // 3d. The hospital's staff admin sees the message on the outbox page,
+    // its address by domain only.
+    admin.goto("/admin/outbox/").await?;
+    admin.wait_text("#outbox", &short_id).await?;
+    let row = admin.wait_text("#outbox tbody tr", "sent").await?;
+    if !row.contains("qr") || !row.contains("example.invalid") || row.contains("grace.patient") {
+        bail!("the outbox row should show the sent QR mail by domain only: {row:?}");
+    }
+    admin.shot(artifacts, "03d-admin-outbox").await?;
 
     // 4. The admin disables the doctor; the doctor's open page stops working.
     admin.goto("/admin/").await?;
@@ -193,6 +259,30 @@ async fn story(admin: &Browser, doctor: &Browser, artifacts: &Path) -> anyhow::R
     doctor.click("#sign-in").await?;
     doctor.wait_text("#signin-form", "disabled").await?;
     Ok(())
+}
+
+/// The first `.eml` file the file transport writes under `dir`.
+async fn wait_for_eml(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut emls: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect();
+            emls.sort();
+            if let [one] = emls.as_slice() {
+                return Ok(std::fs::read(one)?);
+            }
+            if emls.len() > 1 {
+                bail!("one message expected under {}, found {emls:?}", dir.display());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no message was written under {}", dir.display());
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// A one-node demo consortium serving `web/`, its demo staff registered,

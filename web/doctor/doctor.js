@@ -393,7 +393,7 @@ function showResult(box, issued, body, session, again) {
   print.addEventListener("click", () => printSlip());
   // The e-mail button: only when an address was given and the code was not
   // already mailed at issue. The issuing node sends it once.
-  const mailStatus = el("span", { class: "hint", role: "status", "aria-live": "polite" });
+  const mailStatus = el("span", { class: "hint", role: "status", "aria-live": "polite", id: "email-code-status" });
   const mail = body.patient.email && !body.email_code
     ? el("button", { type: "button", class: "btn btn-quiet", id: "email-code-later" }, "E-mail the code")
     : null;

@@ -128,7 +128,7 @@ function render() {
 function emailSwitch(patient) {
   if (!patient.email) return null;
   const box = el("input", { type: "checkbox", id: "email-status", checked: true });
-  const note = el("span", { class: "hint", role: "status", "aria-live": "polite" });
+  const note = el("span", { class: "hint", role: "status", "aria-live": "polite", id: "email-status-note" });
   box.addEventListener("change", async () => {
     try {
       const r = await post("/v1/patient/email", { payload, subscribed: box.checked });
