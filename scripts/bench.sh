@@ -99,12 +99,13 @@ write_consortium() {
 }
 
 # Starts nodes 1..N of the consortium in $1 as separate processes and waits
-# until node 1 answers; prints their pids.
+# until they are all voters; their pids are left in NODE_PIDS.
 start_nodes() {
-  local dir=$1 base=$2 n=$3 pids=()
+  local dir=$1 base=$2 n=$3
+  NODE_PIDS=()
   for i in $(seq 1 "$n"); do
     (cd "$dir" && RXCHAIN_LOG=warn exec "$BIN" node --config "node$i.toml" > "node$i.log" 2>&1) &
-    pids+=("$!")
+    NODE_PIDS+=("$!")
     PIDS+=("$!")
     if [ "$i" = 1 ]; then
       for _ in $(seq 1 120); do
@@ -118,10 +119,12 @@ start_nodes() {
     local voters
     voters=$(curl -sk --max-time 2 "https://127.0.0.1:$((base + 1))/v1/cluster/local" \
       | python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("voters",[])))' 2>/dev/null || echo 0)
-    [ "$voters" = "$n" ] && break
+    [ "$voters" = "$n" ] && return 0
     sleep 0.5
   done
-  echo "${pids[@]}"
+  echo "the $n nodes in $dir never all became voters" >&2
+  tail -n 20 "$dir"/node*.log >&2
+  exit 1
 }
 
 bench() { # nodes label dir url args...
@@ -141,7 +144,8 @@ for r in json.load(sys.stdin):
 # --- one node -------------------------------------------------------------
 D1=$(mktemp -d); DIRS+=("$D1")
 write_consortium "$D1" 18500 1
-read -r -a P1 <<< "$(start_nodes "$D1" 18500 1)"
+start_nodes "$D1" 18500 1
+P1=("${NODE_PIDS[@]}")
 URL1="https://127.0.0.1:18501"
 bench 1 "closed loop" "$D1" "$URL1" --lifecycles "$LIFECYCLES" --concurrency "$CONCURRENCY" --rate 0
 bench 1 "closed loop, batched" "$D1" "$URL1" --lifecycles "$LIFECYCLES" --concurrency "$((CONCURRENCY / BATCH > 0 ? CONCURRENCY / BATCH : 1))" --batch "$BATCH" --rate 0
@@ -161,7 +165,8 @@ row "rxchain verify" "$(python3 -c "print(round(${txs:-0} / max($secs, 0.001)))"
 # --- three nodes ------------------------------------------------------------
 D3=$(mktemp -d); DIRS+=("$D3")
 write_consortium "$D3" 18600 3
-read -r -a P3 <<< "$(start_nodes "$D3" 18600 3)"
+start_nodes "$D3" 18600 3
+P3=("${NODE_PIDS[@]}")
 URL3="https://127.0.0.1:18601"
 bench 3 "closed loop" "$D3" "$URL3" --lifecycles "$LIFECYCLES" --concurrency "$CONCURRENCY" --rate 0
 bench 3 "closed loop, batched" "$D3" "$URL3" --lifecycles "$LIFECYCLES" --concurrency "$((CONCURRENCY / BATCH > 0 ? CONCURRENCY / BATCH : 1))" --batch "$BATCH" --rate 0

@@ -20,10 +20,11 @@
 //! `rxchain_raft_appends_outlasting_heartbeat_total`, not as a failure). At
 //! most one request carrying entries, and one heartbeat, per peer is on the
 //! wire: openraft's next call of the same kind to that peer first waits for
-//! it, and if it succeeded answers from it (the peer holds every entry up
-//! to its last, so `Success`, or `PartialSuccess` up to there) instead of
-//! sending the same block again. That is a delayed acknowledgement of a
-//! real one, which Raft tolerates. A request that outlasts the append
+//! it, and if it succeeded sends only the entries after the earlier one's
+//! last (the peer holds everything up to there; an empty append when it
+//! holds them all) instead of the same block again. openraft always gets
+//! the answer to a request sent after it asked, never a stored one, so its
+//! leader lease counts from a real acknowledgement. A request that outlasts the append
 //! timeout itself is a failure
 //! (`rxchain_raft_append_failures_total{kind="timeout"}`). Heartbeats have
 //! their own slot, so the peer keeps hearing from its leader while a block
@@ -444,6 +445,7 @@ impl RaftNetwork<TypeConfig> for Connection {
                 None => None,
             }
         };
+        let mut req = req;
         if let Some((earlier_last, answer)) = earlier {
             let Ok(result) = tokio::time::timeout_at(deadline, answer).await else {
                 self.shared.metrics.append_outlasted_heartbeat(self.target);
@@ -451,15 +453,20 @@ impl RaftNetwork<TypeConfig> for Connection {
             };
             self.forget(slot, &vote, earlier_last);
             match result {
-                // The peer holds everything up to `earlier_last`.
-                Ok(Answer::Success) if earlier_last >= last => {
-                    return Ok(AppendEntriesResponse::Success)
-                }
-                Ok(Answer::Success) if earlier_last >= prev => {
-                    return Ok(AppendEntriesResponse::PartialSuccess(earlier_last))
+                // The peer holds everything up to `earlier_last`: send
+                // only what follows it. The answer openraft gets is always
+                // that of a request sent after it asked (its lease clock
+                // counts from then), never a stale one replayed.
+                Ok(Answer::Success) if !heartbeat && earlier_last >= prev => {
+                    req.entries.retain(|e| Some(e.log_id) > earlier_last);
+                    req.prev_log_id = if req.entries.is_empty() {
+                        last
+                    } else {
+                        earlier_last
+                    };
                 }
                 Ok(Answer::HigherVote(v)) => return Ok(AppendEntriesResponse::HigherVote(v)),
-                // Anything else: this request goes out on its own.
+                // Anything else: this request goes out whole.
                 _ => {}
             }
         }
