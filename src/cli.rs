@@ -550,6 +550,11 @@ pub struct BenchArgs {
     /// Fixed offered load in tx/s for the latency run (0 skips it).
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
+    /// Submit in batches (`POST /v1/tx/batch`, postcard): each client takes
+    /// this many lifecycles at a time and sends each step as one batch.
+    /// 1 submits one transaction per request.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -579,6 +584,13 @@ pub struct TxArgs {
 /// Transactions the CLI builds.
 #[derive(Subcommand, Debug)]
 pub enum TxKind {
+    /// Submit already signed transactions from a JSON file (an array of
+    /// them, or `{"txs": [...]}`) as one batch (`POST /v1/tx/batch`); prints
+    /// one line per transaction: applied, refused, pending or failed.
+    Batch {
+        /// The JSON file.
+        file: PathBuf,
+    },
     /// Issue a prescription (practitioner); prints the id and the patient's QR payload.
     Issue {
         /// The prescriber's hospital.

@@ -8,6 +8,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::mempool::Receipt;
+use crate::service::submit::{BatchItem, BatchResponse};
+
+/// The content type of postcard batches (`POST /v1/tx/batch`).
+const POSTCARD: &str = "application/x-postcard";
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +262,46 @@ impl Client {
                 message: e.to_string(),
                 body: v,
             })
+    }
+
+    /// Submits many signed transactions in one request (`POST
+    /// /v1/tx/batch`, postcard both ways) and returns one answer per
+    /// transaction, in order. A batch that is refused as a whole (malformed,
+    /// too large) is an error.
+    pub async fn submit_batch(&self, txs: &[SignedTx]) -> Result<Vec<BatchItem>, ClientError> {
+        let raw: Vec<Vec<u8>> = txs.iter().map(|t| t.to_bytes()).collect();
+        let body = rxchain_contracts::encoding::to_bytes(&raw);
+        let resp = self
+            .http
+            .post(format!("{}/v1/tx/batch", self.base))
+            .header(reqwest::header::CONTENT_TYPE, POSTCARD)
+            .body(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let postcard = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(POSTCARD));
+        if status == 200 && postcard {
+            let bytes = resp.bytes().await?;
+            return rxchain_contracts::encoding::from_bytes::<BatchResponse>(&bytes)
+                .map(|r| r.results)
+                .map_err(|e| ClientError::Api {
+                    status,
+                    code: "unexpected_body".into(),
+                    message: e.to_string(),
+                    body: Value::Null,
+                });
+        }
+        let (status, v): (u16, Value) = Self::decode(resp).await?;
+        Err(ClientError::Api {
+            status,
+            code: "unexpected_body".into(),
+            message: format!("the batch was answered {status} without a postcard body"),
+            body: v,
+        })
     }
 
     /// The effective consortium (genesis plus governance decisions),

@@ -88,7 +88,10 @@ impl<T: secrecy::zeroize::Zeroize> std::fmt::Debug for Secret<T> {
 pub struct BlockSettings {
     /// Cut when this many transactions wait.
     pub max_txs: usize,
-    /// Cut when the waiting transactions reach this many encoded bytes.
+    /// The most bytes of one block's Raft entry (its postcard encoding:
+    /// transactions, outcomes, header and clock proof); the leader cuts
+    /// when the waiting transactions would fill it. Bounds how long the
+    /// largest block takes to replicate (see `raft.append_timeout_ms`).
     pub max_bytes: usize,
     /// Cut this long after the first waiting transaction arrived.
     pub max_wait_ms: u64,
@@ -98,7 +101,7 @@ impl Default for BlockSettings {
     fn default() -> Self {
         BlockSettings {
             max_txs: 4000,
-            max_bytes: 8 * 1024 * 1024,
+            max_bytes: 1024 * 1024,
             max_wait_ms: 2,
         }
     }
@@ -110,6 +113,8 @@ impl Default for BlockSettings {
 pub struct ApiSettings {
     /// Largest JSON request body.
     pub body_limit_bytes: usize,
+    /// Largest batch body (`POST /v1/tx/batch`, at most 1000 transactions).
+    pub batch_body_limit_bytes: usize,
     /// Largest uploaded image (QR photos).
     pub image_limit_bytes: usize,
     /// Requests taking longer are answered 408.
@@ -144,6 +149,7 @@ impl Default for ApiSettings {
     fn default() -> Self {
         ApiSettings {
             body_limit_bytes: 256 * 1024,
+            batch_body_limit_bytes: 8 * 1024 * 1024,
             image_limit_bytes: 15 * 1024 * 1024,
             request_timeout_ms: 30_000,
             commit_wait_ms: 10_000,
@@ -160,10 +166,15 @@ impl Default for ApiSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RaftSettings {
-    /// Leader heartbeat interval. openraft also uses it as the timeout of
-    /// every AppendEntries RPC, so it must cover sending a full block and
-    /// the follower persisting it, not just a network round trip.
+    /// Leader heartbeat interval. openraft 0.9 waits this long for every
+    /// AppendEntries; one carrying blocks carries on past that, until
+    /// [`RaftSettings::append_timeout_ms`] (see `raft::network`).
     pub heartbeat_ms: u64,
+    /// How long one AppendEntries carrying blocks may take (send, and the
+    /// follower persisting it) before it counts as failed. Independent of
+    /// the heartbeat; blocks are bounded in bytes (`block.max_bytes`) so
+    /// that the largest one replicates well inside it.
+    pub append_timeout_ms: u64,
     /// Lower bound of the randomised election timeout.
     pub election_min_ms: u64,
     /// Upper bound of the randomised election timeout.
@@ -174,8 +185,8 @@ pub struct RaftSettings {
     pub keep_logs: u64,
     /// The most log entries (blocks) one AppendEntries carries. A follower
     /// that is far behind is caught up in requests of this many blocks; one
-    /// huge request would outlast the heartbeat-long RPC timeout every time
-    /// and the follower would never catch up.
+    /// huge request would outlast the append timeout every time and the
+    /// follower would never catch up.
     pub max_payload_entries: u64,
 }
 
@@ -187,6 +198,7 @@ impl Default for RaftSettings {
             // its quorum and leadership again and again; 250 ms / 1–2 s keeps
             // failover around two seconds without that churn.
             heartbeat_ms: 250,
+            append_timeout_ms: 10_000,
             election_min_ms: 1000,
             election_max_ms: 2000,
             snapshot_after_logs: 5000,

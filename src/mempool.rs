@@ -7,12 +7,13 @@
 //! is held only for map operations, never across an `.await`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rxchain_contracts::{Block, Execution, Hash, Outcome, SignedTx, TxId, VerifiedTx};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
 
+use crate::metrics::Metrics;
 use crate::store::ApplyObserver;
 
 /// Where and how a transaction was committed.
@@ -84,6 +85,9 @@ pub struct Mempool {
     /// Caps how many transactions and bytes may wait, so a flood cannot
     /// exhaust memory.
     capacity: Capacity,
+    /// This node's id and the metrics its committed transactions are
+    /// counted in (see [`Mempool::count_commits`]).
+    commits: OnceLock<(u64, Arc<Metrics>)>,
 }
 
 /// Why a transaction was not admitted.
@@ -103,7 +107,20 @@ impl Mempool {
             proposed: Mutex::new(None),
             arrived: Notify::new(),
             capacity,
+            commits: OnceLock::new(),
         })
+    }
+
+    /// Counts, in `metrics`, every transaction of every block that node
+    /// `node_id` (this node) proposed, when this node applies it
+    /// (`rxchain_committed_txs_total`, and the chain refusals by code).
+    /// Counting at apply rather than where the proposer's write returns
+    /// counts a block whose Raft write failed here (lost leadership, say)
+    /// but that a later leader committed; each node counts only its own
+    /// blocks, so the sum over the nodes counts each transaction once.
+    /// Set once; later calls are ignored.
+    pub fn count_commits(&self, node_id: u64, metrics: Arc<Metrics>) {
+        let _ = self.commits.set((node_id, metrics));
     }
 
     /// The chain id transactions are verified against.
@@ -192,12 +209,14 @@ impl Mempool {
         self.lock().entries.len()
     }
 
-    /// Takes up to `max_txs` / `max_bytes` of queued transactions, in arrival
-    /// order, marking them in flight.
-    pub fn take_batch(&self, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
+    /// Takes up to `max_txs` queued transactions, in arrival order, whose
+    /// encoded bytes plus `reserve` each stay within `max_bytes` (at least
+    /// one, whatever its size), marking them in flight.
+    pub fn take_batch(&self, max_txs: usize, max_bytes: usize, reserve: usize) -> Vec<VerifiedTx> {
         let mut inner = self.lock();
         let mut out = Vec::new();
         let mut bytes = 0;
+        let mut budget = 0;
         while out.len() < max_txs {
             let Some(id) = inner.queue.front().copied() else {
                 break;
@@ -206,10 +225,11 @@ impl Mempool {
                 inner.queue.pop_front();
                 continue;
             };
-            if !out.is_empty() && bytes + e.bytes > max_bytes {
+            if !out.is_empty() && budget + e.bytes + reserve > max_bytes {
                 break;
             }
             bytes += e.bytes;
+            budget += e.bytes + reserve;
             e.in_flight = true;
             out.push(e.vtx.clone());
             inner.queue.pop_front();
@@ -292,6 +312,16 @@ impl ApplyObserver for Mempool {
     }
 
     fn applied(&self, block: &Block) {
+        if let Some((node_id, metrics)) = self.commits.get() {
+            if block.header.proposer == *node_id {
+                metrics.committed_txs.inc_by(block.txs.len() as u64);
+                for o in &block.outcomes {
+                    if let Outcome::Refused { reason } = o {
+                        metrics.refused(reason.code());
+                    }
+                }
+            }
+        }
         let hash = block.hash(&self.chain_id);
         let mut inner = self.lock();
         for (index, (t, outcome)) in block.txs.iter().zip(&block.outcomes).enumerate() {

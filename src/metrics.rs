@@ -84,6 +84,10 @@ pub struct Metrics {
     pub append_latency: Family<PeerLabel, Histogram, NewHistogram>,
     /// AppendEntries that failed, by peer and kind of failure.
     pub append_failures: Family<AppendFailureLabels, Counter>,
+    /// AppendEntries still on the wire when openraft's heartbeat-long wait
+    /// for them ended; they carry on until the append timeout (see
+    /// `raft::network`), so these are not failures.
+    pub appends_outlasting_heartbeat: Family<PeerLabel, Counter>,
     /// Transactions in blocks this node proposed and committed, applied or
     /// refused by a chain rule, whether or not a client still waited.
     pub committed_txs: Counter,
@@ -118,6 +122,7 @@ impl Metrics {
             replication_lag: Family::default(),
             append_latency: Family::new_with_constructor(append_histogram),
             append_failures: Family::default(),
+            appends_outlasting_heartbeat: Family::default(),
             committed_txs: Counter::default(),
             refused: Family::default(),
             sign_in_failures: Family::default(),
@@ -185,6 +190,11 @@ impl Metrics {
             m.append_failures.clone(),
         );
         registry.register(
+            "raft_appends_outlasting_heartbeat",
+            "AppendEntries still running when openraft's heartbeat-long wait ended (they carry on until the append timeout; not failures)",
+            m.appends_outlasting_heartbeat.clone(),
+        );
+        registry.register(
             "committed_txs",
             "Transactions in blocks this node proposed and committed (applied or refused by a chain rule)",
             m.committed_txs.clone(),
@@ -236,6 +246,13 @@ impl Metrics {
                 .get_or_create(&AppendFailureLabels { peer, kind })
                 .inc();
         }
+    }
+
+    /// Counts one AppendEntries to `peer` that outlasted openraft's wait.
+    pub fn append_outlasted_heartbeat(&self, peer: u64) {
+        self.appends_outlasting_heartbeat
+            .get_or_create(&PeerLabel { peer })
+            .inc();
     }
 
     /// Sets the Raft gauges from openraft's metrics: role, term, leader,

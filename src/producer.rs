@@ -2,6 +2,10 @@
 //! bytes or timeout, executes and signs them, and proposes each as one Raft
 //! entry.
 //!
+//! A block is bounded by transaction count and by the bytes of its whole
+//! Raft entry (`block.max_bytes`, see [`tx_budget`]), so that the largest
+//! block replicates well inside the append timeout.
+//!
 //! One block is in flight at a time. The next block is built on the state
 //! the previous one left, so the leader's outcomes are exactly what every
 //! node recomputes; while a block commits, the next batch accumulates, which
@@ -10,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rxchain_contracts::{block, Outcome, SecretKey, TxId};
+use rxchain_contracts::{block, SecretKey, TxId};
 use tokio::sync::watch;
 
 use crate::config::BlockSettings;
@@ -75,10 +79,39 @@ pub async fn fail_waiters_on_lost_leadership(
     }
 }
 
+/// Bytes of a block's Raft entry that are not its transactions: the entry
+/// and request framing, the header, the proposer's signature and the clock
+/// proof (one attestation per declared node, about 100 bytes each).
+pub const BLOCK_OVERHEAD_BYTES: usize = 16 * 1024;
+
+/// Bytes reserved per transaction for its outcome (a refusal's reason and
+/// its fields) and its length prefix.
+pub const OUTCOME_RESERVE_BYTES: usize = 160;
+
+/// How many transactions, at most, and how many of their encoded bytes a
+/// block of `settings` may take, so that the block's whole Raft entry stays
+/// within `settings.max_bytes`.
+pub fn tx_budget(settings: &BlockSettings) -> (usize, usize) {
+    let bytes = settings
+        .max_bytes
+        .saturating_sub(BLOCK_OVERHEAD_BYTES)
+        .max(1);
+    (settings.max_txs.max(1), bytes)
+}
+
+/// The size of a block's Raft entry payload: its postcard encoding, as the
+/// log stores it and the Raft transport carries it.
+pub fn entry_bytes(block: &rxchain_contracts::Block) -> usize {
+    postcard::to_allocvec(block).map_or(usize::MAX, |v| v.len())
+}
+
 impl Producer {
     /// Runs until `shutdown` flips to true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut checked_term = None;
+        // Lowered for the next cut when a block came out over
+        // `max_bytes` (its outcomes larger than reserved); never below 1.
+        let mut cap: Option<usize> = None;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -122,9 +155,11 @@ impl Producer {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
+            let (max_txs, max_bytes) = tx_budget(&self.settings);
+            let max_txs = cap.take().map_or(max_txs, |c| c.min(max_txs));
             let batch = self
                 .mempool
-                .take_batch(self.settings.max_txs, self.settings.max_bytes);
+                .take_batch(max_txs, max_bytes, OUTCOME_RESERVE_BYTES);
             if batch.is_empty() {
                 continue;
             }
@@ -167,6 +202,25 @@ impl Producer {
                 .await
             };
             let block = match proposed {
+                Ok(Ok((block, _)))
+                    if block.txs.len() > 1 && entry_bytes(&block) > self.settings.max_bytes =>
+                {
+                    // Never replicate a block larger than the bound: cut
+                    // again with fewer transactions (they are still first
+                    // in the queue).
+                    let size = entry_bytes(&block);
+                    let n = block.txs.len();
+                    let fewer = (n * self.settings.max_bytes / size).clamp(1, n - 1);
+                    tracing::warn!(
+                        size,
+                        n,
+                        fewer,
+                        "block over block.max_bytes; cutting again smaller"
+                    );
+                    self.mempool.requeue(&ids);
+                    cap = Some(fewer);
+                    continue;
+                }
                 Ok(Ok((block, exec))) => {
                     self.mempool
                         .set_proposed(block.hash(self.chain.genesis().chain_id.as_str()), exec);
@@ -185,14 +239,6 @@ impl Producer {
                 }
             };
             let height = block.header.height;
-            let refusals: Vec<&'static str> = block
-                .outcomes
-                .iter()
-                .filter_map(|o| match o {
-                    Outcome::Refused { reason } => Some(reason.code()),
-                    Outcome::Applied => None,
-                })
-                .collect();
             match self.raft.client_write(RaftRequest::Block(block)).await {
                 Ok(resp) => {
                     self.metrics.proposed_blocks.inc();
@@ -200,12 +246,10 @@ impl Producer {
                         tracing::warn!(height, %why, "proposed block was not applied; requeueing");
                         self.mempool.requeue(&ids);
                         checked_term = None;
-                    } else {
-                        // Counted here, at commit, not where a client
-                        // waits: a client that gave up still committed.
-                        self.metrics.committed_txs.inc_by(ids.len() as u64);
-                        refusals.iter().for_each(|code| self.metrics.refused(code));
                     }
+                    // Committed transactions are counted where this node
+                    // applies its own blocks (`Mempool::count_commits`), so
+                    // a block committed after this write failed still counts.
                 }
                 Err(e) => {
                     tracing::warn!(height, error = %e, "proposal failed; lost leadership?");

@@ -201,6 +201,43 @@ fn next_block(chain: &ChainStore, n: u64) -> Block {
     .0
 }
 
+/// A vote request from candidate `node` in `term`, typed as the nodes
+/// decode it. openraft's `Vote` is generic over the node id type and every
+/// integer type is a `NodeId`, so an untyped literal (`Vote::new(0, 1)`)
+/// makes a `Vote<i32>`: the same in JSON, but postcard writes signed
+/// integers zigzag-encoded, so a node decoding `Vote<u64>` reads node 2
+/// for 1 (and would wrongly take it from node 2). Always `u64`.
+fn vote_req(term: u64, node: u64) -> VoteRequest<u64> {
+    VoteRequest::new(Vote::<u64>::new(term, node), None)
+}
+
+/// Posts a postcard body signed by `node` with `key` (addressed to node 1)
+/// and returns the status, the answer's content type and its bytes.
+async fn post_postcard(
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+    node: u64,
+    key: &SecretKey,
+) -> (u16, String, Vec<u8>) {
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .header("content-type", rpc::POSTCARD)
+        .body(body.to_vec());
+    for (name, value) in rpc::signed_headers("rx-raft", key, node, 1, path, body) {
+        req = req.header(name, value);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (status, ct, resp.bytes().await.expect("a body").to_vec())
+}
+
 /// Posts raw bytes with optional auth headers and returns status and JSON body.
 async fn post(
     addr: SocketAddr,
@@ -283,7 +320,7 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
     assert_eq!(node.chain.tip().height, 1);
     assert_eq!(node.observer.heights(), vec![1]);
 
-    let vote = serde_json::to_vec(&VoteRequest::new(Vote::new(0, 2), None)).expect("encodes");
+    let vote = serde_json::to_vec(&vote_req(0, 2)).expect("encodes");
     let now = rxchain::clock::now_ms();
     let term_before = node.raft.metrics().borrow().current_term;
 
@@ -332,7 +369,7 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
         (401, Some("stale_request"))
     );
     // 9. Node 2 speaking for node 1: 403.
-    let for_node_1 = serde_json::to_vec(&VoteRequest::new(Vote::new(0, 1), None)).expect("encodes");
+    let for_node_1 = serde_json::to_vec(&vote_req(0, 1)).expect("encodes");
     let (status, body) = post(
         node.addr,
         rpc::PATH_VOTE,
@@ -344,6 +381,32 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
         (status, body["code"].as_str()),
         (403, Some("sender_mismatch"))
     );
+    // 9b. The same in postcard, the encoding nodes send each other: the
+    //     decoded vote names node 1, exactly as encoded, so still 403.
+    let vote_for_1 = vote_req(0, 1);
+    let bytes = postcard::to_allocvec(&vote_for_1).expect("encodes");
+    let decoded: VoteRequest<u64> = rpc::Wire::Postcard.decode(&bytes).expect("decodes");
+    assert_eq!(decoded.vote, vote_for_1.vote, "postcard keeps the vote");
+    assert_eq!(decoded.vote.leader_id().voted_for(), Some(1));
+    // What broke an earlier attempt: an untyped vote is a `Vote<i32>`,
+    // whose node id postcard zigzag-encodes (1 as 2, the sender here).
+    let untyped = postcard::to_allocvec(&VoteRequest::new(Vote::new(0, 1i32), None)).unwrap();
+    let misread: VoteRequest<u64> = rpc::Wire::Postcard.decode(&untyped).expect("decodes");
+    assert_eq!(misread.vote.leader_id().voted_for(), Some(2));
+    let (status, _, body) =
+        post_postcard(node.addr, rpc::PATH_VOTE, &bytes, 2, &sk("node-2")).await;
+    let body: Value = serde_json::from_slice(&body).expect("failures are JSON");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("sender_mismatch"))
+    );
+    // 9c. A postcard body with trailing bytes has no one meaning: 400.
+    let mut padded = postcard::to_allocvec(&vote_req(0, 2)).unwrap();
+    padded.push(0);
+    let (status, _, body) =
+        post_postcard(node.addr, rpc::PATH_VOTE, &padded, 2, &sk("node-2")).await;
+    let body: Value = serde_json::from_slice(&body).expect("failures are JSON");
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_body")));
     // 10. Signed garbage: 400, after authentication.
     let (status, body) = post(
         node.addr,
@@ -370,6 +433,18 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
     assert_eq!(status, 200, "{body}");
     let answer: VoteResponse<u64> = serde_json::from_value(body).expect("a vote response");
     assert!(!answer.vote_granted, "a stale vote is not granted");
+    // 11b. In postcard it is answered in postcard.
+    let bytes = postcard::to_allocvec(&vote_req(0, 2)).unwrap();
+    let (status, ct, body) =
+        post_postcard(node.addr, rpc::PATH_VOTE, &bytes, 2, &sk("node-2")).await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (200, rpc::POSTCARD),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let answer: VoteResponse<u64> = postcard::from_bytes(&body).expect("a postcard vote response");
+    assert!(!answer.vote_granted, "a stale vote is not granted");
 
     // 12. The same through the network client; an impostor client is told
     //     the peer is unreachable, and so is a closed port.
@@ -382,7 +457,7 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
     );
     let mut client = net.new_client(1, &node.basic()).await;
     let answer = client
-        .vote(VoteRequest::new(Vote::new(0, 2), None), option.clone())
+        .vote(vote_req(0, 2), option.clone())
         .await
         .expect("answered");
     assert!(!answer.vote_granted);
@@ -394,7 +469,7 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
     );
     let mut client = impostor.new_client(1, &node.basic()).await;
     let err = client
-        .vote(VoteRequest::new(Vote::new(0, 2), None), option.clone())
+        .vote(vote_req(0, 2), option.clone())
         .await
         .expect_err("refused");
     assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
@@ -411,7 +486,7 @@ async fn one_node_orders_blocks_and_refuses_unauthenticated_rpcs() {
         )
         .await;
     let err = client
-        .vote(VoteRequest::new(Vote::new(0, 2), None), option)
+        .vote(vote_req(0, 2), option)
         .await
         .expect_err("no one listens");
     assert!(matches!(err, RPCError::Unreachable(_)), "{err}");

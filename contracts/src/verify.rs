@@ -55,8 +55,18 @@ impl<'g> Verifier<'g> {
 
     /// Checks and applies the next block.
     pub fn push(&mut self, block: &Block) -> Result<(), VerifyFailure> {
-        let none = |_: &crate::tx::TxId| None;
-        let (_, exec) = check_and_execute(self.genesis, &self.state, &self.tip, block, &none)
+        self.push_with(block, &|_| None)
+    }
+
+    /// [`Verifier::push`], taking the transactions `known` returns as
+    /// already verified (a caller that checked the signatures of many
+    /// blocks at once, in parallel); the others are verified here.
+    pub fn push_with(
+        &mut self,
+        block: &Block,
+        known: &dyn Fn(&crate::tx::TxId) -> Option<crate::tx::VerifiedTx>,
+    ) -> Result<(), VerifyFailure> {
+        let (_, exec) = check_and_execute(self.genesis, &self.state, &self.tip, block, known)
             .map_err(|reason| VerifyFailure {
                 height: self.tip.height + 1,
                 reason,

@@ -10,6 +10,7 @@ use rxchain_contracts::{
 use crate::cli::{TxArgs, TxKind};
 use crate::client::{Client, Submitted};
 use crate::qr::QrPayload;
+use crate::service::submit::ItemStatus;
 use crate::txbuild;
 
 fn signer(args: &TxArgs) -> anyhow::Result<SecretKey> {
@@ -81,6 +82,53 @@ pub async fn run(args: TxArgs) -> anyhow::Result<()> {
         .await
         .context("reading the consortium from the node")?;
     match &args.kind {
+        TxKind::Batch { file } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let list = match v {
+                serde_json::Value::Object(mut o) => o.remove("txs").unwrap_or_default(),
+                other => other,
+            };
+            let txs: Vec<SignedTx> = serde_json::from_value(list).with_context(|| {
+                format!("{} is not a list of signed transactions", file.display())
+            })?;
+            let items = client.submit_batch(&txs).await?;
+            let mut not_applied = 0;
+            for item in &items {
+                let id = item
+                    .tx_id
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "-".into());
+                match &item.receipt {
+                    Some(r) if item.status == ItemStatus::Applied => println!(
+                        "{}: applied: tx {id} in block {} (index {})",
+                        item.index, r.height, r.index
+                    ),
+                    _ => {
+                        not_applied += 1;
+                        println!(
+                            "{}: {:?}: tx {id}: {} {}",
+                            item.index,
+                            item.status,
+                            item.code.as_deref().unwrap_or(""),
+                            item.message
+                                .as_deref()
+                                .or(item.poll.as_deref())
+                                .unwrap_or("")
+                        )
+                    }
+                }
+            }
+            if not_applied > 0 {
+                bail!(
+                    "{not_applied} of {} transactions were not applied",
+                    items.len()
+                );
+            }
+            return Ok(());
+        }
         TxKind::Issue {
             hospital,
             items,

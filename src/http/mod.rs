@@ -122,7 +122,7 @@ impl FromRequest<AppState> for ApiBody {
 pub fn router(state: AppState, web_dir: Option<&std::path::Path>) -> Router {
     let api = state.api.clone();
     let routes = Router::new()
-        .merge(tx::router())
+        .merge(tx::router(api.batch_body_limit_bytes))
         .merge(rx::router())
         .merge(chain::router())
         .merge(scan::router(api.image_limit_bytes))

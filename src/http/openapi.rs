@@ -38,6 +38,7 @@ use super::ApiError;
     ),
     paths(
         super::tx::submit,
+        super::tx::submit_batch,
         super::tx::get_tx,
         super::rx::prescription,
         super::rx::sealed,

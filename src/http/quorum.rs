@@ -82,7 +82,7 @@ async fn cert_vote(State(s): State<QState>, headers: HeaderMap, body: Body) -> R
     };
     let msg: VoteMsg = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
-        Err(e) => return RpcError::BadBody(e).into_response(),
+        Err(e) => return RpcError::BadBody(e.into()).into_response(),
     };
     let q = s.quorum.clone();
     match tokio::task::spawn_blocking(move || q.receive(sender, msg)).await {

@@ -1,25 +1,37 @@
-//! Transactions: submit a signed transaction and wait for its commit; read
-//! a committed transaction with its inclusion proof, signed header and
-//! quorum certificate.
+//! Transactions: submit a signed transaction (or a batch of them) and wait
+//! for its commit; read a committed transaction with its inclusion proof,
+//! signed header and quorum certificate.
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rxchain_contracts::{Hash, InclusionProof, Outcome, QuorumCert, SignedHeader, SignedTx, TxId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::common::{forwarded_by_member, ClientAddr};
-use super::error::ErrorBody;
+use super::error::{rejection_status, ErrorBody};
 use super::{ApiError, ApiJson, ApiPath, AppState};
 use crate::mempool::Receipt;
-use crate::service::submit::{self as service, poll_url, Origin, Submitted};
+use crate::service::submit::{
+    self as service, poll_url, BatchItem, BatchResponse, ItemStatus, Origin, SubmitError,
+    Submitted, MAX_BATCH,
+};
 
-/// `POST /v1/tx`, `GET /v1/tx/{id}`.
-pub fn router() -> Router<AppState> {
+/// The content type of postcard batches.
+pub const POSTCARD: &str = "application/x-postcard";
+
+/// `POST /v1/tx`, `POST /v1/tx/batch` (bodies up to `batch_limit` bytes),
+/// `GET /v1/tx/{id}`.
+pub fn router(batch_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/v1/tx", post(submit))
+        .route(
+            "/v1/tx/batch",
+            post(submit_batch).layer(DefaultBodyLimit::max(batch_limit)),
+        )
         .route("/v1/tx/{id}", get(get_tx))
 }
 
@@ -105,6 +117,254 @@ pub(super) async fn submit(
     Ok(submitted_response(
         service::submit_from(&s, signed, origin).await?,
     ))
+}
+
+/// A JSON batch: `{"txs": [signed transaction, ...]}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct BatchRequest {
+    /// The signed transactions, each as `POST /v1/tx` takes it; at most
+    /// 1000.
+    #[schema(value_type = Vec<SignedTx>)]
+    pub txs: Vec<serde_json::Value>,
+}
+
+/// Builders of batch answers from this layer's errors.
+trait ItemFrom {
+    fn new(index: usize, tx_id: Option<TxId>, status: ItemStatus, http_status: u16) -> Self;
+    fn failed(index: usize, tx_id: Option<TxId>, e: &ApiError) -> Self;
+    fn of(index: usize, tx_id: TxId, result: Result<Submitted, SubmitError>) -> Self;
+}
+
+impl ItemFrom for BatchItem {
+    fn new(index: usize, tx_id: Option<TxId>, status: ItemStatus, http_status: u16) -> Self {
+        BatchItem {
+            index: index as u32,
+            tx_id,
+            status,
+            http_status,
+            code: None,
+            message: None,
+            receipt: None,
+            poll: None,
+        }
+    }
+
+    fn failed(index: usize, tx_id: Option<TxId>, e: &ApiError) -> Self {
+        let status = match e {
+            ApiError::NotAdmitted(_) | ApiError::Refused(..) => ItemStatus::Refused,
+            _ => ItemStatus::Failed,
+        };
+        BatchItem {
+            code: Some(e.code().to_string()),
+            message: Some(e.to_string()),
+            ..BatchItem::new(index, tx_id, status, e.status().as_u16())
+        }
+    }
+
+    fn of(index: usize, tx_id: TxId, result: Result<Submitted, SubmitError>) -> Self {
+        match result {
+            Ok(Submitted::Committed(r)) => match &r.outcome {
+                Outcome::Applied => BatchItem {
+                    receipt: Some(r),
+                    ..BatchItem::new(index, Some(tx_id), ItemStatus::Applied, 200)
+                },
+                Outcome::Refused { reason } => BatchItem {
+                    code: Some(reason.code().to_string()),
+                    message: Some(reason.to_string()),
+                    receipt: Some(r.clone()),
+                    ..BatchItem::new(
+                        index,
+                        Some(tx_id),
+                        ItemStatus::Refused,
+                        rejection_status(reason).as_u16(),
+                    )
+                },
+            },
+            Ok(Submitted::Pending(id)) => BatchItem {
+                poll: Some(poll_url(&id)),
+                ..BatchItem::new(index, Some(tx_id), ItemStatus::Pending, 202)
+            },
+            Ok(Submitted::Relayed(answer)) => {
+                // The leader's own answer for this one transaction.
+                let body: serde_json::Value =
+                    serde_json::from_slice(&answer.body).unwrap_or_default();
+                let status = if body["detail"].is_object() {
+                    ItemStatus::Refused
+                } else {
+                    ItemStatus::Failed
+                };
+                BatchItem {
+                    code: Some(body["code"].as_str().unwrap_or("relayed").to_string()),
+                    message: Some(
+                        body["message"]
+                            .as_str()
+                            .unwrap_or("the leader refused the transaction")
+                            .to_string(),
+                    ),
+                    ..BatchItem::new(index, Some(tx_id), status, answer.status)
+                }
+            }
+            Err(e) => BatchItem::failed(index, Some(tx_id), &ApiError::from(e)),
+        }
+    }
+}
+
+/// Decodes a batch body: JSON (`BatchRequest`) or postcard (a sequence of
+/// byte strings, each one signed transaction in its canonical encoding).
+/// A body that does not decode at all is an error; an item that does not
+/// decode is that item's failure.
+fn decode_batch(postcard: bool, body: &[u8]) -> Result<Vec<Result<SignedTx, ApiError>>, ApiError> {
+    let items: Vec<Result<SignedTx, ApiError>> = if postcard {
+        let raw: Vec<Vec<u8>> = rxchain_contracts::encoding::from_bytes(body).map_err(|e| {
+            ApiError::bad(
+                "malformed_batch",
+                format!("the body is not a postcard sequence of transactions: {e}"),
+            )
+        })?;
+        raw.iter()
+            .map(|b| {
+                rxchain_contracts::encoding::from_bytes::<SignedTx>(b).map_err(|e| {
+                    ApiError::bad(
+                        "malformed_transaction",
+                        format!("this item is not a signed transaction in postcard: {e}"),
+                    )
+                })
+            })
+            .collect()
+    } else {
+        let req: BatchRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) if e.is_data() => {
+                return Err(ApiError::bad(
+                    "invalid_json",
+                    format!("the JSON does not fit: {e}; send {{\"txs\": [...]}}"),
+                ))
+            }
+            Err(e) => {
+                return Err(ApiError::bad(
+                    "malformed_json",
+                    format!("the body is not valid JSON: {e}"),
+                ))
+            }
+        };
+        req.txs
+            .into_iter()
+            .map(|v| {
+                serde_path_to_error::deserialize::<_, SignedTx>(v).map_err(|e| {
+                    ApiError::bad(
+                        "invalid_json",
+                        format!(
+                            "this item does not fit a signed transaction at {}: {}",
+                            e.path(),
+                            e.inner()
+                        ),
+                    )
+                })
+            })
+            .collect()
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad(
+            "empty_batch",
+            "the batch holds no transactions",
+        ));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::bad(
+            "batch_too_large",
+            format!(
+                "the batch holds {} transactions; at most {MAX_BATCH} are taken at once",
+                items.len()
+            ),
+        ));
+    }
+    Ok(items)
+}
+
+/// Submits many signed transactions in one request and answers every
+/// one's outcome in one response, in request order. JSON
+/// (`{"txs": [...]}`) or postcard (`Content-Type: application/x-postcard`:
+/// a sequence of byte strings, each a signed transaction's canonical
+/// encoding); the answer is in the request's encoding.
+#[utoipa::path(
+    post, path = "/v1/tx/batch", tag = "transactions",
+    request_body(content(
+        (BatchRequest = "application/json"),
+        (Vec<Vec<u8>> = "application/x-postcard"),
+    )),
+    responses(
+        (status = 200, description = "One answer per transaction, in order: `applied`, `refused` (with `code`), `pending` (poll `poll`) or `failed` (with `code`)", content(
+            (BatchResponse = "application/json"),
+            (Vec<u8> = "application/x-postcard"),
+        )),
+        (status = 400, description = "`malformed_json`, `invalid_json`, `malformed_batch`, `empty_batch`, `batch_too_large`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send JSON or postcard", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(txs))]
+pub(super) async fn submit_batch(
+    State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let postcard = match kind.as_deref() {
+        Some(POSTCARD) => true,
+        Some("application/json") => false,
+        _ => {
+            return Err(ApiError::UnsupportedMedia(format!(
+                "send the batch as application/json or {POSTCARD}"
+            )))
+        }
+    };
+    let body = body.map_err(|e| {
+        let text = e.body_text();
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE || text.contains("length limit") {
+            ApiError::TooLarge {
+                limit: s.api.batch_body_limit_bytes,
+            }
+        } else {
+            ApiError::bad(
+                "unreadable_body",
+                format!("the request body could not be read: {text}"),
+            )
+        }
+    })?;
+    let items = decode_batch(postcard, &body)?;
+    drop(body);
+    tracing::Span::current().record("txs", items.len());
+    let client = client.filter(|ip| !forwarded_by_member(&s, &headers, *ip));
+    let origin = Origin { client };
+    let chain_id = s.genesis.chain_id.as_str();
+    let mut results: Vec<Option<BatchItem>> = vec![None; items.len()];
+    let mut good = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Ok(tx) => good.push((i, tx)),
+            Err(e) => results[i] = Some(BatchItem::failed(i, None, &e)),
+        }
+    }
+    let ids: Vec<(usize, TxId)> = good.iter().map(|(i, t)| (*i, t.tx.id(chain_id))).collect();
+    let answers =
+        service::submit_batch(&s, good.into_iter().map(|(_, t)| t).collect(), origin).await;
+    for ((i, id), answer) in ids.into_iter().zip(answers) {
+        results[i] = Some(BatchItem::of(i, id, answer));
+    }
+    let results = BatchResponse {
+        results: results.into_iter().flatten().collect(),
+    };
+    if postcard {
+        let bytes = rxchain_contracts::encoding::to_bytes(&results);
+        Ok(([(header::CONTENT_TYPE, POSTCARD)], bytes).into_response())
+    } else {
+        Ok(Json(results).into_response())
+    }
 }
 
 /// A committed transaction with everything needed to check it offline.

@@ -395,9 +395,13 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
             .map_err(|e| NodeError::Raft(format!("cannot build the peer HTTP client: {e}")))?,
     };
     let metrics = Arc::new(Metrics::new());
+    mempool.count_commits(settings.node_id, metrics.clone());
     let network = Network::new(chain_id, settings.node_id, node_key.clone(), &peers)
         .with_faults(faults.clone())
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_append_timeout(std::time::Duration::from_millis(
+            settings.raft.append_timeout_ms.max(1),
+        ));
     demote_restored_leadership(&storage, settings.node_id).await?;
     let config = raft_config(&settings.raft);
     let raft = if declared {

@@ -20,6 +20,7 @@ use crate::limiter::{retry_after_secs, SlidingWindow};
 use crate::mempool::{AdmitError, Receipt};
 use crate::raft::peers::FORWARDED_BY;
 use crate::store::StoreError;
+use serde::{Deserialize, Serialize};
 
 /// What became of a submission.
 #[derive(Debug)]
@@ -234,8 +235,19 @@ pub async fn submit_from(
     signed: SignedTx,
     origin: Origin,
 ) -> Result<Submitted, SubmitError> {
+    submit_checked(node, signed, None, origin).await
+}
+
+/// [`submit_from`] with the signature already checked (`verified`, the
+/// same transaction), or not (`None`).
+async fn submit_checked(
+    node: &Node,
+    signed: SignedTx,
+    verified: Option<VerifiedTx>,
+    origin: Origin,
+) -> Result<Submitted, SubmitError> {
     let signer = signed.tx.signer;
-    let result = submit_inner(node, signed, origin).await;
+    let result = submit_inner(node, signed, verified, origin).await;
     let refused = match &result {
         Ok(Submitted::Committed(r)) => matches!(r.outcome, Outcome::Refused { .. }),
         Err(SubmitError::Invalid(_) | SubmitError::Inadmissible(_)) => true,
@@ -267,9 +279,12 @@ fn unordered_refusal_code(result: &Result<Submitted, SubmitError>) -> Option<&'s
 async fn submit_inner(
     node: &Node,
     signed: SignedTx,
+    verified: Option<VerifiedTx>,
     origin: Origin,
 ) -> Result<Submitted, SubmitError> {
     let started = Instant::now();
+    let wait = Duration::from_millis(node.api.commit_wait_ms);
+    let deadline = started + wait;
     let id = signed.tx.id(node.genesis.chain_id.as_str());
     tracing::Span::current().record("tx_id", tracing::field::display(&id));
     if let Some((r, known)) = committed(node, &id)? {
@@ -277,35 +292,214 @@ async fn submit_inner(
         return Ok(Submitted::Committed(r));
     }
     node.throttle.check(&signed.tx.signer, origin)?;
-    if !leader::is_leader(&node.raft, node.node_id) {
-        return forward(node, &signed).await;
-    }
-    let waiter = match node.mempool.subscribe_same(&signed) {
-        Some(w) => w?,
-        None => {
-            // Signature checks are ~0.1 ms of CPU; done inline, once per
-            // transaction, since the mempool then remembers the verified form.
-            let vtx = node.mempool.verify(signed)?;
-            admit_signer(node, &vtx)?;
-            let w = node.mempool.admit(vtx)?;
-            // It may have been committed between the first check and admission.
-            if let Some(r) = committed_receipt(node, &id)? {
-                node.mempool.remove(&id);
-                return Ok(Submitted::Committed(r));
+    // Set once this node lost leadership while the transaction waited: its
+    // block may still commit under the next leader, so the submission
+    // follows the transaction there instead of failing.
+    let mut deposed = false;
+    // Verified once, even if this node is leader again after losing it.
+    let mut verified = verified;
+    loop {
+        if !leader::is_leader(&node.raft, node.node_id) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match forward(node, &signed, left + Duration::from_secs(2)).await {
+                Err(SubmitError::NoLeader(_)) if deposed && !left.is_zero() => {
+                    // An election is under way; the transaction may commit
+                    // in the block this node proposed.
+                    if let Some(r) = committed_receipt(node, &id)? {
+                        return Ok(Submitted::Committed(r));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(SubmitError::NoLeader(_)) if deposed => {
+                    return Err(SubmitError::LostLeadership)
+                }
+                other => return other,
             }
-            w
         }
-    };
-    match tokio::time::timeout(Duration::from_millis(node.api.commit_wait_ms), waiter).await {
-        Ok(Ok(receipt)) => {
-            node.metrics
-                .commit_latency
-                .observe(started.elapsed().as_secs_f64());
-            Ok(Submitted::Committed(receipt))
+        let waiter = match node.mempool.subscribe_same(&signed) {
+            Some(w) => w?,
+            None => {
+                // Signature checks are ~0.1 ms of CPU; done inline, once per
+                // transaction, since the mempool then remembers the verified form.
+                let vtx = match verified.take() {
+                    Some(v) => v,
+                    None => node.mempool.verify(signed.clone())?,
+                };
+                admit_signer(node, &vtx)?;
+                verified = Some(vtx.clone());
+                let w = node.mempool.admit(vtx)?;
+                // It may have been committed between the first check and admission.
+                if let Some(r) = committed_receipt(node, &id)? {
+                    node.mempool.remove(&id);
+                    return Ok(Submitted::Committed(r));
+                }
+                w
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), waiter).await {
+            Ok(Ok(receipt)) => {
+                node.metrics
+                    .commit_latency
+                    .observe(started.elapsed().as_secs_f64());
+                return Ok(Submitted::Committed(receipt));
+            }
+            Ok(Err(_closed)) => {
+                // This node lost leadership (the mempool was cleared).
+                if let Some(r) = committed_receipt(node, &id)? {
+                    return Ok(Submitted::Committed(r));
+                }
+                if Instant::now() >= deadline {
+                    return Err(SubmitError::LostLeadership);
+                }
+                deposed = true;
+                tracing::debug!(
+                    "lost leadership while waiting; following the transaction to the next leader"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_elapsed) => return Ok(Submitted::Pending(id)),
         }
-        Ok(Err(_closed)) => Err(SubmitError::LostLeadership),
-        Err(_elapsed) => Ok(Submitted::Pending(id)),
     }
+}
+
+/// What became of one transaction of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// Committed and applied.
+    Applied,
+    /// Refused by a chain rule (`receipt` says where it is recorded) or
+    /// at admission (not on the chain); `code` says which rule.
+    Refused,
+    /// Admitted, not committed within the commit wait: poll `poll`.
+    Pending,
+    /// Not ordered: it did not decode or verify, the node was busy, or no
+    /// leader confirmed it (`code`, `message`); nothing is known to be
+    /// committed, and a retry is idempotent.
+    Failed,
+}
+
+/// One transaction's answer in a batch. Every field is always present (a
+/// `null` when it does not apply), in this order, so the same value
+/// travels as JSON and as postcard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BatchItem {
+    /// The transaction's position in the request, from 0.
+    pub index: u32,
+    /// Its id; `null` when it did not decode.
+    pub tx_id: Option<TxId>,
+    /// What became of it.
+    pub status: ItemStatus,
+    /// The status `POST /v1/tx` would have answered for it alone.
+    pub http_status: u16,
+    /// The machine-readable code of a refusal or failure.
+    pub code: Option<String>,
+    /// A sentence for people, for a refusal or failure.
+    pub message: Option<String>,
+    /// Where it was committed (applied, or refused by a chain rule).
+    pub receipt: Option<Receipt>,
+    /// Where to poll, when pending.
+    pub poll: Option<String>,
+}
+
+/// The answer to a batch: one item per transaction, in request order.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    /// The transactions' answers, in request order.
+    pub results: Vec<BatchItem>,
+}
+
+/// The most transactions one batch may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// Submits many signed transactions at once and waits for each one's
+/// commit, like [`submit_from`] for each, concurrently; the answers come
+/// back in the order of `txs`.
+///
+/// On the leader, the signatures of the transactions that are neither
+/// committed nor waiting already are checked first, together, on the
+/// blocking pool (in parallel chunks), so the async workers never spend
+/// CPU on them; each is still checked at most once on this node. A
+/// follower forwards each transaction to the leader, which checks it.
+pub async fn submit_batch(
+    node: &Node,
+    txs: Vec<SignedTx>,
+    origin: Origin,
+) -> Vec<Result<Submitted, SubmitError>> {
+    let mut verified: Vec<Option<Result<VerifiedTx, TxError>>> = vec![None; txs.len()];
+    if leader::is_leader(&node.raft, node.node_id) {
+        let chain_id = node.genesis.chain_id.to_string();
+        let todo: Vec<(usize, SignedTx)> = txs
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                let id = t.tx.id(&chain_id);
+                !node.mempool.contains(&id) && !matches!(node.chain.tx_location(&id), Ok(Some(_)))
+            })
+            .map(|(i, t)| (i, t.clone()))
+            .collect();
+        for (i, r) in verify_parallel(node.mempool.chain_id().to_string(), todo).await {
+            verified[i] = Some(r);
+        }
+    }
+    let runs = txs
+        .into_iter()
+        .zip(verified)
+        .map(|(signed, checked)| async move {
+            match checked {
+                Some(Err(e)) => {
+                    // Counted and throttled as a single submission would be.
+                    let signer = signed.tx.signer;
+                    let result = Err(SubmitError::Invalid(e));
+                    if let Some(code) = unordered_refusal_code(&result) {
+                        node.metrics.refused(code);
+                    }
+                    node.throttle.record(signer, origin);
+                    result
+                }
+                Some(Ok(vtx)) => submit_checked(node, signed, Some(vtx), origin).await,
+                None => submit_checked(node, signed, None, origin).await,
+            }
+        });
+    futures::future::join_all(runs).await
+}
+
+/// Checks the signatures of `txs` on the blocking pool, in as many chunks
+/// as the machine has cores (at most 8), and returns each result by index.
+async fn verify_parallel(
+    chain_id: String,
+    txs: Vec<(usize, SignedTx)>,
+) -> Vec<(usize, Result<VerifiedTx, TxError>)> {
+    if txs.is_empty() {
+        return Vec::new();
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let per = txs.len().div_ceil(cores);
+    let chain_id = std::sync::Arc::new(chain_id);
+    let mut txs = txs;
+    let mut jobs = Vec::new();
+    while !txs.is_empty() {
+        let rest = txs.split_off(per.min(txs.len()));
+        let chunk = std::mem::replace(&mut txs, rest);
+        let chain_id = chain_id.clone();
+        jobs.push(tokio::task::spawn_blocking(move || {
+            chunk
+                .into_iter()
+                .map(|(i, t)| (i, t.verify(&chain_id)))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for j in jobs {
+        match j.await {
+            Ok(v) => out.extend(v),
+            // A panicking check leaves those unchecked: they are checked
+            // again inline by the ordinary path.
+            Err(e) => tracing::error!(error = %e, "a signature-check task failed"),
+        }
+    }
+    out
 }
 
 /// What a leader's refusal body holds that matters here.
@@ -316,7 +510,11 @@ struct RefusalBody {
 
 /// Sends the submission to the leader and reads its answer back into a
 /// [`Submitted`].
-async fn forward(node: &Node, signed: &SignedTx) -> Result<Submitted, SubmitError> {
+async fn forward(
+    node: &Node,
+    signed: &SignedTx,
+    timeout: Duration,
+) -> Result<Submitted, SubmitError> {
     let (leader, addr) = leader::remote_leader(&node.raft, node.node_id, &node.faults)
         .ok_or(SubmitError::NoLeader(None))?;
     let body = serde_json::to_vec(signed).map_err(SubmitError::BadLeaderAnswer)?;
@@ -333,7 +531,7 @@ async fn forward(node: &Node, signed: &SignedTx) -> Result<Submitted, SubmitErro
                     (FORWARDED_BY, node.node_id.to_string()),
                 ],
                 body: body.into(),
-                timeout: Duration::from_millis(node.api.commit_wait_ms + 2_000),
+                timeout,
             },
         )
         .await

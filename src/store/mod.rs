@@ -27,6 +27,7 @@ pub mod backup;
 pub mod chain;
 pub mod format;
 pub mod log;
+pub mod preverify;
 pub mod readonly;
 pub mod sm;
 pub mod verify;

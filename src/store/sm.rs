@@ -220,9 +220,20 @@ impl StateMachine {
             .filter(|_| self.chain.consortium().node(b.header.proposer).is_some());
         let result = match own {
             Some(exec) => Ok((Vec::new(), exec)),
-            None => block::check_and_execute(self.chain.genesis(), &view, &tip, &b, &|id| {
-                observer.known(id)
-            }),
+            None => {
+                // Another leader's block: the signatures this node has not
+                // checked yet are checked together, in parallel, first.
+                let chain_id = self.chain.genesis().chain_id.as_str();
+                let unknown: Vec<&rxchain_contracts::SignedTx> = b
+                    .txs
+                    .iter()
+                    .filter(|t| observer.known(&t.tx.id(chain_id)).is_none())
+                    .collect();
+                let checked = super::preverify::verify_all(chain_id, &unknown);
+                block::check_and_execute(self.chain.genesis(), &view, &tip, &b, &|id| {
+                    observer.known(id).or_else(|| checked.get(id).cloned())
+                })
+            }
         };
         // A failed read makes the result meaningless: stop here rather than
         // record a verdict other nodes would not reach.

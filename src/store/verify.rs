@@ -34,6 +34,10 @@ use crate::types::RaftRequest;
 /// How many times the tip may move under the comparison before giving up.
 const ATTEMPTS: usize = 20;
 
+/// How many transactions' signatures `verify` checks at once, in parallel,
+/// ahead of replaying their blocks in order.
+const VERIFY_WINDOW_TXS: usize = 4096;
+
 /// What a successful verification checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -317,7 +321,30 @@ fn verify_with(
     let mut mismatches = 0;
     for _attempt in 0..ATTEMPTS {
         let tip = chain.tip();
-        for b in chain.stored_blocks(height + 1) {
+        // Blocks are read a window at a time and the window's signatures
+        // checked in parallel (`preverify`); the state is replayed in order.
+        let mut window: std::collections::VecDeque<Result<(u64, Block), StoreError>> =
+            std::collections::VecDeque::new();
+        let mut checked = std::collections::HashMap::new();
+        let mut blocks = chain.stored_blocks(height + 1);
+        loop {
+            if window.is_empty() {
+                let mut txs = 0;
+                while txs < VERIFY_WINDOW_TXS {
+                    let Some(next) = blocks.next() else { break };
+                    if let Ok((_, b)) = &next {
+                        txs += b.txs.len().max(1);
+                    }
+                    window.push_back(next);
+                }
+                let refs: Vec<&rxchain_contracts::SignedTx> = window
+                    .iter()
+                    .filter_map(|b| b.as_ref().ok())
+                    .flat_map(|(_, b)| b.txs.iter())
+                    .collect();
+                checked = super::preverify::verify_all(genesis.chain_id.as_str(), &refs);
+            }
+            let Some(b) = window.pop_front() else { break };
             let (key_height, b) = b.map_err(|source| VerifyError::Unreadable {
                 height: height + 1,
                 source,
@@ -332,7 +359,7 @@ fn verify_with(
                 break;
             }
             check_unapplied(chain, &v, log.unapplied.get(&b.header.height))?;
-            v.push(&b)?;
+            v.push_with(&b, &|id| checked.get(id).cloned())?;
             txs += b.txs.len() as u64;
             // The verifier re-executed the block, so its recorded outcomes are the true ones.
             refused += b.outcomes.iter().filter(|o| !o.is_applied()).count() as u64;
