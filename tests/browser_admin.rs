@@ -19,24 +19,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
+use common::browser::{artifacts_dir, browser_tools, Browser, ChromeDriver, POLL, WAIT};
 use rxchain::cli::{AdminAction, AdminArgs, BootstrapArgs};
 use rxchain::demo::{admin_key, Demo};
 use rxchain::node::RunningNode;
 use rxchain::test_support::{demo_settings, register_demo_staff, wait_for_leader};
-use serde_json::{json, Value};
 use thirtyfour::prelude::*;
-use thirtyfour::LoggingPrefsLogLevel;
-
-const CHROMIUM: (&str, &str) = ("RXCHAIN_CHROMIUM", "/usr/bin/chromium");
-const CHROMEDRIVER: (&str, &str) = ("RXCHAIN_CHROMEDRIVER", "/usr/bin/chromedriver");
-const SKIP_VAR: &str = "RXCHAIN_SKIP_BROWSER";
-/// How long any single wait may take; the doctor's page polls every 4 s.
-const WAIT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(100);
 
 const ADMIN_PW: &str = "north admin violet harbour";
 const INITIAL_PW: &str = "initial tram ninety lamps";
@@ -44,24 +35,10 @@ const DOCTOR_PW: &str = "doctor chose quiet maple river";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hospital_admin_enrols_a_doctor_who_is_then_disabled_in_chromium() -> anyhow::Result<()> {
-    if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED the admin browser test: {SKIP_VAR}=1 is set");
+    let Some((chromium, chromedriver)) = browser_tools("the admin browser test")? else {
         return Ok(());
-    }
-    let chromium = tool(CHROMIUM);
-    let chromedriver = tool(CHROMEDRIVER);
-    if !chromium.exists() || !chromedriver.exists() {
-        bail!(
-            "the browser test needs {} and {}; install them with \
-             scripts/install-test-deps.sh (apt-get install chromium chromium-driver), \
-             point {} and {} at other binaries, or opt out explicitly with {SKIP_VAR}=1",
-            chromium.display(),
-            chromedriver.display(),
-            CHROMIUM.0,
-            CHROMEDRIVER.0,
-        );
-    }
-    let artifacts = artifacts_dir()?;
+    };
+    let artifacts = artifacts_dir("browser-admin-artifacts")?;
     let dir = tempfile::tempdir()?;
     let node = start_node(dir.path()).await?;
     let base = format!("http://{}", node.addr);
@@ -275,7 +252,10 @@ async fn wait_for_eml(dir: &Path) -> anyhow::Result<Vec<u8>> {
                 return Ok(std::fs::read(one)?);
             }
             if emls.len() > 1 {
-                bail!("one message expected under {}, found {emls:?}", dir.display());
+                bail!(
+                    "one message expected under {}, found {emls:?}",
+                    dir.display()
+                );
             }
         }
         if Instant::now() > deadline {
@@ -315,260 +295,4 @@ async fn start_node(dir: &Path) -> anyhow::Result<RunningNode> {
     })
     .await?;
     Ok(node)
-}
-
-fn tool((var, default): (&str, &str)) -> PathBuf {
-    std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
-}
-
-/// `chromedriver` on a free local port; killed when dropped.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-    chromium: PathBuf,
-}
-
-impl ChromeDriver {
-    fn spawn(chromedriver: &Path, chromium: PathBuf, artifacts: &Path) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .arg(format!(
-                "--log-path={}",
-                artifacts.join("chromedriver.log").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", chromedriver.display()))?;
-        Ok(ChromeDriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            chromium,
-        })
-    }
-
-    async fn wait_ready(&self) -> anyhow::Result<()> {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(r) = http.get(format!("{}/status", self.url)).send().await {
-                let v: Value = r.json().await.unwrap_or_default();
-                if v["value"]["ready"] == true {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("chromedriver did not become ready within {WAIT:?}");
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One person's browser: a fresh Chromium profile and WebDriver session.
-struct Browser {
-    driver: WebDriver,
-    base: String,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn open(driver: &ChromeDriver, base: &str) -> anyhow::Result<Browser> {
-        let profile = tempfile::tempdir()?;
-        let mut caps = DesiredCapabilities::chrome();
-        caps.set_binary(&driver.chromium.to_string_lossy())?;
-        for arg in [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,900",
-        ] {
-            caps.add_arg(arg)?;
-        }
-        caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))?;
-        caps.set_browser_log_level(LoggingPrefsLogLevel::All)?;
-        let driver = WebDriver::new(driver.url.clone(), caps)
-            .await
-            .context("starting a Chromium session")?;
-        Ok(Browser {
-            driver,
-            base: base.to_string(),
-            _profile: profile,
-        })
-    }
-
-    async fn goto(&self, path: &str) -> anyhow::Result<()> {
-        self.driver.goto(format!("{}{path}", self.base)).await?;
-        Ok(())
-    }
-
-    async fn js(&self, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
-        Ok(self.driver.execute(script, args).await?.json().clone())
-    }
-
-    async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let v = self.js(script, args.clone()).await?;
-            if !(v.is_null() || v == false || v == "" || v == 0) {
-                return Ok(v);
-            }
-            if Instant::now() > deadline {
-                bail!("timed out after {WAIT:?} waiting for {what}");
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    async fn find(&self, css: &str) -> anyhow::Result<WebElement> {
-        self.wait_js(
-            &format!("a visible {css}"),
-            "const e = document.querySelector(arguments[0]); return !!(e && e.getClientRects().length);",
-            vec![json!(css)],
-        )
-        .await?;
-        Ok(self.driver.find(By::Css(css)).await?)
-    }
-
-    async fn wait_text(&self, css: &str, text: &str) -> anyhow::Result<String> {
-        let v = self
-            .wait_js(
-                &format!("{css} to contain {text:?}"),
-                "const e = document.querySelector(arguments[0]); \
-                 return e && e.textContent.includes(arguments[1]) ? e.textContent : null;",
-                vec![json!(css), json!(text)],
-            )
-            .await?;
-        Ok(v.as_str().unwrap_or_default().to_string())
-    }
-
-    async fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
-        let e = self.find(css).await?;
-        e.clear().await?;
-        e.send_keys(text).await?;
-        Ok(())
-    }
-
-    async fn click(&self, css: &str) -> anyhow::Result<()> {
-        self.find(css).await?.click().await?;
-        Ok(())
-    }
-
-    async fn sign_in(&self, username: &str, password: &str) -> anyhow::Result<()> {
-        self.type_into("#username", username).await?;
-        self.type_into("#password", password).await?;
-        self.click("#sign-in").await?;
-        self.find("#sign-out").await?;
-        Ok(())
-    }
-
-    async fn shot(&self, artifacts: &Path, name: &str) -> anyhow::Result<()> {
-        let path = artifacts.join(format!("{name}.png"));
-        self.driver
-            .screenshot(&path)
-            .await
-            .with_context(|| format!("saving {}", path.display()))
-    }
-
-    /// Checks `path` at phone width (390 px) with the shared layout check:
-    /// no page overflow, nothing cut off, scroll hints on wide tables.
-    async fn phone_check(
-        &self,
-        path: &str,
-        ready_css: &str,
-        artifacts: &Path,
-    ) -> anyhow::Result<()> {
-        let cdp = self.driver.cdp();
-        cdp.send_raw(
-            "Emulation.setDeviceMetricsOverride",
-            json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
-        )
-        .await?;
-        self.goto(path).await?;
-        self.find(ready_css).await?;
-        // Let layout settle after the last render.
-        self.driver
-            .execute_async(
-                "const done = arguments[arguments.length - 1]; \
-                 requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
-                Vec::<Value>::new(),
-            )
-            .await?;
-        let m = self.js(common::browser::PHONE_LAYOUT_JS, vec![]).await?;
-        self.shot(artifacts, "admin-phone").await?;
-        cdp.send_raw("Emulation.clearDeviceMetricsOverride", json!({}))
-            .await?;
-        let (scroll, inner) = (
-            m["scroll"].as_i64().unwrap_or(-1),
-            m["inner"].as_i64().unwrap_or(-1),
-        );
-        if inner != 390 {
-            bail!("{path} is wider than the phone: the emulated viewport grew to {inner} px ({m})");
-        }
-        if scroll > 390 {
-            bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > 390");
-        }
-        let problems = m["problems"].as_array().cloned().unwrap_or_default();
-        if !problems.is_empty() {
-            bail!("{path} at phone width: {problems:#?}");
-        }
-        Ok(())
-    }
-
-    async fn console_errors(&self, artifacts: &Path, role: &str) -> anyhow::Result<Vec<String>> {
-        let log = self.driver.browser_log().await.unwrap_or_default();
-        let lines: Vec<String> = log
-            .iter()
-            .map(|e| format!("{} {}", e.level, e.message))
-            .collect();
-        std::fs::write(
-            artifacts.join(format!("console-{role}.log")),
-            lines.join("\n"),
-        )?;
-        Ok(log
-            .iter()
-            .map(|e| e.message.clone())
-            .filter(|m| {
-                m.contains("Uncaught")
-                    || m.contains("SyntaxError")
-                    || m.contains("TypeError")
-                    || m.contains("ReferenceError")
-            })
-            .collect())
-    }
-}
-
-/// `target/browser-admin-artifacts`, emptied of old screenshots.
-fn artifacts_dir() -> anyhow::Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("browser-admin-artifacts");
-    std::fs::create_dir_all(&dir)?;
-    for e in std::fs::read_dir(&dir)? {
-        let p = e?.path();
-        if p.extension()
-            .is_some_and(|x| x == "png" || x == "log" || x == "html")
-        {
-            std::fs::remove_file(p)?;
-        }
-    }
-    Ok(dir)
 }

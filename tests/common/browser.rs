@@ -1,11 +1,17 @@
-//! What the browser tests share: the phone-width layout check run in the
-//! page, and axe-core's accessibility check.
+//! What the browser tests share: finding Chromium and ChromeDriver, a
+//! ChromeDriver process and one person's browser session (`Browser`, used
+//! by `tests/browser_admin.rs` and `tests/browser_patient.rs`), the
+//! phone-width layout check run in the page, and axe-core's accessibility
+//! check.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde_json::Value;
-use thirtyfour::WebDriver;
+use serde_json::{json, Value};
+use thirtyfour::prelude::*;
+use thirtyfour::LoggingPrefsLogLevel;
 
 /// The phone layout check run in the page: answers `{scroll, inner,
 /// problems}`, where each problem names an element that is cut off, a wide
@@ -110,4 +116,300 @@ pub async fn axe_check(driver: &WebDriver, page: &str) -> anyhow::Result<()> {
         bail!("axe found accessibility violations on {page}: {bad:#?}");
     }
     Ok(())
+}
+
+pub const CHROMIUM: (&str, &str) = ("RXCHAIN_CHROMIUM", "/usr/bin/chromium");
+pub const CHROMEDRIVER: (&str, &str) = ("RXCHAIN_CHROMEDRIVER", "/usr/bin/chromedriver");
+/// Set to 1 to opt out of the browser tests (they then say SKIPPED).
+pub const SKIP_VAR: &str = "RXCHAIN_SKIP_BROWSER";
+/// How long any single wait may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Chromium and ChromeDriver, or `None` when the run opted out with
+/// [`SKIP_VAR`]; fails saying how to install them when they are missing.
+pub fn browser_tools(test: &str) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+    if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED {test}: {SKIP_VAR}=1 is set");
+        return Ok(None);
+    }
+    let chromium = tool(CHROMIUM);
+    let chromedriver = tool(CHROMEDRIVER);
+    if !chromium.exists() || !chromedriver.exists() {
+        bail!(
+            "the browser test needs {} and {}; install them with \
+             scripts/install-test-deps.sh (apt-get install chromium chromium-driver), \
+             point {} and {} at other binaries, or opt out explicitly with {SKIP_VAR}=1",
+            chromium.display(),
+            chromedriver.display(),
+            CHROMIUM.0,
+            CHROMEDRIVER.0,
+        );
+    }
+    Ok(Some((chromium, chromedriver)))
+}
+
+pub fn tool((var, default): (&str, &str)) -> PathBuf {
+    std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+/// `chromedriver` on a free local port; killed when dropped.
+pub struct ChromeDriver {
+    child: Child,
+    url: String,
+    chromium: PathBuf,
+}
+
+impl ChromeDriver {
+    pub fn spawn(chromedriver: &Path, chromium: PathBuf, artifacts: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                artifacts.join("chromedriver.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", chromedriver.display()))?;
+        Ok(ChromeDriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            chromium,
+        })
+    }
+
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(r) = http.get(format!("{}/status", self.url)).send().await {
+                let v: Value = r.json().await.unwrap_or_default();
+                if v["value"]["ready"] == true {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("chromedriver did not become ready within {WAIT:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One person's browser: a fresh Chromium profile and WebDriver session.
+pub struct Browser {
+    pub driver: WebDriver,
+    pub base: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    pub async fn open(driver: &ChromeDriver, base: &str) -> anyhow::Result<Browser> {
+        let profile = tempfile::tempdir()?;
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary(&driver.chromium.to_string_lossy())?;
+        for arg in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+        ] {
+            caps.add_arg(arg)?;
+        }
+        caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))?;
+        caps.set_browser_log_level(LoggingPrefsLogLevel::All)?;
+        let driver = WebDriver::new(driver.url.clone(), caps)
+            .await
+            .context("starting a Chromium session")?;
+        Ok(Browser {
+            driver,
+            base: base.to_string(),
+            _profile: profile,
+        })
+    }
+
+    pub async fn goto(&self, path: &str) -> anyhow::Result<()> {
+        self.driver.goto(format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+
+    pub async fn js(&self, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
+        Ok(self.driver.execute(script, args).await?.json().clone())
+    }
+
+    pub async fn wait_js(
+        &self,
+        what: &str,
+        script: &str,
+        args: Vec<Value>,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self.js(script, args.clone()).await?;
+            if !(v.is_null() || v == false || v == "" || v == 0) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("timed out after {WAIT:?} waiting for {what}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub async fn find(&self, css: &str) -> anyhow::Result<WebElement> {
+        self.wait_js(
+            &format!("a visible {css}"),
+            "const e = document.querySelector(arguments[0]); return !!(e && e.getClientRects().length);",
+            vec![json!(css)],
+        )
+        .await?;
+        Ok(self.driver.find(By::Css(css)).await?)
+    }
+
+    pub async fn wait_text(&self, css: &str, text: &str) -> anyhow::Result<String> {
+        let v = self
+            .wait_js(
+                &format!("{css} to contain {text:?}"),
+                "const e = document.querySelector(arguments[0]); \
+                 return e && e.textContent.includes(arguments[1]) ? e.textContent : null;",
+                vec![json!(css), json!(text)],
+            )
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
+        let e = self.find(css).await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+
+    pub async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.find(css).await?.click().await?;
+        Ok(())
+    }
+
+    pub async fn sign_in(&self, username: &str, password: &str) -> anyhow::Result<()> {
+        self.type_into("#username", username).await?;
+        self.type_into("#password", password).await?;
+        self.click("#sign-in").await?;
+        self.find("#sign-out").await?;
+        Ok(())
+    }
+
+    pub async fn shot(&self, artifacts: &Path, name: &str) -> anyhow::Result<()> {
+        let path = artifacts.join(format!("{name}.png"));
+        self.driver
+            .screenshot(&path)
+            .await
+            .with_context(|| format!("saving {}", path.display()))
+    }
+
+    /// Checks `path` at phone width (390 px) with the shared layout check:
+    /// no page overflow, nothing cut off, scroll hints on wide tables.
+    pub async fn phone_check(
+        &self,
+        path: &str,
+        ready_css: &str,
+        artifacts: &Path,
+    ) -> anyhow::Result<()> {
+        let cdp = self.driver.cdp();
+        cdp.send_raw(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await?;
+        self.goto(path).await?;
+        self.find(ready_css).await?;
+        // Let layout settle after the last render.
+        self.driver
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                Vec::<Value>::new(),
+            )
+            .await?;
+        let m = self.js(PHONE_LAYOUT_JS, vec![]).await?;
+        self.shot(artifacts, "phone").await?;
+        cdp.send_raw("Emulation.clearDeviceMetricsOverride", json!({}))
+            .await?;
+        let (scroll, inner) = (
+            m["scroll"].as_i64().unwrap_or(-1),
+            m["inner"].as_i64().unwrap_or(-1),
+        );
+        if inner != 390 {
+            bail!("{path} is wider than the phone: the emulated viewport grew to {inner} px ({m})");
+        }
+        if scroll > 390 {
+            bail!("{path} overflows horizontally at phone width: scrollWidth {scroll} > 390");
+        }
+        let problems = m["problems"].as_array().cloned().unwrap_or_default();
+        if !problems.is_empty() {
+            bail!("{path} at phone width: {problems:#?}");
+        }
+        Ok(())
+    }
+
+    pub async fn console_errors(
+        &self,
+        artifacts: &Path,
+        role: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let log = self.driver.browser_log().await.unwrap_or_default();
+        let lines: Vec<String> = log
+            .iter()
+            .map(|e| format!("{} {}", e.level, e.message))
+            .collect();
+        std::fs::write(
+            artifacts.join(format!("console-{role}.log")),
+            lines.join("\n"),
+        )?;
+        Ok(log
+            .iter()
+            .map(|e| e.message.clone())
+            .filter(|m| {
+                m.contains("Uncaught")
+                    || m.contains("SyntaxError")
+                    || m.contains("TypeError")
+                    || m.contains("ReferenceError")
+            })
+            .collect())
+    }
+}
+
+/// `target/<name>`, emptied of old screenshots, logs and page sources.
+pub fn artifacts_dir(name: &str) -> anyhow::Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join(name);
+    std::fs::create_dir_all(&dir)?;
+    for e in std::fs::read_dir(&dir)? {
+        let p = e?.path();
+        if p.extension()
+            .is_some_and(|x| x == "png" || x == "log" || x == "html")
+        {
+            std::fs::remove_file(p)?;
+        }
+    }
+    Ok(dir)
 }
