@@ -21,10 +21,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use common::browser::{artifacts_dir, browser_tools, ChromeDriver, POLL, WAIT};
 use rxchain::client::{Client, ClientError};
 use rxchain::demo::{staff_key, Demo, DEMO_PASSWORD};
 use rxchain::node::RunningNode;
@@ -36,39 +37,13 @@ use serde_json::{json, Value};
 use thirtyfour::prelude::*;
 use thirtyfour::LoggingPrefsLogLevel;
 
-/// Debian's Chromium, unless `RXCHAIN_CHROMIUM` names another binary.
-const CHROMIUM: (&str, &str) = ("RXCHAIN_CHROMIUM", "/usr/bin/chromium");
-/// Debian's ChromeDriver, unless `RXCHAIN_CHROMEDRIVER` names another binary.
-const CHROMEDRIVER: (&str, &str) = ("RXCHAIN_CHROMEDRIVER", "/usr/bin/chromedriver");
-/// Set to `1` to skip this test on purpose.
-const SKIP_VAR: &str = "RXCHAIN_SKIP_BROWSER";
-
-/// How long any single wait may take before the step fails.
-const WAIT: Duration = Duration::from_secs(20);
-/// How often waits re-check the page.
-const POLL: Duration = Duration::from_millis(100);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_patient_pharmacist_regulator_in_headless_chromium() -> anyhow::Result<()> {
-    if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED the browser test: {SKIP_VAR}=1 is set");
+    let Some((chromium, chromedriver)) = browser_tools("the browser test")? else {
         return Ok(());
-    }
-    let chromium = tool(CHROMIUM);
-    let chromedriver = tool(CHROMEDRIVER);
-    if !chromium.exists() || !chromedriver.exists() {
-        bail!(
-            "the browser test needs {} and {}; install them with \
-             scripts/install-test-deps.sh (apt-get install chromium chromium-driver), \
-             point {} and {} at other binaries, or opt out explicitly with {SKIP_VAR}=1",
-            chromium.display(),
-            chromedriver.display(),
-            CHROMIUM.0,
-            CHROMEDRIVER.0,
-        );
-    }
+    };
     let started = Instant::now();
-    let artifacts = artifacts_dir()?;
+    let artifacts = artifacts_dir("browser-artifacts")?;
     let stack = Stack::start().await?;
     let driver = ChromeDriver::spawn(&chromedriver, chromium, &artifacts)?;
     driver.wait_ready().await?;
@@ -126,72 +101,6 @@ impl Stack {
             client,
             _dir: dir,
         })
-    }
-}
-
-/// A tool's path: its variable's value when set, else the default.
-fn tool((var, default): (&str, &str)) -> PathBuf {
-    std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
-}
-
-/// `chromedriver` on a free local port; killed when dropped.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-    /// The Chromium binary every session starts.
-    chromium: PathBuf,
-}
-
-impl ChromeDriver {
-    fn spawn(
-        chromedriver: &Path,
-        chromium: PathBuf,
-        artifacts: &Path,
-    ) -> anyhow::Result<ChromeDriver> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .arg(format!(
-                "--log-path={}",
-                artifacts.join("chromedriver.log").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", chromedriver.display()))?;
-        Ok(ChromeDriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            chromium,
-        })
-    }
-
-    /// Waits until chromedriver answers its status endpoint.
-    async fn wait_ready(&self) -> anyhow::Result<()> {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(r) = http.get(format!("{}/status", self.url)).send().await {
-                let v: Value = r.json().await.unwrap_or_default();
-                if v["value"]["ready"] == true {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("chromedriver did not become ready within {WAIT:?}");
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -1195,24 +1104,6 @@ impl Story<'_> {
         })
         .await
     }
-}
-
-/// `target/browser-artifacts`, emptied of old screenshots.
-fn artifacts_dir() -> anyhow::Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("browser-artifacts");
-    std::fs::create_dir_all(&dir)?;
-    for e in std::fs::read_dir(&dir)? {
-        let p = e?.path();
-        if p.extension()
-            .is_some_and(|x| x == "png" || x == "log" || x == "html")
-        {
-            std::fs::remove_file(p)?;
-        }
-    }
-    Ok(dir)
 }
 
 /// Writes a photo-like PNG of the QR code for `payload` to `path`: the code

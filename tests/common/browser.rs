@@ -156,8 +156,10 @@ pub fn tool((var, default): (&str, &str)) -> PathBuf {
 /// `chromedriver` on a free local port; killed when dropped.
 pub struct ChromeDriver {
     child: Child,
-    url: String,
-    chromium: PathBuf,
+    /// Where the WebDriver endpoint listens.
+    pub url: String,
+    /// The Chromium binary every session starts.
+    pub chromium: PathBuf,
 }
 
 impl ChromeDriver {
