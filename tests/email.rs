@@ -1175,3 +1175,133 @@ async fn a_hospital_node_caught_up_by_a_snapshot_mails_where_things_stand_once()
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_delivery_a_failed_delivery_and_a_cancellation_mail_the_patient_in_order() {
+    if skipped("home_delivery_a_failed_delivery_and_a_cancellation_mail_the_patient_in_order") {
+        return;
+    }
+    let smtp = Smtp::start(None);
+    let t = start_node(smtp.settings()).await;
+    let ada = Staff::sign_in(&t.base, "dr.ada").await;
+    let dan = Staff::sign_in(&t.base, "ph.dan").await;
+    let finn = Staff::sign_in(&t.base, "courier.finn").await;
+    // One prescription delivered, one whose delivery fails, one cancelled.
+    let issue = |name: &'static str, email: &'static str| {
+        let ada = &ada;
+        async move {
+            let r = ada
+                .ok(
+                    "/v1/staff/prescriptions",
+                    &issue_with_email(name, email, "en"),
+                )
+                .await;
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["short_id"].as_str().unwrap().to_string(),
+                r["payload"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    let (x, xs, xp) = issue("Synthetic Delivered", "delivered.x@example.invalid").await;
+    let (y, ys, yp) = issue("Synthetic Not Home", "nothome.y@example.invalid").await;
+    let (z, zs, _) = issue("Synthetic Cancelled", "cancelled.z@example.invalid").await;
+    for (id, payload, steps) in [
+        (
+            &x,
+            &xp,
+            &["dispatched", "out_for_delivery", "delivered"][..],
+        ),
+        (&y, &yp, &["dispatched", "failed", "returned"][..]),
+    ] {
+        let (s, _, r) = post_anon(
+            &t.base,
+            "/v1/patient/assign",
+            &json!({"payload": payload, "mode": "delivery", "pharmacy": "pharm-harbour", "address": "3 Synthetic Lane"}),
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+        dan.ok("/v1/staff/claim", &json!({"payload": payload}))
+            .await;
+        dan.ok(
+            "/v1/staff/dispense",
+            &json!({"id": id, "lines": [{"item": 0, "quantity": 20, "batch": "LOT-D1"}, {"item": 1, "quantity": 10, "batch": "LOT-D2"}], "complete": true}),
+        )
+        .await;
+        dan.ok("/v1/staff/delivery", &json!({"id": id, "status": "packed"}))
+            .await;
+        dan.ok(
+            "/v1/staff/hand-over",
+            &json!({"id": id, "carrier": "logi-swift"}),
+        )
+        .await;
+        for status in steps {
+            finn.ok("/v1/staff/delivery", &json!({"id": id, "status": status}))
+                .await;
+        }
+    }
+    ada.ok(
+        &format!("/v1/staff/prescriptions/{z}/cancel"),
+        &json!({"reason": "treatment_changed"}),
+    )
+    .await;
+
+    // X: code, chosen, claimed, dispensed, packed, three delivery steps (8);
+    // Y: the same, its steps dispatched, failed and returned (8); Z: code
+    // and cancelled (2). The hand-over to the carrier mails nothing.
+    let got = smtp.wait_for(18, Duration::from_secs(90)).await;
+    let of = |to: &str| -> Vec<(String, String)> {
+        got.iter()
+            .filter(|m| to_of(m) == to)
+            .map(|m| {
+                let (subject, _, text, _, _) = parse(m);
+                (subject, text)
+            })
+            .collect()
+    };
+    let subjects = |to: &str| of(to).into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    let expect = |short: &str, tail: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            format!("Your e-prescription {short}"),
+            format!("Prescription {short}: pharmacy chosen"),
+            format!("Prescription {short}: being prepared"),
+            format!("Prescription {short}: dispensed"),
+            format!("Prescription {short}: packed"),
+        ];
+        v.extend(tail.iter().map(|t| format!("Prescription {short}: {t}")));
+        v
+    };
+    assert_eq!(
+        subjects("delivered.x@example.invalid"),
+        expect(&xs, &["dispatched", "out for delivery", "delivered"])
+    );
+    assert_eq!(
+        subjects("nothome.y@example.invalid"),
+        expect(
+            &ys,
+            &["dispatched", "delivery failed", "returned to the pharmacy"]
+        )
+    );
+    let z_mail = of("cancelled.z@example.invalid");
+    assert_eq!(
+        z_mail.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
+        [
+            format!("Your e-prescription {zs}"),
+            format!("Prescription {zs}: cancelled"),
+        ]
+    );
+    assert!(
+        z_mail[1].1.contains("Reason: treatment changed"),
+        "the doctor's reason: {}",
+        z_mail[1].1
+    );
+    // No subject names a drug.
+    for m in &got {
+        let subject = parse(m).0;
+        assert!(
+            !subject.contains("Amoxicillin") && !subject.contains("Tramadol"),
+            "{subject}"
+        );
+    }
+    t.node.stop().await;
+}

@@ -76,7 +76,12 @@ fn escape(s: &str) -> String {
 
 fn delivery_label(s: DeliveryStatus, lang: Lang) -> &'static str {
     match lang {
-        Lang::En => s.label(),
+        // The chain's words, but plainer where a patient reads them alone.
+        Lang::En => match s {
+            DeliveryStatus::Failed => "delivery failed",
+            DeliveryStatus::Returned => "returned to the pharmacy",
+            _ => s.label(),
+        },
         Lang::Zh => match s {
             DeliveryStatus::ReadyForPickup => "可以取药",
             DeliveryStatus::Packed => "已打包",
