@@ -206,7 +206,7 @@ fn change(
 }
 
 /// 404 `unknown_account` for an unknown username, else the usual mapping.
-fn account_error(e: AccountError) -> ApiError {
+pub(super) fn account_error(e: AccountError) -> ApiError {
     match e {
         AccountError::UnknownAccount(u) => ApiError::not_found(
             "unknown_account",

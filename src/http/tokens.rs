@@ -97,13 +97,7 @@ pub(super) async fn issue(
         let account = st
             .accounts
             .summary(&req.username, &by.org)
-            .map_err(|e| match e {
-                crate::accounts::AccountError::UnknownAccount(u) => ApiError::not_found(
-                    "unknown_account",
-                    format!("this node has no account named {u}"),
-                ),
-                e => e.into(),
-            })?;
+            .map_err(super::accounts::account_error)?;
         let a = &account.account;
         if a.role != Role::Practitioner || account.disabled || account.revoked.is_some() {
             return Err(ApiError::bad(
