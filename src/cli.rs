@@ -674,6 +674,15 @@ pub enum TxKind {
         /// The status.
         #[arg(long)]
         status: String,
+        /// Why it failed or was returned (required for `failed` and
+        /// `returned`): no_one_home, address_not_found, refused, damaged,
+        /// needs_hand_over_in_person, other.
+        #[arg(long)]
+        problem: Option<String>,
+        /// How it was handed over (required for `delivered`): to_patient,
+        /// to_household, to_neighbour, safe_place, parcel_locker.
+        #[arg(long)]
+        hand_over: Option<String>,
     },
     /// Hand a home delivery to a logistics member, whose couriers may then
     /// record its progress (pharmacist of the claiming pharmacy).

@@ -251,14 +251,30 @@ pub fn cancel(
     sign(genesis, key, TxBody::Cancel(CancelRx { id, reason }))
 }
 
-/// A delivery or pickup event.
+/// A delivery or pickup event that takes no detail (every status but
+/// `delivered`, `failed` and `returned`; see [`delivery_event`]).
 pub fn delivery(
     genesis: &Genesis,
     key: &SecretKey,
     id: PrescriptionId,
     status: DeliveryStatus,
 ) -> SignedTx {
-    sign(genesis, key, TxBody::Delivery(DeliveryEvent { id, status }))
+    delivery_event(
+        genesis,
+        key,
+        DeliveryEvent {
+            id,
+            status,
+            problem: None,
+            hand_over: None,
+        },
+    )
+}
+
+/// A delivery or pickup event with its detail: the problem of a failure or
+/// return, the hand-over of a delivery.
+pub fn delivery_event(genesis: &Genesis, key: &SecretKey, event: DeliveryEvent) -> SignedTx {
+    sign(genesis, key, TxBody::Delivery(event))
 }
 
 /// The claiming pharmacy hands a home delivery to a logistics member, whose

@@ -562,7 +562,7 @@ async fn claim_race_release_cancel_and_delivery() {
     .await;
     refused(
         &t.client,
-        &txbuild::delivery(&g, &eve, rx3.payload.id, DeliveryStatus::Delivered),
+        &delivered(&g, &eve, rx3.payload.id),
         409,
         "delivery_out_of_order",
     )
@@ -581,13 +581,10 @@ async fn claim_race_release_cancel_and_delivery() {
         &txbuild::hand_to_carrier(&g, &eve, rx3.payload.id, org("logi-swift")),
     )
     .await;
-    for s in [
-        DeliveryStatus::Dispatched,
-        DeliveryStatus::OutForDelivery,
-        DeliveryStatus::Delivered,
-    ] {
+    for s in [DeliveryStatus::Dispatched, DeliveryStatus::OutForDelivery] {
         applied(&t.client, &txbuild::delivery(&g, &finn, rx3.payload.id, s)).await;
     }
+    applied(&t.client, &delivered(&g, &finn, rx3.payload.id)).await;
     refused(
         &t.client,
         &txbuild::delivery(&g, &eve, rx3.payload.id, DeliveryStatus::ReadyForPickup),
@@ -809,4 +806,22 @@ async fn bad_input_matrix_gets_precise_4xx() {
     .unwrap();
     refused(&t.client, &admin_issue.tx, 403, "wrong_role").await;
     t.node.stop().await;
+}
+
+/// A `delivered` event, handed to the patient in person.
+fn delivered(
+    g: &rxchain_contracts::Genesis,
+    key: &rxchain_contracts::SecretKey,
+    id: rxchain_contracts::PrescriptionId,
+) -> rxchain_contracts::tx::SignedTx {
+    txbuild::delivery_event(
+        g,
+        key,
+        rxchain_contracts::tx::DeliveryEvent {
+            id,
+            status: DeliveryStatus::Delivered,
+            problem: None,
+            hand_over: Some(rxchain_contracts::tx::HandOver::ToPatient),
+        },
+    )
 }

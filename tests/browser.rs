@@ -852,6 +852,14 @@ impl Story<'_> {
                 b.wait_js(&format!("{step} to be preselected"),
                     "const s = document.getElementById('next-' + arguments[0]); return s && s.value === arguments[1];",
                     vec![json!(id), json!(step)]).await?;
+                if step == "delivered" {
+                    // The proof of delivery: how it was handed over, asked
+                    // for only now, and required.
+                    b.wait_js("the hand-over choice to show",
+                        "const f = document.getElementById('detail-' + arguments[0] + '-hand-over'); return !!f && !f.closest('.field').hidden;",
+                        vec![json!(id)]).await?;
+                    b.js("const f = document.getElementById('detail-' + arguments[0] + '-hand-over'); f.value = 'to_neighbour';", vec![json!(id)]).await?;
+                }
                 b.click(&format!("#record-{id}")).await?;
                 b.wait_text("#courier-status", &format!("{label} — recorded")).await?;
             }
@@ -873,6 +881,10 @@ impl Story<'_> {
             .unwrap_or_default();
         if trail != ["packed", "dispatched", "out_for_delivery", "delivered"] {
             bail!("the chain should hold the courier's steps, it holds {trail:?}");
+        }
+        let hand_over = &view["record"]["delivery"][3]["hand_over"];
+        if hand_over != "to_neighbour" {
+            bail!("the chain should hold the courier's proof of delivery, it holds {hand_over}");
         }
         Ok(())
     }

@@ -216,7 +216,15 @@ impl<'g> Txs<'g> {
         status: DeliveryStatus,
         at: u64,
     ) -> SignedTx {
-        self.sign(who, at, TxBody::Delivery(DeliveryEvent { id, status }))
+        let event = DeliveryEvent {
+            id,
+            status,
+            problem: matches!(status, DeliveryStatus::Failed | DeliveryStatus::Returned)
+                .then_some(rxchain_contracts::tx::DeliveryProblem::NoOneHome),
+            hand_over: (status == DeliveryStatus::Delivered)
+                .then_some(rxchain_contracts::tx::HandOver::ToPatient),
+        };
+        self.sign(who, at, TxBody::Delivery(event))
     }
 
     fn cancel(&mut self, doctor: &SecretKey, id: PrescriptionId, at: u64) -> SignedTx {

@@ -1236,8 +1236,14 @@ async fn home_delivery_a_failed_delivery_and_a_cancellation_mail_the_patient_in_
         )
         .await;
         for status in steps {
-            finn.ok("/v1/staff/delivery", &json!({"id": id, "status": status}))
-                .await;
+            let step = match *status {
+                "delivered" => json!({"id": id, "status": status, "hand_over": "to_neighbour"}),
+                "failed" | "returned" => {
+                    json!({"id": id, "status": status, "problem": "no_one_home"})
+                }
+                _ => json!({"id": id, "status": status}),
+            };
+            finn.ok("/v1/staff/delivery", &step).await;
         }
     }
     ada.ok(
@@ -1282,6 +1288,18 @@ async fn home_delivery_a_failed_delivery_and_a_cancellation_mail_the_patient_in_
             &["dispatched", "delivery failed", "returned to the pharmacy"]
         )
     );
+    // The courier's detail reaches the patient: how it was handed over, or
+    // why it failed and came back.
+    let x_mail = of("delivered.x@example.invalid");
+    assert!(
+        x_mail[7].1.contains("The parcel was left with a neighbour."),
+        "{}",
+        x_mail[7].1
+    );
+    let y_mail = of("nothome.y@example.invalid");
+    for m in &y_mail[6..8] {
+        assert!(m.1.contains("Reason: no one was at home."), "{}", m.1);
+    }
     let z_mail = of("cancelled.z@example.invalid");
     assert_eq!(
         z_mail.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),

@@ -398,9 +398,11 @@ async fn a_prescription_exports_as_valid_fhir_at_every_step_and_only_its_hospita
         "{md}"
     );
     seen.keep(&md);
-    for status in ["out_for_delivery", "delivered"] {
-        finn.ok("/v1/staff/delivery", &json!({"id": id, "status": status}))
-            .await;
+    for step in [
+        json!({"id": id, "status": "out_for_delivery"}),
+        json!({"id": id, "status": "delivered", "hand_over": "to_patient"}),
+    ] {
+        finn.ok("/v1/staff/delivery", &step).await;
     }
     let (_, md) = get(&base, Some(&gail), &q).await;
     assert_eq!(statuses(&md)[2..], ["completed", "completed"], "{md}");
@@ -566,8 +568,11 @@ async fn a_prescription_exports_as_valid_fhir_at_every_step_and_only_its_hospita
         ("failed", "on-hold"),
         ("returned", "stopped"),
     ] {
-        finn.ok("/v1/staff/delivery", &json!({"id": fid, "status": status}))
-            .await;
+        let step = match status {
+            "dispatched" => json!({"id": fid, "status": status}),
+            _ => json!({"id": fid, "status": status, "problem": "no_one_home"}),
+        };
+        finn.ok("/v1/staff/delivery", &step).await;
         let (s, md) = get(&base, Some(&gail), &fq).await;
         assert_eq!(s, StatusCode::OK, "{md}");
         assert_eq!(statuses(&md), [fhir, fhir], "after {status}: {md}");

@@ -520,15 +520,18 @@ async fn home_delivery_and_cancellations_through_the_web_api() {
         &finn
             .post(
                 "/v1/staff/delivery",
-                &json!({"id": id, "status": "delivered"}),
+                &json!({"id": id, "status": "delivered", "hand_over": "to_patient"}),
             )
             .await,
         409,
         "delivery_out_of_order",
     );
-    for status in ["dispatched", "out_for_delivery", "delivered"] {
-        finn.ok("/v1/staff/delivery", &json!({"id": id, "status": status}))
-            .await;
+    for step in [
+        json!({"id": id, "status": "dispatched"}),
+        json!({"id": id, "status": "out_for_delivery"}),
+        json!({"id": id, "status": "delivered", "hand_over": "to_household"}),
+    ] {
+        finn.ok("/v1/staff/delivery", &step).await;
     }
     assert_error(
         &ada.post("/v1/staff/delivery", &json!({"id": id, "status": "packed"}))

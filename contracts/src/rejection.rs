@@ -7,7 +7,7 @@
 //! pins every code so that a rename is noticed before clients are.
 
 use crate::model::{AtcCode, NodeId, OrgId, Timestamp};
-use crate::tx::DeliveryStatus;
+use crate::tx::{DeliveryStatus, HandOver};
 
 /// Why a transaction was refused. Every variant is a rule of the chain
 /// (docs/rules.md names the rule behind each); the code
@@ -222,6 +222,12 @@ pub enum Rejection {
     /// The prescription is not for home delivery.
     #[error("the prescription is not for home delivery")]
     NotADelivery,
+    /// A controlled medicine may only be handed over in person.
+    #[error("a controlled medicine must be handed over in person, to the patient or an adult at the address, not {}", hand_over.label())]
+    HandOverInPerson {
+        /// The hand-over that was refused.
+        hand_over: HandOver,
+    },
     /// No governance proposal has this id.
     #[error("no governance proposal has this id")]
     UnknownProposal,
@@ -384,6 +390,7 @@ crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
     ControlledUnchanged { atc: AtcCode },
     NotCarrier { carrier: Option<OrgId> },
     NotADelivery,
+    HandOverInPerson { hand_over: HandOver },
     UnknownProposal,
     AlreadyApproved { org: OrgId },
     ProposalExpired { at: Timestamp },
@@ -553,6 +560,12 @@ mod tests {
             ),
             (Rejection::NotCarrier { carrier: None }, "not_carrier"),
             (Rejection::NotADelivery, "not_a_delivery"),
+            (
+                Rejection::HandOverInPerson {
+                    hand_over: HandOver::SafePlace,
+                },
+                "hand_over_in_person",
+            ),
             (Rejection::UnknownProposal, "unknown_proposal"),
             (
                 Rejection::AlreadyApproved { org: o.clone() },
@@ -624,7 +637,7 @@ mod tests {
         let all = pinned();
         // The ledger in tests/lifecycle.rs notices a new variant; this count
         // notices one dropped from this list.
-        assert_eq!(all.len(), 59);
+        assert_eq!(all.len(), 60);
         for (r, code) in &all {
             assert_eq!(r.code(), *code, "the code of {r:?} changed");
         }

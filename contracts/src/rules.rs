@@ -15,7 +15,7 @@ use crate::genesis::Params;
 use crate::model::Timestamp;
 use crate::privacy::{PatientDetails, PrivateContent};
 use crate::rejection::Rejection;
-use crate::tx::{limits, DispenseLine, Item};
+use crate::tx::{limits, DeliveryEvent, DeliveryStatus, DispenseLine, Item};
 
 /// Whether a prescription with these items counts as controlled: one item
 /// whose ATC code is on the chain's controlled list is enough. The items'
@@ -389,6 +389,59 @@ pub fn check_delivery_address(address: Option<&str>) -> Result<&str, DeliveryAdd
         }
         Some(a) => Ok(a),
     }
+}
+
+/// Why a delivery event's detail is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryDetailError {
+    /// A failure or return without its reason.
+    #[error("say why the delivery {}", if *status == DeliveryStatus::Failed { "failed" } else { "was returned" })]
+    MissingProblem {
+        /// `failed` or `returned`.
+        status: DeliveryStatus,
+    },
+    /// A delivery without how it was handed over.
+    #[error("say how the parcel was handed over")]
+    MissingHandOver,
+    /// A reason or hand-over on a status that takes none.
+    #[error("a '{}' event takes no reason or hand-over", status.label())]
+    Unexpected {
+        /// The status.
+        status: DeliveryStatus,
+    },
+}
+
+impl DeliveryDetailError {
+    /// The stable machine-readable code: `missing_problem`,
+    /// `missing_hand_over` or `unexpected_detail`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DeliveryDetailError::MissingProblem { .. } => "missing_problem",
+            DeliveryDetailError::MissingHandOver => "missing_hand_over",
+            DeliveryDetailError::Unexpected { .. } => "unexpected_detail",
+        }
+    }
+}
+
+/// The detail rule of a delivery event: `failed` and `returned` name their
+/// problem, `delivered` names how the parcel was handed over (the courier's
+/// proof of delivery), and no other status carries either. The chain checks
+/// it when a transaction is verified ([`crate::tx::SignedTx::verify`]); that a
+/// controlled medicine is handed over in person only is checked against
+/// state by `apply`.
+pub fn check_delivery_detail(e: &DeliveryEvent) -> Result<(), DeliveryDetailError> {
+    let failure = matches!(e.status, DeliveryStatus::Failed | DeliveryStatus::Returned);
+    let delivered = e.status == DeliveryStatus::Delivered;
+    if failure && e.problem.is_none() {
+        return Err(DeliveryDetailError::MissingProblem { status: e.status });
+    }
+    if delivered && e.hand_over.is_none() {
+        return Err(DeliveryDetailError::MissingHandOver);
+    }
+    if (!failure && e.problem.is_some()) || (!delivered && e.hand_over.is_some()) {
+        return Err(DeliveryDetailError::Unexpected { status: e.status });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

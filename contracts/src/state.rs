@@ -13,7 +13,10 @@ use crate::crypto::{Hash, PublicKey};
 use crate::encoding::{self, DecodeError};
 use crate::model::{Label, OrgId, PrescriptionId, Timestamp};
 use crate::privacy::AccessSecret;
-use crate::tx::{CancelReason, DeliveryStatus, Fulfilment, Item, RevokeReason, Role, TxId};
+use crate::tx::{
+    CancelReason, DeliveryProblem, DeliveryStatus, Fulfilment, HandOver, Item, RevokeReason, Role,
+    TxId,
+};
 
 /// Read access to committed state.
 pub trait StateRead {
@@ -393,6 +396,10 @@ pub struct DeliveryRecord {
     pub by: PublicKey,
     /// When (block time).
     pub at: Timestamp,
+    /// Why it failed or was returned.
+    pub problem: Option<DeliveryProblem>,
+    /// How it was handed over, when delivered.
+    pub hand_over: Option<HandOver>,
 }
 
 /// A prescription's public state. Nothing here names the patient.

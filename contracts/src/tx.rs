@@ -185,6 +185,81 @@ impl DeliveryStatus {
     }
 }
 
+/// Why a delivery failed, or why the parcel went back to the pharmacy.
+/// Required on `failed` and `returned` events, refused on any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum DeliveryProblem {
+    /// Nobody answered at the address.
+    NoOneHome,
+    /// The address could not be found or reached.
+    AddressNotFound,
+    /// The recipient refused the parcel.
+    Refused,
+    /// The parcel was damaged on the way.
+    Damaged,
+    /// A controlled medicine, and nobody at the address could take it in
+    /// person.
+    NeedsHandOverInPerson,
+    /// Anything else.
+    Other,
+}
+
+impl DeliveryProblem {
+    /// The problem in words, for sentences.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeliveryProblem::NoOneHome => "no one was at home",
+            DeliveryProblem::AddressNotFound => "the address could not be found",
+            DeliveryProblem::Refused => "the parcel was refused",
+            DeliveryProblem::Damaged => "the parcel was damaged",
+            DeliveryProblem::NeedsHandOverInPerson => {
+                "it must be handed over in person and no one could take it"
+            }
+            DeliveryProblem::Other => "another reason",
+        }
+    }
+}
+
+/// How a delivered parcel was handed over: the courier's proof of
+/// delivery. Required on `delivered` events, refused on any other. It names
+/// nobody: the chain is public to the consortium.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum HandOver {
+    /// To the patient, in person.
+    ToPatient,
+    /// To another adult at the address, in person.
+    ToHousehold,
+    /// To a neighbour.
+    ToNeighbour,
+    /// Left in a safe place at the address.
+    SafePlace,
+    /// Into a parcel locker.
+    ParcelLocker,
+}
+
+impl HandOver {
+    /// The hand-over in words, for sentences.
+    pub fn label(self) -> &'static str {
+        match self {
+            HandOver::ToPatient => "handed to the patient",
+            HandOver::ToHousehold => "handed to someone at the address",
+            HandOver::ToNeighbour => "left with a neighbour",
+            HandOver::SafePlace => "left in a safe place",
+            HandOver::ParcelLocker => "put in a parcel locker",
+        }
+    }
+
+    /// Whether the parcel went from hand to hand at the address, the only
+    /// hand-overs allowed for controlled medicines.
+    pub fn in_person(self) -> bool {
+        matches!(self, HandOver::ToPatient | HandOver::ToHousehold)
+    }
+}
+
 /// One dispensed line: which item, how much, from which batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -289,6 +364,11 @@ pub struct DeliveryEvent {
     pub id: PrescriptionId,
     /// The new status.
     pub status: DeliveryStatus,
+    /// Why, for `failed` and `returned` (required there, refused elsewhere).
+    pub problem: Option<DeliveryProblem>,
+    /// How it was handed over, for `delivered` (required there, refused
+    /// elsewhere).
+    pub hand_over: Option<HandOver>,
 }
 
 /// Register a staff key (the org admin key, or an active staff admin of
@@ -826,6 +906,8 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
         TxBody::GrantAccess(b) => {
             check_wrap("the grantee's key wrap", &b.key_for_org)?;
         }
+        TxBody::Delivery(b) => crate::rules::check_delivery_detail(b)
+            .map_err(|e| TxError::Invalid(e.to_string()))?,
         TxBody::RegisterStaff(_)
         | TxBody::RevokeAccess(_)
         | TxBody::AnchorAccessLog(_)
@@ -837,7 +919,6 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
         | TxBody::Claim(_)
         | TxBody::Release(_)
         | TxBody::Cancel(_)
-        | TxBody::Delivery(_)
         | TxBody::SetControlled(_)
         | TxBody::HandToCarrier(_) => {}
     }

@@ -1216,6 +1216,116 @@ fn delivery_goes_packed_dispatched_out_for_delivery_delivered() {
 }
 
 #[test]
+fn a_failure_names_its_reason_and_a_delivery_its_hand_over() {
+    use rxchain_contracts::tx::{DeliveryEvent, DeliveryProblem, HandOver};
+    use DeliveryStatus::*;
+    let (mut w, rx) = dispensed_for_delivery("delivery-detail");
+    let event = |status, problem, hand_over| DeliveryEvent {
+        id: rx.id,
+        status,
+        problem,
+        hand_over,
+    };
+    // 1. The form is checked with the transaction, before any state: a
+    //    failure or return without a reason, a delivery without its
+    //    hand-over, and a detail on a step that takes none.
+    for (e, says) in [
+        (event(Failed, None, None), "say why the delivery failed"),
+        (event(Returned, None, None), "say why the delivery was returned"),
+        (event(Delivered, None, None), "say how the parcel was handed over"),
+        (
+            event(Packed, Some(DeliveryProblem::Damaged), None),
+            "a 'packed' event takes no reason or hand-over",
+        ),
+        (
+            event(Failed, Some(DeliveryProblem::NoOneHome), Some(HandOver::SafePlace)),
+            "a 'failed' event takes no reason or hand-over",
+        ),
+    ] {
+        let tx = w.delivery_with(&staff("ph-a"), e);
+        match tx.verify(CHAIN_ID) {
+            Err(TxError::Invalid(m)) => assert_eq!(m, says),
+            other => panic!("expected {says:?}, got {other:?}"),
+        }
+    }
+    // 2. A failure and a return keep their reasons on the chain.
+    for s in [Packed, Dispatched] {
+        let e = w.delivery(&staff("ph-a"), rx.id, s);
+        w.applied(e);
+    }
+    let e = w.delivery_with(
+        &staff("courier-log"),
+        event(Failed, Some(DeliveryProblem::AddressNotFound), None),
+    );
+    w.applied(e);
+    let e = w.delivery_with(
+        &staff("courier-log"),
+        event(Returned, Some(DeliveryProblem::Refused), None),
+    );
+    w.applied(e);
+    let rec = w.rx(&rx.id);
+    assert_eq!(rec.delivery[2].problem, Some(DeliveryProblem::AddressNotFound));
+    assert_eq!(rec.delivery[3].problem, Some(DeliveryProblem::Refused));
+    assert_eq!(rec.delivery[3].hand_over, None);
+
+    // 3. An ordinary medicine may be left with a neighbour; the hand-over
+    //    is the proof of delivery on the chain.
+    let (mut w, rx) = dispensed_for_delivery("delivery-neighbour");
+    for s in [Packed, Dispatched, OutForDelivery] {
+        let e = w.delivery(&staff("ph-a"), rx.id, s);
+        w.applied(e);
+    }
+    let e = w.delivery_with(
+        &staff("courier-log"),
+        DeliveryEvent {
+            id: rx.id,
+            status: Delivered,
+            problem: None,
+            hand_over: Some(HandOver::ToNeighbour),
+        },
+    );
+    w.applied(e);
+    assert_eq!(
+        w.rx(&rx.id).delivery[3].hand_over,
+        Some(HandOver::ToNeighbour)
+    );
+}
+
+#[test]
+fn a_controlled_medicine_is_handed_over_in_person_only() {
+    use rxchain_contracts::tx::{DeliveryEvent, HandOver};
+    use DeliveryStatus::*;
+    let (mut w, rx) = with_rx("delivery-controlled", RxSpec::controlled(10));
+    let a = w.assign_delivery(&rx, PHARM_A, "7 Synthetic Road, Testtown");
+    w.applied(a);
+    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
+    w.applied(c);
+    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
+    w.applied(d);
+    for s in [Packed, Dispatched, OutForDelivery] {
+        let e = w.delivery(&staff("ph-a"), rx.id, s);
+        w.applied(e);
+    }
+    let delivered = |h| DeliveryEvent {
+        id: rx.id,
+        status: Delivered,
+        problem: None,
+        hand_over: Some(h),
+    };
+    for h in [HandOver::ToNeighbour, HandOver::SafePlace, HandOver::ParcelLocker] {
+        let e = w.delivery_with(&staff("ph-a"), delivered(h));
+        assert_eq!(
+            w.refused(e, "hand_over_in_person"),
+            Rejection::HandOverInPerson { hand_over: h }
+        );
+    }
+    assert_eq!(w.rx(&rx.id).delivery.len(), 3, "nothing was recorded");
+    let e = w.delivery_with(&staff("ph-a"), delivered(HandOver::ToHousehold));
+    w.applied(e);
+    assert_eq!(w.rx(&rx.id).delivery[3].status, Delivered);
+}
+
+#[test]
 fn a_failed_delivery_may_only_be_returned() {
     use DeliveryStatus::*;
     // Failure is possible after dispatch and on the last leg.
@@ -3294,6 +3404,9 @@ fn every_rejection() -> Vec<Rejection> {
         },
         Rejection::NotCarrier { carrier: None },
         Rejection::NotADelivery,
+        Rejection::HandOverInPerson {
+            hand_over: rxchain_contracts::tx::HandOver::ParcelLocker,
+        },
         Rejection::UnknownProposal,
         Rejection::AlreadyApproved { org: org(PHARM_B) },
         Rejection::ProposalExpired { at: t },
@@ -3373,6 +3486,7 @@ fn ledger_entry(r: &Rejection) -> &'static str {
         | Rejection::ControlledUnchanged { .. }
         | Rejection::NotCarrier { .. }
         | Rejection::NotADelivery
+        | Rejection::HandOverInPerson { .. }
         | Rejection::UnknownProposal
         | Rejection::AlreadyApproved { .. }
         | Rejection::ProposalExpired { .. }

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use rxchain_contracts::privacy::{PatientDetails, PrivateContent};
-use rxchain_contracts::tx::{CancelReason, DeliveryStatus, DispenseLine, Item, RevokeReason, Role};
+use rxchain_contracts::tx::{CancelReason, DispenseLine, Item, RevokeReason, Role};
 use rxchain_contracts::{
     AtcCode, Label, OrgId, PrescriptionId, PublicKey, Quantity, SecretKey, SignedTx,
 };
@@ -249,16 +249,27 @@ pub async fn run(args: TxArgs) -> anyhow::Result<()> {
             };
             submit(&client, &tx).await?;
         }
-        TxKind::Delivery { id, status } => {
-            let status: DeliveryStatus = enum_arg("delivery status", status)?;
+        TxKind::Delivery {
+            id,
+            status,
+            problem,
+            hand_over,
+        } => {
+            let event = rxchain_contracts::tx::DeliveryEvent {
+                id: PrescriptionId::parse(id)?,
+                status: enum_arg("delivery status", status)?,
+                problem: problem
+                    .as_deref()
+                    .map(|p| enum_arg("delivery problem", p))
+                    .transpose()?,
+                hand_over: hand_over
+                    .as_deref()
+                    .map(|h| enum_arg("hand-over", h))
+                    .transpose()?,
+            };
             submit(
                 &client,
-                &txbuild::delivery(
-                    &genesis,
-                    &signer(&args)?,
-                    PrescriptionId::parse(id)?,
-                    status,
-                ),
+                &txbuild::delivery_event(&genesis, &signer(&args)?, event),
             )
             .await?;
         }

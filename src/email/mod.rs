@@ -32,7 +32,7 @@ use rxchain_contracts::lifecycle::Outcome;
 use rxchain_contracts::model::{OrgId, PrescriptionId, Timestamp};
 use rxchain_contracts::privacy::{self, ContentKey};
 use rxchain_contracts::state::{PrescriptionRecord, RxStatus};
-use rxchain_contracts::tx::{DeliveryStatus, Fulfilment, TxBody};
+use rxchain_contracts::tx::{DeliveryProblem, DeliveryStatus, Fulfilment, HandOver, TxBody};
 use rxchain_contracts::SecretKey;
 use serde::{Deserialize, Serialize};
 use sled::Batch;
@@ -134,6 +134,12 @@ pub enum Event {
     Delivery {
         /// Which.
         status: DeliveryStatus,
+        /// Why it failed or was returned.
+        #[serde(default)]
+        problem: Option<DeliveryProblem>,
+        /// How it was handed over.
+        #[serde(default)]
+        hand_over: Option<HandOver>,
     },
     /// Part was dispensed; the rest remains.
     PartlyDispensed {
@@ -599,7 +605,11 @@ impl Outbox {
             TxBody::Claim(c) => Event::Claimed {
                 pharmacy: c.pharmacy.to_string(),
             },
-            TxBody::Delivery(d) => Event::Delivery { status: d.status },
+            TxBody::Delivery(d) => Event::Delivery {
+                status: d.status,
+                problem: d.problem,
+                hand_over: d.hand_over,
+            },
             TxBody::Dispense(_) if rec.status == RxStatus::Completed => Event::Dispensed,
             TxBody::Dispense(_) => Event::PartlyDispensed {
                 remaining: rec

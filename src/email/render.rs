@@ -9,7 +9,7 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use rxchain_contracts::tx::DeliveryStatus;
+use rxchain_contracts::tx::{DeliveryProblem, DeliveryStatus, HandOver};
 use serde::Deserialize;
 
 use super::{Event, Lang, Message};
@@ -94,6 +94,33 @@ fn delivery_label(s: DeliveryStatus, lang: Lang) -> &'static str {
     }
 }
 
+/// The sentence after a delivery status: why it failed or came back, or
+/// how it was handed over; empty when there is neither.
+fn delivery_detail(problem: Option<DeliveryProblem>, hand_over: Option<HandOver>, lang: Lang) -> String {
+    let zh_problem = |p: DeliveryProblem| match p {
+        DeliveryProblem::NoOneHome => "无人在家",
+        DeliveryProblem::AddressNotFound => "找不到地址",
+        DeliveryProblem::Refused => "包裹被拒收",
+        DeliveryProblem::Damaged => "包裹在途中损坏",
+        DeliveryProblem::NeedsHandOverInPerson => "须当面交付，但无人可以签收",
+        DeliveryProblem::Other => "其他原因",
+    };
+    let zh_hand_over = |h: HandOver| match h {
+        HandOver::ToPatient => "已交给您本人",
+        HandOver::ToHousehold => "已交给地址处的其他人",
+        HandOver::ToNeighbour => "已交给邻居",
+        HandOver::SafePlace => "已放在安全的地方",
+        HandOver::ParcelLocker => "已放入快递柜",
+    };
+    match (lang, problem, hand_over) {
+        (Lang::En, Some(p), _) => format!(" Reason: {}.", p.label()),
+        (Lang::En, None, Some(h)) => format!(" The parcel was {}.", h.label()),
+        (Lang::Zh, Some(p), _) => format!("原因：{}。", zh_problem(p)),
+        (Lang::Zh, None, Some(h)) => format!("{}。", zh_hand_over(h)),
+        (_, None, None) => String::new(),
+    }
+}
+
 /// The patient link for a payload, under `public_url`.
 pub(super) fn patient_link(public_url: &str, payload: &str) -> String {
     format!("{}/patient/#{payload}", public_url.trim_end_matches('/'))
@@ -141,8 +168,13 @@ pub fn render(
             vars.push(("fulfilment", f.to_string()));
         }
         Event::Claimed { pharmacy } => vars.push(("pharmacy", pharmacy.clone())),
-        Event::Delivery { status } => {
-            vars.push(("status", delivery_label(*status, m.lang).to_string()))
+        Event::Delivery {
+            status,
+            problem,
+            hand_over,
+        } => {
+            vars.push(("status", delivery_label(*status, m.lang).to_string()));
+            vars.push(("detail", delivery_detail(*problem, *hand_over, m.lang)));
         }
         Event::PartlyDispensed {
             remaining,

@@ -47,6 +47,9 @@ pub struct CourierDelivery {
     /// The step the courier records next, if the order allows one: the one
     /// the page preselects.
     pub next: Option<DeliveryStatus>,
+    /// Whether a medicine in it is controlled: then it is handed over in
+    /// person only (`hand_over_in_person`).
+    pub controlled: bool,
     /// Every step the chain's delivery order allows a courier now (the
     /// contracts' `delivery_follows`), `failed` and `returned` included.
     pub allowed: Vec<DeliveryStatus>,
@@ -149,6 +152,7 @@ pub(super) async fn deliveries(
                 pharmacy,
                 address,
                 next: next_step(rec.delivery.last().map(|d| d.status)),
+                controlled: rec.controlled,
                 allowed: allowed_steps(rec.delivery.last().map(|d| d.status)),
                 events: rec.delivery,
             });

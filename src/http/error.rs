@@ -194,6 +194,7 @@ pub fn rejection_status(r: &Rejection) -> StatusCode {
         | WrongFulfilmentMode { .. }
         | ControlledUnchanged { .. }
         | NotADelivery
+        | HandOverInPerson { .. }
         | AlreadyApproved { .. }
         | ProposalExecuted { .. }
         | NodeExists { .. }

@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rxchain_contracts::privacy::{self, WrappedKey};
 use rxchain_contracts::state::{PrescriptionRecord, PublicStatus};
-use rxchain_contracts::tx::{DeliveryStatus, DispenseLine, Fulfilment, Role, TxBody};
+use rxchain_contracts::tx::{
+    DeliveryEvent, DeliveryProblem, DeliveryStatus, DispenseLine, Fulfilment, HandOver, Role, TxBody,
+};
 use rxchain_contracts::{rules, OrgId, PrescriptionId, SecretKey};
 use serde::{Deserialize, Serialize};
 
@@ -196,6 +198,13 @@ pub struct DeliveryRequest {
     pub id: PrescriptionId,
     /// The status reached.
     pub status: DeliveryStatus,
+    /// Why it failed or was returned: required for `failed` and `returned`,
+    /// refused otherwise.
+    #[serde(default)]
+    pub problem: Option<DeliveryProblem>,
+    /// How it was handed over: required for `delivered`, refused otherwise.
+    #[serde(default)]
+    pub hand_over: Option<HandOver>,
 }
 
 #[utoipa::path(
@@ -205,7 +214,7 @@ pub struct DeliveryRequest {
     responses(
         (status = 200, description = "Committed and applied", body = Receipt),
         (status = 202, description = "Admitted; the commit is slow: poll `poll`", body = Pending),
-        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, a form or line check)", body = ErrorBody),
+        (status = 400, description = "A malformed request (`malformed_json`, `invalid_json`, `missing_problem`, `missing_hand_over`, `unexpected_detail`)", body = ErrorBody),
         (status = 401, description = "`no_session`", body = ErrorBody),
         (status = 403, description = "`csrf_missing`, `csrf_mismatch`, `wrong_role`, `wrong_org`, or a chain rule's refusal", body = ErrorBody),
         (status = 404, description = "Unknown prescription or organisation", body = ErrorBody),
@@ -227,8 +236,15 @@ pub(super) async fn delivery(
     let staff = staff.0;
     let idem = idem.for_staff(&staff, "delivery", "", &hash);
     staff.require(&[Role::Pharmacist, Role::Courier], "record delivery events")?;
+    let event = DeliveryEvent {
+        id: req.id,
+        status: req.status,
+        problem: req.problem,
+        hand_over: req.hand_over,
+    };
+    rules::check_delivery_detail(&event).map_err(|e| ApiError::bad(e.code(), e.to_string()))?;
     sign_and_submit(&s, &staff, idem.as_ref(), |g, k| {
-        txbuild::delivery(g, k, req.id, req.status)
+        txbuild::delivery_event(g, k, event.clone())
     })
     .await
 }

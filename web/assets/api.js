@@ -313,6 +313,72 @@ export function deliveryLabel(s) {
   return DELIVERY_LABELS[s] || String(s || "").replace(/_/g, " ");
 }
 
+// Why a delivery failed or came back, and how a parcel was handed over (the
+// courier's proof of delivery), as the chain names them (docs/rules.md).
+const PROBLEM_LABELS = {
+  no_one_home: "No one was at home",
+  address_not_found: "The address could not be found",
+  refused: "The parcel was refused",
+  damaged: "The parcel was damaged",
+  needs_hand_over_in_person: "Must be handed over in person; no one could take it",
+  other: "Another reason",
+};
+const HAND_OVER_LABELS = {
+  to_patient: "Handed to the patient",
+  to_household: "Handed to someone at the address",
+  to_neighbour: "Left with a neighbour",
+  safe_place: "Left in a safe place",
+  parcel_locker: "Put in a parcel locker",
+};
+const IN_PERSON = ["to_patient", "to_household"];
+
+/** A delivery event for people: its status and, where it has one, why it
+ *  failed or how it was handed over. */
+export function deliveryText(d) {
+  const detail = d.problem ? PROBLEM_LABELS[d.problem] : d.hand_over ? HAND_OVER_LABELS[d.hand_over] : "";
+  return detail ? `${deliveryLabel(d.status)}: ${detail.charAt(0).toLowerCase()}${detail.slice(1)}` : deliveryLabel(d.status);
+}
+
+/**
+ * The detail a delivery step needs beside its status select: the reason for
+ * "failed" and "returned", how it was handed over for "delivered" (only in
+ * person for a controlled medicine). Returns `{ fields, value }`: the
+ * fields to place in the form, and a function giving `{ problem, hand_over }`
+ * for the step chosen.
+ */
+export function deliveryDetailFields(select, idPrefix, controlled) {
+  const problem = el("select", { id: `${idPrefix}-problem`, name: "problem", required: true },
+    el("option", { value: "" }, "Choose the reason…"),
+    Object.entries(PROBLEM_LABELS).map(([v, t]) => el("option", { value: v }, t)));
+  const handOver = el("select", { id: `${idPrefix}-hand-over`, name: "hand_over", required: true },
+    el("option", { value: "" }, "Choose how it was handed over…"),
+    Object.entries(HAND_OVER_LABELS)
+      .filter(([v]) => !controlled || IN_PERSON.includes(v))
+      .map(([v, t]) => el("option", { value: v }, t)));
+  const problemField = el("div", { class: "field" }, el("label", { for: problem.id }, "Reason"), problem);
+  const handOverField = el("div", { class: "field" },
+    el("label", { for: handOver.id }, "Proof of delivery"), handOver,
+    controlled ? el("p", { class: "hint" }, "A controlled medicine: hand it over in person only.") : null);
+  const sync = () => {
+    const s = select.value;
+    const needsProblem = s === "failed" || s === "returned";
+    problemField.hidden = !needsProblem;
+    problem.disabled = !needsProblem;
+    handOverField.hidden = s !== "delivered";
+    handOver.disabled = s !== "delivered";
+  };
+  select.addEventListener("change", sync);
+  sync();
+  const value = () => {
+    const s = select.value;
+    return {
+      problem: s === "failed" || s === "returned" ? problem.value || null : null,
+      hand_over: s === "delivered" ? handOver.value || null : null,
+    };
+  };
+  return { fields: [problemField, handOverField], value };
+}
+
 /** Total allowed for item `i`, as the chain computes it (served with every
  *  prescription view). */
 export function allowance(view, i) {

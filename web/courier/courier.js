@@ -5,6 +5,7 @@
 
 import {
   get, post, el, setChildren, say, withBusy, errorText, staffPage, poll, fmtDateTime, deliveryLabel,
+  deliveryText, deliveryDetailFields,
 } from "/assets/api.js";
 
 staffPage({
@@ -24,8 +25,8 @@ function start() {
     status, list));
   let lastKey = "";
 
-  const record = async (button, d, value) => {
-    const ok = await withBusy(button, status, "Recording on the chain…", () => post("/v1/staff/delivery", { id: d.id, status: value }));
+  const record = async (button, d, value, detail) => {
+    const ok = await withBusy(button, status, "Recording on the chain…", () => post("/v1/staff/delivery", { id: d.id, status: value, ...detail }));
     if (ok) say(status, `${d.short_id}: ${deliveryLabel(value)} — recorded.`, "ok");
     lastKey = "";
     await refresh();
@@ -43,19 +44,21 @@ function start() {
       const select = el("select", { id: `next-${d.id}`, name: "status" },
         d.allowed.map((s) => el("option", { value: s, selected: s === d.next }, deliveryLabel(s))));
       const button = el("button", { type: "submit", class: "btn btn-primary", id: `record-${d.id}` }, "Record");
+      const detail = deliveryDetailFields(select, `detail-${d.id}`, d.controlled);
       const form = el("form", { class: "row", dataset: { id: d.id } },
         el("div", { class: "field" }, el("label", { for: select.id }, "Next step"), select),
+        ...detail.fields,
         el("div", { class: "actions" }, button));
       form.addEventListener("submit", (ev) => {
         ev.preventDefault();
-        record(button, d, select.value);
+        record(button, d, select.value, detail.value());
       });
       return el("li", { class: "rx-entry delivery-entry", dataset: { id: d.id } },
         el("div", { class: "rx-entry-head" }, el("span", { class: "short-id" }, d.short_id), el("span", { class: "hint" }, `from ${d.pharmacy_name}`)),
         el("address", { class: "delivery-address", id: `address-${d.id}` },
           d.address || "The address cannot be opened on this node: ask the pharmacy."),
         el("ol", { class: "timeline" }, d.events.map((e) => el("li", { class: "delivery" },
-          el("time", { datetime: new Date(Number(e.at)).toISOString() }, fmtDateTime(e.at)), deliveryLabel(e.status)))),
+          el("time", { datetime: new Date(Number(e.at)).toISOString() }, fmtDateTime(e.at)), deliveryText(e)))),
         d.allowed.length ? form : el("p", { class: "hint" }, "Nothing to record until the pharmacy acts."));
     })));
   };

@@ -4,7 +4,7 @@
 
 import {
   get, post, el, setChildren, say, withBusy, errorText, poll, loadOrgs, orgName,
-  fmtDate, fmtDateTime, statusBadge, drugText, allowance, deliveryLabel,
+  fmtDate, fmtDateTime, statusBadge, drugText, allowance, deliveryText,
 } from "/assets/api.js";
 
 const app = document.getElementById("app");
@@ -315,7 +315,7 @@ function renderTimeline() {
         return { at: h.at, cls: "refused", text: by.role === "patient" ? "You cancelled the prescription." : `Cancelled by ${by.name || "the prescriber"}.` };
       case "delivery": {
         const d = rec.delivery?.[delivery++];
-        return { at: h.at, cls: "delivery", text: d ? `${deliveryLabel(d.status)}.` : "Delivery update." };
+        return { at: h.at, cls: "delivery", text: d ? `${deliveryText(d)}.` : "Delivery update." };
       }
       default:
         return { at: h.at, text: kindLabel(h.kind) };

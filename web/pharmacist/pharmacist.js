@@ -4,7 +4,7 @@
 
 import {
   ApiError, api, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll, loadOrgs,
-  orgName, humanize, fmtDate, fmtDateTime, statusBadge, statusLabel, drugText, allowance, deliveryLabel, tableWrap, query,
+  orgName, humanize, fmtDate, fmtDateTime, statusBadge, statusLabel, drugText, allowance, deliveryLabel, deliveryText, deliveryDetailFields, tableWrap, query,
 } from "/assets/api.js";
 
 const FRAME_INTERVAL_MS = 700;
@@ -167,8 +167,8 @@ function start(session) {
         () => post("/v1/staff/dispense", { id: current.prescription.record.id, lines, complete }),
         `Dispensed ${what || "nothing more"}${complete ? "; the prescription is complete" : ""}.`);
     },
-    delivery: (button, status, value) => act(button, status, "Recording the delivery status…",
-      () => post("/v1/staff/delivery", { id: current.prescription.record.id, status: value }),
+    delivery: (button, status, value, detail) => act(button, status, "Recording the delivery status…",
+      () => post("/v1/staff/delivery", { id: current.prescription.record.id, status: value, ...detail }),
       `Recorded: ${deliveryLabel(value)}.`),
   };
 
@@ -548,17 +548,19 @@ function deliveryControl(rec, status, actions) {
   const select = el("select", { id: "delivery-status" },
     steps.map((s) => el("option", { value: s, selected: s === next }, deliveryLabel(s))));
   const submit = el("button", { type: "submit", class: "btn btn-primary", id: "delivery-submit" }, "Record");
+  const detail = deliveryDetailFields(select, "delivery", rec.controlled);
   const form = el("form", { id: "delivery-form" },
     el("h3", {}, mode === "delivery" ? "Delivery progress" : "Pickup"),
     done.length
-      ? el("ol", { class: "timeline" }, rec.delivery.map((d) => el("li", { class: "delivery" }, el("time", {}, fmtDateTime(d.at)), deliveryLabel(d.status))))
+      ? el("ol", { class: "timeline" }, rec.delivery.map((d) => el("li", { class: "delivery" }, el("time", {}, fmtDateTime(d.at)), deliveryText(d))))
       : el("p", { class: "hint" }, mode === "delivery" ? "No delivery events yet." : "Not marked ready yet."),
     el("div", { class: "row" },
-      el("div", { class: "field" }, el("label", { for: "delivery-status" }, "Status"), select)),
+      el("div", { class: "field" }, el("label", { for: "delivery-status" }, "Status"), select),
+      ...detail.fields),
     el("div", { class: "actions" }, submit));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    actions.delivery(submit, status, select.value);
+    actions.delivery(submit, status, select.value, detail.value());
   });
   return form;
 }

@@ -2,7 +2,9 @@
 //! and the delivery order packed → dispatched → out for delivery →
 //! delivered (or failed, then returned) for home delivery; and the claiming
 //! pharmacy's hand-over of a delivery to a logistics member, whose couriers
-//! then record its progress.
+//! then record its progress. A failure or return names its problem and a
+//! delivery how it was handed over (checked with the transaction's form);
+//! a controlled medicine is handed over in person only.
 
 use super::checks::{cancelled, load, need_one_of, need_org, need_role};
 use super::{Ctx, Signer, Step};
@@ -113,10 +115,17 @@ pub(super) fn delivery(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &DeliveryEvent) ->
         }
         .into());
     }
+    if let Some(h) = b.hand_over {
+        if rx.controlled && !h.in_person() {
+            return Err(Rejection::HandOverInPerson { hand_over: h }.into());
+        }
+    }
     rx.delivery.push(DeliveryRecord {
         status: b.status,
         by: cx.key,
         at: cx.now,
+        problem: b.problem,
+        hand_over: b.hand_over,
     });
     st.put(rx_key(&b.id), &rx);
     Ok(())

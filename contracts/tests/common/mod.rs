@@ -760,14 +760,21 @@ impl World {
         )
     }
 
-    /// A delivery or pickup progress event.
+    /// A delivery or pickup progress event, with the detail its status
+    /// needs: "no one home" for a failure or return, "to the patient" for
+    /// a delivery (see [`World::delivery_with`] for others).
     pub fn delivery(
         &mut self,
         signer: &SecretKey,
         id: PrescriptionId,
         status: DeliveryStatus,
     ) -> SignedTx {
-        self.tx(signer, TxBody::Delivery(DeliveryEvent { id, status }))
+        self.tx(signer, TxBody::Delivery(usual_delivery(id, status)))
+    }
+
+    /// A delivery event exactly as given.
+    pub fn delivery_with(&mut self, signer: &SecretKey, event: DeliveryEvent) -> SignedTx {
+        self.tx(signer, TxBody::Delivery(event))
     }
 
     /// The claiming pharmacy's pharmacist hands a delivery to `carrier`.
@@ -834,4 +841,17 @@ pub fn expect_refused(outcome: &Outcome, code: &str, what: &str) -> Rejection {
 /// Whether `needle` occurs anywhere in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A delivery event with the detail its status needs: "no one home" for a
+/// failure or return, "to the patient" for a delivery, nothing otherwise.
+pub fn usual_delivery(id: PrescriptionId, status: DeliveryStatus) -> DeliveryEvent {
+    use rxchain_contracts::tx::{DeliveryProblem, HandOver};
+    DeliveryEvent {
+        id,
+        status,
+        problem: matches!(status, DeliveryStatus::Failed | DeliveryStatus::Returned)
+            .then_some(DeliveryProblem::NoOneHome),
+        hand_over: (status == DeliveryStatus::Delivered).then_some(HandOver::ToPatient),
+    }
 }
