@@ -138,6 +138,9 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--window-size=1280,900",
+            // The pages follow the browser's language on a first visit;
+            // these tests read English texts, so the browser is English.
+            "--lang=en-US",
         ] {
             caps.add_arg(arg)?;
         }

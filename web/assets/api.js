@@ -6,6 +6,10 @@
 // never raw JSON). The DOM helpers below build elements with textContent
 // only, so nothing the server or a user typed is ever parsed as HTML.
 
+import { t, tn, has, lang, locale, fmtNumber } from "/assets/i18n.js";
+
+export { t, tn, lang, locale, fmtNumber };
+
 /** A failed call: `status` 0 means the node could not be reached. */
 export class ApiError extends Error {
   constructor(status, code, message, body) {
@@ -112,7 +116,7 @@ async function call(method, path, { json, body, contentType, signal, key }) {
     resp = await fetch(path, { method, headers, body: payload, credentials: "same-origin", signal });
   } catch (e) {
     if (e && e.name === "AbortError") throw e;
-    throw new ApiError(0, "network", "The service cannot be reached. Check the connection and try again.", null);
+    throw new ApiError(0, "network", t("common.the_service_cannot_be_reached"), null);
   }
   if (resp.status === 204) return { status: 204, data: null };
   const type = resp.headers.get("content-type") || "";
@@ -129,7 +133,7 @@ async function call(method, path, { json, body, contentType, signal, key }) {
     // A chain refusal carries its details (times as numbers): its
     // sentence is written here, with times in the viewer's own zone.
     const message = data && typeof data === "object" && typeof data.message === "string" && data.message
-      ? refusalSentence(data.detail) || humanize(data.message)
+      ? errorSentence(code0(data), data.detail) || humanize(data.message)
       : fallbackMessage(resp.status);
     const code = data && typeof data === "object" && data.code ? data.code : `http_${resp.status}`;
     // A staff page whose session ended under it (disabled, revoked, reset
@@ -146,14 +150,38 @@ async function call(method, path, { json, body, contentType, signal, key }) {
   return { status: resp.status, data };
 }
 
+const code0 = (data) => (data && typeof data === "object" && data.code) || "";
+
+/**
+ * The sentence for a refusal, from its machine-readable `code` and, for a
+ * chain rule, its structured `detail` (times in ms since the epoch, written
+ * here in the viewer's zone; organisation ids as names). Answers null for a
+ * code the catalogue does not know: the server's English `message` is then
+ * shown as it came.
+ */
+export function errorSentence(code, detail) {
+  const c = (detail && typeof detail === "object" && detail.code) || code;
+  if (!c || !has(`error.${c}`)) return null;
+  const params = {};
+  for (const [k, v] of Object.entries(detail && typeof detail === "object" ? detail : {})) {
+    if (k === "code") continue;
+    if (["at", "from", "until"].includes(k)) params[k] = fmtDateTime(v);
+    else if (["pharmacy", "org", "carrier"].includes(k)) params[k] = orgName(v) || "";
+    else if (k === "item") params[k] = Number(v) + 1;
+    else if (v !== null && typeof v === "object") continue;
+    else params[k] = v;
+  }
+  return t(`error.${c}`, params);
+}
+
 function fallbackMessage(status) {
-  if (status === 401) return "Please sign in again.";
-  if (status === 403) return "You are not allowed to do this.";
-  if (status === 404) return "This was not found on the service.";
-  if (status === 413) return "The file is too large.";
-  if (status === 429) return "Too many attempts; wait a few minutes and try again.";
-  if (status >= 500) return `The service had a problem (status ${status}); try again shortly.`;
-  return `The request was refused (status ${status}).`;
+  if (status === 401) return t("common.please_sign_in_again");
+  if (status === 403) return t("common.you_are_not_allowed_to");
+  if (status === 404) return t("common.this_was_not_found_on");
+  if (status === 413) return t("common.the_file_is_too_large");
+  if (status === 429) return t("common.too_many_attempts_wait_a");
+  if (status >= 500) return t("common.the_service_had_a_problem", { status });
+  return t("common.the_request_was_refused_status", { status });
 }
 
 export const get = (path, opts) => api("GET", path, opts);
@@ -241,22 +269,11 @@ export function humanize(message) {
  */
 export function refusalSentence(detail) {
   if (!detail || typeof detail !== "object" || !detail.code) return null;
-  const at = fmtDateTime(detail.at);
-  switch (detail.code) {
-    case "already_dispensed": return `Already dispensed at ${orgName(detail.pharmacy)} on ${at}.`;
-    case "claimed_by_other": return `Claimed by ${orgName(detail.pharmacy)} since ${at}; only that pharmacy may dispense it.`;
-    case "expired": return `The prescription expired on ${at}.`;
-    case "cancelled": return `The prescription was cancelled on ${at}.`;
-    case "not_yet_valid": return `The prescription is not valid until ${fmtDateTime(detail.from)}.`;
-    case "signer_revoked": return `The signing key was revoked on ${at}.`;
-    case "proposal_expired": return `The proposal expired on ${at}.`;
-    case "proposal_executed": return `The proposal was already carried out on ${at}.`;
-    default: return null;
-  }
+  return errorSentence(detail.code, detail);
 }
 
-const dateFmt = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" });
-const dateTimeFmt = new Intl.DateTimeFormat(undefined, {
+const dateFmt = new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric" });
+const dateTimeFmt = new Intl.DateTimeFormat(locale, {
   day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
 });
 
@@ -279,13 +296,13 @@ export function isoDay(offsetDays = 0) {
 }
 
 const STATUS_LABELS = {
-  issued: "Issued",
-  assigned: "Pharmacy chosen",
-  claimed: "Claimed by pharmacy",
-  partially_dispensed: "Partly dispensed",
-  completed: "Completed",
-  cancelled: "Cancelled",
-  expired: "Expired",
+  issued: t("common.issued"),
+  assigned: t("common.pharmacy_chosen"),
+  claimed: t("common.claimed_by_pharmacy"),
+  partially_dispensed: t("common.partly_dispensed"),
+  completed: t("common.completed"),
+  cancelled: t("common.cancelled"),
+  expired: t("common.expired"),
 };
 
 /** A public status for people. */
@@ -299,13 +316,13 @@ export function statusBadge(s) {
 }
 
 const DELIVERY_LABELS = {
-  ready_for_pickup: "Ready for pickup",
-  packed: "Packed",
-  dispatched: "Handed to the courier",
-  out_for_delivery: "Out for delivery",
-  delivered: "Delivered",
-  failed: "Delivery failed",
-  returned: "Returned to the pharmacy",
+  ready_for_pickup: t("common.ready_for_pickup"),
+  packed: t("common.packed"),
+  dispatched: t("common.handed_to_the_courier"),
+  out_for_delivery: t("common.out_for_delivery"),
+  delivered: t("common.delivered"),
+  failed: t("common.delivery_failed"),
+  returned: t("common.returned_to_the_pharmacy"),
 };
 
 /** A delivery status for people. */
@@ -315,28 +332,15 @@ export function deliveryLabel(s) {
 
 // Why a delivery failed or came back, and how a parcel was handed over (the
 // courier's proof of delivery), as the chain names them (docs/rules.md).
-const PROBLEM_LABELS = {
-  no_one_home: "No one was at home",
-  address_not_found: "The address could not be found",
-  refused: "The parcel was refused",
-  damaged: "The parcel was damaged",
-  needs_hand_over_in_person: "Must be handed over in person; no one could take it",
-  other: "Another reason",
-};
-const HAND_OVER_LABELS = {
-  to_patient: "Handed to the patient",
-  to_household: "Handed to someone at the address",
-  to_neighbour: "Left with a neighbour",
-  safe_place: "Left in a safe place",
-  parcel_locker: "Put in a parcel locker",
-};
+const PROBLEMS = ["no_one_home", "address_not_found", "refused", "damaged", "needs_hand_over_in_person", "other"];
+const HAND_OVERS = ["to_patient", "to_household", "to_neighbour", "safe_place", "parcel_locker"];
 const IN_PERSON = ["to_patient", "to_household"];
 
 /** A delivery event for people: its status and, where it has one, why it
  *  failed or how it was handed over. */
 export function deliveryText(d) {
-  const detail = d.problem ? PROBLEM_LABELS[d.problem] : d.hand_over ? HAND_OVER_LABELS[d.hand_over] : "";
-  return detail ? `${deliveryLabel(d.status)}: ${detail.charAt(0).toLowerCase()}${detail.slice(1)}` : deliveryLabel(d.status);
+  const detail = d.problem ? t(`delivery.problem.${d.problem}`) : d.hand_over ? t(`delivery.hand_over.${d.hand_over}`) : "";
+  return detail ? t("delivery.status_with_detail", { status: deliveryLabel(d.status), detail }) : deliveryLabel(d.status);
 }
 
 /**
@@ -348,17 +352,17 @@ export function deliveryText(d) {
  */
 export function deliveryDetailFields(select, idPrefix, controlled) {
   const problem = el("select", { id: `${idPrefix}-problem`, name: "problem", required: true },
-    el("option", { value: "" }, "Choose the reason…"),
-    Object.entries(PROBLEM_LABELS).map(([v, t]) => el("option", { value: v }, t)));
+    el("option", { value: "" }, t("delivery.choose_reason")),
+    PROBLEMS.map((v) => el("option", { value: v }, t(`delivery.problem.${v}`))));
   const handOver = el("select", { id: `${idPrefix}-hand-over`, name: "hand_over", required: true },
-    el("option", { value: "" }, "Choose how it was handed over…"),
-    Object.entries(HAND_OVER_LABELS)
-      .filter(([v]) => !controlled || IN_PERSON.includes(v))
-      .map(([v, t]) => el("option", { value: v }, t)));
-  const problemField = el("div", { class: "field" }, el("label", { for: problem.id }, "Reason"), problem);
+    el("option", { value: "" }, t("delivery.choose_hand_over")),
+    HAND_OVERS
+      .filter((v) => !controlled || IN_PERSON.includes(v))
+      .map((v) => el("option", { value: v }, t(`delivery.hand_over.${v}`))));
+  const problemField = el("div", { class: "field" }, el("label", { for: problem.id }, t("delivery.reason")), problem);
   const handOverField = el("div", { class: "field" },
-    el("label", { for: handOver.id }, "Proof of delivery"), handOver,
-    controlled ? el("p", { class: "hint" }, "A controlled medicine: hand it over in person only.") : null);
+    el("label", { for: handOver.id }, t("delivery.proof_of_delivery")), handOver,
+    controlled ? el("p", { class: "hint" }, t("delivery.controlled_in_person")) : null);
   const sync = () => {
     const s = select.value;
     const needsProblem = s === "failed" || s === "returned";
@@ -440,8 +444,8 @@ export function say(region, text, kind = "info") {
 /** The sentence to show for any thrown value. */
 export function errorText(e) {
   if (e instanceof ApiError) return e.message;
-  if (e && e.message) return `Something went wrong in this page: ${e.message}`;
-  return "Something went wrong; try again.";
+  if (e && e.message) return t("common.something_went_wrong_in_this", { message: e.message });
+  return t("common.something_went_wrong_try_again");
 }
 
 /**
@@ -511,13 +515,23 @@ export async function signOut() {
 }
 
 const ROLE_LABELS = {
-  practitioner: "doctor",
-  pharmacist: "pharmacist",
-  regulator_officer: "regulator's officer",
-  courier: "courier",
-  org_admin: "organisation admin",
-  admin: "staff admin",
+  practitioner: t("common.role_doctor"),
+  pharmacist: t("common.role_pharmacist"),
+  regulator_officer: t("common.regulator_s_officer"),
+  courier: t("common.role_courier"),
+  org_admin: t("common.organisation_admin"),
+  admin: t("common.staff_admin"),
 };
+
+/** "a, b or c" in the page's language. */
+export function orList(items) {
+  return new Intl.ListFormat(locale, { type: "disjunction" }).format(items);
+}
+
+/** "a, b and c" in the page's language. */
+export function andList(items) {
+  return new Intl.ListFormat(locale, { type: "conjunction" }).format(items);
+}
 
 /** A role for people. */
 export function roleLabel(r) {
@@ -533,7 +547,7 @@ export async function staffPage({ root, roles, userArea, start }) {
   const status = el("p", { class: "status", role: "status", "aria-live": "polite", hidden: true });
   root.before(status);
   let session = null;
-  say(status, "Checking your session…", "busy");
+  say(status, t("common.checking_your_session"), "busy");
   try {
     session = await currentSession();
     say(status, "");
@@ -547,9 +561,9 @@ export async function staffPage({ root, roles, userArea, start }) {
       userArea.replaceChildren();
       return;
     }
-    const out = el("button", { type: "button", class: "btn btn-quiet", id: "sign-out" }, "Sign out");
+    const out = el("button", { type: "button", class: "btn btn-quiet", id: "sign-out" }, t("common.sign_out"));
     out.addEventListener("click", async () => {
-      await withBusy(out, status, "Signing out…", signOut);
+      await withBusy(out, status, t("common.signing_out"), signOut);
       location.reload();
     });
     setChildren(userArea, el("span", { class: "who" }, el("strong", {}, s.name), " · ", s.org_name || s.org), out);
@@ -564,23 +578,23 @@ export async function staffPage({ root, roles, userArea, start }) {
     } catch {
       ended = null;
     }
-    const wanted = roles.map(roleLabel).join(" or ");
+    const wanted = orList(roles.map(roleLabel));
     const user = el("input", { id: "username", name: "username", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false" });
     const pass = el("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
     const otp = el("input", { id: "otp", name: "otp", autocomplete: "one-time-code", inputmode: "numeric", pattern: "[0-9]{6}", maxlength: "6" });
     const otpField = el("div", { class: "field", hidden: true, id: "otp-field" },
-      el("label", { for: "otp" }, "Code from your authenticator app"), otp);
+      el("label", { for: "otp" }, t("common.code_from_your_authenticator_app")), otp);
     const err = el("p", { class: "status", role: "alert", hidden: true });
-    const btn = el("button", { type: "submit", class: "btn btn-primary", id: "sign-in" }, "Sign in");
+    const btn = el("button", { type: "submit", class: "btn btn-primary", id: "sign-in" }, t("common.sign_in"));
     const form = el("form", { class: "card signin", id: "signin-form", novalidate: true },
-      el("h2", {}, "Sign in"),
+      el("h2", {}, t("common.sign_in")),
       ended ? el("p", { class: "status", id: "session-ended", role: "alert", dataset: { kind: "error" } },
         ended === "staff_revoked"
-          ? "Your session has ended: your signing key was revoked. Ask your organisation's administrator."
-          : "Your session has ended (signed out, disabled or reset by your organisation's administrator). Sign in again.") : null,
-      el("p", { class: "hint" }, `For a ${wanted} of a consortium member.`),
-      el("div", { class: "field" }, el("label", { for: "username" }, "Username"), user),
-      el("div", { class: "field" }, el("label", { for: "password" }, "Password"), pass),
+          ? t("common.your_session_has_ended_your")
+          : t("common.your_session_has_ended_signed")) : null,
+      el("p", { class: "hint" }, t("common.for_a_wanted_of_a", { wanted })),
+      el("div", { class: "field" }, el("label", { for: "username" }, t("common.username")), user),
+      el("div", { class: "field" }, el("label", { for: "password" }, t("common.password")), pass),
       otpField,
       err,
       el("div", { class: "actions" }, btn),
@@ -588,12 +602,12 @@ export async function staffPage({ root, roles, userArea, start }) {
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       if (!user.value.trim() || !pass.value) {
-        say(err, "Enter your username and password.", "error");
+        say(err, t("common.enter_your_username_and_password"), "error");
         (user.value.trim() ? pass : user).focus();
         return;
       }
       let needsCode = false;
-      const s = await withBusy(btn, err, "Signing in…", async () => {
+      const s = await withBusy(btn, err, t("common.signing_in"), async () => {
         try {
           return await signIn(user.value.trim(), pass.value, otpField.hidden ? undefined : otp.value.trim());
         } catch (e) {
@@ -619,30 +633,30 @@ export async function staffPage({ root, roles, userArea, start }) {
     const next = el("input", { id: "new-password", type: "password", autocomplete: "new-password", required: true, minlength: String(MIN_PASSWORD_LENGTH), "aria-describedby": "new-password-hint" });
     const again = el("input", { id: "new-password-again", type: "password", autocomplete: "new-password", required: true });
     const err = el("p", { class: "status", role: "alert", hidden: true });
-    const btn = el("button", { type: "submit", class: "btn btn-primary", id: "change-password" }, "Change password");
+    const btn = el("button", { type: "submit", class: "btn btn-primary", id: "change-password" }, t("common.change_password"));
     const form = el("form", { class: "card signin", id: "change-password-form", novalidate: true },
-      el("h2", {}, "Choose your own password"),
-      el("p", { class: "hint" }, "Your administrator gave you an initial password. Choose a new one before you continue."),
-      el("div", { class: "field" }, el("label", { for: "current-password" }, "Initial password"), current),
-      el("div", { class: "field" }, el("label", { for: "new-password" }, "New password"), next,
-        el("p", { class: "hint", id: "new-password-hint" }, `At least ${MIN_PASSWORD_LENGTH} characters; a few unrelated words work well. Common passwords are refused.`)),
-      el("div", { class: "field" }, el("label", { for: "new-password-again" }, "New password again"), again),
+      el("h2", {}, t("common.choose_your_own_password")),
+      el("p", { class: "hint" }, t("common.your_administrator_gave_you_an")),
+      el("div", { class: "field" }, el("label", { for: "current-password" }, t("common.initial_password")), current),
+      el("div", { class: "field" }, el("label", { for: "new-password" }, t("common.new_password")), next,
+        el("p", { class: "hint", id: "new-password-hint" }, t("common.at_least_min_password_length", { MIN_PASSWORD_LENGTH }))),
+      el("div", { class: "field" }, el("label", { for: "new-password-again" }, t("common.new_password_again")), again),
       err,
       el("div", { class: "actions" }, btn),
     );
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       if (next.value.length < MIN_PASSWORD_LENGTH) {
-        say(err, `The new password needs at least ${MIN_PASSWORD_LENGTH} characters.`, "error");
+        say(err, t("common.the_new_password_needs_at", { MIN_PASSWORD_LENGTH }), "error");
         next.focus();
         return;
       }
       if (next.value !== again.value) {
-        say(err, "The two new passwords differ.", "error");
+        say(err, t("common.the_two_new_passwords_differ"), "error");
         again.select();
         return;
       }
-      const changed = await withBusy(btn, err, "Changing the password…", () => changePassword(current.value, next.value));
+      const changed = await withBusy(btn, err, t("common.changing_the_password"), () => changePassword(current.value, next.value));
       if (changed) enter(changed);
     });
     setChildren(root, form);
@@ -658,9 +672,9 @@ export async function staffPage({ root, roles, userArea, start }) {
     if (!roles.includes(s.role)) {
       showUser(s);
       setChildren(root, el("div", { class: "card", role: "alert" },
-        el("h2", {}, "This page is not for your role"),
-        el("p", {}, `You are signed in as a ${roleLabel(s.role)}; this page is for a ${roles.map(roleLabel).join(" or ")}.`),
-        el("p", {}, el("a", { href: "/" }, "Go to the start page"), " or sign out and sign in with another account.")));
+        el("h2", {}, t("common.this_page_is_not_for")),
+        el("p", {}, t("common.you_are_signed_in_as", { role: roleLabel(s.role), roles: orList(roles.map(roleLabel)) })),
+        el("p", {}, el("a", { href: "/" }, t("common.go_to_the_start_page")), t("common.or_sign_out_and_sign"))));
       return;
     }
     showUser(s);
@@ -679,7 +693,7 @@ export async function staffPage({ root, roles, userArea, start }) {
  */
 export function tableWrap(table, label) {
   const wrap = el("div", { class: "table-wrap", role: "region", "aria-label": label, tabindex: "0" }, table);
-  const hint = el("p", { class: "hint scroll-hint", "aria-hidden": "true", hidden: true }, "Scroll sideways to see every column →");
+  const hint = el("p", { class: "hint scroll-hint", "aria-hidden": "true", hidden: true }, t("common.scroll_sideways_to_see_every"));
   const box = el("div", { class: "table-box" }, wrap, hint);
   const sync = () => {
     const scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
@@ -700,7 +714,7 @@ export function table(headers, rows, { caption, className } = {}) {
   return el("table", { class: className },
     caption ? el("caption", {}, caption) : null,
     // A column of buttons still gets a header for screen readers.
-    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h || el("span", { class: "visually-hidden" }, "Actions"))))),
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h || el("span", { class: "visually-hidden" }, t("common.actions")))))),
     el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))));
 }
 

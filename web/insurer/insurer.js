@@ -4,29 +4,29 @@
 // sentence is in STRINGS so it can move to a catalogue.
 
 import {
-  get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, orgName, fmtDate, statusBadge,
+  get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, orgName, fmtDate, statusBadge, t, tn, locale,
 } from "/assets/api.js";
 
 const STRINGS = {
-  listTitle: "Shared with us",
-  intro: "Patients share a prescription with you for a period. Once they stop sharing, or the period ends, you keep only what the chain shows everyone: codes, quantities and dates.",
-  none: "No prescription has been shared with you yet.",
-  headers: ["Prescription", "Issued", "Hospital", "Medicines", "Dispensed", "Status", "Access", ""],
-  active: (d) => `until ${d}`,
-  revoked: "stopped by the patient",
-  expired: "ended",
-  open: "Open",
-  opening: "Opening…",
-  patient: "Patient",
-  born: "born",
-  identifier: "Insurance number",
-  requestTitle: "Ask a patient for access",
-  idLabel: "Prescription id",
-  daysLabel: "For how many days",
-  request: "Ask",
-  requesting: "Sending the request…",
-  requested: "The patient will see your request on their prescription page.",
-  loading: "Loading…",
+  listTitle: t("insurer.shared_with_us"),
+  intro: t("insurer.patients_share_a_prescription_with"),
+  none: t("insurer.no_prescription_has_been_shared"),
+  headers: [t("insurer.prescription"), t("insurer.issued"), t("insurer.hospital"), t("insurer.medicines"), t("insurer.dispensed"), t("insurer.status"), t("insurer.access"), ""],
+  active: (d) => t("insurer.until_value", { value: d }),
+  revoked: t("insurer.stopped_by_the_patient"),
+  expired: t("insurer.ended"),
+  open: t("insurer.open"),
+  opening: t("insurer.opening"),
+  patient: t("insurer.patient"),
+  born: t("insurer.born"),
+  identifier: t("insurer.insurance_number"),
+  requestTitle: t("insurer.ask_a_patient_for_access"),
+  idLabel: t("insurer.prescription_id"),
+  daysLabel: t("insurer.for_how_many_days"),
+  request: t("insurer.ask"),
+  requesting: t("insurer.sending_the_request"),
+  requested: t("insurer.the_patient_will_see_your"),
+  loading: t("insurer.loading"),
 };
 
 staffPage({

@@ -4,7 +4,7 @@
 
 import {
   get, post, el, setChildren, say, withBusy, errorText, poll, loadOrgs, orgName,
-  fmtDate, fmtDateTime, statusBadge, drugText, allowance, deliveryText,
+  fmtDate, fmtDateTime, statusBadge, drugText, allowance, deliveryLabel, deliveryText, t, tn, locale,
 } from "/assets/api.js";
 
 const app = document.getElementById("app");
@@ -32,7 +32,7 @@ async function open() {
     askForLink();
     return;
   }
-  say(pageStatus, "Opening your prescription…", "busy");
+  say(pageStatus, t("patient.opening_your_prescription"), "busy");
   try {
     // The directory turns organisation ids in the chain's sentences into names.
     [opened] = await Promise.all([post("/v1/patient/open", { payload }), loadOrgs().catch(() => null)]);
@@ -46,9 +46,9 @@ async function open() {
       // closed "technical details" toggle for a call to the help desk.
       setChildren(pageStatus,
         el("span", { id: "link-problem" }, e.code === "wrong_secret"
-          ? "This link does not belong to a prescription we know. Open it again from your doctor's message, or scan the QR code on your slip."
-          : "This link is incomplete or was mistyped. Open it again from your doctor's message, or scan the QR code on your slip."),
-        el("details", { class: "tech", id: "link-tech" }, el("summary", {}, "Technical details"), el("p", { class: "mono" }, errorText(e))));
+          ? t("patient.this_link_does_not_belong")
+          : t("patient.this_link_is_incomplete_or")),
+        el("details", { class: "tech", id: "link-tech" }, el("summary", {}, t("patient.technical_details")), el("p", { class: "mono" }, errorText(e))));
       pageStatus.dataset.kind = "error";
       pageStatus.hidden = false;
       askForLink(true);
@@ -60,11 +60,11 @@ async function open() {
 
 function askForLink(again = false) {
   const input = el("input", { id: "link", type: "url", autocomplete: "off", spellcheck: "false" });
-  const btn = el("button", { type: "submit", class: "btn btn-primary" }, "Open");
+  const btn = el("button", { type: "submit", class: "btn btn-primary" }, t("patient.open"));
   const form = el("form", { class: "card", id: "link-form" },
-    el("h2", {}, again ? "Try your link again" : "Open your prescription"),
-    el("p", {}, "Open this page from the link your doctor sent you, or scan the QR code on your slip with your phone's camera. You can also paste the link here."),
-    el("div", { class: "field" }, el("label", { for: "link" }, "Your prescription link"), input),
+    el("h2", {}, again ? t("patient.try_your_link_again") : t("patient.open_your_prescription")),
+    el("p", {}, t("patient.open_this_page_from_the")),
+    el("div", { class: "field" }, el("label", { for: "link" }, t("patient.your_prescription_link")), input),
     el("div", { class: "actions" }, btn));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -96,26 +96,26 @@ function render() {
   const drugs = el("ul", { class: "drugs", id: "drugs" }, rec.items.map((it, i) => el("li", {},
     el("strong", {}, drugText(it)),
     ` — ${it.quantity} ${it.unit}`,
-    it.controlled ? [" ", el("span", { class: "badge badge-controlled" }, "Controlled")] : null,
+    it.controlled ? [" ", el("span", { class: "badge badge-controlled" }, t("patient.controlled"))] : null,
     dosage[i] ? el("span", { class: "dose" }, dosage[i]) : null,
-    rec.dispensed && rec.dispensed[i] ? el("span", { class: "dose" }, `Dispensed so far: ${rec.dispensed[i]} of ${allowance(rx, i)} ${it.unit}`) : null)));
+    rec.dispensed && rec.dispensed[i] ? el("span", { class: "dose" }, t("patient.dispensed_so_far_dispensed_of", { dispensed: rec.dispensed[i], rx: allowance(rx, i), unit: it.unit })) : null)));
 
   const details = el("section", { class: "card", "aria-labelledby": "rx-title" },
-    el("h2", { id: "rx-title" }, "Prescription ", el("span", { class: "short-id" }, rx.short_id), " ", statusBadge(rx.public_status)),
+    el("h2", { id: "rx-title" }, t("patient.prescription"), el("span", { class: "short-id" }, rx.short_id), " ", statusBadge(rx.public_status)),
     el("dl", { class: "facts" },
-      el("dt", {}, "For"), el("dd", { id: "patient-name" }, patient.name || "", patient.birth_date ? el("span", { class: "hint" }, ` · born ${fmtDate(Date.parse(patient.birth_date)) || patient.birth_date}`) : ""),
-      el("dt", {}, "Prescribed by"), el("dd", { id: "prescriber" }, rx.prescriber?.name || "Unknown prescriber", ", ", rx.hospital_name || orgName(rec.hospital)),
-      el("dt", {}, "Issued"), el("dd", {}, fmtDateTime(rec.issued_at)),
-      el("dt", {}, "Valid"), el("dd", { id: "validity" }, `${fmtDate(rec.valid_from)} to ${fmtDate(rec.valid_until)}`),
-      rec.repeats ? [el("dt", {}, "Repeat fills"), el("dd", {}, String(rec.repeats))] : null),
-    el("h3", {}, "Medicines"),
+      el("dt", {}, t("patient.for")), el("dd", { id: "patient-name" }, patient.name || "", patient.birth_date ? el("span", { class: "hint" }, t("patient.born_birth_date", { birth_date: fmtDate(Date.parse(patient.birth_date)) || patient.birth_date })) : ""),
+      el("dt", {}, t("patient.prescribed_by")), el("dd", { id: "prescriber" }, rx.prescriber?.name || t("patient.unknown_prescriber"), ", ", rx.hospital_name || orgName(rec.hospital)),
+      el("dt", {}, t("patient.issued")), el("dd", {}, fmtDateTime(rec.issued_at)),
+      el("dt", {}, t("patient.valid")), el("dd", { id: "validity" }, t("patient.valid_from_to_valid_until", { valid_from: fmtDate(rec.valid_from), valid_until: fmtDate(rec.valid_until) })),
+      rec.repeats ? [el("dt", {}, t("patient.repeat_fills")), el("dd", {}, String(rec.repeats))] : null),
+    el("h3", {}, t("patient.medicines")),
     drugs,
-    content.notes ? el("p", { class: "hint" }, `Notes: ${content.notes}`) : null);
+    content.notes ? el("p", { class: "hint" }, t("patient.notes_notes", { notes: content.notes })) : null);
 
   const where = el("section", { class: "card", "aria-labelledby": "where-title", id: "where" });
   fillWhere(where);
   const timeline = el("section", { class: "card", "aria-labelledby": "tl-title" },
-    el("h2", { id: "tl-title" }, "What has happened"),
+    el("h2", { id: "tl-title" }, t("patient.what_has_happened")),
     el("ol", { class: "timeline", id: "timeline" }));
 
   setChildren(app, el("div", { class: "grid grid-2-even" }, el("div", {}, details, where, emailSwitch(patient)), timeline));
@@ -132,15 +132,15 @@ function emailSwitch(patient) {
   box.addEventListener("change", async () => {
     try {
       const r = await post("/v1/patient/email", { payload, subscribed: box.checked });
-      say(note, r.subscribed ? "Status e-mails are on." : "Status e-mails are off.");
+      say(note, r.subscribed ? t("patient.status_e_mails_are_on") : t("patient.status_e_mails_are_off"));
     } catch (e) {
       box.checked = !box.checked;
       say(note, errorText(e), "error");
     }
   });
   return el("section", { class: "card", "aria-labelledby": "mail-title" },
-    el("h2", { id: "mail-title" }, "E-mail"),
-    el("label", { for: "email-status" }, box, " E-mail me when this prescription's status changes"),
+    el("h2", { id: "mail-title" }, t("patient.email_heading")),
+    el("label", { for: "email-status" }, box, t("patient.e_mail_me_when_this")),
     note);
 }
 
@@ -148,26 +148,26 @@ function fillWhere(box) {
   const rx = opened.prescription;
   const rec = rx.record;
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "where-status" });
-  const parts = [el("h2", { id: "where-title", tabindex: "-1" }, "Where to fill it")];
+  const parts = [el("h2", { id: "where-title", tabindex: "-1" }, t("patient.where_to_fill_it"))];
 
   // A pharmacy that returned the prescription: it is back with the patient
   // (docs/rules.md, "Release"), who is told and chooses again.
   const released = lastRelease(rx);
   if (released && !rec.fulfilment && rx.public_status === "issued") {
     parts.push(el("p", { class: "status", id: "released-note", dataset: { kind: "info" } },
-      `${released.pharmacy} returned your prescription on ${fmtDateTime(released.at)} without filling it. `,
-      "It is back with you: choose a pharmacy again, or take the code to any pharmacy."));
+      t("patient.pharmacy_returned_your_prescription_on", { pharmacy: released.pharmacy, at: fmtDateTime(released.at) }),
+      t("patient.it_is_back_with_you")));
   }
   if (rec.fulfilment) {
     const f = rec.fulfilment;
     const p = opened.pharmacies?.find((x) => x.id === f.pharmacy);
     parts.push(el("p", { id: "choice" }, f.mode === "delivery"
-      ? ["Home delivery by ", el("strong", {}, p?.name || orgName(f.pharmacy)), "."]
-      : ["Pickup at ", el("strong", {}, p?.name || orgName(f.pharmacy)), p?.address ? `, ${p.address}` : "", "."]));
+      ? [t("patient.home_delivery_by"), el("strong", {}, p?.name || orgName(f.pharmacy)), "."]
+      : [t("patient.pickup_at"), el("strong", {}, p?.name || orgName(f.pharmacy)), p?.address ? `, ${p.address}` : "", "."]));
     // Until the pharmacy claims it, the patient may change their mind.
     if (rx.public_status === "assigned") {
-      const change = el("button", { type: "button", class: "btn btn-quiet", id: "change-choice" }, "Choose another pharmacy");
-      const slot = el("div", {}, el("p", { class: "hint" }, "You can change this until the pharmacy starts preparing it."), change);
+      const change = el("button", { type: "button", class: "btn btn-quiet", id: "change-choice" }, t("patient.choose_another_pharmacy"));
+      const slot = el("div", {}, el("p", { class: "hint" }, t("patient.you_can_change_this_until")), change);
       change.addEventListener("click", () => {
         setChildren(slot, chooseForm(status, f));
         slot.querySelector("input:checked")?.focus();
@@ -177,18 +177,18 @@ function fillWhere(box) {
   } else if (rx.public_status === "issued") {
     parts.push(chooseForm(status));
   } else {
-    parts.push(el("p", {}, "This prescription can no longer be sent to a pharmacy."));
+    parts.push(el("p", {}, t("patient.this_prescription_can_no_longer")));
   }
 
   if (CANCELLABLE.has(rx.public_status)) {
-    const cancel = el("button", { type: "button", class: "btn btn-danger", id: "cancel" }, "Cancel this prescription");
+    const cancel = el("button", { type: "button", class: "btn btn-danger", id: "cancel" }, t("patient.cancel_this_prescription"));
     cancel.addEventListener("click", async () => {
-      if (!window.confirm("Cancel this prescription? No pharmacy will be able to fill it afterwards.")) return;
-      const ok = await withBusy(cancel, status, "Cancelling…", () => post("/v1/patient/cancel", { payload }));
+      if (!window.confirm(t("patient.cancel_this_prescription_no_pharmacy"))) return;
+      const ok = await withBusy(cancel, status, t("patient.cancelling"), () => post("/v1/patient/cancel", { payload }));
       if (ok) {
         await refresh().catch(() => {});
         render();
-        say(document.getElementById("where-status"), "Your prescription is cancelled.", "ok");
+        say(document.getElementById("where-status"), t("patient.your_prescription_is_cancelled"), "ok");
       }
     });
     parts.push(el("div", { class: "actions" }, cancel));
@@ -203,7 +203,7 @@ function lastRelease(rx) {
   const history = [...(rx.history || [])].sort((a, b) => a.height - b.height || a.index - b.index);
   for (const h of history) {
     if (h.outcome?.result !== "applied") continue;
-    if (h.kind === "release") found = { at: h.at, pharmacy: orgName(h.signer?.org) || "The pharmacy" };
+    if (h.kind === "release") found = { at: h.at, pharmacy: orgName(h.signer?.org) || t("patient.the_pharmacy") };
     else if (h.kind === "assign" || h.kind === "claim") found = null;
   }
   return found;
@@ -216,27 +216,27 @@ function chooseForm(status, current) {
   const delivery = el("input", { type: "radio", name: "mode", value: "delivery", id: "mode-delivery", checked: wantDelivery });
   const address = el("textarea", { id: "address", name: "address", rows: "3", autocomplete: "street-address" });
   const addressField = el("div", { class: "field", hidden: true },
-    el("label", { for: "address" }, "Delivery address"), address,
-    el("p", { class: "hint" }, "Encrypted so that only the pharmacy can read it."));
-  const pharmacyLegend = el("legend", {}, "Pharmacy");
+    el("label", { for: "address" }, t("patient.delivery_address")), address,
+    el("p", { class: "hint" }, t("patient.encrypted_so_that_only_the")));
+  const pharmacyLegend = el("legend", {}, t("patient.pharmacy"));
   const choices = pharmacies.map((p, i) => el("label", { class: "choice", for: `pharmacy-${p.id}` },
     el("input", { type: "radio", name: "pharmacy", value: p.id, id: `pharmacy-${p.id}`, checked: current ? p.id === current.pharmacy : i === 0 }),
     el("span", {}, el("strong", {}, p.name), el("span", { class: "sub" }, p.address))));
-  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "assign" }, "Confirm");
+  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "assign" }, t("patient.confirm"));
 
   const form = el("form", { id: "assign-form", novalidate: true },
     el("fieldset", {},
-      el("legend", {}, "How do you want to get your medicine?"),
-      el("label", { class: "choice", for: "mode-pickup" }, pickup, el("span", {}, "Pick it up at a pharmacy")),
-      el("label", { class: "choice", for: "mode-delivery" }, delivery, el("span", {}, "Home delivery"))),
-    el("fieldset", {}, pharmacyLegend, choices.length ? choices : el("p", { class: "empty" }, "No pharmacies are listed.")),
+      el("legend", {}, t("patient.how_do_you_want_to")),
+      el("label", { class: "choice", for: "mode-pickup" }, pickup, el("span", {}, t("patient.pick_it_up_at_a"))),
+      el("label", { class: "choice", for: "mode-delivery" }, delivery, el("span", {}, t("patient.home_delivery")))),
+    el("fieldset", {}, pharmacyLegend, choices.length ? choices : el("p", { class: "empty" }, t("patient.no_pharmacies_are_listed"))),
     addressField,
     el("div", { class: "actions" }, submit));
 
   const sync = () => {
     const isDelivery = delivery.checked;
     addressField.hidden = !isDelivery;
-    pharmacyLegend.textContent = isDelivery ? "Pharmacy that delivers" : "Pharmacy for pickup";
+    pharmacyLegend.textContent = isDelivery ? t("patient.pharmacy_that_delivers") : t("patient.pharmacy_for_pickup");
   };
   pickup.addEventListener("change", sync);
   delivery.addEventListener("change", sync);
@@ -247,23 +247,23 @@ function chooseForm(status, current) {
     const mode = delivery.checked ? "delivery" : "pickup";
     const pharmacy = form.querySelector("input[name=pharmacy]:checked")?.value;
     if (!pharmacy) {
-      say(status, "Choose a pharmacy.", "error");
+      say(status, t("patient.choose_a_pharmacy"), "error");
       return;
     }
     if (mode === "delivery" && !address.value.trim()) {
-      say(status, "Enter the delivery address.", "error");
+      say(status, t("patient.enter_the_delivery_address"), "error");
       address.setAttribute("aria-invalid", "true");
       address.focus();
       return;
     }
     const body = { payload, mode, pharmacy, ...(mode === "delivery" ? { address: address.value.trim() } : {}) };
-    const ok = await withBusy(submit, status, "Recording your choice on the chain…", () => post("/v1/patient/assign", body));
+    const ok = await withBusy(submit, status, t("patient.recording_your_choice_on_the"), () => post("/v1/patient/assign", body));
     if (!ok) return;
     await refresh().catch(() => {});
     render();
     const name = opened.pharmacies.find((p) => p.id === pharmacy)?.name || orgName(pharmacy);
     say(document.getElementById("where-status"),
-      mode === "delivery" ? `Done: ${name} will deliver your medicine.` : `Done: your prescription is waiting for you at ${name}.`, "ok");
+      mode === "delivery" ? t("patient.done_name_will_deliver_your", { name }) : t("patient.done_your_prescription_is_waiting", { name }), "ok");
     document.getElementById("where-title")?.focus();
   });
   return form;
@@ -288,42 +288,42 @@ function renderTimeline() {
       // refused steps are for staff and regulators, not for this page.
       const code = h.outcome.reason?.code;
       if (by.role === "patient") return { at: h.at, cls: "refused", text: patientRefusal(h.kind, code) };
-      if (code === "wrong_secret") return { at: h.at, cls: "refused", text: "Someone tried to use a code that is not yours for this prescription; it was refused." };
+      if (code === "wrong_secret") return { at: h.at, cls: "refused", text: t("patient.someone_tried_to_use_a") };
       return null;
     }
     switch (h.kind) {
       case "issue":
-        return { at: h.at, text: `Issued by ${by.name || "the prescriber"}, ${rx.hospital_name || orgName(rec.hospital)}.` };
+        return { at: h.at, text: t("patient.issued_by_name_hospital", { name: by.name || t("patient.the_prescriber"), hospital: rx.hospital_name || orgName(rec.hospital) }) };
       case "assign": {
         assignSeen += 1;
         const f = rec.fulfilment;
         if (assignSeen === assigns && f) {
-          return { at: h.at, text: f.mode === "delivery" ? `You chose home delivery by ${pharmacyName(f.pharmacy)}.` : `You chose pickup at ${pharmacyName(f.pharmacy)}.` };
+          return { at: h.at, text: f.mode === "delivery" ? t("patient.you_chose_home_delivery_by", { pharmacy: pharmacyName(f.pharmacy) }) : t("patient.you_chose_pickup_at_pharmacy", { pharmacy: pharmacyName(f.pharmacy) }) };
         }
-        return { at: h.at, text: "You chose where to fill it." };
+        return { at: h.at, text: t("patient.you_chose_where_to_fill") };
       }
       case "claim":
-        return { at: h.at, text: `${pharmacyName(by.org)} took the prescription to prepare it.` };
+        return { at: h.at, text: t("patient.org_took_the_prescription_to", { org: pharmacyName(by.org) }) };
       case "release":
-        return { at: h.at, text: `${pharmacyName(by.org)} returned the prescription without filling it; it came back to you to choose again.` };
+        return { at: h.at, text: t("patient.org_returned_the_prescription_without", { org: pharmacyName(by.org) }) };
       case "dispense": {
         const f = rec.fills?.[fill++];
         const what = f ? f.lines.map(([i, q]) => `${q} ${rec.items[i]?.unit || ""} ${rec.items[i]?.name || ""}`.trim()).join(", ") : "";
-        return { at: h.at, text: `Dispensed at ${pharmacyName(f?.pharmacy || by.org)}${what ? `: ${what}` : ""}.` };
+        return { at: h.at, text: t("patient.dispensed_at_org_what", { org: pharmacyName(f?.pharmacy || by.org), what: what ? `: ${what}` : "" }) };
       }
       case "cancel":
-        return { at: h.at, cls: "refused", text: by.role === "patient" ? "You cancelled the prescription." : `Cancelled by ${by.name || "the prescriber"}.` };
+        return { at: h.at, cls: "refused", text: by.role === "patient" ? t("patient.you_cancelled_the_prescription") : t("patient.cancelled_by_name", { name: by.name || t("patient.the_prescriber") }) };
       case "delivery": {
         const d = rec.delivery?.[delivery++];
-        return { at: h.at, cls: "delivery", text: d ? `${deliveryText(d)}.` : "Delivery update." };
+        return { at: h.at, cls: "delivery", text: d ? `${deliveryText(d)}.` : t("patient.delivery_update") };
       }
       default:
         return { at: h.at, text: kindLabel(h.kind) };
     }
   });
   const shown = entries.filter(Boolean);
-  if (rec.completed_at) shown.push({ at: rec.completed_at, cls: "delivery", text: "Completed: everything has been dispensed." });
-  if (rx.public_status === "expired") shown.push({ at: rec.valid_until, cls: "refused", text: "Expired without being filled." });
+  if (rec.completed_at) shown.push({ at: rec.completed_at, cls: "delivery", text: t("patient.completed_everything_has_been_dispensed") });
+  if (rx.public_status === "expired") shown.push({ at: rec.valid_until, cls: "refused", text: t("patient.expired_without_being_filled") });
   shown.sort((a, b) => Number(a.at) - Number(b.at));
   setChildren(list, shown.map((e) => el("li", { class: e.cls || "" },
     el("time", { datetime: new Date(Number(e.at)).toISOString() }, fmtDateTime(e.at)), e.text)));
@@ -331,24 +331,24 @@ function renderTimeline() {
 
 /** The patient's own refused request, in plain words. */
 function patientRefusal(kind, code) {
-  const what = { assign: "choose a pharmacy", cancel: "cancel the prescription" }[kind] || "change the prescription";
+  const what = { assign: t("patient.choose_a_pharmacy_2"), cancel: t("patient.cancel_the_prescription") }[kind] || t("patient.change_the_prescription");
   const why = {
-    claimed_cannot_change: "the pharmacy had already started preparing it",
-    dispensed_cannot_cancel: "medicine had already been dispensed on it",
-    already_dispensed: "it had already been dispensed",
-    cancelled: "it was already cancelled",
-    expired: "it had expired",
-    not_yet_valid: "it was not valid yet",
-    assigned_elsewhere: "it was already sent to another pharmacy",
-    duplicate: "the same request had already been made",
+    claimed_cannot_change: t("patient.the_pharmacy_had_already_started"),
+    dispensed_cannot_cancel: t("patient.medicine_had_already_been_dispensed"),
+    already_dispensed: t("patient.it_had_already_been_dispensed"),
+    cancelled: t("patient.it_was_already_cancelled"),
+    expired: t("patient.it_had_expired"),
+    not_yet_valid: t("patient.it_was_not_valid_yet"),
+    assigned_elsewhere: t("patient.it_was_already_sent_to"),
+    duplicate: t("patient.the_same_request_had_already"),
   }[code];
-  return why ? `You tried to ${what}, but this was not possible: ${why}.` : `You tried to ${what}, but this was not possible.`;
+  return why ? t("patient.you_tried_to_what_but", { what, why }) : t("patient.you_tried_to_what_but_2", { what });
 }
 
 function kindLabel(kind) {
   return {
-    issue: "issue", assign: "choice of pharmacy", claim: "claim", release: "release",
-    dispense: "dispense", cancel: "cancel", delivery: "delivery update",
+    issue: t("patient.kind_issue"), assign: t("patient.choice_of_pharmacy"), claim: t("patient.kind_claim"), release: t("patient.kind_release"),
+    dispense: t("patient.kind_dispense"), cancel: t("patient.kind_cancel"), delivery: t("patient.delivery_update_2"),
   }[kind] || String(kind || "").replace(/_/g, " ");
 }
 

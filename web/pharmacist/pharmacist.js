@@ -4,7 +4,7 @@
 
 import {
   ApiError, api, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll, loadOrgs,
-  orgName, humanize, fmtDate, fmtDateTime, statusBadge, statusLabel, drugText, allowance, deliveryLabel, deliveryText, deliveryDetailFields, tableWrap, query,
+  orgName, humanize, fmtDate, fmtDateTime, statusBadge, statusLabel, drugText, allowance, deliveryLabel, deliveryText, deliveryDetailFields, tableWrap, query, t, tn, locale,
 } from "/assets/api.js";
 
 const FRAME_INTERVAL_MS = 700;
@@ -32,7 +32,7 @@ function start(session) {
   const scanStatus = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "scan-status" });
   // Not a live region: the card's heading takes focus when a verdict
   // arrives, and the "checked at" line changes every few seconds.
-  const verdictBox = el("section", { id: "verdict", "aria-label": "Verdict" });
+  const verdictBox = el("section", { id: "verdict", "aria-label": t("pharmacist.verdict") });
   const listCard = el("section", { class: "card", "aria-labelledby": "list-title" });
 
   // The verdict on screen, and when (this browser's clock) the chain last
@@ -62,10 +62,10 @@ function start(session) {
     clearVerdict();
     const text = payload.trim();
     if (!text) {
-      say(scanStatus, "The field is empty: scan the code into it, or type it.", "error");
+      say(scanStatus, t("pharmacist.the_field_is_empty_scan"), "error");
       return null;
     }
-    const v = await withBusy(button, scanStatus, "Checking the code against the chain…",
+    const v = await withBusy(button, scanStatus, t("pharmacist.checking_the_code_against_the"),
       () => post("/v1/scan", { payload: text, pharmacy }));
     if (v) await showVerdict(v);
     return v;
@@ -113,7 +113,7 @@ function start(session) {
       if (stateKey(fresh) === stateKey(v.prescription)) {
         confirmedAt = Date.now();
       } else {
-        await rescan("This prescription changed on the chain while it was on screen; the card now shows its current state.", "info", true);
+        await rescan(t("pharmacist.this_prescription_changed_on_the"), "info", true);
       }
     } catch {
       // The card ages and greys out; the next check tries again.
@@ -147,29 +147,29 @@ function start(session) {
         freshness();
         return;
       }
-      await rescan(`Refused: ${errorText(failure)} The card below was reloaded from the chain.`, "error");
+      await rescan(t("pharmacist.refused_failure_the_card_below", { failure: errorText(failure) }), "error");
       return;
     }
     await rescan(typeof okNote === "function" ? okNote(r) : okNote);
   };
 
   const actions = {
-    claim: (button, status) => act(button, status, "Claiming the prescription on the chain…",
+    claim: (button, status) => act(button, status, t("pharmacist.claiming_the_prescription_on_the"),
       () => post("/v1/staff/claim", { payload: current.payload }),
-      `Claimed for ${session.org_name || orgName(pharmacy)}. No other pharmacy can dispense it now.`),
-    release: (button, status) => act(button, status, "Releasing…",
+      t("pharmacist.claimed_for_pharmacy_no_other", { pharmacy: session.org_name || orgName(pharmacy) })),
+    release: (button, status) => act(button, status, t("pharmacist.releasing"),
       () => post("/v1/staff/release", { id: current.prescription.record.id }),
-      "Released: the prescription is available to other pharmacies again."),
+      t("pharmacist.released_the_prescription_is_available")),
     dispense: (button, status, lines, complete) => {
       const items = current.prescription.record.items;
-      const what = lines.map((l) => `${l.quantity} ${items[l.item].unit} of ${items[l.item].name}`).join(", ");
-      return act(button, status, "Recording the dispense on the chain…",
+      const what = lines.map((l) => t("pharmacist.quantity_unit_of_name", { quantity: l.quantity, unit: items[l.item].unit, name: items[l.item].name })).join(", ");
+      return act(button, status, t("pharmacist.recording_the_dispense_on_the"),
         () => post("/v1/staff/dispense", { id: current.prescription.record.id, lines, complete }),
-        `Dispensed ${what || "nothing more"}${complete ? "; the prescription is complete" : ""}.`);
+        t("pharmacist.dispensed_what_complete", { what: what || t("pharmacist.nothing_more"), complete: complete ? t("pharmacist.the_prescription_is_complete") : "" }));
     },
-    delivery: (button, status, value, detail) => act(button, status, "Recording the delivery status…",
+    delivery: (button, status, value, detail) => act(button, status, t("pharmacist.recording_the_delivery_status"),
       () => post("/v1/staff/delivery", { id: current.prescription.record.id, status: value, ...detail }),
-      `Recorded: ${deliveryLabel(value)}.`),
+      t("pharmacist.recorded_value", { value: deliveryLabel(value) })),
   };
 
   // 1. Camera.
@@ -180,16 +180,16 @@ function start(session) {
     const file = photo.files?.[0];
     if (!file) return;
     clearVerdict();
-    const v = await withBusy(photo, scanStatus, "Reading the QR code in the photo…", () => scanBytes(file, file.type));
+    const v = await withBusy(photo, scanStatus, t("pharmacist.reading_the_qr_code_in"), () => scanBytes(file, file.type));
     if (v) await showVerdict(v);
     photo.value = "";
   });
   // 3. Handheld scanner (types the code and presses Enter) or typing.
   const text = el("input", { id: "scan-text", name: "payload", autocomplete: "off", spellcheck: "false", autocapitalize: "characters", "aria-describedby": "scan-text-hint" });
-  const check = el("button", { type: "submit", class: "btn btn-primary", id: "scan-submit" }, "Check");
+  const check = el("button", { type: "submit", class: "btn btn-primary", id: "scan-submit" }, t("pharmacist.check"));
   const textForm = el("form", { id: "scan-form", novalidate: true },
-    el("div", { class: "field" }, el("label", { for: "scan-text" }, "Code from a handheld scanner"), text,
-      el("p", { class: "hint", id: "scan-text-hint" }, "Click here and scan; the scanner presses Enter for you.")),
+    el("div", { class: "field" }, el("label", { for: "scan-text" }, t("pharmacist.code_from_a_handheld_scanner")), text,
+      el("p", { class: "hint", id: "scan-text-hint" }, t("pharmacist.click_here_and_scan_the"))),
     el("div", { class: "actions" }, check));
   textForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -205,7 +205,7 @@ function start(session) {
   // read from the chain, with no actions: acting needs the patient's code.
   const openRecord = async (id) => {
     clearVerdict();
-    const view = await withBusy(null, scanStatus, "Reading the record from the chain…",
+    const view = await withBusy(null, scanStatus, t("pharmacist.reading_the_record_from_the"),
       () => get(`/v1/prescriptions/${encodeURIComponent(id)}`));
     if (view) await showVerdict(recordVerdict(view));
   };
@@ -215,13 +215,13 @@ function start(session) {
 
   setChildren(app,
     el("section", { "aria-labelledby": "scan-title" },
-      el("h2", { id: "scan-title", class: "visually-hidden" }, "Scan a prescription"),
+      el("h2", { id: "scan-title", class: "visually-hidden" }, t("pharmacist.scan_a_prescription")),
       el("div", { class: "scan-methods" },
-        el("div", { class: "card" }, el("h3", {}, "Camera"), camera.node),
-        el("div", { class: "card" }, el("h3", {}, "Photo"),
-          el("div", { class: "field" }, el("label", { for: "photo" }, "Photo of the QR code"), photo,
-            el("p", { class: "hint", id: "photo-hint" }, "Take or choose a photo; it is checked as soon as you pick it."))),
-        el("div", { class: "card" }, el("h3", {}, "Scanner or keyboard"), textForm)),
+        el("div", { class: "card" }, el("h3", {}, t("pharmacist.camera")), camera.node),
+        el("div", { class: "card" }, el("h3", {}, t("pharmacist.photo")),
+          el("div", { class: "field" }, el("label", { for: "photo" }, t("pharmacist.photo_of_the_qr_code")), photo,
+            el("p", { class: "hint", id: "photo-hint" }, t("pharmacist.take_or_choose_a_photo")))),
+        el("div", { class: "card" }, el("h3", {}, t("pharmacist.scanner_or_keyboard")), textForm)),
       scanStatus),
     verdictBox,
     listCard);
@@ -233,9 +233,9 @@ function start(session) {
 // Camera: frames go to the node every ~700 ms until it finds a verdict.
 
 function cameraScanner({ scanBytes, onStart, onVerdict }) {
-  const startBtn = el("button", { type: "button", class: "btn btn-primary", id: "camera-start" }, "Start camera");
-  const stopBtn = el("button", { type: "button", class: "btn btn-quiet", id: "camera-stop", hidden: true }, "Stop camera");
-  const video = el("video", { class: "camera", playsinline: true, muted: true, hidden: true, "aria-label": "Camera view" });
+  const startBtn = el("button", { type: "button", class: "btn btn-primary", id: "camera-start" }, t("pharmacist.start_camera"));
+  const stopBtn = el("button", { type: "button", class: "btn btn-quiet", id: "camera-stop", hidden: true }, t("pharmacist.stop_camera"));
+  const video = el("video", { class: "camera", playsinline: true, muted: true, hidden: true, "aria-label": t("pharmacist.camera_view") });
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "camera-status" });
   const canvas = document.createElement("canvas");
   let stream = null;
@@ -269,7 +269,7 @@ function cameraScanner({ scanBytes, onStart, onVerdict }) {
       onVerdict(v);
     } catch (e) {
       if (e instanceof ApiError && e.status === 422) {
-        say(status, "Looking for a QR code… hold it steady in front of the camera.", "busy");
+        say(status, t("pharmacist.looking_for_a_qr_code"), "busy");
       } else if (e instanceof ApiError && e.status === 0) {
         stop();
         say(status, errorText(e), "error");
@@ -284,22 +284,22 @@ function cameraScanner({ scanBytes, onStart, onVerdict }) {
 
   startBtn.addEventListener("click", async () => {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      say(status, "This browser cannot use a camera on this page (it needs a secure https address). Upload a photo or use the scanner field instead.", "error");
+      say(status, t("pharmacist.this_browser_cannot_use_a"), "error");
       return;
     }
     onStart();
-    say(status, "Asking for the camera…", "busy");
+    say(status, t("pharmacist.asking_for_the_camera"), "busy");
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: { ideal: "environment" } }, audio: false });
     } catch (e) {
       stream = null;
       const msg = {
-        NotAllowedError: "Camera permission was denied. Allow the camera in the browser's site settings, or upload a photo instead.",
-        SecurityError: "Camera permission was denied. Allow the camera in the browser's site settings, or upload a photo instead.",
-        NotFoundError: "No camera was found. Upload a photo or use the scanner field instead.",
-        OverconstrainedError: "No suitable camera was found. Upload a photo or use the scanner field instead.",
-        NotReadableError: "The camera is in use by another program. Close it and try again, or upload a photo.",
-      }[e && e.name] || "The camera could not be started. Upload a photo or use the scanner field instead.";
+        NotAllowedError: t("pharmacist.camera_permission_was_denied_allow"),
+        SecurityError: t("pharmacist.camera_permission_was_denied_allow"),
+        NotFoundError: t("pharmacist.no_camera_was_found_upload"),
+        OverconstrainedError: t("pharmacist.no_suitable_camera_was_found"),
+        NotReadableError: t("pharmacist.the_camera_is_in_use"),
+      }[e && e.name] || t("pharmacist.the_camera_could_not_be");
       say(status, msg, "error");
       return;
     }
@@ -308,17 +308,17 @@ function cameraScanner({ scanBytes, onStart, onVerdict }) {
     startBtn.hidden = true;
     stopBtn.hidden = false;
     await video.play().catch(() => {});
-    say(status, "Looking for a QR code… hold it steady in front of the camera.", "busy");
+    say(status, t("pharmacist.looking_for_a_qr_code"), "busy");
     timer = setInterval(frame, FRAME_INTERVAL_MS);
     stopBtn.focus();
   });
   stopBtn.addEventListener("click", () => {
     stop();
-    say(status, "Camera stopped.");
+    say(status, t("pharmacist.camera_stopped"));
     startBtn.focus();
   });
 
-  const node = el("div", {}, el("p", { class: "hint" }, "Point the camera at the patient's QR code."), video, status,
+  const node = el("div", {}, el("p", { class: "hint" }, t("pharmacist.point_the_camera_at_the")), video, status,
     el("div", { class: "actions" }, startBtn, stopBtn));
   return { node, stop };
 }
@@ -333,7 +333,7 @@ function recordVerdict(view) {
     : view.public_status === "cancelled" ? "cancelled"
     : view.public_status === "expired" ? "expired"
     : "record_only";
-  return { verdict: "record", code, message: "Scan the patient's code to act on this prescription.", payload: null, secret_ok: null, prescription: { ...view, record: rec }, height: null };
+  return { verdict: "record", code, message: t("pharmacist.scan_the_patient_s_code"), payload: null, secret_ok: null, prescription: { ...view, record: rec }, height: null };
 }
 
 /** The sentence for a red verdict, naming where and when from the record. */
@@ -342,21 +342,21 @@ export function redSentence(v) {
   switch (v.code) {
     case "already_dispensed": {
       const f = rec.fills?.[rec.fills.length - 1];
-      if (f) return `Already dispensed at ${orgName(f.pharmacy)} on ${fmtDateTime(f.at)}. Do not dispense it again.`;
+      if (f) return t("pharmacist.already_dispensed_at_pharmacy_on", { pharmacy: orgName(f.pharmacy), at: fmtDateTime(f.at) });
       break;
     }
     case "claimed_by_other":
-      if (rec.claim) return `Claimed by ${orgName(rec.claim.pharmacy)} since ${fmtDateTime(rec.claim.at)}; only that pharmacy may dispense it.`;
+      if (rec.claim) return t("pharmacist.claimed_by_pharmacy_since_at", { pharmacy: orgName(rec.claim.pharmacy), at: fmtDateTime(rec.claim.at) });
       break;
     case "cancelled":
-      if (rec.cancelled) return `Cancelled on ${fmtDateTime(rec.cancelled[0])}. Do not dispense.`;
+      if (rec.cancelled) return t("pharmacist.cancelled_on_cancelled_do_not", { cancelled: fmtDateTime(rec.cancelled[0]) });
       break;
     case "expired":
-      return `Expired on ${fmtDateTime(rec.valid_until)}. Do not dispense.`;
+      return t("pharmacist.expired_on_valid_until_do", { valid_until: fmtDateTime(rec.valid_until) });
     case "not_yet_valid":
-      return `Not valid until ${fmtDateTime(rec.valid_from)}.`;
+      return t("pharmacist.not_valid_until_valid_from", { valid_from: fmtDateTime(rec.valid_from) });
     case "assigned_elsewhere":
-      if (rec.fulfilment) return `The patient chose ${orgName(rec.fulfilment.pharmacy)} for this prescription; it cannot be claimed here.`;
+      if (rec.fulfilment) return t("pharmacist.the_patient_chose_pharmacy_for", { pharmacy: orgName(rec.fulfilment.pharmacy) });
       break;
     default:
   }
@@ -373,14 +373,14 @@ function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, ref
   const recordOnly = !v.payload;
   const kind = doneHere || (recordOnly && rx.public_status === "completed") ? "done" : v.verdict === "green" ? "green" : "red";
   const title = recordOnly
-    ? `Record: ${statusLabel(rx.public_status)}`
+    ? t("pharmacist.record_public_status", { public_status: statusLabel(rx.public_status) })
     : doneHere
-    ? "Dispensed and complete"
-    : v.code === "claimable" ? "Genuine — you may claim it"
-    : v.code === "already_claimed_here" ? "Claimed by your pharmacy — ready to dispense"
-    : "Do not dispense";
+    ? t("pharmacist.dispensed_and_complete")
+    : v.code === "claimable" ? t("pharmacist.genuine_you_may_claim_it")
+    : v.code === "already_claimed_here" ? t("pharmacist.claimed_by_your_pharmacy_ready")
+    : t("pharmacist.do_not_dispense");
   const sentence = doneHere
-    ? `Dispensed at ${orgName(lastFill.pharmacy)} on ${fmtDateTime(lastFill.at)}.`
+    ? t("pharmacist.dispensed_at_pharmacy_on_at", { pharmacy: orgName(lastFill.pharmacy), at: fmtDateTime(lastFill.at) })
     : v.verdict === "green" ? v.message : redSentence(v);
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "action-status" });
   if (note) say(status, note, noteKind);
@@ -388,48 +388,48 @@ function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, ref
 
   const f = rec.fulfilment;
   const facts = el("dl", { class: "facts" },
-    el("dt", {}, "Prescription"), el("dd", {}, el("span", { class: "short-id", id: "verdict-short-id" }, rx.short_id), " ", statusBadge(rx.public_status)),
-    el("dt", {}, "Prescriber"), el("dd", { id: "verdict-prescriber" }, rx.prescriber?.name || "Unknown key"),
-    el("dt", {}, "Hospital"), el("dd", {}, rx.hospital_name || orgName(rec.hospital)),
-    el("dt", {}, "Issued"), el("dd", {}, fmtDateTime(rec.issued_at)),
-    el("dt", {}, "Valid until"), el("dd", {}, fmtDateTime(rec.valid_until)),
-    el("dt", {}, "Code"), el("dd", { id: "verdict-code-check" }, recordOnly ? "Not scanned: opened from the list"
-      : v.secret_ok ? "Genuine: it belongs to this prescription" : "NOT genuine: a forged or damaged code"),
-    f ? [el("dt", {}, "Patient chose"), el("dd", {}, f.mode === "delivery" ? `Home delivery by ${orgName(f.pharmacy)}` : `Pickup at ${orgName(f.pharmacy)}`)] : null,
-    rec.repeats ? [el("dt", {}, "Repeat fills"), el("dd", {}, String(rec.repeats))] : null);
+    el("dt", {}, t("pharmacist.prescription")), el("dd", {}, el("span", { class: "short-id", id: "verdict-short-id" }, rx.short_id), " ", statusBadge(rx.public_status)),
+    el("dt", {}, t("pharmacist.prescriber")), el("dd", { id: "verdict-prescriber" }, rx.prescriber?.name || t("pharmacist.unknown_key")),
+    el("dt", {}, t("pharmacist.hospital")), el("dd", {}, rx.hospital_name || orgName(rec.hospital)),
+    el("dt", {}, t("pharmacist.issued")), el("dd", {}, fmtDateTime(rec.issued_at)),
+    el("dt", {}, t("pharmacist.valid_until")), el("dd", {}, fmtDateTime(rec.valid_until)),
+    el("dt", {}, t("pharmacist.code")), el("dd", { id: "verdict-code-check" }, recordOnly ? t("pharmacist.not_scanned_opened_from_the")
+      : v.secret_ok ? t("pharmacist.genuine_it_belongs_to_this") : t("pharmacist.not_genuine_a_forged_or")),
+    f ? [el("dt", {}, t("pharmacist.patient_chose")), el("dd", {}, f.mode === "delivery" ? t("pharmacist.home_delivery_by_pharmacy", { pharmacy: orgName(f.pharmacy) }) : t("pharmacist.pickup_at_pharmacy", { pharmacy: orgName(f.pharmacy) }))] : null,
+    rec.repeats ? [el("dt", {}, t("pharmacist.repeat_fills")), el("dd", {}, String(rec.repeats))] : null);
 
   const items = el("table", { id: "verdict-items" },
-    el("thead", {}, el("tr", {}, ["Medicine", "Per fill", "Dispensed / allowed"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, [t("pharmacist.medicine"), t("pharmacist.per_fill"), t("pharmacist.dispensed_allowed")].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rec.items.map((it, i) => el("tr", {},
-      el("td", {}, drugText(it), it.controlled ? [" ", el("span", { class: "badge badge-controlled" }, "Controlled")] : null),
+      el("td", {}, drugText(it), it.controlled ? [" ", el("span", { class: "badge badge-controlled" }, t("pharmacist.controlled"))] : null),
       el("td", { class: "num" }, `${it.quantity} ${it.unit}`),
       el("td", { class: "num" }, `${rec.dispensed?.[i] ?? 0} / ${allowance(rx, i)}`)))));
 
   const heading = el("h2", { tabindex: "-1", id: "verdict-title" }, title);
   // The precise codes, for a call to the help desk or an audit; closed by default.
   const tech = el("details", { class: "tech", id: "verdict-tech" },
-    el("summary", {}, "Technical details"),
+    el("summary", {}, t("pharmacist.technical_details")),
     el("dl", { class: "facts" },
-      el("dt", {}, "Verdict code"), el("dd", { class: "mono" }, v.code),
-      recordOnly ? null : [el("dt", {}, "QR secret"), el("dd", {}, v.secret_ok ? "matches the access key on the chain" : "does not match the access key on the chain")],
-      el("dt", {}, "Prescription id"), el("dd", { class: "mono" }, rec.id),
-      v.height === null ? null : [el("dt", {}, "Read at block"), el("dd", {}, String(v.height))],
-      rec.items.map((it) => [el("dt", {}, it.name), el("dd", { class: "mono" }, `ATC ${it.atc}`)])));
-  const info = el("div", { class: "verdict-info" }, facts, tableWrap(items, "Medicines"), tech);
+      el("dt", {}, t("pharmacist.verdict_code")), el("dd", { class: "mono" }, v.code),
+      recordOnly ? null : [el("dt", {}, t("pharmacist.qr_secret")), el("dd", {}, v.secret_ok ? t("pharmacist.matches_the_access_key_on") : t("pharmacist.does_not_match_the_access"))],
+      el("dt", {}, t("pharmacist.prescription_id")), el("dd", { class: "mono" }, rec.id),
+      v.height === null ? null : [el("dt", {}, t("pharmacist.read_at_block")), el("dd", {}, String(v.height))],
+      rec.items.map((it) => [el("dt", {}, it.name), el("dd", { class: "mono" }, t("pharmacist.atc_atc", { atc: it.atc }))])));
+  const info = el("div", { class: "verdict-info" }, facts, tableWrap(items, t("pharmacist.medicines")), tech);
   const act = el("div", { class: "verdict-actions" });
 
   const claimedHere = rec.claim?.pharmacy === pharmacy && rec.status === "claimed";
   if (v.code === "claimable" && !recordOnly) {
-    const claim = el("button", { type: "button", class: "btn btn-ok", id: "claim" }, "Claim for my pharmacy");
+    const claim = el("button", { type: "button", class: "btn btn-ok", id: "claim" }, t("pharmacist.claim_for_my_pharmacy"));
     claim.addEventListener("click", () => actions.claim(claim, status));
-    act.append(el("p", {}, "Claiming locks it for this pharmacy; nobody else can dispense it until you release it."),
+    act.append(el("p", {}, t("pharmacist.claiming_locks_it_for_this")),
       el("div", { class: "actions" }, claim));
   }
   if (!recordOnly && (v.code === "already_claimed_here" || claimedHere)) {
     act.append(dispenseForm(rx, status, actions));
-    const release = el("button", { type: "button", class: "btn btn-quiet", id: "release" }, "Release (return it)");
+    const release = el("button", { type: "button", class: "btn btn-quiet", id: "release" }, t("pharmacist.release_return_it"));
     release.addEventListener("click", () => {
-      if (window.confirm("Release this prescription? Another pharmacy may then claim it.")) actions.release(release, status);
+      if (window.confirm(t("pharmacist.release_this_prescription_another_pharma"))) actions.release(release, status);
     });
     act.append(el("div", { class: "actions" }, release));
   }
@@ -441,7 +441,7 @@ function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, ref
   }
   // When the state was read, and a way to read it again once it is old.
   const checked = el("p", { class: "hint verdict-checked", id: "verdict-checked" });
-  const again = el("button", { type: "button", class: "btn btn-primary", id: "verdict-refresh" }, "Check again");
+  const again = el("button", { type: "button", class: "btn btn-primary", id: "verdict-refresh" }, t("pharmacist.check_again"));
   again.addEventListener("click", () => refresh());
   const stale = el("div", { class: "status verdict-stale-note", id: "verdict-stale", role: "alert", hidden: true, dataset: { kind: "error" } },
     el("span", { class: "stale-text" }), " ", again);
@@ -454,21 +454,21 @@ function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, ref
     el("div", { class: act.childElementCount ? "verdict-body" : "" }, info, act.childElementCount ? act : null));
   setChildren(box, node);
   heading.focus();
-  const fmtTime = (ms) => new Date(ms).toLocaleTimeString();
+  const fmtTime = (ms) => new Date(ms).toLocaleTimeString(locale);
   return {
     // An old card is greyed out and cannot be acted on until it is read again.
     setFresh(fresh, at) {
-      const state = v.height === null ? "Chain state" : `Chain state at block ${v.height}`;
+      const state = v.height === null ? t("pharmacist.chain_state") : t("pharmacist.chain_state_at_block_height", { height: v.height });
       checked.textContent = at
-        ? `${state}; last confirmed at ${fmtTime(at)}.`
-        : `${state}; not confirmed since it was read.`;
+        ? t("pharmacist.state_last_confirmed_at_at", { state, at: fmtTime(at) })
+        : t("pharmacist.state_not_confirmed_since_it", { state });
       if ((node.dataset.stale === "true") === !fresh) return;
       node.dataset.stale = fresh ? "false" : "true";
       node.classList.toggle("verdict-old", !fresh);
       stale.hidden = fresh;
       stale.querySelector(".stale-text").textContent = fresh ? "" : at
-        ? `Not confirmed by the chain since ${fmtTime(at)}: it may have changed. Do not act on this card.`
-        : "This card could not be confirmed by the chain: it may have changed. Do not act on this card.";
+        ? t("pharmacist.not_confirmed_by_the_chain", { at: fmtTime(at) })
+        : t("pharmacist.this_card_could_not_be");
       for (const c of act.querySelectorAll("button, input, select")) c.disabled = !fresh;
     },
   };
@@ -485,10 +485,10 @@ function dispenseForm(rx, status, actions) {
       i, remaining, qty, batch,
       node: el("fieldset", {},
         el("legend", {}, drugText(it)),
-        el("p", { class: "hint" }, `${remaining} ${it.unit} may still be dispensed.`),
+        el("p", { class: "hint" }, t("pharmacist.remaining_unit_may_still_be", { remaining, unit: it.unit })),
         el("div", { class: "row" },
-          el("div", { class: "field narrow" }, el("label", { for: qty.id }, `Quantity (${it.unit})`), qty),
-          el("div", { class: "field" }, el("label", { for: batch.id }, "Batch number"), batch))),
+          el("div", { class: "field narrow" }, el("label", { for: qty.id }, t("pharmacist.quantity_unit", { unit: it.unit })), qty),
+          el("div", { class: "field" }, el("label", { for: batch.id }, t("pharmacist.batch_number")), batch))),
     };
   });
   const remainingTotal = inputs.reduce((n, x) => n + x.remaining, 0);
@@ -498,13 +498,13 @@ function dispenseForm(rx, status, actions) {
   };
   inputs.forEach((x) => x.qty.addEventListener("input", syncComplete));
   syncComplete();
-  const submit = el("button", { type: "submit", class: "btn btn-ok", id: "dispense" }, "Dispense");
+  const submit = el("button", { type: "submit", class: "btn btn-ok", id: "dispense" }, t("pharmacist.dispense"));
   const form = el("form", { id: "dispense-form", novalidate: true },
-    el("h3", {}, "Dispense"),
-    remainingTotal === 0 ? el("p", { class: "hint" }, "Everything allowed has been dispensed; tick complete to close it.") : null,
+    el("h3", {}, t("pharmacist.dispense")),
+    remainingTotal === 0 ? el("p", { class: "hint" }, t("pharmacist.everything_allowed_has_been_dispensed")) : null,
     inputs.map((x) => x.node),
     el("label", { class: "check", for: "dispense-complete" }, complete,
-      el("span", {}, "This completes the prescription (nothing more will be dispensed on it)")),
+      el("span", {}, t("pharmacist.this_completes_the_prescription_nothing"))),
     el("div", { class: "actions" }, submit));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -514,13 +514,13 @@ function dispenseForm(rx, status, actions) {
       x.batch.removeAttribute("aria-invalid");
       const q = Number(x.qty.value || 0);
       if (!Number.isInteger(q) || q < 0 || q > x.remaining) {
-        say(status, `Quantity for ${drugText(rec.items[x.i])} must be a whole number from 0 to ${x.remaining}.`, "error");
+        say(status, t("pharmacist.quantity_for_items_must_be", { items: drugText(rec.items[x.i]), remaining: x.remaining }), "error");
         x.qty.setAttribute("aria-invalid", "true");
         x.qty.focus();
         return;
       }
       if (q > 0 && !x.batch.value.trim()) {
-        say(status, `Enter the batch number for ${drugText(rec.items[x.i])}.`, "error");
+        say(status, t("pharmacist.enter_the_batch_number_for", { items: drugText(rec.items[x.i]) }), "error");
         x.batch.setAttribute("aria-invalid", "true");
         x.batch.focus();
         return;
@@ -528,7 +528,7 @@ function dispenseForm(rx, status, actions) {
       if (q > 0) lines.push({ item: x.i, quantity: q, batch: x.batch.value.trim() });
     }
     if (!lines.length && !complete.checked) {
-      say(status, "Enter a quantity to dispense, or tick complete.", "error");
+      say(status, t("pharmacist.enter_a_quantity_to_dispense"), "error");
       inputs[0]?.qty.focus();
       return;
     }
@@ -547,15 +547,15 @@ function deliveryControl(rec, status, actions) {
     : (done.includes("ready_for_pickup") ? undefined : "ready_for_pickup");
   const select = el("select", { id: "delivery-status" },
     steps.map((s) => el("option", { value: s, selected: s === next }, deliveryLabel(s))));
-  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "delivery-submit" }, "Record");
+  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "delivery-submit" }, t("pharmacist.record"));
   const detail = deliveryDetailFields(select, "delivery", rec.controlled);
   const form = el("form", { id: "delivery-form" },
-    el("h3", {}, mode === "delivery" ? "Delivery progress" : "Pickup"),
+    el("h3", {}, mode === "delivery" ? t("pharmacist.delivery_progress") : t("pharmacist.pickup")),
     done.length
       ? el("ol", { class: "timeline" }, rec.delivery.map((d) => el("li", { class: "delivery" }, el("time", {}, fmtDateTime(d.at)), deliveryText(d))))
-      : el("p", { class: "hint" }, mode === "delivery" ? "No delivery events yet." : "Not marked ready yet."),
+      : el("p", { class: "hint" }, mode === "delivery" ? t("pharmacist.no_delivery_events_yet") : t("pharmacist.not_marked_ready_yet")),
     el("div", { class: "row" },
-      el("div", { class: "field" }, el("label", { for: "delivery-status" }, "Status"), select),
+      el("div", { class: "field" }, el("label", { for: "delivery-status" }, t("pharmacist.status")), select),
       ...detail.fields),
     el("div", { class: "actions" }, submit));
   form.addEventListener("submit", (ev) => {
@@ -568,13 +568,13 @@ function deliveryControl(rec, status, actions) {
 // ---------------------------------------------------------------------------
 // My pharmacy's prescriptions
 
-const HEADERS = ["Short id", "Status", "Mode", "Medicines", "Last event", "Valid until", "Action"];
+const HEADERS = [t("pharmacist.short_id"), t("pharmacist.status"), t("pharmacist.mode"), t("pharmacist.medicines"), t("pharmacist.last_event"), t("pharmacist.valid_until"), t("pharmacist.action")];
 
 function pharmacyList(card, pharmacy, openPayload, openRecord) {
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "list-status" });
-  const body = el("div", { id: "pharmacy-list" }, el("p", { class: "empty" }, "Loading…"));
-  setChildren(card, el("h2", { id: "list-title" }, "My pharmacy's prescriptions"),
-    el("p", { class: "hint" }, "Assigned to or claimed by this pharmacy; updates every few seconds."), status, body);
+  const body = el("div", { id: "pharmacy-list" }, el("p", { class: "empty" }, t("pharmacist.loading")));
+  setChildren(card, el("h2", { id: "list-title" }, t("pharmacist.my_pharmacy_s_prescriptions")),
+    el("p", { class: "hint" }, t("pharmacist.assigned_to_or_claimed_by")), status, body);
   let lastKey = "";
 
   const render = (items) => {
@@ -582,7 +582,7 @@ function pharmacyList(card, pharmacy, openPayload, openRecord) {
     if (key === lastKey) return;
     lastKey = key;
     if (!items.length) {
-      setChildren(body, el("p", { class: "empty" }, "No prescriptions are assigned to or claimed by this pharmacy."));
+      setChildren(body, el("p", { class: "empty" }, t("pharmacist.no_prescriptions_are_assigned_to")));
       return;
     }
     const rows = items.map((p) => {
@@ -590,11 +590,11 @@ function pharmacyList(card, pharmacy, openPayload, openRecord) {
       const f = rec.fulfilment;
       const events = rec.delivery || [];
       const last = events[events.length - 1];
-      const open = el("button", { type: "button", class: "btn btn-small", "aria-label": `Open prescription ${p.short_id}`,
-        onclick: () => (p.payload ? openPayload(p.payload) : openRecord(p.id)) }, "Open");
+      const open = el("button", { type: "button", class: "btn btn-small", "aria-label": t("pharmacist.open_prescription_short_id", { short_id: p.short_id }),
+        onclick: () => (p.payload ? openPayload(p.payload) : openRecord(p.id)) }, t("pharmacist.open"));
       const mode = f
-        ? (f.mode === "delivery" ? ["Delivery", p.delivery_address ? el("div", { class: "hint" }, p.delivery_address) : null] : "Pickup")
-        : (p.claimed_here ? "Walk-in" : "");
+        ? (f.mode === "delivery" ? [t("pharmacist.delivery"), p.delivery_address ? el("div", { class: "hint" }, p.delivery_address) : null] : t("pharmacist.pickup"))
+        : (p.claimed_here ? t("pharmacist.walk_in") : "");
       const cells = [
         [el("span", { class: "short-id" }, p.short_id), el("div", { class: "hint" }, p.hospital_name || "")],
         statusBadge(p.public_status),
@@ -606,11 +606,11 @@ function pharmacyList(card, pharmacy, openPayload, openRecord) {
       ];
       return el("tr", { dataset: { id: p.id } }, cells.map((c, i) => el("td", { "data-label": HEADERS[i] }, el("div", {}, c))));
     });
-    const t = el("table", { id: "pharmacy-table", class: "stack" },
+    const tbl = el("table", { id: "pharmacy-table", class: "stack" },
       el("thead", {}, el("tr", {}, HEADERS.map((h, i) => el("th", { scope: "col" },
         i === HEADERS.length - 1 ? el("span", { class: "visually-hidden" }, h) : h)))),
       el("tbody", {}, rows));
-    setChildren(body, tableWrap(t, "Prescription list"));
+    setChildren(body, tableWrap(tbl, t("pharmacist.prescription_list")));
   };
 
   const refresh = async () => {

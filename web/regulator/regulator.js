@@ -5,15 +5,15 @@
 
 import {
   get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, humanize,
-  fmtDate, fmtDateTime, isoDay, tableWrap, query, orgName,
+  fmtDate, fmtDateTime, isoDay, tableWrap, query, orgName, t, tn, locale,
 } from "/assets/api.js";
 
 const GROUPS = [
-  ["day", "Day"],
-  ["pharmacy", "Pharmacy"],
-  ["drug", "Drug"],
-  ["prescriber", "Prescriber"],
-  ["hospital", "Hospital"],
+  ["day", t("regulator.day")],
+  ["pharmacy", t("regulator.pharmacy")],
+  ["drug", t("regulator.drug")],
+  ["prescriber", t("regulator.prescriber")],
+  ["hospital", t("regulator.hospital")],
 ];
 
 staffPage({
@@ -48,22 +48,22 @@ function reportSection(card, onPeriod) {
   const to = el("input", { id: "to", name: "to", type: "date", value: isoDay(0), required: true });
   const group = el("select", { id: "group-by", name: "group_by" }, GROUPS.map(([v, l]) => el("option", { value: v }, l)));
   const metric = el("select", { id: "metric", name: "metric" },
-    el("option", { value: "quantity" }, "Units dispensed"),
-    el("option", { value: "fills" }, "Number of fills"));
-  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "report-submit" }, "Show report");
-  const csv = el("a", { class: "btn btn-quiet", id: "csv-link", href: "#", download: "" }, "Export CSV (one line per fill)");
+    el("option", { value: "quantity" }, t("regulator.units_dispensed")),
+    el("option", { value: "fills" }, t("regulator.number_of_fills")));
+  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "report-submit" }, t("regulator.show_report"));
+  const csv = el("a", { class: "btn btn-quiet", id: "csv-link", href: "#", download: "" }, t("regulator.export_csv_one_line_per"));
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "report-status" });
   const out = el("div", { id: "report" });
   let last = null;
 
   const form = el("form", { id: "report-form", novalidate: true },
     el("div", { class: "row" },
-      el("div", { class: "field" }, el("label", { for: "from" }, "From"), from),
-      el("div", { class: "field" }, el("label", { for: "to" }, "To (inclusive)"), to),
-      el("div", { class: "field wide" }, el("label", { for: "group-by" }, "Group by"), group),
-      el("div", { class: "field wide" }, el("label", { for: "metric" }, "Chart shows"), metric)),
+      el("div", { class: "field" }, el("label", { for: "from" }, t("regulator.from")), from),
+      el("div", { class: "field" }, el("label", { for: "to" }, t("regulator.to_inclusive")), to),
+      el("div", { class: "field wide" }, el("label", { for: "group-by" }, t("regulator.group_by")), group),
+      el("div", { class: "field wide" }, el("label", { for: "metric" }, t("regulator.chart_shows")), metric)),
     el("div", { class: "actions" }, submit, csv));
-  setChildren(card, el("h2", { id: "report-title" }, "Dispensing report"), form, status, out);
+  setChildren(card, el("h2", { id: "report-title" }, t("regulator.dispensing_report")), form, status, out);
 
   const params = () => ({ from: from.value, to: to.value, group_by: group.value });
   const syncCsv = () => {
@@ -77,17 +77,17 @@ function reportSection(card, onPeriod) {
   const draw = (r) => {
     const rows = r.rows || [];
     const m = metric.value;
-    const t = r.totals || {};
+    const tot = r.totals || {};
     const by = r.group_by || group.value;
-    const byLabel = GROUPS.find(([v]) => v === by)?.[1] || "Group";
+    const byLabel = GROUPS.find(([v]) => v === by)?.[1] || t("regulator.group");
     const sum = (k) => rows.reduce((n, x) => n + (Number(x[k]) || 0), 0);
     const totals = el("p", { id: "report-totals" },
-      `${dayText(r.from || from.value)} to ${dayText(r.to || to.value)}: `,
-      el("strong", {}, plural(t.fills ?? sum("fills"), "fill")), ", ",
-      el("strong", {}, plural(t.quantity ?? sum("quantity"), "unit")),
-      ` (controlled: ${t.controlled_quantity ?? sum("controlled_quantity")} units).`);
+      t("regulator.value_to_value2", { value: dayText(r.from || from.value), value2: dayText(r.to || to.value) }),
+      el("strong", {}, tn("regulator.fill_count", tot.fills ?? sum("fills"))), ", ",
+      el("strong", {}, tn("regulator.units_count", tot.quantity ?? sum("quantity"))),
+      t("regulator.controlled_sum_units", { sum: tot.controlled_quantity ?? sum("controlled_quantity") }));
     if (!rows.length) {
-      setChildren(out, totals, el("p", { class: "empty" }, "Nothing was dispensed in this period."));
+      setChildren(out, totals, el("p", { class: "empty" }, t("regulator.nothing_was_dispensed_in_this")));
       return;
     }
     const body = rows.map((x) => el("tr", {},
@@ -96,14 +96,14 @@ function reportSection(card, onPeriod) {
       el("td", { class: "num" }, String(x.quantity ?? "")),
       el("td", { class: "num" }, String(x.controlled_quantity ?? ""))));
     const tbl = el("table", { id: "report-table" },
-      el("caption", {}, `Dispensing by ${byLabel.toLowerCase()}`),
+      el("caption", {}, t("regulator.dispensing_by_tolowercase", { group: byLabel.toLowerCase() })),
       el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, byLabel),
-        el("th", { scope: "col", class: "num" }, "Fills"),
-        el("th", { scope: "col", class: "num" }, "Units"),
-        el("th", { scope: "col", class: "num" }, "Controlled"))),
+        el("th", { scope: "col", class: "num" }, t("regulator.fills")),
+        el("th", { scope: "col", class: "num" }, t("regulator.units")),
+        el("th", { scope: "col", class: "num" }, t("regulator.controlled")))),
       el("tbody", {}, body));
-    setChildren(out, totals, barChart(rows, m, byLabel, by, out.clientWidth), tableWrap(tbl, "Dispensing report table"));
+    setChildren(out, totals, barChart(rows, m, byLabel, by, out.clientWidth), tableWrap(tbl, t("regulator.dispensing_report_table")));
   };
   let resizeTimer = null;
   let lastWidth = out.clientWidth;
@@ -119,15 +119,15 @@ function reportSection(card, onPeriod) {
 
   const load = async () => {
     if (!from.value || !to.value) {
-      say(status, "Choose both dates.", "error");
+      say(status, t("regulator.choose_both_dates"), "error");
       return;
     }
     if (from.value > to.value) {
-      say(status, "The start date is after the end date.", "error");
+      say(status, t("regulator.the_start_date_is_after"), "error");
       from.focus();
       return;
     }
-    const r = await withBusy(submit, status, "Loading the report…", () => get(`/v1/reports/dispensing${query(params())}`));
+    const r = await withBusy(submit, status, t("regulator.loading_the_report"), () => get(`/v1/reports/dispensing${query(params())}`));
     if (!r) return;
     last = r;
     draw(r);
@@ -138,10 +138,6 @@ function reportSection(card, onPeriod) {
     load();
   });
   load();
-}
-
-function plural(n, word) {
-  return `${n} ${word}${Number(n) === 1 ? "" : "s"}`;
 }
 
 /** A local date for a `YYYY-MM-DD` day, without a time-zone shift. */
@@ -178,8 +174,8 @@ function barChart(rows, metric, groupLabel, groupBy, width) {
   const H = top + rows.length * (barH + gap);
   const max = Math.max(1, ...rows.map((r) => Number(r[metric] || 0)));
   const plotW = W - labelW - valueW;
-  const metricLabel = metric === "fills" ? "fills" : "units";
-  const title = svg("title", { id: "chart-title" }, `Bar chart: ${metricLabel} by ${groupLabel.toLowerCase()}`);
+  const metricLabel = metric === "fills" ? t("regulator.metric_fills") : t("regulator.metric_units");
+  const title = svg("title", { id: "chart-title" }, t("regulator.bar_chart_metriclabel_by_tolowercase", { metric: metricLabel, group: groupLabel.toLowerCase() }));
   const chart = svg("svg", { class: "chart", id: "report-chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": "chart-title", preserveAspectRatio: "xMinYMin meet" }, title);
   rows.forEach((r, i) => {
     const y = top + i * (barH + gap);
@@ -198,8 +194,8 @@ function barChart(rows, metric, groupLabel, groupBy, width) {
   });
   chart.append(svg("line", { class: "axis", x1: labelW, y1: 0, x2: labelW, y2: H }));
   const legend = el("div", { class: "legend", "aria-hidden": "true" },
-    el("span", {}, el("span", { class: "swatch", style: "background:#0b5cad" }), metric === "fills" ? "Fills" : "Units dispensed"),
-    metric === "quantity" ? el("span", {}, el("span", { class: "swatch", style: "background:#a23b84" }), "of which controlled") : null);
+    el("span", {}, el("span", { class: "swatch", style: "background:#0b5cad" }), metric === "fills" ? t("regulator.fills") : t("regulator.units_dispensed")),
+    metric === "quantity" ? el("span", {}, el("span", { class: "swatch", style: "background:#a23b84" }), t("regulator.of_which_controlled")) : null);
   return el("figure", { style: "margin:0 0 1rem" }, legend, chart);
 }
 
@@ -208,35 +204,35 @@ function barChart(rows, metric, groupLabel, groupBy, width) {
 
 function controlledSection(card) {
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true });
-  const out = el("div", { id: "controlled" }, el("p", { class: "empty" }, "Loading…"));
-  setChildren(card, el("h2", { id: "controlled-title" }, "Controlled-drug volumes"),
+  const out = el("div", { id: "controlled" }, el("p", { class: "empty" }, t("regulator.loading")));
+  setChildren(card, el("h2", { id: "controlled-title" }, t("regulator.controlled_drug_volumes")),
     el("p", { class: "hint", id: "controlled-period" }), status, out);
   return {
     load: async (from, to) => {
-      card.querySelector("#controlled-period").textContent = `${dayText(from)} to ${dayText(to)}, by drug and pharmacy.`;
+      card.querySelector("#controlled-period").textContent = t("regulator.from_to_to_by_drug", { from: dayText(from), to: dayText(to) });
       try {
         const data = await get(`/v1/reports/controlled${query({ from, to })}`);
         say(status, "");
         const rows = Array.isArray(data) ? data : data.rows || [];
         if (!rows.length) {
-          setChildren(out, el("p", { class: "empty" }, "No controlled drugs were dispensed in this period."));
+          setChildren(out, el("p", { class: "empty" }, t("regulator.no_controlled_drugs_were_dispensed")));
           return;
         }
         const known = rows.every((r) => "drug" in r && "pharmacy" in r && "quantity" in r);
         setChildren(out, known
           ? tableWrap(el("table", { id: "controlled-table" },
               el("thead", {}, el("tr", {},
-                el("th", { scope: "col" }, "Drug"), el("th", { scope: "col" }, "Pharmacy"),
-                el("th", { scope: "col", class: "num" }, "Fills"), el("th", { scope: "col", class: "num" }, "Units"))),
+                el("th", { scope: "col" }, t("regulator.drug")), el("th", { scope: "col" }, t("regulator.pharmacy")),
+                el("th", { scope: "col", class: "num" }, t("regulator.fills")), el("th", { scope: "col", class: "num" }, t("regulator.units")))),
               el("tbody", {}, rows.map((r) => el("tr", {},
-                el("td", {}, r.drug, r.atc ? el("div", { class: "hint" }, `ATC ${r.atc}`) : null),
+                el("td", {}, r.drug, r.atc ? el("div", { class: "hint" }, t("regulator.atc_atc", { atc: r.atc })) : null),
                 el("td", {}, r.pharmacy_name || orgName(r.pharmacy)),
                 el("td", { class: "num" }, String(r.fills ?? "")),
                 el("td", { class: "num" }, `${r.quantity} ${r.unit || ""}`.trim())))),
               data.total_quantity !== undefined
-                ? el("tfoot", {}, el("tr", {}, el("th", { scope: "row", colspan: "3" }, "Total units"), el("td", { class: "num" }, String(data.total_quantity))))
-                : null), "Controlled-drug volumes table")
-          : genericTable(rows, "Controlled-drug volumes table"));
+                ? el("tfoot", {}, el("tr", {}, el("th", { scope: "row", colspan: "3" }, t("regulator.total_units")), el("td", { class: "num" }, String(data.total_quantity))))
+                : null), t("regulator.controlled_drug_volumes_table"))
+          : genericTable(rows, t("regulator.controlled_drug_volumes_table")));
       } catch (e) {
         say(status, errorText(e), "error");
         out.replaceChildren();
@@ -246,8 +242,8 @@ function controlledSection(card) {
 }
 
 const COLUMN_LABELS = {
-  atc: "ATC", drug: "Drug", name: "Drug", pharmacy: "Pharmacy", pharmacy_name: "Pharmacy", quantity: "Units", unit: "Unit",
-  fills: "Fills", controlled_quantity: "Controlled units", label: "Group", key: "Key", strength: "Strength",
+  atc: t("regulator.atc"), drug: t("regulator.drug"), name: t("regulator.drug"), pharmacy: t("regulator.pharmacy"), pharmacy_name: t("regulator.pharmacy"), quantity: t("regulator.units"), unit: t("regulator.unit"),
+  fills: t("regulator.fills"), controlled_quantity: t("regulator.controlled_units"), label: t("regulator.group"), key: t("regulator.key"), strength: t("regulator.strength"),
 };
 
 /** A table of objects whose exact shape is the server's: one column per key. */
@@ -271,23 +267,23 @@ function genericTable(rows, label) {
 
 function alertsSection(card) {
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "alerts-status" });
-  const out = el("div", { id: "alerts" }, el("p", { class: "empty" }, "Loading…"));
-  const refresh = el("button", { type: "button", class: "btn btn-quiet btn-small", id: "alerts-refresh" }, "Refresh");
-  setChildren(card, el("div", { class: "item-head" }, el("h2", { id: "alerts-title" }, "Alerts: refused attempts"), refresh),
-    el("p", { class: "hint" }, "Second dispenses, wrong QR secrets, expired or cancelled prescriptions, and other refusals recorded on the chain."),
+  const out = el("div", { id: "alerts" }, el("p", { class: "empty" }, t("regulator.loading")));
+  const refresh = el("button", { type: "button", class: "btn btn-quiet btn-small", id: "alerts-refresh" }, t("regulator.refresh"));
+  setChildren(card, el("div", { class: "item-head" }, el("h2", { id: "alerts-title" }, t("regulator.alerts_refused_attempts")), refresh),
+    el("p", { class: "hint" }, t("regulator.second_dispenses_wrong_qr_secrets")),
     status, out);
   const load = async () => {
     await loadOrgs().catch(() => {});
-    const data = await withBusy(refresh, status, "Loading alerts…", () => get(`/v1/reports/alerts${query({ limit: 100 })}`));
+    const data = await withBusy(refresh, status, t("regulator.loading_alerts"), () => get(`/v1/reports/alerts${query({ limit: 100 })}`));
     if (!data) return;
     const rows = Array.isArray(data) ? data : data.alerts || [];
     if (!rows.length) {
-      setChildren(out, el("p", { class: "empty" }, "No refused attempts are recorded."));
+      setChildren(out, el("p", { class: "empty" }, t("regulator.no_refused_attempts_are_recorded")));
       return;
     }
     rows.sort((a, b) => Number(b.at) - Number(a.at));
     setChildren(out, tableWrap(stackTable("alerts-table",
-      ["When", "What was refused", "Reason", "Prescription", "Signed by", "Technical details"],
+      [t("regulator.when"), t("regulator.what_was_refused"), t("regulator.reason"), t("regulator.prescription"), t("regulator.signed_by"), t("regulator.technical_details")],
       rows.map((a) => ({
         dataset: { code: a.code || "" },
         cells: [
@@ -297,13 +293,13 @@ function alertsSection(card) {
           el("span", { class: a.short_id ? "short-id" : "mono" }, a.short_id || prescriptionText(a.prescription)),
           signerText(a.signer),
           // The precise codes stay one click away, for audits and exports.
-          el("details", { class: "tech" }, el("summary", {}, "Codes"),
+          el("details", { class: "tech" }, el("summary", {}, t("regulator.codes")),
             el("dl", { class: "facts" },
-              el("dt", {}, "Refusal code"), el("dd", { class: "mono" }, a.code || ""),
-              el("dt", {}, "Transaction"), el("dd", { class: "mono" }, `${a.kind || ""} ${String(a.tx_id || "").slice(0, 16)}…`),
-              el("dt", {}, "Block"), el("dd", {}, String(a.height ?? "")))),
+              el("dt", {}, t("regulator.refusal_code")), el("dd", { class: "mono" }, a.code || ""),
+              el("dt", {}, t("regulator.transaction")), el("dd", { class: "mono" }, `${a.kind || ""} ${String(a.tx_id || "").slice(0, 16)}…`),
+              el("dt", {}, t("regulator.block")), el("dd", {}, String(a.height ?? "")))),
         ],
-      }))), "Alerts"));
+      }))), t("regulator.alerts")));
   };
   refresh.addEventListener("click", load);
   load();
@@ -312,11 +308,11 @@ function alertsSection(card) {
 /** What a refused transaction tried to do, for people. */
 function attemptLabel(kind) {
   return {
-    issue: "Issuing a prescription", assign: "Choosing a pharmacy", claim: "Claiming", release: "Releasing",
-    dispense: "Dispensing", cancel: "Cancelling", delivery: "A delivery update", hand_to_carrier: "Handing to a courier",
-    set_controlled: "Changing the controlled-drug list", propose: "A consortium proposal", approve: "Approving a proposal", leave_node: "A node leaving",
-    register_staff: "Registering staff", revoke_staff: "Revoking staff",
-  }[kind] || "Another change";
+    issue: t("regulator.issuing_a_prescription"), assign: t("regulator.choosing_a_pharmacy"), claim: t("regulator.claiming"), release: t("regulator.releasing"),
+    dispense: t("regulator.dispensing"), cancel: t("regulator.cancelling"), delivery: t("regulator.a_delivery_update"), hand_to_carrier: t("regulator.handing_to_a_courier"),
+    set_controlled: t("regulator.changing_the_controlled_drug_list"), propose: t("regulator.a_consortium_proposal"), approve: t("regulator.approving_a_proposal"), leave_node: t("regulator.a_node_leaving"),
+    register_staff: t("regulator.registering_staff"), revoke_staff: t("regulator.revoking_staff"),
+  }[kind] || t("regulator.another_change");
 }
 
 /** A table that becomes labelled blocks on narrow screens (see app.css). */
@@ -336,11 +332,11 @@ function prescriptionText(p) {
 function signerText(s) {
   if (!s) return "";
   if (typeof s === "object") {
-    const who = s.name || (s.key ? `${String(s.key).slice(0, 10)}…` : "unknown key");
-    return s.org ? `${who}, ${orgName(s.org)}` : s.role === "patient" ? `${who} (patient)` : who;
+    const who = s.name || (s.key ? `${String(s.key).slice(0, 10)}…` : t("regulator.unknown_key"));
+    return s.org ? `${who}, ${orgName(s.org)}` : s.role === "patient" ? t("regulator.who_patient", { who }) : who;
   }
-  const t = String(s);
-  return t.length > 24 ? `${t.slice(0, 10)}…` : t;
+  const str = String(s);
+  return str.length > 24 ? `${str.slice(0, 10)}…` : str;
 }
 
 // ---------------------------------------------------------------------------
@@ -349,20 +345,20 @@ function signerText(s) {
 function chainSection(card) {
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "chain-status" });
   const facts = el("dl", { class: "facts", id: "chain-facts" });
-  const verify = el("button", { type: "button", class: "btn btn-primary", id: "verify" }, "Verify now");
-  setChildren(card, el("h2", { id: "chain-title" }, "Chain status"), facts, el("div", { class: "actions" }, verify), status);
+  const verify = el("button", { type: "button", class: "btn btn-primary", id: "verify" }, t("regulator.verify_now"));
+  setChildren(card, el("h2", { id: "chain-title" }, t("regulator.chain_status")), facts, el("div", { class: "actions" }, verify), status);
 
   const show = (c) => {
     const v = c.last_verification;
     setChildren(facts,
-      el("dt", {}, "Height"), el("dd", { id: "chain-height" }, String(c.height)),
-      el("dt", {}, "Head hash"), el("dd", { class: "hash" }, String(c.hash || "")),
-      c.state_digest ? [el("dt", {}, "State digest"), el("dd", { class: "hash" }, String(c.state_digest))] : null,
-      el("dt", {}, "Last full check"),
+      el("dt", {}, t("regulator.height")), el("dd", { id: "chain-height" }, String(c.height)),
+      el("dt", {}, t("regulator.head_hash")), el("dd", { class: "hash" }, String(c.hash || "")),
+      c.state_digest ? [el("dt", {}, t("regulator.state_digest")), el("dd", { class: "hash" }, String(c.state_digest))] : null,
+      el("dt", {}, t("regulator.last_full_check")),
       el("dd", { id: "last-verification" }, v
-        ? [el("span", { class: `badge ${v.ok ? "status-completed" : "status-cancelled"}` }, v.ok ? "Passed" : "FAILED"),
-          ` ${fmtDateTime(v.at)}, up to block ${v.height}`, v.message ? `: ${humanize(v.message)}` : ""]
-        : "Not run yet on this node."));
+        ? [el("span", { class: `badge ${v.ok ? "status-completed" : "status-cancelled"}` }, v.ok ? t("regulator.passed") : t("regulator.failed")),
+          t("regulator.at_up_to_block_height", { at: fmtDateTime(v.at), height: v.height }), v.message ? `: ${humanize(v.message)}` : ""]
+        : t("regulator.not_run_yet_on_this")));
   };
   const load = async () => {
     const c = await get("/v1/reports/chain");
@@ -371,7 +367,7 @@ function chainSection(card) {
   };
   load().catch((e) => say(status, errorText(e), "error"));
 
-  verify.addEventListener("click", () => withBusy(verify, status, "Verifying every block, signature and the derived state…", async () => {
+  verify.addEventListener("click", () => withBusy(verify, status, t("regulator.verifying_every_block_signature_and"), async () => {
     const before = (await load()).last_verification?.at;
     await post("/v1/reports/verify", {});
     const deadline = Date.now() + 120000;
@@ -380,11 +376,11 @@ function chainSection(card) {
       const c = await load();
       const v = c.last_verification;
       if (v && v.at !== before) {
-        say(status, v.ok ? `The chain verified: blocks 0 to ${v.height} are intact.` : `Verification FAILED: ${humanize(v.message || "see the node's log")}`, v.ok ? "ok" : "error");
+        say(status, v.ok ? t("regulator.the_chain_verified_blocks_0", { height: v.height }) : t("regulator.verification_failed_message", { message: humanize(v.message || t("regulator.see_the_node_s_log")) }), v.ok ? "ok" : "error");
         return;
       }
     }
-    say(status, "The verification is still running; check back shortly.", "info");
+    say(status, t("regulator.the_verification_is_still_running"), "info");
   }));
 }
 
@@ -392,32 +388,32 @@ function chainSection(card) {
 // Governance: open proposals to change the consortium
 
 const ACTIONS = {
-  add_node: (a) => `add node ${a.node?.id} for ${orgName(a.org)}`,
-  remove_node: (a) => `remove node ${a.node}`,
-  add_org: (a) => `admit ${a.org?.name || a.org?.id} (${a.org?.kind})`,
-  rotate_admin_key: (a) => `new admin key for ${orgName(a.org)}`,
-  rotate_node_keys: (a) => `new keys for node ${a.node?.id}`,
-  set_params: () => "change the chain parameters",
+  add_node: (a) => t("regulator.add_node_id_for_org", { id: a.node?.id, org: orgName(a.org) }),
+  remove_node: (a) => t("regulator.remove_node_node", { node: a.node }),
+  add_org: (a) => t("regulator.admit_id_kind", { id: a.org?.name || a.org?.id, kind: a.org?.kind }),
+  rotate_admin_key: (a) => t("regulator.new_admin_key_for_org", { org: orgName(a.org) }),
+  rotate_node_keys: (a) => t("regulator.new_keys_for_node_id", { id: a.node?.id }),
+  set_params: () => t("regulator.change_the_chain_parameters"),
 };
 
 function governanceSection(card) {
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "governance-status" });
   const list = el("ul", { class: "rx-list", id: "proposals" });
   const rule = el("p", { class: "hint", id: "governance-rule" });
-  setChildren(card, el("h2", { id: "governance-title" }, "Open governance proposals"), rule, list, status);
+  setChildren(card, el("h2", { id: "governance-title" }, t("regulator.open_governance_proposals")), rule, list, status);
   get("/v1/governance/proposals").then((r) => {
-    rule.textContent = `A proposal takes effect once ${r.threshold} of the ${r.orgs} member organisations approve it (rxchain governance approve).`;
+    rule.textContent = t("regulator.a_proposal_takes_effect_once", { threshold: r.threshold, orgs: r.orgs });
     const open = (r.proposals || []).filter((p) => p.status === "open");
     setChildren(list, open.length === 0
-      ? el("li", { class: "empty" }, "No proposal is waiting for approvals.")
+      ? el("li", { class: "empty" }, t("regulator.no_proposal_is_waiting_for"))
       : open.map((p) => {
         const a = p.proposal.action || {};
         const what = (ACTIONS[a.action] || (() => humanize(a.action || "change")))(a);
         return el("li", { class: "rx-entry" },
           el("strong", {}, what),
           el("div", { class: "hint" },
-            `proposed by ${orgName(p.proposal.proposer)}; approved by ${p.proposal.approvals.map(orgName).join(", ")}; `,
-            `${p.missing} more needed; open until ${fmtDateTime(p.proposal.expires_at)}`),
+            t("regulator.proposed_by_proposer_approved_by", { proposer: orgName(p.proposal.proposer), approvals: p.proposal.approvals.map(orgName).join(", ") }),
+            t("regulator.missing_more_needed_open_until", { missing: p.missing, expires_at: fmtDateTime(p.proposal.expires_at) })),
           el("div", { class: "mono" }, p.proposal.id));
       }));
   }).catch((e) => say(status, errorText(e), "error"));

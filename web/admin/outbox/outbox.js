@@ -1,6 +1,6 @@
 // The hospital's patient e-mail outbox (GET /v1/staff/outbox): queued, sent
 // and failed messages, newest first. Addresses show their domain only.
-import { get, el, setChildren, say, errorText, staffPage } from "/assets/api.js";
+import { get, el, setChildren, say, errorText, staffPage, fmtDateTime, t } from "/assets/api.js";
 
 staffPage({
   root: document.getElementById("app"),
@@ -10,7 +10,7 @@ staffPage({
 });
 
 function when(ms) {
-  return ms ? new Date(ms).toLocaleString() : "—";
+  return ms ? fmtDateTime(ms) : "—";
 }
 
 async function start() {
@@ -18,12 +18,12 @@ async function start() {
   const status = el("p", { class: "status", role: "status", "aria-live": "polite", hidden: true });
   const table = el("table", { class: "table", id: "outbox" });
   setChildren(app, status, table);
-  say(status, "Loading the outbox…", "busy");
+  say(status, t("outbox.loading_the_outbox"), "busy");
   try {
     const rows = await get("/v1/staff/outbox");
-    say(status, rows.length ? "" : "No messages yet.");
+    say(status, rows.length ? "" : t("outbox.no_messages_yet"));
     setChildren(table,
-      el("thead", {}, el("tr", {}, ["Prescription", "Event", "State", "Attempts", "To (domain)", "Queued", "Sent", "Last error"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, [t("outbox.prescription"), t("outbox.event"), t("outbox.state"), t("outbox.attempts"), t("outbox.to_domain"), t("outbox.queued"), t("outbox.sent"), t("outbox.last_error")].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows.map((r) => el("tr", { "data-state": r.state },
         el("td", {}, r.short_id), el("td", {}, r.kind), el("td", {}, r.state), el("td", {}, String(r.attempts)),
         el("td", {}, r.to_domain), el("td", {}, when(r.queued_at_ms)), el("td", {}, when(r.sent_at_ms)),
