@@ -1237,7 +1237,7 @@ async fn home_delivery_a_failed_delivery_and_a_cancellation_mail_the_patient_in_
         .await;
         for status in steps {
             let step = match *status {
-                "delivered" => json!({"id": id, "status": status, "hand_over": "to_neighbour"}),
+                "delivered" => json!({"id": id, "status": status, "hand_over": "to_household"}),
                 "failed" | "returned" => {
                     json!({"id": id, "status": status, "problem": "no_one_home"})
                 }
@@ -1292,7 +1292,7 @@ async fn home_delivery_a_failed_delivery_and_a_cancellation_mail_the_patient_in_
     // why it failed and came back.
     let x_mail = of("delivered.x@example.invalid");
     assert!(
-        x_mail[7].1.contains("The parcel was left with a neighbour."),
+        x_mail[7].1.contains("The parcel was handed to someone at the address."),
         "{}",
         x_mail[7].1
     );
