@@ -1292,7 +1292,9 @@ async fn home_delivery_a_failed_delivery_and_a_cancellation_mail_the_patient_in_
     // why it failed and came back.
     let x_mail = of("delivered.x@example.invalid");
     assert!(
-        x_mail[7].1.contains("The parcel was handed to someone at the address."),
+        x_mail[7]
+            .1
+            .contains("The parcel was handed to someone at the address."),
         "{}",
         x_mail[7].1
     );

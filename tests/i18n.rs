@@ -40,8 +40,12 @@ fn catalogue(path: &Path) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(path).unwrap();
     let start = text.find('{').expect("a catalogue object");
     let end = text.rfind('}').expect("a catalogue object");
-    serde_json::from_str(&text[start..=end])
-        .unwrap_or_else(|e| panic!("{} is not a JSON object after `export default`: {e}", path.display()))
+    serde_json::from_str(&text[start..=end]).unwrap_or_else(|e| {
+        panic!(
+            "{} is not a JSON object after `export default`: {e}",
+            path.display()
+        )
+    })
 }
 
 fn placeholders(s: &str) -> BTreeSet<String> {
@@ -50,7 +54,12 @@ fn placeholders(s: &str) -> BTreeSet<String> {
     while let Some(i) = rest.find('{') {
         let after = &rest[i + 1..];
         match after.find('}') {
-            Some(j) if after[..j].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && j > 0 => {
+            Some(j)
+                if after[..j]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && j > 0 =>
+            {
                 out.insert(after[..j].to_string());
                 rest = &after[j + 1..];
             }
@@ -88,7 +97,11 @@ fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
 enum Tok {
     /// A string or template literal: its text with `${…}` as `{}`, its
     /// substitutions' source, and its line.
-    Str { text: String, subs: Vec<String>, line: usize },
+    Str {
+        text: String,
+        subs: Vec<String>,
+        line: usize,
+    },
     Ident(String),
     Punct(String),
     Other,
@@ -126,7 +139,11 @@ fn tokenize(src: &str) -> Vec<Tok> {
                 i += 1;
             }
             i += 1;
-            toks.push(Tok::Str { text, subs: vec![], line: line_at(start) });
+            toks.push(Tok::Str {
+                text,
+                subs: vec![],
+                line: line_at(start),
+            });
         } else if c == '`' {
             let start = i;
             i += 1;
@@ -167,7 +184,11 @@ fn tokenize(src: &str) -> Vec<Tok> {
                 i += 1;
             }
             i += 1;
-            toks.push(Tok::Str { text, subs, line: line_at(start) });
+            toks.push(Tok::Str {
+                text,
+                subs,
+                line: line_at(start),
+            });
         } else if c == '/' && regex_allowed(toks.last()) {
             i += 1;
             let mut class = false;
@@ -197,9 +218,14 @@ fn tokenize(src: &str) -> Vec<Tok> {
             }
             toks.push(Tok::Other);
         } else {
-            let ops = ["===", "!==", "...", "=>", "==", "!=", "&&", "||", "??", "?.", "<=", ">="];
+            let ops = [
+                "===", "!==", "...", "=>", "==", "!=", "&&", "||", "??", "?.", "<=", ">=",
+            ];
             let rest: String = b[i..(i + 3).min(n)].iter().collect();
-            let op = ops.iter().find(|o| rest.starts_with(**o)).map_or(c.to_string(), |o| o.to_string());
+            let op = ops
+                .iter()
+                .find(|o| rest.starts_with(**o))
+                .map_or(c.to_string(), |o| o.to_string());
             i += op.chars().count();
             toks.push(Tok::Punct(op));
         }
@@ -222,13 +248,20 @@ fn is_prose(text: &str) -> bool {
     if bare.chars().any(|c| ('\u{3400}'..='\u{9fff}').contains(&c)) {
         return true;
     }
-    let has_word = bare.as_bytes().windows(2).any(|w| w[0].is_ascii_alphabetic() && w[1].is_ascii_alphabetic());
+    let has_word = bare
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_alphabetic() && w[1].is_ascii_alphabetic());
     if has_word && text.chars().any(char::is_whitespace) {
         return true;
     }
     // A single capitalised word, maybe hyphenated, maybe ending in
     // punctuation: "Open", "Walk-in", "Loading…".
-    let w = bare.trim().trim_start_matches('+').trim().trim_end_matches(['.', '…', ':', '!', '?']);
+    let w = bare
+        .trim()
+        .trim_start_matches('+')
+        .trim()
+        .trim_end_matches(['.', '…', ':', '!', '?']);
     let mut cs = w.chars();
     matches!(cs.next(), Some(c) if c.is_ascii_uppercase())
         && w.len() >= 2
@@ -237,20 +270,80 @@ fn is_prose(text: &str) -> bool {
 
 /// Properties whose values are for the machine, never read by people.
 const TECH_KEYS: &[&str] = &[
-    "class", "className", "style", "pattern", "accept", "autocomplete", "aria-describedby",
-    "aria-labelledby", "aria-controls", "preserveAspectRatio", "viewBox", "d", "points", "transform",
+    "class",
+    "className",
+    "style",
+    "pattern",
+    "accept",
+    "autocomplete",
+    "aria-describedby",
+    "aria-labelledby",
+    "aria-controls",
+    "preserveAspectRatio",
+    "viewBox",
+    "d",
+    "points",
+    "transform",
 ];
 /// Calls whose string arguments are selectors, events, keys or paths.
 const TECH_CALLS: &[&str] = &[
-    "querySelector", "querySelectorAll", "closest", "getElementById", "matches", "add", "remove",
-    "toggle", "contains", "addEventListener", "removeEventListener", "getItem", "setItem",
-    "removeItem", "createElement", "t", "tn", "has", "fetch", "startsWith", "endsWith", "includes",
-    "split", "join", "replace", "get", "post", "del", "api", "toBlob", "getContext", "padStart",
-    "Set", "DateTimeFormat", "NumberFormat", "ListFormat", "URLSearchParams", "getAttribute",
-    "removeAttribute", "hasAttribute", "error", "warn", "log",
+    "querySelector",
+    "querySelectorAll",
+    "closest",
+    "getElementById",
+    "matches",
+    "add",
+    "remove",
+    "toggle",
+    "contains",
+    "addEventListener",
+    "removeEventListener",
+    "getItem",
+    "setItem",
+    "removeItem",
+    "createElement",
+    "t",
+    "tn",
+    "has",
+    "fetch",
+    "startsWith",
+    "endsWith",
+    "includes",
+    "split",
+    "join",
+    "replace",
+    "get",
+    "post",
+    "del",
+    "api",
+    "toBlob",
+    "getContext",
+    "padStart",
+    "Set",
+    "DateTimeFormat",
+    "NumberFormat",
+    "ListFormat",
+    "URLSearchParams",
+    "getAttribute",
+    "removeAttribute",
+    "hasAttribute",
+    "error",
+    "warn",
+    "log",
 ];
 /// Assignments whose right side is for the machine.
-const TECH_ASSIGN: &[&str] = &["className", "id", "type", "href", "download", "kind", "srcObject", "value", "lang", "hash"];
+const TECH_ASSIGN: &[&str] = &[
+    "className",
+    "id",
+    "type",
+    "href",
+    "download",
+    "kind",
+    "srcObject",
+    "value",
+    "lang",
+    "hash",
+];
 
 fn punct(t: Option<&Tok>, p: &str) -> bool {
     matches!(t, Some(Tok::Punct(x)) if x == p)
@@ -280,14 +373,21 @@ fn excluded(toks: &[Tok], k: usize) -> Option<&'static str> {
                 "(" | "[" | "{" if depth > 0 => depth -= 1,
                 "(" => {
                     return match j.checked_sub(1).map(|x| &toks[x]) {
-                        Some(Tok::Ident(f)) if TECH_CALLS.contains(&f.as_str()) => Some("technical call"),
+                        Some(Tok::Ident(f)) if TECH_CALLS.contains(&f.as_str()) => {
+                            Some("technical call")
+                        }
                         _ => None,
                     };
                 }
                 "[" | "{" => return None,
-                ":" if depth == 0 && j >= 2 && (punct(toks.get(j - 2), "{") || punct(toks.get(j - 2), ",")) => {
+                ":" if depth == 0
+                    && j >= 2
+                    && (punct(toks.get(j - 2), "{") || punct(toks.get(j - 2), ",")) =>
+                {
                     return match &toks[j - 1] {
-                        Tok::Ident(key) | Tok::Str { text: key, .. } if TECH_KEYS.contains(&key.as_str()) => {
+                        Tok::Ident(key) | Tok::Str { text: key, .. }
+                            if TECH_KEYS.contains(&key.as_str()) =>
+                        {
                             Some("technical property")
                         }
                         _ => None,
@@ -296,7 +396,9 @@ fn excluded(toks: &[Tok], k: usize) -> Option<&'static str> {
                 "," | ";" if depth == 0 => return None,
                 "=" if depth == 0 => {
                     return match &toks[j - 1] {
-                        Tok::Ident(a) if TECH_ASSIGN.contains(&a.as_str()) => Some("technical assignment"),
+                        Tok::Ident(a) if TECH_ASSIGN.contains(&a.as_str()) => {
+                            Some("technical assignment")
+                        }
                         _ => None,
                     };
                 }
@@ -350,7 +452,14 @@ fn js_keys(src: &str) -> Vec<String> {
 // HTML: tags, attributes and text nodes
 
 /// Attributes people read (or hear).
-const VISIBLE_ATTRS: &[&str] = &["title", "alt", "placeholder", "aria-label", "aria-description", "value"];
+const VISIBLE_ATTRS: &[&str] = &[
+    "title",
+    "alt",
+    "placeholder",
+    "aria-label",
+    "aria-description",
+    "value",
+];
 /// Words that are the same in every language: the product's name.
 const NAMES: &[&str] = &["rxchain", "Rx"];
 
@@ -368,7 +477,9 @@ fn parse_html(src: &str) -> Html {
     let mut stack: Vec<(String, Option<String>)> = Vec::new();
     let mut i = 0;
     let line_at = |i: usize| src[..i].matches('\n').count() + 1;
-    const VOID: &[&str] = &["meta", "link", "br", "img", "input", "hr", "source", "!doctype"];
+    const VOID: &[&str] = &[
+        "meta", "link", "br", "img", "input", "hr", "source", "!doctype",
+    ];
     while i < src.len() {
         if src[i..].starts_with("<!--") {
             i += src[i..].find("-->").map_or(src.len() - i, |e| e + 3);
@@ -392,9 +503,16 @@ fn parse_html(src: &str) -> Html {
                 let input_type = get("type").unwrap_or_default();
                 for (a, v) in &parsed {
                     let visible = VISIBLE_ATTRS.contains(&a.as_str())
-                        && (a != "value" || matches!(input_type.as_str(), "button" | "submit" | "reset"));
+                        && (a != "value"
+                            || matches!(input_type.as_str(), "button" | "submit" | "reset"));
                     if visible {
-                        attrs.push((line_at(i), name.clone(), a.clone(), v.clone(), get("data-i18n-attr")));
+                        attrs.push((
+                            line_at(i),
+                            name.clone(),
+                            a.clone(),
+                            v.clone(),
+                            get("data-i18n-attr"),
+                        ));
                     }
                 }
                 if name == "script" || name == "style" {
@@ -413,7 +531,11 @@ fn parse_html(src: &str) -> Html {
         let text = &src[i..next];
         if !text.trim().is_empty() {
             let key = stack.last().and_then(|(_, k)| k.clone());
-            texts.push((line_at(i), text.split_whitespace().collect::<Vec<_>>().join(" "), key));
+            texts.push((
+                line_at(i),
+                text.split_whitespace().collect::<Vec<_>>().join(" "),
+                key,
+            ));
         }
         i = next;
     }
@@ -424,7 +546,9 @@ fn parse_attrs(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = s.trim().trim_end_matches('/');
     while !rest.is_empty() {
-        let name_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let name_end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
         let name = rest[..name_end].to_ascii_lowercase();
         rest = rest[name_end..].trim_start();
         let mut value = String::new();
@@ -449,13 +573,16 @@ fn parse_attrs(s: &str) -> Vec<(String, String)> {
 
 /// Text that needs no translation: punctuation, digits, the product's name.
 fn neutral(text: &str) -> bool {
-    text.split_whitespace().all(|w| {
-        NAMES.contains(&w) || w.chars().all(|c| !c.is_alphabetic())
-    })
+    text.split_whitespace()
+        .all(|w| NAMES.contains(&w) || w.chars().all(|c| !c.is_alphabetic()))
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'")
+    s.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
 }
 
 /// Findings in a page, and the keys it uses.
@@ -474,17 +601,24 @@ fn html_findings(src: &str, en: &BTreeMap<String, String>) -> (Vec<String>, Vec<
                 }
             }
             None if neutral(text) => {}
-            None => bad.push(format!("line {line}: literal text without data-i18n: {text:?}")),
+            None => bad.push(format!(
+                "line {line}: literal text without data-i18n: {text:?}"
+            )),
         }
     }
     for (line, tag, attr, value, map) in &h.attrs {
         let mapped = map.as_deref().and_then(|m| {
-            m.split(';').filter_map(|p| p.split_once(':')).find(|(a, _)| a.trim() == attr).map(|(_, k)| k.trim().to_string())
+            m.split(';')
+                .filter_map(|p| p.split_once(':'))
+                .find(|(a, _)| a.trim() == attr)
+                .map(|(_, k)| k.trim().to_string())
         });
         match mapped {
             Some(k) => keys.push(k),
             None if value.trim().is_empty() || neutral(value) => {}
-            None => bad.push(format!("line {line}: <{tag} {attr}={value:?}> without data-i18n-attr")),
+            None => bad.push(format!(
+                "line {line}: <{tag} {attr}={value:?}> without data-i18n-attr"
+            )),
         }
     }
     (bad, keys)
@@ -501,12 +635,19 @@ fn load() -> (BTreeMap<String, String>, BTreeMap<String, String>) {
 #[test]
 fn both_catalogues_have_the_same_keys_values_and_placeholders() {
     let (en, zh) = load();
-    assert!(en.len() > 100, "the English catalogue is nearly empty: {}", en.len());
+    assert!(
+        en.len() > 100,
+        "the English catalogue is nearly empty: {}",
+        en.len()
+    );
     let ek: BTreeSet<_> = en.keys().collect();
     let zk: BTreeSet<_> = zh.keys().collect();
     let only_en: Vec<_> = ek.difference(&zk).collect();
     let only_zh: Vec<_> = zk.difference(&ek).collect();
-    assert!(only_en.is_empty() && only_zh.is_empty(), "keys in one catalogue only: en {only_en:?}, zh {only_zh:?}");
+    assert!(
+        only_en.is_empty() && only_zh.is_empty(),
+        "keys in one catalogue only: en {only_en:?}, zh {only_zh:?}"
+    );
     let mut bad = Vec::new();
     for (k, e) in &en {
         let z = &zh[k];
@@ -514,12 +655,19 @@ fn both_catalogues_have_the_same_keys_values_and_placeholders() {
             bad.push(format!("{k}: an empty value"));
         }
         if placeholders(e) != placeholders(z) {
-            bad.push(format!("{k}: placeholders differ: en {:?}, zh {:?}", placeholders(e), placeholders(z)));
+            bad.push(format!(
+                "{k}: placeholders differ: en {:?}, zh {:?}",
+                placeholders(e),
+                placeholders(z)
+            ));
         }
         // A Chinese value that is the English one is untranslated, unless
         // it is a name, a code or a language's own name.
-        let same_ok = k.starts_with("lang.") || e.chars().any(|c| ('\u{3400}'..='\u{9fff}').contains(&c))
-            || !without_placeholders(e).split_whitespace().any(|w| w.len() > 3 && w.chars().all(|c| c.is_ascii_lowercase()));
+        let same_ok = k.starts_with("lang.")
+            || e.chars().any(|c| ('\u{3400}'..='\u{9fff}').contains(&c))
+            || !without_placeholders(e)
+                .split_whitespace()
+                .any(|w| w.len() > 3 && w.chars().all(|c| c.is_ascii_lowercase()));
         if e == z && !same_ok {
             bad.push(format!("{k}: the Chinese value is the English one: {e:?}"));
         }
@@ -542,7 +690,9 @@ fn no_visible_literal_text_and_every_used_key_exists() {
         let src = std::fs::read_to_string(f).unwrap();
         let rel = f.strip_prefix(web()).unwrap().display().to_string();
         for (line, text) in js_findings(&src) {
-            findings.push(format!("{rel}:{line}: literal text outside the catalogue: {text:?}"));
+            findings.push(format!(
+                "{rel}:{line}: literal text outside the catalogue: {text:?}"
+            ));
         }
         error_lookup |= src.contains("t(`error.${");
         used.extend(js_keys(&src));
@@ -557,14 +707,27 @@ fn no_visible_literal_text_and_every_used_key_exists() {
         findings.extend(bad.into_iter().map(|b| format!("{rel}: {b}")));
         used.extend(keys);
     }
-    assert!(findings.is_empty(), "user-visible text outside the catalogues:\n{}", findings.join("\n"));
+    assert!(
+        findings.is_empty(),
+        "user-visible text outside the catalogues:\n{}",
+        findings.join("\n")
+    );
 
     // 3. Every key used exists (a `tn` key has `.one` and `.other` forms).
-    let exists = |k: &str| en.contains_key(k) || (en.contains_key(&format!("{k}.one")) && en.contains_key(&format!("{k}.other")));
+    let exists = |k: &str| {
+        en.contains_key(k)
+            || (en.contains_key(&format!("{k}.one")) && en.contains_key(&format!("{k}.other")))
+    };
     let missing: Vec<_> = used.iter().filter(|k| !exists(k)).collect();
-    assert!(missing.is_empty(), "keys used by the pages but not in the catalogues: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "keys used by the pages but not in the catalogues: {missing:?}"
+    );
     // The language switch's keys are built from the language codes.
-    assert!(error_lookup, "web/assets/api.js should look refusal sentences up as error.<code>");
+    assert!(
+        error_lookup,
+        "web/assets/api.js should look refusal sentences up as error.<code>"
+    );
     let unused: Vec<_> = en
         .keys()
         .filter(|k| {
@@ -603,11 +766,25 @@ fn the_js_checker_reports_a_new_english_sentence() {
         "Nothing more to do",
         "{} {} left over",
     ] {
-        assert!(found.iter().any(|f| f == want), "{want:?} was not reported; found {found:?}");
+        assert!(
+            found.iter().any(|f| f == want),
+            "{want:?} was not reported; found {found:?}"
+        );
     }
     // Class lists, ids, keys, imports and comparisons are not text.
-    for not in ["btn btn-primary", "go", "x.go", "Enter", "/assets/api.js", "col", "ok"] {
-        assert!(!found.iter().any(|f| f == not), "{not:?} is not visible text, yet reported: {found:?}");
+    for not in [
+        "btn btn-primary",
+        "go",
+        "x.go",
+        "Enter",
+        "/assets/api.js",
+        "col",
+        "ok",
+    ] {
+        assert!(
+            !found.iter().any(|f| f == not),
+            "{not:?} is not visible text, yet reported: {found:?}"
+        );
     }
     let keys = js_keys(page);
     assert_eq!(keys, ["x.go", "x.ok", "x.items"]);
@@ -624,7 +801,13 @@ fn the_html_checker_reports_literal_text_and_attributes() {
         <img alt="QR" data-i18n-attr="alt:p.hello"><p>A new sentence for people.</p><!-- a comment --> · 2</body></html>"#;
     let (bad, keys) = html_findings(page, &en);
     let all = bad.join("\n");
-    for want in ["\"Doctor — rxchain\"", "A new sentence for people.", "Type a name", "Close", "differs from the English catalogue"] {
+    for want in [
+        "\"Doctor — rxchain\"",
+        "A new sentence for people.",
+        "Type a name",
+        "Close",
+        "differs from the English catalogue",
+    ] {
         assert!(all.contains(want), "{want:?} was not reported:\n{all}");
     }
     assert_eq!(bad.len(), 5, "exactly the five problems:\n{all}");
@@ -633,5 +816,8 @@ fn the_html_checker_reports_literal_text_and_attributes() {
 
 #[test]
 fn placeholders_are_compared() {
-    assert_eq!(placeholders("Dispensed {count} of {name}; {} {x y}"), BTreeSet::from(["count".to_string(), "name".to_string()]));
+    assert_eq!(
+        placeholders("Dispensed {count} of {name}; {} {x y}"),
+        BTreeSet::from(["count".to_string(), "name".to_string()])
+    );
 }

@@ -906,8 +906,9 @@ fn check_structure(body: &TxBody) -> Result<(), TxError> {
         TxBody::GrantAccess(b) => {
             check_wrap("the grantee's key wrap", &b.key_for_org)?;
         }
-        TxBody::Delivery(b) => crate::rules::check_delivery_detail(b)
-            .map_err(|e| TxError::Invalid(e.to_string()))?,
+        TxBody::Delivery(b) => {
+            crate::rules::check_delivery_detail(b).map_err(|e| TxError::Invalid(e.to_string()))?
+        }
         TxBody::RegisterStaff(_)
         | TxBody::RevokeAccess(_)
         | TxBody::AnchorAccessLog(_)

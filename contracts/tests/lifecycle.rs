@@ -1231,14 +1231,24 @@ fn a_failure_names_its_reason_and_a_delivery_its_hand_over() {
     //    hand-over, and a detail on a step that takes none.
     for (e, says) in [
         (event(Failed, None, None), "say why the delivery failed"),
-        (event(Returned, None, None), "say why the delivery was returned"),
-        (event(Delivered, None, None), "say how the parcel was handed over"),
+        (
+            event(Returned, None, None),
+            "say why the delivery was returned",
+        ),
+        (
+            event(Delivered, None, None),
+            "say how the parcel was handed over",
+        ),
         (
             event(Packed, Some(DeliveryProblem::Damaged), None),
             "a 'packed' event takes no reason or hand-over",
         ),
         (
-            event(Failed, Some(DeliveryProblem::NoOneHome), Some(HandOver::SafePlace)),
+            event(
+                Failed,
+                Some(DeliveryProblem::NoOneHome),
+                Some(HandOver::SafePlace),
+            ),
             "a 'failed' event takes no reason or hand-over",
         ),
     ] {
@@ -1264,7 +1274,10 @@ fn a_failure_names_its_reason_and_a_delivery_its_hand_over() {
     );
     w.applied(e);
     let rec = w.rx(&rx.id);
-    assert_eq!(rec.delivery[2].problem, Some(DeliveryProblem::AddressNotFound));
+    assert_eq!(
+        rec.delivery[2].problem,
+        Some(DeliveryProblem::AddressNotFound)
+    );
     assert_eq!(rec.delivery[3].problem, Some(DeliveryProblem::Refused));
     assert_eq!(rec.delivery[3].hand_over, None);
 
@@ -1312,7 +1325,11 @@ fn a_controlled_medicine_is_handed_over_in_person_only() {
         problem: None,
         hand_over: Some(h),
     };
-    for h in [HandOver::ToNeighbour, HandOver::SafePlace, HandOver::ParcelLocker] {
+    for h in [
+        HandOver::ToNeighbour,
+        HandOver::SafePlace,
+        HandOver::ParcelLocker,
+    ] {
         let e = w.delivery_with(&staff("ph-a"), delivered(h));
         assert_eq!(
             w.refused(e, "hand_over_in_person"),

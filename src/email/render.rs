@@ -96,7 +96,11 @@ fn delivery_label(s: DeliveryStatus, lang: Lang) -> &'static str {
 
 /// The sentence after a delivery status: why it failed or came back, or
 /// how it was handed over; empty when there is neither.
-fn delivery_detail(problem: Option<DeliveryProblem>, hand_over: Option<HandOver>, lang: Lang) -> String {
+fn delivery_detail(
+    problem: Option<DeliveryProblem>,
+    hand_over: Option<HandOver>,
+    lang: Lang,
+) -> String {
     let zh_problem = |p: DeliveryProblem| match p {
         DeliveryProblem::NoOneHome => "无人在家",
         DeliveryProblem::AddressNotFound => "找不到地址",

@@ -12,7 +12,8 @@ use axum::{Json, Router};
 use rxchain_contracts::privacy::{self, WrappedKey};
 use rxchain_contracts::state::{PrescriptionRecord, PublicStatus};
 use rxchain_contracts::tx::{
-    DeliveryEvent, DeliveryProblem, DeliveryStatus, DispenseLine, Fulfilment, HandOver, Role, TxBody,
+    DeliveryEvent, DeliveryProblem, DeliveryStatus, DispenseLine, Fulfilment, HandOver, Role,
+    TxBody,
 };
 use rxchain_contracts::{rules, OrgId, PrescriptionId, SecretKey};
 use serde::{Deserialize, Serialize};
