@@ -1157,7 +1157,12 @@ fn nothing_is_cancelled_after_dispensing() {
 
 /// A delivery prescription for pharm-a, claimed and fully dispensed.
 fn dispensed_for_delivery(seed: &str) -> (World, Rx) {
-    let (mut w, rx) = with_rx(seed, RxSpec::simple(10));
+    dispensed_for_delivery_of(seed, RxSpec::simple(10))
+}
+
+/// The same for a prescription of `spec` (10 units of its first item).
+fn dispensed_for_delivery_of(seed: &str, spec: RxSpec) -> (World, Rx) {
+    let (mut w, rx) = with_rx(seed, spec);
     let a = w.assign_delivery(&rx, PHARM_A, "7 Synthetic Road, Testtown");
     w.applied(a);
     let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
@@ -1308,13 +1313,7 @@ fn a_failure_names_its_reason_and_a_delivery_its_hand_over() {
 fn a_controlled_medicine_is_handed_over_in_person_only() {
     use rxchain_contracts::tx::{DeliveryEvent, HandOver};
     use DeliveryStatus::*;
-    let (mut w, rx) = with_rx("delivery-controlled", RxSpec::controlled(10));
-    let a = w.assign_delivery(&rx, PHARM_A, "7 Synthetic Road, Testtown");
-    w.applied(a);
-    let c = w.claim(&staff("ph-a"), PHARM_A, &rx);
-    w.applied(c);
-    let d = w.dispense(&staff("ph-a"), rx.id, &[(0, 10)], false);
-    w.applied(d);
+    let (mut w, rx) = dispensed_for_delivery_of("delivery-controlled", RxSpec::controlled(10));
     for s in [Packed, Dispatched, OutForDelivery] {
         let e = w.delivery(&staff("ph-a"), rx.id, s);
         w.applied(e);
