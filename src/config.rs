@@ -291,10 +291,20 @@ pub struct Settings {
     /// only with `testing_faults = true`. Default 0.
     #[serde(default)]
     pub testing_clock_offset_ms: i64,
+    /// Seconds between erasure sweeps, which replace the key wraps of
+    /// prescriptions past their retention period by their digests
+    /// (crypto-shredding, `store::erase`). The first sweep runs a few
+    /// seconds after start. Default 3600.
+    #[serde(default = "default_erasure_sweep_secs")]
+    pub erasure_sweep_secs: u64,
     /// Patient e-mail (`[email]`): where the issuing hospital's node sends
     /// the QR code and status notifications.
     #[serde(default)]
     pub email: EmailSettings,
+}
+
+fn default_erasure_sweep_secs() -> u64 {
+    3600
 }
 
 /// How the issuing hospital's node delivers patient e-mail.

@@ -157,7 +157,7 @@ impl Mempool {
             e.vtx.signed().signature != signed.signature
         };
         if differs {
-            if let Err(e) = signed.clone().verify(&self.chain_id) {
+            if let Err(e) = signed.clone().verify_new(&self.chain_id) {
                 return Some(Err(e));
             }
         }
@@ -291,7 +291,7 @@ impl Mempool {
 
     /// Verifies a submitted transaction (once) for admission.
     pub fn verify(&self, signed: SignedTx) -> Result<VerifiedTx, rxchain_contracts::TxError> {
-        signed.verify(&self.chain_id)
+        signed.verify_new(&self.chain_id)
     }
 }
 

@@ -103,6 +103,11 @@ pub struct Metrics {
     /// Snapshots received from a leader and refused by their check
     /// (`rxchain_snapshots_refused_total`).
     pub snapshots_refused: Counter,
+    /// Key wraps this node erased after retention
+    /// (`rxchain_erased_key_wraps_total`, see `store::erase`).
+    pub erased_key_wraps: Counter,
+    /// Erasure sweeps finished (`rxchain_erasure_sweeps_total`).
+    pub erasure_sweeps: Counter,
 }
 
 impl Metrics {
@@ -128,6 +133,8 @@ impl Metrics {
             sign_in_failures: Family::default(),
             proposed_blocks: Counter::default(),
             snapshots_refused: Counter::default(),
+            erased_key_wraps: Counter::default(),
+            erasure_sweeps: Counter::default(),
             commit_latency: Histogram::new([
                 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ]),
@@ -209,6 +216,16 @@ impl Metrics {
             "snapshots_refused",
             "Snapshots refused because they failed their check against the tip header",
             m.snapshots_refused.clone(),
+        );
+        registry.register(
+            "erased_key_wraps",
+            "Key wraps this node replaced by their digests after the retention period (crypto-shredding)",
+            m.erased_key_wraps.clone(),
+        );
+        registry.register(
+            "erasure_sweeps",
+            "Erasure sweeps over this node's blocks and Raft log finished",
+            m.erasure_sweeps.clone(),
         );
         registry.register(
             "proposed_blocks",

@@ -56,6 +56,7 @@ pub fn demo_settings(
         insecure_plaintext: false,
         testing_faults: false,
         testing_clock_offset_ms: 0,
+        erasure_sweep_secs: 3600,
         email: Default::default(),
     }
 }

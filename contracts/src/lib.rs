@@ -82,6 +82,7 @@ pub mod cert;
 pub mod controlled;
 pub mod crypto;
 pub mod encoding;
+pub mod erasure;
 pub mod genesis;
 pub mod governance;
 pub mod lifecycle;

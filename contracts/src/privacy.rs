@@ -19,7 +19,7 @@
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::crypto::{Hash, PublicKey, SecretKey};
 use crate::model::PrescriptionId;
@@ -42,6 +42,10 @@ pub enum PrivacyError {
     /// A key to wrap for, or an ephemeral key, is not a curve point.
     #[error("the key is not a valid secp256k1 point")]
     BadKey,
+    /// The node deleted this key wrap when the prescription's retention
+    /// period ended ([`WrapBody::Erased`]); nobody can open it any more.
+    #[error("the key wrap was erased when the retention period ended")]
+    Erased,
 }
 
 /// AEAD ciphertext with its nonce.
@@ -63,9 +67,121 @@ pub struct Sealed {
 pub struct WrappedKey {
     /// The sender's ephemeral ECDH key; absent when wrapped under the access secret.
     pub ephemeral: Option<PublicKey>,
-    /// The wrapped key, sealed under the derived key-encryption key.
-    pub sealed: Sealed,
+    /// The wrapped key, sealed under the derived key-encryption key; or,
+    /// once its retention period is over, only the digest of that.
+    pub sealed: WrapBody,
 }
+
+impl WrappedKey {
+    /// Whether the wrap still holds its ciphertext.
+    pub fn is_present(&self) -> bool {
+        matches!(self.sealed, WrapBody::Present(_))
+    }
+}
+
+/// The sealed half of a key wrap, as a node stores it.
+///
+/// Signatures, transaction ids and state never cover the ciphertext itself,
+/// only its digest (the commitment form, [`WrapBody::committed`]). So a node
+/// may replace a wrap by its digest ([`WrapBody::erase`]) when the retention
+/// period ends: the content key it wrapped is then gone from that node, and
+/// every signature, id, block hash and state root still verifies.
+///
+/// JSON: a present wrap is the [`Sealed`] object (`nonce`, `ciphertext`); an
+/// erased one is `{"erased": "<digest hex>"}`. Canonical encoding: the
+/// variant index (0 present, 1 erased), then the variant's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), serde(untagged))]
+pub enum WrapBody {
+    /// The ciphertext of the wrapped key.
+    Present(Sealed),
+    /// Erased after retention: the digest of the ciphertext it held.
+    Erased(ErasedWrap),
+}
+
+/// What is left of an erased key wrap: the digest its signers committed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErasedWrap {
+    /// `SHA3-256("rxchain-wrap-v1\0" || canonical encoding of the Sealed)`.
+    pub erased: Hash,
+}
+
+impl WrapBody {
+    /// The digest of the ciphertext, whether present or erased.
+    pub fn digest(&self) -> Hash {
+        match self {
+            WrapBody::Present(s) => Hash::of(&[b"rxchain-wrap-v1\0", &crate::encoding::to_bytes(s)]),
+            WrapBody::Erased(e) => e.erased,
+        }
+    }
+
+    /// The ciphertext, unless erased.
+    pub fn present(&self) -> Option<&Sealed> {
+        match self {
+            WrapBody::Present(s) => Some(s),
+            WrapBody::Erased(_) => None,
+        }
+    }
+
+    /// The form that is signed and hashed: the digest only.
+    pub fn committed(&self) -> WrapBody {
+        WrapBody::Erased(ErasedWrap {
+            erased: self.digest(),
+        })
+    }
+
+    /// Replaces the ciphertext by its digest; `true` if anything changed.
+    pub fn erase(&mut self) -> bool {
+        if matches!(self, WrapBody::Erased(_)) {
+            return false;
+        }
+        *self = self.committed();
+        true
+    }
+}
+
+const _: () = {
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "WrapBody")]
+    enum Binary {
+        Present(Sealed),
+        Erased(ErasedWrap),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Json {
+        Present(Sealed),
+        Erased(ErasedWrap),
+    }
+
+    impl Serialize for WrapBody {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if s.is_human_readable() {
+                match self {
+                    WrapBody::Present(v) => v.serialize(s),
+                    WrapBody::Erased(v) => v.serialize(s),
+                }
+            } else {
+                Binary::serialize(self, s)
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for WrapBody {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            if d.is_human_readable() {
+                Ok(match Json::deserialize(d)? {
+                    Json::Present(v) => WrapBody::Present(v),
+                    Json::Erased(v) => WrapBody::Erased(v),
+                })
+            } else {
+                Binary::deserialize(d)
+            }
+        }
+    }
+};
 
 /// A secret that never prints.
 macro_rules! secret32 {
@@ -160,7 +276,8 @@ pub fn open(key: &[u8; 32], aad: &[u8], sealed: &Sealed) -> Result<Vec<u8>, Priv
 }
 
 fn unwrap32(kek: &[u8; 32], aad: &[u8], w: &WrappedKey) -> Result<[u8; 32], PrivacyError> {
-    open(kek, aad, &w.sealed)?
+    let sealed = w.sealed.present().ok_or(PrivacyError::Erased)?;
+    open(kek, aad, sealed)?
         .try_into()
         .map_err(|_| PrivacyError::Malformed)
 }
@@ -175,7 +292,7 @@ pub fn wrap_for_secret(
     let kek = kdf("access-wrap", &[&secret.0, context]);
     WrappedKey {
         ephemeral: None,
-        sealed: seal(&kek, context, key, entropy),
+        sealed: WrapBody::Present(seal(&kek, context, key, entropy)),
     }
 }
 
@@ -214,7 +331,7 @@ pub fn wrap_for_key(
     );
     Ok(WrappedKey {
         ephemeral: Some(eph.public()),
-        sealed: seal(&kek, context, key, entropy),
+        sealed: WrapBody::Present(seal(&kek, context, key, entropy)),
     })
 }
 

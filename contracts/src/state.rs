@@ -211,8 +211,11 @@ pub struct GrantRecord {
     pub granted_at: Timestamp,
     /// End of access (exclusive).
     pub until: Timestamp,
-    /// The content key wrapped for the organisation's data key.
-    pub key_for_org: crate::privacy::WrappedKey,
+    /// The digest of the content key's wrap for the organisation's data
+    /// key. The wrap itself is in the grant transaction (`tx`), where the
+    /// nodes erase it after retention; state never holds ciphertext a node
+    /// could delete, so every node's state root stays the same.
+    pub key_for_org: crate::crypto::Hash,
     /// The grant transaction.
     pub tx: TxId,
     /// When the patient revoked it, if they did.

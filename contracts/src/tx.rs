@@ -648,6 +648,70 @@ impl TxBody {
     }
 }
 
+/// Which key wraps a node erases when a retention period ends
+/// ([`crate::erasure`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Erasure {
+    /// The wraps of personal data for everyone but the regulators: the
+    /// patient's, the hospital's, the pharmacy's hand-over, every grantee's.
+    Personal,
+    /// The regulators' wraps, kept for their longer retention.
+    Regulator,
+    /// Every wrap (the commitment form).
+    All,
+}
+
+impl TxBody {
+    /// Whether this kind carries key wraps at all.
+    pub fn has_wraps(&self) -> bool {
+        matches!(
+            self,
+            TxBody::Issue(_) | TxBody::GrantAccess(_) | TxBody::Assign(AssignRx { handover: Some(_), .. })
+        )
+    }
+
+    /// The key wraps of one kind, to erase.
+    pub fn wraps_mut(&mut self, which: Erasure) -> Vec<&mut WrappedKey> {
+        let personal = matches!(which, Erasure::Personal | Erasure::All);
+        let regulator = matches!(which, Erasure::Regulator | Erasure::All);
+        let mut out = Vec::new();
+        match self {
+            TxBody::Issue(b) => {
+                if personal {
+                    out.push(&mut b.key_for_patient);
+                    out.push(&mut b.key_for_hospital);
+                }
+                if regulator {
+                    out.extend(b.key_for_regulators.iter_mut().map(|(_, w)| w));
+                }
+            }
+            TxBody::Assign(b) if personal => out.extend(b.handover.as_mut()),
+            TxBody::GrantAccess(b) if personal => out.push(&mut b.key_for_org),
+            _ => {}
+        }
+        out
+    }
+
+    /// Erases the key wraps of one kind; how many were still present.
+    pub fn erase_wraps(&mut self, which: Erasure) -> usize {
+        self.wraps_mut(which)
+            .into_iter()
+            .filter_map(|w| w.sealed.erase().then_some(()))
+            .count()
+    }
+
+    /// Whether any key wrap is erased: a node admits no new transaction
+    /// like that, though blocks may hold them once retention ended.
+    pub fn has_erased_wrap(&self) -> bool {
+        if !self.has_wraps() {
+            return false;
+        }
+        let mut body = self.clone();
+        let erased = body.wraps_mut(Erasure::All).iter().any(|w| !w.is_present());
+        erased
+    }
+}
+
 /// An unsigned transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -668,9 +732,19 @@ impl Transaction {
         format!("tx/{chain_id}/{}", self.body.kind())
     }
 
-    /// The canonical encoding that is signed.
+    /// The canonical encoding that is signed: the commitment form, in which
+    /// every key wrap's ciphertext is replaced by its digest
+    /// ([`crate::privacy::WrapBody::committed`]). So a node may erase a wrap
+    /// after retention and the id and signature still verify.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        encoding::to_bytes(self)
+        if !self.body.has_wraps() {
+            return encoding::to_bytes(self);
+        }
+        let mut committed = self.clone();
+        for w in committed.body.wraps_mut(Erasure::All) {
+            w.sealed = w.sealed.committed();
+        }
+        encoding::to_bytes(&committed)
     }
 
     /// The transaction id: the digest that is signed.
@@ -784,8 +858,10 @@ pub mod limits {
     /// An item at its longest: ATC code, four labels, quantity (at most
     /// 1,000,000: a 3-byte varint) and the controlled flag.
     const ITEM: usize = (1 + 7) + 4 * LABEL + 3 + 1;
-    /// A key wrap at its longest: optional ephemeral key, nonce, ciphertext.
-    const WRAP: usize = (1 + KEY) + 12 + len_prefix(WRAPPED_KEY_BYTES) + WRAPPED_KEY_BYTES;
+    /// A key wrap at its longest: optional ephemeral key, then the present
+    /// form (variant byte, nonce, ciphertext).
+    const WRAP: usize =
+        (1 + KEY) + 1 + 12 + len_prefix(WRAPPED_KEY_BYTES) + WRAPPED_KEY_BYTES;
     /// The largest issue body, the largest kind: id, items, repeats, validity,
     /// access key, sealed content and the three kinds of wraps.
     const ISSUE: usize = 16
@@ -830,6 +906,18 @@ impl SignedTx {
         Ok(VerifiedTx { signed: self, id })
     }
 
+    /// [`SignedTx::verify`] for a transaction submitted now: besides, no key
+    /// wrap may be erased. Blocks may hold erased wraps once a retention
+    /// period ended ([`crate::erasure`]), but nobody signs a new one so.
+    pub fn verify_new(self, chain_id: &str) -> Result<VerifiedTx, TxError> {
+        if self.tx.body.has_erased_wrap() {
+            return Err(TxError::Invalid(
+                "a key wrap is erased; a new transaction carries every key wrap whole".into(),
+            ));
+        }
+        self.verify(chain_id)
+    }
+
     /// The canonical encoding of the signed transaction.
     pub fn to_bytes(&self) -> Vec<u8> {
         encoding::to_bytes(self)
@@ -837,15 +925,18 @@ impl SignedTx {
 }
 
 /// Refuses a key wrap whose ciphertext is not exactly a wrapped 32-byte key.
+/// An erased wrap passes: its signer committed to the digest, which is all
+/// that is left of it (see [`crate::privacy::WrapBody`]).
 fn check_wrap(what: &str, w: &WrappedKey) -> Result<(), TxError> {
-    if w.sealed.ciphertext.len() == limits::WRAPPED_KEY_BYTES {
-        Ok(())
-    } else {
-        Err(TxError::Invalid(format!(
-            "{what} must be a wrapped 32-byte key: {} bytes of ciphertext, got {}",
-            limits::WRAPPED_KEY_BYTES,
-            w.sealed.ciphertext.len()
-        )))
+    match w.sealed.present() {
+        Some(s) if s.ciphertext.len() != limits::WRAPPED_KEY_BYTES => {
+            Err(TxError::Invalid(format!(
+                "{what} must be a wrapped 32-byte key: {} bytes of ciphertext, got {}",
+                limits::WRAPPED_KEY_BYTES,
+                s.ciphertext.len()
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

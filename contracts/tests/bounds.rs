@@ -10,7 +10,7 @@ use common::*;
 use rxchain_contracts::crypto::SecretKey;
 use rxchain_contracts::encoding;
 use rxchain_contracts::model::{AtcCode, Label, OrgId, Quantity, Timestamp};
-use rxchain_contracts::privacy::{Sealed, WrappedKey};
+use rxchain_contracts::privacy::{Sealed, WrapBody, WrappedKey};
 use rxchain_contracts::tx::{
     limits, DispenseLine, DispenseRx, Fulfilment, IssueRx, Item, SignedTx, Transaction, TxBody,
     TxError,
@@ -40,10 +40,10 @@ fn check(key: &SecretKey, body: TxBody) -> Result<(), String> {
 fn wrap(n: usize, ephemeral: bool) -> WrappedKey {
     WrappedKey {
         ephemeral: ephemeral.then(|| test_key("ephemeral").public()),
-        sealed: Sealed {
+        sealed: WrapBody::Present(Sealed {
             nonce: [1; 12],
             ciphertext: vec![2; n],
-        },
+        }),
     }
 }
 
@@ -60,7 +60,10 @@ fn issue(b: IssueRx) -> Result<(), String> {
 #[test]
 fn every_key_wrap_is_exactly_a_wrapped_32_byte_key() {
     let base = issue_body();
-    assert_eq!(base.key_for_patient.sealed.ciphertext.len(), 48);
+    assert_eq!(
+        base.key_for_patient.sealed.present().unwrap().ciphertext.len(),
+        48
+    );
     assert_eq!(issue(base.clone()), Ok(()));
     type Set = fn(&mut IssueRx, WrappedKey);
     let fields: [(&str, Set); 3] = [

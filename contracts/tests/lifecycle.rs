@@ -274,7 +274,10 @@ fn any_change_to_a_signed_prescription_breaks_its_signature() {
         ),
         (
             "regulator wrap",
-            Box::new(|b| b.key_for_regulators[0].1.sealed.nonce[0] ^= 1),
+            Box::new(|b| match &mut b.key_for_regulators[0].1.sealed {
+                privacy::WrapBody::Present(s) => s.nonce[0] ^= 1,
+                privacy::WrapBody::Erased(_) => unreachable!("a new wrap is present"),
+            }),
         ),
     ];
     for (what, change) in changes {
@@ -3042,8 +3045,14 @@ fn the_patient_grants_an_organisation_access_whose_wrap_opens_with_its_data_key_
     let (mut w, rx) = with_rx("grant", RxSpec::simple(10));
     let until = w.now.plus_days(30);
     let g = grant_tx(&mut w, &rx, PHARM_B, until);
+    let wrap = match &g.tx.body {
+        TxBody::GrantAccess(b) => b.key_for_org.clone(),
+        _ => unreachable!("grant_tx builds a grant"),
+    };
     w.applied(g);
     let rec = grant_record(&w, &rx, PHARM_B).expect("the grant is recorded");
+    // State keeps only the wrap's digest; the wrap is in the transaction.
+    assert_eq!(rec.key_for_org, wrap.sealed.digest());
     assert_eq!(rec.until, until);
     assert_eq!(rec.revoked_at, None);
     assert_eq!(rec.check_active(w.now), Ok(()));
@@ -3051,7 +3060,7 @@ fn the_patient_grants_an_organisation_access_whose_wrap_opens_with_its_data_key_
     let ck = privacy::unwrap_with_key(
         &data_key(PHARM_B),
         &privacy::content_context(&rx.id),
-        &rec.key_for_org,
+        &wrap,
     )
     .unwrap();
     let content =
@@ -3061,7 +3070,7 @@ fn the_patient_grants_an_organisation_access_whose_wrap_opens_with_its_data_key_
         privacy::unwrap_with_key(
             &data_key(PHARM_C),
             &privacy::content_context(&rx.id),
-            &rec.key_for_org
+            &wrap
         ),
         Err(PrivacyError::OpenFailed)
     );

@@ -151,7 +151,11 @@ fn regions(block: &Block) -> Vec<Region> {
         let mut marks = vec![false; body.len()];
         if let TxBody::Issue(b) = &t.tx.body {
             mark(&mut marks, &body, &b.sealed.ciphertext);
-            mark(&mut marks, &body, &b.key_for_hospital.sealed.ciphertext);
+            mark(
+                &mut marks,
+                &body,
+                &b.key_for_hospital.sealed.present().unwrap().ciphertext,
+            );
         }
         r.extend(marks.into_iter().map(|c| Region::Tx {
             j,

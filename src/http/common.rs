@@ -139,7 +139,7 @@ pub fn parse_payload(text: &str) -> Result<QrPayload, ApiError> {
 /// The value of a decryption that should succeed, or `None` with a
 /// warning in the log: a wrap or ciphertext this node cannot open is a
 /// data problem worth an operator's look, not something to hide.
-pub fn opened<T, E: std::fmt::Display>(
+pub fn opened<T, E: std::fmt::Display + 'static>(
     what: &str,
     id: &PrescriptionId,
     r: Result<T, E>,
@@ -147,7 +147,13 @@ pub fn opened<T, E: std::fmt::Display>(
     match r {
         Ok(v) => Some(v),
         Err(e) => {
-            tracing::warn!(prescription = %id, error = %e, "cannot open the {what}");
+            // An erased wrap (past retention) is expected, not a fault.
+            let erased = (&e as &dyn std::any::Any)
+                .downcast_ref::<rxchain_contracts::privacy::PrivacyError>()
+                == Some(&rxchain_contracts::privacy::PrivacyError::Erased);
+            if !erased {
+                tracing::warn!(prescription = %id, error = %e, "cannot open the {what}");
+            }
             None
         }
     }

@@ -21,7 +21,7 @@ use rxchain_contracts::state::{
     grant_key, grant_prefix, grantee_prefix, request_prefix, AccessRequest, GrantRecord,
     PublicStatus, RequestStatus,
 };
-use rxchain_contracts::tx::Role;
+use rxchain_contracts::tx::{Role, TxBody};
 use rxchain_contracts::{OrgId, OrgKind, PrescriptionId, Rejection, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -455,11 +455,23 @@ fn grant_content_key(
             format!("this node does not hold the data key of {org}"),
         )
     })?;
-    privacy::unwrap_with_key(&key, &privacy::content_context(id), &g.key_for_org)
+    let rec = load(s, id)?;
+    super::rx::check_not_erased(s, &rec)?;
+    let wrap = match s.chain.committed_tx(&g.tx)?.map(|t| t.tx.body) {
+        Some(TxBody::GrantAccess(b)) => b.key_for_org,
+        _ => return Err(ApiError::internal("the grant's transaction is not indexed")),
+    };
+    privacy::unwrap_with_key(&key, &privacy::content_context(id), &wrap)
         .map(ContentKey::from_bytes)
-        .map_err(|_| ApiError::Unprocessable {
-            code: "sealed_content_unreadable",
-            message: "the grant's key wrap does not open with the organisation's data key".into(),
+        .map_err(|e| match e {
+            privacy::PrivacyError::Erased => {
+                super::rx::erased(super::rx::personal_data_erased_at(s, &rec).unwrap_or(g.until))
+            }
+            _ => ApiError::Unprocessable {
+                code: "sealed_content_unreadable",
+                message: "the grant's key wrap does not open with the organisation's data key"
+                    .into(),
+            },
         })
 }
 

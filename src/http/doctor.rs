@@ -336,8 +336,11 @@ pub(super) async fn my_prescriptions(
         for rec in recs {
             // The hospital's wrap opens with the hospital's data key only;
             // a prescription from the doctor's earlier employer stays sealed.
+            // Past retention the name is gone, whether or not this node's
+            // sweep erased the wrap yet.
+            let erased = super::rx::personal_data_erased_at(&st, &rec).is_some();
             let name = match &data_key {
-                Some(k) if rec.hospital == org => {
+                Some(k) if rec.hospital == org && !erased => {
                     let body = super::rx::issue_body(&st, &rec)?;
                     content_with_key(&rec.id, &body.key_for_hospital, k)
                         .and_then(|ck| {

@@ -109,6 +109,7 @@ pub(super) fn content_key(
     payload: &QrPayload,
     rec: &PrescriptionRecord,
 ) -> Result<ContentKey, ApiError> {
+    super::rx::check_not_erased(s, rec)?;
     let body = issue_body(s, rec)?;
     privacy::unwrap_with_secret(
         &payload.secret,
@@ -116,11 +117,16 @@ pub(super) fn content_key(
         &body.key_for_patient,
     )
     .map(ContentKey::from_bytes)
-    // The secret matched the access key, so a wrap that does not open
-    // was built wrongly by the prescriber's client.
-    .map_err(|_| ApiError::Unprocessable {
-        code: "sealed_content_unreadable",
-        message: "the prescription's sealed content cannot be opened with its code".into(),
+    .map_err(|e| match e {
+        privacy::PrivacyError::Erased => super::rx::erased(
+            super::rx::personal_data_erased_at(s, rec).unwrap_or(rec.issued_at),
+        ),
+        // The secret matched the access key, so a wrap that does not open
+        // was built wrongly by the prescriber's client.
+        _ => ApiError::Unprocessable {
+            code: "sealed_content_unreadable",
+            message: "the prescription's sealed content cannot be opened with its code".into(),
+        },
     })
 }
 
@@ -132,6 +138,7 @@ pub(super) fn content_key(
         (status = 400, description = "`bad_qr_payload`, `malformed_json`, `invalid_json`", body = ErrorBody),
         (status = 403, description = "`wrong_secret`", body = ErrorBody),
         (status = 404, description = "`unknown_prescription`", body = ErrorBody),
+        (status = 410, description = "`personal_data_erased`: the retention period is over and the key wraps are erased", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send JSON", body = ErrorBody),
         (status = 422, description = "`sealed_content_unreadable`", body = ErrorBody),

@@ -354,6 +354,9 @@ pub(super) fn open_handover(
     org: &OrgId,
     key: &SecretKey,
 ) -> Result<(Option<String>, Option<String>), ApiError> {
+    if super::rx::personal_data_erased_at(s, rec).is_some() {
+        return Ok((None, None));
+    }
     let Some(wrap) = handover_for(s, rec, org)? else {
         return Ok((None, None));
     };

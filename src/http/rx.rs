@@ -223,18 +223,38 @@ pub(super) async fn sealed(
     Ok(Json(issue_body(&s, &rec)?))
 }
 
+/// When the retention period of `rec`'s personal data ended, if it has by
+/// now (the later of this node's clock and the tip's block time): its key
+/// wraps are then erased, or will be at this node's next sweep, and no one
+/// is served its personal data any more (`store::erase`).
+pub fn personal_data_erased_at(s: &AppState, rec: &PrescriptionRecord) -> Option<Timestamp> {
+    let t = now().max(s.chain.tip().timestamp);
+    let days = s.chain.consortium().params.personal_data_retention_days;
+    rec.erased_at(t, days).filter(|at| t >= *at)
+}
+
+/// 410 `personal_data_erased` once the retention period of `rec`'s personal
+/// data is over.
+pub fn check_not_erased(s: &AppState, rec: &PrescriptionRecord) -> Result<(), ApiError> {
+    match personal_data_erased_at(s, rec) {
+        Some(at) => Err(erased(at)),
+        None => Ok(()),
+    }
+}
+
+/// The 410 for personal data erased at `at`.
+pub fn erased(at: Timestamp) -> ApiError {
+    ApiError::NotAdmitted(rxchain_contracts::Rejection::PersonalDataErased { at })
+}
+
 /// The issue transaction's body.
 pub fn issue_body(s: &AppState, rec: &PrescriptionRecord) -> Result<IssueRx, ApiError> {
-    let (height, index) = s
+    let tx = s
         .chain
-        .tx_location(&rec.issue_tx)?
+        .committed_tx(&rec.issue_tx)?
         .ok_or_else(|| ApiError::internal("issue tx not indexed"))?;
-    let block = s
-        .chain
-        .block(height)?
-        .ok_or_else(|| ApiError::internal("issue block missing"))?;
-    match block.txs.get(index as usize).map(|t| &t.tx.body) {
-        Some(TxBody::Issue(b)) => Ok(b.clone()),
+    match tx.tx.body {
+        TxBody::Issue(b) => Ok(b),
         _ => Err(ApiError::internal("issue tx index points at another kind")),
     }
 }

@@ -4,6 +4,7 @@
 //! which a new node joins a running consortium ([`join`]).
 
 mod anchor;
+mod erase;
 mod join;
 mod reconcile;
 pub mod serve;
@@ -498,7 +499,17 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         metrics: metrics.clone(),
         quorum: quorum.clone(),
     };
+    let sweeper = erase::Sweeper {
+        db: storage.db.clone(),
+        chain: chain.clone(),
+        log: storage.log.clone(),
+        raft: raft.clone(),
+        clock: crate::clock::ChainClock::with_offset(clock_offset),
+        every: std::time::Duration::from_secs(settings.erasure_sweep_secs.max(1)),
+        metrics: metrics.clone(),
+    };
     let mut tasks = vec![
+        tokio::spawn(erase::run(sweeper, shutdown_rx.clone())),
         tokio::spawn(anchor::run(service.clone(), shutdown_rx.clone())),
         tokio::spawn(crate::producer::fail_waiters_on_lost_leadership(
             raft.clone(),

@@ -486,7 +486,7 @@ async fn verify_parallel(
         jobs.push(tokio::task::spawn_blocking(move || {
             chunk
                 .into_iter()
-                .map(|(i, t)| (i, t.verify(&chain_id)))
+                .map(|(i, t)| (i, t.verify_new(&chain_id)))
                 .collect::<Vec<_>>()
         }));
     }

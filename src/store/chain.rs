@@ -45,7 +45,7 @@ use rxchain_contracts::state::{
     self, PrescriptionRecord, RxStatus, StaffRecord, StateRead, StateScan,
 };
 use rxchain_contracts::state_root::LtHash;
-use rxchain_contracts::tx::{TxBody, TxId};
+use rxchain_contracts::tx::{SignedTx, TxBody, TxId};
 use sled::Batch;
 
 use super::{from_json, to_json, StoreError};
@@ -507,6 +507,21 @@ impl ChainStore {
                     .ok_or_else(|| StoreError::corrupt(format!("tx index of {id}"), "not 12 bytes"))
             })
             .transpose()
+    }
+
+    /// A committed transaction, as this node stores it (its key wraps may
+    /// be erased after retention).
+    pub fn committed_tx(&self, id: &TxId) -> Result<Option<SignedTx>, StoreError> {
+        let Some((height, index)) = self.tx_location(id)? else {
+            return Ok(None);
+        };
+        let block = self
+            .block(height)?
+            .ok_or_else(|| StoreError::corrupt(format!("block {height}"), "indexed but missing"))?;
+        let tx = block.txs.into_iter().nth(index as usize).ok_or_else(|| {
+            StoreError::corrupt(format!("tx index of {id}"), "points past its block")
+        })?;
+        Ok(Some(tx))
     }
 
     /// A prescription's committed record.
@@ -1087,6 +1102,17 @@ impl ChainStore {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.tree.flush()?;
         Ok(())
+    }
+
+    /// The raw `chain` tree, for the erasure sweep (`store::erase`), which
+    /// rewrites blocks in place.
+    pub(crate) fn raw_tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// The write gate, for writers outside this file.
+    pub(crate) fn write_gate(&self) -> MutexGuard<'_, ()> {
+        self.gate()
     }
 
     fn gate(&self) -> MutexGuard<'_, ()> {

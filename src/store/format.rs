@@ -13,6 +13,12 @@
 //! * 2: the key is present. The migration from 1 records it, and recomputes
 //!   the state accumulator `m/lthash` if a version-1 directory predates it
 //!   (the tip load did that lazily before; now it happens once, here).
+//! * 3: key wraps are erasable (`WrapBody`, crypto-shredding): a wrap is
+//!   stored present or erased, and transaction ids sign its digest only.
+//!   A version-2 chain that holds a key wrap was signed over the wraps
+//!   whole, so its ids differ and it cannot be carried forward: the
+//!   migration checks every stored block and Raft log entry against the new
+//!   form and refuses the directory with a sentence if any does not fit.
 
 use super::chain::keys;
 use super::StoreError;
@@ -20,7 +26,7 @@ use super::StoreError;
 /// The key of the format version in sled's default tree.
 pub const FORMAT_KEY: &[u8] = b"meta/format_version";
 /// The format this binary writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What opening did to the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +69,7 @@ fn holds_data(db: &sled::Db) -> Result<bool, StoreError> {
 
 /// Checks the format of `db` before anything else touches it: refuses a
 /// newer one, migrates an older one, records the version in a new one.
-pub fn check_and_migrate(db: &sled::Db) -> Result<FormatOutcome, StoreError> {
+pub fn check_and_migrate(db: &sled::Db, chain_id: &str) -> Result<FormatOutcome, StoreError> {
     let found = match stored_version(db)? {
         Some(v) if v > FORMAT_VERSION => {
             return Err(StoreError::FormatTooNew {
@@ -83,6 +89,7 @@ pub fn check_and_migrate(db: &sled::Db) -> Result<FormatOutcome, StoreError> {
     while at < FORMAT_VERSION {
         match at {
             1 => migrate_1_to_2(db)?,
+            2 => migrate_2_to_3(db, chain_id)?,
             other => {
                 return Err(StoreError::corrupt(
                     "format version",
@@ -115,6 +122,41 @@ fn migrate_1_to_2(db: &sled::Db) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Version 2 to 3: nothing to rewrite, but only a chain whose blocks and
+/// log entries decode, and whose transaction roots hold, under the new
+/// form of key wraps may go on.
+fn migrate_2_to_3(db: &sled::Db, chain_id: &str) -> Result<(), StoreError> {
+    use rxchain_contracts::block::{roots, Block};
+    use rxchain_contracts::encoding;
+    let refuse = |what: String| {
+        StoreError::corrupt(
+            "format version",
+            format!(
+                "{what} was written by rxchain before key wraps became erasable (format 2): \
+                 its transaction ids cover the wraps whole, so it cannot be carried forward; \
+                 start a new data directory from its genesis"
+            ),
+        )
+    };
+    let chain = db.open_tree("chain")?;
+    for kv in chain.scan_prefix(keys::BLOCK) {
+        let (k, v) = kv?;
+        let what = || format!("the block at key {}", hex::encode(&k));
+        let b: Block = encoding::from_bytes(&v).map_err(|_| refuse(what()))?;
+        let ids: Vec<_> = b.txs.iter().map(|t| t.tx.id(chain_id)).collect();
+        if roots(&ids, &b.outcomes).0 != b.header.tx_root {
+            return Err(refuse(what()));
+        }
+    }
+    let log = db.open_tree("raft_log")?;
+    for kv in log.iter() {
+        let (k, v) = kv?;
+        super::from_postcard::<openraft::Entry<crate::types::TypeConfig>>(|| String::new(), &v)
+            .map_err(|_| refuse(format!("the Raft log entry at key {}", hex::encode(&k))))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,9 +165,9 @@ mod tests {
     fn an_empty_database_gets_the_current_version() {
         let dir = tempfile::TempDir::new().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        assert_eq!(check_and_migrate(&db).unwrap(), FormatOutcome::Created);
+        assert_eq!(check_and_migrate(&db, "test").unwrap(), FormatOutcome::Created);
         assert_eq!(stored_version(&db).unwrap(), Some(FORMAT_VERSION));
-        assert_eq!(check_and_migrate(&db).unwrap(), FormatOutcome::Current);
+        assert_eq!(check_and_migrate(&db, "test").unwrap(), FormatOutcome::Current);
     }
 
     #[test]
@@ -134,7 +176,7 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         db.insert(FORMAT_KEY, 9u32.to_be_bytes().as_slice())
             .unwrap();
-        let e = check_and_migrate(&db).unwrap_err();
+        let e = check_and_migrate(&db, "test").unwrap_err();
         assert!(
             matches!(
                 e,

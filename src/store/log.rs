@@ -98,6 +98,11 @@ impl LogStore {
         })
     }
 
+    /// The raw `raft_log` tree, for the erasure sweep (`store::erase`).
+    pub(crate) fn raw_tree(&self) -> &sled::Tree {
+        &self.log
+    }
+
     fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
         super::from_postcard(
             || format!("raft log entry at key {}", hex::encode(key)),

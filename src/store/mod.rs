@@ -25,6 +25,7 @@
 
 pub mod backup;
 pub mod chain;
+pub mod erase;
 pub mod format;
 pub mod log;
 pub mod preverify;
@@ -226,7 +227,7 @@ pub fn open(
     observer: Arc<dyn ApplyObserver>,
 ) -> Result<Storage, StoreError> {
     let db = open_db(dir)?;
-    format::check_and_migrate(&db)?;
+    format::check_and_migrate(&db, genesis.chain_id.as_str())?;
     let chain = Arc::new(ChainStore::open(db.open_tree("chain")?, genesis)?);
     chain.set_spool_dir(dir.join(sm::SNAPSHOT_DIR));
     let log = LogStore::open(&db)?;

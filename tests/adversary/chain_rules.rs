@@ -102,14 +102,30 @@ async fn oversized_ciphertext_fields_are_refused_before_the_chain() {
     // 2. An issue whose patient key wrap is 49 bytes instead of 48.
     let good = new_rx(&t.demo, "WRAP49");
     let mut body = issue_body(&good.tx);
-    body.key_for_patient.sealed.ciphertext.push(0);
+    let mut erased = body.clone();
+    match &mut body.key_for_patient.sealed {
+        privacy::WrapBody::Present(s) => s.ciphertext.push(0),
+        privacy::WrapBody::Erased(_) => unreachable!("a new wrap is present"),
+    }
     assert_eq!(
-        body.key_for_patient.sealed.ciphertext.len(),
+        body.key_for_patient.sealed.present().unwrap().ciphertext.len(),
         limits::WRAPPED_KEY_BYTES + 1
     );
     let tx = txbuild::sign(g, &staff_key("dr.ada"), TxBody::Issue(body));
     let got = post_signed(&http, &t.base, &tx).await;
     assert_not_recorded(&got, 400, "invalid_transaction");
+
+    // 2b. A new issue whose wraps are already erased (digests only): signed
+    // correctly over the commitment form, but nobody could ever read it.
+    erased.key_for_patient.sealed.erase();
+    let tx = txbuild::sign(g, &staff_key("dr.ada"), TxBody::Issue(erased));
+    let got = post_signed(&http, &t.base, &tx).await;
+    assert_not_recorded(&got, 400, "invalid_transaction");
+    assert!(
+        got.1["message"].as_str().unwrap_or("").contains("erased"),
+        "the sentence says why: {}",
+        got.1
+    );
 
     // 3. An issue whose sealed content is one byte past its bound.
     let mut body = issue_body(&good.tx);

@@ -55,7 +55,7 @@ pub(super) fn grant(cx: &Ctx<'_>, st: &mut Overlay<'_>, b: &GrantAccess) -> Step
             org: b.org.clone(),
             granted_at: cx.now,
             until: b.until,
-            key_for_org: b.key_for_org.clone(),
+            key_for_org: b.key_for_org.sealed.digest(),
             tx: cx.tx,
             revoked_at: None,
         },
