@@ -111,7 +111,9 @@ impl WrapBody {
     /// The digest of the ciphertext, whether present or erased.
     pub fn digest(&self) -> Hash {
         match self {
-            WrapBody::Present(s) => Hash::of(&[b"rxchain-wrap-v1\0", &crate::encoding::to_bytes(s)]),
+            WrapBody::Present(s) => {
+                Hash::of(&[b"rxchain-wrap-v1\0", &crate::encoding::to_bytes(s)])
+            }
             WrapBody::Erased(e) => e.erased,
         }
     }

@@ -666,7 +666,12 @@ impl TxBody {
     pub fn has_wraps(&self) -> bool {
         matches!(
             self,
-            TxBody::Issue(_) | TxBody::GrantAccess(_) | TxBody::Assign(AssignRx { handover: Some(_), .. })
+            TxBody::Issue(_)
+                | TxBody::GrantAccess(_)
+                | TxBody::Assign(AssignRx {
+                    handover: Some(_),
+                    ..
+                })
         )
     }
 
@@ -860,8 +865,7 @@ pub mod limits {
     const ITEM: usize = (1 + 7) + 4 * LABEL + 3 + 1;
     /// A key wrap at its longest: optional ephemeral key, then the present
     /// form (variant byte, nonce, ciphertext).
-    const WRAP: usize =
-        (1 + KEY) + 1 + 12 + len_prefix(WRAPPED_KEY_BYTES) + WRAPPED_KEY_BYTES;
+    const WRAP: usize = (1 + KEY) + 1 + 12 + len_prefix(WRAPPED_KEY_BYTES) + WRAPPED_KEY_BYTES;
     /// The largest issue body, the largest kind: id, items, repeats, validity,
     /// access key, sealed content and the three kinds of wraps.
     const ISSUE: usize = 16

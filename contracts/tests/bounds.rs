@@ -61,7 +61,12 @@ fn issue(b: IssueRx) -> Result<(), String> {
 fn every_key_wrap_is_exactly_a_wrapped_32_byte_key() {
     let base = issue_body();
     assert_eq!(
-        base.key_for_patient.sealed.present().unwrap().ciphertext.len(),
+        base.key_for_patient
+            .sealed
+            .present()
+            .unwrap()
+            .ciphertext
+            .len(),
         48
     );
     assert_eq!(issue(base.clone()), Ok(()));

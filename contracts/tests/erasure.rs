@@ -69,13 +69,20 @@ fn an_erased_chain_keeps_every_id_and_hash_verifies_and_replays_to_the_same_stat
     assert_eq!(m, 3, "one regulator wrap per issue");
     for stage in [&personal, &all] {
         for (a, b) in w.blocks.iter().zip(stage) {
-            assert_eq!(a.hash(CHAIN_ID), b.hash(CHAIN_ID), "the header is untouched");
+            assert_eq!(
+                a.hash(CHAIN_ID),
+                b.hash(CHAIN_ID),
+                "the header is untouched"
+            );
             for (x, y) in a.txs.iter().zip(&b.txs) {
                 assert_eq!(x.tx.id(CHAIN_ID), y.tx.id(CHAIN_ID), "the id is the same");
             }
         }
         let after = verify::verify_chain(&w.genesis, stage).expect("the erased chain verifies");
-        assert_eq!(after.state_digest, before.state_digest, "replay gives the same state");
+        assert_eq!(
+            after.state_digest, before.state_digest,
+            "replay gives the same state"
+        );
         assert_eq!(after.tip, before.tip);
         assert_eq!(after.txs, before.txs);
         assert_eq!(after.refused, before.refused);
@@ -83,7 +90,13 @@ fn an_erased_chain_keeps_every_id_and_hash_verifies_and_replays_to_the_same_stat
     // The wraps' ciphertext is gone from the stored bytes; the sealed
     // content stays (it is unreadable without a wrap).
     let issue = &done.body;
-    let patient_wrap = issue.key_for_patient.sealed.present().unwrap().ciphertext.clone();
+    let patient_wrap = issue
+        .key_for_patient
+        .sealed
+        .present()
+        .unwrap()
+        .ciphertext
+        .clone();
     let regulator_wrap = issue.key_for_regulators[0]
         .1
         .sealed
@@ -94,8 +107,14 @@ fn an_erased_chain_keeps_every_id_and_hash_verifies_and_replays_to_the_same_stat
     let original = encoding::to_bytes(&w.blocks[1]);
     let stored = encoding::to_bytes(&all[1]);
     assert!(contains(&original, &patient_wrap));
-    assert!(!contains(&stored, &patient_wrap), "the patient's wrap is erased");
-    assert!(!contains(&stored, &regulator_wrap), "the regulator's wrap is erased");
+    assert!(
+        !contains(&stored, &patient_wrap),
+        "the patient's wrap is erased"
+    );
+    assert!(
+        !contains(&stored, &regulator_wrap),
+        "the regulator's wrap is erased"
+    );
     assert!(contains(&stored, &issue.sealed.ciphertext));
     // Regulators keep theirs through the personal stage.
     assert!(contains(&encoding::to_bytes(&personal[1]), &regulator_wrap));
@@ -117,8 +136,12 @@ fn an_erased_wrap_opens_for_nobody_not_even_the_qr_holder() {
     // Before: the QR secret opens the content.
     let ck = privacy::unwrap_with_secret(&done.secret, &ctx, &done.body.key_for_patient).unwrap();
     assert_eq!(
-        privacy::open_content(&done.id, &done.body.sealed, &privacy::ContentKey::from_bytes(ck))
-            .unwrap(),
+        privacy::open_content(
+            &done.id,
+            &done.body.sealed,
+            &privacy::ContentKey::from_bytes(ck)
+        )
+        .unwrap(),
         done.content
     );
     // After: neither the QR secret nor the hospital's data key.

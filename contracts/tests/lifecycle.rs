@@ -3057,21 +3057,13 @@ fn the_patient_grants_an_organisation_access_whose_wrap_opens_with_its_data_key_
     assert_eq!(rec.revoked_at, None);
     assert_eq!(rec.check_active(w.now), Ok(()));
     // Only the grantee's data key opens the wrap, and it opens the content.
-    let ck = privacy::unwrap_with_key(
-        &data_key(PHARM_B),
-        &privacy::content_context(&rx.id),
-        &wrap,
-    )
-    .unwrap();
+    let ck = privacy::unwrap_with_key(&data_key(PHARM_B), &privacy::content_context(&rx.id), &wrap)
+        .unwrap();
     let content =
         privacy::open_content(&rx.id, &rx.body.sealed, &ContentKey::from_bytes(ck)).unwrap();
     assert_eq!(content, rx.content);
     assert_eq!(
-        privacy::unwrap_with_key(
-            &data_key(PHARM_C),
-            &privacy::content_context(&rx.id),
-            &wrap
-        ),
+        privacy::unwrap_with_key(&data_key(PHARM_C), &privacy::content_context(&rx.id), &wrap),
         Err(PrivacyError::OpenFailed)
     );
     // The grant is listed for the grantee.

@@ -118,9 +118,9 @@ pub(super) fn content_key(
     )
     .map(ContentKey::from_bytes)
     .map_err(|e| match e {
-        privacy::PrivacyError::Erased => super::rx::erased(
-            super::rx::personal_data_erased_at(s, rec).unwrap_or(rec.issued_at),
-        ),
+        privacy::PrivacyError::Erased => {
+            super::rx::erased(super::rx::personal_data_erased_at(s, rec).unwrap_or(rec.issued_at))
+        }
         // The secret matched the access key, so a wrap that does not open
         // was built wrongly by the prescriber's client.
         _ => ApiError::Unprocessable {

@@ -40,10 +40,9 @@ pub async fn run(s: Sweeper, mut shutdown: watch::Receiver<bool>) {
         }
         wait = s.every;
         let (db, chain, log, now) = (s.db.clone(), s.chain.clone(), s.log.clone(), s.clock.now());
-        let swept = tokio::task::spawn_blocking(move || {
-            crate::store::erase::sweep(&db, &chain, &log, now)
-        })
-        .await;
+        let swept =
+            tokio::task::spawn_blocking(move || crate::store::erase::sweep(&db, &chain, &log, now))
+                .await;
         match swept {
             Ok(Ok(swept)) => {
                 s.metrics.erasure_sweeps.inc();

@@ -97,9 +97,8 @@ pub fn sweep(
     let tree = chain.raw_tree();
     for kv in tree.scan_prefix(keys::BLOCK) {
         let (key, old) = kv?;
-        let mut block: Block = encoding::from_bytes(&old).map_err(|e| {
-            StoreError::corrupt(format!("block at key {}", hex::encode(&key)), e)
-        })?;
+        let mut block: Block = encoding::from_bytes(&old)
+            .map_err(|e| StoreError::corrupt(format!("block at key {}", hex::encode(&key)), e))?;
         let n = erase_block(&mut block, &params, now, &mut record);
         if n == 0 {
             continue;
@@ -117,8 +116,10 @@ pub fn sweep(
     let applied = chain.last_applied()?.0.map_or(0, |l| l.index);
     for kv in log.raw_tree().range(..=applied.to_be_bytes()) {
         let (key, old) = kv?;
-        let mut entry: openraft::Entry<crate::types::TypeConfig> =
-            super::from_postcard(|| format!("raft log entry at key {}", hex::encode(&key)), &old)?;
+        let mut entry: openraft::Entry<crate::types::TypeConfig> = super::from_postcard(
+            || format!("raft log entry at key {}", hex::encode(&key)),
+            &old,
+        )?;
         let openraft::EntryPayload::Normal(RaftRequest::Block(block)) = &mut entry.payload else {
             continue;
         };

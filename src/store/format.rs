@@ -165,9 +165,15 @@ mod tests {
     fn an_empty_database_gets_the_current_version() {
         let dir = tempfile::TempDir::new().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        assert_eq!(check_and_migrate(&db, "test").unwrap(), FormatOutcome::Created);
+        assert_eq!(
+            check_and_migrate(&db, "test").unwrap(),
+            FormatOutcome::Created
+        );
         assert_eq!(stored_version(&db).unwrap(), Some(FORMAT_VERSION));
-        assert_eq!(check_and_migrate(&db, "test").unwrap(), FormatOutcome::Current);
+        assert_eq!(
+            check_and_migrate(&db, "test").unwrap(),
+            FormatOutcome::Current
+        );
     }
 
     #[test]

@@ -108,7 +108,12 @@ async fn oversized_ciphertext_fields_are_refused_before_the_chain() {
         privacy::WrapBody::Erased(_) => unreachable!("a new wrap is present"),
     }
     assert_eq!(
-        body.key_for_patient.sealed.present().unwrap().ciphertext.len(),
+        body.key_for_patient
+            .sealed
+            .present()
+            .unwrap()
+            .ciphertext
+            .len(),
         limits::WRAPPED_KEY_BYTES + 1
     );
     let tx = txbuild::sign(g, &staff_key("dr.ada"), TxBody::Issue(body));

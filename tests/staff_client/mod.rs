@@ -70,6 +70,15 @@ pub struct Staff {
     pub session: Value,
 }
 
+/// A client that gives up on a request after 60 s, so a node that never
+/// answers fails the test with a message instead of hanging it.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("a reqwest client")
+}
+
 /// POSTs a sign-in.
 pub async fn sign_in_raw(
     base: &str,
@@ -77,7 +86,7 @@ pub async fn sign_in_raw(
     password: &str,
 ) -> (StatusCode, HeaderMap, Value) {
     send(
-        reqwest::Client::new()
+        client()
             .post(format!("{base}/v1/session"))
             .json(&serde_json::json!({"username": username, "password": password})),
     )
@@ -92,7 +101,7 @@ impl Staff {
         let cookie = session_cookie(&got.1).expect("a session cookie");
         Staff {
             base: base.to_string(),
-            http: reqwest::Client::new(),
+            http: client(),
             cookie,
             csrf: got.2["csrf"].as_str().expect("a CSRF token").to_string(),
             session: got.2,
@@ -159,12 +168,7 @@ impl Staff {
 
 /// An anonymous POST (the patient's calls).
 pub async fn post_anon(base: &str, path: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
-    send(
-        reqwest::Client::new()
-            .post(format!("{base}{path}"))
-            .json(body),
-    )
-    .await
+    send(client().post(format!("{base}{path}")).json(body)).await
 }
 
 /// The prescription form's body for two items, one of them controlled.
