@@ -132,7 +132,7 @@ function staffSection(card) {
           String(x.node),
           x.anchored ? t("regulator.yes") : t("regulator.not_yet"),
         ],
-      }))), t("regulator.reads_by_a_staff_member")));
+      }))), t("regulator.access_reads_table")));
   };
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -169,6 +169,7 @@ function volumeSection(card, onStaff) {
       return;
     }
     threshold.removeAttribute("aria-invalid");
+    await loadOrgs().catch(() => {});
     const r = await withBusy(submit, status, t("regulator.loading_the_volumes"), () => get(`/v1/regulator/access/volumes${query({ hours: hours.value, threshold: n })}`));
     if (!r) return;
     const rows = r.rows || [];
@@ -197,7 +198,7 @@ function volumeSection(card, onStaff) {
               x.flagged ? el("span", { class: "badge status-cancelled" }, t("regulator.unusual_volume")) : "",
             ],
           };
-        })), t("regulator.unusual_volumes")));
+        })), t("regulator.access_volumes_table")));
   };
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();

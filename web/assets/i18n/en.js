@@ -710,6 +710,8 @@ export default {
   "regulator.every_record_links_to_the": "Checks that every record links to the one before it and to the head this node anchored on the chain, so that no anchored record was changed, reordered or dropped.",
   "regulator.checking_the_access_log": "Checking every record of the access log…",
   "regulator.the_access_log_verifies": "Node {node}'s access log verifies: {records} records link, {anchored} of them anchored on the chain.",
+  "regulator.access_reads_table": "Table of the staff member's reads",
+  "regulator.access_volumes_table": "Table of reading volumes per staff member",
   "sharing.1_to_value_days": "1 to {value} days.",
   "sharing.allow": "Allow",
   "sharing.allowing": "Allowing…",

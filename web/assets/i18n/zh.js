@@ -710,6 +710,8 @@ export default {
   "regulator.every_record_links_to_the": "校验每条记录都与前一条相连，并与本节点锚定在链上的日志头一致，从而确认已锚定的记录没有被修改、重排或删除。",
   "regulator.checking_the_access_log": "正在校验访问日志的每条记录…",
   "regulator.the_access_log_verifies": "节点 {node} 的访问日志校验通过：{records} 条记录相连，其中 {anchored} 条已锚定到链上。",
+  "regulator.access_reads_table": "该工作人员查看记录表",
+  "regulator.access_volumes_table": "每位工作人员查看数量表",
   "sharing.1_to_value_days": "1 到 {value} 天。",
   "sharing.allow": "同意",
   "sharing.allowing": "正在同意…",
