@@ -382,6 +382,20 @@ async fn story(
     patient
         .wait_text("#who-looked", "read what you shared")
         .await?;
+    // Every node was asked (this consortium has one), and says so.
+    patient.wait_text("#who-looked", "(node 1)").await?;
+    patient
+        .wait_text(
+            "#who-looked-nodes li[data-node='1'][data-answered='true']",
+            "Node 1 of Northgate General Hospital (synthetic) answered",
+        )
+        .await?;
+    patient
+        .js(
+            "document.querySelector('#looked-card').scrollIntoView(); return true;",
+            vec![],
+        )
+        .await?;
     patient.shot(artifacts, "04-patient-who-looked").await?;
 
     // 6. The patient stops sharing; the reviewer is refused.

@@ -21,6 +21,11 @@
 //! * A node whose operator changes its code can skip recording; the log
 //!   proves that a node's own account is consistent, not that a dishonest
 //!   node was honest. Every honest node records every read it serves.
+//! * A [`Proof`] shows one prescription's records to another node (for the
+//!   patient's "who looked") with only salted digests of the others, and
+//!   [`check`] links the shown records to the anchored head: a shown read
+//!   cannot have been changed after it was anchored. It cannot prove that
+//!   none was withheld (a withheld record looks like any other digest).
 
 use std::sync::{Mutex, PoisonError};
 

@@ -114,7 +114,7 @@ function staffSection(card) {
     const r = await withBusy(submit, status, t("regulator.loading_the_reads"), () => get(`/v1/regulator/access${query({ staff: who, hours: hours.value })}`));
     if (!r) return;
     const reads = r.reads || [];
-    const summary = el("p", { id: "access-summary" }, t("regulator.who_read_count", { who, reads: reads.length, prescriptions: r.prescriptions }));
+    const summary = el("p", { id: "access-summary" }, t("regulator.who_read_count", { who, reads: tn("regulator.read_count", reads.length), prescriptions: tn("regulator.prescription_count", r.prescriptions) }));
     if (!reads.length) {
       setChildren(out, summary);
       return;
