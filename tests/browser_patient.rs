@@ -235,6 +235,10 @@ async fn access_story(base: &str, regulator: &Browser, artifacts: &Path) -> anyh
     regulator.find("#oversight-view #report-form").await?;
     regulator.click("#nav-access").await?;
     regulator.find("#access-view #access-log-card").await?;
+    // At phone width, nothing overflows.
+    regulator
+        .phone_check("/regulator/#access", "#access-volumes-table", artifacts)
+        .await?;
     Ok(())
 }
 

@@ -48,7 +48,7 @@ use crate::raft::rpc::{self, Stamp, HEADER_NODE, HEADER_SIG};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/patient/access", post(patient_access))
-        .route(NODE_ACCESS, post(node_access))
+        .route("/v1/node/access", post(node_access))
         .route("/v1/regulator/access", get(by_staff))
         .route("/v1/regulator/access/volumes", get(volumes))
         .route("/v1/regulator/access/verify", get(verify))
