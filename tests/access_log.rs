@@ -5,8 +5,9 @@
 //! patient sees them; the regulator queries by staff member, sees volumes
 //! flagged, and the log is anchored on the chain and verifies. Across three
 //! nodes over mutual TLS, the patient's "who looked" gathers every node's
-//! reads, checked against each node's anchored head, and names a node that
-//! is down; the node-only route refuses browsers and strangers.
+//! reads, checked against each node's anchored head, names a node that is
+//! down, and flags a node whose answer does not match its anchored log; the
+//! node-only route refuses browsers and strangers.
 
 mod common;
 mod staff_client;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
+use rxchain::access_log::Proof;
 use rxchain::node::RunningNode;
 use rxchain::test_support::{
     create_demo_accounts, demo_settings, demo_tls_settings, register_demo_staff_on,
@@ -334,7 +336,8 @@ fn who_where(v: &Value) -> Vec<(String, String, String, u64)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn who_looked_gathers_every_nodes_reads_over_mutual_tls_and_names_a_node_that_is_down() {
+async fn who_looked_gathers_every_nodes_reads_over_mutual_tls_and_names_a_node_that_is_down_or_lies(
+) {
     let dir = tempfile::tempdir().unwrap();
     let demo = rxchain::demo::Demo::load().unwrap();
     demo.write_files(dir.path(), &[1, 2, 3]).unwrap();
@@ -519,6 +522,31 @@ async fn who_looked_gathers_every_nodes_reads_over_mutual_tls_and_names_a_node_t
         .all(|r| r["prescription"] == id.as_str() && r["node"] == 2));
     assert_error(&with(&node3, once).await, 401, "replayed_request");
 
+    // Node 3's own answer, asked as node 2 (kept for step 7).
+    let node2 = https(
+        &genesis,
+        Some(&rxchain::demo::tls_key(2).unwrap().identity().unwrap()),
+    );
+    let mut r = node2.post(format!("{base3}{path}")).body(body.clone());
+    for (k, v) in rxchain::http::node_access_headers(
+        genesis.chain_id.as_str(),
+        &rxchain::demo::node_key(2),
+        2,
+        3,
+        &p,
+        &body,
+    ) {
+        r = r.header(k, v);
+    }
+    let honest3 = send(r).await;
+    assert_eq!(honest3.0, StatusCode::OK, "{}", honest3.2);
+    let honest3: Proof = serde_json::from_value(honest3.2).unwrap();
+    assert!(honest3
+        .records
+        .iter()
+        .any(|r| r.reader.name == "Dr Ada Example"));
+    let addr3 = n3.addr;
+
     // 6. Node 3 stops: the patient's page on node 1 says it did not answer
     //    and still shows the reads of nodes 1 and 2.
     n3.stop().await;
@@ -542,7 +570,106 @@ async fn who_looked_gathers_every_nodes_reads_over_mutual_tls_and_names_a_node_t
         down.2
     );
     assert!(got.iter().all(|r| r.3 != 3), "{}", down.2);
+
+    // 7. A dishonest node 3 (its own keys, at its own address) renames the
+    //    doctor in its answer, consistently with its digests: its answer
+    //    does not link to the head it anchored, and the page says so.
+    let mut forged = honest3.clone();
+    let i = forged
+        .records
+        .iter()
+        .position(|r| r.reader.name == "Dr Ada Example")
+        .unwrap();
+    forged.records[i].reader.name = "Someone Else".into();
+    let at = (forged.records[i].seq - forged.from) as usize;
+    forged.digests[at] = forged.records[i].body_digest();
+    let listener = tokio::net::TcpListener::bind(addr3).await.unwrap();
+    let identity3 = rxchain::demo::tls_key(3).unwrap().identity().unwrap();
+    let config = rxchain::tls::server_config(
+        &identity3,
+        rxchain::tls::Directory::fixed(std::sync::Arc::new(genesis.clone())),
+    )
+    .unwrap();
+    let impostor = tokio::spawn(impostor(
+        listener,
+        tokio_rustls::TlsAcceptor::from(config),
+        serde_json::to_vec(&forged).unwrap(),
+    ));
+    let lied = anon(&base1, "/v1/patient/access", json!({"payload": payload})).await;
+    assert_eq!(lied.0, StatusCode::OK, "{}", lied.2);
+    let e3 = node_entry(&lied.2, 3);
+    assert_eq!(e3["answered"], true, "{}", lied.2);
+    assert_eq!(e3["check"], "does_not_verify", "{}", lied.2);
+    let from3: Vec<&Value> = lied.2["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["node"] == 3)
+        .collect();
+    assert!(!from3.is_empty(), "{}", lied.2);
+    assert!(from3.iter().all(|r| r["anchored"] == false), "{}", lied.2);
+    assert_eq!(node_entry(&lied.2, 2)["check"], "anchored");
+    impostor.abort();
     for n in [n2, n1] {
         n.stop().await;
+    }
+}
+
+/// A stand-in for node 3 with node 3's TLS key: answers every
+/// `POST /v1/node/access` with `answer`, anything else (Raft) with 503.
+async fn impostor(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    answer: Vec<u8>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let (acceptor, answer) = (acceptor.clone(), answer.clone());
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let head_end = loop {
+                match tls.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            while buf.len() < head_end + len {
+                match tls.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let (status, body) = if head.starts_with("POST /v1/node/access ") {
+                ("200 OK", answer)
+            } else {
+                ("503 Service Unavailable", b"{}".to_vec())
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = tls.write_all(reply.as_bytes()).await;
+            let _ = tls.write_all(&body).await;
+            let _ = tls.shutdown().await;
+        });
     }
 }
