@@ -534,6 +534,7 @@ pub(super) async fn node_access(
         })?;
     let (stamp, _) = rpc::read_stamp(&headers)
         .map_err(|e| ApiError::unauthorized("malformed_auth", e.to_string()))?;
+    let id = req.prescription;
     let st = s.clone();
     let path = uri.path().to_owned();
     let proof = blocking(move || {
@@ -553,7 +554,7 @@ pub(super) async fn node_access(
         Ok(st.access_log.proof(&req.prescription, MAX_PROOF_RECORDS)?)
     })
     .await?;
-    tracing::info!(asker, prescription = %proof.records.first().map(|r| r.prescription.to_string()).unwrap_or_default(), reads = proof.records.len(), "a node asked for a prescription's reads for its patient");
+    tracing::info!(asker, prescription = %id, reads = proof.records.len(), "a node asked for a prescription's reads for its patient");
     Ok(Json(proof))
 }
 
