@@ -338,9 +338,10 @@ pub struct NodeClaims<'a> {
     pub forwarded_by: Option<&'a str>,
 }
 
-/// Paths only nodes call, whoever signs them.
+/// Paths only nodes call, whoever signs them: Raft, read indexes, and the
+/// `/v1/node/` routes (a peer's access log for a patient's "who looked").
 fn node_only_path(path: &str) -> bool {
-    path.starts_with("/raft/") || path == "/v1/cluster/read-index"
+    path.starts_with("/raft/") || path == "/v1/cluster/read-index" || path.starts_with("/v1/node/")
 }
 
 /// Whether a request that arrived on a TLS connection from `peer` may go
@@ -646,6 +647,15 @@ mod tests {
             Err(PeerRefusal::CertificateRequired)
         );
         assert_eq!(admit(PeerNode(Some(1)), &read_index), Ok(()));
+        // A peer's access log: never for a browser, even unsigned.
+        let access = claims("/v1/node/access", None, false, None);
+        assert_eq!(
+            admit(PeerNode(None), &access),
+            Err(PeerRefusal::CertificateRequired)
+        );
+        let access = claims("/v1/node/access", Some("2"), false, None);
+        assert_eq!(admit(PeerNode(Some(2)), &access), Ok(()));
+        assert!(admit(PeerNode(Some(3)), &access).is_err());
         // A client's submission forwarded by node 2 must come from node 2.
         let fwd = claims("/v1/tx", None, false, Some("2"));
         assert_eq!(admit(PeerNode(Some(2)), &fwd), Ok(()));

@@ -21,6 +21,11 @@
 //! * A node whose operator changes its code can skip recording; the log
 //!   proves that a node's own account is consistent, not that a dishonest
 //!   node was honest. Every honest node records every read it serves.
+//! * A [`Proof`] shows one prescription's records to another node (for the
+//!   patient's "who looked") with only salted digests of the others, and
+//!   [`check`] links the shown records to the anchored head: a shown read
+//!   cannot have been changed after it was anchored. It cannot prove that
+//!   none was withheld (a withheld record looks like any other digest).
 
 use std::sync::{Mutex, PoisonError};
 
@@ -43,7 +48,7 @@ pub fn anchored(
 }
 
 /// Why private content was read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// The holder of the QR code opened the patient page.
@@ -61,7 +66,7 @@ pub enum Purpose {
 }
 
 /// Who read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reader {
     /// The staff member's sign-in name; `None` for the patient.
     pub username: Option<String>,
@@ -89,7 +94,7 @@ impl Reader {
 }
 
 /// One read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccessRecord {
     /// Position in this node's log, from 1.
     pub seq: u64,
@@ -103,18 +108,53 @@ pub struct AccessRecord {
     pub reader: Reader,
     /// Why.
     pub purpose: Purpose,
+    /// Random bytes, so that the [`body_digest`](Self::body_digest) of a
+    /// record shown to nobody reveals nothing about it.
+    pub salt: Hash,
     /// The hash of the previous record (zero for the first).
     pub prev: Hash,
 }
 
 impl AccessRecord {
-    /// The record's link in the hash chain.
-    pub fn hash(&self) -> Hash {
+    /// The digest of everything in the record but its link: what a node
+    /// hands out in place of a record it does not show ([`Proof`]).
+    pub fn body_digest(&self) -> Hash {
+        let body = AccessRecord {
+            prev: ZERO,
+            ..self.clone()
+        };
         Hash::of(&[
-            b"rxchain-access-v1\0".as_slice(),
-            encoding::to_bytes(self).as_slice(),
+            b"rxchain-access-body-v2\0".as_slice(),
+            encoding::to_bytes(&body).as_slice(),
         ])
     }
+
+    /// The record's link in the hash chain: the previous link and this
+    /// record's [`body_digest`](Self::body_digest).
+    pub fn hash(&self) -> Hash {
+        link(&self.prev, &self.body_digest())
+    }
+}
+
+const ZERO: Hash = Hash::from_bytes([0; 32]);
+
+/// A link of the hash chain from the previous link and a body digest.
+pub fn link(prev: &Hash, body_digest: &Hash) -> Hash {
+    Hash::of(&[
+        b"rxchain-access-v2\0".as_slice(),
+        prev.as_bytes().as_slice(),
+        body_digest.as_bytes().as_slice(),
+    ])
+}
+
+fn salt() -> Hash {
+    let mut b = [0u8; 32];
+    // No entropy at all is a broken machine; a zero salt then only makes
+    // the hidden digests guessable, never the chain wrong.
+    if let Err(e) = getrandom::fill(&mut b) {
+        tracing::error!(error = %e, "no randomness for an access record's salt");
+    }
+    Hash::from_bytes(b)
 }
 
 /// Why the log could not be read or written, or does not verify.
@@ -147,12 +187,109 @@ pub enum AccessLogError {
 }
 
 /// The head of the log: the last sequence number and its hash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Head {
     /// The last record's sequence number, 0 when empty.
     pub seq: u64,
     /// Its hash; zero when empty.
     pub hash: Hash,
+}
+
+/// The most body digests a [`Proof`] carries (about 1.3 MB of JSON): a
+/// prescription whose first read on a node is further back than this many
+/// records gets its records without the means to check them.
+pub const MAX_PROOF_RECORDS: u64 = 20_000;
+
+/// One node's account of the reads of one prescription, checkable against
+/// the head that node anchored on the chain without showing any other
+/// prescription's reads: the records themselves, and from the first of
+/// them on, the [`AccessRecord::body_digest`] of every record of the log
+/// (salted, so a digest reveals nothing), up to the node's head or
+/// [`MAX_PROOF_RECORDS`] of them. Anyone holding the anchored head can then
+/// recompute the links from the first record to it ([`check`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Proof {
+    /// The node whose log it is.
+    pub node: u64,
+    /// The prescription's records, oldest first.
+    pub records: Vec<AccessRecord>,
+    /// The sequence number of `digests[0]`: the first record's.
+    pub from: u64,
+    /// The body digest of every record from `from` on, in order.
+    pub digests: Vec<Hash>,
+    /// The node's head when it answered.
+    pub head: Head,
+}
+
+/// What [`check`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The node has no record of the prescription.
+    Nothing,
+    /// The records up to `seq` link to the head anchored at `seq`; any
+    /// later ones are not anchored yet.
+    Anchored {
+        /// The anchored sequence number.
+        seq: u64,
+    },
+    /// The anchor is older than the first record: nothing is anchored yet.
+    NotYetAnchored,
+    /// The anchor lies beyond the digests sent ([`MAX_PROOF_RECORDS`]).
+    OutOfReach,
+    /// The records do not link to each other or to the anchored head.
+    Broken,
+}
+
+/// Checks `proof` against the head its node anchored on the chain
+/// (`anchored`: sequence number and hash), if any.
+pub fn check(proof: &Proof, anchored: Option<(u64, Hash)>) -> Verdict {
+    let Some(first) = proof.records.first() else {
+        return Verdict::Nothing;
+    };
+    let len = proof.digests.len() as u64;
+    if first.seq != proof.from || len == 0 {
+        return Verdict::Broken;
+    }
+    // Records in order, of this node, each matching its digest.
+    let mut last = 0;
+    for r in &proof.records {
+        if r.node != proof.node || r.seq <= last {
+            return Verdict::Broken;
+        }
+        last = r.seq;
+        if let Some(d) = r
+            .seq
+            .checked_sub(proof.from)
+            .and_then(|i| proof.digests.get(i as usize))
+        {
+            if *d != r.body_digest() {
+                return Verdict::Broken;
+            }
+        }
+    }
+    // Walk the links; a record's own `prev` must be the link before it.
+    let mut records = proof.records.iter().peekable();
+    let mut prev = first.prev;
+    let mut at_anchor = None;
+    for (i, d) in proof.digests.iter().enumerate() {
+        let seq = proof.from + i as u64;
+        if let Some(r) = records.next_if(|r| r.seq == seq) {
+            if r.prev != prev {
+                return Verdict::Broken;
+            }
+        }
+        prev = link(&prev, d);
+        if anchored.is_some_and(|(a, _)| a == seq) {
+            at_anchor = Some(prev);
+        }
+    }
+    match anchored {
+        None => Verdict::NotYetAnchored,
+        Some((a, _)) if a < proof.from => Verdict::NotYetAnchored,
+        Some((a, _)) if a >= proof.from + len => Verdict::OutOfReach,
+        Some((a, h)) if at_anchor == Some(h) => Verdict::Anchored { seq: a },
+        Some(_) => Verdict::Broken,
+    }
 }
 
 const HEAD: &[u8] = b"head";
@@ -227,6 +364,7 @@ impl AccessLog {
                 prescription,
                 reader,
                 purpose,
+                salt: salt(),
                 prev: next.hash,
             };
             next = Head {
@@ -296,6 +434,42 @@ impl AccessLog {
             }
         }
         Ok(out)
+    }
+
+    /// This node's [`Proof`] for the reads of one prescription: at most
+    /// `max` digests.
+    pub fn proof(&self, id: &PrescriptionId, max: u64) -> Result<Proof, AccessLogError> {
+        let head = self.head();
+        let records = self.of_prescription(id)?;
+        let Some(first) = records.first().map(|r| r.seq) else {
+            return Ok(Proof {
+                node: self.node,
+                records,
+                from: 0,
+                digests: Vec::new(),
+                head,
+            });
+        };
+        let to = head.seq.min(first.saturating_add(max.max(1) - 1));
+        let mut digests = Vec::new();
+        for r in self.tree.range(record_key(first)..=record_key(to)) {
+            let (k, v) = r?;
+            let seq = k
+                .get(2..)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            let rec: AccessRecord = encoding::from_bytes(&v)
+                .map_err(|source| AccessLogError::Corrupt { seq, source })?;
+            digests.push(rec.body_digest());
+        }
+        Ok(Proof {
+            node: self.node,
+            records,
+            from: first,
+            digests,
+            head,
+        })
     }
 
     /// Walks the whole hash chain and checks it against the head anchored
@@ -423,5 +597,85 @@ mod tests {
             Err(AccessLogError::AnchorMismatch { seq: 3 })
         ));
         assert_eq!(log.verify(None).unwrap(), 6);
+    }
+
+    #[test]
+    fn a_proof_shows_one_prescriptions_reads_and_checks_against_the_anchor() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = AccessLog::open(&db, 2).unwrap();
+        let a = PrescriptionId::from_bytes([1; 16]);
+        let b = PrescriptionId::from_bytes([2; 16]);
+        let c = PrescriptionId::from_bytes([3; 16]);
+        // b, a, b, b, a, b: a's reads are seq 2 and 5.
+        for (i, id) in [b, a, b, b, a, b].iter().enumerate() {
+            log.record(*id, reader("x"), Purpose::StaffList, Timestamp(i as u64))
+                .unwrap();
+        }
+        let head = log.head();
+        assert_eq!(head.seq, 6);
+        let p = log.proof(&a, MAX_PROOF_RECORDS).unwrap();
+        assert_eq!(
+            p.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![2, 5]
+        );
+        assert_eq!((p.from, p.digests.len()), (2, 5));
+        // Only a's records are shown; the others are bare digests.
+        assert!(p.records.iter().all(|r| r.prescription == a));
+        assert_eq!(
+            check(&p, Some((head.seq, head.hash))),
+            Verdict::Anchored { seq: 6 }
+        );
+        // Anchored in the middle: the first record is checked, the second
+        // is not anchored yet.
+        let mid = log.read(3).unwrap().unwrap().hash();
+        assert_eq!(check(&p, Some((3, mid))), Verdict::Anchored { seq: 3 });
+        assert_eq!(check(&p, Some((3, head.hash))), Verdict::Broken);
+        // An anchor before the first record, or none: not anchored yet.
+        let one = log.read(1).unwrap().unwrap().hash();
+        assert_eq!(check(&p, Some((1, one))), Verdict::NotYetAnchored);
+        assert_eq!(check(&p, None), Verdict::NotYetAnchored);
+        // Fewer digests than reach the anchor: out of reach, not wrong.
+        let short = log.proof(&a, 2).unwrap();
+        assert_eq!(short.digests.len(), 2);
+        assert_eq!(
+            check(&short, Some((head.seq, head.hash))),
+            Verdict::OutOfReach
+        );
+        assert_eq!(check(&short, Some((3, mid))), Verdict::Anchored { seq: 3 });
+        // A reader renamed, a record dropped, a digest changed, another
+        // node's record: all broken.
+        let mut renamed = p.clone();
+        renamed.records[1].reader.name = "someone else".into();
+        assert_eq!(
+            check(&renamed, Some((head.seq, head.hash))),
+            Verdict::Broken
+        );
+        let mut renamed_and_digest = renamed.clone();
+        renamed_and_digest.digests[3] = renamed.records[1].body_digest();
+        assert_eq!(
+            check(&renamed_and_digest, Some((head.seq, head.hash))),
+            Verdict::Broken
+        );
+        let mut dropped = p.clone();
+        dropped.records.remove(0);
+        assert_eq!(
+            check(&dropped, Some((head.seq, head.hash))),
+            Verdict::Broken
+        );
+        let mut other = p.clone();
+        other.node = 3;
+        assert_eq!(check(&other, Some((head.seq, head.hash))), Verdict::Broken);
+        // No reads at all.
+        let none = log.proof(&c, MAX_PROOF_RECORDS).unwrap();
+        assert!(none.records.is_empty() && none.digests.is_empty());
+        assert_eq!(check(&none, Some((head.seq, head.hash))), Verdict::Nothing);
+        // The salt hides a record: two otherwise equal reads differ.
+        let x = log
+            .record(c, reader("y"), Purpose::StaffList, Timestamp(9))
+            .unwrap();
+        let mut y = x.clone();
+        y.salt = salt();
+        assert_ne!(x.body_digest(), y.body_digest());
     }
 }

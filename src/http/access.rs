@@ -3,8 +3,25 @@
 //! unusual volumes, and the log checked against its anchor on the chain).
 //! The handlers that open private content record each read through
 //! [`record`] before they answer.
+//!
+//! Every node keeps its own log, so the patient's "who looked" asks every
+//! consortium node for its reads of the prescription: the node the patient
+//! talks to sends each peer `POST /v1/node/access`, a node-only route
+//! ([`node_access`]): signed with its node key like an admin request (and
+//! over TLS sent on a connection with its node certificate), and signed
+//! a second time with the prescription's access key, derived from the QR
+//! code the patient just proved, so that a node cannot pull the reads of a
+//! prescription whose patient did not ask. Each peer answers with a
+//! [`Proof`] that is checked against the head the peer anchored on the
+//! chain ([`crate::access_log::check`]); the answer merges every node's
+//! reads and says which nodes answered, which did not, and how far each
+//! one's reads are anchored.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,19 +29,26 @@ use rxchain_contracts::tx::Role;
 use rxchain_contracts::{OrgId, PrescriptionId, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::cluster::{authenticate, Signer};
 use super::common::{blocking, no_store};
 use super::error::ErrorBody;
 use super::patient::authorise;
 use super::session::Staff;
-use super::{ApiError, ApiJson, ApiQuery, AppState};
-use crate::access_log::{AccessLogError, AccessRecord, Purpose, Reader};
+use super::{ApiBody, ApiError, ApiJson, ApiQuery, AppState};
+use crate::access_log::{
+    check, AccessLogError, AccessRecord, Proof, Purpose, Reader, Verdict, MAX_PROOF_RECORDS,
+};
 use crate::accounts::Account;
 use crate::clock::now;
+use crate::qr::QrPayload;
+use crate::raft::peers::PeerRequest;
+use crate::raft::rpc::{self, Stamp, HEADER_NODE, HEADER_SIG};
 
 /// The patient's "who looked" and the regulator's access queries.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/patient/access", post(patient_access))
+        .route("/v1/node/access", post(node_access))
         .route("/v1/regulator/access", get(by_staff))
         .route("/v1/regulator/access/volumes", get(volumes))
         .route("/v1/regulator/access/verify", get(verify))
@@ -130,9 +154,12 @@ pub struct ReadView {
     pub org_name: Option<String>,
     /// Why.
     pub purpose: PurposeView,
+    /// Whether the record is covered by its node's head anchored on the
+    /// chain (for the patient: checked against it, see `nodes`).
+    pub anchored: bool,
 }
 
-fn read_view(s: &AppState, r: AccessRecord) -> ReadView {
+fn read_view(s: &AppState, r: AccessRecord, anchored: bool) -> ReadView {
     let org_name = r
         .reader
         .org
@@ -149,18 +176,65 @@ fn read_view(s: &AppState, r: AccessRecord) -> ReadView {
         org: r.reader.org,
         org_name,
         purpose: r.purpose.into(),
+        anchored,
     }
+}
+
+/// How one node's reads were checked against the chain.
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeCheck {
+    /// The node has no read of this prescription.
+    NoReads,
+    /// Every read links to the head the node anchored on the chain.
+    Anchored,
+    /// The older reads link to the anchored head; the newest are not
+    /// anchored yet (a node anchors about once a second).
+    PartlyAnchored,
+    /// None of the reads is anchored yet.
+    NotYetAnchored,
+    /// The first read is too far back in the node's log to check here.
+    Unchecked,
+    /// The reads do not link to the head the node anchored: its log was
+    /// changed after it was anchored, or it answers falsely.
+    DoesNotVerify,
+    /// The node did not answer.
+    NoAnswer,
+}
+
+/// What one consortium node said about the prescription.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NodeReads {
+    /// The node.
+    pub node: u64,
+    /// Its organisation.
+    pub org: OrgId,
+    /// The organisation's display name.
+    pub org_name: String,
+    /// Whether it answered.
+    pub answered: bool,
+    /// How many reads of this prescription it served.
+    pub reads: usize,
+    /// Its reads checked against its head anchored on the chain.
+    pub check: NodeCheck,
+    /// How far its log is anchored on the chain, as this node sees it.
+    pub anchored_seq: u64,
+    /// Why it did not answer, for people.
+    pub reason: Option<String>,
 }
 
 /// The patient's "who looked at this prescription".
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PatientAccess {
-    /// Every read of its private content this node served, oldest first.
+    /// Every read of its private content by any node that answered, oldest
+    /// first.
     pub reads: Vec<ReadView>,
-    /// The node whose log this is.
+    /// The node that answers (and asked the others).
     pub node: u64,
     /// How far this node's log is anchored on the chain.
     pub anchored_seq: u64,
+    /// Every consortium node: whether it answered and how its reads check.
+    pub nodes: Vec<NodeReads>,
 }
 
 /// A request carrying only the payload.
@@ -170,11 +244,61 @@ pub struct AccessRequest {
     pub payload: String,
 }
 
+/// The node-only route a node asks its peers for their reads on.
+pub const NODE_ACCESS: &str = "/v1/node/access";
+/// The header carrying the access key's signature of a node-only request.
+pub const HEADER_PATIENT_SIG: &str = "x-rxchain-patient-sig";
+/// What the access key's signature binds besides path, stamp and body (the
+/// `origin` field of [`rpc::signing_message`]), so that it can never pass
+/// for a node's signature of the same request or the other way round.
+const PATIENT_ORIGIN: &[u8] = b"patient-access-key";
+/// How long the patient's page waits for each peer.
+const PEER_WAIT: Duration = Duration::from_secs(3);
+
+/// `POST /v1/node/access`.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAccessAsk {
+    /// The prescription whose reads are asked for.
+    pub prescription: PrescriptionId,
+}
+
+/// The headers with which node `from` (key `node_key`) asks node `to` for
+/// the reads of the prescription of `payload`, with `body`: its node
+/// signature, and the access key's over the same stamp.
+pub fn node_access_headers(
+    chain_id: &str,
+    node_key: &rxchain_contracts::SecretKey,
+    from: u64,
+    to: u64,
+    payload: &QrPayload,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let stamp = Stamp::fresh(to);
+    let node_sig = rpc::sign(chain_id, node_key, NODE_ACCESS, &stamp, body);
+    let patient_sig = rpc::sign_with_origin(
+        chain_id,
+        &payload.secret.signing_key(),
+        NODE_ACCESS,
+        &stamp,
+        PATIENT_ORIGIN,
+        body,
+    );
+    let mut headers = vec![
+        (HEADER_NODE, from.to_string()),
+        ("content-type", "application/json".to_string()),
+    ];
+    headers.extend(stamp.headers());
+    headers.push((HEADER_SIG, node_sig.to_hex()));
+    headers.push((HEADER_PATIENT_SIG, patient_sig.to_hex()));
+    headers
+}
+
 #[utoipa::path(
     post, path = "/v1/patient/access", tag = "patient",
     request_body = AccessRequest,
     responses(
-        (status = 200, description = "Who read this prescription's private content on this node", body = PatientAccess),
+        (status = 200, description = "Who read this prescription's private content, on every node that answered", body = PatientAccess),
         (status = 400, description = "`bad_qr_payload`, `malformed_json`, `invalid_json`", body = ErrorBody),
         (status = 403, description = "`wrong_secret`", body = ErrorBody),
         (status = 404, description = "`unknown_prescription`", body = ErrorBody),
@@ -188,22 +312,250 @@ pub(super) async fn patient_access(
     ApiJson(req): ApiJson<AccessRequest>,
 ) -> Result<Response, ApiError> {
     let (payload, _) = authorise(&s, &req.payload).await?;
+    let id = payload.id;
     let st = s.clone();
-    let v = blocking(move || {
-        let reads = st
-            .access_log
-            .of_prescription(&payload.id)?
-            .into_iter()
-            .map(|r| read_view(&st, r))
-            .collect();
-        Ok(PatientAccess {
-            reads,
-            node: st.node_id,
-            anchored_seq: crate::access_log::anchored(&st.chain, st.node_id).map_or(0, |a| a.seq),
+    let local = blocking(move || Ok(st.access_log.proof(&id, MAX_PROOF_RECORDS)?)).await?;
+    let consortium = s.consortium();
+    let nodes: Vec<(u64, OrgId, String)> = consortium
+        .orgs
+        .iter()
+        .flat_map(|o| {
+            o.nodes
+                .iter()
+                .map(move |n| (n.id, o.id.clone(), o.name.to_string()))
         })
+        .collect();
+    let asked = futures::future::join_all(
+        nodes
+            .iter()
+            .filter(|(n, _, _)| *n != s.node_id)
+            .map(|(n, _, _)| ask_peer(&s, *n, &payload)),
+    )
+    .await;
+    let mut answers: BTreeMap<u64, Result<Proof, String>> = asked.into_iter().collect();
+    answers.insert(s.node_id, Ok(local));
+
+    let mut reads: BTreeMap<(u64, u64), ReadView> = BTreeMap::new();
+    let mut views = Vec::with_capacity(nodes.len());
+    for (node, org, org_name) in nodes {
+        let anchor = crate::access_log::anchored(&s.chain, node);
+        let anchored_seq = anchor.as_ref().map_or(0, |a| a.seq);
+        let answer = answers
+            .remove(&node)
+            .unwrap_or_else(|| Err("it was not asked".into()));
+        let view = match answer {
+            Ok(proof) => {
+                let verdict = check(&proof, anchor.map(|a| (a.seq, a.head)));
+                let upto = match verdict {
+                    Verdict::Anchored { seq } => seq,
+                    _ => 0,
+                };
+                let mine: Vec<AccessRecord> = proof
+                    .records
+                    .into_iter()
+                    .filter(|r| r.node == node && r.prescription == id)
+                    .collect();
+                let all_anchored = mine.iter().all(|r| r.seq <= upto);
+                let count = mine.len();
+                for r in mine {
+                    let anchored = r.seq <= upto;
+                    reads
+                        .entry((r.node, r.seq))
+                        .or_insert_with(|| read_view(&s, r, anchored));
+                }
+                NodeReads {
+                    node,
+                    org,
+                    org_name,
+                    answered: true,
+                    reads: count,
+                    check: match verdict {
+                        Verdict::Nothing => NodeCheck::NoReads,
+                        Verdict::Anchored { .. } if all_anchored => NodeCheck::Anchored,
+                        Verdict::Anchored { .. } => NodeCheck::PartlyAnchored,
+                        Verdict::NotYetAnchored => NodeCheck::NotYetAnchored,
+                        Verdict::OutOfReach => NodeCheck::Unchecked,
+                        Verdict::Broken => NodeCheck::DoesNotVerify,
+                    },
+                    anchored_seq,
+                    reason: None,
+                }
+            }
+            Err(reason) => NodeReads {
+                node,
+                org,
+                org_name,
+                answered: false,
+                reads: 0,
+                check: NodeCheck::NoAnswer,
+                anchored_seq,
+                reason: Some(reason),
+            },
+        };
+        if view.check == NodeCheck::DoesNotVerify {
+            tracing::warn!(node, prescription = %id, "a node's reads do not link to its anchored access-log head");
+        }
+        views.push(view);
+    }
+    let mut reads: Vec<ReadView> = reads.into_values().collect();
+    reads.sort_by_key(|r| (r.at, r.node, r.seq));
+    let v = PatientAccess {
+        reads,
+        node: s.node_id,
+        anchored_seq: crate::access_log::anchored(&s.chain, s.node_id).map_or(0, |a| a.seq),
+        nodes: views,
+    };
+    Ok(no_store(Json(v).into_response()))
+}
+
+/// Asks node `node` for its [`Proof`] of the reads of `payload`'s
+/// prescription; a sentence for people if it does not answer.
+async fn ask_peer(s: &AppState, node: u64, payload: &QrPayload) -> (u64, Result<Proof, String>) {
+    let addr = {
+        let m = s.raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .get_node(&node)
+            .map(|n| n.addr.clone())
+    };
+    let Some(addr) = addr else {
+        return (node, Err("it is not a member of the cluster".into()));
+    };
+    let body = match serde_json::to_vec(&NodeAccessAsk {
+        prescription: payload.id,
+    }) {
+        Ok(b) => b,
+        Err(e) => return (node, Err(format!("the request could not be written: {e}"))),
+    };
+    let headers = node_access_headers(
+        s.genesis.chain_id.as_str(),
+        &s.node_key,
+        s.node_id,
+        node,
+        payload,
+        &body,
+    );
+    let answer = s
+        .peers
+        .call(
+            node,
+            &addr,
+            PeerRequest {
+                method: reqwest::Method::POST,
+                path: NODE_ACCESS,
+                headers: &headers,
+                body: body.into(),
+                timeout: PEER_WAIT,
+            },
+        )
+        .await;
+    let result = match answer {
+        Err(e) => {
+            tracing::info!(node, error = ?e, "a node did not answer for its access log");
+            Err("it could not be reached".into())
+        }
+        Ok(r) if r.status != 200 => {
+            let code = serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| v["code"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            tracing::warn!(node, status = r.status, %code, "a node refused to give its access log");
+            Err(format!("it refused ({} {code})", r.status))
+        }
+        Ok(r) => match serde_json::from_slice::<Proof>(&r.body) {
+            Ok(p) if p.node == node => Ok(p),
+            Ok(p) => Err(format!("it answered for node {}", p.node)),
+            Err(e) => Err(format!("its answer does not parse: {e}")),
+        },
+    };
+    (node, result)
+}
+
+#[utoipa::path(
+    post, path = "/v1/node/access", tag = "cluster",
+    params(
+        ("x-rxchain-node" = String, Header, description = "The asking node's id; the request is signed with its node key, and over TLS sent with its node certificate"),
+        ("x-rxchain-to" = String, Header, description = "The node id the request is sent to"),
+        ("x-rxchain-ts" = String, Header, description = "Request time, ms since the epoch"),
+        ("x-rxchain-nonce" = String, Header, description = "16 random bytes, hex; each request is accepted once"),
+        ("x-rxchain-sig" = String, Header, description = "The node key's signature over path, target, time, nonce and body, hex"),
+        ("x-rxchain-patient-sig" = String, Header, description = "The prescription's access key's signature over the same, with origin `patient-access-key`, hex"),
+    ),
+    request_body = NodeAccessAsk,
+    responses(
+        (status = 200, description = "This node's reads of the prescription, with the digests that link them to its anchored head", body = Proof),
+        (status = 400, description = "`invalid_json`, `unreadable_body`", body = ErrorBody),
+        (status = 401, description = "`missing_auth`, `malformed_auth`, `stale_request`, `bad_signature`, `replayed_request`, `peer_certificate_required`", body = ErrorBody),
+        (status = 403, description = "`not_a_node`: signed by an organisation or forwarded; `unknown_node`, `wrong_target`, `peer_certificate_mismatch`, `not_patient`: the access key's signature does not verify", body = ErrorBody),
+        (status = 404, description = "`unknown_prescription`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 429, description = "`replay_window_full`", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub(super) async fn node_access(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
+) -> Result<Json<Proof>, ApiError> {
+    let admitted = authenticate(
+        &s.consortium(),
+        s.node_id,
+        &s.admin_nonces,
+        uri.path(),
+        &headers,
+        &body,
+    )?;
+    let asker = match admitted.signer {
+        Signer::Node(n) if admitted.forwarded_by.is_none() => n,
+        _ => {
+            return Err(ApiError::forbidden(
+                "not_a_node",
+                "only a consortium node asks for another node's access log, signed with its own node key",
+            ))
+        }
+    };
+    let req: NodeAccessAsk = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("invalid_json", format!("the JSON does not fit: {e}")))?;
+    let sig = headers
+        .get(HEADER_PATIENT_SIG)
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_auth",
+                "the x-rxchain-patient-sig header is missing: sign with the prescription's access key",
+            )
+        })?
+        .to_str()
+        .ok()
+        .and_then(rpc::parse_signature)
+        .ok_or_else(|| {
+            ApiError::unauthorized("malformed_auth", "the x-rxchain-patient-sig header is malformed")
+        })?;
+    let (stamp, _) = rpc::read_stamp(&headers)
+        .map_err(|e| ApiError::unauthorized("malformed_auth", e.to_string()))?;
+    let id = req.prescription;
+    let st = s.clone();
+    let path = uri.path().to_owned();
+    let proof = blocking(move || {
+        let rec = super::rx::load(&st, &req.prescription)?;
+        rec.access_key
+            .verify(
+                &rpc::signing_tag(st.genesis.chain_id.as_str()),
+                &rpc::signing_message(&path, &stamp, PATIENT_ORIGIN, &body),
+                &sig,
+            )
+            .map_err(|_| {
+                ApiError::forbidden(
+                    "not_patient",
+                    "the request is not signed with this prescription's access key",
+                )
+            })?;
+        Ok(st.access_log.proof(&req.prescription, MAX_PROOF_RECORDS)?)
     })
     .await?;
-    Ok(no_store(Json(v).into_response()))
+    tracing::info!(asker, prescription = %id, reads = proof.records.len(), "a node asked for a prescription's reads for its patient");
+    Ok(Json(proof))
 }
 
 /// The regulator's query.
@@ -258,12 +610,16 @@ pub(super) async fn by_staff(
     let from = since(q.hours)?;
     let st = s.clone();
     blocking(move || {
+        let anchored = crate::access_log::anchored(&st.chain, st.node_id).map_or(0, |a| a.seq);
         let reads: Vec<ReadView> = st
             .access_log
             .since(from)?
             .into_iter()
             .filter(|r| r.reader.username.as_deref() == Some(q.staff.as_str()))
-            .map(|r| read_view(&st, r))
+            .map(|r| {
+                let a = r.seq <= anchored;
+                read_view(&st, r, a)
+            })
             .collect();
         let prescriptions = reads
             .iter()

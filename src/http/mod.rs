@@ -44,6 +44,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::service::Node;
+pub use access::{node_access_headers, HEADER_PATIENT_SIG, NODE_ACCESS};
 pub use error::ApiError;
 
 /// Shared handler state.

@@ -97,6 +97,7 @@ use super::ApiError;
         super::consent::shared,
         super::consent::claims,
         super::access::patient_access,
+        super::access::node_access,
         super::access::by_staff,
         super::access::volumes,
         super::access::verify,

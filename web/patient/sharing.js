@@ -41,6 +41,17 @@ const STRINGS = {
   lookedIntro: t("sharing.every_time_someone_opens_your"),
   lookedNone: t("sharing.nobody_has_opened_it_yet"),
   lookedYou: t("sharing.you_this_page"),
+  atNode: (node) => t("sharing.at_node", { node }),
+  nodesTitle: t("sharing.every_node_was_asked"),
+  nodeSays: {
+    no_answer: (node, org) => t("sharing.node_did_not_answer", { node, org }),
+    no_reads: (node, org) => t("sharing.node_no_reads", { node, org }),
+    anchored: (node, org) => t("sharing.node_anchored", { node, org }),
+    partly_anchored: (node, org) => t("sharing.node_partly_anchored", { node, org }),
+    not_yet_anchored: (node, org) => t("sharing.node_not_yet_anchored", { node, org }),
+    unchecked: (node, org) => t("sharing.node_unchecked", { node, org }),
+    does_not_verify: (node, org) => t("sharing.node_does_not_verify", { node, org }),
+  },
   purposes: {
     patient_open: t("sharing.opened_this_page"),
     staff_list: t("sharing.saw_your_name_in_their"),
@@ -102,7 +113,9 @@ function render(v, message) {
   el("section", { class: "card", "aria-labelledby": "looked-title", id: "looked-card" },
     el("h2", { id: "looked-title" }, STRINGS.lookedTitle),
     el("p", { class: "hint" }, STRINGS.lookedIntro),
-    el("ol", { class: "timeline", id: "who-looked" })));
+    el("ol", { class: "timeline", id: "who-looked" }),
+    el("p", { class: "hint", id: "who-looked-nodes-title", hidden: true }, STRINGS.nodesTitle),
+    el("ul", { id: "who-looked-nodes", "aria-labelledby": "who-looked-nodes-title" })));
   if (message) say(status, message, "ok");
   loadLooked();
 }
@@ -113,11 +126,22 @@ async function loadLooked() {
   try {
     const v = await post("/v1/patient/access", { payload });
     setChildren(list, v.reads.length
-      ? [...v.reads].reverse().map((r) => el("li", { "data-purpose": r.purpose },
+      ? [...v.reads].reverse().map((r) => el("li", { "data-purpose": r.purpose, "data-node": String(r.node) },
         el("time", { datetime: new Date(Number(r.at)).toISOString() }, fmtDateTime(r.at)),
         r.role === "patient" ? STRINGS.lookedYou : [el("strong", {}, r.name), r.org_name ? `, ${r.org_name}` : ""],
-        ` ${STRINGS.purposes[r.purpose] || r.purpose}`))
+        ` ${STRINGS.purposes[r.purpose] || r.purpose} `,
+        el("span", { class: "hint" }, STRINGS.atNode(r.node))))
       : el("li", { class: "empty" }, STRINGS.lookedNone));
+    // Every node keeps its own log: say which answered, and how each one's
+    // reads check against the log it anchored on the chain.
+    const nodes = document.getElementById("who-looked-nodes");
+    const nodesTitle = document.getElementById("who-looked-nodes-title");
+    if (nodes && Array.isArray(v.nodes)) {
+      nodesTitle.hidden = v.nodes.length === 0;
+      setChildren(nodes, v.nodes.map((n) => el("li", {
+        "data-node": String(n.node), "data-answered": String(n.answered), "data-check": n.check,
+      }, (STRINGS.nodeSays[n.check] || STRINGS.nodeSays.unchecked)(n.node, n.org_name))));
+    }
   } catch (e) {
     setChildren(list, el("li", { class: "empty" }, errorText(e)));
   }

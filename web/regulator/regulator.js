@@ -1,11 +1,15 @@
-// Regulator page: dispensing report with a hand-drawn SVG bar chart and CSV
-// export, refused attempts (alerts), controlled-drug volumes, and the chain's
-// status with an on-demand full verification, and the open governance
-// proposals (changes to the consortium awaiting approvals).
+// Regulator page, two views. Oversight: dispensing report with a hand-drawn
+// SVG bar chart and CSV export, refused attempts (alerts), controlled-drug
+// volumes, and the chain's status with an on-demand full verification, and
+// the open governance proposals (changes to the consortium awaiting
+// approvals). Access (`#access`): who read private content on this node
+// (by staff member), unusual volumes (one staff member opening many
+// patients' records), and this node's access log checked against the head
+// anchored on the chain.
 
 import {
   get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, humanize,
-  fmtDate, fmtDateTime, isoDay, tableWrap, query, orgName, t, tn, locale,
+  fmtDate, fmtDateTime, isoDay, tableWrap, query, orgName, roleLabel, t, tn, locale,
 } from "/assets/api.js";
 
 const GROUPS = [
@@ -31,13 +35,189 @@ function start() {
   const controlledCard = el("section", { class: "card", "aria-labelledby": "controlled-title" });
   const chainCard = el("section", { class: "card", "aria-labelledby": "chain-title" });
   const governanceCard = el("section", { class: "card", "aria-labelledby": "governance-title" });
-  setChildren(app, reportCard, el("div", { class: "grid grid-2-even" }, controlledCard, chainCard), alertsCard, governanceCard);
+  const oversight = el("div", { id: "oversight-view" },
+    reportCard, el("div", { class: "grid grid-2-even" }, controlledCard, chainCard), alertsCard, governanceCard);
+  const access = el("div", { id: "access-view", hidden: true });
+  const links = [
+    el("a", { href: "#oversight", id: "nav-oversight", class: "btn btn-quiet" }, t("regulator.view_oversight")),
+    el("a", { href: "#access", id: "nav-access", class: "btn btn-quiet" }, t("regulator.view_access")),
+  ];
+  const nav = el("nav", { class: "actions", "aria-label": t("regulator.views") }, links);
+  setChildren(app, nav, oversight, access);
 
   const controlled = controlledSection(controlledCard);
   reportSection(reportCard, (from, to) => controlled.load(from, to));
   alertsSection(alertsCard);
   chainSection(chainCard);
   governanceSection(governanceCard);
+
+  let accessStarted = false;
+  const show = () => {
+    const onAccess = location.hash === "#access";
+    oversight.hidden = onAccess;
+    access.hidden = !onAccess;
+    links[0].toggleAttribute("aria-current", !onAccess);
+    links[1].toggleAttribute("aria-current", onAccess);
+    if (onAccess && !accessStarted) {
+      accessStarted = true;
+      accessView(access);
+    }
+  };
+  window.addEventListener("hashchange", show);
+  show();
+}
+
+// ---------------------------------------------------------------------------
+// Access: who read private content on this node
+
+const PURPOSES = {
+  patient_open: t("regulator.purpose_patient_open"),
+  staff_list: t("regulator.purpose_staff_list"),
+  pharmacy_handover: t("regulator.purpose_pharmacy_handover"),
+  fhir_export: t("regulator.purpose_fhir_export"),
+  shared_read: t("regulator.purpose_shared_read"),
+  regulator_view: t("regulator.purpose_regulator_view"),
+};
+
+function accessView(view) {
+  const staffCard = el("section", { class: "card", "aria-labelledby": "access-staff-title", id: "access-staff-card" });
+  const volumeCard = el("section", { class: "card", "aria-labelledby": "access-volumes-title", id: "access-volumes-card" });
+  const logCard = el("section", { class: "card", "aria-labelledby": "access-log-title", id: "access-log-card" });
+  setChildren(view, el("p", { class: "hint", id: "access-scope" }, t("regulator.access_this_node_only")), volumeCard, staffCard, logCard);
+  const byStaff = staffSection(staffCard);
+  volumeSection(volumeCard, (username) => byStaff.load(username));
+  accessLogSection(logCard);
+}
+
+function staffSection(card) {
+  const staff = el("input", { id: "access-staff", name: "staff", type: "text", autocomplete: "off", spellcheck: "false", required: true });
+  const hours = el("input", { id: "access-hours", name: "hours", type: "number", min: "1", max: "87840", value: "720", inputmode: "numeric" });
+  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "access-staff-submit" }, t("regulator.show_reads"));
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "access-staff-status" });
+  const out = el("div", { id: "access-reads" });
+  const form = el("form", { id: "access-staff-form", novalidate: true },
+    el("div", { class: "row" },
+      el("div", { class: "field wide" }, el("label", { for: "access-staff" }, t("regulator.staff_sign_in_name")), staff),
+      el("div", { class: "field" }, el("label", { for: "access-hours" }, t("regulator.in_the_last_hours")), hours)),
+    el("div", { class: "actions" }, submit));
+  setChildren(card, el("h2", { id: "access-staff-title" }, t("regulator.reads_by_a_staff_member")), form, status, out);
+
+  const load = async () => {
+    const who = staff.value.trim();
+    if (!who) {
+      say(status, t("regulator.enter_a_sign_in_name"), "error");
+      staff.setAttribute("aria-invalid", "true");
+      staff.focus();
+      return;
+    }
+    staff.removeAttribute("aria-invalid");
+    const r = await withBusy(submit, status, t("regulator.loading_the_reads"), () => get(`/v1/regulator/access${query({ staff: who, hours: hours.value })}`));
+    if (!r) return;
+    const reads = r.reads || [];
+    const summary = el("p", { id: "access-summary" }, t("regulator.who_read_count", { who, reads: tn("regulator.read_count", reads.length), prescriptions: tn("regulator.prescription_count", r.prescriptions) }));
+    if (!reads.length) {
+      setChildren(out, summary);
+      return;
+    }
+    const name = reads[0].name;
+    setChildren(out, summary, tableWrap(stackTable("access-reads-table",
+      [t("regulator.when"), t("regulator.who"), t("regulator.prescription"), t("regulator.why"), t("regulator.node"), t("regulator.anchored")],
+      [...reads].reverse().map((x) => ({
+        dataset: { purpose: x.purpose, username: x.username || "" },
+        cells: [
+          fmtDateTime(x.at),
+          x.org_name ? `${x.name}, ${x.org_name}` : x.name || name,
+          el("span", { class: "mono" }, `${String(x.prescription).slice(0, 8)}…`),
+          PURPOSES[x.purpose] || x.purpose,
+          String(x.node),
+          x.anchored ? t("regulator.yes") : t("regulator.not_yet"),
+        ],
+      }))), t("regulator.access_reads_table")));
+  };
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    load();
+  });
+  return {
+    load: (username) => {
+      staff.value = username;
+      load();
+    },
+  };
+}
+
+function volumeSection(card, onStaff) {
+  const hours = el("input", { id: "volume-hours", name: "hours", type: "number", min: "1", max: "87840", value: "24", inputmode: "numeric" });
+  const threshold = el("input", { id: "volume-threshold", name: "threshold", type: "number", min: "1", value: "50", inputmode: "numeric" });
+  const submit = el("button", { type: "submit", class: "btn btn-primary", id: "volumes-submit" }, t("regulator.look_for_unusual_volumes"));
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "volumes-status" });
+  const out = el("div", { id: "access-volumes" });
+  const form = el("form", { id: "volumes-form", novalidate: true },
+    el("div", { class: "row" },
+      el("div", { class: "field" }, el("label", { for: "volume-hours" }, t("regulator.in_the_last_hours")), hours),
+      el("div", { class: "field" }, el("label", { for: "volume-threshold" }, t("regulator.flag_from_prescriptions")), threshold)),
+    el("div", { class: "actions" }, submit));
+  setChildren(card, el("h2", { id: "access-volumes-title" }, t("regulator.unusual_volumes")),
+    el("p", { class: "hint" }, t("regulator.a_staff_member_who_opened")), form, status, out);
+
+  const load = async () => {
+    const n = Number(threshold.value);
+    if (!Number.isInteger(n) || n < 1) {
+      say(status, t("regulator.the_threshold_is_at_least"), "error");
+      threshold.setAttribute("aria-invalid", "true");
+      threshold.focus();
+      return;
+    }
+    threshold.removeAttribute("aria-invalid");
+    await loadOrgs().catch(() => {});
+    const r = await withBusy(submit, status, t("regulator.loading_the_volumes"), () => get(`/v1/regulator/access/volumes${query({ hours: hours.value, threshold: n })}`));
+    if (!r) return;
+    const rows = r.rows || [];
+    if (!rows.length) {
+      setChildren(out, el("p", { class: "empty" }, t("regulator.no_staff_member_read_anything")));
+      return;
+    }
+    const flagged = rows.filter((x) => x.flagged).length;
+    setChildren(out,
+      el("p", { id: "volumes-summary" }, flagged
+        ? t("regulator.flagged_count_of_threshold", { count: flagged, threshold: r.threshold })
+        : t("regulator.nobody_reached_threshold", { threshold: r.threshold })),
+      tableWrap(stackTable("access-volumes-table",
+        [t("regulator.staff_member"), t("regulator.organisation"), t("regulator.role"), t("regulator.reads"), t("regulator.prescriptions"), t("regulator.flag")],
+        rows.map((x) => {
+          const who = el("button", { type: "button", class: "btn btn-quiet btn-small", "data-staff": x.username }, x.name);
+          who.addEventListener("click", () => onStaff(x.username));
+          return {
+            dataset: { username: x.username, flagged: String(x.flagged) },
+            cells: [
+              [who, el("div", { class: "hint mono" }, x.username)],
+              x.org ? orgName(x.org) : "",
+              roleLabel(x.role),
+              String(x.reads),
+              String(x.prescriptions),
+              x.flagged ? el("span", { class: "badge status-cancelled" }, t("regulator.unusual_volume")) : "",
+            ],
+          };
+        })), t("regulator.access_volumes_table")));
+  };
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    load();
+  });
+  load();
+}
+
+function accessLogSection(card) {
+  const verify = el("button", { type: "button", class: "btn btn-primary", id: "access-verify" }, t("regulator.check_the_access_log"));
+  const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "access-verify-status" });
+  setChildren(card, el("h2", { id: "access-log-title" }, t("regulator.this_node_s_access_log")),
+    el("p", { class: "hint" }, t("regulator.every_record_links_to_the")),
+    el("div", { class: "actions" }, verify), status);
+  verify.addEventListener("click", async () => {
+    const c = await withBusy(verify, status, t("regulator.checking_the_access_log"), () => get("/v1/regulator/access/verify"));
+    if (!c) return;
+    say(status, t("regulator.the_access_log_verifies", { node: c.node, records: c.records, anchored: c.anchored_seq }), "ok");
+  });
 }
 
 // ---------------------------------------------------------------------------
