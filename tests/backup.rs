@@ -326,39 +326,70 @@ async fn format_versions_migrate_old_and_refuse_new() {
         text(&v)
     );
 
-    // A newer format is refused, by verify, the store and the node, and
-    // left as it is.
+    // A version-2 directory whose transaction ids do not fit the erasable
+    // form of key wraps (there, ids signed the wraps whole: here a block's
+    // transaction root is made to disagree) is refused with a sentence.
     {
         let db = open_sled(&data);
-        db.insert(store::format::FORMAT_KEY, 3u32.to_be_bytes().as_slice())
+        let chain = db.open_tree("chain").unwrap();
+        let key = [b"b/".as_slice(), &1u64.to_be_bytes()].concat();
+        let mut b: rxchain_contracts::Block =
+            rxchain_contracts::encoding::from_bytes(&chain.get(&key).unwrap().unwrap()).unwrap();
+        let good = b.clone();
+        b.header.tx_root = rxchain_contracts::Hash::of(&[b"ids over whole wraps"]);
+        chain
+            .insert(&key, rxchain_contracts::encoding::to_bytes(&b))
+            .unwrap();
+        db.insert(store::format::FORMAT_KEY, 2u32.to_be_bytes().as_slice())
+            .unwrap();
+        db.flush().unwrap();
+        drop(chain);
+        drop(db);
+        match store::open(&data, g.clone(), Arc::new(NoObserver)) {
+            Err(e) => assert!(e.to_string().contains("cannot be carried forward"), "{e}"),
+            Ok(_) => panic!("a format-2 chain with foreign ids opened"),
+        }
+        let db = open_sled(&data);
+        assert_eq!(store::format::stored_version(&db).unwrap(), Some(2));
+        db.open_tree("chain")
+            .unwrap()
+            .insert(&key, rxchain_contracts::encoding::to_bytes(&good))
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    // A newer format is refused, by verify, the store and the node, and
+    // left as it is.
+    let newer = store::format::FORMAT_VERSION + 1;
+    {
+        let db = open_sled(&data);
+        db.insert(store::format::FORMAT_KEY, newer.to_be_bytes().as_slice())
             .unwrap();
         db.flush().unwrap();
     }
     let v = verify(&data, &genesis);
     assert!(!v.status.success(), "{}", text(&v));
     assert!(
-        String::from_utf8_lossy(&v.stderr).contains("format version 3"),
+        String::from_utf8_lossy(&v.stderr).contains(&format!("format version {newer}")),
         "{}",
         text(&v)
     );
     match store::open(&data, g.clone(), Arc::new(NoObserver)) {
-        Err(StoreError::FormatTooNew {
-            found: 3,
-            supported,
-        }) => {
-            assert_eq!(supported, store::format::FORMAT_VERSION)
+        Err(StoreError::FormatTooNew { found, supported }) => {
+            assert_eq!((found, supported), (newer, store::format::FORMAT_VERSION))
         }
         Err(e) => panic!("expected FormatTooNew, got {e}"),
         Ok(_) => panic!("a newer format opened"),
     }
     let settings = demo_settings(dir.path(), 1, "127.0.0.1:0".parse().unwrap(), None);
     match rxchain::node::start(settings).await {
-        Err(rxchain::node::NodeError::Store(StoreError::FormatTooNew { found: 3, .. })) => {}
+        Err(rxchain::node::NodeError::Store(StoreError::FormatTooNew { found, .. }))
+            if found == newer => {}
         Err(e) => panic!("expected FormatTooNew, got {e}"),
         Ok(_) => panic!("a node started on a newer format"),
     }
     let db = open_sled(&data);
-    assert_eq!(store::format::stored_version(&db).unwrap(), Some(3));
+    assert_eq!(store::format::stored_version(&db).unwrap(), Some(newer));
 }
 
 /// Stops every node of `p` and verifies each one's data directory offline,
