@@ -7,8 +7,6 @@
 mod common;
 mod staff_client;
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use rxchain::node::RunningNode;
 use rxchain::qr::QrPayload;
@@ -19,22 +17,12 @@ use serde_json::{json, Value};
 use staff_client::{assert_error, issue_body, post_anon, send, Staff};
 
 /// Polls `f` until it answers `Some`, for at most 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually(what, 30, f).await
 }
 
 /// The grant of `org` in a sharing view.

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::eventually;
 use reqwest::StatusCode;
 use rxchain::node::RunningNode;
 use rxchain::test_support::{create_demo_accounts, demo_settings, register_demo_staff};
@@ -26,29 +27,9 @@ const DAY_MS: i64 = 86_400_000;
 const NAME: &str = "Synthetic Patient Shred";
 const YOUNGER: &str = "Synthetic Patient Younger";
 
-/// Polls `f` until it answers `Some`, for at most `secs`.
-async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Starts demo node `id` of the three under `dir`, `offset_days` ahead,
 /// sweeping every second; node 1 bootstraps, the others join through
-/// `peer`. A restart may find the last handle of the database still open
-/// for a moment, so it retries.
+/// `peer`.
 async fn start(
     dir: &Path,
     id: u64,
@@ -64,18 +45,7 @@ async fn start(
         s.bootstrap = false;
         s.peers.insert("1".into(), p.into());
     }
-    let mut tries = 0;
-    let node = loop {
-        match rxchain::node::start(s.clone()).await {
-            Ok(n) => break n,
-            Err(e) if tries < 50 => {
-                tries += 1;
-                tracing::debug!(error = %e, "node not startable yet");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("node {id} starts: {e}"),
-        }
-    };
+    let node = common::start_retrying(s).await;
     let demo = rxchain::demo::Demo::load().unwrap();
     create_demo_accounts(&demo, &node.accounts).await.unwrap();
     node

@@ -58,26 +58,51 @@ pub async fn start_demo_node() -> TestNode {
     }
 }
 
+/// Starts a node with `settings`, retrying for up to 5 s: the database
+/// lock of a stopped node goes with its last handle, which a finishing task
+/// may hold a moment longer.
+pub async fn start_retrying(settings: Settings) -> RunningNode {
+    let mut tries = 0;
+    loop {
+        match rxchain::node::start(settings.clone()).await {
+            Ok(n) => return n,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                tracing::debug!(error = %e, "node not startable yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("node {} starts over its data: {e}", settings.node_id),
+        }
+    }
+}
+
+/// Polls `f` until it answers `Some`, for at most `secs`, or panics with
+/// `what`.
+pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Starts (or restarts) demo node 1 over `dir`, its files already written,
 /// with `tweak` applied to its settings; answers the node and its base URL
 /// once it leads.
 pub async fn boot(dir: &Path, tweak: impl FnOnce(&mut Settings)) -> (RunningNode, String) {
     let mut settings = demo_settings(dir, 1, "127.0.0.1:0".parse().unwrap(), None);
     tweak(&mut settings);
-    let mut tries = 0;
-    // The database lock of a stopped node goes with its last handle, which
-    // a finishing task may hold a moment longer.
-    let node = loop {
-        match rxchain::node::start(settings.clone()).await {
-            Ok(n) => break n,
-            Err(e) if tries < 50 => {
-                tries += 1;
-                tracing::debug!(error = %e, "node not startable yet");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("the node restarts over its data: {e}"),
-        }
-    };
+    let node = start_retrying(settings).await;
     wait_for_leader(&node).await.expect("leader");
     let base = format!("http://{}", node.addr);
     (node, base)
