@@ -162,6 +162,23 @@ impl Default for ApiSettings {
     }
 }
 
+/// The database.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// sled's page cache in MiB: the bound on the memory the database
+    /// keeps as the chain grows (sled's own default is 1 GiB). Default 64.
+    pub cache_mb: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            cache_mb: crate::store::DEFAULT_CACHE_BYTES / (1024 * 1024),
+        }
+    }
+}
+
 /// Raft timing and log compaction.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -271,6 +288,9 @@ pub struct Settings {
     /// Raft timing.
     #[serde(default)]
     pub raft: RaftSettings,
+    /// The database (`[storage]`).
+    #[serde(default)]
+    pub storage: StorageSettings,
     /// Serve HTTPS and talk to peers over mutual TLS with this identity.
     /// Without it the node speaks plain HTTP, which is allowed only on a
     /// loopback `listen` address unless `insecure_plaintext` is set.
@@ -503,6 +523,21 @@ mod tests {
         assert_eq!(s.block.max_txs, 17);
         assert_eq!(s.listen.port(), 0);
         assert_eq!(s.api.commit_wait_ms, ApiSettings::default().commit_wait_ms);
+    }
+
+    #[test]
+    fn storage_cache_and_erasure_sweep_have_defaults_and_take_file_values() {
+        let s = Settings::from_toml(BASE, vec![]).unwrap();
+        assert_eq!((s.storage.cache_mb, s.erasure_sweep_secs), (64, 3600));
+        let s = Settings::from_toml(
+            &format!("erasure_sweep_secs = 60\n{BASE}\n[storage]\ncache_mb = 16\n"),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!((s.storage.cache_mb, s.erasure_sweep_secs), (16, 60));
+        let err =
+            Settings::from_toml(&format!("{BASE}\n[storage]\ncache = 1\n"), vec![]).unwrap_err();
+        assert!(err.to_string().contains("cache"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn demo_settings(
             ..ApiSettings::default()
         },
         raft: RaftSettings::default(),
+        storage: Default::default(),
         tls: None,
         insecure_plaintext: false,
         testing_faults: false,

@@ -299,7 +299,12 @@ pub async fn start(settings: Settings) -> Result<RunningNode, NodeError> {
         },
     );
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| store::StoreError::from(e))?;
-    let storage = store::open(&settings.data_dir, genesis.clone(), mempool.clone())?;
+    let storage = store::open_with_cache(
+        &settings.data_dir,
+        genesis.clone(),
+        mempool.clone(),
+        settings.storage.cache_mb.max(1).saturating_mul(1024 * 1024),
+    )?;
     // The node must be declared in the consortium its store knows: genesis
     // plus the governance decisions applied so far. A node added by a
     // decision after genesis starts from an empty store, so it is not

@@ -201,10 +201,16 @@ pub(crate) fn from_postcard<T: serde::de::DeserializeOwned>(
 /// so an in-process reopen (a restarted node, `verify` right after a stop)
 /// can meet a lock that is about to be released. Another live process keeps
 /// it, and then the error comes back after two seconds.
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+/// sled's page cache when no setting says otherwise (`[storage] cache_mb`).
+/// sled's own default is 1 GiB, which let a node's memory grow with the
+/// chain.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let mut tries = 0;
+    let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
     loop {
-        match sled::open(dir) {
+        match config.open() {
             Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 40 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(50));
@@ -226,7 +232,17 @@ pub fn open(
     genesis: Arc<Genesis>,
     observer: Arc<dyn ApplyObserver>,
 ) -> Result<Storage, StoreError> {
-    let db = open_db(dir)?;
+    open_with_cache(dir, genesis, observer, DEFAULT_CACHE_BYTES)
+}
+
+/// [`open`] with sled's page cache bounded to `cache_bytes`.
+pub fn open_with_cache(
+    dir: &Path,
+    genesis: Arc<Genesis>,
+    observer: Arc<dyn ApplyObserver>,
+    cache_bytes: u64,
+) -> Result<Storage, StoreError> {
+    let db = open_db(dir, cache_bytes)?;
     format::check_and_migrate(&db, genesis.chain_id.as_str())?;
     let chain = Arc::new(ChainStore::open(db.open_tree("chain")?, genesis)?);
     chain.set_spool_dir(dir.join(sm::SNAPSHOT_DIR));
