@@ -59,13 +59,18 @@ return { scroll: document.documentElement.scrollWidth, inner: vw, problems: [...
 "#;
 
 /// axe-core's script: the file `RXCHAIN_AXE` names, else the copy
-/// `scripts/install-test-deps.sh` installs under `target/test-deps/`.
+/// `scripts/install-test-deps.sh` installs under `test-deps/` of the target
+/// directory (`CARGO_TARGET_DIR`, else `target/`).
 pub fn axe_source() -> anyhow::Result<String> {
+    let installed = |target: PathBuf| target.join("test-deps/axe/node_modules/axe-core/axe.min.js");
+    let default = installed(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     let path = std::env::var_os("RXCHAIN_AXE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/test-deps/axe/node_modules/axe-core/axe.min.js")
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(|t| installed(PathBuf::from(t)))
+                .filter(|p| p.exists())
+                .unwrap_or(default)
         });
     std::fs::read_to_string(&path).with_context(|| {
         format!("reading axe-core from {} (scripts/install-test-deps.sh installs it, or point RXCHAIN_AXE at axe.min.js)", path.display())
@@ -430,11 +435,15 @@ pub fn artifacts_dir(name: &str) -> anyhow::Result<PathBuf> {
 /// Chinese sentence may hold (the product's name, "QR", "PNG" …). Words
 /// joined to digits or to the marks of codes (`_`, `.` inside, `/`, `@`,
 /// `:`) are codes and ids, not words. Text under `code`, `kbd`, `samp`,
-/// `.short-id` or an element in another language (`lang="en"`, the
+/// `.mono` (the pages' codes), `.short-id` or an element in another language (`lang="en"`, the
 /// language switch's "English") is skipped; the contents of closed
 /// `<details>` (technical details) are read too.
 pub const ENGLISH_LEAKS_JS: &str = r#"
-const data = arguments[0].filter((d) => d && d.trim()).sort((a, b) => b.length - a.length);
+// Each data string is taken out where it stands as a whole: never inside
+// a word (a unit "g" must not eat the g of "English").
+const esc = (d) => d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const data = arguments[0].filter((d) => d && d.trim()).sort((a, b) => b.length - a.length)
+  .map((d) => new RegExp('(?<![A-Za-z])' + esc(d) + '(?![A-Za-z])', 'g'));
 const allowed = new Set(arguments[1].map((w) => w.toLowerCase()));
 const leaks = [];
 const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
@@ -443,7 +452,7 @@ const SEP = /[\s\u2000-\u206f\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffe
 const EDGE = /^[.,:;!?'’]+|[.,:;!?'’]+$/g;
 const words = (text) => {
   let s = ' ' + text + ' ';
-  for (const d of data) s = s.split(d).join(' ');
+  for (const d of data) s = s.replace(d, ' ');
   const out = [];
   for (let chunk of s.split(SEP)) {
     chunk = chunk.replace(EDGE, '');
@@ -454,7 +463,7 @@ const words = (text) => {
   return out;
 };
 const skipped = (e) => {
-  if (!e || e.closest('script, style, noscript, template, code, kbd, samp, .short-id')) return true;
+  if (!e || e.closest('script, style, noscript, template, code, kbd, samp, .mono, .short-id')) return true;
   const l = e.closest('[lang]');
   return !!(l && !l.lang.toLowerCase().startsWith('zh'));
 };

@@ -3,7 +3,7 @@
 // dispense (fully or partly), release, and record delivery progress.
 
 import {
-  ApiError, api, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll, loadOrgs,
+  ApiError, api, errorSentence, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll, loadOrgs,
   orgName, humanize, fmtDate, fmtDateTime, statusBadge, statusLabel, drugText, allowance, deliveryLabel, deliveryText, deliveryDetailFields, tableWrap, query, t, tn, locale,
 } from "/assets/api.js";
 
@@ -336,6 +336,14 @@ function recordVerdict(view) {
   return { verdict: "record", code, message: t("pharmacist.scan_the_patient_s_code"), payload: null, secret_ok: null, prescription: { ...view, record: rec }, height: null };
 }
 
+/** The sentence for a green verdict, in the page's language. */
+function greenSentence(v) {
+  if (v.code === "claimable") return t("pharmacist.verdict_claimable");
+  return v.prescription?.public_status === "partially_dispensed"
+    ? t("pharmacist.verdict_claimed_here_partly")
+    : t("pharmacist.verdict_claimed_here");
+}
+
 /** The sentence for a red verdict, naming where and when from the record. */
 export function redSentence(v) {
   const rec = v.prescription?.record || {};
@@ -360,7 +368,10 @@ export function redSentence(v) {
       break;
     default:
   }
-  return humanize(v.message);
+  // Any other refusal in the catalogue's words when they need no details
+  // the verdict lacks; the server's sentence only for a code unknown here.
+  const known = errorSentence(v.code, null);
+  return known && !/\{\w+\}/.test(known) ? known : humanize(v.message);
 }
 
 function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, refresh }) {
@@ -381,7 +392,7 @@ function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, ref
     : t("pharmacist.do_not_dispense");
   const sentence = doneHere
     ? t("pharmacist.dispensed_at_pharmacy_on_at", { pharmacy: orgName(lastFill.pharmacy), at: fmtDateTime(lastFill.at) })
-    : v.verdict === "green" ? v.message : redSentence(v);
+    : v.verdict === "green" ? greenSentence(v) : redSentence(v);
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "action-status" });
   if (note) say(status, note, noteKind);
   if (changed) status.dataset.changed = "true";

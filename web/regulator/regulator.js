@@ -4,7 +4,7 @@
 // proposals (changes to the consortium awaiting approvals).
 
 import {
-  get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, humanize,
+  get, post, el, errorSentence, setChildren, say, withBusy, errorText, staffPage, loadOrgs, humanize,
   fmtDate, fmtDateTime, isoDay, tableWrap, query, orgName, t, tn, locale,
 } from "/assets/api.js";
 
@@ -289,7 +289,7 @@ function alertsSection(card) {
         cells: [
           fmtDateTime(a.at),
           attemptLabel(a.kind),
-          humanize(a.message || a.code || ""),
+          errorSentence(a.code, a.detail) || humanize(a.message || a.code || ""),
           el("span", { class: a.short_id ? "short-id" : "mono" }, a.short_id || prescriptionText(a.prescription)),
           signerText(a.signer),
           // The precise codes stay one click away, for audits and exports.
@@ -402,7 +402,9 @@ function governanceSection(card) {
   const rule = el("p", { class: "hint", id: "governance-rule" });
   setChildren(card, el("h2", { id: "governance-title" }, t("regulator.open_governance_proposals")), rule, list, status);
   get("/v1/governance/proposals").then((r) => {
-    rule.textContent = t("regulator.a_proposal_takes_effect_once", { threshold: r.threshold, orgs: r.orgs });
+    // The command is a command, the same in every language.
+    const command = ["rxchain", "governance", "approve"].join(" ");
+    setChildren(rule, t("regulator.a_proposal_takes_effect_once", { threshold: r.threshold, orgs: r.orgs }), " ", el("code", {}, command));
     const open = (r.proposals || []).filter((p) => p.status === "open");
     setChildren(list, open.length === 0
       ? el("li", { class: "empty" }, t("regulator.no_proposal_is_waiting_for"))
