@@ -1364,6 +1364,16 @@ impl Story<'_> {
             b.find("#dispense-form").await?;
             b.type_into("#dispense-batch-0", "LOT-ZH-1").await?;
             s.zh_check(b, "the pharmacist's dispense form", "zh-pharmacist-claimed").await?;
+            // The switch keeps what is on screen: the card comes back, read
+            // again from the chain, with the batch number typed into it.
+            for (button, lang) in [("#lang-en", "en"), ("#lang-zh", "zh-CN")] {
+                b.click(button).await?;
+                b.wait_js(&format!("the card and its batch number back in {lang}"),
+                    "const v = document.querySelector('#verdict .verdict'); const f = document.querySelector('#dispense-batch-0'); \
+                     return document.documentElement.lang === arguments[0] && v && v.dataset.code === 'already_claimed_here' \
+                       && f && f.value === 'LOT-ZH-1';", vec![json!(lang)]).await?;
+            }
+            s.shot(b, "zh-pharmacist-card-kept-through-switch").await?;
             b.click("#dispense").await?;
             b.wait_js("the dispense to be recorded", "const s = document.querySelector('#action-status'); return s && s.dataset.kind === 'ok';", vec![]).await?;
             s.zh_check(b, "the pharmacist's dispensed card", "zh-pharmacist-dispensed").await?;

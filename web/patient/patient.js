@@ -48,7 +48,10 @@ async function open() {
         el("span", { id: "link-problem" }, e.code === "wrong_secret"
           ? t("patient.this_link_does_not_belong")
           : t("patient.this_link_is_incomplete_or")),
-        el("details", { class: "tech", id: "link-tech" }, el("summary", {}, t("patient.technical_details")), el("p", { class: "mono" }, errorText(e))));
+        // The service's own sentence, verbatim and in English (marked so),
+        // with its code: what a help desk asks for.
+        el("details", { class: "tech", id: "link-tech" }, el("summary", {}, t("patient.technical_details")),
+          el("p", { class: "mono" }, e.code, ": ", el("span", { lang: "en" }, e.body?.message || e.message))));
       pageStatus.dataset.kind = "error";
       pageStatus.hidden = false;
       askForLink(true);

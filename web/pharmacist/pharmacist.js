@@ -6,6 +6,7 @@ import {
   ApiError, api, errorSentence, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll, loadOrgs,
   orgName, humanize, fmtDate, fmtDateTime, statusBadge, statusLabel, drugText, allowance, deliveryLabel, deliveryText, deliveryDetailFields, tableWrap, query, t, tn, locale,
 } from "/assets/api.js";
+import { keepOnSwitch, keptOnSwitch } from "/assets/i18n.js";
 
 const FRAME_INTERVAL_MS = 700;
 /** How often the card on screen is re-checked against the chain. */
@@ -41,6 +42,10 @@ function start(session) {
   let current = null;
   let confirmedAt = 0;
   let card = null;
+
+  // A language switch reloads the page: the prescription on screen comes
+  // back, read again from the chain (a fresh verdict, never the old one).
+  keepOnSwitch(() => (current?.payload ? { payload: current.payload } : {}));
 
   const showVerdict = async (v, note, noteKind = "ok", changed = false) => {
     current = v;
@@ -227,6 +232,8 @@ function start(session) {
     listCard);
   window.addEventListener("pagehide", () => camera.stop());
   text.focus();
+  const back = keptOnSwitch();
+  if (back?.payload) scanText(back.payload, null);
 }
 
 // ---------------------------------------------------------------------------
@@ -456,7 +463,7 @@ function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, ref
   again.addEventListener("click", () => refresh());
   const stale = el("div", { class: "status verdict-stale-note", id: "verdict-stale", role: "alert", hidden: true, dataset: { kind: "error" } },
     el("span", { class: "stale-text" }), " ", again);
-  const node = el("div", { class: `card verdict verdict-${kind}`, dataset: { verdict: v.verdict, code: v.code, height: String(v.height) } },
+  const node = el("div", { class: `card verdict verdict-${kind}`, dataset: { verdict: v.verdict, code: v.code, height: String(v.height), restoreScope: rec.id } },
     el("div", { class: "verdict-title" }, el("span", { class: "icon", "aria-hidden": "true" }, kind === "red" ? "✕" : "✓"), heading),
     el("p", { class: "sentence", id: "verdict-sentence" }, sentence),
     checked,
