@@ -1337,6 +1337,8 @@ impl Story<'_> {
             b.find("#timeline li").await?;
             s.zh_check(b, "the patient's page with the choice", "zh-patient-chose")
                 .await?;
+            b.phone_check(s, &link, "#timeline li", "zh-patient-phone")
+                .await?;
             s.switch_languages(b, "the patient's page", "#timeline li")
                 .await?;
             Ok(())
@@ -1381,6 +1383,7 @@ impl Story<'_> {
             b.wait_js("a red verdict on the second scan",
                 "const v = document.querySelector('#verdict .verdict'); return v && v.dataset.code === 'already_dispensed' && v.dataset.verdict === 'red';", vec![]).await?;
             s.zh_check(b, "the pharmacist's red verdict", "zh-pharmacist-red").await?;
+            b.phone_check(s, "/pharmacist/", "#pharmacy-table", "zh-pharmacist-phone").await?;
             s.switch_languages(b, "the pharmacist's page", "#pharmacy-table").await?;
             Ok(())
         })
@@ -1407,6 +1410,67 @@ impl Story<'_> {
             }
         }
 
+        // 3b. The patient's page after the dispense, and a prescription a
+        //     pharmacy returned: the timeline and the note in Chinese.
+        let t = Instant::now();
+        let (released, released_text) = self.issue_by_api("Zh Release").await?;
+        // Data written by the hospital in English (`issue_by_api`).
+        self.data
+            .extend(["Zh Release".to_string(), "One tablet at night".to_string()]);
+        let central = rxchain_contracts::OrgId::parse("pharm-central")?;
+        let _: Value = self
+            .stack
+            .client
+            .post(
+                "/v1/patient/assign",
+                &json!({"payload": released_text, "mode": "pickup", "pharmacy": "pharm-central"}),
+            )
+            .await?;
+        self.stack
+            .client
+            .submit(&rxchain::txbuild::claim(
+                &g,
+                &staff_key("ph.cara"),
+                &central,
+                &released,
+            ))
+            .await?;
+        self.stack
+            .client
+            .submit(&rxchain::txbuild::release(
+                &g,
+                &staff_key("ph.cara"),
+                released.id,
+            ))
+            .await?;
+        self.as_role("patient-later-zh", async |s: &mut Self, b: &Browser| {
+            b.goto(&link).await?;
+            b.wait_js(
+                "the dispense on the timeline",
+                "return document.querySelectorAll('#timeline li').length >= 3;",
+                vec![],
+            )
+            .await?;
+            s.zh_check(
+                b,
+                "the patient's page after the dispense",
+                "zh-patient-dispensed",
+            )
+            .await?;
+            b.goto(&format!("/patient/#{released_text}")).await?;
+            b.find("#released-note").await?;
+            b.find("#assign-form").await?;
+            s.zh_check(
+                b,
+                "the patient's page after a release",
+                "zh-patient-released",
+            )
+            .await?;
+            Ok(())
+        })
+        .await?;
+        self.timed("zh 3b. patient after dispense and release", t);
+
         // 4. The regulator's report and alerts.
         let t = Instant::now();
         self.as_role("regulator-zh", async |s: &mut Self, b: &Browser| {
@@ -1423,6 +1487,8 @@ impl Story<'_> {
             .await?;
             b.find("#chain-height").await?;
             s.zh_check(b, "the regulator's page", "zh-regulator")
+                .await?;
+            b.phone_check(s, "/regulator/", "#report-table", "zh-regulator-phone")
                 .await?;
             s.switch_languages(b, "the regulator's page", "#report-table")
                 .await?;
@@ -1441,9 +1507,25 @@ impl Story<'_> {
             b.sign_in("courier.finn").await?;
             b.wait_text(&format!("#address-{id}"), address).await?;
             s.zh_check(b, "the courier's page", "zh-courier").await?;
-            b.click(&format!("#record-{id}")).await?;
-            b.wait_js("the step to be recorded", "const s = document.querySelector('#courier-status'); return s && s.dataset.kind === 'ok';", vec![]).await?;
+            for step in ["dispatched", "out_for_delivery"] {
+                b.wait_js(&format!("{step} to be preselected"),
+                    "const s = document.getElementById('next-' + arguments[0]); return s && s.value === arguments[1];",
+                    vec![json!(id), json!(step)]).await?;
+                b.click(&format!("#record-{id}")).await?;
+                b.wait_js("the step to be recorded", "const s = document.querySelector('#courier-status'); return s && s.dataset.kind === 'ok';", vec![]).await?;
+                b.js("document.querySelector('#courier-status').dataset.kind = ''; return true;", vec![]).await?;
+            }
             s.zh_check(b, "the courier's recorded step", "zh-courier-recorded").await?;
+            // A failed delivery asks for its reason, in Chinese.
+            b.js("const s = document.getElementById('next-' + arguments[0]); s.value = 'failed'; \
+                  s.dispatchEvent(new Event('change', {bubbles: true})); return true;", vec![json!(id)]).await?;
+            b.find(&format!("#detail-{id}-problem")).await?;
+            s.zh_check(b, "the courier's failed-delivery form", "zh-courier-failed-form").await?;
+            b.js("const f = document.getElementById('detail-' + arguments[0] + '-problem'); f.value = 'no_one_home'; return true;", vec![json!(id)]).await?;
+            b.click(&format!("#record-{id}")).await?;
+            b.wait_js("the failure to be recorded", "const s = document.querySelector('#courier-status'); return s && s.dataset.kind === 'ok';", vec![]).await?;
+            s.zh_check(b, "the courier's page after a failed delivery", "zh-courier-failed").await?;
+            b.phone_check(s, "/courier/", "#deliveries", "zh-courier-phone").await?;
             s.switch_languages(b, "the courier's page", "#deliveries").await?;
             Ok(())
         })
@@ -1462,6 +1544,14 @@ impl Story<'_> {
             b.sign_in("alex.admin").await?;
             b.find("#staff-list table").await?;
             s.zh_check(b, "the staff admin's page", "zh-admin").await?;
+            b.type_into("#new-username", "dr.zhang").await?;
+            b.type_into("#new-name", "张医生").await?;
+            b.type_into("#new-licence", "MD-ZH-1").await?;
+            b.type_into("#new-password-initial", "initial tram ninety lamps").await?;
+            b.click("#add-staff").await?;
+            b.wait_js("the enrolment's answer", "const s = document.querySelector('#add-status'); return s && !s.hidden && ['ok', 'error'].includes(s.dataset.kind);", vec![]).await?;
+            s.data.push("张医生".to_string());
+            s.zh_check(b, "the staff admin's enrolment", "zh-admin-enrolled").await?;
             s.switch_languages(b, "the staff admin's page", "#staff-list table")
                 .await?;
             b.click("#sign-out").await?;
