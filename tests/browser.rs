@@ -6,6 +6,14 @@
 //! dispense and the refused attempt. Each role page is also checked at phone
 //! width for horizontal overflow.
 //!
+//! `chinese_story_in_headless_chromium` runs the story again with the
+//! browsers in Simplified Chinese: every page (doctor, patient, pharmacist,
+//! regulator, courier, staff admin, insurer, start page) must be in Chinese
+//! with no English word outside data (`common::browser::no_english`, whose
+//! check is first proven to catch an English sentence), axe-clean in both
+//! languages, and keep its language across reloads; its screenshots go to
+//! `target/browser-artifacts-zh/`.
+//!
 //! It drives `/usr/bin/chromium` through `/usr/bin/chromedriver` (WebDriver)
 //! against a real one-node demo consortium serving `web/`
 //! (`RXCHAIN_CHROMIUM` and `RXCHAIN_CHROMEDRIVER` name other binaries). Every
