@@ -1315,6 +1315,9 @@ impl Story<'_> {
                 b.js("const e = document.querySelector('#patient-birth'); e.value = '1975-06-01'; \
                       e.dispatchEvent(new Event('input', {bubbles: true})); return true;", vec![]).await?;
                 b.type_into("#patient-id", "SYNTH-ZH-1").await?;
+                // The code is e-mailed too: the staff admin's outbox shows it.
+                b.type_into("#patient-email", "wang@example.invalid").await?;
+                b.click("label[for='email-code']").await?;
                 s.zh_check(b, "the doctor's filled form", "zh-doctor-filled").await?;
                 b.click("#issue").await?;
                 let link = b.find("#patient-link").await?.value().await?.unwrap_or_default();
@@ -1562,9 +1565,17 @@ impl Story<'_> {
             s.zh_check(b, "the staff admin's enrolment", "zh-admin-enrolled").await?;
             s.switch_languages(b, "the staff admin's page", "#staff-list table")
                 .await?;
+            b.goto("/admin/outbox/").await?;
+            b.find("#outbox tbody tr[data-state]").await?;
+            s.zh_check(b, "the staff admin's outbox", "zh-admin-outbox").await?;
+            s.switch_languages(b, "the staff admin's outbox", "#outbox tbody tr").await?;
             b.click("#sign-out").await?;
-            b.goto("/insurer/").await?;
+            b.find("#username").await?;
+            // Signed in on a page for another role: it says so, in Chinese.
             b.sign_in("ins.ivy").await?;
+            b.wait_js("the page to say it is not for this role", "return !!document.querySelector('#app a[href=\"/\"]');", vec![]).await?;
+            s.zh_check(b, "the outbox page for a claims reviewer", "zh-not-your-role").await?;
+            b.goto("/insurer/").await?;
             b.find("#claims, #claims-empty").await?;
             s.zh_check(b, "the insurer's page", "zh-insurer").await?;
             s.switch_languages(b, "the insurer's page", "#claims, #claims-empty")

@@ -528,6 +528,7 @@ const ROLE_LABELS = {
   courier: t("common.role_courier"),
   org_admin: t("common.organisation_admin"),
   admin: t("common.staff_admin"),
+  claims_reviewer: t("common.role_claims_reviewer"),
 };
 
 /** "a, b or c" in the page's language. */
