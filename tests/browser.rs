@@ -1508,6 +1508,57 @@ impl Story<'_> {
         .await?;
         self.timed("zh 4. regulator", t);
 
+        // 4b. The insurer asks for access, the patient allows it, the
+        //     insurer reads it: the sharing pages in Chinese.
+        let t = Instant::now();
+        let rx_id = payload.id.to_string();
+        self.as_role("insurer-asks-zh", async |s: &mut Self, b: &Browser| {
+            b.goto("/insurer/").await?;
+            b.sign_in("ins.ivy").await?;
+            b.type_into("#request-id", &rx_id).await?;
+            b.click("#request-submit").await?;
+            b.wait_js("the request's answer", "const s = [...document.querySelectorAll('.status')].find((x) => ['ok', 'error'].includes(x.dataset.kind)); return s ? s.dataset.kind : null;", vec![]).await?;
+            s.zh_check(b, "the insurer's request", "zh-insurer-asked").await?;
+            Ok(())
+        })
+        .await?;
+        self.as_role("patient-shares-zh", async |s: &mut Self, b: &Browser| {
+            b.goto(&link).await?;
+            b.wait_text("#requests", "Ivy Reviewer").await?;
+            s.zh_check(
+                b,
+                "the patient's sharing card with a request",
+                "zh-patient-request",
+            )
+            .await?;
+            b.click("#approve-ins-civic").await?;
+            b.find("#grants li[data-org='ins-civic'][data-state='active']")
+                .await?;
+            s.zh_check(
+                b,
+                "the patient's sharing card after allowing",
+                "zh-patient-allowed",
+            )
+            .await?;
+            Ok(())
+        })
+        .await?;
+        self.as_role("insurer-reads-zh", async |s: &mut Self, b: &Browser| {
+            b.goto("/insurer/").await?;
+            b.sign_in("ins.ivy").await?;
+            let row = format!("#claims tr[data-id='{rx_id}'][data-state='active']");
+            b.find(&row).await?;
+            b.click(&format!("{row} button")).await?;
+            b.wait_text("#shared-patient", patient).await?;
+            s.zh_check(b, "the insurer's shared prescription", "zh-insurer-reads")
+                .await?;
+            b.phone_check(s, "/insurer/", "#claims", "zh-insurer-phone")
+                .await?;
+            Ok(())
+        })
+        .await?;
+        self.timed("zh 4b. sharing with the insurer", t);
+
         // 5. The courier takes a parcel one step on.
         let t = Instant::now();
         let address = "上海市测试路 8 号";
