@@ -1,8 +1,9 @@
 //! What the browser tests share: finding Chromium and ChromeDriver, a
 //! ChromeDriver process and one person's browser session (`Browser`, used
 //! by `tests/browser_admin.rs` and `tests/browser_patient.rs`), the
-//! phone-width layout check run in the page, and axe-core's accessibility
-//! check.
+//! phone-width layout check run in the page, axe-core's accessibility
+//! check, and the Chinese pages' English-leak check (`no_english`, with its
+//! self-test `english_leak_check_self_test`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
