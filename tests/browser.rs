@@ -880,8 +880,13 @@ impl Story<'_> {
 
     /// A home delivery of a prescription for `name` to `address`: Central
     /// Pharmacy claims, dispenses and packs it and hands it to Swift
-    /// Couriers, all through the API. Answers the prescription's id.
-    async fn parcel_for_courier(&self, name: &str, address: &str) -> anyhow::Result<String> {
+    /// Couriers, all through the API. Answers the prescription's id and
+    /// its QR payload text.
+    async fn parcel_for_courier(
+        &self,
+        name: &str,
+        address: &str,
+    ) -> anyhow::Result<(String, String)> {
         use rxchain_contracts::tx::DeliveryStatus;
         let g = self.stack.client.genesis().await?;
         let (rx, text) = self.issue_by_api(name).await?;
@@ -923,7 +928,7 @@ impl Story<'_> {
                 rxchain_contracts::OrgId::parse("logi-swift")?,
             ))
             .await?;
-        Ok(rx.id.to_string())
+        Ok((rx.id.to_string(), text))
     }
 
     /// Step 11: Central Pharmacy packs a home delivery and hands it to Swift
@@ -932,7 +937,7 @@ impl Story<'_> {
     /// else about the patient.
     async fn courier_delivers(&mut self) -> anyhow::Result<()> {
         let address = "7 Synthetic Lane, Testville";
-        let id = self.parcel_for_courier("Courier Parcel", address).await?;
+        let (id, _) = self.parcel_for_courier("Courier Parcel", address).await?;
         self.as_role("courier", async |s: &mut Self, b: &Browser| {
             b.goto("/courier/").await?;
             b.sign_in("courier.finn").await?;
@@ -1497,6 +1502,8 @@ impl Story<'_> {
             )
             .await?;
             b.find("#chain-height").await?;
+            b.click("#verify").await?;
+            b.wait_js("the chain's check", "const s = document.querySelector('#chain-status'); return s && !s.hidden && ['ok', 'error'].includes(s.dataset.kind);", vec![]).await?;
             s.zh_check(b, "the regulator's page", "zh-regulator")
                 .await?;
             b.phone_check(s, "/regulator/", "#report-table", "zh-regulator-phone")
@@ -1563,7 +1570,7 @@ impl Story<'_> {
         let t = Instant::now();
         let address = "上海市测试路 8 号";
         self.data.push(address.to_string());
-        let id = self.parcel_for_courier("Zh Parcel", address).await?;
+        let (id, parcel) = self.parcel_for_courier("Zh Parcel", address).await?;
         self.as_role("courier-zh", async |s: &mut Self, b: &Browser| {
             b.goto("/courier/").await?;
             b.sign_in("courier.finn").await?;
@@ -1593,6 +1600,29 @@ impl Story<'_> {
         })
         .await?;
         self.timed("zh 5. courier", t);
+
+        // 5b. The pharmacy's view of the failed delivery: the card with its
+        //     delivery trail and the next step to record, in Chinese.
+        self.as_role(
+            "pharmacist-delivery-zh",
+            async |s: &mut Self, b: &Browser| {
+                b.goto("/pharmacist/").await?;
+                b.sign_in("ph.cara").await?;
+                b.find("#scan-text")
+                    .await?
+                    .send_keys(TypingData::from(parcel.clone()) + Key::Enter)
+                    .await?;
+                b.find("#verdict #delivery-form").await?;
+                s.zh_check(
+                    b,
+                    "the pharmacist's card of a failed delivery",
+                    "zh-pharmacist-delivery",
+                )
+                .await?;
+                Ok(())
+            },
+        )
+        .await?;
 
         // 6. The staff admin, the insurer and the start page.
         let t = Instant::now();

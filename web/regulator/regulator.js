@@ -357,7 +357,10 @@ function chainSection(card) {
       el("dt", {}, t("regulator.last_full_check")),
       el("dd", { id: "last-verification" }, v
         ? [el("span", { class: `badge ${v.ok ? "status-completed" : "status-cancelled"}` }, v.ok ? t("regulator.passed") : t("regulator.failed")),
-          t("regulator.at_up_to_block_height", { at: fmtDateTime(v.at), height: v.height }), v.message ? `: ${humanize(v.message)}` : ""]
+          t("regulator.at_up_to_block_height", { at: fmtDateTime(v.at), height: v.height }), ": ",
+          // A failure's precise cause is the node's own sentence, verbatim
+          // (English), for the operators; a pass is said in the page's words.
+          v.ok ? t("regulator.every_check_passed") : el("span", { class: "mono", lang: "en" }, v.message || "")]
         : t("regulator.not_run_yet_on_this")));
   };
   const load = async () => {
@@ -376,7 +379,7 @@ function chainSection(card) {
       const c = await load();
       const v = c.last_verification;
       if (v && v.at !== before) {
-        say(status, v.ok ? t("regulator.the_chain_verified_blocks_0", { height: v.height }) : t("regulator.verification_failed_message", { message: humanize(v.message || t("regulator.see_the_node_s_log")) }), v.ok ? "ok" : "error");
+        say(status, v.ok ? t("regulator.the_chain_verified_blocks_0", { height: v.height }) : t("regulator.verification_failed_message", { message: t("regulator.see_the_node_s_log") }), v.ok ? "ok" : "error");
         return;
       }
     }

@@ -805,6 +805,7 @@ export default {
   "regulator.what_was_refused": "What was refused",
   "regulator.when": "When",
   "regulator.who_patient": "{who} (patient)",
+  "regulator.every_check_passed": "hash links, block signatures, every transaction signature, every outcome and the stored state verify",
   "sharing.1_to_value_days": "1 to {value} days.",
   "sharing.allow": "Allow",
   "sharing.allowing": "Allowing…",

@@ -805,6 +805,7 @@ export default {
   "regulator.what_was_refused": "被拒绝的操作",
   "regulator.when": "时间",
   "regulator.who_patient": "{who}（患者）",
+  "regulator.every_check_passed": "哈希链接、区块签名、每笔交易的签名、每个结果以及存储的状态均验证通过",
   "sharing.1_to_value_days": "1 到 {value} 天。",
   "sharing.allow": "同意",
   "sharing.allowing": "正在同意…",
