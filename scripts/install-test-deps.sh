@@ -47,6 +47,13 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   apt_install chromium chromium-driver
 fi
 
+# A Chinese font: the Chinese browser story (tests/browser.rs) checks the
+# pages' layout at phone width and saves screenshots; without a font with
+# CJK glyphs Chromium draws boxes of another width.
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  apt_install fonts-wqy-zenhei
+fi
+
 # poppler-utils: the browser test prints the prescription to PDF and renders
 # its first page to PNG with pdftoppm to decode the printed QR code.
 if ! command -v pdftoppm >/dev/null 2>&1; then

@@ -27,6 +27,13 @@
 //!    The refusal sentences `error.<code>` are looked up by the code the
 //!    server sends (`errorSentence` in `web/assets/api.js`), so they count
 //!    as used when that lookup exists.
+//! 4. Every refusal code the server can send to a page (the chain's
+//!    `Rejection` variants, the HTTP codes of `ApiError` and every
+//!    `fn code()` in `src/` and `contracts/src/`, found by reading the
+//!    sources) has an `error.<code>` sentence in both catalogues, so no page
+//!    falls back to the server's English; a code also sent without the
+//!    chain's details has a sentence without placeholders, or an
+//!    `error.<code>.plain` form for that case.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -735,6 +742,8 @@ fn no_visible_literal_text_and_every_used_key_exists() {
             !used.contains(*k) && !used.contains(base) && !k.starts_with("error.") && !k.starts_with("lang.")
                 // Looked up by the chain's delivery codes (web/assets/api.js).
                 && !k.starts_with("delivery.problem.") && !k.starts_with("delivery.hand_over.")
+                // Looked up by the outbox's event and state codes (web/admin/outbox/outbox.js).
+                && !k.starts_with("outbox.kind.") && !k.starts_with("outbox.state.")
         })
         .collect();
     assert!(unused.is_empty(), "catalogue keys no page uses: {unused:?}");
@@ -819,5 +828,199 @@ fn placeholders_are_compared() {
     assert_eq!(
         placeholders("Dispensed {count} of {name}; {} {x y}"),
         BTreeSet::from(["count".to_string(), "name".to_string()])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. Every refusal code the server can send has a sentence in both
+//    catalogues, so that no page falls back to the server's English.
+
+/// The files whose codes never reach a page: node-to-node RPC and its
+/// authentication, TLS handshakes, and the Rust client's own errors.
+const NOT_SENT_TO_PAGES: &[&str] = &[
+    "src/raft/",
+    "src/tls.rs",
+    "src/client.rs",
+    "src/http/cluster/auth.rs",
+];
+
+/// A code: lowercase letters, digits and underscores.
+fn is_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The string literal starting at `s` (which begins with `"`), if any.
+fn literal(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix('"')?;
+    rest.find('"').map(|j| &rest[..j])
+}
+
+/// `CamelCase` as `snake_case`.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The codes a Rust source file sends (outside its `#[cfg(test)]` module),
+/// each with whether it can come without the chain's details (a plain HTTP
+/// refusal, so no `{placeholders}` can be filled):
+/// - the variants of the chain's `Rejection` (its `tagged_in_json!` list),
+///   which come with their details;
+/// - `ApiError::bad("code", …)` and the other constructors, and
+///   `code: "code"` fields;
+/// - the `=> "code"` arms of every `fn code(&self) -> &'static str`.
+fn sent_codes(src: &str) -> Vec<(String, bool)> {
+    let src = src.split("#[cfg(test)]").next().unwrap_or(src);
+    let mut out = Vec::new();
+    if let Some(i) = src.find("tagged_in_json!(Rejection,") {
+        let body = &src[i..];
+        let open = body.find('{').unwrap();
+        let close = body.find("});").unwrap();
+        for line in body[open + 1..close].lines() {
+            let name: String = line
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            if name.starts_with(|c: char| c.is_ascii_uppercase()) {
+                out.push((snake(&name), false));
+            }
+        }
+    }
+    for ctor in [
+        "bad",
+        "not_found",
+        "unauthorized",
+        "forbidden",
+        "conflict",
+        "unprocessable",
+    ] {
+        let pat = format!("ApiError::{ctor}(");
+        for (i, _) in src.match_indices(&pat) {
+            if let Some(c) = literal(src[i + pat.len()..].trim_start()).filter(|c| is_code(c)) {
+                out.push((c.to_string(), true));
+            }
+        }
+    }
+    for (i, _) in src.match_indices("code: \"") {
+        if let Some(c) = literal(&src[i + 6..]).filter(|c| is_code(c)) {
+            out.push((c.to_string(), true));
+        }
+    }
+    for (i, _) in src.match_indices("fn code(&self) -> &'static str {") {
+        let body = &src[i..];
+        let end = body.find("\n    }").unwrap_or(body.len());
+        for (j, _) in body[..end].match_indices("=> \"") {
+            if let Some(c) = literal(&body[j + 3..end]).filter(|c| is_code(c)) {
+                out.push((c.to_string(), true));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_refusal_code_the_server_sends_has_a_sentence_in_both_catalogues() {
+    let (en, zh) = load();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut rs = Vec::new();
+    files(&root.join("src"), "rs", &mut rs);
+    files(&root.join("contracts/src"), "rs", &mut rs);
+    // code -> (where, whether it can come without details)
+    let mut codes: BTreeMap<String, (BTreeSet<String>, bool)> = BTreeMap::new();
+    for f in &rs {
+        let rel = f.strip_prefix(&root).unwrap().display().to_string();
+        if NOT_SENT_TO_PAGES.iter().any(|p| rel.starts_with(p)) {
+            continue;
+        }
+        for (code, plain) in sent_codes(&std::fs::read_to_string(f).unwrap()) {
+            let e = codes.entry(code).or_default();
+            e.0.insert(rel.clone());
+            e.1 |= plain;
+        }
+    }
+    // "relayed" names a leader's answer passed on unchanged (its own code).
+    codes.remove("relayed");
+    for must in [
+        "already_dispensed",
+        "wrong_role",
+        "delivery_out_of_order",
+        "bad_qr_payload",
+        "no_session",
+        "bad_signature",
+    ] {
+        assert!(
+            codes.contains_key(must),
+            "the code scan missed {must}: {:?}",
+            codes.keys()
+        );
+    }
+    assert!(
+        codes.len() > 120,
+        "the code scan found too few codes: {}",
+        codes.len()
+    );
+    let mut missing = Vec::new();
+    for (code, (wher, plain)) in &codes {
+        let key = format!("error.{code}");
+        for (lang, cat) in [("en", &en), ("zh", &zh)] {
+            match cat.get(&key) {
+                None => missing.push(format!("{lang}: no {key} (sent by {wher:?})")),
+                // Sent without details somewhere: its sentence has nothing
+                // to fill in, or a `.plain` form for that case.
+                Some(s) if *plain && !placeholders(s).is_empty() && !cat.contains_key(&format!("{key}.plain")) => {
+                    missing.push(format!("{lang}: {key} has placeholders but {code} is also sent without details (by {wher:?}); add {key}.plain"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "refusal codes without a sentence:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn the_code_scan_finds_rejections_http_codes_and_code_fns() {
+    let src = r#"
+        crate::encoding::tagged_in_json!(Rejection, "Rejection", "code", {
+            Duplicate,
+            WrongRole { role: String, action: String },
+        });
+        fn f() -> ApiError { ApiError::bad(
+            "bad_days", "no") }
+        fn g() -> ApiError { ApiError::NotFound { code: "unknown_tx", message: m } }
+        impl E { pub fn code(&self) -> &'static str {
+            match self { E::A => "too_short", E::B => "Not A Code" }
+        }
+        }
+        #[cfg(test)]
+        mod tests { fn h() { ApiError::bad("only_in_tests", "x"); } }
+    "#;
+    let mut got = sent_codes(src);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("bad_days".to_string(), true),
+            ("duplicate".to_string(), false),
+            ("too_short".to_string(), true),
+            ("unknown_tx".to_string(), true),
+            ("wrong_role".to_string(), false),
+        ]
     );
 }

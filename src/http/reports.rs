@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rxchain_contracts::tx::Role;
-use rxchain_contracts::{Hash, PrescriptionId, Timestamp, TxId};
+use rxchain_contracts::{Hash, PrescriptionId, Rejection, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
 
 use super::common::blocking;
@@ -195,8 +195,12 @@ pub struct Alert {
     /// The refusal's code, e.g. `already_dispensed`.
     #[schema(value_type = String)]
     pub code: &'static str,
-    /// The refusal for people.
+    /// The refusal for people (English).
     pub message: String,
+    /// The refusal with its details (times as numbers, organisation ids),
+    /// as in an error answer's `detail`: pages write its sentence in their
+    /// own language.
+    pub detail: Rejection,
     /// The prescription it was about.
     pub prescription: Option<PrescriptionId>,
     /// Its short id.
@@ -218,6 +222,7 @@ fn alerts_list(s: &AppState, limit: usize) -> Result<Vec<Alert>, ApiError> {
                 kind: r.kind,
                 code: r.code,
                 message: r.message,
+                detail: r.detail,
                 short_id: r.prescription.map(|p| p.short()),
                 prescription: r.prescription,
             })

@@ -446,6 +446,9 @@ pub struct Refusal {
     pub code: &'static str,
     /// The refusal for people.
     pub message: String,
+    /// The refusal with its details (times, organisations), for pages
+    /// that write the sentence in their own language.
+    pub detail: rxchain_contracts::Rejection,
     /// The prescription it was about.
     pub prescription: Option<PrescriptionId>,
     /// That prescription's record, when the chain holds it: it tells
@@ -490,6 +493,7 @@ pub fn refusals(chain: &ChainStore, limit: usize) -> Result<Vec<Refusal>, QueryE
             kind: t.tx.body.kind(),
             code: reason.code(),
             message: reason.to_string(),
+            detail: reason.clone(),
             prescription,
             record,
             signer: t.tx.signer,

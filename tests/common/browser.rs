@@ -1,8 +1,9 @@
 //! What the browser tests share: finding Chromium and ChromeDriver, a
 //! ChromeDriver process and one person's browser session (`Browser`, used
 //! by `tests/browser_admin.rs` and `tests/browser_patient.rs`), the
-//! phone-width layout check run in the page, and axe-core's accessibility
-//! check.
+//! phone-width layout check run in the page, axe-core's accessibility
+//! check, and the Chinese pages' English-leak check (`no_english`, with its
+//! self-test `english_leak_check_self_test`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,13 +60,18 @@ return { scroll: document.documentElement.scrollWidth, inner: vw, problems: [...
 "#;
 
 /// axe-core's script: the file `RXCHAIN_AXE` names, else the copy
-/// `scripts/install-test-deps.sh` installs under `target/test-deps/`.
+/// `scripts/install-test-deps.sh` installs under `test-deps/` of the target
+/// directory (`CARGO_TARGET_DIR`, else `target/`).
 pub fn axe_source() -> anyhow::Result<String> {
+    let installed = |target: PathBuf| target.join("test-deps/axe/node_modules/axe-core/axe.min.js");
+    let default = installed(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     let path = std::env::var_os("RXCHAIN_AXE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/test-deps/axe/node_modules/axe-core/axe.min.js")
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(|t| installed(PathBuf::from(t)))
+                .filter(|p| p.exists())
+                .unwrap_or(default)
         });
     std::fs::read_to_string(&path).with_context(|| {
         format!("reading axe-core from {} (scripts/install-test-deps.sh installs it, or point RXCHAIN_AXE at axe.min.js)", path.display())
@@ -396,6 +402,8 @@ impl Browser {
                     || m.contains("SyntaxError")
                     || m.contains("TypeError")
                     || m.contains("ReferenceError")
+                    // A key missing from the catalogue (web/assets/i18n.js).
+                    || m.contains("rxchain i18n")
             })
             .collect())
     }
@@ -417,4 +425,157 @@ pub fn artifacts_dir(name: &str) -> anyhow::Result<PathBuf> {
         }
     }
     Ok(dir)
+}
+
+/// The Chinese pages' English-leak check, run in the page: answers `{leaks,
+/// cjk}`, where each leak names a run of Latin words in a text or a
+/// user-visible attribute that is neither data nor an allowed word, and
+/// `cjk` counts the Chinese characters shown.
+///
+/// `arguments[0]` lists the data shown as it is (names of organisations,
+/// people and medicines, addresses, batch numbers, ids): each is taken out
+/// of a text before it is read. `arguments[1]` lists the Latin words a
+/// Chinese sentence may hold (the product's name, "QR", "PNG" …). Words
+/// joined to digits or to the marks of codes (`_`, `.` inside, `/`, `@`,
+/// `:`) are codes and ids, not words. Text under `code`, `kbd`, `samp`,
+/// `.mono` (the pages' codes), `.short-id` or an element in another language (`lang="en"`, the
+/// language switch's "English") is skipped; the contents of closed
+/// `<details>` (technical details) are read too.
+pub const ENGLISH_LEAKS_JS: &str = r#"
+// Each data string is taken out where it stands as a whole: never inside
+// a word (a unit "g" must not eat the g of "English").
+const esc = (d) => d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const data = arguments[0].filter((d) => d && d.trim()).sort((a, b) => b.length - a.length)
+  .map((d) => new RegExp('(?<![A-Za-z])' + esc(d) + '(?![A-Za-z])', 'g'));
+const allowed = new Set(arguments[1].map((w) => w.toLowerCase()));
+const leaks = [];
+const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+  (e.className && typeof e.className === 'string' && e.className.trim() ? '.' + e.className.trim().split(/\s+/).join('.') : '');
+const SEP = /[\s\u2000-\u206f\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef()\[\]{}"“”‘«»<>|·•—–…×→←✓✗]+/;
+const EDGE = /^[.,:;!?'’]+|[.,:;!?'’]+$/g;
+const words = (text) => {
+  let s = ' ' + text + ' ';
+  for (const d of data) s = s.replace(d, ' ');
+  const out = [];
+  for (let chunk of s.split(SEP)) {
+    chunk = chunk.replace(EDGE, '');
+    if (!/^[A-Za-z]+(?:['’-][A-Za-z]+)*$/.test(chunk)) continue;
+    if (chunk.length < 2 || allowed.has(chunk.toLowerCase())) continue;
+    out.push(chunk);
+  }
+  return out;
+};
+const skipped = (e) => {
+  if (!e || e.closest('script, style, noscript, template, code, kbd, samp, .mono, .short-id')) return true;
+  const l = e.closest('[lang]');
+  return !!(l && !l.lang.toLowerCase().startsWith('zh'));
+};
+const shown = (e) => !!e.getClientRects().length || !!e.closest('details');
+const report = (text, where) => {
+  const w = words(text);
+  if (w.length) leaks.push(where + ': "' + w.join(' ') + '" in "' + text.trim().replace(/\s+/g, ' ').slice(0, 120) + '"');
+};
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  const e = n.parentElement;
+  if (!n.nodeValue.trim() || skipped(e) || !(shown(e) || e.tagName === 'OPTION')) continue;
+  report(n.nodeValue, name(e));
+}
+for (const e of document.body.querySelectorAll('*')) {
+  if (skipped(e) || !shown(e)) continue;
+  for (const a of ['title', 'placeholder', 'aria-label', 'aria-description', 'aria-roledescription', 'alt']) {
+    if (e.hasAttribute(a)) report(e.getAttribute(a), name(e) + '[' + a + ']');
+  }
+  if (e.matches('input[type=submit], input[type=button], input[type=reset]')) report(e.value, name(e) + '[value]');
+}
+report(document.title, 'title');
+const cjk = (document.body.innerText.match(/[\u3400-\u9fff]/g) || []).length;
+return { leaks: [...new Set(leaks)].slice(0, 40), cjk, lang: document.documentElement.lang };
+"#;
+
+/// The Latin words a Chinese page may show: the product's name and the
+/// usual abbreviations (QR code, PNG image, API token …).
+pub const LATIN_WORDS_IN_CHINESE: &[&str] = &[
+    "rxchain", "Rx", "QR", "ATC", "PNG", "JPEG", "PDF", "CSV", "API", "Ctrl", "https",
+];
+
+/// Checks the page `driver` shows is in Chinese with no English leaking:
+/// `<html lang>` is zh-CN, it shows Chinese, and [`ENGLISH_LEAKS_JS`]
+/// finds nothing outside `data`.
+pub async fn no_english(driver: &WebDriver, page: &str, data: &[String]) -> anyhow::Result<()> {
+    let v = driver
+        .execute(
+            ENGLISH_LEAKS_JS,
+            vec![json!(data), json!(LATIN_WORDS_IN_CHINESE)],
+        )
+        .await?
+        .json()
+        .clone();
+    if v["lang"] != "zh-CN" {
+        bail!("{page} should be in Chinese, <html lang> is {}", v["lang"]);
+    }
+    if v["cjk"].as_u64().unwrap_or(0) < 10 {
+        bail!("{page} shows almost no Chinese ({} characters)", v["cjk"]);
+    }
+    let leaks = v["leaks"].as_array().cloned().unwrap_or_default();
+    if !leaks.is_empty() {
+        bail!("English on the Chinese {page}: {leaks:#?}");
+    }
+    Ok(())
+}
+
+/// Proves [`ENGLISH_LEAKS_JS`] can fail: in the page `driver` shows (in
+/// Chinese), an English sentence, an English `aria-label` and an English
+/// `<option>` are each reported, while data and allowed words are not.
+pub async fn english_leak_check_self_test(driver: &WebDriver) -> anyhow::Result<()> {
+    driver
+        .execute(
+            "const box = document.createElement('div'); box.id = 'leak-probe'; \
+             box.innerHTML = '<p>已发药 Sign in again now.</p><button aria-label=\"Close the card\">×</button>' + \
+               '<select><option>请选择</option><option>Choose a pharmacy</option></select>' + \
+               '<p>取药药房：Central Pharmacy (demo)，二维码 PNG，编号 rx_0a1b dr.ada</p>'; \
+             (document.querySelector('main') || document.body).append(box); return true;",
+            Vec::<Value>::new(),
+        )
+        .await?;
+    let v = driver
+        .execute(
+            ENGLISH_LEAKS_JS,
+            vec![
+                json!(["Central Pharmacy (demo)"]),
+                json!(LATIN_WORDS_IN_CHINESE),
+            ],
+        )
+        .await?
+        .json()
+        .clone();
+    driver
+        .execute(
+            "document.getElementById('leak-probe').remove(); return true;",
+            Vec::<Value>::new(),
+        )
+        .await?;
+    let leaks: Vec<String> = v["leaks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    for want in [
+        "\"Sign in again now\"",
+        "\"Close the card\"",
+        "\"Choose a pharmacy\"",
+    ] {
+        if !leaks.iter().any(|l| l.contains(want)) {
+            bail!("the English-leak check missed {want}: {leaks:#?}");
+        }
+    }
+    if leaks.iter().any(|l| {
+        l.contains("Central") || l.contains("PNG") || l.contains("rx_0a1b") || l.contains("dr.ada")
+    }) {
+        bail!("the English-leak check reported data or allowed words: {leaks:#?}");
+    }
+    Ok(())
 }

@@ -160,14 +160,21 @@ const code0 = (data) => (data && typeof data === "object" && data.code) || "";
  * shown as it came.
  */
 export function errorSentence(code, detail) {
-  const c = (detail && typeof detail === "object" && detail.code) || code;
+  const withDetail = !!(detail && typeof detail === "object" && detail.code);
+  const c = (withDetail && detail.code) || code;
   if (!c || !has(`error.${c}`)) return null;
+  // A code the server also sends without details (a plain HTTP refusal)
+  // has a sentence without placeholders: `error.<code>.plain`.
+  if (!withDetail && has(`error.${c}.plain`)) return t(`error.${c}.plain`);
   const params = {};
-  for (const [k, v] of Object.entries(detail && typeof detail === "object" ? detail : {})) {
+  for (const [k, v] of Object.entries(withDetail ? detail : {})) {
     if (k === "code") continue;
     if (["at", "from", "until"].includes(k)) params[k] = fmtDateTime(v);
     else if (["pharmacy", "org", "carrier"].includes(k)) params[k] = orgName(v) || "";
     else if (k === "item") params[k] = Number(v) + 1;
+    // Delivery steps and hand-overs in the page's words, not the chain's.
+    else if (["attempted", "last"].includes(k)) params[k] = v ? deliveryLabel(v) : "";
+    else if (k === "hand_over") params[k] = has(`delivery.hand_over.${v}`) ? t(`delivery.hand_over.${v}`) : String(v);
     else if (v !== null && typeof v === "object") continue;
     else params[k] = v;
   }
@@ -521,6 +528,7 @@ const ROLE_LABELS = {
   courier: t("common.role_courier"),
   org_admin: t("common.organisation_admin"),
   admin: t("common.staff_admin"),
+  claims_reviewer: t("common.role_claims_reviewer"),
 };
 
 /** "a, b or c" in the page's language. */

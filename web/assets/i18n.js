@@ -90,15 +90,41 @@ export function applyStatic(root = document) {
 
 // What the person typed survives the reload a switch makes: the values of
 // the fields on screen (never passwords or files) are kept for this tab and
-// put back into the same fields as the page builds them again.
+// put back into the same fields as the page builds them again. A field
+// inside an element marked `data-restore-scope` (a pharmacist's card, by
+// prescription id) goes back only into the same scope: a batch number typed
+// for one prescription never lands on another's card.
+const keepers = [];
+let kept = null;
+
+/**
+ * Registers `save`, called as a switch reloads the page: the object it
+ * answers is handed back, once, to the reloaded page by `keptOnSwitch()`
+ * (the pharmacist page keeps the prescription on screen this way).
+ */
+export function keepOnSwitch(save) {
+  keepers.push(save);
+}
+
+/** What the page kept with `keepOnSwitch` before the switch, once; else null. */
+export function keptOnSwitch() {
+  const k = kept;
+  kept = null;
+  return k;
+}
+
+const scopeOf = (f) => f.closest("[data-restore-scope]")?.dataset.restoreScope || "";
+
 function saveFields() {
   const saved = {};
   for (const f of document.querySelectorAll("input[id], textarea[id], select[id]")) {
     if (f.type === "password" || f.type === "file" || f.type === "hidden") continue;
     saved[f.id] = f.type === "checkbox" || f.type === "radio" ? { checked: f.checked } : { value: f.value };
+    saved[f.id].scope = scopeOf(f);
   }
+  const extra = Object.assign({}, ...keepers.map((k) => k() || {}));
   try {
-    sessionStorage.setItem(RESTORE_KEY, JSON.stringify({ path: location.pathname, fields: saved }));
+    sessionStorage.setItem(RESTORE_KEY, JSON.stringify({ path: location.pathname, fields: saved, extra }));
   } catch {
     // Storage off: the switch still works, the fields start empty.
   }
@@ -113,11 +139,12 @@ function restoreFields() {
     state = null;
   }
   if (!state || state.path !== location.pathname || !state.fields) return;
+  kept = state.extra || null;
   const left = new Map(Object.entries(state.fields));
   const fill = () => {
     for (const [id, v] of left) {
       const f = document.getElementById(id);
-      if (!f) continue;
+      if (!f || scopeOf(f) !== (v.scope || "")) continue;
       if ("checked" in v) f.checked = v.checked;
       else f.value = v.value;
       f.dispatchEvent(new Event("input", { bubbles: true }));

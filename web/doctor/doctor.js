@@ -54,7 +54,7 @@ function issueForm(card, session, onIssued, params) {
   const pEmail = el("input", { id: "patient-email", name: "patient_email", type: "email", autocomplete: "off" });
   const emailCode = el("input", { id: "email-code", name: "email_code", type: "checkbox" });
   const lang = el("select", { id: "email-lang", name: "lang" },
-    el("option", { value: "zh" }, t("doctor.text")), el("option", { value: "en" }, t("doctor.english")));
+    el("option", { value: "zh", lang: "zh-CN" }, t("doctor.text")), el("option", { value: "en", lang: "en" }, t("doctor.english")));
   const notes = el("textarea", { id: "notes", name: "notes", rows: "2" });
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "issue-status" });
   const submit = el("button", { type: "submit", class: "btn btn-primary", id: "issue" }, t("doctor.sign_and_issue"));

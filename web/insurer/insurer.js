@@ -4,7 +4,7 @@
 // sentence is in STRINGS so it can move to a catalogue.
 
 import {
-  get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, orgName, fmtDate, statusBadge, t, tn, locale,
+  get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, orgName, fmtDate, statusBadge, tableWrap, t, tn, locale,
 } from "/assets/api.js";
 
 const STRINGS = {
@@ -73,9 +73,9 @@ async function loadClaims(card, detail) {
         el("td", { class: "access" }, access),
         el("td", {}, open));
     });
-    card.append(el("div", { class: "table-wrap" }, el("table", { id: "claims" },
-      el("thead", {}, el("tr", {}, STRINGS.headers.map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, rows))));
+    card.append(tableWrap(el("table", { id: "claims" },
+      el("thead", {}, el("tr", {}, STRINGS.headers.map((h) => el("th", { scope: "col" }, h || el("span", { class: "visually-hidden" }, t("common.actions")))))),
+      el("tbody", {}, rows)), t("insurer.claims_table")));
   } catch (e) {
     say(status, errorText(e), "error");
   }

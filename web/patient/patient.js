@@ -48,7 +48,10 @@ async function open() {
         el("span", { id: "link-problem" }, e.code === "wrong_secret"
           ? t("patient.this_link_does_not_belong")
           : t("patient.this_link_is_incomplete_or")),
-        el("details", { class: "tech", id: "link-tech" }, el("summary", {}, t("patient.technical_details")), el("p", { class: "mono" }, errorText(e))));
+        // The service's own sentence, verbatim and in English (marked so),
+        // with its code: what a help desk asks for.
+        el("details", { class: "tech", id: "link-tech" }, el("summary", {}, t("patient.technical_details")),
+          el("p", { class: "mono" }, e.code, ": ", el("span", { lang: "en" }, e.body?.message || e.message))));
       pageStatus.dataset.kind = "error";
       pageStatus.hidden = false;
       askForLink(true);
@@ -317,6 +320,8 @@ function renderTimeline() {
         const d = rec.delivery?.[delivery++];
         return { at: h.at, cls: "delivery", text: d ? `${deliveryText(d)}.` : t("patient.delivery_update") };
       }
+      case "request_access":
+        return { at: h.at, text: t("patient.org_asked_to_see_it", { org: orgName(by.org) || t("patient.an_organisation") }) };
       default:
         return { at: h.at, text: kindLabel(h.kind) };
     }
@@ -349,6 +354,8 @@ function kindLabel(kind) {
   return {
     issue: t("patient.kind_issue"), assign: t("patient.choice_of_pharmacy"), claim: t("patient.kind_claim"), release: t("patient.kind_release"),
     dispense: t("patient.kind_dispense"), cancel: t("patient.kind_cancel"), delivery: t("patient.delivery_update_2"),
+    hand_to_carrier: t("patient.kind_hand_to_carrier"), grant_access: t("patient.kind_grant_access"),
+    revoke_access: t("patient.kind_revoke_access"), refuse_request: t("patient.kind_refuse_request"),
   }[kind] || String(kind || "").replace(/_/g, " ");
 }
 

@@ -3,9 +3,10 @@
 // dispense (fully or partly), release, and record delivery progress.
 
 import {
-  ApiError, api, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll, loadOrgs,
+  ApiError, api, errorSentence, get, post, el, setChildren, say, withBusy, errorText, staffPage, poll, loadOrgs,
   orgName, humanize, fmtDate, fmtDateTime, statusBadge, statusLabel, drugText, allowance, deliveryLabel, deliveryText, deliveryDetailFields, tableWrap, query, t, tn, locale,
 } from "/assets/api.js";
+import { keepOnSwitch, keptOnSwitch } from "/assets/i18n.js";
 
 const FRAME_INTERVAL_MS = 700;
 /** How often the card on screen is re-checked against the chain. */
@@ -41,6 +42,10 @@ function start(session) {
   let current = null;
   let confirmedAt = 0;
   let card = null;
+
+  // A language switch reloads the page: the prescription on screen comes
+  // back, read again from the chain (a fresh verdict, never the old one).
+  keepOnSwitch(() => (current?.payload ? { payload: current.payload } : {}));
 
   const showVerdict = async (v, note, noteKind = "ok", changed = false) => {
     current = v;
@@ -227,6 +232,8 @@ function start(session) {
     listCard);
   window.addEventListener("pagehide", () => camera.stop());
   text.focus();
+  const back = keptOnSwitch();
+  if (back?.payload) scanText(back.payload, null);
 }
 
 // ---------------------------------------------------------------------------
@@ -336,6 +343,14 @@ function recordVerdict(view) {
   return { verdict: "record", code, message: t("pharmacist.scan_the_patient_s_code"), payload: null, secret_ok: null, prescription: { ...view, record: rec }, height: null };
 }
 
+/** The sentence for a green verdict, in the page's language. */
+function greenSentence(v) {
+  if (v.code === "claimable") return t("pharmacist.verdict_claimable");
+  return v.prescription?.public_status === "partially_dispensed"
+    ? t("pharmacist.verdict_claimed_here_partly")
+    : t("pharmacist.verdict_claimed_here");
+}
+
 /** The sentence for a red verdict, naming where and when from the record. */
 export function redSentence(v) {
   const rec = v.prescription?.record || {};
@@ -360,7 +375,10 @@ export function redSentence(v) {
       break;
     default:
   }
-  return humanize(v.message);
+  // Any other refusal in the catalogue's words when they need no details
+  // the verdict lacks; the server's sentence only for a code unknown here.
+  const known = errorSentence(v.code, null);
+  return known && !/\{\w+\}/.test(known) ? known : humanize(v.message);
 }
 
 function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, refresh }) {
@@ -381,7 +399,7 @@ function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, ref
     : t("pharmacist.do_not_dispense");
   const sentence = doneHere
     ? t("pharmacist.dispensed_at_pharmacy_on_at", { pharmacy: orgName(lastFill.pharmacy), at: fmtDateTime(lastFill.at) })
-    : v.verdict === "green" ? v.message : redSentence(v);
+    : v.verdict === "green" ? greenSentence(v) : redSentence(v);
   const status = el("div", { class: "status", role: "status", "aria-live": "polite", hidden: true, id: "action-status" });
   if (note) say(status, note, noteKind);
   if (changed) status.dataset.changed = "true";
@@ -445,7 +463,7 @@ function renderVerdict(box, v, { pharmacy, note, noteKind, changed, actions, ref
   again.addEventListener("click", () => refresh());
   const stale = el("div", { class: "status verdict-stale-note", id: "verdict-stale", role: "alert", hidden: true, dataset: { kind: "error" } },
     el("span", { class: "stale-text" }), " ", again);
-  const node = el("div", { class: `card verdict verdict-${kind}`, dataset: { verdict: v.verdict, code: v.code, height: String(v.height) } },
+  const node = el("div", { class: `card verdict verdict-${kind}`, dataset: { verdict: v.verdict, code: v.code, height: String(v.height), restoreScope: rec.id } },
     el("div", { class: "verdict-title" }, el("span", { class: "icon", "aria-hidden": "true" }, kind === "red" ? "✕" : "✓"), heading),
     el("p", { class: "sentence", id: "verdict-sentence" }, sentence),
     checked,

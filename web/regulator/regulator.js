@@ -8,7 +8,7 @@
 // anchored on the chain.
 
 import {
-  get, post, el, setChildren, say, withBusy, errorText, staffPage, loadOrgs, humanize,
+  get, post, el, errorSentence, setChildren, say, withBusy, errorText, staffPage, loadOrgs, humanize,
   fmtDate, fmtDateTime, isoDay, tableWrap, query, orgName, roleLabel, t, tn, locale,
 } from "/assets/api.js";
 
@@ -469,7 +469,7 @@ function alertsSection(card) {
         cells: [
           fmtDateTime(a.at),
           attemptLabel(a.kind),
-          humanize(a.message || a.code || ""),
+          errorSentence(a.code, a.detail) || humanize(a.message || a.code || ""),
           el("span", { class: a.short_id ? "short-id" : "mono" }, a.short_id || prescriptionText(a.prescription)),
           signerText(a.signer),
           // The precise codes stay one click away, for audits and exports.
@@ -537,7 +537,10 @@ function chainSection(card) {
       el("dt", {}, t("regulator.last_full_check")),
       el("dd", { id: "last-verification" }, v
         ? [el("span", { class: `badge ${v.ok ? "status-completed" : "status-cancelled"}` }, v.ok ? t("regulator.passed") : t("regulator.failed")),
-          t("regulator.at_up_to_block_height", { at: fmtDateTime(v.at), height: v.height }), v.message ? `: ${humanize(v.message)}` : ""]
+          t("regulator.at_up_to_block_height", { at: fmtDateTime(v.at), height: v.height }), ": ",
+          // A failure's precise cause is the node's own sentence, verbatim
+          // (English), for the operators; a pass is said in the page's words.
+          v.ok ? t("regulator.every_check_passed") : el("span", { class: "mono", lang: "en" }, v.message || "")]
         : t("regulator.not_run_yet_on_this")));
   };
   const load = async () => {
@@ -556,7 +559,7 @@ function chainSection(card) {
       const c = await load();
       const v = c.last_verification;
       if (v && v.at !== before) {
-        say(status, v.ok ? t("regulator.the_chain_verified_blocks_0", { height: v.height }) : t("regulator.verification_failed_message", { message: humanize(v.message || t("regulator.see_the_node_s_log")) }), v.ok ? "ok" : "error");
+        say(status, v.ok ? t("regulator.the_chain_verified_blocks_0", { height: v.height }) : t("regulator.verification_failed_message", { message: t("regulator.see_the_node_s_log") }), v.ok ? "ok" : "error");
         return;
       }
     }
@@ -582,7 +585,9 @@ function governanceSection(card) {
   const rule = el("p", { class: "hint", id: "governance-rule" });
   setChildren(card, el("h2", { id: "governance-title" }, t("regulator.open_governance_proposals")), rule, list, status);
   get("/v1/governance/proposals").then((r) => {
-    rule.textContent = t("regulator.a_proposal_takes_effect_once", { threshold: r.threshold, orgs: r.orgs });
+    // The command is a command, the same in every language.
+    const command = ["rxchain", "governance", "approve"].join(" ");
+    setChildren(rule, t("regulator.a_proposal_takes_effect_once", { threshold: r.threshold, orgs: r.orgs }), " ", el("code", {}, command));
     const open = (r.proposals || []).filter((p) => p.status === "open");
     setChildren(list, open.length === 0
       ? el("li", { class: "empty" }, t("regulator.no_proposal_is_waiting_for"))
