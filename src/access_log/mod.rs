@@ -186,8 +186,10 @@ pub enum AccessLogError {
     },
 }
 
-/// The head of the log: the last sequence number and its hash.
+/// The head of the log: the last sequence number and its hash. Named
+/// `AccessLogHead` in the OpenAPI document, apart from the chain's `Head`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AccessLogHead)]
 pub struct Head {
     /// The last record's sequence number, 0 when empty.
     pub seq: u64,
