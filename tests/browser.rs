@@ -500,6 +500,33 @@ impl Story<'_> {
         Ok(out)
     }
 
+    /// A second dispense of `id` from another client (the page offers none
+    /// on a red verdict) is refused and recorded, for the regulator's
+    /// alerts.
+    async fn second_dispense_is_refused(
+        &self,
+        id: rxchain_contracts::PrescriptionId,
+    ) -> anyhow::Result<()> {
+        let g = self.stack.client.genesis().await?;
+        let again = rxchain::txbuild::dispense(
+            &g,
+            &staff_key("ph.cara"),
+            id,
+            vec![DispenseLine {
+                item: 0,
+                quantity: Quantity::new(1)?,
+                batch: Label::parse("LOT-AGAIN")?,
+            }],
+            false,
+        );
+        match self.stack.client.submit(&again).await {
+            Err(ClientError::Api { code, .. }) if code == "already_dispensed" => Ok(()),
+            other => {
+                bail!("a second dispense should be refused as already_dispensed, got {other:?}")
+            }
+        }
+    }
+
     fn timed(&mut self, step: &str, since: Instant) {
         self.timings.push((step.to_string(), since.elapsed()));
     }
@@ -723,24 +750,8 @@ impl Story<'_> {
         // The second dispense attempt reaches the chain from another client
         // (the page offers no dispense on a red verdict); it is refused and
         // recorded, which is what the regulator's alerts show.
+        self.second_dispense_is_refused(payload.id).await?;
         let g = self.stack.client.genesis().await?;
-        let again = rxchain::txbuild::dispense(
-            &g,
-            &staff_key("ph.cara"),
-            payload.id,
-            vec![DispenseLine {
-                item: 0,
-                quantity: Quantity::new(1)?,
-                batch: Label::parse("LOT-AGAIN")?,
-            }],
-            false,
-        );
-        match self.stack.client.submit(&again).await {
-            Err(ClientError::Api { code, .. }) if code == "already_dispensed" => {}
-            other => {
-                bail!("a second dispense should be refused as already_dispensed, got {other:?}")
-            }
-        }
 
         // 5b. The patient's timeline shows what concerns the patient, in
         //     plain words: their own refused cancel, never the pharmacy's
@@ -1407,24 +1418,8 @@ impl Story<'_> {
         self.timed("zh 3. pharmacist scans and dispenses", t);
 
         // A refused second dispense from another client, for the alerts.
+        self.second_dispense_is_refused(payload.id).await?;
         let g = self.stack.client.genesis().await?;
-        let again = rxchain::txbuild::dispense(
-            &g,
-            &staff_key("ph.cara"),
-            payload.id,
-            vec![DispenseLine {
-                item: 0,
-                quantity: Quantity::new(1)?,
-                batch: Label::parse("LOT-AGAIN")?,
-            }],
-            false,
-        );
-        match self.stack.client.submit(&again).await {
-            Err(ClientError::Api { code, .. }) if code == "already_dispensed" => {}
-            other => {
-                bail!("a second dispense should be refused as already_dispensed, got {other:?}")
-            }
-        }
 
         // 3b. The patient's page after the dispense, and a prescription a
         //     pharmacy returned: the timeline and the note in Chinese.

@@ -111,3 +111,75 @@ async fn extractor_failures_are_json_errors() {
         answer(http.get(format!("{}/v1/tx/{}", t.base, "ab".repeat(32)))).await,
     );
 }
+
+/// Every `ToSchema` type's name in the document, by the files that derive
+/// it: a derive line, then attribute lines (`schema(as = X)` renames), then
+/// `pub struct|enum Name`.
+fn schema_names(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            schema_names(&path, out);
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.trim_start().starts_with("#[") || !line.contains("ToSchema") {
+                continue;
+            }
+            let mut renamed = None;
+            for next in &lines[i + 1..] {
+                let t = next.trim_start();
+                if let Some(rest) = t.split("schema(as = ").nth(1) {
+                    renamed = rest.split(')').next().map(|s| s.trim().to_string());
+                }
+                let item = t
+                    .strip_prefix("pub struct ")
+                    .or_else(|| t.strip_prefix("pub enum "));
+                if let Some(item) = item {
+                    let name: String = item
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    out.push((renamed.unwrap_or(name), path.display().to_string()));
+                    break;
+                }
+                if !(t.starts_with("#[") || t.starts_with("///") || t.starts_with(')')) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// utoipa keys components by name, so two types of one name would leave
+/// one schema for both, and answers of the other would be checked against
+/// the wrong one (this happened: the access log's `Head` replaced the
+/// chain's).
+#[test]
+fn no_two_schema_types_share_a_name() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names = Vec::new();
+    schema_names(&root.join("src"), &mut names);
+    schema_names(&root.join("contracts/src"), &mut names);
+    assert!(
+        names.len() > 50,
+        "the scan finds the schema types: {names:?}"
+    );
+    assert!(
+        names.iter().any(|(n, _)| n == "AccessLogHead"),
+        "renames are read"
+    );
+    let mut seen = std::collections::BTreeMap::<&str, &str>::new();
+    let mut clashes = Vec::new();
+    for (name, file) in &names {
+        if let Some(other) = seen.insert(name, file) {
+            clashes.push(format!("{name}: {other} and {file}"));
+        }
+    }
+    assert!(clashes.is_empty(), "schema names used twice: {clashes:?}");
+}

@@ -237,8 +237,10 @@ pub struct PatientAccess {
     pub nodes: Vec<NodeReads>,
 }
 
-/// A request carrying only the payload.
+/// A request carrying only the payload. `WhoLookedRequest` in the OpenAPI
+/// document, apart from the chain's access request record.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WhoLookedRequest)]
 pub struct AccessRequest {
     /// The QR payload, or the patient link holding it.
     pub payload: String,
