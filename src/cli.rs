@@ -32,6 +32,9 @@ pub enum Command {
     Tx(TxArgs),
     /// Re-verify a stopped node's whole chain offline.
     Verify(VerifyArgs),
+    /// Where a stopped node's disk goes: records and bytes per sled tree and
+    /// per kind of chain record, and bytes per transaction.
+    StorageReport(StorageReportArgs),
     /// Drive full prescription lifecycles against a node and report throughput and latency.
     Bench(BenchArgs),
     /// Inspect and change the Raft cluster's membership.
@@ -529,6 +532,19 @@ pub struct VerifyArgs {
     /// No progress bar (for scripts).
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `rxchain storage-report`.
+#[derive(Args, Debug)]
+pub struct StorageReportArgs {
+    /// The stopped node's data directory (read, never written).
+    pub data_dir: PathBuf,
+    /// The genesis file; defaults to `<data dir>/genesis.json`.
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rxchain bench`.

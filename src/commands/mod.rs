@@ -9,6 +9,7 @@ pub mod genesis;
 pub mod governance;
 pub mod receipt;
 pub mod staff;
+pub mod storage;
 pub mod tx;
 pub mod verify;
 
@@ -95,6 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genesis(a) => genesis::run(a.action),
         Command::Tx(a) => tx::run(a).await,
         Command::Verify(a) => verify::run(a),
+        Command::StorageReport(a) => storage::run(a),
         Command::Bench(a) => bench::run(a).await,
         Command::Cluster(a) => cluster::run(a).await,
         Command::Governance(a) => governance::run(a).await,
