@@ -19,6 +19,12 @@
 //!   whole, so its ids differ and it cannot be carried forward: the
 //!   migration checks every stored block and Raft log entry against the new
 //!   form and refuses the directory with a sentence if any does not fit.
+//! * 4: applied Raft log entries are kept as references to the chain's
+//!   blocks in `raft_log_applied` (see `store::log`), so each transaction
+//!   is stored once. Nothing to rewrite: a version-3 log's whole entries
+//!   stay valid and become references as new blocks apply. The version is
+//!   bumped so that an older binary, which does not read the references,
+//!   refuses the directory instead of seeing a log with holes.
 
 use super::chain::keys;
 use super::StoreError;
@@ -26,7 +32,7 @@ use super::StoreError;
 /// The key of the format version in sled's default tree.
 pub const FORMAT_KEY: &[u8] = b"meta/format_version";
 /// The format this binary writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// What opening did to the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +96,7 @@ pub fn check_and_migrate(db: &sled::Db, chain_id: &str) -> Result<FormatOutcome,
         match at {
             1 => migrate_1_to_2(db)?,
             2 => migrate_2_to_3(db, chain_id)?,
+            3 => {}
             other => {
                 return Err(StoreError::corrupt(
                     "format version",

@@ -5,6 +5,17 @@
 //! `raft_meta`. Appends and votes are flushed to disk before openraft is told
 //! they are stored, because Raft's safety rests on a node never forgetting
 //! what it acknowledged.
+//!
+//! Each transaction is stored once. Once the state machine has applied an
+//! entry's block to the chain (and flushed it), the whole entry is replaced
+//! by a [`BlockRef`] in the `raft_log_applied` tree: its log id, the block's
+//! height and its header hash, about 60 bytes instead of the block. Reading
+//! the entry back (a follower being caught up, `rxchain verify`) rebuilds
+//! it from the chain's stored block, and refuses with a corruption error if
+//! the chain's block at that height does not have the recorded hash. The
+//! reference is written before the whole entry is removed, and readers read
+//! `raft_log` before `raft_log_applied`, so a concurrent reader always finds
+//! one of the two. Blank, membership and skipped entries stay whole.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -15,12 +26,31 @@ use openraft::{
     StorageIOError, Vote,
 };
 
-use super::StoreError;
-use crate::types::TypeConfig;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use rxchain_contracts::Hash;
+use serde::{Deserialize, Serialize};
+
+use super::{ChainStore, StoreError};
+use crate::types::{RaftRequest, TypeConfig};
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
+/// The tree of applied entries kept as references to the chain's blocks.
+pub const APPLIED_TREE: &str = "raft_log_applied";
+
+/// An applied log entry whose block the chain holds: all that is kept of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRef {
+    /// The entry's log id.
+    pub log_id: LogId<u64>,
+    /// The height of the block it carried.
+    pub height: u64,
+    /// That block's header hash.
+    pub hash: Hash,
+}
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
 
@@ -30,7 +60,13 @@ type StorageResult<T> = Result<T, StorageError<u64>>;
 pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
+    applied: sled::Tree,
     meta: sled::Tree,
+    chain: Arc<ChainStore>,
+    /// Serialises the writers that move entries between the two trees
+    /// (referencing applied entries, purge, truncate), so that a purge never
+    /// leaves behind a reference written while it ran.
+    moving: Arc<Mutex<()>>,
 }
 
 fn io(
@@ -47,12 +83,114 @@ fn store_io(subject: ErrorSubject<u64>, verb: ErrorVerb, e: StoreError) -> Stora
 
 impl LogStore {
     /// Opens the log trees of `db`.
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &sled::Db, chain: Arc<ChainStore>) -> Result<Self, StoreError> {
         Ok(LogStore {
             db: db.clone(),
             log: db.open_tree("raft_log")?,
+            applied: db.open_tree(APPLIED_TREE)?,
             meta: db.open_tree("raft_meta")?,
+            chain,
+            moving: Arc::new(Mutex::new(())),
         })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.moving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the whole entries of `refs` (applied, their blocks on the
+    /// chain and flushed) by references. An entry already gone (purged, or
+    /// referenced before) is left alone.
+    pub(crate) fn refer_applied(&self, refs: &[BlockRef]) -> Result<(), StoreError> {
+        let _moving = self.lock();
+        let mut add = sled::Batch::default();
+        let mut remove = sled::Batch::default();
+        let mut any = false;
+        for r in refs {
+            let key = r.log_id.index.to_be_bytes();
+            if self.log.contains_key(key)? {
+                add.insert(key.as_slice(), super::to_postcard("raft log reference", r)?);
+                remove.remove(key.as_slice());
+                any = true;
+            }
+        }
+        if any {
+            // The reference first: a reader that misses the whole entry
+            // finds the reference.
+            self.applied.apply_batch(add)?;
+            self.log.apply_batch(remove)?;
+        }
+        Ok(())
+    }
+
+    /// How many applied entries are kept as references, and how many whole.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.applied.len(), self.log.len())
+    }
+
+    fn decode_ref(key: &[u8], value: &[u8]) -> Result<BlockRef, StoreError> {
+        super::from_postcard(
+            || format!("raft log reference at key {}", hex::encode(key)),
+            value,
+        )
+    }
+
+    /// The entry a reference stands for, rebuilt from the chain's block.
+    fn rebuild(&self, r: BlockRef) -> Result<Entry<TypeConfig>, StoreError> {
+        let what = || format!("raft log entry {}", r.log_id.index);
+        let block = self.chain.block(r.height)?.ok_or_else(|| {
+            StoreError::corrupt(
+                what(),
+                format!("its block {} is not on the chain", r.height),
+            )
+        })?;
+        if block.hash(self.chain.genesis().chain_id.as_str()) != r.hash {
+            return Err(StoreError::corrupt(
+                what(),
+                format!("the chain's block {} is not the block it carried", r.height),
+            ));
+        }
+        Ok(Entry {
+            log_id: r.log_id,
+            payload: openraft::EntryPayload::Normal(RaftRequest::Block(block)),
+        })
+    }
+
+    /// Entries with index in `[start, end)`, whole or rebuilt, in order.
+    fn read(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry<TypeConfig>>, StoreError> {
+        let range = |t: &sled::Tree| match end {
+            Some(end) => t.range(start.to_be_bytes()..end.to_be_bytes()),
+            None => t.range(start.to_be_bytes()..),
+        };
+        let mut out = BTreeMap::new();
+        // `raft_log` before `raft_log_applied`: see the module doc.
+        for kv in range(&self.log) {
+            let (k, v) = kv?;
+            let e = Self::decode_entry(&k, &v)?;
+            out.insert(e.log_id.index, e);
+        }
+        let refs: Vec<(sled::IVec, sled::IVec)> = range(&self.applied).collect::<Result<_, _>>()?;
+        for (k, v) in refs {
+            let r = Self::decode_ref(&k, &v)?;
+            if !out.contains_key(&r.log_id.index) {
+                let index = r.log_id.index;
+                out.insert(index, self.rebuild(r)?);
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// The last log id stored, whole or as a reference.
+    fn last_stored(&self) -> Result<Option<LogId<u64>>, StoreError> {
+        let whole = match self.log.last()? {
+            Some((k, v)) => Some(*Self::decode_entry(&k, &v)?.get_log_id()),
+            None => None,
+        };
+        let referenced = match self.applied.last()? {
+            Some((k, v)) => Some(Self::decode_ref(&k, &v)?.log_id),
+            None => None,
+        };
+        Ok(whole.max(referenced))
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -78,7 +216,7 @@ impl LogStore {
     /// store restored from a backup at `log_id` starts as openraft leaves a
     /// node after installing a snapshot there.
     pub(crate) fn restore_purged(&self, log_id: LogId<u64>) -> Result<(), StoreError> {
-        if !self.log.is_empty() {
+        if !self.log.is_empty() || !self.applied.is_empty() {
             return Err(StoreError::corrupt(
                 "raft log",
                 "a restored store must start with an empty log",
@@ -89,12 +227,52 @@ impl LogStore {
         Ok(())
     }
 
-    /// Every stored log entry in index order, read synchronously (for
-    /// `rxchain verify`, which compares them with the chain).
+    /// Every stored log entry in index order, whole or rebuilt from its
+    /// reference, read synchronously (for `rxchain verify`, which compares
+    /// them with the chain). Read in windows, so memory stays bounded.
     pub fn entries(&self) -> impl Iterator<Item = Result<Entry<TypeConfig>, StoreError>> + '_ {
-        self.log.iter().map(|r| {
-            let (k, v) = r?;
-            Self::decode_entry(&k, &v)
+        const WINDOW: u64 = 256;
+        let first = |t: &sled::Tree| -> Option<u64> {
+            t.first()
+                .ok()
+                .flatten()
+                .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+        };
+        let mut next = first(&self.log)
+            .into_iter()
+            .chain(first(&self.applied))
+            .min();
+        let last = self.last_stored();
+        let mut pending: std::vec::IntoIter<Entry<TypeConfig>> = Vec::new().into_iter();
+        let mut failed = false;
+        std::iter::from_fn(move || loop {
+            if failed {
+                return None;
+            }
+            if let Some(e) = pending.next() {
+                return Some(Ok(e));
+            }
+            let last = match &last {
+                Ok(Some(l)) => l.index,
+                Ok(None) => return None,
+                Err(e) => {
+                    failed = true;
+                    return Some(Err(StoreError::corrupt("raft log", e)));
+                }
+            };
+            let start = next?;
+            if start > last {
+                return None;
+            }
+            let end = start.saturating_add(WINDOW);
+            next = Some(end);
+            match self.read(start, Some(end)) {
+                Ok(v) => pending = v.into_iter(),
+                Err(e) => {
+                    failed = true;
+                    return Some(Err(e));
+                }
+            }
         })
     }
 
@@ -138,17 +316,15 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> StorageResult<Vec<Entry<TypeConfig>>> {
         let (start, end) = bounds(&range);
-        let iter = match end {
-            Some(end) if end <= start => return Ok(Vec::new()),
-            Some(end) => self.log.range(start.to_be_bytes()..end.to_be_bytes()),
-            None => self.log.range(start.to_be_bytes()..),
-        };
-        iter.map(|r| {
-            let (k, v) = r?;
-            Self::decode_entry(&k, &v)
-        })
-        .collect::<Result<Vec<_>, StoreError>>()
-        .map_err(|e| store_io(ErrorSubject::Logs, ErrorVerb::Read, e))
+        if end.is_some_and(|end| end <= start) {
+            return Ok(Vec::new());
+        }
+        let this = self.clone();
+        // Rebuilding entries reads blocks from sled: off the runtime.
+        tokio::task::spawn_blocking(move || this.read(start, end))
+            .await
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?
+            .map_err(|e| store_io(ErrorSubject::Logs, ErrorVerb::Read, e))
     }
 }
 
@@ -159,18 +335,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged_log_id: Option<LogId<u64>> = self
             .get_meta(LAST_PURGED)
             .map_err(|e| store_io(ErrorSubject::Store, ErrorVerb::Read, e))?;
-        let last = self
-            .log
-            .last()
-            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-        let last_log_id = match last {
-            Some((k, v)) => Some(
-                *Self::decode_entry(&k, &v)
-                    .map_err(|e| store_io(ErrorSubject::Logs, ErrorVerb::Read, e))?
-                    .get_log_id(),
-            ),
-            None => last_purged_log_id,
-        };
+        let last_log_id = self
+            .last_stored()
+            .map_err(|e| store_io(ErrorSubject::Logs, ErrorVerb::Read, e))?
+            .or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -243,13 +411,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn truncate(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
-        let mut batch = sled::Batch::default();
-        for k in self.log.range(log_id.index.to_be_bytes()..).keys() {
-            batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?);
+        {
+            let _moving = self.lock();
+            for tree in [&self.log, &self.applied] {
+                let mut batch = sled::Batch::default();
+                for k in tree.range(log_id.index.to_be_bytes()..).keys() {
+                    batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?);
+                }
+                tree.apply_batch(batch)
+                    .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+            }
         }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         self.flush()
             .await
             .map_err(|e| store_io(ErrorSubject::Logs, ErrorVerb::Delete, e))
@@ -261,13 +433,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // the log state still has no hole, only entries below it.
         self.put_meta(LAST_PURGED, &log_id)
             .map_err(|e| store_io(ErrorSubject::Store, ErrorVerb::Write, e))?;
-        let mut batch = sled::Batch::default();
-        for k in self.log.range(..=log_id.index.to_be_bytes()).keys() {
-            batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?);
+        // Whole entries first, then references, under the lock that
+        // referencing takes: a reference is only ever written for a whole
+        // entry still present.
+        let _moving = self.lock();
+        for tree in [&self.log, &self.applied] {
+            let mut batch = sled::Batch::default();
+            for k in tree.range(..=log_id.index.to_be_bytes()).keys() {
+                batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, e))?);
+            }
+            tree.apply_batch(batch)
+                .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         Ok(())
     }
 }

@@ -1,9 +1,11 @@
 //! Durable storage in sled: the Raft log, the state machine and the chain.
 //!
-//! One sled database per node holds four trees:
+//! One sled database per node holds these trees:
 //!
 //! * `raft_log`: the Raft log, keyed by log index as a big-endian `u64`
-//!   (so sled's byte order is log order), each value a JSON-encoded entry.
+//!   (so sled's byte order is log order), each value a postcard-encoded
+//!   entry; `raft_log_applied`: applied entries kept only as references to
+//!   the chain's blocks, so each transaction is stored once (see [`log`]).
 //! * `raft_meta`: the vote, the committed log id and the last purged log id.
 //! * `raft_snapshot`: the current snapshot's metadata and file name (the
 //!   file itself is under `rxchain-snapshots/`, see [`sm`]).
@@ -246,8 +248,8 @@ pub fn open_with_cache(
     format::check_and_migrate(&db, genesis.chain_id.as_str())?;
     let chain = Arc::new(ChainStore::open(db.open_tree("chain")?, genesis)?);
     chain.set_spool_dir(dir.join(sm::SNAPSHOT_DIR));
-    let log = LogStore::open(&db)?;
-    let sm = StateMachine::new(db.clone(), chain.clone(), observer, dir)?;
+    let log = LogStore::open(&db, chain.clone())?;
+    let sm = StateMachine::new(db.clone(), chain.clone(), observer, dir, log.clone())?;
     tracing::debug!(height = chain.tip().height, "storage opened");
     Ok(Storage { db, chain, log, sm })
 }

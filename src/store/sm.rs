@@ -75,6 +75,8 @@ pub struct StateMachine {
     chain: Arc<ChainStore>,
     observer: Arc<dyn ApplyObserver>,
     snapshots: sled::Tree,
+    /// The Raft log, whose applied entries become references to blocks.
+    log: super::LogStore,
     /// Where snapshot files live.
     dir: PathBuf,
     /// TEST ONLY fault: when set, the snapshot handed to openraft for
@@ -89,6 +91,7 @@ impl StateMachine {
         chain: Arc<ChainStore>,
         observer: Arc<dyn ApplyObserver>,
         data_dir: &Path,
+        log: super::LogStore,
     ) -> Result<Self, StoreError> {
         let snapshots = db.open_tree("raft_snapshot")?;
         let dir = data_dir.join(SNAPSHOT_DIR);
@@ -105,6 +108,7 @@ impl StateMachine {
             chain,
             observer,
             snapshots,
+            log,
             dir,
             tamper: Arc::new(AtomicU8::new(Tamper::Off as u8)),
         };
@@ -166,6 +170,7 @@ impl StateMachine {
     ) -> Result<Vec<RaftResponse>, ApplyFailure> {
         let mut responses = Vec::with_capacity(entries.len());
         let mut written = Vec::new();
+        let mut refs = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
             let fail = |error: StoreError| ApplyFailure {
@@ -185,7 +190,15 @@ impl StateMachine {
                     RaftResponse::default()
                 }
                 EntryPayload::Normal(RaftRequest::Block(b)) => {
-                    self.apply_block(log_id, b, &mut written).map_err(fail)?
+                    let r = self.apply_block(log_id, b, &mut written).map_err(fail)?;
+                    if let (Some(height), Some(b)) = (r.height, written.last()) {
+                        refs.push(super::log::BlockRef {
+                            log_id,
+                            height,
+                            hash: b.hash(self.chain.genesis().chain_id.as_str()),
+                        });
+                    }
+                    r
                 }
             };
             responses.push(response);
@@ -196,6 +209,11 @@ impl StateMachine {
         self.chain
             .flush()
             .map_err(|error| ApplyFailure { at: None, error })?;
+        // The blocks are durable on the chain: their log entries need not
+        // hold them a second time. A failure here only keeps them whole.
+        if let Err(e) = self.log.refer_applied(&refs) {
+            tracing::warn!(error = %e, "applied log entries kept whole");
+        }
         for b in &written {
             self.observer.applied(b);
         }
