@@ -258,10 +258,13 @@ local function b64(data)
   end) .. ({ '', '==', '=' })[#data % 3 + 1])
 end
 local threads = {}
-local tid = 0
+-- The counter must not be named `tid`: a chunk-level local of that name
+-- would shadow, in every thread, the global `tid` that setup() gives it,
+-- and all threads would redeem the keys of thread 0 (the old bug).
+local threads_made = 0
 function setup(thread)
-  tid = tid + 1
-  thread:set("tid", tid)
+  threads_made = threads_made + 1
+  thread:set("tid", threads_made)
   table.insert(threads, thread)
 end
 function init(args)
@@ -327,6 +330,11 @@ won=$(grep -oE '^WON [0-9]+' "$DE/cas.txt" | cut -d' ' -f2)
 reached=$(grep -oE '^REACHED [0-9]+' "$DE/cas.txt" | cut -d' ' -f2)
 if [ "${reached:-0}" -gt "$KEYS" ]; then
   echo "a wrk thread redeemed past the $KEYS issued keys: raise ETCD_KEYS_PER_THREAD" >&2
+  exit 1
+fi
+if [ "${won:-0}" -lt 1 ]; then
+  echo "no compare-and-swap found an issued key: the Lua script and the loader disagree on the keys" >&2
+  cat "$DE/cas.txt" >&2
   exit 1
 fi
 rps=$(grep -oE 'Requests/sec: +[0-9.]+' "$DE/cas.txt" | grep -oE '[0-9.]+$')
