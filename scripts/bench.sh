@@ -24,6 +24,7 @@
 #                                      # lifecycles), stopped at each step for
 #                                      # disk bytes and `rxchain verify`, then
 #                                      # restarted; RSS and tx/s while filling
+#   CACHE_MB=16 ...                    # every node's sled cache ([storage] cache_mb)
 #
 # Output: a Markdown table on stdout; raw JSON rows in target/bench/results.jsonl.
 set -euo pipefail
@@ -102,6 +103,7 @@ write_consortium() {
       echo "listen = \"127.0.0.1:$((base + i))\""
       if [ "$i" = 1 ]; then echo "bootstrap = true"; else echo "bootstrap = false"; fi
       if [ "$i" != 1 ]; then echo "[peers]"; echo "\"1\" = \"127.0.0.1:$((base + 1))\""; fi
+      if [ -n "${CACHE_MB:-}" ]; then echo "[storage]"; echo "cache_mb = $CACHE_MB"; fi
       echo "[tls]"
       echo "cert_file = \"node$i.tls.crt\""
       echo "key_file = \"node$i.tls.key\""
