@@ -510,6 +510,37 @@ fn reopened_chain_answers_every_read_and_index() {
     );
     assert_eq!(chain.txs_in_days(day0 + 3, day0 + 9).expect("read"), vec![]);
     assert_eq!(chain.txs_in_days(day0 + 2, day0).expect("read"), vec![]);
+    // The day index holds one record per block (value: its tx count); a
+    // chain written before format 4 (or a snapshot from such a node) holds
+    // one empty record per transaction, and reads the same.
+    let tree = storage.db.open_tree("chain").expect("chain tree");
+    let day_records: Vec<_> = tree
+        .scan_prefix(b"i/dy/")
+        .map(|kv| kv.expect("read"))
+        .collect();
+    assert_eq!(day_records.len(), 4, "one record per block");
+    let (k, v) = &day_records[1];
+    assert_eq!(
+        v.as_ref(),
+        2u32.to_be_bytes(),
+        "block 2 holds two transactions"
+    );
+    tree.remove(k).expect("remove");
+    for i in 0u32..2 {
+        let mut old = k.to_vec();
+        old.extend_from_slice(&i.to_be_bytes());
+        tree.insert(old, &[][..]).expect("insert");
+    }
+    assert_eq!(
+        chain.txs_in_days(day0 + 1, day0 + 2).expect("read"),
+        vec![(2, 0), (2, 1), (3, 0), (3, 1), (3, 2), (4, 0), (4, 1)]
+    );
+    tree.insert(b"i/dy/short", &[][..]).expect("insert");
+    assert!(matches!(
+        chain.txs_in_days(0, u64::MAX),
+        Err(StoreError::Corrupt { .. })
+    ));
+    tree.remove(b"i/dy/short").expect("remove");
     assert_eq!(chain.refused(10).expect("read"), vec![(4, 1), (3, 1)]);
     assert_eq!(chain.refused(1).expect("read"), vec![(4, 1)]);
 

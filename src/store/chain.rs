@@ -15,7 +15,7 @@
 //! | `i/pr/` | prescriber key (33), prescription id     | empty                      |
 //! | `i/ph/` | pharmacy org id, `0x00`, prescription id | empty                      |
 //! | `i/st/` | status byte, prescription id             | empty                      |
-//! | `i/dy/` | UTC day `u64`, height, index             | empty                      |
+//! | `i/dy/` | UTC day `u64`, height (before format 4: also index) | the block's tx count, `u32` (before: empty) |
 //! | `i/rf/` | height, index                            | empty                      |
 //! | `c/`    | height `u64`                             | quorum certificate, JSON   |
 //! | `m/…`   | `applied`, `membership`, `tip`, `genesis` | JSON (genesis: raw hash)   |
@@ -158,7 +158,15 @@ pub(crate) mod keys {
     pub fn status(s: RxStatus, id: &PrescriptionId) -> Vec<u8> {
         cat(&[STATUS, &[status_byte(s)], id.as_bytes()])
     }
-    pub fn day(day: u64, height: u64, index: u32) -> Vec<u8> {
+    /// The day index holds one record per block, its value the block's
+    /// number of transactions as a big-endian `u32` (all of a block's
+    /// transactions share its day). Chains written before data format 4
+    /// hold one record per transaction, [`day_of_tx`], empty; both are read.
+    pub fn day(day: u64, height: u64) -> Vec<u8> {
+        cat(&[DAY, &day.to_be_bytes(), &height.to_be_bytes()])
+    }
+    /// The older, per-transaction day record (read, no longer written).
+    pub fn day_of_tx(day: u64, height: u64, index: u32) -> Vec<u8> {
         cat(&[DAY, &day.to_be_bytes(), &loc(height, index)])
     }
     pub fn refused(height: u64, index: u32) -> Vec<u8> {
@@ -627,14 +635,25 @@ impl ChainStore {
         if from_day > to_day_inclusive {
             return Ok(Vec::new());
         }
-        self.tree
-            .range(keys::day(from_day, 0, 0)..=keys::day(to_day_inclusive, u64::MAX, u32::MAX))
-            .map(|r| {
-                let (k, _) = r?;
-                keys::parse_loc(&k)
-                    .ok_or_else(|| StoreError::corrupt("day index key", hex::encode(&k)))
-            })
-            .collect()
+        let per_block = keys::DAY.len() + 16;
+        let mut out = Vec::new();
+        for r in self
+            .tree
+            .range(keys::day(from_day, 0)..=keys::day_of_tx(to_day_inclusive, u64::MAX, u32::MAX))
+        {
+            let (k, v) = r?;
+            let bad = || StoreError::corrupt("day index record", hex::encode(&k));
+            if k.len() == per_block {
+                let height = u64::from_be_bytes(k[per_block - 8..].try_into().map_err(|_| bad())?);
+                let count = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
+                out.extend((0..count).map(|i| (height, i)));
+            } else if k.len() == per_block + 4 {
+                out.push(keys::parse_loc(&k).ok_or_else(bad)?);
+            } else {
+                return Err(bad());
+            }
+        }
+        Ok(out)
     }
 
     /// The most recent refused transactions, newest first.
@@ -804,6 +823,10 @@ impl ChainStore {
             h.to_be_bytes().as_slice(),
         );
         let day = block.header.timestamp.day();
+        if !block.txs.is_empty() {
+            let count = u32::try_from(block.txs.len()).unwrap_or(u32::MAX);
+            batch.insert(keys::day(day, h), count.to_be_bytes().as_slice());
+        }
         for ((index, stx), outcome) in (0u32..).zip(&block.txs).zip(outcomes) {
             let id = stx.tx.id(chain_id);
             let loc = keys::loc(h, index);
@@ -816,7 +839,6 @@ impl ChainStore {
             if let Some(rx) = stx.tx.body.prescription() {
                 batch.insert(keys::history(&rx, h, index), &[][..]);
             }
-            batch.insert(keys::day(day, h, index), &[][..]);
             if !outcome.is_applied() {
                 batch.insert(keys::refused(h, index), &[][..]);
             }

@@ -21,8 +21,11 @@
 //!   form and refuses the directory with a sentence if any does not fit.
 //! * 4: applied Raft log entries are kept as references to the chain's
 //!   blocks in `raft_log_applied` (see `store::log`), so each transaction
-//!   is stored once. Nothing to rewrite: a version-3 log's whole entries
-//!   stay valid and become references as new blocks apply. The version is
+//!   is stored once; and the day index holds one record per block, not
+//!   per transaction. Nothing to rewrite: a version-3 log's whole entries
+//!   stay valid and become references as new blocks apply, and the older
+//!   per-transaction day records are still read (also when a snapshot or
+//!   backup from a version-3 node brings them). The version is
 //!   bumped so that an older binary, which does not read the references,
 //!   refuses the directory instead of seeing a log with holes.
 
