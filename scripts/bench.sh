@@ -159,6 +159,28 @@ for r in json.load(sys.stdin):
                           value=round(r["tx_per_s"]), unit="tx/s", load=load, note=note)))
 PY
 
+# Reads the RSS of node process $2, stops it, and adds the rows of its
+# data directory $3/node1 holding $4 lifecycles: RSS, bytes per lifecycle,
+# and `rxchain verify` time; $1 prefixes each measure.
+measure_stopped() {
+  local label=$1 pid=$2 dir=$3 lifecycles=$4 rss_kb bytes l start end
+  rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  row "$label: node RSS" "$((rss_kb / 1024))" "MiB" "$(load)" "$lifecycles lifecycles on the chain"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  bytes=$(du -sb "$dir/node1" | cut -f1)
+  row "$label: storage per 5-transaction lifecycle" "$((bytes / lifecycles))" "bytes" "$(load)" \
+    "data directory $bytes bytes for $lifecycles lifecycles (plus the demo staff's few transactions)"
+  l=$(load)
+  start=$(date +%s.%N)
+  "$BIN" verify "$dir/node1" --genesis "$dir/genesis.json" > "$dir/verify.txt" 2>&1
+  end=$(date +%s.%N)
+  local txs secs
+  txs=$(grep -oE '[0-9]+ transactions' "$dir/verify.txt" | head -n1 | grep -oE '[0-9]+' || echo 0)
+  secs=$(python3 -c "print(round($end - $start, 2))")
+  row "$label: rxchain verify" "$(python3 -c "print(round(${txs:-0} / max($secs, 0.001)))")" "tx/s" "$l" \
+    "$txs transactions in $secs s (the private copy of the directory included): $(tail -n 1 "$dir/verify.txt" | cut -c1-100)"
+}
+
 # --- growth (opt-in) --------------------------------------------------------
 if [ -n "${GROWTH_STEPS:-}" ]; then
   DG=$(mktemp -d); DIRS+=("$DG")
@@ -172,16 +194,7 @@ if [ -n "${GROWTH_STEPS:-}" ]; then
     bench 1 "growth to $total tx, batched" "$DG" "$URLG" --lifecycles "$lifecycles" \
       --concurrency "$((CONCURRENCY / BATCH > 0 ? CONCURRENCY / BATCH : 1))" --batch "$BATCH" --rate 0
     have=$((have + 5 * lifecycles))
-    rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/${PG[0]}/status")
-    row "growth at $total tx: node RSS" "$((rss_kb / 1024))" "MiB" "$(load)" "after filling"
-    kill "${PG[0]}"; wait "${PG[0]}" 2>/dev/null || true
-    bytes=$(du -sb "$DG/node1" | cut -f1)
-    row "growth at $total tx: disk" "$bytes" "bytes" "$(load)" "$((bytes / (have / 5))) bytes per 5-transaction lifecycle (the demo staff's few transactions included)"
-    l=$(load)
-    start=$(date +%s.%N)
-    "$BIN" verify "$DG/node1" --genesis "$DG/genesis.json" > "$DG/verify.txt" 2>&1
-    end=$(date +%s.%N)
-    row "growth at $total tx: rxchain verify" "$(python3 -c "print(round($end - $start, 1))")" "s" "$l" "$(tail -n 1 "$DG/verify.txt" | cut -c1-120)"
+    measure_stopped "growth at $total tx" "${PG[0]}" "$DG" "$((have / 5))"
   done
 fi
 if [ -n "${GROWTH_ONLY:-}" ]; then
@@ -202,18 +215,7 @@ P1=("${NODE_PIDS[@]}")
 URL1="https://127.0.0.1:18501"
 bench 1 "closed loop" "$D1" "$URL1" --lifecycles "$LIFECYCLES" --concurrency "$CONCURRENCY" --rate 0
 bench 1 "closed loop, batched" "$D1" "$URL1" --lifecycles "$LIFECYCLES" --concurrency "$((CONCURRENCY / BATCH > 0 ? CONCURRENCY / BATCH : 1))" --batch "$BATCH" --rate 0
-rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/${P1[0]}/status")
-row "node RSS after the 1-node runs" "$((rss_kb / 1024))" "MiB" "$(load)" "$((2 * LIFECYCLES)) lifecycles on the chain"
-kill "${P1[0]}"; wait "${P1[0]}" 2>/dev/null || true
-bytes=$(du -sb "$D1/node1" | cut -f1)
-row "storage per 5-transaction lifecycle" "$((bytes / (2 * LIFECYCLES)))" "bytes" "$(load)" "data directory $bytes bytes for $((2 * LIFECYCLES)) lifecycles (plus demo staff)"
-l=$(load)
-start=$(date +%s.%N)
-verify_out=$("$BIN" verify "$D1/node1" --genesis "$D1/genesis.json" 2>&1 | tail -n 3)
-end=$(date +%s.%N)
-txs=$(echo "$verify_out" | grep -oE '[0-9]+ transactions' | head -n1 | grep -oE '[0-9]+' || echo 0)
-secs=$(python3 -c "print(round($end - $start, 2))")
-row "rxchain verify" "$(python3 -c "print(round(${txs:-0} / max($secs, 0.001)))")" "tx/s" "$l" "$txs transactions in $secs s: $(echo "$verify_out" | tr '\n' ' ' | cut -c1-120)"
+measure_stopped "1 node" "${P1[0]}" "$D1" "$((2 * LIFECYCLES))"
 
 # --- three nodes ------------------------------------------------------------
 D3=$(mktemp -d); DIRS+=("$D3")

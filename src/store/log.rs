@@ -123,11 +123,6 @@ impl LogStore {
         Ok(())
     }
 
-    /// How many applied entries are kept as references, and how many whole.
-    pub fn counts(&self) -> (usize, usize) {
-        (self.applied.len(), self.log.len())
-    }
-
     fn decode_ref(key: &[u8], value: &[u8]) -> Result<BlockRef, StoreError> {
         super::from_postcard(
             || format!("raft log reference at key {}", hex::encode(key)),
