@@ -26,7 +26,6 @@ use crate::client::Client;
 use crate::http::backup::PATH;
 use crate::http::cluster::{admin_headers, signer_for, LocalView};
 use crate::store::backup::{self as store_backup, BackupInfo};
-use crate::store::readonly;
 
 fn bytes_bar(quiet: bool, len: Option<u64>, what: &str) -> ProgressBar {
     if quiet {
@@ -95,14 +94,8 @@ fn offline(args: &BackupArgs, partial: &Path) -> anyhow::Result<BackupInfo> {
         .data_dir
         .as_ref()
         .context("give a data directory or --node URL")?;
-    let gpath = args
-        .genesis
-        .clone()
-        .unwrap_or_else(|| dir.join("genesis.json"));
-    let genesis = Arc::new(crate::node::read_genesis(&gpath)?);
     let bar = bytes_bar(args.quiet, None, "backing up");
-    let copy = readonly::open_copy(dir, genesis.clone())
-        .with_context(|| format!("opening {} read-only", dir.display()))?;
+    let (genesis, copy) = super::open_stopped(dir, args.genesis.as_deref())?;
     let file =
         fs::File::create_new(partial).with_context(|| format!("creating {}", partial.display()))?;
     let mut out = BufWriter::new(file);

@@ -15,6 +15,24 @@ pub mod verify;
 
 use anyhow::Context;
 
+/// Opens a private read-only copy of the stopped node's data directory
+/// `dir` (see `store::readonly`) for the genesis file `genesis`, by default
+/// `<dir>/genesis.json`: what the offline commands (`verify`, `backup`,
+/// `storage-report`) read.
+pub(crate) fn open_stopped(
+    dir: &std::path::Path,
+    genesis: Option<&std::path::Path>,
+) -> anyhow::Result<(
+    std::sync::Arc<rxchain_contracts::Genesis>,
+    crate::store::readonly::ReadOnlyCopy,
+)> {
+    let gpath = genesis.map_or_else(|| dir.join("genesis.json"), |g| g.to_path_buf());
+    let genesis = std::sync::Arc::new(crate::node::read_genesis(&gpath)?);
+    let copy = crate::store::readonly::open_copy(dir, genesis.clone())
+        .with_context(|| format!("opening {} read-only", dir.display()))?;
+    Ok((genesis, copy))
+}
+
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
 

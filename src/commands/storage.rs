@@ -11,13 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::StorageReportArgs;
-use crate::store::readonly;
 
 /// The records under one tree or key prefix.
 #[derive(Serialize, Default, Clone, Debug)]
@@ -110,15 +108,9 @@ fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
 
 /// Measures the stopped node's directory `args.data_dir`.
 pub fn report(args: &StorageReportArgs) -> anyhow::Result<Report> {
-    let gpath = args
-        .genesis
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("genesis.json"));
-    let genesis = Arc::new(crate::node::read_genesis(&gpath)?);
+    let (_, copy) = super::open_stopped(&args.data_dir, args.genesis.as_deref())?;
     let disk_bytes = dir_bytes(&args.data_dir)?;
     let snapshot_file_bytes = dir_bytes(&args.data_dir.join(crate::store::sm::SNAPSHOT_DIR))?;
-    let copy = readonly::open_copy(&args.data_dir, genesis)
-        .with_context(|| format!("opening {} read-only", args.data_dir.display()))?;
     let db = &copy.storage.db;
     let mut trees = BTreeMap::new();
     let mut chain = BTreeMap::<String, Part>::new();

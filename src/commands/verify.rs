@@ -6,25 +6,15 @@
 //! The directory is never written: the check runs on a private copy (see
 //! [`crate::store::readonly`]), and a running node makes it fail at once.
 
-use std::sync::Arc;
-
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::VerifyArgs;
-use crate::store::readonly;
 use crate::store::verify::verify_chain_and_log;
 pub use crate::store::verify::Verified;
 
 /// Verifies the chain in `args.data_dir`, without writing to it.
 pub fn verify_dir(args: &VerifyArgs) -> anyhow::Result<Verified> {
-    let gpath = args
-        .genesis
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("genesis.json"));
-    let genesis = Arc::new(crate::node::read_genesis(&gpath)?);
-    let copy = readonly::open_copy(&args.data_dir, genesis)
-        .with_context(|| format!("opening {} read-only", args.data_dir.display()))?;
+    let (_, copy) = super::open_stopped(&args.data_dir, args.genesis.as_deref())?;
     let chain = copy.storage.chain.clone();
     let bar = if args.quiet {
         ProgressBar::hidden()

@@ -101,7 +101,10 @@ impl LogStore {
     /// Replaces the whole entries of `refs` (applied, their blocks on the
     /// chain and flushed) by references. An entry already gone (purged, or
     /// referenced before) is left alone.
-    pub(crate) fn refer_applied(&self, refs: &[BlockRef]) -> Result<(), StoreError> {
+    pub(crate) fn refer_applied<'a>(
+        &self,
+        refs: impl IntoIterator<Item = &'a BlockRef>,
+    ) -> Result<(), StoreError> {
         let _moving = self.lock();
         let mut add = sled::Batch::default();
         let mut remove = sled::Batch::default();
@@ -164,12 +167,11 @@ impl LogStore {
             let e = Self::decode_entry(&k, &v)?;
             out.insert(e.log_id.index, e);
         }
-        let refs: Vec<(sled::IVec, sled::IVec)> = range(&self.applied).collect::<Result<_, _>>()?;
-        for (k, v) in refs {
+        for kv in range(&self.applied) {
+            let (k, v) = kv?;
             let r = Self::decode_ref(&k, &v)?;
-            if !out.contains_key(&r.log_id.index) {
-                let index = r.log_id.index;
-                out.insert(index, self.rebuild(r)?);
+            if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(r.log_id.index) {
+                slot.insert(self.rebuild(r)?);
             }
         }
         Ok(out.into_values().collect())
@@ -227,48 +229,40 @@ impl LogStore {
     /// them with the chain). Read in windows, so memory stays bounded.
     pub fn entries(&self) -> impl Iterator<Item = Result<Entry<TypeConfig>, StoreError>> + '_ {
         const WINDOW: u64 = 256;
-        let first = |t: &sled::Tree| -> Option<u64> {
-            t.first()
-                .ok()
-                .flatten()
-                .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+        let (starts, failed) = match self.span() {
+            Ok(Some((first, last))) => ((first..=last).step_by(WINDOW as usize), None),
+            Ok(None) => ((1..=0).step_by(1), None),
+            Err(e) => ((1..=0).step_by(1), Some(e)),
         };
-        let mut next = first(&self.log)
+        failed
+            .map(Err)
             .into_iter()
-            .chain(first(&self.applied))
+            .chain(starts.flat_map(move |start| {
+                match self.read(start, Some(start.saturating_add(WINDOW))) {
+                    Ok(window) => window.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                }
+            }))
+    }
+
+    /// The first and last index stored, whole or as a reference.
+    fn span(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let first_key = |t: &sled::Tree| -> Result<Option<u64>, StoreError> {
+            t.first()?
+                .map(|(k, _)| {
+                    let key: [u8; 8] = k
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt("raft log key", hex::encode(&k)))?;
+                    Ok(u64::from_be_bytes(key))
+                })
+                .transpose()
+        };
+        let first = [first_key(&self.log)?, first_key(&self.applied)?]
+            .into_iter()
+            .flatten()
             .min();
-        let last = self.last_stored();
-        let mut pending: std::vec::IntoIter<Entry<TypeConfig>> = Vec::new().into_iter();
-        let mut failed = false;
-        std::iter::from_fn(move || loop {
-            if failed {
-                return None;
-            }
-            if let Some(e) = pending.next() {
-                return Some(Ok(e));
-            }
-            let last = match &last {
-                Ok(Some(l)) => l.index,
-                Ok(None) => return None,
-                Err(e) => {
-                    failed = true;
-                    return Some(Err(StoreError::corrupt("raft log", e)));
-                }
-            };
-            let start = next?;
-            if start > last {
-                return None;
-            }
-            let end = start.saturating_add(WINDOW);
-            next = Some(end);
-            match self.read(start, Some(end)) {
-                Ok(v) => pending = v.into_iter(),
-                Err(e) => {
-                    failed = true;
-                    return Some(Err(e));
-                }
-            }
-        })
+        Ok(first.zip(self.last_stored()?.map(|l| l.index)))
     }
 
     /// The raw `raft_log` tree, for the erasure sweep (`store::erase`).

@@ -31,6 +31,7 @@ use openraft::{
 use rxchain_contracts::block::{self, Block, BlockError};
 
 use super::chain::Membership;
+use super::log::BlockRef;
 use super::{ApplyObserver, ChainStore, StoreError};
 use crate::types::snapshot::{StreamReader, StreamWriter, Tamper};
 use crate::types::{RaftRequest, RaftResponse, TypeConfig};
@@ -170,7 +171,6 @@ impl StateMachine {
     ) -> Result<Vec<RaftResponse>, ApplyFailure> {
         let mut responses = Vec::with_capacity(entries.len());
         let mut written = Vec::new();
-        let mut refs = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
             let fail = |error: StoreError| ApplyFailure {
@@ -190,15 +190,7 @@ impl StateMachine {
                     RaftResponse::default()
                 }
                 EntryPayload::Normal(RaftRequest::Block(b)) => {
-                    let r = self.apply_block(log_id, b, &mut written).map_err(fail)?;
-                    if let (Some(height), Some(b)) = (r.height, written.last()) {
-                        refs.push(super::log::BlockRef {
-                            log_id,
-                            height,
-                            hash: b.hash(self.chain.genesis().chain_id.as_str()),
-                        });
-                    }
-                    r
+                    self.apply_block(log_id, b, &mut written).map_err(fail)?
                 }
             };
             responses.push(response);
@@ -211,10 +203,10 @@ impl StateMachine {
             .map_err(|error| ApplyFailure { at: None, error })?;
         // The blocks are durable on the chain: their log entries need not
         // hold them a second time. A failure here only keeps them whole.
-        if let Err(e) = self.log.refer_applied(&refs) {
+        if let Err(e) = self.log.refer_applied(written.iter().map(|(r, _)| r)) {
             tracing::warn!(error = %e, "applied log entries kept whole");
         }
-        for b in &written {
+        for (_, b) in &written {
             self.observer.applied(b);
         }
         Ok(responses)
@@ -225,13 +217,14 @@ impl StateMachine {
         &self,
         log_id: LogId<u64>,
         b: Block,
-        written: &mut Vec<Block>,
+        written: &mut Vec<(BlockRef, Block)>,
     ) -> Result<RaftResponse, StoreError> {
         let tip = self.chain.tip();
         let view = self.chain.state();
         let observer = &self.observer;
+        let hash = b.hash(self.chain.genesis().chain_id.as_str());
         let own = observer
-            .proposed(&b.hash(self.chain.genesis().chain_id.as_str()))
+            .proposed(&hash)
             .filter(|_| b.header.prev_hash == tip.hash && b.header.height == tip.height + 1)
             // A node that governance removed while it led must not apply its
             // own block unchecked: every other node refuses its proposals.
@@ -260,7 +253,14 @@ impl StateMachine {
             Ok((_, exec)) => {
                 self.chain.apply_block(&b, &exec, Some(log_id))?;
                 let height = b.header.height;
-                written.push(b);
+                written.push((
+                    BlockRef {
+                        log_id,
+                        height,
+                        hash,
+                    },
+                    b,
+                ));
                 Ok(RaftResponse {
                     height: Some(height),
                     rejected: None,
