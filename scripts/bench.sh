@@ -25,6 +25,8 @@
 #                                      # disk bytes and `rxchain verify`, then
 #                                      # restarted; RSS and tx/s while filling
 #   CACHE_MB=16 ...                    # every node's sled cache ([storage] cache_mb)
+#   KEEP_DIRS=1 ...                    # keep the data directories (for
+#                                      # `rxchain storage-report`); prints them
 #
 # Output: a Markdown table on stdout; raw JSON rows in target/bench/results.jsonl.
 set -euo pipefail
@@ -73,7 +75,11 @@ DIRS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for d in "${DIRS[@]}"; do rm -rf "$d"; done
+  if [ -n "${KEEP_DIRS:-}" ]; then
+    echo "kept: ${DIRS[*]}" >&2
+  else
+    for d in "${DIRS[@]}"; do rm -rf "$d"; done
+  fi
 }
 trap cleanup EXIT
 
