@@ -25,6 +25,9 @@
 #                                      # disk bytes and `rxchain verify`, then
 #                                      # restarted; RSS and tx/s while filling
 #   CACHE_MB=16 ...                    # every node's sled cache ([storage] cache_mb)
+#   STORAGE_DETAIL=1 ...              # also where the bytes go: storage-report's
+#                                      # logical bytes, an offline backup's size
+#                                      # and that backup restored afresh
 #   KEEP_DIRS=1 ...                    # keep the data directories (for
 #                                      # `rxchain storage-report`); prints them
 #
@@ -185,6 +188,32 @@ measure_stopped() {
   secs=$(python3 -c "print(round($end - $start, 2))")
   row "$label: rxchain verify" "$(python3 -c "print(round(${txs:-0} / max($secs, 0.001)))")" "tx/s" "$l" \
     "$txs transactions in $secs s (the private copy of the directory included): $(tail -n 1 "$dir/verify.txt" | cut -c1-100)"
+  [ -n "${STORAGE_DETAIL:-}" ] || return 0
+  # Where the bytes go: sled's logical bytes (storage-report), the size of
+  # an offline backup (the records with no store overhead), and the disk
+  # bytes of that backup restored into a fresh directory (every record
+  # written once).
+  l=$(load)
+  "$BIN" storage-report "$dir/node1" --genesis "$dir/genesis.json" --json > "$dir/storage.json"
+  python3 - "$label" "$l" "$dir/storage.json" >> "$results" <<'PYS'
+import json, sys
+label, load, d = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
+n = max(d["transactions"], 1)
+top = sorted(d["chain"].items(), key=lambda kv: -(kv[1]["key_bytes"] + kv[1]["value_bytes"]))[:6]
+parts = ", ".join("%s %d" % (k, (v["key_bytes"] + v["value_bytes"]) / n) for k, v in top)
+print(json.dumps(dict(measure=label + ": sled keys and values per transaction", value=d["logical_bytes_per_tx"],
+    unit="bytes", load=load, note="disk %d per tx; largest chain records per tx: %s" % (d["disk_bytes_per_tx"], parts))))
+PYS
+  rm -rf "$dir/backup" "$dir/restored"
+  "$BIN" backup "$dir/node1" --genesis "$dir/genesis.json" --out "$dir/backup" --quiet > /dev/null
+  "$BIN" restore "$dir/backup" --data-dir "$dir/restored" --genesis "$dir/genesis.json" --quiet > /dev/null
+  local bb rb
+  bb=$(du -sb "$dir/backup" | cut -f1)
+  rb=$(du -sb "$dir/restored" | cut -f1)
+  row "$label: offline backup per lifecycle" "$((bb / lifecycles))" "bytes" "$l" "backup file $bb bytes"
+  row "$label: that backup restored into a fresh directory, per lifecycle" "$((rb / lifecycles))" "bytes" "$l" \
+    "restored directory $rb bytes (every record written once)"
+  rm -rf "$dir/backup" "$dir/restored"
 }
 
 # --- growth (opt-in) --------------------------------------------------------
