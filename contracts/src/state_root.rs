@@ -87,21 +87,29 @@ impl LtHash {
     /// The accumulator after `writes` are applied on top of `base`, whose
     /// accumulator is `self`: for each written key the old value (read from
     /// `base`) is removed and the new one, if any, added.
+    ///
+    /// The old values are read here, in order; the elements (two SHAKE256
+    /// expansions per changed key, the bulk of a block's state-root cost)
+    /// are computed on every core when there are many ([`sum_elements`]).
     pub fn updated(&self, base: &dyn StateRead, writes: &WriteSet) -> LtHash {
-        let mut acc = *self;
+        let mut removed: Vec<(&[u8], Vec<u8>)> = Vec::new();
+        let mut added: Vec<(&[u8], &[u8])> = Vec::new();
         for (key, new) in writes {
             let old = base.get(key);
             if old.as_deref() == new.as_deref() {
                 continue;
             }
             if let Some(old) = old {
-                acc.remove(key, &old);
+                removed.push((key.as_slice(), old));
             }
             if let Some(new) = new {
-                acc.add(key, new);
+                added.push((key.as_slice(), new.as_slice()));
             }
         }
-        acc
+        let removed: Vec<(&[u8], &[u8])> =
+            removed.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        self.plus(&sum_elements(&added))
+            .minus(&sum_elements(&removed))
     }
 
     /// The accumulator of a whole state, computed from scratch.
@@ -109,17 +117,47 @@ impl LtHash {
         Self::of_pairs(state.scan())
     }
 
-    /// The accumulator of the given pairs, computed from scratch.
+    /// The accumulator of the given pairs, computed from scratch. The pairs
+    /// are read in order, in batches, and each batch's elements computed on
+    /// every core.
     pub fn of_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> LtHash
     where
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
+        const BATCH: usize = 4096;
         let mut acc = LtHash::EMPTY;
-        for (k, v) in pairs {
-            acc.add(k.as_ref(), v.as_ref());
+        let mut batch: Vec<(K, V)> = Vec::with_capacity(BATCH);
+        let mut pairs = pairs.into_iter();
+        loop {
+            batch.extend(pairs.by_ref().take(BATCH));
+            if batch.is_empty() {
+                return acc;
+            }
+            let refs: Vec<(&[u8], &[u8])> = batch
+                .iter()
+                .map(|(k, v)| (k.as_ref(), v.as_ref()))
+                .collect();
+            acc = acc.plus(&sum_elements(&refs));
+            drop(refs);
+            batch.clear();
         }
-        acc
+    }
+
+    /// Lane-wise sum, mod 2^16.
+    fn plus(mut self, other: &LtHash) -> LtHash {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a = a.wrapping_add(b);
+        }
+        self
+    }
+
+    /// Lane-wise difference, mod 2^16.
+    fn minus(mut self, other: &LtHash) -> LtHash {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a = a.wrapping_sub(b);
+        }
+        self
     }
 
     /// The lanes as 2048 little-endian bytes: the stored form.
@@ -148,6 +186,43 @@ impl LtHash {
     pub fn root(&self) -> Hash {
         Hash::of(&[ROOT_DOMAIN, &self.to_bytes()])
     }
+}
+
+/// Below this many elements one thread sums them: a thread costs about
+/// as much as a few expansions.
+const MIN_PARALLEL_ELEMENTS: usize = 48;
+
+/// The sum of the pairs' elements. Lane-wise addition mod 2^16 is
+/// commutative and associative, so splitting the pairs across threads and
+/// adding the partial sums gives exactly the sequential result: the
+/// contracts stay deterministic.
+fn sum_elements(pairs: &[(&[u8], &[u8])]) -> LtHash {
+    let serial = |pairs: &[(&[u8], &[u8])]| {
+        let mut acc = LtHash::EMPTY;
+        for (k, v) in pairs {
+            acc.add(k, v);
+        }
+        acc
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if pairs.len() < MIN_PARALLEL_ELEMENTS || threads == 1 {
+        return serial(pairs);
+    }
+    let per = pairs.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let mut chunks = pairs.chunks(per);
+        // This thread takes the first chunk itself.
+        let mine = chunks.next().unwrap_or(&[]);
+        let others: Vec<_> = chunks.map(|c| (c, s.spawn(move || serial(c)))).collect();
+        let mut acc = serial(mine);
+        for (chunk, t) in others {
+            // The expansion cannot panic; if a thread somehow did, its
+            // chunk is summed here instead, so the result stays exact.
+            let part = t.join().unwrap_or_else(|_| serial(chunk));
+            acc = acc.plus(&part);
+        }
+        acc
+    })
 }
 
 impl fmt::Debug for LtHash {
@@ -252,5 +327,70 @@ mod tests {
         assert_ne!(a, before);
         a.remove(b"y", b"2");
         assert_eq!(a, before);
+    }
+
+    /// The accumulator one pair at a time, on one thread: what the parallel
+    /// sums must equal exactly.
+    fn one_by_one<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> LtHash {
+        let mut acc = LtHash::EMPTY;
+        for (k, v) in pairs {
+            acc.add(k, v);
+        }
+        acc
+    }
+
+    #[test]
+    fn parallel_sums_equal_the_sequential_accumulator() {
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..1_200u32)
+            .map(|i| {
+                (
+                    format!("k/{i}").into_bytes(),
+                    i.to_le_bytes().repeat(i as usize % 7 + 1),
+                )
+            })
+            .collect();
+        let refs = || pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+        let whole = LtHash::of_pairs(refs());
+        assert_eq!(whole, one_by_one(refs()));
+        // Fewer pairs than a batch, and fewer than the parallel threshold.
+        assert_eq!(
+            LtHash::of_pairs(refs().take(40)),
+            one_by_one(refs().take(40))
+        );
+        assert_eq!(
+            LtHash::of_pairs(refs().take(300)),
+            one_by_one(refs().take(300))
+        );
+
+        // A large write set over that state: 200 changed, 100 deleted,
+        // 300 added, 50 rewritten with the value they already have.
+        let mut state = MemStore::default();
+        for (k, v) in &pairs {
+            state.0.insert(k.clone(), v.clone());
+        }
+        let mut writes = WriteSet::new();
+        for i in 0..200u32 {
+            writes.insert(format!("k/{i}").into_bytes(), Some(b"changed".to_vec()));
+        }
+        for i in 200..300u32 {
+            writes.insert(format!("k/{i}").into_bytes(), None);
+        }
+        for i in 0..300u32 {
+            writes.insert(
+                format!("new/{i}").into_bytes(),
+                Some(i.to_be_bytes().to_vec()),
+            );
+        }
+        for (k, v) in pairs.iter().skip(300).take(50) {
+            writes.insert(k.clone(), Some(v.clone()));
+        }
+        let updated = whole.updated(&state, &writes);
+        state.commit(&writes);
+        assert_eq!(updated, LtHash::of_state(&state));
+        assert_eq!(
+            updated,
+            one_by_one(state.0.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+        );
+        assert_ne!(updated, whole);
     }
 }

@@ -308,6 +308,53 @@ fn check_unapplied(
     Ok(())
 }
 
+/// A window of stored blocks, in order, with the transactions among them
+/// whose signatures verified.
+type Window = (
+    Vec<Result<(u64, Block), StoreError>>,
+    std::collections::HashMap<rxchain_contracts::TxId, rxchain_contracts::VerifiedTx>,
+);
+
+/// Reads the stored blocks from height `from` on, a window of about
+/// [`VERIFY_WINDOW_TXS`] transactions at a time, checks each window's
+/// signatures on every core and sends it on. Stops at the end of the
+/// chain, after an unreadable block, or when the receiver is gone.
+fn read_ahead(chain: &ChainStore, from: u64, send: std::sync::mpsc::SyncSender<Window>) {
+    let genesis = chain.genesis();
+    let mut blocks = chain.stored_blocks(from);
+    loop {
+        let mut window = Vec::new();
+        let mut txs = 0;
+        let mut unreadable = false;
+        while txs < VERIFY_WINDOW_TXS {
+            match blocks.next() {
+                None => break,
+                Some(Ok(b)) => {
+                    txs += b.1.txs.len().max(1);
+                    window.push(Ok(b));
+                }
+                Some(Err(e)) => {
+                    window.push(Err(e));
+                    unreadable = true;
+                    break;
+                }
+            }
+        }
+        if window.is_empty() {
+            return;
+        }
+        let refs: Vec<&rxchain_contracts::SignedTx> = window
+            .iter()
+            .filter_map(|b| b.as_ref().ok())
+            .flat_map(|(_, b)| b.txs.iter())
+            .collect();
+        let checked = super::preverify::verify_all(genesis.chain_id.as_str(), &refs);
+        if send.send((window, checked)).is_err() || unreadable {
+            return;
+        }
+    }
+}
+
 fn verify_with(
     chain: &ChainStore,
     log: LogCheck,
@@ -321,53 +368,41 @@ fn verify_with(
     let mut mismatches = 0;
     for _attempt in 0..ATTEMPTS {
         let tip = chain.tip();
-        // Blocks are read a window at a time and the window's signatures
-        // checked in parallel (`preverify`); the state is replayed in order.
-        let mut window: std::collections::VecDeque<Result<(u64, Block), StoreError>> =
-            std::collections::VecDeque::new();
-        let mut checked = std::collections::HashMap::new();
-        let mut blocks = chain.stored_blocks(height + 1);
-        loop {
-            if window.is_empty() {
-                let mut txs = 0;
-                while txs < VERIFY_WINDOW_TXS {
-                    let Some(next) = blocks.next() else { break };
-                    if let Ok((_, b)) = &next {
-                        txs += b.txs.len().max(1);
+        // Blocks are read and their signatures checked a window at a time
+        // on other threads (`read_ahead`), while this one replays the state
+        // in order: the replay of one window overlaps the checks of the next.
+        std::thread::scope(|s| -> Result<(), VerifyError> {
+            let (send, windows) = std::sync::mpsc::sync_channel::<Window>(1);
+            s.spawn(move || read_ahead(chain, height + 1, send));
+            // Leaving this loop early drops `windows`, which stops the reader.
+            for (window, checked) in windows {
+                for b in window {
+                    let (key_height, b) = b.map_err(|source| VerifyError::Unreadable {
+                        height: height + 1,
+                        source,
+                    })?;
+                    if key_height != b.header.height {
+                        return Err(VerifyError::MisplacedBlock {
+                            key_height,
+                            height: b.header.height,
+                        });
                     }
-                    window.push_back(next);
+                    if b.header.height > tip.height {
+                        return Ok(());
+                    }
+                    check_unapplied(chain, &v, log.unapplied.get(&b.header.height))?;
+                    v.push_with(&b, &|id| checked.get(id).cloned())?;
+                    txs += b.txs.len() as u64;
+                    // The verifier re-executed the block, so its recorded outcomes are the true ones.
+                    refused += b.outcomes.iter().filter(|o| !o.is_applied()).count() as u64;
+                    height = b.header.height;
+                    if let Some(p) = progress.as_mut() {
+                        p(height);
+                    }
                 }
-                let refs: Vec<&rxchain_contracts::SignedTx> = window
-                    .iter()
-                    .filter_map(|b| b.as_ref().ok())
-                    .flat_map(|(_, b)| b.txs.iter())
-                    .collect();
-                checked = super::preverify::verify_all(genesis.chain_id.as_str(), &refs);
             }
-            let Some(b) = window.pop_front() else { break };
-            let (key_height, b) = b.map_err(|source| VerifyError::Unreadable {
-                height: height + 1,
-                source,
-            })?;
-            if key_height != b.header.height {
-                return Err(VerifyError::MisplacedBlock {
-                    key_height,
-                    height: b.header.height,
-                });
-            }
-            if b.header.height > tip.height {
-                break;
-            }
-            check_unapplied(chain, &v, log.unapplied.get(&b.header.height))?;
-            v.push_with(&b, &|id| checked.get(id).cloned())?;
-            txs += b.txs.len() as u64;
-            // The verifier re-executed the block, so its recorded outcomes are the true ones.
-            refused += b.outcomes.iter().filter(|o| !o.is_applied()).count() as u64;
-            height = b.header.height;
-            if let Some(p) = progress.as_mut() {
-                p(height);
-            }
-        }
+            Ok(())
+        })?;
         if height != tip.height {
             return Err(VerifyError::MissingBlocks {
                 tip: tip.height,
