@@ -308,6 +308,12 @@ fn check_unapplied(
     Ok(())
 }
 
+/// The result of a scoped thread; a panic in it is re-raised here, as if
+/// the work had run on this thread.
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 /// A window of stored blocks, in order, with the transactions among them
 /// whose signatures verified.
 type Window = (
@@ -410,12 +416,18 @@ fn verify_with(
             });
         }
         let before = chain.tip();
-        let stored = chain
-            .try_state_digest()
-            .map_err(|source| VerifyError::StateUnreadable { height, source })?;
-        let recomputed = chain
-            .recompute_state_accumulator()
-            .map_err(|source| VerifyError::StateUnreadable { height, source })?;
+        // Three independent passes over the whole state, side by side: the
+        // stored state's digest, the rebuilt state's digest, and the stored
+        // state's accumulator recomputed from scratch.
+        let (stored, rebuilt, recomputed) = std::thread::scope(|s| {
+            let stored = s.spawn(|| chain.try_state_digest());
+            let rebuilt = s.spawn(|| rxchain_contracts::state::state_digest(v.state()));
+            let recomputed = chain.recompute_state_accumulator();
+            (join(stored), join(rebuilt), recomputed)
+        });
+        let stored = stored.map_err(|source| VerifyError::StateUnreadable { height, source })?;
+        let recomputed =
+            recomputed.map_err(|source| VerifyError::StateUnreadable { height, source })?;
         if before != tip || chain.tip() != tip {
             continue;
         }
@@ -426,7 +438,6 @@ fn verify_with(
                 verified,
             });
         }
-        let rebuilt = rxchain_contracts::state::state_digest(v.state());
         if stored == rebuilt {
             if recomputed != tip.state {
                 return Err(VerifyError::StateRootMismatch {
