@@ -382,6 +382,8 @@ fn verify_with(
             s.spawn(move || read_ahead(chain, height + 1, send));
             // Leaving this loop early drops `windows`, which stops the reader.
             for (window, checked) in windows {
+                // Each verified transaction is handed over once, moved, not cloned.
+                let checked = std::cell::RefCell::new(checked);
                 for b in window {
                     let (key_height, b) = b.map_err(|source| VerifyError::Unreadable {
                         height: height + 1,
@@ -397,7 +399,7 @@ fn verify_with(
                         return Ok(());
                     }
                     check_unapplied(chain, &v, log.unapplied.get(&b.header.height))?;
-                    v.push_with(&b, &|id| checked.get(id).cloned())?;
+                    v.push_with(&b, &|id| checked.borrow_mut().remove(id))?;
                     txs += b.txs.len() as u64;
                     // The verifier re-executed the block, so its recorded outcomes are the true ones.
                     refused += b.outcomes.iter().filter(|o| !o.is_applied()).count() as u64;
