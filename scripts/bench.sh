@@ -30,6 +30,9 @@
 #                                      # and that backup restored afresh
 #   KEEP_DIRS=1 ...                    # keep the data directories (for
 #                                      # `rxchain storage-report`); prints them
+#   SIGNATURES=1 ...                   # first, the contracts' criterion
+#                                      # ECDSA sign and verify (the floor of
+#                                      # admission, apply and verify), quiet
 #
 # Output: a Markdown table on stdout; raw JSON rows in target/bench/results.jsonl.
 set -euo pipefail
@@ -72,6 +75,28 @@ row() { # measure value unit load [note]
   python3 -c 'import json,sys; print(json.dumps(dict(measure=sys.argv[1], value=sys.argv[2], unit=sys.argv[3], load=sys.argv[4], note=sys.argv[5])))' \
     "$1" "$2" "$3" "$4" "${5:-}" >> "$results"
 }
+
+# The cost of one signature, from the contracts' criterion bench, before
+# anything else runs (a node or etcd in the background would inflate it).
+if [ -n "${SIGNATURES:-}" ]; then
+  l=$(load)
+  crit="$OUT/criterion-ecdsa.txt"
+  cargo bench -q -p rxchain-contracts --bench contracts -- ecdsa \
+    --warm-up-time 1 --measurement-time 5 > "$crit" 2>&1
+  for op in sign verify; do
+    t=$(python3 - "$crit" "$op" <<'PYC'
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"ecdsa/" + sys.argv[2] + r"\s+time:\s+\[\S+ \S+ (\S+) (\S+)", text)
+if not m:
+    sys.exit("no criterion estimate for ecdsa/" + sys.argv[2] + " in " + sys.argv[1])
+print(m.group(1), m.group(2))
+PYC
+)
+    row "ECDSA $op (criterion, one signature)" "${t% *}" "${t#* }" "$l" \
+      "cargo bench -p rxchain-contracts --bench contracts -- ecdsa/$op: criterion's median estimate"
+  done
+fi
 
 PIDS=()
 DIRS=()
