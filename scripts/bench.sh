@@ -28,6 +28,7 @@
 #   STORAGE_DETAIL=1 ...              # also where the bytes go: storage-report's
 #                                      # logical bytes, an offline backup's size
 #                                      # and that backup restored afresh
+#   PIPELINE=2 ...                     # every node's [block] pipeline (blocks in flight)
 #   KEEP_DIRS=1 ...                    # keep the data directories (for
 #                                      # `rxchain storage-report`); prints them
 #   SIGNATURES=1 ...                   # first, the contracts' criterion
@@ -138,6 +139,7 @@ write_consortium() {
       if [ "$i" = 1 ]; then echo "bootstrap = true"; else echo "bootstrap = false"; fi
       if [ "$i" != 1 ]; then echo "[peers]"; echo "\"1\" = \"127.0.0.1:$((base + 1))\""; fi
       if [ -n "${CACHE_MB:-}" ]; then echo "[storage]"; echo "cache_mb = $CACHE_MB"; fi
+      if [ -n "${PIPELINE:-}" ]; then echo "[block]"; echo "pipeline = $PIPELINE"; fi
       echo "[tls]"
       echo "cert_file = \"node$i.tls.crt\""
       echo "key_file = \"node$i.tls.key\""

@@ -95,6 +95,12 @@ pub struct BlockSettings {
     pub max_bytes: usize,
     /// Cut this long after the first waiting transaction arrived.
     pub max_wait_ms: u64,
+    /// How many proposed blocks may be in flight (appended, not yet
+    /// applied) at once. Each is built on the state the ones before it
+    /// leave, so the next block is cut and executed while the previous
+    /// one replicates; 1 waits for each block to apply before cutting the
+    /// next.
+    pub pipeline: usize,
 }
 
 impl Default for BlockSettings {
@@ -103,6 +109,7 @@ impl Default for BlockSettings {
             max_txs: 4000,
             max_bytes: 1024 * 1024,
             max_wait_ms: 2,
+            pipeline: 1,
         }
     }
 }

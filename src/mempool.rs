@@ -73,13 +73,20 @@ pub struct Capacity {
     pub bytes: usize,
 }
 
+/// How many proposed blocks' executions are held at most (see
+/// `Mempool::proposed`): more than any pipeline keeps in flight.
+const PROPOSED_KEPT: usize = 8;
+
 /// The mempool. Shared as `Arc<Mempool>`.
 pub struct Mempool {
     chain_id: String,
     inner: Mutex<Inner>,
-    /// The block this node proposed last and its execution, handed to the
-    /// state machine so the proposer does not execute its own block twice.
-    proposed: Mutex<Option<(Hash, Execution)>>,
+    /// The blocks this node proposed and has not applied yet, oldest
+    /// first, with their executions, handed to the state machine when it
+    /// applies them (see [`ApplyObserver::proposed`]). The producer keeps
+    /// at most `block.pipeline` in flight; a few more are kept in case a
+    /// failed proposal's entry is never applied.
+    proposed: Mutex<VecDeque<(Hash, Execution)>>,
     /// Wakes the block producer when transactions arrive.
     pub arrived: Notify,
     /// Caps how many transactions and bytes may wait, so a flood cannot
@@ -104,7 +111,7 @@ impl Mempool {
         Arc::new(Mempool {
             chain_id,
             inner: Mutex::new(Inner::default()),
-            proposed: Mutex::new(None),
+            proposed: Mutex::new(VecDeque::new()),
             arrived: Notify::new(),
             capacity,
             commits: OnceLock::new(),
@@ -286,7 +293,11 @@ impl Mempool {
 
     /// Remembers the execution of the block this node just proposed.
     pub fn set_proposed(&self, block_hash: Hash, exec: Execution) {
-        *self.proposed.lock().unwrap_or_else(|p| p.into_inner()) = Some((block_hash, exec));
+        let mut held = self.proposed.lock().unwrap_or_else(|p| p.into_inner());
+        held.push_back((block_hash, exec));
+        while held.len() > PROPOSED_KEPT {
+            held.pop_front();
+        }
     }
 
     /// Verifies a submitted transaction (once) for admission.
@@ -301,14 +312,12 @@ impl ApplyObserver for Mempool {
     }
 
     fn proposed(&self, block_hash: &Hash) -> Option<Execution> {
-        let mut slot = self.proposed.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.take() {
-            Some((h, exec)) if &h == block_hash => Some(exec),
-            other => {
-                *slot = other;
-                None
-            }
-        }
+        let mut held = self.proposed.lock().unwrap_or_else(|p| p.into_inner());
+        let at = held.iter().position(|(h, _)| h == block_hash)?;
+        // Blocks apply in the order they were proposed: any held before
+        // this one will never be applied now.
+        held.drain(..at);
+        held.pop_front().map(|(_, exec)| exec)
     }
 
     fn applied(&self, block: &Block) {

@@ -98,6 +98,13 @@ pub struct Metrics {
     pub sign_in_failures: Family<ReasonLabel, Counter>,
     /// Blocks this node proposed.
     pub proposed_blocks: Counter,
+    /// Blocks this node proposed while an earlier one of its own was
+    /// still in flight (`block.pipeline` above 1).
+    pub proposed_ahead: Counter,
+    /// Blocks this node proposed that were not applied (lost with the
+    /// leadership, or refused as not the next block); their transactions
+    /// went back to the queue.
+    pub proposals_not_applied: Counter,
     /// Seconds from a submission's arrival to its commit.
     pub commit_latency: Histogram,
     /// Snapshots received from a leader and refused by their check
@@ -132,6 +139,8 @@ impl Metrics {
             refused: Family::default(),
             sign_in_failures: Family::default(),
             proposed_blocks: Counter::default(),
+            proposed_ahead: Counter::default(),
+            proposals_not_applied: Counter::default(),
             snapshots_refused: Counter::default(),
             erased_key_wraps: Counter::default(),
             erasure_sweeps: Counter::default(),
@@ -231,6 +240,16 @@ impl Metrics {
             "proposed_blocks",
             "Blocks proposed by this node",
             m.proposed_blocks.clone(),
+        );
+        registry.register(
+            "proposed_ahead_blocks",
+            "Blocks proposed while an earlier one of this node's was still in flight",
+            m.proposed_ahead.clone(),
+        );
+        registry.register(
+            "proposals_not_applied",
+            "Blocks this node proposed that were not applied (their transactions were queued again)",
+            m.proposals_not_applied.clone(),
         );
         registry.register(
             "commit_latency_seconds",

@@ -6,15 +6,22 @@
 //! Raft entry (`block.max_bytes`, see [`tx_budget`]), so that the largest
 //! block replicates well inside the append timeout.
 //!
-//! One block is in flight at a time. The next block is built on the state
-//! the previous one left, so the leader's outcomes are exactly what every
-//! node recomputes; while a block commits, the next batch accumulates, which
-//! is what makes per-block fsync affordable.
+//! Up to `block.pipeline` blocks are in flight at a time (see
+//! [`Producer::run`]). Each block is built on the state the blocks before it
+//! leave, so the leader's outcomes are exactly what every node recomputes;
+//! while blocks commit, the next batch accumulates, which is what makes
+//! per-block fsync affordable.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rxchain_contracts::{block, SecretKey, TxId};
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
+use rxchain_contracts::block::Tip;
+use rxchain_contracts::state::{StateRead, WriteSet};
+use rxchain_contracts::{block, governance, SecretKey, TxId};
 use tokio::sync::watch;
 
 use crate::config::BlockSettings;
@@ -22,7 +29,7 @@ use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::quorum::Quorum;
 use crate::store::ChainStore;
-use crate::types::{Raft, RaftRequest};
+use crate::types::{Raft, RaftRequest, TypeConfig};
 
 /// What the producer needs.
 pub struct Producer {
@@ -105,21 +112,145 @@ pub fn entry_bytes(block: &rxchain_contracts::Block) -> usize {
     postcard::to_allocvec(block).map_or(usize::MAX, |v| v.len())
 }
 
+/// A block this node proposed whose Raft write has not resolved yet.
+struct InFlight {
+    /// Its transactions, requeued if it is not applied.
+    ids: Vec<TxId>,
+    /// The state writes it makes, read by the blocks cut on top of it
+    /// until it is applied.
+    writes: Arc<WriteSet>,
+    /// The chain's tip once it is applied.
+    tip: Tip,
+    /// Whether it changes the consortium (members, nodes, parameters):
+    /// nothing is built on it before it is applied, since the node reads
+    /// the consortium from the committed chain.
+    governs: bool,
+}
+
+/// The state a block in flight leaves: its writes (the newest first) over
+/// the committed state. A block in flight that has been applied already
+/// reads the same either way, since its writes are what it wrote.
+struct Ahead<'a> {
+    committed: &'a dyn StateRead,
+    in_flight: &'a [Arc<WriteSet>],
+}
+
+impl StateRead for Ahead<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        for writes in self.in_flight.iter().rev() {
+            if let Some(v) = writes.get(key) {
+                return v.clone();
+            }
+        }
+        self.committed.get(key)
+    }
+}
+
+/// How one proposed block's Raft write resolved: its height, and Raft's answer
+/// (an error when Raft stopped before answering).
+type Settled = (
+    u64,
+    Result<openraft::raft::ClientWriteResult<TypeConfig>, tokio::sync::oneshot::error::RecvError>,
+);
+
 impl Producer {
+    /// Records how the block at `height` resolved; false when it was not
+    /// applied (its transactions are queued again).
+    fn settle(&self, pending: &mut BTreeMap<u64, InFlight>, (height, result): Settled) -> bool {
+        let Some(f) = pending.remove(&height) else {
+            return true;
+        };
+        let applied = matches!(&result, Ok(Ok(r)) if r.data.rejected.is_none());
+        tracing::debug!(height, applied, "proposal resolved");
+        if !applied {
+            self.metrics.proposals_not_applied.inc();
+        }
+        match result {
+            Ok(Ok(resp)) => {
+                self.metrics.proposed_blocks.inc();
+                // Committed transactions are counted where this node applies
+                // its own blocks (`Mempool::count_commits`), so a block
+                // committed after its write failed here still counts.
+                match resp.data.rejected {
+                    None => true,
+                    Some(why) => {
+                        tracing::warn!(height, %why, "proposed block was not applied; requeueing");
+                        self.mempool.requeue(&f.ids);
+                        false
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(height, error = %e, "proposal failed; lost leadership?");
+                // Whatever was not applied goes back; applied ones are gone from the pool.
+                self.mempool.requeue(&f.ids);
+                false
+            }
+            Err(_) => {
+                tracing::warn!(height, "raft stopped before answering a proposal");
+                self.mempool.requeue(&f.ids);
+                false
+            }
+        }
+    }
+
     /// Runs until `shutdown` flips to true.
+    ///
+    /// Up to `block.pipeline` blocks are in flight: after proposing one,
+    /// the next is cut and executed on the state it leaves (its writes
+    /// over the committed state, its header as the tip) while it
+    /// replicates. Only this task proposes, one block after another, so
+    /// one leader still orders everything; Raft appends the entries in the
+    /// order they were written. When a block in flight is not applied (a
+    /// refusal, a lost leadership), every block built on it is refused as
+    /// not extending the chain: the producer waits until all in flight
+    /// have resolved, requeues what was not applied, and builds the next
+    /// block on the committed tip again.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut checked_term = None;
         // Lowered for the next cut when a block came out over
         // `max_bytes` (its outcomes larger than reserved); never below 1.
         let mut cap: Option<usize> = None;
+        let depth = self.settings.pipeline.max(1);
+        let mut pending: BTreeMap<u64, InFlight> = BTreeMap::new();
+        // Raft's answers, taken in the order the blocks were proposed (a
+        // later block's answer may come first; it is held until the earlier
+        // ones are in, so `pending` always ends with the newest block).
+        let mut settled: FuturesOrdered<BoxFuture<'static, Settled>> = FuturesOrdered::new();
+        // A block in flight was not applied: build nothing more until all
+        // in flight have resolved.
+        let mut broken = false;
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            while let Some(Some(s)) = settled.next().now_or_never() {
+                broken |= !self.settle(&mut pending, s);
+            }
+            let blocked = broken || pending.values().any(|f| f.governs);
+            if !pending.is_empty() && (pending.len() >= depth || blocked) {
+                tokio::select! {
+                    Some(s) = settled.next() => broken |= !self.settle(&mut pending, s),
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+            if broken {
+                // Everything in flight has resolved; start again from the
+                // committed tip, as a new leader would.
+                broken = false;
+                checked_term = None;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
             }
             // Wait for work.
             if self.mempool.queued().0 == 0 {
                 tokio::select! {
                     _ = self.mempool.arrived.notified() => {}
+                    Some(s) = settled.next() => {
+                        broken |= !self.settle(&mut pending, s);
+                        continue;
+                    }
                     _ = shutdown.changed() => return,
                     _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
                 }
@@ -134,6 +265,11 @@ impl Producer {
             // A new leader first makes sure it has applied everything
             // committed by earlier terms, so its block builds on the true tip.
             if checked_term != Some(metrics.current_term) {
+                if !pending.is_empty() {
+                    // Proposed in an earlier term: let them resolve first.
+                    broken = true;
+                    continue;
+                }
                 if let Err(e) = self.raft.ensure_linearizable().await {
                     tracing::warn!(error = %e, "cannot confirm leadership yet");
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -172,22 +308,40 @@ impl Producer {
                 Ok(false) => self.quorum.refresh_before_block().await,
                 Err(e) => tracing::warn!(error = %e, "cannot read the tip's clock proof"),
             }
-            let tip = self.chain.tip();
+            // The block goes on the last one in flight, or on the committed tip.
+            let (tip, ahead) = match pending.values().next_back() {
+                Some(last) => (
+                    last.tip.clone(),
+                    pending.values().map(|f| f.writes.clone()).collect(),
+                ),
+                None => (self.chain.tip(), Vec::new()),
+            };
+            tracing::debug!(
+                on = tip.height,
+                in_flight = ?pending.keys().collect::<Vec<_>>(),
+                "cutting a block"
+            );
             let proposed = {
                 let chain = self.chain.clone();
                 let key = self.node_key.clone();
                 let node_id = self.node_id;
                 let quorum = self.quorum.clone();
+                let tip = tip.clone();
                 // Executing a block is CPU work; keep it off the runtime's workers.
                 tokio::task::spawn_blocking(move || {
                     // Without a majority's fresh clocks the block still
                     // goes out, with the newest proof held: chain time then
-                    // cannot pass that proof's bound.
+                    // cannot pass that proof's bound. Attestations of the
+                    // committed tip are valid on a tip in flight above it.
                     let clock = quorum.clock_proof().map_err(|e| e.to_string())?;
                     let view = chain.state();
+                    let state = Ahead {
+                        committed: &view,
+                        in_flight: &ahead,
+                    };
                     let proposed = block::propose(
                         chain.genesis(),
-                        &view,
+                        &state,
                         &tip,
                         batch,
                         clock,
@@ -222,8 +376,25 @@ impl Producer {
                     continue;
                 }
                 Ok(Ok((block, exec))) => {
-                    self.mempool
-                        .set_proposed(block.hash(self.chain.genesis().chain_id.as_str()), exec);
+                    if !pending.is_empty() {
+                        self.metrics.proposed_ahead.inc();
+                    }
+                    let hash = block.hash(self.chain.genesis().chain_id.as_str());
+                    pending.insert(
+                        block.header.height,
+                        InFlight {
+                            ids,
+                            governs: exec.writes.contains_key(&governance::consortium_key()),
+                            writes: Arc::new(exec.writes.clone()),
+                            tip: Tip {
+                                height: block.header.height,
+                                hash,
+                                timestamp: block.header.timestamp,
+                                state: exec.state,
+                            },
+                        },
+                    );
+                    self.mempool.set_proposed(hash, exec);
                     block
                 }
                 Ok(Err(e)) => {
@@ -239,24 +410,17 @@ impl Producer {
                 }
             };
             let height = block.header.height;
-            match self.raft.client_write(RaftRequest::Block(block)).await {
-                Ok(resp) => {
-                    self.metrics.proposed_blocks.inc();
-                    if let Some(why) = resp.data.rejected {
-                        tracing::warn!(height, %why, "proposed block was not applied; requeueing");
-                        self.mempool.requeue(&ids);
-                        checked_term = None;
-                    }
-                    // Committed transactions are counted where this node
-                    // applies its own blocks (`Mempool::count_commits`), so
-                    // a block committed after this write failed still counts.
-                }
+            // Handed to Raft in order; the answer is awaited elsewhere, so
+            // the next block can be cut meanwhile.
+            match self.raft.client_write_ff(RaftRequest::Block(block)).await {
+                Ok(reply) => settled.push_back(async move { (height, reply.await) }.boxed()),
                 Err(e) => {
-                    tracing::warn!(height, error = %e, "proposal failed; lost leadership?");
-                    // Whatever was not applied goes back; applied ones are gone from the pool.
-                    self.mempool.requeue(&ids);
-                    checked_term = None;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tracing::warn!(height, error = %e, "raft refused the proposal");
+                    if let Some(f) = pending.remove(&height) {
+                        self.mempool.requeue(&f.ids);
+                    }
+                    self.metrics.proposals_not_applied.inc();
+                    broken = true;
                 }
             }
         }
