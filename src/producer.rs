@@ -303,11 +303,19 @@ impl Producer {
             // A leader that does not hold a majority's clocks yet (just
             // elected, or a peer just back) asks for them once before
             // building, so chain time does not stand still needlessly.
-            match self.quorum.has_clock_majority() {
-                Ok(true) => {}
-                Ok(false) => self.quorum.refresh_before_block().await,
-                Err(e) => tracing::warn!(error = %e, "cannot read the tip's clock proof"),
-            }
+            //
+            // Without a majority's fresh clocks the block still goes out,
+            // with the newest proof held: chain time then cannot pass that
+            // proof's bound. Attestations of the committed tip are valid on
+            // a tip in flight above it.
+            let clock = match self.quorum.clock_proof() {
+                Ok(p) if self.quorum.is_clock_majority(&p) => Ok(p),
+                Ok(_) => {
+                    self.quorum.refresh_before_block().await;
+                    self.quorum.clock_proof()
+                }
+                Err(e) => Err(e),
+            };
             // The block goes on the last one in flight, or on the committed tip.
             let (tip, ahead) = match pending.values().next_back() {
                 Some(last) => (
@@ -329,11 +337,7 @@ impl Producer {
                 let tip = tip.clone();
                 // Executing a block is CPU work; keep it off the runtime's workers.
                 tokio::task::spawn_blocking(move || {
-                    // Without a majority's fresh clocks the block still
-                    // goes out, with the newest proof held: chain time then
-                    // cannot pass that proof's bound. Attestations of the
-                    // committed tip are valid on a tip in flight above it.
-                    let clock = quorum.clock_proof().map_err(|e| e.to_string())?;
+                    let clock = clock.map_err(|e| e.to_string())?;
                     let view = chain.state();
                     let state = Ahead {
                         committed: &view,
@@ -380,6 +384,8 @@ impl Producer {
                         self.metrics.proposed_ahead.inc();
                     }
                     let hash = block.hash(self.chain.genesis().chain_id.as_str());
+                    self.quorum
+                        .remember_clock(block.header.height, hash, &block.clock);
                     pending.insert(
                         block.header.height,
                         InFlight {

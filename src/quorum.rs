@@ -48,6 +48,9 @@ pub const MAX_VOTE_HEIGHTS: u64 = 64;
 /// How many of the newest blocks a node (re)votes for when it starts or
 /// catches up, so a restart does not leave recent blocks uncertified.
 const REVOTE_DEPTH: u64 = 16;
+/// How many recent blocks' clock proofs are kept in memory: enough for the
+/// blocks a leader has in flight ([`crate::config::BlockSettings::pipeline`]).
+const TIP_CLOCKS_KEPT: usize = 16;
 
 /// The body of `POST /raft/cert-vote`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -101,6 +104,9 @@ pub struct Quorum {
     /// Header hashes of recently applied blocks, by height, so a vote is
     /// checked without decoding a whole block.
     hashes: Mutex<BTreeMap<u64, Hash>>,
+    /// The clock proofs of recent blocks, by height, with the block's header
+    /// hash, so the next block's proof is built without decoding the tip.
+    tip_clocks: Mutex<BTreeMap<u64, (Hash, Vec<ClockAttestation>)>>,
     /// When the clocks were last refreshed before a block.
     last_refresh: Mutex<Option<Instant>>,
 }
@@ -132,6 +138,7 @@ impl Quorum {
             votes: Mutex::new(BTreeMap::new()),
             attestations: Mutex::new(BTreeMap::new()),
             hashes: Mutex::new(BTreeMap::new()),
+            tip_clocks: Mutex::new(BTreeMap::new()),
             last_refresh: Mutex::new(None),
         })
     }
@@ -189,9 +196,7 @@ impl Quorum {
         let tip = self.chain.tip();
         let mut all: Vec<ClockAttestation> = lock(&self.attestations).values().copied().collect();
         if tip.height > 0 {
-            if let Some(b) = self.chain.block(tip.height)? {
-                all.extend(b.clock.0);
-            }
+            all.extend(self.clock_of(tip.height, &tip.hash)?);
         }
         all.push(self.attest());
         Ok(ClockProof::select(
@@ -201,11 +206,35 @@ impl Quorum {
         ))
     }
 
-    /// Whether the attestations held give a majority for a block on the
-    /// current tip.
-    pub fn has_clock_majority(&self) -> Result<bool, StoreError> {
-        let need = majority(voters(&self.chain.consortium()).count());
-        Ok(self.clock_proof()?.0.len() >= need)
+    /// Whether `proof` holds a majority of the declared nodes' clocks.
+    pub fn is_clock_majority(&self, proof: &ClockProof) -> bool {
+        proof.0.len() >= majority(voters(&self.chain.consortium()).count())
+    }
+
+    /// Remembers the clock proof of the block `hash` at `height` (one this
+    /// node just proposed), so it is not decoded again once it is the tip.
+    pub fn remember_clock(&self, height: u64, hash: Hash, proof: &ClockProof) {
+        let mut held = lock(&self.tip_clocks);
+        held.insert(height, (hash, proof.0.clone()));
+        while held.len() > TIP_CLOCKS_KEPT {
+            held.pop_first();
+        }
+    }
+
+    /// The clock proof in the applied block at `height`, whose header hash
+    /// is `hash`: from memory when this node proposed or already read it.
+    fn clock_of(&self, height: u64, hash: &Hash) -> Result<Vec<ClockAttestation>, StoreError> {
+        if let Some((h, proof)) = lock(&self.tip_clocks).get(&height) {
+            if h == hash {
+                return Ok(proof.clone());
+            }
+        }
+        let Some(b) = self.chain.block(height)? else {
+            return Ok(Vec::new());
+        };
+        let proof = b.clock;
+        self.remember_clock(height, *hash, &proof);
+        Ok(proof.0)
     }
 
     /// Asks the members for fresh clock attestations before a block, unless
