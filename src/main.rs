@@ -41,12 +41,13 @@ fn main() -> std::process::ExitCode {
 /// How many malloc arenas a long-running node may use (glibc only).
 ///
 /// glibc gives each thread that meets a locked arena a new one, up to eight
-/// per core, and memory freed into one arena is not reused by another. A node
-/// frees buffers on other threads than the ones that allocated them (tokio
-/// workers, the blocking pool, sled's flusher), so with the default its RSS
-/// grew with the chain: 374 MiB at 300,000 transactions with two arenas
-/// giving 262 MiB, at the same throughput (BENCHMARKS.md). The short-lived
-/// commands (`verify` uses every core for signatures) keep glibc's default.
+/// per core, and free memory in one arena does not serve another's
+/// allocations. A node's many threads (tokio workers, the blocking pool,
+/// sled's flusher) each fragment their own, so with the default its RSS grew
+/// with the chain: one hand run of `scripts/bench.sh`'s growth option found
+/// 374 MiB at 300,000 transactions with glibc's default and 262 MiB with two
+/// arenas, at about the same throughput. The short-lived commands (`verify`
+/// uses every core for signatures) keep glibc's default.
 /// An operator's own `MALLOC_ARENA_MAX` wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
