@@ -45,6 +45,14 @@ pub enum ConfigError {
     /// Boxed because figment's error is large and this path is cold.
     #[error("invalid settings: {0}")]
     Invalid(#[source] Box<figment::Error>),
+    /// A value has the right type but is out of its range.
+    #[error("invalid setting {key}: {why}")]
+    OutOfRange {
+        /// The setting, as a TOML key path.
+        key: &'static str,
+        /// What the value must be, and what it was.
+        why: String,
+    },
 }
 
 /// A value that must never be printed or logged: `Debug` shows
@@ -99,8 +107,16 @@ pub struct BlockSettings {
     /// applied) at once. Each is built on the state the ones before it
     /// leave, so the next block is cut and executed while the previous
     /// one replicates; 1 waits for each block to apply before cutting the
-    /// next.
+    /// next. At most [`BlockSettings::MAX_PIPELINE`].
     pub pipeline: usize,
+}
+
+impl BlockSettings {
+    /// The most blocks that may be in flight: the mempool keeps the
+    /// executions of this many proposed blocks for the state machine to
+    /// reuse (`mempool::PROPOSED_KEPT`); a deeper pipeline would make it
+    /// execute every block twice.
+    pub const MAX_PIPELINE: usize = 8;
 }
 
 impl Default for BlockSettings {
@@ -463,9 +479,26 @@ impl Settings {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        Self::figment(text, env)
+        let settings: Settings = Self::figment(text, env)
             .extract()
-            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        settings.check_ranges()?;
+        Ok(settings)
+    }
+
+    /// Refuses values that parse but cannot work.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        let pipeline = self.block.pipeline;
+        if !(1..=BlockSettings::MAX_PIPELINE).contains(&pipeline) {
+            return Err(ConfigError::OutOfRange {
+                key: "block.pipeline",
+                why: format!(
+                    "must be 1 to {} blocks in flight, not {pipeline}",
+                    BlockSettings::MAX_PIPELINE
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The figment of a TOML text with the `RXCHAIN_` variables among `env`
@@ -551,6 +584,40 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = Settings::from_toml(&format!("{BASE}\nbogus = 1"), vec![]).unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn a_pipeline_outside_one_to_eight_is_refused_with_its_key() {
+        for bad in [0, BlockSettings::MAX_PIPELINE + 1, 64] {
+            let err = Settings::from_toml(&format!("{BASE}\n[block]\npipeline = {bad}"), vec![])
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::OutOfRange {
+                        key: "block.pipeline",
+                        ..
+                    }
+                ),
+                "{text}"
+            );
+            assert!(text.contains(&format!("not {bad}")), "{text}");
+        }
+        for good in [1, 3, BlockSettings::MAX_PIPELINE] {
+            let s = Settings::from_toml(&format!("{BASE}\n[block]\npipeline = {good}"), vec![])
+                .unwrap();
+            assert_eq!(s.block.pipeline, good);
+        }
+        let from_env = Settings::from_toml(
+            BASE,
+            vec![("RXCHAIN_BLOCK__PIPELINE".to_string(), "9".to_string())],
+        )
+        .unwrap_err();
+        assert!(
+            from_env.to_string().contains("block.pipeline"),
+            "{from_env}"
+        );
     }
 
     #[test]

@@ -74,8 +74,8 @@ pub struct Capacity {
 }
 
 /// How many proposed blocks' executions are held at most (see
-/// `Mempool::proposed`): more than any pipeline keeps in flight.
-const PROPOSED_KEPT: usize = 8;
+/// `Mempool::proposed`): as many as the deepest pipeline keeps in flight.
+const PROPOSED_KEPT: usize = crate::config::BlockSettings::MAX_PIPELINE;
 
 /// The mempool. Shared as `Arc<Mempool>`.
 pub struct Mempool {
