@@ -219,6 +219,16 @@ impl PublicKey {
         }
     }
 
+    /// The same key with its point decompressed, so that signatures checked
+    /// under the copy skip the square root; a key parsed from text already is.
+    /// An invalid point is `BadPublicKey`, as its first use would be.
+    pub fn decompressed(&self) -> Result<Self, CryptoError> {
+        Ok(PublicKey {
+            bytes: self.bytes,
+            key: Some(self.point()?),
+        })
+    }
+
     /// Parses 66 hex characters.
     pub fn parse_hex(s: &str) -> Result<Self, CryptoError> {
         let v = hex::decode(s).map_err(|_| CryptoError::BadHex { expected: 33 })?;

@@ -484,9 +484,13 @@ async fn verify_parallel(
         let chunk = std::mem::replace(&mut txs, rest);
         let chain_id = chain_id.clone();
         jobs.push(tokio::task::spawn_blocking(move || {
+            let mut keys = crate::store::preverify::KeyMemo::default();
             chunk
                 .into_iter()
-                .map(|(i, t)| (i, t.verify_new(&chain_id)))
+                .map(|(i, mut t)| {
+                    keys.prepare(&mut t);
+                    (i, t.verify_new(&chain_id))
+                })
                 .collect::<Vec<_>>()
         }));
     }
