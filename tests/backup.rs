@@ -403,6 +403,20 @@ fn stop_and_verify_all(p: &mut Procs, ids: &[u64]) {
         assert!(v.status.success(), "node {id}: {}", text(&v));
         let out = String::from_utf8_lossy(&v.stdout).into_owned();
         assert!(out.contains("applied Raft log entries verify"), "{out}");
+        // Its two phases are timed apart, on stderr: the private copy, then
+        // the checks.
+        let err = String::from_utf8_lossy(&v.stderr).into_owned();
+        let phases = err
+            .lines()
+            .find(|l| l.starts_with("copied and opened"))
+            .unwrap_or_default();
+        let secs: Vec<f64> = phases
+            .strip_prefix("copied and opened the directory in ")
+            .and_then(|r| r.strip_suffix(" s"))
+            .and_then(|r| r.split_once(" s, verified the copy in "))
+            .map(|(a, b)| vec![a.parse().unwrap(), b.parse().unwrap()])
+            .unwrap_or_else(|| panic!("no phase times: {err}"));
+        assert!(secs.iter().all(|s| *s >= 0.0 && *s < 600.0), "{phases}");
     }
 }
 
