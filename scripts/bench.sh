@@ -213,10 +213,10 @@ measure_stopped() {
   local txs secs phases
   txs=$(grep -oE '[0-9]+ transactions' "$dir/verify.txt" | head -n1 | grep -oE '[0-9]+' || echo 0)
   secs=$(python3 -c "print(round($end - $start, 2))")
-  # verify's own split: the private copy, then the checks.
-  phases=$(grep -oE 'directory in [0-9.]+ s, verified the copy in [0-9.]+ s' "$dir/verify.txt" || echo "no phase times printed")
+  # verify's own split: the private copy (with sled opening it), then the checks.
+  phases=$(grep -oE 'copied and opened the directory in [0-9.]+ s, verified the copy in [0-9.]+ s' "$dir/verify.txt" || echo "no phase times printed")
   row "$label: rxchain verify" "$(python3 -c "print(round(${txs:-0} / max($secs, 0.001)))")" "tx/s" "$l" \
-    "$txs transactions in $secs s (the private copy of the directory included; copied the $phases): $(tail -n 1 "$dir/verify.txt" | cut -c1-100)"
+    "$txs transactions in $secs s (the private copy of the directory included; $phases): $(tail -n 1 "$dir/verify.txt" | cut -c1-100)"
   [ -n "${STORAGE_DETAIL:-}" ] || return 0
   # Where the bytes go: sled's logical bytes (storage-report), the size of
   # an offline backup (the records with no store overhead), and the disk
